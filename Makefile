@@ -1,0 +1,49 @@
+# quantdesk: `make demo` and `make test` do all the set-up on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+# The stamp records the inputs of the last install; a second run reinstalls nothing.
+STAMP := $(VENV)/.installed
+export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: install demo test lint typecheck bench clean help
+
+help:
+	@echo "make demo   - set up .venv, fill the store with sample + simulated data, print it"
+	@echo "make test   - set up .venv, lint, type-check and run the test suite"
+	@echo "make bench  - run the benchmark table (not part of make test)"
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip setuptools wheel
+	# torch first, pinned to the local CPU build: an unpinned torch pulls GBs of CUDA wheels.
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt torch==2.13.0
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[all,dev]"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(VENV)/bin/quantdesk ingest sample
+	$(VENV)/bin/quantdesk ingest simulate --symbols 50 --days 2520 --seed 7
+	$(VENV)/bin/quantdesk data info
+
+lint: install
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+# pytest exits 5 when it collected no test: that is a failure, never a silent pass.
+test: lint typecheck
+	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+bench: install
+	$(PY) -m benchmarks
+
+clean:
+	rm -rf $(VENV) .numba_cache .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,51 @@
+"""Market data: schemas and validation, the DuckDB store, sources and candles.
+
+Names load on first use, so importing :mod:`quantdesk.data` stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "MarketStore": "quantdesk.data.store",
+    "simulate": "quantdesk.data.simulator",
+    "SimulatedMarket": "quantdesk.data.simulator",
+    "load_sample": "quantdesk.data.samples",
+    "read_bars_file": "quantdesk.data.files",
+    "validate_bars": "quantdesk.data.validation",
+    "ValidationError": "quantdesk.data.validation",
+    "aggregate": "quantdesk.data.candles",
+    "CandleAggregator": "quantdesk.data.candles",
+    "parse_timeframe": "quantdesk.data.schemas",
+}
+_SUBMODULES = frozenset(
+    {"schemas", "validation", "store", "simulator", "samples", "files", "online", "candles"}
+)
+
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:
+    from quantdesk.data.candles import CandleAggregator, aggregate
+    from quantdesk.data.files import read_bars_file
+    from quantdesk.data.samples import load_sample
+    from quantdesk.data.schemas import parse_timeframe
+    from quantdesk.data.simulator import SimulatedMarket, simulate
+    from quantdesk.data.store import MarketStore
+    from quantdesk.data.validation import ValidationError, validate_bars
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"quantdesk.data.{name}")
+    else:
+        raise AttributeError(f"module 'quantdesk.data' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS) | _SUBMODULES)

@@ -1,0 +1,109 @@
+"""Column contracts and timeframe arithmetic shared by every data module.
+
+Long bars have the columns :data:`BAR_COLUMNS`; ``ts`` is timezone-aware UTC and a
+daily bar's ``ts`` is the session date at 00:00 UTC.  Ticks have :data:`TICK_COLUMNS`.
+Timeframes are strings such as ``"1s"``, ``"5min"``, ``"1h"`` or ``"1d"``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "BAR_COLUMNS",
+    "PRICE_COLUMNS",
+    "TICK_COLUMNS",
+    "Timeframe",
+    "parse_timeframe",
+    "to_utc_ns",
+]
+
+BAR_COLUMNS: tuple[str, ...] = ("symbol", "ts", "open", "high", "low", "close", "volume")
+PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close")
+TICK_COLUMNS: tuple[str, ...] = ("symbol", "ts", "price", "size")
+
+_UNIT_SECONDS = {"s": 1, "min": 60, "h": 3600, "d": 86400}
+_UNIT_ALIASES = {
+    "s": "s", "sec": "s", "secs": "s", "second": "s",
+    "m": "min", "min": "min", "t": "min", "minute": "min",
+    "h": "h", "hour": "h",
+    "d": "d", "day": "d",
+}  # fmt: skip
+_TIMEFRAME_RE = re.compile(r"^\s*(\d+)\s*([a-zA-Z]+)\s*$")
+NS_PER_SECOND = 1_000_000_000
+
+
+@dataclass(frozen=True, order=True)
+class Timeframe:
+    """A bar length: ``seconds`` long, written canonically as ``name`` (``"5min"``)."""
+
+    seconds: int
+    name: str
+
+    @property
+    def nanos(self) -> int:
+        """Return the bar length in nanoseconds."""
+        return self.seconds * NS_PER_SECOND
+
+    @property
+    def is_daily(self) -> bool:
+        """Return True for bars of one day or longer (bucketed by session date)."""
+        return self.seconds >= 86400
+
+    @property
+    def pandas_freq(self) -> str:
+        """Return the pandas offset alias for this timeframe (``"5min"``, ``"1D"``)."""
+        n, unit = _split(self.name)
+        return f"{n}{ {'s': 's', 'min': 'min', 'h': 'h', 'd': 'D'}[unit] }"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def _split(name: str) -> tuple[int, str]:
+    m = _TIMEFRAME_RE.match(name)
+    if m is None:
+        raise ValueError(f"invalid timeframe {name!r}: expected e.g. '1s', '5min', '1h', '1d'")
+    word = m.group(2).lower()
+    if len(word) > 3 and word.endswith("s"):  # plurals: "mins", "hours", "days"
+        word = word[:-1]
+    unit = _UNIT_ALIASES.get(word)
+    if unit is None:
+        raise ValueError(f"invalid timeframe {name!r}: unknown unit {m.group(2)!r}")
+    return int(m.group(1)), unit
+
+
+def parse_timeframe(timeframe: str | Timeframe) -> Timeframe:
+    """Return the :class:`Timeframe` for a string such as ``"1min"``, ``"15m"``, ``"1d"``.
+
+    Examples
+    --------
+    >>> parse_timeframe("5min")
+    Timeframe(seconds=300, name='5min')
+    >>> parse_timeframe("1D").name
+    '1d'
+    """
+    if isinstance(timeframe, Timeframe):
+        return timeframe
+    n, unit = _split(str(timeframe))
+    if n <= 0:
+        raise ValueError(f"invalid timeframe {timeframe!r}: length must be positive")
+    seconds = n * _UNIT_SECONDS[unit]
+    if unit == "d" and n != 1:
+        raise ValueError(f"invalid timeframe {timeframe!r}: only '1d' is supported above hours")
+    if seconds < 86400 and 86400 % seconds != 0:
+        raise ValueError(f"invalid timeframe {timeframe!r}: must divide one day evenly")
+    return Timeframe(seconds=seconds, name=f"{n}{unit}")
+
+
+def to_utc_ns(ts: pd.Series) -> pd.Series:
+    """Return ``ts`` as ``datetime64[ns, UTC]``; naive values are taken to be UTC already."""
+    import pandas as pd
+
+    out = pd.to_datetime(ts, utc=True)
+    return out.dt.as_unit("ns")
