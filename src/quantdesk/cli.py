@@ -1,0 +1,265 @@
+"""The ``quantdesk`` command: ingest data and inspect the store.
+
+Human-readable output goes to stdout, logs and progress bars to stderr; with
+``--json`` stdout carries exactly one JSON document.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from quantdesk.config import settings
+
+__all__ = ["app", "main"]
+
+logger = logging.getLogger("quantdesk.cli")
+
+app = typer.Typer(
+    help="quantdesk: a Jupyter-first research environment for quantitative trading research.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+ingest_app = typer.Typer(help="Fill the market store.", no_args_is_help=True, rich_markup_mode=None)
+data_app = typer.Typer(help="Inspect the market store.", no_args_is_help=True, rich_markup_mode=None)
+app.add_typer(ingest_app, name="ingest")
+app.add_typer(data_app, name="data")
+
+StoreOption = Annotated[
+    Path | None,
+    typer.Option("--store", help="DuckDB store file (default $QUANTDESK_HOME/quantdesk.duckdb)."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+
+
+def _store(path: Path | None, read_only: bool = False) -> Any:
+    from quantdesk.data.store import MarketStore
+
+    try:
+        return MarketStore(path, read_only=read_only)
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+
+
+def _fail(message: str, code: int = 1) -> Any:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _print_report(report: Any) -> None:
+    typer.echo(report.summary())
+    if report.rejected:
+        typer.echo(
+            f"  {report.rejected} rejected rows stored with their reasons: "
+            f"quantdesk data rejects --ingest {report.ingest_id}"
+        )
+
+
+@app.callback()
+def _main(
+    log_level: Annotated[
+        str | None, typer.Option("--log-level", help="DEBUG, INFO, WARNING (default from env).")
+    ] = None,
+) -> None:
+    level = (log_level or settings().log_level).upper()
+    logging.basicConfig(
+        level=level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@ingest_app.command("sample")
+def ingest_sample(
+    names: Annotated[
+        list[str] | None,
+        typer.Option("--name", help="Bundled data set(s): sp500, nasdaq (default: all)."),
+    ] = None,
+    store: StoreOption = None,
+) -> None:
+    """Load the real daily S&P 500 and NASDAQ data (1999-2018) that ships with `arch`."""
+    from tqdm.auto import tqdm
+
+    from quantdesk.data.samples import SAMPLES, load_sample
+
+    target = _store(store)
+    for name in tqdm(names or list(SAMPLES), desc="samples", unit="set", file=sys.stderr):
+        bars, meta = load_sample(name)
+        _print_report(target.write_bars(bars, "1d", source=f"arch:{name}", metadata=meta))
+
+
+@ingest_app.command("simulate")
+def ingest_simulate(
+    symbols: Annotated[int, typer.Option("--symbols", help="Number of symbols.")] = 50,
+    days: Annotated[int, typer.Option("--days", help="Number of business days.")] = 2520,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same market).")] = 0,
+    start: Annotated[str, typer.Option("--start", help="First session date.")] = "2010-01-04",
+    tick_days: Annotated[
+        int, typer.Option("--tick-days", help="Also store intraday ticks for the last N days.")
+    ] = 0,
+    store: StoreOption = None,
+) -> None:
+    """Simulate a correlated regime-switching market and store its daily bars."""
+    from tqdm.auto import tqdm
+
+    from quantdesk.data.simulator import simulate
+
+    target = _store(store)
+    market = simulate(n_symbols=symbols, n_days=days, seed=seed, start=start)
+    source = f"simulator:seed={seed}"
+    meta = market.metadata()
+    chunk = 25
+    names = market.symbols
+    progress = tqdm(total=len(market.bars), desc="bars", unit="row", file=sys.stderr)
+    totals = {"inserted": 0, "updated": 0, "unchanged": 0, "rejected": 0}
+    for i in range(0, len(names), chunk):
+        part = names[i : i + chunk]
+        bars = market.bars[market.bars["symbol"].isin(part)]
+        report = target.write_bars(
+            bars, "1d", source=source, metadata=meta[meta["symbol"].isin(part)]
+        )
+        for key in totals:
+            totals[key] += getattr(report, key)
+        progress.update(len(bars))
+    progress.close()
+    typer.echo(
+        f"{source}: {len(names)} symbols x {days} days -> "
+        + ", ".join(f"{v} {k}" for k, v in totals.items())
+    )
+    if tick_days > 0:
+        sessions = market.bars["ts"].drop_duplicates().sort_values()
+        first = sessions.iloc[-min(tick_days, len(sessions))]
+        ticks = market.ticks(start=first)
+        _print_report(target.write_ticks(ticks, source=source))
+
+
+@ingest_app.command("file")
+def ingest_file(
+    path: Annotated[Path, typer.Argument(help="A .csv, .csv.gz, .tsv or .parquet file.")],
+    symbol: Annotated[
+        str | None, typer.Option("--symbol", help="Symbol, for files without a symbol column.")
+    ] = None,
+    timeframe: Annotated[str, typer.Option("--timeframe", help="Bar length: 1min, 1h, 1d...")] = (
+        "1d"
+    ),
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Write nothing and fail at the first bad row.")
+    ] = False,
+    tz: Annotated[str, typer.Option("--tz", help="Timezone of naive timestamps.")] = "UTC",
+    ts_format: Annotated[
+        str | None, typer.Option("--format", help="strftime format of the timestamps.")
+    ] = None,
+    mapping: Annotated[
+        list[str] | None,
+        typer.Option("--map", help="Column mapping FILE_COLUMN=FIELD, e.g. 'Px Last=close'."),
+    ] = None,
+    store: StoreOption = None,
+) -> None:
+    """Import bars from a CSV or Parquet file; bad rows are rejected with their reasons."""
+    from quantdesk.data.files import read_bars_file
+    from quantdesk.data.validation import ValidationError
+
+    columns = {}
+    for item in mapping or []:
+        if "=" not in item:
+            _fail(f"--map {item!r}: expected FILE_COLUMN=FIELD")
+        src, dst = item.split("=", 1)
+        columns[src.strip()] = dst.strip()
+    try:
+        result = read_bars_file(
+            path,
+            symbol=symbol,
+            timeframe=timeframe,
+            columns=columns,
+            ts_format=ts_format,
+            tz=tz,
+            strict=strict,
+        )
+    except (ValidationError, FileNotFoundError) as exc:
+        _fail(f"{exc}{'; nothing written (--strict)' if strict else ''}")
+    target = _store(store)
+    _print_report(
+        target.write_bars(result.good, timeframe, source=result.source, validation=result)
+    )
+
+
+@ingest_app.command("yahoo")
+def ingest_yahoo(
+    symbols: Annotated[list[str], typer.Argument(help="Yahoo tickers, e.g. SPY TLT GLD.")],
+    start: Annotated[str | None, typer.Option("--start")] = None,
+    end: Annotated[str | None, typer.Option("--end")] = None,
+    store: StoreOption = None,
+) -> None:
+    """Download daily bars from Yahoo Finance (needs quantdesk[online] and a network)."""
+    from quantdesk.data.online import SourceUnavailableError, fetch_yahoo
+
+    try:
+        bars = fetch_yahoo(symbols, start, end)
+    except SourceUnavailableError as exc:
+        _fail(str(exc))
+    _print_report(_store(store).write_bars(bars, "1d", source="yahoo"))
+
+
+@data_app.command("info")
+def data_info(as_json: JsonOption = False, store: StoreOption = None) -> None:
+    """Show symbols, date ranges, row counts per timeframe and rejects."""
+    info = _store(store, read_only=True).info()
+    if as_json:
+        typer.echo(json.dumps(info, indent=2))
+        return
+    typer.echo(f"store: {info['path']}")
+    typer.echo(f"symbols: {info['symbols']}   ingests: {info['ingests']}")
+    typer.echo("bars by timeframe:")
+    for row in info["bars"]:
+        typer.echo(
+            f"  {row['timeframe']:>6}  {row['symbols']:>5} symbols  {row['rows']:>10,} rows  "
+            f"{row['first'][:10]} .. {row['last'][:10]}"
+        )
+    typer.echo("bars by source:")
+    for row in info["sources"]:
+        typer.echo(
+            f"  {row['source']:<24} {row['symbols']:>5} symbols  {row['rows']:>10,} rows  "
+            f"{row['first'][:10]} .. {row['last'][:10]}"
+        )
+    ticks = info["ticks"]
+    if ticks["rows"]:
+        typer.echo(
+            f"ticks: {ticks['rows']:,} rows, {ticks['symbols']} symbols, "
+            f"{ticks['first']} .. {ticks['last']}"
+        )
+    rejected = sum(info["rejects"].values())
+    typer.echo(f"rejects: {rejected}" + (f" {info['rejects']}" if rejected else ""))
+
+
+@data_app.command("rejects")
+def data_rejects(
+    ingest: Annotated[int | None, typer.Option("--ingest", help="Only this ingest id.")] = None,
+    limit: Annotated[int, typer.Option("--limit", help="Rows to show.")] = 50,
+    as_json: JsonOption = False,
+    store: StoreOption = None,
+) -> None:
+    """List rejected rows with their file, row number, field and reason."""
+    frame = _store(store, read_only=True).rejects(ingest)
+    if as_json:
+        typer.echo(frame.head(limit).to_json(orient="records"))
+        return
+    if frame.empty:
+        typer.echo("no rejects")
+        return
+    typer.echo(frame.head(limit)[["ingest_id", "source", "row", "field", "reason"]].to_string())
+
+
+def main() -> None:
+    """Run the ``quantdesk`` command line."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

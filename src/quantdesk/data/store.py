@@ -1,0 +1,674 @@
+"""MarketStore: the embedded DuckDB market-data store.
+
+Concurrency design
+------------------
+DuckDB lets one process hold a database file read-write, and a process holding the
+file in any mode blocks a process that wants another mode.  A notebook kernel, a
+dashboard and an ingest job must all work on the store at once, so the store never
+keeps a connection open between calls: every operation opens a short-lived
+connection (read-only for reads, read-write for writes), does its work in one
+transaction and closes.  When another process holds a conflicting lock the operation
+retries with jittered exponential back-off until ``lock_timeout`` (default 60 s,
+``QUANTDESK_LOCK_TIMEOUT``), so lock conflicts never surface to the user as errors;
+only a lock held longer than the timeout raises :class:`StoreBusyError`.  A write is
+one transaction, so readers see all of an ingest or none of it, and a failed write
+changes nothing.
+
+All SQL built here uses bound parameters for user values; identifiers that vary
+(the field name in :meth:`MarketStore.panel`) are checked against a fixed set.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import random
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from quantdesk.config import settings
+from quantdesk.data.schemas import BAR_COLUMNS, parse_timeframe
+from quantdesk.data.validation import ValidationResult, validate_bars, validate_ticks
+
+if TYPE_CHECKING:
+    import duckdb
+
+__all__ = ["IngestReport", "MarketStore", "StoreBusyError", "SYMBOL_COLUMNS"]
+
+logger = logging.getLogger(__name__)
+
+SYMBOL_COLUMNS: tuple[str, ...] = ("symbol", "name", "asset_class", "currency", "timezone", "source")
+_VALUE_FIELDS = ("open", "high", "low", "close", "volume")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS bars (
+    symbol VARCHAR NOT NULL,
+    timeframe VARCHAR NOT NULL,
+    ts TIMESTAMPTZ NOT NULL,
+    open DOUBLE NOT NULL,
+    high DOUBLE NOT NULL,
+    low DOUBLE NOT NULL,
+    close DOUBLE NOT NULL,
+    volume DOUBLE,
+    PRIMARY KEY (symbol, timeframe, ts)
+);
+CREATE TABLE IF NOT EXISTS ticks (
+    symbol VARCHAR NOT NULL,
+    ts TIMESTAMPTZ NOT NULL,
+    seq INTEGER NOT NULL,
+    price DOUBLE NOT NULL,
+    size DOUBLE NOT NULL,
+    PRIMARY KEY (symbol, ts, seq)
+);
+CREATE TABLE IF NOT EXISTS symbols (
+    symbol VARCHAR PRIMARY KEY,
+    name VARCHAR,
+    asset_class VARCHAR,
+    currency VARCHAR,
+    timezone VARCHAR NOT NULL DEFAULT 'UTC',
+    source VARCHAR,
+    updated_at TIMESTAMPTZ
+);
+CREATE SEQUENCE IF NOT EXISTS ingest_id_seq START 1;
+CREATE TABLE IF NOT EXISTS ingest_log (
+    ingest_id BIGINT PRIMARY KEY,
+    started_at TIMESTAMPTZ NOT NULL,
+    finished_at TIMESTAMPTZ NOT NULL,
+    source VARCHAR NOT NULL,
+    kind VARCHAR NOT NULL,
+    timeframe VARCHAR,
+    rows_in BIGINT NOT NULL,
+    inserted BIGINT NOT NULL,
+    updated BIGINT NOT NULL,
+    unchanged BIGINT NOT NULL,
+    duplicates BIGINT NOT NULL,
+    rejected BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rejects (
+    ingest_id BIGINT NOT NULL,
+    source VARCHAR NOT NULL,
+    "row" BIGINT NOT NULL,
+    field VARCHAR,
+    reason VARCHAR NOT NULL,
+    raw VARCHAR
+);
+"""
+
+
+class StoreBusyError(TimeoutError):
+    """Raised when another process held the store's lock for longer than the timeout."""
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """Return value of a write: what happened to every input row."""
+
+    ingest_id: int
+    source: str
+    kind: str
+    timeframe: str | None
+    rows_in: int
+    inserted: int
+    updated: int
+    unchanged: int
+    duplicates: int
+    rejected: int
+
+    def summary(self) -> str:
+        """Return a one-line account of the write."""
+        tf = f" {self.timeframe}" if self.timeframe else ""
+        return (
+            f"{self.source}: {self.rows_in} {self.kind}{tf} rows in -> {self.inserted} inserted, "
+            f"{self.updated} updated, {self.unchanged} unchanged, {self.duplicates} duplicates, "
+            f"{self.rejected} rejected"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the report as a plain dict (for JSON output)."""
+        return asdict(self)
+
+
+def _is_lock_conflict(exc: Exception) -> bool:
+    text = str(exc)
+    return "lock" in text.lower() or "different configuration" in text
+
+
+def _as_utc(value: Any) -> pd.Timestamp | None:
+    if value is None:
+        return None
+    ts = pd.Timestamp(value)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def _symbol_list(symbols: str | Sequence[str] | None) -> list[str] | None:
+    if symbols is None:
+        return None
+    return [symbols] if isinstance(symbols, str) else [str(s) for s in symbols]
+
+
+def _utc_ns(frame: pd.DataFrame, column: str = "ts") -> pd.DataFrame:
+    if len(frame):
+        frame[column] = pd.to_datetime(frame[column], utc=True).dt.as_unit("ns")
+    else:
+        frame[column] = pd.Series(dtype="datetime64[ns, UTC]")
+    return frame
+
+
+class MarketStore:
+    """The local market-data store: bars, ticks, symbol metadata, ingest log, rejects.
+
+    Parameters
+    ----------
+    path
+        DuckDB file; ``None`` means ``$QUANTDESK_HOME/quantdesk.duckdb``.
+    read_only
+        Refuse writes (reads never take the write lock either way).
+    lock_timeout
+        Seconds to wait for another process's lock (default from settings).
+
+    Examples
+    --------
+    >>> store = MarketStore(tmp_path / "demo.duckdb")  # doctest: +SKIP
+    >>> store.write_bars(bars, "1d").summary()  # doctest: +SKIP
+    >>> close = store.panel("close", symbols=["SPX"])  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        read_only: bool = False,
+        lock_timeout: float | None = None,
+    ) -> None:
+        cfg = settings()
+        self.path = Path(path) if path is not None else cfg.store_path
+        self.read_only = read_only
+        self.lock_timeout = cfg.lock_timeout if lock_timeout is None else lock_timeout
+        if read_only:
+            if not self.path.exists():
+                raise FileNotFoundError(
+                    f"no market store at {self.path}; run `quantdesk ingest sample` "
+                    "or set QUANTDESK_HOME"
+                )
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self._connect(write=True) as con:
+                con.execute(_SCHEMA)
+
+    def __repr__(self) -> str:
+        mode = "read-only" if self.read_only else "read-write"
+        return f"MarketStore({str(self.path)!r}, {mode})"
+
+    # -- connections -------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _connect(self, write: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Yield a short-lived connection, retrying while another process holds a lock."""
+        import duckdb
+
+        if write and self.read_only:
+            raise PermissionError(f"{self!r} was opened read-only")
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.005
+        attempts = 0
+        while True:
+            try:
+                con = duckdb.connect(str(self.path), read_only=not write)
+                break
+            except (duckdb.IOException, duckdb.ConnectionException) as exc:
+                if not _is_lock_conflict(exc):
+                    raise
+                attempts += 1
+                if time.monotonic() + delay > deadline:
+                    raise StoreBusyError(
+                        f"{self.path}: another process held the lock for more than "
+                        f"{self.lock_timeout:.0f} s ({attempts} attempts); last error: {exc}"
+                    ) from exc
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 0.25)
+        if attempts:
+            logger.debug("opened %s after %d lock retries", self.path, attempts)
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            yield con
+        finally:
+            con.close()
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self._connect(write=True) as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+
+    # -- writes ------------------------------------------------------------------------
+
+    def write_bars(
+        self,
+        df: pd.DataFrame,
+        timeframe: str = "1d",
+        *,
+        source: str = "<dataframe>",
+        strict: bool = False,
+        metadata: pd.DataFrame | None = None,
+        validation: ValidationResult | None = None,
+    ) -> IngestReport:
+        """Return the report of an idempotent upsert of long bars, in one transaction.
+
+        Every row is validated first (see :func:`~quantdesk.data.validation.validate_bars`).
+        Bad rows go to the ``rejects`` table with their source, row number and reason, or
+        with ``strict=True`` the first bad row raises and nothing is written.  Re-writing
+        the same rows changes nothing; rows whose key exists with other values are
+        updated (a vendor correction) and counted.  If anything fails, nothing changes.
+
+        ``metadata`` (columns of :data:`SYMBOL_COLUMNS`) is upserted with the bars;
+        symbols without metadata get a default row (timezone UTC).  ``validation`` lets
+        a caller that already validated (e.g. a file reader) pass its result.
+        """
+        tf = parse_timeframe(timeframe)
+        result = validation or validate_bars(df, tf.name, source=source, strict=strict)
+        if strict:
+            result.raise_first()
+        good = result.good.assign(timeframe=tf.name)[
+            ["symbol", "timeframe", "ts", *_VALUE_FIELDS]
+        ]
+        started = datetime.now(UTC)
+        with self._transaction() as con:
+            con.register("incoming", good)
+            con.execute("CREATE TEMP TABLE staged AS SELECT * FROM incoming")
+            con.unregister("incoming")
+            counts = con.execute(
+                """
+                SELECT
+                    count(*) FILTER (WHERE b.symbol IS NULL),
+                    count(*) FILTER (WHERE b.symbol IS NOT NULL AND (
+                        b.open IS DISTINCT FROM s.open OR b.high IS DISTINCT FROM s.high OR
+                        b.low IS DISTINCT FROM s.low OR b.close IS DISTINCT FROM s.close OR
+                        b.volume IS DISTINCT FROM s.volume))
+                FROM staged s
+                LEFT JOIN bars b USING (symbol, timeframe, ts)
+                """
+            ).fetchall()[0]
+            inserted, updated = int(counts[0]), int(counts[1])
+            con.execute(
+                """
+                INSERT INTO bars SELECT * FROM staged
+                ON CONFLICT (symbol, timeframe, ts) DO UPDATE SET
+                    open = excluded.open, high = excluded.high, low = excluded.low,
+                    close = excluded.close, volume = excluded.volume
+                WHERE bars.open IS DISTINCT FROM excluded.open
+                   OR bars.high IS DISTINCT FROM excluded.high
+                   OR bars.low IS DISTINCT FROM excluded.low
+                   OR bars.close IS DISTINCT FROM excluded.close
+                   OR bars.volume IS DISTINCT FROM excluded.volume
+                """
+            )
+            con.execute("DROP TABLE staged")
+            self._upsert_symbols(con, good["symbol"].unique(), metadata, source)
+            report = IngestReport(
+                ingest_id=self._next_ingest_id(con),
+                source=source,
+                kind="bars",
+                timeframe=tf.name,
+                rows_in=result.rows_in,
+                inserted=inserted,
+                updated=updated,
+                unchanged=len(good) - inserted - updated,
+                duplicates=result.duplicates,
+                rejected=len(result.rejects),
+            )
+            self._log_ingest(con, report, result, started)
+        logger.info(report.summary())
+        return report
+
+    def write_ticks(
+        self, df: pd.DataFrame, *, source: str = "<dataframe>", strict: bool = False
+    ) -> IngestReport:
+        """Return the report of an idempotent write of ticks (``symbol, ts, price, size``).
+
+        Ticks sharing ``(symbol, ts)`` are numbered in input order (``seq``), so writing
+        the same file twice stores each trade once.
+        """
+        result = validate_ticks(df, source=source, strict=strict)
+        good = result.good
+        good = good.assign(seq=good.groupby(["symbol", "ts"], sort=False).cumcount())
+        good = good[["symbol", "ts", "seq", "price", "size"]]
+        started = datetime.now(UTC)
+        with self._transaction() as con:
+            before = self._count(con, "ticks")
+            con.register("incoming", good)
+            con.execute(
+                """
+                INSERT INTO ticks SELECT * FROM incoming
+                ON CONFLICT (symbol, ts, seq) DO UPDATE SET
+                    price = excluded.price, size = excluded.size
+                WHERE ticks.price IS DISTINCT FROM excluded.price
+                   OR ticks.size IS DISTINCT FROM excluded.size
+                """
+            )
+            con.unregister("incoming")
+            inserted = self._count(con, "ticks") - before
+            self._upsert_symbols(con, good["symbol"].unique(), None, source)
+            report = IngestReport(
+                ingest_id=self._next_ingest_id(con),
+                source=source,
+                kind="ticks",
+                timeframe=None,
+                rows_in=result.rows_in,
+                inserted=inserted,
+                updated=0,
+                unchanged=len(good) - inserted,
+                duplicates=0,
+                rejected=len(result.rejects),
+            )
+            self._log_ingest(con, report, result, started)
+        logger.info(report.summary())
+        return report
+
+    def write_symbols(self, metadata: pd.DataFrame) -> int:
+        """Return the number of symbol metadata rows upserted (columns of SYMBOL_COLUMNS)."""
+        with self._transaction() as con:
+            self._upsert_symbols(con, metadata["symbol"].unique(), metadata, "metadata")
+        return len(metadata)
+
+    @staticmethod
+    def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
+        # `table` is one of this module's own table names, never user input.
+        return int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
+
+    @staticmethod
+    def _next_ingest_id(con: duckdb.DuckDBPyConnection) -> int:
+        return int(con.execute("SELECT nextval('ingest_id_seq')").fetchall()[0][0])
+
+    @staticmethod
+    def _upsert_symbols(
+        con: duckdb.DuckDBPyConnection,
+        symbols: Any,
+        metadata: pd.DataFrame | None,
+        source: str,
+    ) -> None:
+        now = datetime.now(UTC)
+        if metadata is not None and len(metadata):
+            meta = metadata.reindex(columns=list(SYMBOL_COLUMNS)).copy()
+            meta["timezone"] = meta["timezone"].fillna("UTC")
+            meta["updated_at"] = now
+            con.register("meta", meta.astype({"symbol": str}))
+            con.execute(
+                """
+                INSERT INTO symbols SELECT * FROM meta
+                ON CONFLICT (symbol) DO UPDATE SET
+                    name = excluded.name, asset_class = excluded.asset_class,
+                    currency = excluded.currency, timezone = excluded.timezone,
+                    source = excluded.source, updated_at = excluded.updated_at
+                """
+            )
+            con.unregister("meta")
+        defaults = pd.DataFrame({"symbol": pd.Series(symbols, dtype=object).astype(str)})
+        defaults["source"] = source
+        defaults["updated_at"] = now
+        con.register("defaults", defaults)
+        con.execute(
+            """
+            INSERT INTO symbols (symbol, timezone, source, updated_at)
+            SELECT symbol, 'UTC', source, updated_at FROM defaults
+            ON CONFLICT (symbol) DO NOTHING
+            """
+        )
+        con.unregister("defaults")
+
+    def _log_ingest(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        report: IngestReport,
+        result: ValidationResult,
+        started: datetime,
+    ) -> None:
+        con.execute(
+            "INSERT INTO ingest_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                report.ingest_id,
+                started,
+                datetime.now(UTC),
+                report.source,
+                report.kind,
+                report.timeframe,
+                report.rows_in,
+                report.inserted,
+                report.updated,
+                report.unchanged,
+                report.duplicates,
+                report.rejected,
+            ],
+        )
+        if len(result.rejects):
+            rejects = result.rejects.assign(ingest_id=report.ingest_id)[
+                ["ingest_id", "source", "row", "field", "reason", "raw"]
+            ]
+            con.register("rej", rejects)
+            con.execute("INSERT INTO rejects SELECT * FROM rej")
+            con.unregister("rej")
+
+    # -- reads -------------------------------------------------------------------------
+
+    def sql(self, query: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pd.DataFrame:
+        """Return the result of a read-only SQL query with bound parameters.
+
+        Examples
+        --------
+        >>> store.sql("SELECT * FROM bars WHERE symbol = ? LIMIT 5", ["SPX"])  # doctest: +SKIP
+        """
+        with self._connect() as con:
+            return con.execute(query, params).df() if params else con.execute(query).df()
+
+    def symbols(self) -> list[str]:
+        """Return the sorted symbols that have bars or ticks in the store."""
+        frame = self.sql(
+            "SELECT DISTINCT symbol FROM bars UNION SELECT DISTINCT symbol FROM ticks ORDER BY 1"
+        )
+        return [str(s) for s in frame["symbol"]]
+
+    def metadata(self, symbols: str | Sequence[str] | None = None) -> pd.DataFrame:
+        """Return symbol metadata (name, asset class, currency, timezone, source)."""
+        syms = _symbol_list(symbols)
+        return self.sql(
+            f"SELECT {', '.join(SYMBOL_COLUMNS)} FROM symbols "
+            "WHERE $syms IS NULL OR list_contains($syms, symbol) ORDER BY symbol",
+            {"syms": syms},
+        )
+
+    def timeframes(self) -> pd.DataFrame:
+        """Return stored bar counts by symbol and timeframe with first and last ts."""
+        frame = self.sql(
+            "SELECT symbol, timeframe, count(*) AS rows, min(ts) AS first, max(ts) AS last "
+            "FROM bars GROUP BY ALL ORDER BY symbol, timeframe"
+        )
+        return _utc_ns(_utc_ns(frame, "first"), "last")
+
+    def bars(
+        self,
+        symbols: str | Sequence[str] | None = None,
+        start: Any = None,
+        end: Any = None,
+        timeframe: str = "1d",
+    ) -> pd.DataFrame:
+        """Return long bars (``symbol, ts, open, high, low, close, volume``) sorted by symbol, ts.
+
+        ``start`` and ``end`` are inclusive.  A symbol stored only at a finer timeframe
+        is aggregated on the fly from the coarsest finer timeframe that divides the
+        requested one; daily buckets follow the symbol's own timezone (a New York
+        symbol's 1d bar covers its New York calendar day) and are labelled with the
+        session date at 00:00 UTC.
+        """
+        tf = parse_timeframe(timeframe)
+        syms = _symbol_list(symbols)
+        lo, hi = _as_utc(start), _as_utc(end)
+        with self._connect() as con:
+            stored = con.execute(
+                "SELECT symbol, timeframe FROM bars "
+                "WHERE $syms IS NULL OR list_contains($syms, symbol) GROUP BY ALL",
+                {"syms": syms},
+            ).df()
+            plan = self._plan_sources(stored, tf.seconds)
+            parts = []
+            for source_tf, group in plan.items():
+                params = {"syms": group, "tf": source_tf, "lo": lo, "hi": hi}
+                if source_tf == tf.name:
+                    query = """
+                        SELECT symbol, ts, open, high, low, close, volume FROM bars
+                        WHERE timeframe = $tf AND list_contains($syms, symbol)
+                          AND ($lo IS NULL OR ts >= $lo) AND ($hi IS NULL OR ts <= $hi)
+                    """
+                else:
+                    bucket = (
+                        "CAST(CAST(timezone(s.timezone, b.ts) AS DATE) AS TIMESTAMP) "
+                        "AT TIME ZONE 'UTC'"
+                        if tf.is_daily
+                        else "time_bucket(to_seconds($width), b.ts, TIMESTAMPTZ '1970-01-01')"
+                    )
+                    if not tf.is_daily:
+                        params["width"] = tf.seconds
+                    query = f"""
+                        WITH src AS (
+                            SELECT b.symbol, {bucket} AS bucket, b.ts, b.open, b.high, b.low,
+                                   b.close, b.volume
+                            FROM bars b JOIN symbols s USING (symbol)
+                            WHERE b.timeframe = $tf AND list_contains($syms, b.symbol)
+                        )
+                        SELECT symbol, bucket AS ts, arg_min(open, ts) AS open, max(high) AS high,
+                               min(low) AS low, arg_max(close, ts) AS close,
+                               sum(volume) AS volume
+                        FROM src
+                        WHERE ($lo IS NULL OR bucket >= $lo) AND ($hi IS NULL OR bucket <= $hi)
+                        GROUP BY symbol, bucket
+                    """
+                parts.append(con.execute(query, params).df())
+        if not parts:
+            empty = pd.DataFrame({c: pd.Series(dtype="float64") for c in BAR_COLUMNS})
+            empty["symbol"] = empty["symbol"].astype(object)
+            return _utc_ns(empty)
+        out = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+        out = _utc_ns(out).sort_values(["symbol", "ts"], kind="stable", ignore_index=True)
+        return out[list(BAR_COLUMNS)]
+
+    @staticmethod
+    def _plan_sources(stored: pd.DataFrame, seconds: int) -> dict[str, list[str]]:
+        """Return, per source timeframe, the symbols to read from it for a target length."""
+        plan: dict[str, list[str]] = {}
+        for symbol, group in stored.groupby("symbol", sort=True):
+            usable = [
+                parse_timeframe(t)
+                for t in group["timeframe"]
+                if seconds % parse_timeframe(t).seconds == 0
+            ]
+            if usable:
+                plan.setdefault(max(usable).name, []).append(str(symbol))
+        return plan
+
+    def panel(
+        self,
+        field: str = "close",
+        symbols: str | Sequence[str] | None = None,
+        start: Any = None,
+        end: Any = None,
+        timeframe: str = "1d",
+    ) -> pd.DataFrame:
+        """Return a wide panel of one field: index ``ts``, one column per symbol.
+
+        Examples
+        --------
+        >>> close = MarketStore().panel("close", symbols=["SPX"], start="2008-01-01")  # doctest: +SKIP
+        >>> close.pct_change().std() * 252**0.5  # doctest: +SKIP
+        """
+        if field not in _VALUE_FIELDS:
+            raise ValueError(f"unknown field {field!r}; choose one of {_VALUE_FIELDS}")
+        long = self.bars(symbols, start, end, timeframe)
+        wide = long.pivot(index="ts", columns="symbol", values=field)
+        wide.columns.name = None
+        return wide
+
+    def ticks(
+        self,
+        symbols: str | Sequence[str] | None = None,
+        start: Any = None,
+        end: Any = None,
+    ) -> pd.DataFrame:
+        """Return stored ticks (``symbol, ts, price, size``) in time order; bounds inclusive."""
+        frame = self.sql(
+            """
+            SELECT symbol, ts, price, size FROM ticks
+            WHERE ($syms IS NULL OR list_contains($syms, symbol))
+              AND ($lo IS NULL OR ts >= $lo) AND ($hi IS NULL OR ts <= $hi)
+            ORDER BY ts, symbol, seq
+            """,
+            {"syms": _symbol_list(symbols), "lo": _as_utc(start), "hi": _as_utc(end)},
+        )
+        return _utc_ns(frame)
+
+    def ingest_log(self) -> pd.DataFrame:
+        """Return the ingest log, newest first."""
+        return self.sql("SELECT * FROM ingest_log ORDER BY ingest_id DESC")
+
+    def rejects(self, ingest_id: int | None = None) -> pd.DataFrame:
+        """Return stored rejects (all, or of one ingest) with source, row, field, reason."""
+        return self.sql(
+            'SELECT * FROM rejects WHERE $id IS NULL OR ingest_id = $id ORDER BY ingest_id, "row"',
+            {"id": ingest_id},
+        )
+
+    def info(self) -> dict[str, Any]:
+        """Return a summary of the store: symbols, ranges, rows per timeframe, rejects."""
+        with self._connect() as con:
+            per_tf = con.execute(
+                "SELECT timeframe, count(DISTINCT symbol) AS symbols, count(*) AS rows, "
+                "min(ts) AS first, max(ts) AS last FROM bars GROUP BY ALL ORDER BY timeframe"
+            ).fetchall()
+            ticks = con.execute(
+                "SELECT count(*), count(DISTINCT symbol), min(ts), max(ts) FROM ticks"
+            ).fetchall()[0]
+            per_source = con.execute(
+                "SELECT coalesce(s.source, '?'), count(DISTINCT b.symbol), count(*), "
+                "min(b.ts), max(b.ts) FROM bars b LEFT JOIN symbols s USING (symbol) "
+                "GROUP BY ALL ORDER BY 1"
+            ).fetchall()
+            rejects = con.execute(
+                "SELECT source, count(*) FROM rejects GROUP BY ALL ORDER BY 1"
+            ).fetchall()
+            ingests = con.execute("SELECT count(*) FROM ingest_log").fetchall()[0]
+
+        def iso(value: Any) -> str | None:
+            return None if value is None else pd.Timestamp(value).isoformat()
+
+        return {
+            "path": str(self.path),
+            "symbols": len(self.symbols()),
+            "bars": [
+                {"timeframe": tf, "symbols": n, "rows": rows, "first": iso(a), "last": iso(b)}
+                for tf, n, rows, a, b in per_tf
+            ],
+            "sources": [
+                {"source": src, "symbols": n, "rows": rows, "first": iso(a), "last": iso(b)}
+                for src, n, rows, a, b in per_source
+            ],
+            "ticks": {
+                "rows": int(ticks[0]),
+                "symbols": int(ticks[1]),
+                "first": iso(ticks[2]),
+                "last": iso(ticks[3]),
+            },
+            "rejects": {src: int(n) for src, n in rejects},
+            "ingests": int(ingests[0]),
+        }
+
+    def to_json(self) -> str:
+        """Return :meth:`info` as a JSON document."""
+        return json.dumps(self.info(), indent=2)
