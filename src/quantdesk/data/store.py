@@ -40,7 +40,7 @@ from quantdesk.data.validation import ValidationResult, validate_bars, validate_
 if TYPE_CHECKING:
     import duckdb
 
-__all__ = ["IngestReport", "MarketStore", "StoreBusyError", "SYMBOL_COLUMNS"]
+__all__ = ["SYMBOL_COLUMNS", "IngestReport", "MarketStore", "StoreBusyError", "to_wide"]
 
 logger = logging.getLogger(__name__)
 
@@ -159,6 +159,26 @@ def _utc_ns(frame: pd.DataFrame, column: str = "ts") -> pd.DataFrame:
     else:
         frame[column] = pd.Series(dtype="datetime64[ns, UTC]")
     return frame
+
+
+def to_wide(bars: pd.DataFrame, fields: Sequence[str]) -> dict[str, pd.DataFrame]:
+    """Return wide panels (index ``ts``, columns symbols) of ``fields`` from unique long bars.
+
+    A scatter into preallocated arrays: several times faster than ``DataFrame.pivot``
+    on millions of rows, which matters when a notebook loads a whole universe.
+    """
+    import numpy as np
+
+    ts_codes, ts_index = pd.factorize(bars["ts"], sort=True)
+    sym_codes, sym_index = pd.factorize(bars["symbol"], sort=True)
+    index = pd.DatetimeIndex(ts_index, name="ts")
+    columns = pd.Index([str(s) for s in sym_index])
+    out = {}
+    for field in fields:
+        grid = np.full((len(index), len(columns)), np.nan)
+        grid[ts_codes, sym_codes] = bars[field].to_numpy(dtype=float)
+        out[field] = pd.DataFrame(grid, index=index, columns=columns)
+    return out
 
 
 class MarketStore:
@@ -589,12 +609,21 @@ class MarketStore:
         >>> close = MarketStore().panel("close", symbols=["SPX"], start="2008-01-01")  # doctest: +SKIP
         >>> close.pct_change().std() * 252**0.5  # doctest: +SKIP
         """
-        if field not in _VALUE_FIELDS:
-            raise ValueError(f"unknown field {field!r}; choose one of {_VALUE_FIELDS}")
-        long = self.bars(symbols, start, end, timeframe)
-        wide = long.pivot(index="ts", columns="symbol", values=field)
-        wide.columns.name = None
-        return wide
+        return self.panels([field], symbols, start, end, timeframe)[field]
+
+    def panels(
+        self,
+        fields: Sequence[str] = _VALUE_FIELDS,
+        symbols: str | Sequence[str] | None = None,
+        start: Any = None,
+        end: Any = None,
+        timeframe: str = "1d",
+    ) -> dict[str, pd.DataFrame]:
+        """Return one wide panel per field, all on the same ``ts`` index and symbol columns."""
+        unknown = [f for f in fields if f not in _VALUE_FIELDS]
+        if unknown:
+            raise ValueError(f"unknown field {unknown[0]!r}; choose from {_VALUE_FIELDS}")
+        return to_wide(self.bars(symbols, start, end, timeframe), fields)
 
     def ticks(
         self,
