@@ -26,7 +26,9 @@ def store(tmp_path: Path):
     return MarketStore(tmp_path / "store.duckdb")
 
 
-def make_bars(symbols: list[str], days: int, seed: int = 0, start: str = "2020-01-02") -> pd.DataFrame:
+def make_bars(
+    symbols: list[str], days: int, seed: int = 0, start: str = "2020-01-02"
+) -> pd.DataFrame:
     """Return valid random daily long bars (a small helper for store tests)."""
     rng = np.random.default_rng(seed)
     dates = pd.bdate_range(start, periods=days, tz="UTC").as_unit("ns")
@@ -39,8 +41,15 @@ def make_bars(symbols: list[str], days: int, seed: int = 0, start: str = "2020-0
         volume = rng.integers(1_000, 100_000, days).astype(float)
         frames.append(
             pd.DataFrame(
-                {"symbol": sym, "ts": dates, "open": open_, "high": high, "low": low,
-                 "close": close, "volume": volume}
+                {
+                    "symbol": sym,
+                    "ts": dates,
+                    "open": open_,
+                    "high": high,
+                    "low": low,
+                    "close": close,
+                    "volume": volume,
+                }
             )
         )
     return pd.concat(frames, ignore_index=True)

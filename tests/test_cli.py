@@ -26,18 +26,30 @@ def test_ingest_sample_then_info_json_is_one_document(_isolated_home: Path) -> N
     assert code == 0, out
     assert "5031 inserted" in out
     # a real process: stdout must carry exactly one JSON document, logs go to stderr
-    proc = subprocess.run([sys.executable, "-m", "quantdesk", "data", "info", "--json"],
-                          capture_output=True, text=True, check=True)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "quantdesk", "data", "info", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     info = json.loads(proc.stdout)
     assert info["symbols"] == 1
-    assert info["bars"] == [{"timeframe": "1d", "symbols": 1, "rows": 5031,
-                             "first": "1999-01-04T00:00:00+00:00",
-                             "last": "2018-12-31T00:00:00+00:00"}]  # fmt: skip
+    assert info["bars"] == [
+        {
+            "timeframe": "1d",
+            "symbols": 1,
+            "rows": 5031,
+            "first": "1999-01-04T00:00:00+00:00",
+            "last": "2018-12-31T00:00:00+00:00",
+        }
+    ]
     assert info["rejects"] == {}
 
 
 def test_ingest_simulate_is_idempotent(_isolated_home: Path) -> None:
-    code, out = run("ingest", "simulate", "--symbols", "3", "--days", "40", "--seed", "4", "--tick-days", "1")
+    code, out = run(
+        "ingest", "simulate", "--symbols", "3", "--days", "40", "--seed", "4", "--tick-days", "1"
+    )
     assert code == 0, out
     assert "120 inserted" in out and "ticks" in out
     code, out = run("ingest", "simulate", "--symbols", "3", "--days", "40", "--seed", "4")
@@ -50,13 +62,16 @@ def test_ingest_simulate_is_idempotent(_isolated_home: Path) -> None:
     day = aggregate(store.ticks(), "1d")
     bars = store.bars(start=day["ts"].min())
     assert day[["open", "high", "low", "close", "volume"]].to_numpy() == pytest.approx(
-        bars[["open", "high", "low", "close", "volume"]].to_numpy())
+        bars[["open", "high", "low", "close", "volume"]].to_numpy()
+    )
 
 
 def test_ingest_file_counts_rejects_and_strict_writes_nothing(tmp_path: Path) -> None:
     f = tmp_path / "px.csv"
-    f.write_text("Date,Open,High,Low,Close,Volume\n2020-01-02,1,2,0.5,1.5,10\n"
-                 "2020-01-03,1,2,0.5,3.0,10\n2020-01-06,1,2,0.5,1.5,10\n")  # fmt: skip
+    f.write_text(
+        "Date,Open,High,Low,Close,Volume\n2020-01-02,1,2,0.5,1.5,10\n"
+        "2020-01-03,1,2,0.5,3.0,10\n2020-01-06,1,2,0.5,1.5,10\n"
+    )
     code, out = run("ingest", "file", str(f), "--symbol", "PX", "--strict")
     assert code != 0
     assert "px.csv, row 2, field 'close': close outside [low, high]" in out
@@ -79,8 +94,17 @@ def test_info_on_missing_store_is_a_clear_error() -> None:
 
 @pytest.mark.parametrize(
     "args",
-    [[], ["ingest"], ["data"], ["ingest", "sample"], ["ingest", "simulate"], ["ingest", "file"],
-     ["ingest", "yahoo"], ["data", "info"], ["data", "rejects"]],
+    [
+        [],
+        ["ingest"],
+        ["data"],
+        ["ingest", "sample"],
+        ["ingest", "simulate"],
+        ["ingest", "file"],
+        ["ingest", "yahoo"],
+        ["data", "info"],
+        ["data", "rejects"],
+    ],
 )
 def test_help_everywhere(args: list[str]) -> None:
     code, out = run(*args, "--help")

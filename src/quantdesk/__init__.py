@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = frozenset({"config", "data", "signals", "cli"})
 
-__all__ = ["__version__", *sorted(_SUBMODULES)]
+__all__ = ["__version__", "cli", "config", "data", "signals"]
 
 if TYPE_CHECKING:
     from quantdesk import cli, config, data, signals

@@ -28,7 +28,9 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 ingest_app = typer.Typer(help="Fill the market store.", no_args_is_help=True, rich_markup_mode=None)
-data_app = typer.Typer(help="Inspect the market store.", no_args_is_help=True, rich_markup_mode=None)
+data_app = typer.Typer(
+    help="Inspect the market store.", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(data_app, name="data")
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,7 @@ import pytest
 from quantdesk.data import MarketStore, ValidationError
 from quantdesk.data.store import StoreBusyError
 
-from ..conftest import make_bars  # noqa: TID252
+from ..conftest import make_bars
 
 
 def dump(store: MarketStore) -> dict[str, pd.DataFrame]:
@@ -71,7 +70,10 @@ def test_rejects_are_stored_and_every_row_accounted_for(store: MarketStore) -> N
     report = store.write_bars(bars, "1d", source="feed.csv")
     assert report.rows_in == 6
     assert (report.inserted, report.rejected, report.duplicates) == (3, 2, 1)
-    assert report.rows_in == report.inserted + report.updated + report.unchanged + report.rejected + report.duplicates
+    assert (
+        report.rows_in
+        == report.inserted + report.updated + report.unchanged + report.rejected + report.duplicates
+    )
     rejects = store.rejects(report.ingest_id)
     assert rejects["row"].tolist() == [2, 4]
     assert rejects["source"].unique().tolist() == ["feed.csv"]
@@ -146,10 +148,15 @@ def test_store_waits_for_a_lock_and_times_out_clearly(tmp_path: Path) -> None:
     path = tmp_path / "s.duckdb"
     MarketStore(path).write_bars(make_bars(["A"], 5), "1d")
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         f"import duckdb, time; c = duckdb.connect({str(path)!r}); print('held', flush=True); time.sleep(2.5)"],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, time; c = duckdb.connect({str(path)!r}); "
+            "print('held', flush=True); time.sleep(2.5)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
     with pytest.raises(StoreBusyError, match="held the lock"):
         MarketStore(path, read_only=True, lock_timeout=0.5).bars()
@@ -165,24 +172,49 @@ def test_daily_bars_aggregate_from_intraday_in_the_symbols_timezone(store: Marke
     ts = pd.date_range("2021-03-01 13:00", "2021-03-05 02:00", freq="1min", tz="UTC")
     close = 50 * np.exp(np.cumsum(rng.normal(0, 1e-3, len(ts))))
     open_ = np.r_[close[0], close[:-1]]
-    bars = pd.DataFrame({"symbol": "NYX", "ts": ts, "open": open_,
-                         "high": np.maximum(open_, close) * 1.001,
-                         "low": np.minimum(open_, close) * 0.999,
-                         "close": close, "volume": rng.integers(1, 100, len(ts)).astype(float)})  # fmt: skip
-    meta = pd.DataFrame([{"symbol": "NYX", "name": "NY", "asset_class": "equity",
-                          "currency": "USD", "timezone": "America/New_York", "source": "t"}])  # fmt: skip
+    bars = pd.DataFrame(
+        {
+            "symbol": "NYX",
+            "ts": ts,
+            "open": open_,
+            "high": np.maximum(open_, close) * 1.001,
+            "low": np.minimum(open_, close) * 0.999,
+            "close": close,
+            "volume": rng.integers(1, 100, len(ts)).astype(float),
+        }
+    )
+    meta = pd.DataFrame(
+        [
+            {
+                "symbol": "NYX",
+                "name": "NY",
+                "asset_class": "equity",
+                "currency": "USD",
+                "timezone": "America/New_York",
+                "source": "t",
+            }
+        ]
+    )
     store.write_bars(bars, "1min", metadata=meta)
 
     day = bars.ts.dt.tz_convert("America/New_York").dt.tz_localize(None).dt.normalize()
-    ref = bars.groupby(day).agg(open=("open", "first"), high=("high", "max"),
-                                low=("low", "min"), close=("close", "last"),
-                                volume=("volume", "sum"))  # fmt: skip
+    ref = bars.groupby(day).agg(
+        open=("open", "first"),
+        high=("high", "max"),
+        low=("low", "min"),
+        close=("close", "last"),
+        volume=("volume", "sum"),
+    )
     ref.index = ref.index.tz_localize("UTC")
     got = store.bars("NYX", timeframe="1d").set_index("ts")
-    pd.testing.assert_frame_equal(got.drop(columns="symbol"), ref, check_names=False, check_freq=False, check_index_type=False)
+    pd.testing.assert_frame_equal(
+        got.drop(columns="symbol"), ref, check_names=False, check_freq=False, check_index_type=False
+    )
 
     hourly = store.bars("NYX", timeframe="1h", start="2021-03-02 00:00", end="2021-03-02 02:00")
-    assert hourly["ts"].tolist() == list(pd.date_range("2021-03-02", periods=3, freq="1h", tz="UTC"))
+    assert hourly["ts"].tolist() == list(
+        pd.date_range("2021-03-02", periods=3, freq="1h", tz="UTC")
+    )
     first_hour = bars[(bars.ts >= "2021-03-02") & (bars.ts < "2021-03-02 01:00")]
     assert hourly["volume"].iloc[0] == first_hour["volume"].sum()
     assert hourly["open"].iloc[0] == first_hour["open"].iloc[0]
@@ -199,7 +231,9 @@ def test_panel_is_wide_and_matches_bars(store: MarketStore) -> None:
     assert panel.index.min() >= pd.Timestamp("2020-01-10", tz="UTC")
     assert panel.index.max() == pd.Timestamp("2020-02-03", tz="UTC")  # end is inclusive
     a = bars[bars.symbol == "A"].set_index("ts")["close"]
-    pd.testing.assert_series_equal(panel["A"], a.loc[panel.index], check_names=False, check_freq=False)
+    pd.testing.assert_series_equal(
+        panel["A"], a.loc[panel.index], check_names=False, check_freq=False
+    )
     assert panel["C"].isna().sum() > 0
     with pytest.raises(ValueError, match="unknown field"):
         store.panel("close; DROP TABLE bars")
@@ -221,9 +255,16 @@ def test_read_only_store(tmp_path: Path) -> None:
 
 
 def test_ticks_roundtrip_idempotent(store: MarketStore) -> None:
-    ticks = pd.DataFrame({"symbol": ["A", "A", "A", "B"],
-                          "ts": pd.to_datetime(["2020-01-02 14:30:00"] * 2 + ["2020-01-02 14:30:01"] * 2, utc=True),
-                          "price": [10.0, 10.1, 10.2, 5.0], "size": [1.0, 2.0, 3.0, 4.0]})  # fmt: skip
+    ticks = pd.DataFrame(
+        {
+            "symbol": ["A", "A", "A", "B"],
+            "ts": pd.to_datetime(
+                ["2020-01-02 14:30:00"] * 2 + ["2020-01-02 14:30:01"] * 2, utc=True
+            ),
+            "price": [10.0, 10.1, 10.2, 5.0],
+            "size": [1.0, 2.0, 3.0, 4.0],
+        }
+    )
     assert store.write_ticks(ticks).inserted == 4
     assert store.write_ticks(ticks).inserted == 0
     out = store.ticks("A")

@@ -10,8 +10,15 @@ from hypothesis import strategies as st
 
 from quantdesk.data.validation import ValidationError, validate_bars, validate_ticks
 
-GOOD = {"symbol": "A", "ts": "2020-01-02", "open": 10.0, "high": 11.0, "low": 9.0,
-        "close": 10.5, "volume": 100.0}  # fmt: skip
+GOOD = {
+    "symbol": "A",
+    "ts": "2020-01-02",
+    "open": 10.0,
+    "high": 11.0,
+    "low": 9.0,
+    "close": 10.5,
+    "volume": 100.0,
+}
 
 
 def frame(*overrides: dict) -> pd.DataFrame:
@@ -96,8 +103,14 @@ def test_good_rows_are_canonical() -> None:
 
 
 def test_ticks_validation() -> None:
-    ticks = pd.DataFrame({"symbol": ["A", "A", "A"], "ts": ["2020-01-02 10:00", "x", "2020-01-02 10:01"],
-                          "price": [1.0, 1.0, -1.0], "size": [1, 1, 1]})  # fmt: skip
+    ticks = pd.DataFrame(
+        {
+            "symbol": ["A", "A", "A"],
+            "ts": ["2020-01-02 10:00", "x", "2020-01-02 10:01"],
+            "price": [1.0, 1.0, -1.0],
+            "size": [1, 1, 1],
+        }
+    )
     result = validate_ticks(ticks, source="t.csv")
     assert len(result.good) == 1
     assert result.rejects["row"].tolist() == [2, 3]
@@ -117,8 +130,14 @@ cells = st.one_of(
         st.fixed_dictionaries(
             {
                 "symbol": st.sampled_from(["A", "B", "", None]),
-                "ts": st.sampled_from(["2020-01-02", "2020-01-03", "junk", None, "2020-01-02 12:00"]),
-                "open": cells, "high": cells, "low": cells, "close": cells, "volume": cells,
+                "ts": st.sampled_from(
+                    ["2020-01-02", "2020-01-03", "junk", None, "2020-01-02 12:00"]
+                ),
+                "open": cells,
+                "high": cells,
+                "low": cells,
+                "close": cells,
+                "volume": cells,
             }
         ),
         min_size=1,

@@ -27,11 +27,17 @@ def test_notebook_executes(path: Path, tmp_path: Path) -> None:
     assert len(tagged) == 1, f"{path.name}: needs exactly one cell tagged 'parameters'"
     out = tmp_path / path.name
     papermill.execute_notebook(
-        str(path), str(out), parameters=SMALL_PARAMETERS.get(path.stem, {}),
-        kernel_name="python3", progress_bar=False, cwd=str(tmp_path),
-    )  # fmt: skip
+        str(path),
+        str(out),
+        parameters=SMALL_PARAMETERS.get(path.stem, {}),
+        kernel_name="python3",
+        progress_bar=False,
+        cwd=str(tmp_path),
+    )
     executed = nbformat.read(out, as_version=4)
-    errors = [o for c in executed.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    errors = [
+        o for c in executed.cells for o in c.get("outputs", []) if o.get("output_type") == "error"
+    ]
     assert not errors
     code_cells = [c for c in executed.cells if c.cell_type == "code"]
     assert all(c.get("execution_count") for c in code_cells)

@@ -13,14 +13,19 @@ from quantdesk.signals.features import FEATURE_NAMES, common_features
 def panels() -> dict[str, pd.DataFrame]:
     rng = np.random.default_rng(11)
     idx = pd.bdate_range("2020-01-01", periods=150, tz="UTC", name="ts")
-    close = pd.DataFrame(100 * np.exp(np.cumsum(rng.normal(0, 0.01, (150, 3)), axis=0)),
-                         index=idx, columns=["A", "B", "C"])  # fmt: skip
+    close = pd.DataFrame(
+        100 * np.exp(np.cumsum(rng.normal(0, 0.01, (150, 3)), axis=0)),
+        index=idx,
+        columns=["A", "B", "C"],
+    )
     close.iloc[:10, 2] = np.nan  # C lists later
     return {
         "close": close,
         "high": close * (1 + rng.uniform(0, 0.02, close.shape)),
         "low": close * (1 - rng.uniform(0, 0.02, close.shape)),
-        "volume": pd.DataFrame(rng.integers(1e5, 1e6, close.shape).astype(float), idx, close.columns),
+        "volume": pd.DataFrame(
+            rng.integers(1e5, 1e6, close.shape).astype(float), idx, close.columns
+        ),
     }
 
 
@@ -61,9 +66,13 @@ def test_causal_truncation(panels) -> None:
 def test_scale_invariance(panels) -> None:
     """Prices in cents or dollars, shares or lots: the features are the same."""
     base = common_features(panels)
-    scaled = common_features({
-        "close": panels["close"] * 100, "high": panels["high"] * 100,
-        "low": panels["low"] * 100, "volume": panels["volume"] / 100,
-    })  # fmt: skip
+    scaled = common_features(
+        {
+            "close": panels["close"] * 100,
+            "high": panels["high"] * 100,
+            "low": panels["low"] * 100,
+            "volume": panels["volume"] / 100,
+        }
+    )
     for name in FEATURE_NAMES:
         pd.testing.assert_frame_equal(base[name], scaled[name], obj=name, rtol=1e-9)

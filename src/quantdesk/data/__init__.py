@@ -24,7 +24,18 @@ _SUBMODULES = frozenset(
     {"schemas", "validation", "store", "simulator", "samples", "files", "online", "candles"}
 )
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "CandleAggregator",
+    "MarketStore",
+    "SimulatedMarket",
+    "ValidationError",
+    "aggregate",
+    "load_sample",
+    "parse_timeframe",
+    "read_bars_file",
+    "simulate",
+    "validate_bars",
+]
 
 if TYPE_CHECKING:
     from quantdesk.data.candles import CandleAggregator, aggregate

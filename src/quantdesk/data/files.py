@@ -51,7 +51,10 @@ def _map_columns(raw: pd.DataFrame, columns: Mapping[str, str] | None, source: s
     unknown_targets = set(explicit.values()) - set(BAR_COLUMNS)
     if unknown_targets:
         raise ValidationError(
-            source, None, None, f"column mapping targets {sorted(unknown_targets)} not in {BAR_COLUMNS}"
+            source,
+            None,
+            None,
+            f"column mapping targets {sorted(unknown_targets)} not in {BAR_COLUMNS}",
         )
     for name in raw.columns:
         target = explicit.get(str(name)) or COLUMN_ALIASES.get(str(name).strip().lower())
@@ -60,7 +63,10 @@ def _map_columns(raw: pd.DataFrame, columns: Mapping[str, str] | None, source: s
     missing_sources = set(explicit) - set(map(str, raw.columns))
     if missing_sources:
         raise ValidationError(
-            source, None, sorted(missing_sources)[0], f"mapped column not in file {list(raw.columns)}"
+            source,
+            None,
+            sorted(missing_sources)[0],
+            f"mapped column not in file {list(raw.columns)}",
         )
     return mapping
 

@@ -17,7 +17,7 @@ import pandas as pd
 
 from quantdesk.data.schemas import BAR_COLUMNS
 
-__all__ = ["SourceUnavailableError", "fetch_yahoo", "check_reachable"]
+__all__ = ["SourceUnavailableError", "check_reachable", "fetch_yahoo"]
 
 logger = logging.getLogger(__name__)
 

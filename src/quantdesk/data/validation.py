@@ -310,7 +310,7 @@ def validate_bars(
         out,
         problems,
         ["symbol", "ts"],
-        list(PRICE_COLUMNS) + ["volume"],
+        [*PRICE_COLUMNS, "volume"],
         source=source,
         rows=row_numbers,
         raw=df if raw is None else raw,

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from quantdesk.signals.windows import rolling_mean, rolling_std
+
 __all__ = ["FEATURE_NAMES", "common_features"]
 
 RETURN_HORIZONS = (1, 5, 20, 60)
@@ -61,13 +63,16 @@ def common_features(panels: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFram
         out[f"ret_{h}"] = log_close - log_close.shift(h)
     daily = out["ret_1"]
     for w in VOL_WINDOWS:
-        out[f"vol_{w}"] = daily.rolling(w).std() * np.sqrt(PERIODS_PER_YEAR)
-    means = {w: close.rolling(w).mean() for w in sorted({*MA_WINDOWS, 20, 60})}
+        out[f"vol_{w}"] = rolling_std(daily, w) * np.sqrt(PERIODS_PER_YEAR)
+    means = {w: rolling_mean(close, w) for w in sorted({*MA_WINDOWS, 20, 60})}
     for w in MA_WINDOWS:
         out[f"ma_ratio_{w}"] = close / means[w] - 1.0
     out["ma_cross_20_60"] = means[20] / means[60] - 1.0
     volume = panels["volume"]
     for w in VOLUME_WINDOWS:
-        out[f"volume_ratio_{w}"] = volume / volume.rolling(w).mean()
-    out["range_hl"] = np.log(panels["high"] / panels["low"])
+        out[f"volume_ratio_{w}"] = volume / rolling_mean(volume, w)
+    ratio = panels["high"] / panels["low"]
+    out["range_hl"] = pd.DataFrame(
+        np.log(ratio.to_numpy()), index=ratio.index, columns=ratio.columns
+    )
     return {name: out[name] for name in FEATURE_NAMES}
