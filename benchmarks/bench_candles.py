@@ -120,7 +120,11 @@ def _stream(ticks: pd.DataFrame) -> pd.DataFrame:
 
 
 def run() -> list[dict[str, Any]]:
-    """Return benchmark rows (task, quantdesk, peer, unit, ratio, target, note)."""
+    """Return benchmark rows (task, quantdesk, peer, unit, ratio, target, met, note).
+
+    ``ratio`` is quantdesk / peer throughput (higher is better); ``met`` says whether the
+    target was reached (None for rows that only report).
+    """
     ticks = make_ticks()
     n = len(ticks)
     unit = "ticks/s"
@@ -135,6 +139,7 @@ def run() -> list[dict[str, Any]]:
     )
     warm_s = _best_of(lambda: candles.aggregate(ticks, "1min", engine="numba"))
     pandas_s, pandas_bars = _seconds(lambda: _pandas_candles(ticks))
+    pandas_s = min(pandas_s, _best_of(lambda: _pandas_candles(ticks), repeat=1))
     duck_s = _best_of(lambda: candles.aggregate(ticks, "1min", engine="duckdb"), repeat=2)
     duck_bars = candles.aggregate(ticks, "1min", engine="duckdb")
     try:
@@ -164,7 +169,9 @@ def run() -> list[dict[str, Any]]:
             "unit": unit,
             "ratio": (n / warm_s) / pandas_rate,
             "target": ">= 30M ticks/s and >= 10x pandas",
-            "note": f"aggregate(engine='numba') best of 3 vs pandas groupby.resample ohlc+sum; "
+            "met": n / warm_s >= 30e6 and (n / warm_s) / pandas_rate >= 10,
+            "note": f"aggregate(engine='numba') best of 3 vs pandas groupby.resample ohlc+sum "
+            f"(best of 2); "
             f"{len(bars)} candles; {same}",
         },
         {
@@ -174,6 +181,7 @@ def run() -> list[dict[str, Any]]:
             "unit": unit,
             "ratio": (n / cold_s) / pandas_rate,
             "target": "report",
+            "met": None,
             "note": f"{cold_s:.2f} s incl. numba import + {cold_note}",
         },
         {
@@ -183,6 +191,7 @@ def run() -> list[dict[str, Any]]:
             "unit": unit,
             "ratio": (n / duck_s) / pandas_rate,
             "target": "report (reference path)",
+            "met": None,
             "note": "aggregate(engine='duckdb'): GROUP BY with arg_min/arg_max, best of 2",
         },
         {
@@ -192,6 +201,7 @@ def run() -> list[dict[str, Any]]:
             "unit": unit,
             "ratio": (n / stream_s) / (PYTHON_PEER_TICKS / python_s),
             "target": ">= 1M ticks/s",
+            "met": n / stream_s >= 1e6 and stream_same,
             "note": f"CandleAggregator.update_many + flush (slicing included); peer: plain "
             f"Python dict-per-symbol loop on first {PYTHON_PEER_TICKS // 1000}k ticks; "
             f"candle count {'matches' if stream_same else 'DIFFERS from'} batch",

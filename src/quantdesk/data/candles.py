@@ -76,29 +76,40 @@ _DROP_LOG_EVERY = 1000
 # --------------------------------------------------------------------------------------
 
 
-def _validate_ticks(
-    codes: IntArray, ts: I64, price: F64, size: F64
-) -> tuple[int, int, bool]:
+def _validate_ticks(codes: IntArray, ts: I64, price: F64, size: F64) -> tuple[int, int, bool]:
     """Return ``(first bad row or -1, field code, ts non-decreasing)`` for one tick batch."""
-    is_sorted = True
-    prev = _I64_MIN
-    for i in range(ts.shape[0]):
-        if codes[i] < 0:
-            return i, 0, is_sorted
-        t = ts[i]
-        if t == _I64_MIN:
-            return i, 1, is_sorted
+    n = ts.shape[0]
+    # Branch-free flags let the compiler vectorise the common all-valid case; the rows
+    # are only searched one by one once something is known to be wrong.  The negated
+    # comparisons make NaN fail them.
+    bad = 0
+    for i in range(n):
         p = price[i]
-        # Written as negated comparisons so that NaN fails them.
-        if not (p > 0.0 and p < math.inf):
-            return i, 2, is_sorted
         s = size[i]
-        if not (s >= 0.0 and s < math.inf):
-            return i, 3, is_sorted
-        if t < prev:
-            is_sorted = False
-        prev = t
-    return -1, -1, is_sorted
+        bad |= (
+            (codes[i] < 0)
+            | (ts[i] == _I64_MIN)
+            | (not p > 0.0)
+            | (not p < math.inf)
+            | (not s >= 0.0)
+            | (not s < math.inf)
+        )
+    unsorted = 0
+    for i in range(1, n):
+        unsorted |= ts[i] < ts[i - 1]
+    if bad:
+        for i in range(n):
+            p = price[i]
+            s = size[i]
+            if codes[i] < 0:
+                return i, 0, unsorted == 0
+            if ts[i] == _I64_MIN:
+                return i, 1, unsorted == 0
+            if not (p > 0.0 and p < math.inf):
+                return i, 2, unsorted == 0
+            if not (s >= 0.0 and s < math.inf):
+                return i, 3, unsorted == 0
+    return -1, -1, unsorted == 0
 
 
 def _count_candles(codes: IntArray, ts: I64, labels: I64, tf_ns: int, n_codes: int) -> int:
@@ -159,6 +170,10 @@ def _fill_candles(
     cur_row = np.full(n_codes, -1, dtype=np.int64)
     cur_start = np.full(n_codes, _I64_MIN, dtype=np.int64)
     cur_end = np.full(n_codes, _I64_MIN, dtype=np.int64)
+    # The open candle of each symbol accumulates in a small per-symbol table (high, low,
+    # close, volume) that stays in L1 cache; it is written out when the candle changes.
+    # This is about twice as fast as updating the output rows in place.
+    acc = np.zeros((n_codes, 4), dtype=np.float64)
     k = 0
     for i in range(ts.shape[0]):
         c = codes[i]
@@ -171,29 +186,41 @@ def _fill_candles(
             new = b != cur_start[c]
         else:
             t = ts[i]
+            # Sorted input: a tick before the current end is in the current bucket, so
+            # the (slow) integer division is only paid once per candle.
             if t >= cur_end[c]:
                 new = True
                 b = (t // tf_ns) * tf_ns
                 cur_end[c] = b + tf_ns
         if new:
+            r = cur_row[c]
+            if r >= 0:
+                out_high[r] = acc[c, 0]
+                out_low[r] = acc[c, 1]
+                out_close[r] = acc[c, 2]
+                out_volume[r] = acc[c, 3]
             cur_start[c] = b
             cur_row[c] = k
             out_code[k] = c
             out_start[k] = b
             out_open[k] = p
-            out_high[k] = p
-            out_low[k] = p
-            out_close[k] = p
-            out_volume[k] = s
+            acc[c, 0] = p
+            acc[c, 1] = p
+            acc[c, 2] = p
+            acc[c, 3] = s
             k += 1
         else:
-            r = cur_row[c]
-            if p > out_high[r]:
-                out_high[r] = p
-            if p < out_low[r]:
-                out_low[r] = p
-            out_close[r] = p
-            out_volume[r] += s
+            acc[c, 0] = max(acc[c, 0], p)
+            acc[c, 1] = min(acc[c, 1], p)
+            acc[c, 2] = p
+            acc[c, 3] += s
+    for c in range(n_codes):
+        r = cur_row[c]
+        if r >= 0:
+            out_high[r] = acc[c, 0]
+            out_low[r] = acc[c, 1]
+            out_close[r] = acc[c, 2]
+            out_volume[r] = acc[c, 3]
     return out_code, out_start, out_open, out_high, out_low, out_close, out_volume
 
 
@@ -355,8 +382,8 @@ def _kernels() -> _Kernels:
 
 
 class _TickArrays(NamedTuple):
-    codes: IntArray  # index into names; -1 for a missing symbol
-    names: npt.NDArray[np.object_]  # symbol strings
+    codes: IntArray  # index into categories; -1 for a missing symbol
+    categories: pd.Index  # the distinct symbols (any dtype; see _symbol_names)
     ts: I64  # UTC epoch nanoseconds
     price: F64
     size: F64
@@ -381,7 +408,9 @@ def _utc_ns(ts: pd.Series) -> I64:
         try:
             ts = to_utc_ns(ts)
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"ticks column 'ts' is not convertible to UTC datetimes: {exc}") from exc
+            raise ValueError(
+                f"ticks column 'ts' is not convertible to UTC datetimes: {exc}"
+            ) from exc
     values: I64 = ts.array.asi8  # type: ignore[attr-defined]
     return values
 
@@ -407,21 +436,27 @@ def _tick_arrays(ticks: pd.DataFrame) -> _TickArrays:
         categories = symbol.cat.categories
     else:
         codes, categories = pd.factorize(symbol, use_na_sentinel=True)
-    names = np.asarray([str(s) for s in categories], dtype=object)
     return _TickArrays(
         codes=codes,
-        names=names,
+        categories=categories,
         ts=_utc_ns(ticks["ts"]),
         price=_float_values(ticks["price"], "price"),
         size=_float_values(ticks["size"], "size"),
     )
 
 
+def _symbol_names(categories: pd.Index) -> npt.NDArray[np.object_]:
+    """Return the symbols as an object array of ``str``."""
+    if pd.api.types.is_string_dtype(categories.dtype):
+        names: npt.NDArray[np.object_] = categories.to_numpy(dtype=object)
+        if categories.dtype != object or all(isinstance(s, str) for s in names):
+            return names
+    return np.asarray([str(s) for s in categories], dtype=object)
+
+
 def _raise_if_invalid(ticks: pd.DataFrame, arrays: _TickArrays) -> bool:
     """Return whether ``ts`` is non-decreasing; raise ValueError naming the first bad row."""
-    row, field, is_sorted = _kernels().validate(
-        arrays.codes, arrays.ts, arrays.price, arrays.size
-    )
+    row, field, is_sorted = _kernels().validate(arrays.codes, arrays.ts, arrays.price, arrays.size)
     if row >= 0:
         column = TICK_COLUMNS[field]
         value = ticks[column].iloc[row]
@@ -454,10 +489,11 @@ def _local_day_ends(labels: I64, zone: str) -> I64:
     """Return, per label, the UTC instant (ns) at which that local calendar day ends."""
     days, inverse = np.unique(labels, return_inverse=True)
     next_midnight = pd.DatetimeIndex((days + _NS_PER_DAY).view("M8[ns]"))
-    # A repeated midnight (fall-back at 00:00) ends the day at its later occurrence; a
-    # skipped one (spring-forward at 00:00) at the first instant of the new day.
+    # A midnight that occurs twice (clocks back from 01:00 to 00:00) already belongs to
+    # the next day the first time, so the day ends at the first (DST) occurrence; a
+    # skipped midnight (clocks forward at 00:00) ends it at the first valid instant after.
     ends: I64 = next_midnight.tz_localize(
-        zone, ambiguous=np.zeros(len(days), dtype=bool), nonexistent="shift_forward"
+        zone, ambiguous=np.ones(len(days), dtype=bool), nonexistent="shift_forward"
     ).asi8
     return ends[inverse]
 
@@ -561,7 +597,9 @@ def aggregate(
     return _aggregate_numba(arrays, tf, zone, is_sorted)
 
 
-def _aggregate_numba(arrays: _TickArrays, tf: Timeframe, zone: str | None, is_sorted: bool) -> pd.DataFrame:
+def _aggregate_numba(
+    arrays: _TickArrays, tf: Timeframe, zone: str | None, is_sorted: bool
+) -> pd.DataFrame:
     kernels = _kernels()
     codes, ts, price, size = arrays.codes, arrays.ts, arrays.price, arrays.size
     labels = _local_day_labels(ts, zone) if zone is not None else _EMPTY_I64
@@ -570,7 +608,8 @@ def _aggregate_numba(arrays: _TickArrays, tf: Timeframe, zone: str | None, is_so
         codes, ts, price, size = codes[order], ts[order], price[order], size[order]
         if zone is not None:
             labels = labels[order]
-    n_codes = len(arrays.names)
+    names = _symbol_names(arrays.categories)
+    n_codes = len(names)
     n_out = kernels.count(codes, ts, labels, tf.nanos, n_codes)
     if n_out < 0:
         # A local date went backwards in time (a fall-back transition at midnight): order
@@ -588,9 +627,9 @@ def _aggregate_numba(arrays: _TickArrays, tf: Timeframe, zone: str | None, is_so
         codes, ts, price, size, labels, tf.nanos, n_codes, n_out
     )
     # Few candles relative to ticks, so this final sort is cheap.
-    order = np.lexsort((start, _symbol_ranks(arrays.names)[code]))
+    order = np.lexsort((start, _symbol_ranks(names)[code]))
     return _bars_frame(
-        arrays.names[code[order]],
+        names[code[order]],
         start[order],
         open_[order],
         high[order],
@@ -603,8 +642,7 @@ def _aggregate_numba(arrays: _TickArrays, tf: Timeframe, zone: str | None, is_so
 # The bucket expressions are fixed SQL text; every value they use is a bound parameter.
 _SQL_BUCKET_EPOCH = "ts_ns - (((ts_ns % $tf_ns) + $tf_ns) % $tf_ns)"  # floor, also below 0
 _SQL_BUCKET_LOCAL_DATE = (
-    "CAST(date_diff('day', DATE '1970-01-01', CAST(timezone($tz, ts) AS DATE)) AS BIGINT)"
-    " * $day_ns"
+    "CAST(date_diff('day', DATE '1970-01-01', CAST(timezone($tz, ts) AS DATE)) AS BIGINT) * $day_ns"
 )
 _SQL_CANDLES = """
 WITH bucketed AS (
@@ -641,8 +679,8 @@ def _aggregate_duckdb(arrays: _TickArrays, tf: Timeframe, zone: str | None) -> p
     )
     symbols = pd.DataFrame(
         {
-            "code": np.arange(len(arrays.names), dtype=np.int64),
-            "symbol": pd.array(arrays.names, dtype=object),
+            "code": np.arange(len(arrays.categories), dtype=np.int64),
+            "symbol": _symbol_names(arrays.categories),
         }
     )
     params: dict[str, object]
@@ -803,15 +841,16 @@ class CandleAggregator:
             self._ranks = None
         return code
 
-    def _global_codes(self, arrays: _TickArrays, categories: object) -> I64:
+    def _global_codes(self, arrays: _TickArrays, categorical: bool) -> I64:
         # Batches sliced from one categorical frame share its categories object, so the
         # symbol -> code table is built once per categories rather than once per batch.
-        if categories is not None and categories is self._lut_key:
+        if categorical and arrays.categories is self._lut_key:
             lut = self._lut
         else:
-            lut = np.fromiter((self._code_of(s) for s in arrays.names), dtype=np.int64)
+            names = _symbol_names(arrays.categories)
+            lut = np.fromiter((self._code_of(s) for s in names), dtype=np.int64)
             self._grow(len(self._names))
-            self._lut_key, self._lut = categories, lut
+            self._lut_key, self._lut = arrays.categories, lut
         return lut[arrays.codes] if len(lut) else np.zeros(len(arrays.codes), dtype=np.int64)
 
     def _symbol_ranks(self) -> I64:
@@ -927,9 +966,8 @@ class CandleAggregator:
         _raise_if_invalid(ticks, arrays)
         if len(arrays.ts) == 0:
             return _empty_bars()
-        symbol = ticks["symbol"]
-        categories = symbol.cat.categories if isinstance(symbol.dtype, pd.CategoricalDtype) else None
-        codes = self._global_codes(arrays, categories)
+        categorical = isinstance(ticks["symbol"].dtype, pd.CategoricalDtype)
+        codes = self._global_codes(arrays, categorical)
         return self._process(codes, arrays.ts, arrays.price, arrays.size)
 
     def update(self, symbol: str, ts: Any, price: float, size: float) -> list[dict[str, Any]]:
@@ -943,9 +981,13 @@ class CandleAggregator:
         stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
         p, s = float(price), float(size)
         if not (p > 0.0 and p < math.inf):
-            raise ValueError(f"tick of {symbol!r}, field 'price': {_FIELD_PROBLEMS[2]}, got {price!r}")
+            raise ValueError(
+                f"tick of {symbol!r}, field 'price': {_FIELD_PROBLEMS[2]}, got {price!r}"
+            )
         if not (s >= 0.0 and s < math.inf):
-            raise ValueError(f"tick of {symbol!r}, field 'size': {_FIELD_PROBLEMS[3]}, got {size!r}")
+            raise ValueError(
+                f"tick of {symbol!r}, field 'size': {_FIELD_PROBLEMS[3]}, got {size!r}"
+            )
         code = self._code_of(str(symbol))
         self._grow(len(self._names))
         bars = self._process(
