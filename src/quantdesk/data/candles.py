@@ -806,30 +806,25 @@ class CandleAggregator:
         self._slot_f: F64 = np.zeros((capacity, k, 5), dtype=np.float64)
         self._dropped_by_code: I64 = np.zeros(capacity, dtype=np.int64)
 
+    def _state(self) -> tuple[np.ndarray, ...]:
+        """Return the per-symbol state arrays (first axis: symbol code)."""
+        return (
+            self._watermark,
+            self._floor,
+            self._min_end,
+            self._last_slot,
+            self._slot_i,
+            self._slot_f,
+            self._dropped_by_code,
+        )
+
     def _grow(self, needed: int) -> None:
         capacity = len(self._watermark)
         if needed <= capacity:
             return
-        old = (
-            self._watermark,
-            self._floor,
-            self._min_end,
-            self._last_slot,
-            self._slot_i,
-            self._slot_f,
-            self._dropped_by_code,
-        )
+        old = self._state()
         self._allocate(max(needed, 2 * capacity, 16))
-        new = (
-            self._watermark,
-            self._floor,
-            self._min_end,
-            self._last_slot,
-            self._slot_i,
-            self._slot_f,
-            self._dropped_by_code,
-        )
-        for dst, src in zip(new, old, strict=True):
+        for dst, src in zip(self._state(), old, strict=True):
             dst[:capacity] = src
 
     def _code_of(self, symbol: str) -> int:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BAR_COLUMNS",
     "PRICE_COLUMNS",
+    "SYMBOL_COLUMNS",
     "TICK_COLUMNS",
     "Timeframe",
     "parse_timeframe",
@@ -26,6 +27,15 @@ __all__ = [
 BAR_COLUMNS: tuple[str, ...] = ("symbol", "ts", "open", "high", "low", "close", "volume")
 PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close")
 TICK_COLUMNS: tuple[str, ...] = ("symbol", "ts", "price", "size")
+#: Symbol metadata: what a symbol is and the timezone its daily sessions follow.
+SYMBOL_COLUMNS: tuple[str, ...] = (
+    "symbol",
+    "name",
+    "asset_class",
+    "currency",
+    "timezone",
+    "source",
+)
 
 _UNIT_SECONDS = {"s": 1, "min": 60, "h": 3600, "d": 86400}
 _UNIT_ALIASES = {

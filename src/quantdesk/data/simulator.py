@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from quantdesk.data.schemas import BAR_COLUMNS, TICK_COLUMNS
+from quantdesk.data.schemas import BAR_COLUMNS, SYMBOL_COLUMNS, TICK_COLUMNS
 
 __all__ = [
     "METADATA_COLUMNS",
@@ -48,14 +48,7 @@ REGIME_COLUMNS: tuple[str, ...] = (
     "vol_label",
     "trend_label",
 )
-METADATA_COLUMNS: tuple[str, ...] = (
-    "symbol",
-    "name",
-    "asset_class",
-    "currency",
-    "timezone",
-    "source",
-)
+METADATA_COLUMNS = SYMBOL_COLUMNS  # the store's symbol metadata contract
 
 # The regular US equity session in UTC (EST); ticks fall in [open, close).
 SESSION_OPEN_UTC = pd.Timedelta(hours=14, minutes=30)

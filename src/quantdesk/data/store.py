@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from quantdesk.config import settings
-from quantdesk.data.schemas import BAR_COLUMNS, parse_timeframe
+from quantdesk.data.schemas import BAR_COLUMNS, SYMBOL_COLUMNS, parse_timeframe
 from quantdesk.data.validation import ValidationResult, validate_bars, validate_ticks
 
 if TYPE_CHECKING:
@@ -44,14 +44,6 @@ __all__ = ["SYMBOL_COLUMNS", "IngestReport", "MarketStore", "StoreBusyError", "t
 
 logger = logging.getLogger(__name__)
 
-SYMBOL_COLUMNS: tuple[str, ...] = (
-    "symbol",
-    "name",
-    "asset_class",
-    "currency",
-    "timezone",
-    "source",
-)
 _VALUE_FIELDS = ("open", "high", "low", "close", "volume")
 
 _SCHEMA = """
