@@ -1,0 +1,149 @@
+"""Position sizing: from signals and volatility forecasts to target weights.
+
+Weights are fractions of total portfolio value (not of free cash), one column per
+asset, aligned to the price panel.  A NaN weight means "no order on this bar": the
+position is held and its weight drifts with prices.  That is how rebalance schedules
+and no-trade bands reach the backtest and the paper ledger.
+
+Everything here is pure and causal: the weight at t uses inputs up to t only.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["REBALANCE_FREQUENCIES", "apply_band", "rebalance_mask", "vol_target_weights"]
+
+Rebalance = Literal["daily", "weekly", "monthly"]
+REBALANCE_FREQUENCIES: tuple[str, ...] = ("daily", "weekly", "monthly")
+
+
+def rebalance_mask(index: pd.Index, rebalance: Rebalance = "daily") -> np.ndarray:
+    """Return a boolean array marking the bars on which the portfolio rebalances.
+
+    Weekly and monthly portfolios rebalance on the first bar of each new week or month
+    (and on the first bar).  Choosing the first bar of a period, not the last, keeps the
+    rule causal: whether bar t rebalances depends only on bars up to t.
+
+    Examples
+    --------
+    >>> idx = pd.DatetimeIndex(["2024-01-30", "2024-01-31", "2024-02-01", "2024-02-02"])
+    >>> rebalance_mask(idx, "monthly").tolist()
+    [True, False, True, False]
+    """
+    if rebalance not in REBALANCE_FREQUENCIES:
+        raise ValueError(f"rebalance must be one of {REBALANCE_FREQUENCIES}, got {rebalance!r}")
+    n = len(index)
+    if rebalance == "daily" or n == 0:
+        return np.ones(n, dtype=bool)
+    if not isinstance(index, pd.DatetimeIndex):
+        raise TypeError("weekly or monthly rebalancing needs a DatetimeIndex")
+    naive = index.tz_localize(None) if index.tz is not None else index
+    period = naive.to_period("W" if rebalance == "weekly" else "M").asi8
+    mask = np.ones(n, dtype=bool)
+    mask[1:] = period[1:] != period[:-1]
+    return mask
+
+
+def apply_band(weights: pd.DataFrame, band: float) -> pd.DataFrame:
+    """Return ``weights`` with NaN (no order) where a target moved less than ``band``.
+
+    The comparison is against the last target actually traded for that asset
+    (starting from flat), so small wiggles of the target never trade and a slow drift
+    trades once it has accumulated past the band.  Rows or cells that are already NaN
+    stay NaN and do not move the reference.
+
+    Examples
+    --------
+    >>> w = pd.DataFrame({"a": [0.50, 0.52, 0.56, 0.57]})
+    >>> apply_band(w, 0.05)["a"].tolist()
+    [0.5, nan, 0.56, nan]
+    """
+    if band < 0:
+        raise ValueError(f"band must be >= 0, got {band}")
+    if band == 0:
+        return weights.copy()
+    values = weights.to_numpy(dtype=np.float64)
+    out = np.full_like(values, np.nan)
+    last = np.zeros(values.shape[1])
+    for i in range(values.shape[0]):
+        row = values[i]
+        trade = ~np.isnan(row) & (np.abs(row - last) > band)
+        out[i, trade] = row[trade]
+        last[trade] = row[trade]
+    return pd.DataFrame(out, index=weights.index, columns=weights.columns)
+
+
+def vol_target_weights(
+    signal: pd.DataFrame,
+    vol: pd.DataFrame,
+    *,
+    target_vol: float | pd.Series = 0.10,
+    max_weight: float = 1.0,
+    max_gross: float = 1.0,
+    long_only: bool = False,
+    rebalance: Rebalance = "daily",
+    band: float = 0.0,
+) -> pd.DataFrame:
+    """Return target weights ``signal * target_vol / vol``, capped, scheduled and banded.
+
+    Parameters
+    ----------
+    signal
+        Wide panel of positions in signal units, typically in [-1, 1].
+    vol
+        Wide panel of annualised volatility forecasts, aligned with ``signal``.
+    target_vol
+        Annualised volatility each unit of signal should carry; a Series (indexed like
+        ``signal``) varies it by bar, e.g. ``0.10 / n_assets`` for an equal risk budget.
+    max_weight
+        Cap on each asset's absolute weight.
+    max_gross
+        Cap on the sum of absolute weights per bar (gross leverage); rows above it are
+        scaled down proportionally, after the per-asset cap.
+    long_only
+        Clip negative weights to zero.
+    rebalance
+        ``"daily"``, ``"weekly"`` or ``"monthly"``; other bars get NaN (hold).
+    band
+        No-trade band in weight units (see :func:`apply_band`).
+
+    Returns
+    -------
+    pd.DataFrame
+        Target weights as fractions of total portfolio value.  Bars where an asset's
+        signal or volatility is not yet known get weight 0 (flat) on rebalance bars.
+
+    Examples
+    --------
+    >>> sig = pd.DataFrame({"a": [1.0, -1.0], "b": [1.0, 1.0]})
+    >>> vol = pd.DataFrame({"a": [0.2, 0.2], "b": [0.4, 0.05]})
+    >>> vol_target_weights(sig, vol, target_vol=0.1, max_gross=1.0).round(3).values.tolist()
+    [[0.5, 0.25], [-0.333, 0.667]]
+    """
+    if not signal.index.equals(vol.index) or not signal.columns.equals(vol.columns):
+        raise ValueError("signal and vol must share index and columns (align them first)")
+    if max_weight <= 0 or max_gross <= 0:
+        raise ValueError("max_weight and max_gross must be positive")
+    sig = signal.to_numpy(dtype=np.float64)
+    sigma = vol.to_numpy(dtype=np.float64)
+    if isinstance(target_vol, pd.Series):
+        budget = target_vol.reindex(signal.index).to_numpy(dtype=np.float64)[:, None]
+    else:
+        budget = np.float64(target_vol)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        raw = sig * budget / sigma
+    raw[~np.isfinite(raw) | (sigma <= 0)] = 0.0
+    if long_only:
+        raw = np.maximum(raw, 0.0)
+    raw = np.clip(raw, -max_weight, max_weight)
+    gross = np.abs(raw).sum(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.where(gross > max_gross, max_gross / gross, 1.0)
+    weights = raw * scale
+    weights[~rebalance_mask(signal.index, rebalance)] = np.nan
+    out = pd.DataFrame(weights, index=signal.index, columns=signal.columns)
+    return apply_band(out, band)
