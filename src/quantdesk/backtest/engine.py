@@ -45,6 +45,13 @@ def _check_panels(close: pd.DataFrame, weights: pd.DataFrame) -> None:
         raise ValueError("close has non-positive prices")
 
 
+def _bar_length(index: pd.Index) -> pd.Timedelta | None:
+    """Return the typical spacing of a DatetimeIndex (vectorbt's ``freq``), if any."""
+    if not isinstance(index, pd.DatetimeIndex) or len(index) < 2:
+        return None
+    return pd.Timedelta(int(np.median(np.diff(index.asi8))), unit=index.unit)
+
+
 @dataclass
 class BacktestResult:
     """Return value of :func:`run`: equity, positions, trades, costs and metrics.
@@ -276,7 +283,7 @@ def run(
         max_size=max_size,
         size_granularity=np.nan if lot_size is None else lot_size,
         init_cash=init_cash,
-        freq=pd.infer_freq(close.index[:10]) if len(close) >= 10 else None,
+        freq=_bar_length(close.index),
         max_orders=n_orders,
     )
     return BacktestResult(
