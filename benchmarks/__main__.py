@@ -13,7 +13,7 @@ import platform
 import sys
 from typing import Any
 
-MODULES = ("bench_import", "bench_candles", "bench_store")
+MODULES = ("bench_import", "bench_candles", "bench_store", "bench_backtest")
 
 
 def _fmt(value: float, unit: str) -> str:

@@ -14,12 +14,21 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-_SUBMODULES = frozenset({"config", "data", "signals", "cli"})
+_SUBMODULES = frozenset({"config", "data", "signals", "portfolio", "strategies", "backtest", "cli"})
 
-__all__ = ["__version__", "cli", "config", "data", "signals"]
+__all__ = [
+    "__version__",
+    "backtest",
+    "cli",
+    "config",
+    "data",
+    "portfolio",
+    "signals",
+    "strategies",
+]
 
 if TYPE_CHECKING:
-    from quantdesk import cli, config, data, signals
+    from quantdesk import backtest, cli, config, data, portfolio, signals, strategies
 
 
 def __getattr__(name: str) -> Any:

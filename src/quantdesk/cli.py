@@ -258,6 +258,83 @@ def data_rejects(
     typer.echo(frame.head(limit)[["ingest_id", "source", "row", "field", "reason"]].to_string())
 
 
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.replace(" ", "").split(",") if x]
+    except ValueError:
+        _fail(f"expected comma-separated integers, got {text!r}")
+        raise
+
+
+@app.command("backtest")
+def backtest(
+    symbols: Annotated[
+        str | None, typer.Option("--symbols", help="Comma-separated symbols (default: all).")
+    ] = None,
+    start: Annotated[str | None, typer.Option("--start", help="First date.")] = None,
+    end: Annotated[str | None, typer.Option("--end", help="Last date (inclusive).")] = None,
+    lookbacks: Annotated[
+        str, typer.Option("--lookbacks", help="Momentum lookbacks in bars, blended.")
+    ] = "21,63,126,252",
+    target_vol: Annotated[
+        float, typer.Option("--target-vol", help="Annualised volatility target.")
+    ] = 0.10,
+    rebalance: Annotated[str, typer.Option("--rebalance", help="daily, weekly or monthly.")] = (
+        "daily"
+    ),
+    band: Annotated[float, typer.Option("--band", help="No-trade band in weight units.")] = 0.0,
+    max_weight: Annotated[float, typer.Option("--max-weight", help="Per-asset cap.")] = 1.0,
+    max_gross: Annotated[float, typer.Option("--max-gross", help="Gross leverage cap.")] = 1.0,
+    long_only: Annotated[bool, typer.Option("--long-only", help="No short positions.")] = False,
+    commission_bps: Annotated[float, typer.Option("--commission-bps")] = 1.0,
+    slippage_bps: Annotated[float, typer.Option("--slippage-bps")] = 2.0,
+    init_cash: Annotated[float, typer.Option("--init-cash")] = 1_000_000.0,
+    as_json: JsonOption = False,
+    store: StoreOption = None,
+) -> None:
+    """Backtest volatility-targeted trend following on stored daily closes."""
+    from quantdesk.backtest import run
+    from quantdesk.strategies import vol_target_trend
+
+    if rebalance not in ("daily", "weekly", "monthly"):
+        _fail(f"--rebalance must be daily, weekly or monthly, not {rebalance!r}")
+    names = [s.strip() for s in symbols.split(",") if s.strip()] if symbols else None
+    close = _store(store, read_only=True).panel("close", symbols=names, start=start, end=end)
+    if close.empty:
+        _fail("no daily closes for that selection; see `quantdesk data info`")
+    missing = sorted(set(names or []) - set(close.columns))
+    if missing:
+        _fail(f"no data for {missing}")
+    weights = vol_target_trend(
+        close,
+        lookbacks=_int_list(lookbacks),
+        target_vol=target_vol,
+        max_weight=max_weight,
+        max_gross=max_gross,
+        long_only=long_only,
+        rebalance=rebalance,  # type: ignore[arg-type]
+        band=band,
+    )
+    result = run(
+        close,
+        weights,
+        commission_bps=commission_bps,
+        slippage_bps=slippage_bps,
+        init_cash=init_cash,
+    )
+    if as_json:
+        doc = {
+            "symbols": [str(c) for c in close.columns],
+            "start": close.index[0].isoformat(),
+            "end": close.index[-1].isoformat(),
+            "final_equity": float(result.equity.iloc[-1]),
+            "metrics": {k: (None if v != v else float(v)) for k, v in result.metrics().items()},
+        }
+        typer.echo(json.dumps(doc, indent=2))
+        return
+    typer.echo(result.summary())
+
+
 def main() -> None:
     """Run the ``quantdesk`` command line."""
     app()

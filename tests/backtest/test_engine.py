@@ -48,7 +48,9 @@ def test_twenty_assets_long_short_with_costs(market) -> None:
     close = panel(market)
     rng = np.random.default_rng(1)
     raw = rng.normal(0, 1, close.shape)
-    w = pd.DataFrame(raw / np.abs(raw).sum(axis=1, keepdims=True), index=close.index, columns=close.columns)
+    w = pd.DataFrame(
+        raw / np.abs(raw).sum(axis=1, keepdims=True), index=close.index, columns=close.columns
+    )
     assert_agrees(close, w, commission_bps=5.0, slippage_bps=10.0)
 
 

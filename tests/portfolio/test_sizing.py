@@ -12,7 +12,9 @@ from quantdesk.portfolio.sizing import apply_band, rebalance_mask, vol_target_we
 def panels(rows: int = 300, cols: int = 5, seed: int = 0):
     rng = np.random.default_rng(seed)
     idx = pd.bdate_range("2021-01-01", periods=rows, tz="UTC", name="ts")
-    signal = pd.DataFrame(rng.choice([-1.0, 0.0, 0.5, 1.0], (rows, cols)), idx, list("ABCDE")[:cols])
+    signal = pd.DataFrame(
+        rng.choice([-1.0, 0.0, 0.5, 1.0], (rows, cols)), idx, list("ABCDE")[:cols]
+    )
     vol = pd.DataFrame(rng.uniform(0.05, 0.6, (rows, cols)), idx, signal.columns)
     signal.iloc[:5] = np.nan  # warm-up
     return signal, vol
@@ -32,7 +34,9 @@ def test_hand_values_and_caps() -> None:
 
 def test_long_only_and_gross_cap_hold_everywhere() -> None:
     signal, vol = panels()
-    w = vol_target_weights(signal, vol, target_vol=0.3, max_weight=0.4, max_gross=1.0, long_only=True)
+    w = vol_target_weights(
+        signal, vol, target_vol=0.3, max_weight=0.4, max_gross=1.0, long_only=True
+    )
     assert (w >= 0).all().all()
     assert (w <= 0.4 + 1e-12).all().all()
     assert (w.sum(axis=1) <= 1.0 + 1e-12).all()
@@ -67,7 +71,9 @@ def test_schedule_puts_nan_between_rebalances() -> None:
 
 
 def test_band_trades_only_beyond_the_band() -> None:
-    w = pd.DataFrame({"a": [0.5, 0.52, 0.54, np.nan, 0.56, 0.2], "b": [0.0, 0.0, 0.1, 0.1, 0.1, 0.1]})
+    w = pd.DataFrame(
+        {"a": [0.5, 0.52, 0.54, np.nan, 0.56, 0.2], "b": [0.0, 0.0, 0.1, 0.1, 0.1, 0.1]}
+    )
     banded = apply_band(w, 0.05)
     assert banded["a"].iloc[0] == 0.5
     assert np.isnan(banded["a"].iloc[1])  # 0.02 move: inside the band
@@ -85,7 +91,9 @@ def test_causal(rebalance: str) -> None:
     signal, vol = panels(seed=3)
     full = vol_target_weights(signal, vol, rebalance=rebalance, band=0.02, max_gross=1.5)
     for cut in (37, 150, 299):
-        part = vol_target_weights(signal.iloc[:cut], vol.iloc[:cut], rebalance=rebalance, band=0.02, max_gross=1.5)
+        part = vol_target_weights(
+            signal.iloc[:cut], vol.iloc[:cut], rebalance=rebalance, band=0.02, max_gross=1.5
+        )
         pd.testing.assert_frame_equal(part, full.iloc[:cut])
 
 

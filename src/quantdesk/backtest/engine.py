@@ -26,23 +26,30 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["BacktestResult", "run"]
+__all__ = ["BacktestResult", "Fills", "run", "simulate_orders"]
 
 logger = logging.getLogger(__name__)
 
 BPS = 1e-4
 
 
+def _check_close(close: pd.DataFrame) -> None:
+    if not isinstance(close, pd.DataFrame):
+        raise TypeError("close must be a wide DataFrame (index ts, columns symbols)")
+    values = close.to_numpy(dtype=np.float64)
+    if values.size and np.nanmin(values, initial=np.inf) <= 0:
+        raise ValueError("close has non-positive prices")
+
+
 def _check_panels(close: pd.DataFrame, weights: pd.DataFrame) -> None:
-    if not isinstance(close, pd.DataFrame) or not isinstance(weights, pd.DataFrame):
-        raise TypeError("close and weights must be wide DataFrames (index ts, columns symbols)")
+    _check_close(close)
+    if not isinstance(weights, pd.DataFrame):
+        raise TypeError("weights must be a wide DataFrame (index ts, columns symbols)")
     if not close.index.equals(weights.index):
         raise ValueError("weights must have the same index as close (align with .reindex_like)")
     if not close.columns.equals(weights.columns):
         missing = sorted(set(map(str, weights.columns)) ^ set(map(str, close.columns)))
         raise ValueError(f"weights and close must have the same columns; differ in {missing[:5]}")
-    if (close <= 0).to_numpy().any():
-        raise ValueError("close has non-positive prices")
 
 
 def _bar_length(index: pd.Index) -> pd.Timedelta | None:
@@ -50,6 +57,129 @@ def _bar_length(index: pd.Index) -> pd.Timedelta | None:
     if not isinstance(index, pd.DatetimeIndex) or len(index) < 2:
         return None
     return pd.Timedelta(int(np.median(np.diff(index.asi8))), unit=index.unit)
+
+
+@functools.cache
+def _equity_kernel() -> Any:
+    import numba
+
+    @numba.njit(cache=True, nogil=True)  # type: ignore[misc]
+    def equity_by_group(bar, col, signed, price, fees, starts, close, init_cash):  # type: ignore[no-untyped-def]
+        # vectorbt writes fills group by group, in bar order within a group: one cursor
+        # per group walks that group's fills as the bars advance.
+        n_bars, n_assets = close.shape
+        n_groups = starts.shape[0] - 1
+        units = np.zeros(n_groups * n_assets)
+        cash = np.full(n_groups, init_cash)
+        cursor = starts[:-1].copy()
+        out = np.empty((n_bars, n_groups))
+        for t in range(n_bars):
+            for g in range(n_groups):
+                k = cursor[g]
+                while k < starts[g + 1] and bar[k] == t:
+                    units[col[k]] += signed[k]
+                    cash[g] -= signed[k] * price[k] + fees[k]
+                    k += 1
+                cursor[g] = k
+                value = cash[g]
+                for a in range(n_assets):
+                    u = units[g * n_assets + a]
+                    if u != 0.0:
+                        value += u * close[t, a]
+                out[t, g] = value
+        return out
+
+    return equity_by_group
+
+
+@dataclass(frozen=True)
+class Fills:
+    """Order records of a simulation, mapped back to full-index bar numbers."""
+
+    bar: np.ndarray
+    col: np.ndarray
+    signed: np.ndarray
+    price: np.ndarray
+    fees: np.ndarray
+
+    @classmethod
+    def from_records(cls, records: np.ndarray, bars: np.ndarray) -> Fills:
+        """Return fills whose ``bar`` indexes the full panel (``bars`` maps sim rows)."""
+        return cls(
+            bar=bars[records["idx"]],
+            col=records["col"].astype(np.int64),
+            signed=np.where(records["side"] == 0, records["size"], -records["size"]),
+            price=records["price"].copy(),
+            fees=records["fees"].copy(),
+        )
+
+    def equity(self, close: np.ndarray, n_groups: int, init_cash: float) -> np.ndarray:
+        """Return portfolio value per bar and group; groups share ``close``'s assets."""
+        group = self.col // close.shape[1]
+        if group.size and np.any(np.diff(group) < 0):
+            raise ValueError("fills must be ordered group by group, as vectorbt writes them")
+        starts = np.searchsorted(group, np.arange(n_groups + 1))
+        value: np.ndarray = _equity_kernel()(
+            self.bar, self.col, self.signed, self.price, self.fees, starts,
+            np.ascontiguousarray(close, dtype=np.float64), float(init_cash),
+        )  # fmt: skip
+        return value
+
+    def units(self, shape: tuple[int, int]) -> np.ndarray:
+        """Return units held per bar and column (one ``bincount`` and a cumulative sum)."""
+        n_bars, n_cols = shape
+        flow = np.bincount(
+            self.bar * n_cols + self.col, weights=self.signed, minlength=n_bars * n_cols
+        )
+        return np.cumsum(flow.reshape(n_bars, n_cols), axis=0)
+
+
+def simulate_orders(
+    valuation: np.ndarray,
+    orders: np.ndarray,
+    *,
+    group_size: int,
+    commission_bps: float,
+    slippage_bps: float,
+    init_cash: float,
+    max_size: Any = np.inf,
+    lot_size: float | None = None,
+    freq: Any = None,
+) -> tuple[Any, Fills]:
+    """Return the vectorbt Portfolio and its fills for target-percent ``orders``.
+
+    Only bars with at least one order go to vectorbt.  Between them target-percent
+    orders leave units and cash untouched, so skipping empty bars changes no number;
+    it saves most of the work on weekly or monthly schedules.  The returned Portfolio
+    therefore spans the order bars only; :class:`Fills` maps back to the full index.
+    """
+    import vectorbt as vbt
+
+    has_order = ~np.isnan(orders)
+    bars = np.flatnonzero(has_order.any(axis=1))
+    if bars.size == 0:
+        bars = np.array([0])
+    n_orders = int(np.count_nonzero(has_order[bars]))
+    if not np.isscalar(max_size):
+        max_size = max_size[bars]
+    n_groups = orders.shape[1] // group_size
+    portfolio = vbt.Portfolio.from_orders(
+        valuation[bars],
+        orders[bars],
+        size_type="targetpercent",
+        direction="both",
+        group_by=np.repeat(np.arange(n_groups), group_size),
+        cash_sharing=True,
+        call_seq="auto",
+        fees=commission_bps * BPS,
+        slippage=slippage_bps * BPS,
+        max_size=max_size,
+        size_granularity=np.nan if lot_size is None else lot_size,
+        init_cash=init_cash,
+        freq=freq,
+        max_orders=max(n_orders, 1),
+    )
+    return portfolio, Fills.from_records(portfolio.order_records, bars)
 
 
 @dataclass
@@ -62,6 +192,7 @@ class BacktestResult:
     """
 
     portfolio: Any = field(repr=False)
+    fills: Fills = field(repr=False)
     close: pd.DataFrame = field(repr=False)
     target_weights: pd.DataFrame = field(repr=False)
     init_cash: float
@@ -73,9 +204,8 @@ class BacktestResult:
     @functools.cached_property
     def equity(self) -> pd.Series:
         """Total portfolio value at each bar's close."""
-        return pd.Series(
-            np.asarray(self.portfolio.value(), dtype=float), index=self.close.index, name="equity"
-        )
+        value = self.fills.equity(self.close.to_numpy(), 1, self.init_cash)[:, 0]
+        return pd.Series(value, index=self.close.index, name="equity")
 
     @functools.cached_property
     def returns(self) -> pd.Series:
@@ -86,9 +216,8 @@ class BacktestResult:
     @functools.cached_property
     def positions(self) -> pd.DataFrame:
         """Units held of each asset after each bar's orders."""
-        return pd.DataFrame(
-            np.asarray(self.portfolio.assets()), index=self.close.index, columns=self.close.columns
-        )
+        units = self.fills.units(self.close.shape)
+        return pd.DataFrame(units, index=self.close.index, columns=self.close.columns)
 
     @functools.cached_property
     def position_values(self) -> pd.DataFrame:
@@ -98,7 +227,7 @@ class BacktestResult:
     @functools.cached_property
     def cash(self) -> pd.Series:
         """Cash after each bar's orders."""
-        return pd.Series(np.asarray(self.portfolio.cash(), dtype=float), index=self.close.index)
+        return (self.equity - self.position_values.sum(axis=1)).rename("cash")
 
     @functools.cached_property
     def weights(self) -> pd.DataFrame:
@@ -108,11 +237,11 @@ class BacktestResult:
     @functools.cached_property
     def trades(self) -> pd.DataFrame:
         """Every fill: ts, symbol, side, units, price, value, commission and slippage cost."""
-        rec = self.portfolio.orders.values
-        idx, col = rec["idx"], rec["col"]
-        size, price = rec["size"], rec["price"]
+        f = self.fills
+        idx, col = f.bar, f.col
+        size, price = np.abs(f.signed), f.price
         ref = self.close.to_numpy()[idx, col]
-        side = np.where(rec["side"] == 0, "buy", "sell")
+        side = np.where(f.signed > 0, "buy", "sell")
         trades = pd.DataFrame(
             {
                 "ts": self.close.index[idx],
@@ -121,7 +250,7 @@ class BacktestResult:
                 "units": size,
                 "price": price,
                 "value": size * price,
-                "commission": rec["fees"],
+                "commission": f.fees,
                 "slippage": size * np.abs(price - ref),
             }
         )
@@ -169,7 +298,9 @@ class BacktestResult:
         costs = self.trades.pivot_table(
             index="ts", columns="symbol", values=["commission", "slippage"], aggfunc="sum"
         )
-        booked = (costs["commission"] + costs["slippage"]) if len(costs) else pd.DataFrame()
+        booked = (
+            pd.DataFrame(costs["commission"] + costs["slippage"]) if len(costs) else pd.DataFrame()
+        )
         booked = booked.reindex(index=self.close.index, columns=self.close.columns)
         return price_pnl - booked.fillna(0.0)
 
@@ -249,13 +380,13 @@ def run(
     >>> result.equity.iloc[-1], result.metrics()["Sharpe"]  # doctest: +SKIP
     """
     _check_panels(close, weights)
-    import vectorbt as vbt
-
-    listed = close.notna()
-    # Prices before a listing only value a zero position; back-fill keeps vectorbt's
-    # valuation finite there without placing any order on them.
-    valuation = close.ffill().bfill()
-    orders = weights.where(listed)
+    if close.isna().to_numpy().any():
+        # Prices before a listing only value a zero position; back-fill keeps vectorbt's
+        # valuation finite there without placing any order on them.
+        valuation = close.ffill().bfill()
+        orders = weights.where(close.notna())
+    else:
+        valuation, orders = close, weights
     max_size: Any = np.inf
     if max_volume_share is not None:
         if volume is None:
@@ -268,26 +399,23 @@ def run(
         max_size = (vol * max_volume_share).where(tradable, np.inf).to_numpy()
     if lot_size is not None and lot_size <= 0:
         raise ValueError("lot_size must be positive")
-    n_orders = int(orders.notna().to_numpy().sum())
-    logger.debug("backtest: %d assets x %d bars, %d orders", close.shape[1], len(close), n_orders)
-    portfolio = vbt.Portfolio.from_orders(
-        valuation,
-        orders,
-        size_type="targetpercent",
-        direction="both",
-        group_by=True,
-        cash_sharing=True,
-        call_seq="auto",
-        fees=commission_bps * BPS,
-        slippage=slippage_bps * BPS,
-        max_size=max_size,
-        size_granularity=np.nan if lot_size is None else lot_size,
+    portfolio, fills = simulate_orders(
+        valuation.to_numpy(dtype=np.float64),
+        orders.to_numpy(dtype=np.float64),
+        group_size=close.shape[1],
+        commission_bps=commission_bps,
+        slippage_bps=slippage_bps,
         init_cash=init_cash,
+        max_size=max_size,
+        lot_size=lot_size,
         freq=_bar_length(close.index),
-        max_orders=n_orders,
+    )
+    logger.debug(
+        "backtest: %d assets x %d bars, %d fills", close.shape[1], len(close), len(fills.bar)
     )
     return BacktestResult(
         portfolio=portfolio,
+        fills=fills,
         close=valuation,
         target_weights=weights,
         init_cash=init_cash,

@@ -130,6 +130,7 @@ def vol_target_weights(
         raise ValueError("max_weight and max_gross must be positive")
     sig = signal.to_numpy(dtype=np.float64)
     sigma = vol.to_numpy(dtype=np.float64)
+    budget: np.ndarray | np.float64
     if isinstance(target_vol, pd.Series):
         budget = target_vol.reindex(signal.index).to_numpy(dtype=np.float64)[:, None]
     else:

@@ -1,0 +1,132 @@
+"""Composed strategies: signals plus sizing, as pure functions of prices.
+
+The same function feeds the backtest, the scheduled reports, the dashboards and the
+paper ledger, so what is tested here is what trades.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+from quantdesk.portfolio.sizing import Rebalance, vol_target_weights
+
+__all__ = [
+    "DEFAULT_LOOKBACKS",
+    "ma_crossover_weights",
+    "size_trend",
+    "trend_inputs",
+    "vol_target_trend",
+]
+
+DEFAULT_LOOKBACKS: tuple[int, ...] = (21, 63, 126, 252)
+
+
+def vol_target_trend(
+    close: pd.DataFrame,
+    *,
+    lookbacks: Sequence[int] = DEFAULT_LOOKBACKS,
+    target_vol: float = 0.10,
+    vol_halflife: float = 20,
+    max_weight: float = 1.0,
+    max_gross: float = 1.0,
+    long_only: bool = False,
+    rebalance: Rebalance = "daily",
+    band: float = 0.0,
+    lag: int = 1,
+) -> pd.DataFrame:
+    """Return target weights of volatility-targeted trend following (the Stocker design).
+
+    Each asset's signal is the time-series momentum blended over ``lookbacks`` (the
+    average sign of its return over each lookback, in [-1, 1]).  Its weight is
+    ``signal * (target_vol / n) / vol``, where ``vol`` is the asset's EWMA volatility
+    forecast and ``n`` the number of assets with a signal on that bar, so every asset
+    gets an equal share of the risk budget.  Weights are then capped per asset
+    (``max_weight``) and in gross (``max_gross``), and traded on the ``rebalance``
+    schedule outside a no-trade ``band``.
+
+    ``lag`` bars separate the data a decision uses from the close it trades at: with
+    the default 1, the weight held from close t is decided on data up to close t-1, so
+    the backtest needs no look-ahead even when it trades at the close.
+
+    Examples
+    --------
+    >>> import quantdesk as qd  # doctest: +SKIP
+    >>> close = qd.data.MarketStore().panel("close")  # doctest: +SKIP
+    >>> weights = vol_target_trend(close, target_vol=0.12, rebalance="weekly")  # doctest: +SKIP
+    >>> qd.backtest.run(close, weights, commission_bps=1).summary()  # doctest: +SKIP
+    """
+    signal, vol = trend_inputs(close, lookbacks=lookbacks, vol_halflife=vol_halflife, lag=lag)
+    return size_trend(
+        signal,
+        vol,
+        target_vol=target_vol,
+        max_weight=max_weight,
+        max_gross=max_gross,
+        long_only=long_only,
+        rebalance=rebalance,
+        band=band,
+    )
+
+
+def trend_inputs(
+    close: pd.DataFrame,
+    *,
+    lookbacks: Sequence[int] = DEFAULT_LOOKBACKS,
+    vol_halflife: float = 20,
+    lag: int = 1,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Return the lagged (signal, volatility forecast) panels :func:`vol_target_trend` sizes."""
+    from quantdesk.signals.trend import blended_tsmom
+    from quantdesk.signals.volatility import ewma_vol
+
+    if lag < 0:
+        raise ValueError(f"lag must be >= 0, got {lag}")
+    if not lookbacks:
+        raise ValueError("lookbacks must name at least one lookback")
+    signal = blended_tsmom(close, tuple(lookbacks)).shift(lag)
+    vol = ewma_vol(close, halflife=vol_halflife).shift(lag)
+    return signal, vol
+
+
+def size_trend(
+    signal: pd.DataFrame,
+    vol: pd.DataFrame,
+    *,
+    target_vol: float = 0.10,
+    **sizing: Any,
+) -> pd.DataFrame:
+    """Return weights for trend ``signal``: an equal share of ``target_vol`` per active asset."""
+    active = (signal.notna() & (vol > 0)).sum(axis=1)
+    budget = (target_vol / active.where(active > 0)).fillna(0.0)
+    return vol_target_weights(signal, vol, target_vol=budget, **sizing)
+
+
+def ma_crossover_weights(
+    close: pd.DataFrame, fast: int = 20, slow: int = 100, *, weight: float = 1.0, lag: int = 0
+) -> pd.DataFrame:
+    """Return long-or-flat orders: ``weight`` when the fast SMA crosses above the slow SMA.
+
+    Orders are placed only on the bars where the crossover state changes (and flat on
+    the first bar); in between the weight is NaN, so the position is held and drifts
+    with the price, as a buy-and-hold-until-exit strategy does.  ``lag`` delays the
+    orders: backtesting.py's ``trade_on_close`` fills an order decided on bar t at the
+    close of bar t+1, which is ``lag=1``.
+
+    Examples
+    --------
+    >>> close = pd.DataFrame({"A": [1.0, 2, 3, 2, 1, 1, 4]})
+    >>> ma_crossover_weights(close, fast=1, slow=3)["A"].tolist()
+    [0.0, nan, 1.0, 0.0, nan, nan, 1.0]
+    """
+    if lag < 0:
+        raise ValueError(f"lag must be >= 0, got {lag}")
+    fast_ma = close.rolling(fast).mean()
+    slow_ma = close.rolling(slow).mean()
+    state = (fast_ma > slow_ma).astype(float) * weight
+    state = state.shift(lag).fillna(0.0) if lag else state
+    changed = state.ne(state.shift(1))
+    changed.iloc[0] = True
+    return state.where(changed)

@@ -1,0 +1,308 @@
+"""Volatility estimators: hand calculations, recursions written out, arch itself as the
+GARCH reference, causality, scale invariance and recovery of a known GBM sigma."""
+
+from __future__ import annotations
+
+import doctest
+import logging
+import math
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+import pytest
+from arch import arch_model
+
+from quantdesk.signals import volatility
+from quantdesk.signals.volatility import ewma_vol, garch_vol, garman_klass_vol, parkinson_vol
+
+from .causality import assert_causal
+
+Panels = dict[str, pd.DataFrame]
+
+SMALL_GARCH = {"min_obs": 150, "refit_every": 40}
+
+
+def gbm_bars(
+    days: int,
+    symbols: int = 3,
+    *,
+    sigma: float = 0.2,
+    steps: int = 78,
+    seed: int = 0,
+    continuity_correction: bool = False,
+) -> Panels:
+    """Daily OHLC of driftless-in-log GBM paths sampled ``steps`` times a day.
+
+    The open is the previous close (no overnight gap), so close-to-close, Parkinson and
+    Garman-Klass all estimate the same ``sigma``.  With ``continuity_correction`` the
+    discretely observed high and low are widened by ``0.5826 sigma sqrt(dt)`` (Broadie,
+    Glasserman and Kou) so that they stand for the continuous path's extremes.
+    """
+    rng = np.random.default_rng(seed)
+    dt = 1.0 / (252 * steps)
+    shocks = rng.normal(-0.5 * sigma**2 * dt, sigma * math.sqrt(dt), (days * steps, symbols))
+    path = math.log(100.0) + np.vstack([np.zeros((1, symbols)), np.cumsum(shocks, axis=0)])
+    day = path[np.arange(days)[:, None] * steps + np.arange(steps + 1)[None, :]]
+    widen = 0.5826 * sigma * math.sqrt(dt) if continuity_correction else 0.0
+    idx = pd.bdate_range("2010-01-04", periods=days, tz="UTC", name="ts")
+    cols = [f"S{i}" for i in range(symbols)]
+    fields = {
+        "open": day[:, 0],
+        "high": day.max(axis=1) + widen,
+        "low": day.min(axis=1) - widen,
+        "close": day[:, -1],
+    }
+    return {k: pd.DataFrame(np.exp(v), index=idx, columns=cols) for k, v in fields.items()}
+
+
+@pytest.fixture(scope="module")
+def bars() -> Panels:
+    panels = gbm_bars(320, seed=3)
+    panels = {k: v.copy() for k, v in panels.items()}
+    for frame in panels.values():
+        frame.iloc[:30, 2] = np.nan  # S2 lists later
+        frame.iloc[200, 1] = np.nan  # and S1 misses a day
+    return panels
+
+
+def frame(values: list[float] | np.ndarray, name: str = "A") -> pd.DataFrame:
+    return pd.DataFrame({name: np.asarray(values, dtype=float)})
+
+
+# ---------------------------------------------------------------- hand calculations
+
+
+def test_ewma_hand_calculation() -> None:
+    close = frame([100.0, 101.0, 99.0, 99.5])
+    r = np.diff(np.log(close["A"].to_numpy()))
+    vol = ewma_vol(close, halflife=1, min_periods=2, periods_per_year=1)["A"]
+    # halflife 1: weights 1, 1/2, 1/4 on the newest, previous, oldest squared return
+    assert np.isnan(vol.iloc[0]) and np.isnan(vol.iloc[1])
+    assert vol.iloc[2] == pytest.approx(math.sqrt((r[1] ** 2 + 0.5 * r[0] ** 2) / 1.5))
+    expected = math.sqrt((r[2] ** 2 + 0.5 * r[1] ** 2 + 0.25 * r[0] ** 2) / 1.75)
+    assert vol.iloc[3] == pytest.approx(expected)
+
+
+def test_ewma_constant_returns_give_their_size() -> None:
+    close = frame(100 * np.exp(-0.02 * np.arange(60)))
+    vol = ewma_vol(close, halflife=5, min_periods=10)["A"]
+    assert vol.iloc[:10].isna().all()
+    np.testing.assert_allclose(vol.iloc[10:], 0.02 * math.sqrt(252), rtol=1e-12)
+
+
+def ewma_recursion(close: np.ndarray, halflife: float, min_periods: int) -> np.ndarray:
+    """Element by element: decayed sums of weights and of weighted squared log returns."""
+    lam = 0.5 ** (1.0 / halflife)
+    out = np.full(close.shape, np.nan)
+    for j in range(close.shape[1]):
+        num = den = 0.0
+        seen = 0
+        for t in range(1, close.shape[0]):
+            r = math.log(close[t, j] / close[t - 1, j])
+            if seen:
+                num, den = lam * num, lam * den
+            if not math.isnan(r):
+                num, den, seen = num + r * r, den + 1.0, seen + 1
+            if seen >= min_periods:
+                out[t, j] = math.sqrt(num / den * 252)
+    return out
+
+
+@pytest.mark.parametrize(("halflife", "min_periods"), [(20, 20), (3.5, 1), (60, 5)])
+def test_ewma_matches_recursion(bars: Panels, halflife: float, min_periods: int) -> None:
+    close = bars["close"]
+    got = ewma_vol(close, halflife, min_periods=min_periods)
+    expected = ewma_recursion(close.to_numpy(), halflife, min_periods)
+    np.testing.assert_allclose(got.to_numpy(), expected, rtol=1e-10, atol=0)
+
+
+def test_parkinson_and_garman_klass_hand_calculation() -> None:
+    o = [100.0, 101.0, 102.0]
+    h = [102.0, 103.0, 104.0]
+    lo = [99.0, 100.0, 98.0]
+    c = [101.0, 102.0, 99.0]
+    hl = [math.log(a / b) for a, b in zip(h, lo, strict=True)]
+    co = [math.log(a / b) for a, b in zip(c, o, strict=True)]
+    park = parkinson_vol(frame(h), frame(lo), 2)["A"]
+    assert np.isnan(park.iloc[0])
+    expected = math.sqrt((hl[1] ** 2 + hl[2] ** 2) / 2 / (4 * math.log(2)) * 252)
+    assert park.iloc[2] == pytest.approx(expected, rel=1e-12)
+    gk = garman_klass_vol(frame(o), frame(h), frame(lo), frame(c), 2)["A"]
+    terms = [0.5 * u**2 - (2 * math.log(2) - 1) * d**2 for u, d in zip(hl, co, strict=True)]
+    assert np.isnan(gk.iloc[0])
+    assert gk.iloc[1] == pytest.approx(math.sqrt((terms[0] + terms[1]) / 2 * 252), rel=1e-12)
+    assert gk.iloc[2] == pytest.approx(math.sqrt((terms[1] + terms[2]) / 2 * 252), rel=1e-12)
+
+
+def test_range_estimators_match_pandas_rolling(bars: Panels) -> None:
+    """A second route: pandas' own rolling mean of the per-bar terms."""
+    h, lo, o, c = (np.log(bars[k]) for k in ("high", "low", "open", "close"))
+    park = ((h - lo) ** 2 / (4 * math.log(2))).rolling(10).mean().mul(252) ** 0.5
+    pd.testing.assert_frame_equal(parkinson_vol(bars["high"], bars["low"], 10), park, rtol=1e-9)
+    terms = 0.5 * (h - lo) ** 2 - (2 * math.log(2) - 1) * (c - o) ** 2
+    gk = terms.rolling(15).mean().mul(252) ** 0.5
+    got = garman_klass_vol(bars["open"], bars["high"], bars["low"], bars["close"], 15)
+    pd.testing.assert_frame_equal(got, gk, rtol=1e-9)
+
+
+def test_misaligned_panels_are_rejected(bars: Panels) -> None:
+    with pytest.raises(ValueError, match="aligned"):
+        parkinson_vol(bars["high"], bars["low"].iloc[1:])
+    with pytest.raises(ValueError, match="aligned"):
+        garman_klass_vol(bars["open"][["S1", "S0", "S2"]], bars["high"], bars["low"], bars["close"])
+    with pytest.raises(ValueError, match="window"):
+        parkinson_vol(bars["high"], bars["low"], 0)
+    with pytest.raises(ValueError, match="halflife"):
+        ewma_vol(bars["close"], 0)
+
+
+# ---------------------------------------------------------------- known sigma
+
+
+def test_range_estimators_recover_gbm_sigma() -> None:
+    sigma = 0.3
+    panels = gbm_bars(1500, 4, sigma=sigma, steps=200, seed=11, continuity_correction=True)
+    window = 1500
+    park = parkinson_vol(panels["high"], panels["low"], window).iloc[-1]
+    gk = garman_klass_vol(panels["open"], panels["high"], panels["low"], panels["close"], window)
+    close_to_close = np.log(panels["close"]).diff().std() * math.sqrt(252)
+    # Standard errors over 1500 days: about 0.7% (Parkinson), 0.6% (GK), 1.8% (close-to-close).
+    np.testing.assert_allclose(park, sigma, rtol=0.03)
+    np.testing.assert_allclose(gk.iloc[-1], sigma, rtol=0.03)
+    np.testing.assert_allclose(close_to_close, sigma, rtol=0.06)
+    ewma = ewma_vol(panels["close"], halflife=250).iloc[-1]
+    np.testing.assert_allclose(ewma, sigma, rtol=0.15)
+
+
+# ---------------------------------------------------------------- invariances
+
+
+def vol_functions(garch: bool = True) -> dict[str, Callable[[Panels], pd.DataFrame]]:
+    functions: dict[str, Callable[[Panels], pd.DataFrame]] = {
+        "ewma_vol": lambda p: ewma_vol(p["close"], 10, min_periods=5),
+        "parkinson_vol": lambda p: parkinson_vol(p["high"], p["low"], 10),
+        "garman_klass_vol": lambda p: garman_klass_vol(
+            p["open"], p["high"], p["low"], p["close"], 10
+        ),
+    }
+    if garch:
+        functions["garch_vol"] = lambda p: garch_vol(p["close"], **SMALL_GARCH)
+    return functions
+
+
+@pytest.mark.parametrize("name", list(vol_functions()))
+def test_price_scale_invariance(bars: Panels, name: str) -> None:
+    """Prices in cents or dollars: the same volatility."""
+    fn = vol_functions()[name]
+    scaled = {k: v * 100.0 for k, v in bars.items()}
+    rtol = 1e-3 if name == "garch_vol" else 1e-9  # GARCH: up to the optimiser tolerance
+    pd.testing.assert_frame_equal(fn(scaled), fn(bars), rtol=rtol)
+
+
+@pytest.mark.parametrize("name", list(vol_functions()))
+def test_scales_with_log_returns(bars: Panels, name: str) -> None:
+    """Doubling every log return (prices p -> p**2) doubles the volatility."""
+    fn = vol_functions()[name]
+    squared = {k: v**2 / 100.0 for k, v in bars.items()}
+    rtol = 1e-3 if name == "garch_vol" else 1e-9
+    pd.testing.assert_frame_equal(fn(squared), 2 * fn(bars), rtol=rtol)
+
+
+# ---------------------------------------------------------------- causality
+
+
+def test_every_public_function_has_a_causality_case() -> None:
+    assert set(vol_functions()) == set(volatility.__all__)
+
+
+@pytest.mark.parametrize("name", list(vol_functions()))
+def test_causal(bars: Panels, name: str) -> None:
+    """Values up to t are the same whether or not the rows after t exist."""
+    assert_causal(vol_functions()[name], bars, [170, 211, 260])
+
+
+def test_causality_check_catches_a_look_ahead(bars: Panels) -> None:
+    centred = vol_functions(garch=False)["parkinson_vol"]
+    leaky = lambda p: centred(p).shift(-2)  # noqa: E731
+    with pytest.raises(AssertionError):
+        assert_causal(leaky, bars, [100])
+
+
+# ---------------------------------------------------------------- GARCH against arch
+
+
+def close_from(scaled_returns: pd.DataFrame) -> pd.DataFrame:
+    """Closes whose log returns are ``scaled_returns / 100`` (the first row is the base)."""
+    logs = np.vstack([[0.0], np.cumsum(scaled_returns.to_numpy() / 100.0, axis=0)])
+    return pd.DataFrame(100 * np.exp(logs), columns=scaled_returns.columns)
+
+
+@pytest.mark.parametrize("window", [None, 250])
+@pytest.mark.parametrize("mean", ["constant", "zero"])
+def test_garch_matches_arch_at_refit_and_between(window: int | None, mean: str) -> None:
+    rng = np.random.default_rng(5)
+    shocks = rng.standard_normal(900)
+    # hand-rolled GARCH(1,1) simulation (omega, alpha, beta) = (0.05, 0.1, 0.85)
+    y = np.empty(900)
+    s2 = 1.0
+    for t in range(900):
+        y[t] = 0.04 + math.sqrt(s2) * shocks[t]
+        s2 = 0.05 + 0.1 * (y[t] - 0.04) ** 2 + 0.85 * s2
+    close = close_from(pd.DataFrame({"A": y}))
+    y = 100 * np.diff(np.log(close["A"].to_numpy()))  # what garch_vol sees
+    min_obs, refit_every = 400, 100
+    vol = garch_vol(close, window=window, refit_every=refit_every, min_obs=min_obs, mean=mean)
+    vol = vol["A"].to_numpy()
+    assert np.isnan(vol[:min_obs]).all() and np.isfinite(vol[min_obs:]).all()
+
+    arch_mean = "Constant" if mean == "constant" else "Zero"
+    refit = min_obs - 1 + 2 * refit_every  # a refit date, as a position in y
+    start = 0 if window is None else refit + 1 - window
+    res = arch_model(y[start : refit + 1], mean=arch_mean, vol="GARCH", p=1, q=1).fit(disp="off")
+    expected = res.forecast(horizon=1).variance.iloc[-1, 0]
+    # y[k] is the return of row k + 1 of the panel
+    assert vol[refit + 1] == pytest.approx(math.sqrt(expected * 252) / 100, rel=1e-6)
+
+    # Between refits the same parameters filter the newer returns: arch with fixed parameters
+    # over the longer sample (same start, hence the same backcast) must agree.
+    later = refit + refit_every - 1
+    model = arch_model(y[start : later + 1], mean=arch_mean, vol="GARCH", p=1, q=1)
+    fixed = model.fix(res.params).forecast(horizon=1).variance.iloc[-1, 0]
+    assert vol[later + 1] == pytest.approx(math.sqrt(fixed * 252) / 100, rel=1e-6)
+    # ... and the next row is a new fit, no longer those parameters
+    following = arch_model(y[start : later + 2], mean=arch_mean, vol="GARCH", p=1, q=1)
+    stale = following.fix(res.params).forecast(horizon=1).variance.iloc[-1, 0]
+    assert vol[later + 2] != pytest.approx(math.sqrt(stale * 252) / 100, rel=1e-9)
+
+
+def test_garch_skips_missing_returns_and_late_listings(bars: Panels) -> None:
+    vol = garch_vol(bars["close"], **SMALL_GARCH)
+    # S0: first return at row 1, the 150th return at row 150
+    assert vol["S0"].iloc[:150].isna().all() and vol["S0"].iloc[150:].notna().all()
+    # S2 lists at row 30: its 150th return is on row 180
+    assert vol["S2"].iloc[:180].isna().all() and vol["S2"].iloc[180:].notna().all()
+    # S1's missing close at row 200 takes out the returns of rows 200 and 201
+    assert vol["S1"].iloc[[200, 201]].isna().all()
+    assert vol["S1"].drop(vol.index[[200, 201]]).iloc[151:].notna().all()
+
+
+def test_garch_logs_failed_fits_and_stays_nan(caplog: pytest.LogCaptureFixture) -> None:
+    flat = pd.DataFrame({"A": np.full(200, 100.0)})
+    with caplog.at_level(logging.WARNING, logger="quantdesk.signals.volatility"):
+        vol = garch_vol(flat, min_obs=100, refit_every=50)
+    assert vol["A"].isna().all()
+    assert any("GARCH fit for A" in record.getMessage() for record in caplog.records)
+
+
+def test_garch_argument_checks() -> None:
+    close = frame(np.arange(1.0, 50.0))
+    with pytest.raises(ValueError, match="refit_every"):
+        garch_vol(close, refit_every=0)
+    with pytest.raises(ValueError, match="min_obs"):
+        garch_vol(close, min_obs=2)
+
+
+def test_docstring_examples() -> None:
+    result = doctest.testmod(volatility, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
