@@ -104,9 +104,32 @@ def test_info_on_missing_store_is_a_clear_error() -> None:
         ["ingest", "yahoo"],
         ["data", "info"],
         ["data", "rejects"],
+        ["backtest"],
     ],
 )
 def test_help_everywhere(args: list[str]) -> None:
     code, out = run(*args, "--help")
     assert code == 0
     assert "Usage" in out
+
+
+def test_backtest_command_prints_metrics(_isolated_home: Path) -> None:
+    run("ingest", "sample")
+    code, out = run(
+        "backtest", "--symbols", "SPX,IXIC", "--start", "2005-01-01", "--rebalance", "weekly"
+    )
+    assert code == 0, out
+    assert "Backtest: 2 assets" in out and "Sharpe" in out
+    proc = subprocess.run(
+        [sys.executable, "-m", "quantdesk", "backtest", "--symbols", "SPX", "--json"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    doc = json.loads(proc.stdout)
+    assert doc["symbols"] == ["SPX"]
+    assert doc["start"].startswith("1999-01-04")
+    assert -1 < doc["metrics"]["Max drawdown"] < 0
+    assert doc["final_equity"] > 0
+    code, out = run("backtest", "--symbols", "SPX,NOPE")
+    assert code == 1 and "no data for ['NOPE']" in out
+    code, out = run("backtest", "--rebalance", "hourly")
+    assert code == 1 and "--rebalance" in out

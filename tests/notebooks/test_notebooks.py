@@ -8,17 +8,41 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").rglob("*.ipynb"))
-SMALL_PARAMETERS: dict[str, dict] = {
-    "quickstart": {"symbols": ["SPX"], "start": "2008-01-01", "end": "2008-12-31"},
+# Small parameters per notebook; a list runs the notebook once per parameter set.
+SMALL_PARAMETERS: dict[str, list[dict]] = {
+    "quickstart": [{"symbols": ["SPX"], "start": "2008-01-01", "end": "2008-12-31"}],
+    "strategy_tearsheet": [
+        {
+            "universe": "sp500",
+            "start": "2005-01-01",
+            "sweep_lookbacks": [63, 252],
+            "sweep_target_vols": [0.1, 0.2],
+            "walk_forward_train": 504,
+            "walk_forward_test": 252,
+        },
+        {
+            "universe": "simulated",
+            "n_symbols": 5,
+            "sweep_lookbacks": [21, 126],
+            "sweep_target_vols": [0.1],
+            "walk_forward_train": 504,
+            "walk_forward_test": 252,
+        },
+    ],
 }
+CASES = [
+    pytest.param(path, params, id=f"{path.stem}-{i}")
+    for path in NOTEBOOKS
+    for i, params in enumerate(SMALL_PARAMETERS.get(path.stem, [{}]))
+]
 
 
 def test_there_are_notebooks() -> None:
     assert NOTEBOOKS
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_executes(path: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("path", "parameters"), CASES)
+def test_notebook_executes(path: Path, parameters: dict, tmp_path: Path) -> None:
     import nbformat
     import papermill
 
@@ -29,7 +53,7 @@ def test_notebook_executes(path: Path, tmp_path: Path) -> None:
     papermill.execute_notebook(
         str(path),
         str(out),
-        parameters=SMALL_PARAMETERS.get(path.stem, {}),
+        parameters=parameters,
         kernel_name="python3",
         progress_bar=False,
         cwd=str(tmp_path),

@@ -322,6 +322,19 @@ class BacktestResult:
             periods_per_year=self.periods_per_year,
         )
 
+    def figures(self, benchmark: pd.Series | None = None) -> dict[str, Any]:
+        """Return the tearsheet figures (HoloViews): equity, drawdown, rolling Sharpe,
+        monthly returns and exposure; ``benchmark`` is a price or equity series."""
+        from quantdesk.backtest import figures as fig
+
+        return {
+            "equity": fig.equity_figure(self.equity, benchmark),
+            "drawdown": fig.drawdown_figure(self.returns),
+            "rolling_sharpe": fig.rolling_sharpe_figure(self.returns),
+            "monthly_returns": fig.monthly_returns_heatmap(self.returns),
+            "exposure": fig.exposure_figure(self.exposure["gross"], self.exposure["net"]),
+        }
+
     def summary(self) -> str:
         """Return a readable account of the run: setup, final value and metrics."""
         m = self.metrics()
