@@ -43,7 +43,10 @@ def vol_target_trend(
     average sign of its return over each lookback, in [-1, 1]).  Its weight is
     ``signal * (target_vol / n) / vol``, where ``vol`` is the asset's EWMA volatility
     forecast and ``n`` the number of assets with a signal on that bar, so every asset
-    gets an equal share of the risk budget.  Weights are then capped per asset
+    gets an equal share of the risk budget.  Because assets diversify one another, the
+    portfolio's realised volatility sits below ``target_vol`` (near ``target_vol /
+    sqrt(n)`` for uncorrelated assets, ``target_vol`` itself for one asset); raise
+    ``target_vol`` (and ``max_gross``) to aim the whole portfolio higher.  Weights are then capped per asset
     (``max_weight``) and in gross (``max_gross``), and traded on the ``rebalance``
     schedule outside a no-trade ``band``.
 
