@@ -1,0 +1,100 @@
+"""Market regimes: a 9-state HMM (3 volatility x 3 trend), walk-forward, model registry.
+
+Names load on first use, so importing :mod:`quantdesk.regimes` stays cheap (hmmlearn,
+fsspec, HoloViews and Dask load only when a model, registry, figure or cluster is used)::
+
+    from quantdesk.regimes import RegimeModel, walk_forward, ModelRegistry
+    model = RegimeModel(random_state=0).fit(bars)
+    regimes = model.filter(bars)            # causal: P(state_t | data up to t)
+    wf = walk_forward(bars, window=2520, refit=21)
+    print(wf.summary())
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "CELL_NAMES": "quantdesk.regimes.model",
+    "RegimeModel": "quantdesk.regimes.model",
+    "STATE_COLUMNS": "quantdesk.regimes.model",
+    "TREND_LABELS": "quantdesk.regimes.model",
+    "VOL_LABELS": "quantdesk.regimes.model",
+    "FeatureConfig": "quantdesk.regimes.features",
+    "compute_features": "quantdesk.regimes.features",
+    "ModelRecord": "quantdesk.regimes.registry",
+    "ModelRegistry": "quantdesk.regimes.registry",
+    "data_fingerprint": "quantdesk.regimes.registry",
+    "SymbolFits": "quantdesk.regimes.walkforward",
+    "WalkForwardRegimes": "quantdesk.regimes.walkforward",
+    "fit_symbols": "quantdesk.regimes.walkforward",
+    "walk_forward": "quantdesk.regimes.walkforward",
+    "empirical_transition_matrix": "quantdesk.regimes.analysis",
+    "expected_durations": "quantdesk.regimes.analysis",
+    "price_by_regime_figure": "quantdesk.regimes.analysis",
+    "regime_probability_figure": "quantdesk.regimes.analysis",
+    "regime_stats": "quantdesk.regimes.analysis",
+}
+_SUBMODULES = frozenset({"analysis", "features", "model", "registry", "walkforward"})
+
+__all__ = [
+    "CELL_NAMES",
+    "STATE_COLUMNS",
+    "TREND_LABELS",
+    "VOL_LABELS",
+    "FeatureConfig",
+    "ModelRecord",
+    "ModelRegistry",
+    "RegimeModel",
+    "SymbolFits",
+    "WalkForwardRegimes",
+    "compute_features",
+    "data_fingerprint",
+    "empirical_transition_matrix",
+    "expected_durations",
+    "fit_symbols",
+    "price_by_regime_figure",
+    "regime_probability_figure",
+    "regime_stats",
+    "walk_forward",
+]
+
+if TYPE_CHECKING:
+    from quantdesk.regimes.analysis import (
+        empirical_transition_matrix,
+        expected_durations,
+        price_by_regime_figure,
+        regime_probability_figure,
+        regime_stats,
+    )
+    from quantdesk.regimes.features import FeatureConfig, compute_features
+    from quantdesk.regimes.model import (
+        CELL_NAMES,
+        STATE_COLUMNS,
+        TREND_LABELS,
+        VOL_LABELS,
+        RegimeModel,
+    )
+    from quantdesk.regimes.registry import ModelRecord, ModelRegistry, data_fingerprint
+    from quantdesk.regimes.walkforward import (
+        SymbolFits,
+        WalkForwardRegimes,
+        fit_symbols,
+        walk_forward,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"quantdesk.regimes.{name}")
+    else:
+        raise AttributeError(f"module 'quantdesk.regimes' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS) | _SUBMODULES)
