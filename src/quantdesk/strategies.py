@@ -46,9 +46,9 @@ def vol_target_trend(
     gets an equal share of the risk budget.  Because assets diversify one another, the
     portfolio's realised volatility sits below ``target_vol`` (near ``target_vol /
     sqrt(n)`` for uncorrelated assets, ``target_vol`` itself for one asset); raise
-    ``target_vol`` (and ``max_gross``) to aim the whole portfolio higher.  Weights are then capped per asset
-    (``max_weight``) and in gross (``max_gross``), and traded on the ``rebalance``
-    schedule outside a no-trade ``band``.
+    ``target_vol`` (and ``max_gross``) to aim the whole portfolio higher.  Weights are
+    then capped per asset (``max_weight``) and in gross (``max_gross``), and traded on
+    the ``rebalance`` schedule outside a no-trade ``band``.
 
     ``lag`` bars separate the data a decision uses from the close it trades at: with
     the default 1, the weight held from close t is decided on data up to close t-1, so
