@@ -11,7 +11,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 .PHONY: install demo test lint typecheck bench clean help
 
 help:
-	@echo "make demo   - set up .venv, fill the store with sample + simulated data, print it"
+	@echo "make demo   - set up .venv, fill the store, run the demo reports, print reports/index.html"
 	@echo "make test   - set up .venv, lint, type-check and run the test suite"
 	@echo "make bench  - run the benchmark table (not part of make test)"
 
@@ -29,6 +29,8 @@ demo: install
 	$(VENV)/bin/quantdesk ingest sample
 	$(VENV)/bin/quantdesk ingest simulate --symbols 50 --days 2520 --seed 7
 	$(VENV)/bin/quantdesk data info
+	$(VENV)/bin/quantdesk report batch demo
+	@echo "reports: $$($(PY) -c 'from quantdesk.config import settings; print((settings().reports_dir / "index.html").resolve())')"
 
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -13,7 +13,15 @@ import platform
 import sys
 from typing import Any
 
-MODULES = ("bench_import", "bench_candles", "bench_store", "bench_backtest")
+MODULES = (
+    "bench_import",
+    "bench_candles",
+    "bench_store",
+    "bench_backtest",
+    "bench_regimes",
+    "bench_reports",
+    "bench_batch",
+)
 
 
 def _fmt(value: float, unit: str) -> str:

@@ -14,7 +14,19 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-_SUBMODULES = frozenset({"config", "data", "signals", "portfolio", "strategies", "backtest", "cli"})
+_SUBMODULES = frozenset(
+    {
+        "config",
+        "data",
+        "signals",
+        "regimes",
+        "portfolio",
+        "strategies",
+        "backtest",
+        "reports",
+        "cli",
+    }
+)
 
 __all__ = [
     "__version__",
@@ -23,12 +35,24 @@ __all__ = [
     "config",
     "data",
     "portfolio",
+    "regimes",
+    "reports",
     "signals",
     "strategies",
 ]
 
 if TYPE_CHECKING:
-    from quantdesk import backtest, cli, config, data, portfolio, signals, strategies
+    from quantdesk import (
+        backtest,
+        cli,
+        config,
+        data,
+        portfolio,
+        regimes,
+        reports,
+        signals,
+        strategies,
+    )
 
 
 def __getattr__(name: str) -> Any:

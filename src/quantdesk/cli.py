@@ -1,4 +1,4 @@
-"""The ``quantdesk`` command: ingest data and inspect the store.
+"""The ``quantdesk`` command: ingest data, inspect the store, backtest, fit regimes.
 
 Human-readable output goes to stdout, logs and progress bars to stderr; with
 ``--json`` stdout carries exactly one JSON document.
@@ -31,8 +31,20 @@ ingest_app = typer.Typer(help="Fill the market store.", no_args_is_help=True, ri
 data_app = typer.Typer(
     help="Inspect the market store.", no_args_is_help=True, rich_markup_mode=None
 )
+regimes_app = typer.Typer(
+    help="Fit market-regime models, store their regimes, show them.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(data_app, name="data")
+
+# Report and schedule commands live beside their package; registered here.
+from quantdesk.reports.commands import report_app, schedule_app  # noqa: E402
+
+app.add_typer(report_app, name="report")
+app.add_typer(schedule_app, name="schedule")
+app.add_typer(regimes_app, name="regimes")
 
 StoreOption = Annotated[
     Path | None,
@@ -333,6 +345,311 @@ def backtest(
         typer.echo(json.dumps(doc, indent=2))
         return
     typer.echo(result.summary())
+
+
+def _symbol_list(text: str | None) -> list[str] | None:
+    return [s.strip() for s in text.split(",") if s.strip()] if text else None
+
+
+def _jsonable(value: Any) -> Any:
+    """Return ``value`` with NaN as None and numpy/pandas scalars as plain Python."""
+    import math
+
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+ModelsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--models", help="Model registry directory or fsspec URL (default $QUANTDESK_MODELS)."
+    ),
+]
+
+
+@regimes_app.command("fit")
+def regimes_fit(
+    symbols: Annotated[
+        str | None,
+        typer.Option("--symbols", help="Comma-separated symbols (default: all with daily bars)."),
+    ] = None,
+    walk_forward: Annotated[
+        bool,
+        typer.Option(
+            "--walk-forward",
+            help="Refit periodically and keep each model's out-of-sample regimes only.",
+        ),
+    ] = False,
+    window: Annotated[
+        int, typer.Option("--window", help="Walk-forward training window in bars.")
+    ] = 2520,
+    refit: Annotated[int, typer.Option("--refit", help="Walk-forward bars between refits.")] = 21,
+    expanding: Annotated[
+        bool, typer.Option("--expanding", help="Walk-forward on an expanding window.")
+    ] = False,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--name", help="Registry name (default 'regimes', or 'regimes-wf' with --walk-forward)."
+        ),
+    ] = None,
+    version: Annotated[
+        str | None,
+        typer.Option("--version", help="Registry version (default: the next vN of the name)."),
+    ] = None,
+    start: Annotated[str | None, typer.Option("--start", help="First date of the bars.")] = None,
+    end: Annotated[str | None, typer.Option("--end", help="Last date (inclusive).")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Random state of the model fits.")] = 0,
+    workers: Annotated[
+        int | None, typer.Option("--workers", help="Local worker processes (default: CPUs).")
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option("--scheduler", help="Dask scheduler address (tcp://...) to fit on instead."),
+    ] = None,
+    models: ModelsOption = None,
+    as_json: JsonOption = False,
+    store: StoreOption = None,
+) -> None:
+    """Fit (or walk-forward) a 9-state regime model per symbol, save it, store its regimes.
+
+    Plain fits label the whole history with a model fitted on all of it (in-sample
+    parameters, causal filtering); --walk-forward labels each period with a model fitted
+    before it (out of sample).  Models go to the registry as NAME/VERSION/SYMBOL, regime
+    rows to the store with model_version NAME/VERSION (plus /wf-YYYYMMDD per refit).
+    """
+    from quantdesk.regimes.registry import ModelRegistry, data_fingerprint
+    from quantdesk.regimes.walkforward import WalkForwardRegimes, fit_symbols
+
+    target = _store(store)
+    names = _symbol_list(symbols)
+    bars = target.bars(names, start, end, "1d")
+    missing = sorted(set(names or []) - set(bars["symbol"].unique()))
+    if missing:
+        _fail(f"no daily bars for {missing}; see `quantdesk data info`")
+    if bars.empty:
+        _fail("no daily bars for that selection; see `quantdesk data info`")
+    try:
+        registry = ModelRegistry(models)
+    except (ImportError, ValueError) as exc:  # e.g. s3:// without s3fs installed
+        _fail(f"model registry {models!r}: {exc}")
+    name = name or ("regimes-wf" if walk_forward else "regimes")
+    try:
+        version = version or registry.next_version(name)
+    except ValueError as exc:
+        _fail(str(exc))
+    run_id = f"{name}/{version}"
+    executor: Any = scheduler or "process"
+    if walk_forward:
+        kwargs: dict[str, Any] = {
+            "window": window,
+            "refit": refit,
+            "expanding": expanding,
+            "model_kwargs": {"random_state": seed},
+            "version_prefix": f"{run_id}/wf",
+        }
+    else:
+        kwargs = {"random_state": seed}
+    fits = fit_symbols(
+        bars, walk_forward=walk_forward, executor=executor, max_workers=workers, **kwargs
+    )
+    errors = dict(fits.errors)
+    report: dict[str, Any] = {}
+    by_symbol = {str(s): g for s, g in bars.groupby("symbol", sort=True)}
+    for symbol, result in fits.results.items():
+        symbol_bars = by_symbol[symbol]
+        try:
+            if isinstance(result, WalkForwardRegimes):
+                if result.model is None:
+                    raise ValueError("walk-forward fitted no model")
+                model, regimes = result.model, result.regimes
+                last = result.refits.iloc[-1]
+                trained = symbol_bars[
+                    (symbol_bars["ts"] >= last["train_start"])
+                    & (symbol_bars["ts"] <= last["train_end"])
+                ]
+                extra = {
+                    "walk_forward": {
+                        "window": window,
+                        "refit": refit,
+                        "expanding": expanding,
+                        "refits": len(result.refits),
+                        "mean_agreement": result.refits["agreement"].mean(),
+                        "first_oos": regimes["ts"].iloc[0],
+                        "last_oos": regimes["ts"].iloc[-1],
+                    }
+                }
+                text = result.summary()
+            else:
+                model, trained, extra = result, symbol_bars, {}
+                regimes = model.filter(symbol_bars).reset_index()
+                regimes.insert(0, "symbol", symbol)
+                regimes.insert(2, "model_version", run_id)
+                text = ""
+            record = registry.save(
+                model,
+                name,
+                symbol,
+                version=version,
+                data_fingerprint=data_fingerprint(trained),
+                extra={"command": "quantdesk regimes fit", **_jsonable(extra)},
+            )
+            written = target.write_regimes(regimes, source=f"regimes fit {run_id}")
+        except Exception as exc:
+            logger.exception("%s: saving the fit failed", symbol)
+            errors[symbol] = f"{type(exc).__name__}: {exc}"
+            continue
+        latest = regimes.iloc[-1]
+        cell = f"p_{latest['vol_label']}_{latest['trend_label']}"
+        report[symbol] = {
+            "model": record.model_version,
+            "url": record.url,
+            "kind": record.metadata.get("kind"),
+            "degenerate": record.metadata.get("degenerate"),
+            "converged": record.metadata.get("converged"),
+            "log_likelihood": record.metadata.get("log_likelihood"),
+            "rows": len(regimes),
+            "written": written,
+            "first": regimes["ts"].iloc[0],
+            "last": latest["ts"],
+            "regime": f"{latest['vol_label']}/{latest['trend_label']}",
+            "probability": float(latest[cell]),
+            "summary": text or record.summary(),
+        }
+    if as_json:
+        doc = {"name": name, "version": version, "symbols": report, "errors": errors}
+        typer.echo(json.dumps(_jsonable(doc), indent=2))
+    else:
+        for symbol, row in report.items():
+            typer.echo(row["summary"])
+            typer.echo(
+                f"  {symbol}: {row['rows']} regime rows {row['first']:%Y-%m-%d}.."
+                f"{row['last']:%Y-%m-%d} ({row['written']} new or changed) as {row['model']}; "
+                f"latest {row['regime']} (p={row['probability']:.2f})"
+            )
+        typer.echo(fits.summary().splitlines()[0])
+    for symbol, error in sorted(errors.items()):
+        typer.echo(f"error: {symbol}: {error.strip().splitlines()[-1]}", err=True)
+    if errors:
+        raise typer.Exit(1)
+
+
+@regimes_app.command("show")
+def regimes_show(
+    symbol: Annotated[str, typer.Argument(help="The symbol.")],
+    last: Annotated[int, typer.Option("--last", help="Days of history to show.")] = 10,
+    version: Annotated[
+        str | None,
+        typer.Option(
+            "--version",
+            help="Stored model_version or glob, e.g. 'regimes-wf/v1/*' (default: newest per day).",
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+    store: StoreOption = None,
+) -> None:
+    """Show a symbol's current regime and probabilities, recent days and per-regime stats."""
+    from quantdesk.regimes.analysis import (
+        empirical_transition_matrix,
+        expected_durations,
+        regime_stats,
+    )
+    from quantdesk.regimes.model import CELL_NAMES, STATE_COLUMNS
+
+    source = _store(store, read_only=True)
+    regimes = source.regimes(symbol, model_version=version)
+    if regimes.empty:
+        _fail(f"no regimes stored for {symbol!r}; run `quantdesk regimes fit --symbols {symbol}`")
+    regimes = regimes.set_index("ts")
+    close = source.panel("close", symbols=[symbol])
+    returns = close[symbol].pct_change() if symbol in close.columns else close.iloc[:, 0]
+    stats = regime_stats(returns, regimes)
+    stats["expected_duration"] = expected_durations(
+        empirical_transition_matrix(regimes["state"])
+    ).to_numpy()
+    current = regimes.iloc[-1]
+    probabilities = {
+        name: float(current[column]) for name, column in zip(CELL_NAMES, STATE_COLUMNS, strict=True)
+    }
+    recent = regimes.tail(max(last, 0))
+    if as_json:
+        doc = {
+            "symbol": symbol,
+            "current": {
+                "ts": regimes.index[-1],
+                "model_version": current["model_version"],
+                "state": int(current["state"]),
+                "vol_label": current["vol_label"],
+                "trend_label": current["trend_label"],
+                "probabilities": probabilities,
+            },
+            "history": [
+                {
+                    "ts": ts,
+                    "model_version": row["model_version"],
+                    "state": int(row["state"]),
+                    "vol_label": row["vol_label"],
+                    "trend_label": row["trend_label"],
+                    "probability": float(row[f"p_{row['vol_label']}_{row['trend_label']}"]),
+                }
+                for ts, row in recent.iterrows()
+            ],
+            "stats": [{"regime": name, **row} for name, row in stats.to_dict("index").items()],
+        }
+        typer.echo(json.dumps(_jsonable(doc), indent=2))
+        return
+    typer.echo(
+        f"{symbol} {regimes.index[-1]:%Y-%m-%d}: {current['vol_label']} volatility, "
+        f"{current['trend_label']} trend (model {current['model_version']})"
+    )
+    typer.echo("probabilities:")
+    for cell, p in sorted(probabilities.items(), key=lambda kv: -kv[1]):
+        typer.echo(f"  {cell:<16} {p:6.1%}")
+    typer.echo(f"last {len(recent)} days:")
+    for ts, row in recent.iterrows():
+        p = float(row[f"p_{row['vol_label']}_{row['trend_label']}"])
+        typer.echo(f"  {ts:%Y-%m-%d}  {row['vol_label']:<6} {row['trend_label']:<8} {p:6.1%}")
+    typer.echo(f"per-regime statistics ({len(regimes)} days, same-day returns, annualised):")
+    table = stats[
+        ["count", "frequency", "ann_return", "ann_vol", "sharpe", "expected_duration"]
+    ].rename(columns={"expected_duration": "mean_stay"})
+    typer.echo(table.to_string(float_format=lambda x: f"{x:.3f}"))
+
+
+@regimes_app.command("models")
+def regimes_models(
+    name: Annotated[str | None, typer.Option("--name", help="Only this model name.")] = None,
+    models: ModelsOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List the saved models in the registry (name, version, symbol, training window)."""
+    from quantdesk.regimes.registry import ModelRegistry
+
+    try:
+        frame = ModelRegistry(models).list(name)
+    except (ImportError, ValueError) as exc:
+        _fail(str(exc))
+    if as_json:
+        typer.echo(frame.to_json(orient="records", date_format="iso"))
+        return
+    if frame.empty:
+        typer.echo("no saved models")
+        return
+    columns = ["name", "version", "symbol", "created_at", "train_start", "train_end"]
+    columns += ["log_likelihood", "kind", "degenerate"]
+    typer.echo(frame[columns].to_string(index=False))
 
 
 def main() -> None:

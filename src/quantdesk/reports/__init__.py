@@ -1,0 +1,69 @@
+"""Reports: run parameterised notebooks with papermill and publish them as HTML.
+
+:func:`run_report` executes a notebook into ``reports/<notebook>/<run_id>/`` (the
+executed ``.ipynb``, an HTML page with input cells hidden, and ``run.json``) and
+keeps ``reports/index.html`` current; :func:`list_runs` reads the runs back.
+
+Names load on first use, so importing :mod:`quantdesk.reports` stays cheap
+(papermill and nbconvert load when a report runs).
+
+Examples
+--------
+>>> from quantdesk.reports import run_report
+>>> record = run_report("regime_report", {"symbol": "SPX"})  # doctest: +SKIP
+>>> record.ok  # doctest: +SKIP
+True
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "run_report": "quantdesk.reports.runner",
+    "RunRecord": "quantdesk.reports.runner",
+    "SecretParameterError": "quantdesk.reports.runner",
+    "check_parameters": "quantdesk.reports.runner",
+    "resolve_notebook": "quantdesk.reports.runner",
+    "render_html": "quantdesk.reports.publish",
+    "write_index": "quantdesk.reports.publish",
+    "list_runs": "quantdesk.reports.publish",
+}
+_SUBMODULES = frozenset({"runner", "publish"})
+
+__all__ = [
+    "RunRecord",
+    "SecretParameterError",
+    "check_parameters",
+    "list_runs",
+    "render_html",
+    "resolve_notebook",
+    "run_report",
+    "write_index",
+]
+
+if TYPE_CHECKING:
+    from quantdesk.reports.publish import list_runs, render_html, write_index
+    from quantdesk.reports.runner import (
+        RunRecord,
+        SecretParameterError,
+        check_parameters,
+        resolve_notebook,
+        run_report,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"quantdesk.reports.{name}")
+    else:
+        raise AttributeError(f"module 'quantdesk.reports' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS) | _SUBMODULES)

@@ -1,0 +1,202 @@
+"""The ``quantdesk report`` and ``quantdesk schedule`` commands.
+
+``report run`` executes one notebook into ``reports/``; ``report batch`` runs a catalog
+job's grid; ``report list`` shows the catalog's jobs and their last runs; ``schedule
+run`` fires catalog jobs at their times; ``schedule crontab`` prints cron lines.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+__all__ = ["report_app", "schedule_app"]
+
+report_app = typer.Typer(
+    help="Run notebooks as reports and batches.", no_args_is_help=True, rich_markup_mode=None
+)
+schedule_app = typer.Typer(
+    help="Run catalog jobs on their schedules.", no_args_is_help=True, rich_markup_mode=None
+)
+
+ReportsOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--reports-dir", help="Where reports go (default $QUANTDESK_REPORTS or ./reports)."
+    ),
+]
+CatalogOption = Annotated[
+    Path | None, typer.Option("--catalog", help="Catalog file (default research/reports.yaml).")
+]
+
+
+def _fail(message: str, code: int = 1) -> Any:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _value(text: str) -> Any:
+    """Return a -p value parsed as YAML (numbers, lists, booleans), else the text itself."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def _catalog(path: Path | None) -> Any:
+    from quantdesk.reports.catalog import Catalog, CatalogError
+
+    try:
+        return Catalog.load(path)
+    except (CatalogError, FileNotFoundError) as exc:
+        _fail(str(exc))
+
+
+def _parameters(args: list[str]) -> dict[str, Any]:
+    """Return ``-p NAME VALUE`` pairs (papermill's convention) as a parameter dict."""
+    out: dict[str, Any] = {}
+    i = 0
+    while i < len(args):
+        if args[i] not in ("-p", "--parameter"):
+            _fail(f"unexpected argument {args[i]!r}; parameters are given as -p NAME VALUE")
+        if i + 2 >= len(args):
+            _fail(f"{args[i]} needs a name and a value: -p symbol SPX")
+        out[args[i + 1]] = _value(args[i + 2])
+        i += 3
+    return out
+
+
+@report_app.command(
+    "run", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+)
+def report_run(
+    ctx: typer.Context,
+    notebook: Annotated[str, typer.Argument(help="A notebook name under notebooks/ or a path.")],
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds per cell.")] = 600.0,
+    reports_dir: ReportsOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run record as JSON.")] = False,
+) -> None:
+    """Execute a notebook with papermill and publish it under reports/.
+
+    Parameters follow the notebook name as -p NAME VALUE (repeat); VALUE is read as YAML:
+    21, 0.1, [SPX, IXIC], true.  Secrets are never parameters: pass them in the
+    environment.
+    """
+    from quantdesk.reports.runner import SecretParameterError, run_report
+
+    parameters = _parameters(list(ctx.args))
+    try:
+        record = run_report(notebook, parameters, reports_dir=reports_dir, timeout=timeout)
+    except (SecretParameterError, FileNotFoundError, FileExistsError, ValueError) as exc:
+        _fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps(record.to_dict(), indent=2, default=str))
+    else:
+        typer.echo(record.summary())
+        typer.echo(f"html: {record.html_path}")
+        typer.echo(f"index: {Path(record.run_dir).parents[1] / 'index.html'}")
+    if not record.ok:
+        raise typer.Exit(1)
+
+
+@report_app.command("batch")
+def report_batch(
+    job: Annotated[str, typer.Argument(help="A job name from the catalog.")],
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler", help="Dask scheduler address tcp://HOST:PORT (default: local)."
+        ),
+    ] = None,
+    workers: Annotated[int | None, typer.Option("--workers", help="Local processes.")] = None,
+    catalog: CatalogOption = None,
+    reports_dir: ReportsOption = None,
+) -> None:
+    """Run every parameter set of a catalog job; one failure does not stop the others."""
+    from quantdesk.reports.batch import run_batch
+
+    cat = _catalog(catalog)
+    if job not in cat.jobs:
+        _fail(f"no job {job!r} in {cat.path}; jobs: {sorted(cat.jobs)}")
+    result = run_batch(
+        cat.jobs[job], executor=scheduler, max_workers=workers, reports_dir=reports_dir
+    )
+    typer.echo(result.summary())
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@report_app.command("list")
+def report_list(
+    catalog: CatalogOption = None,
+    reports_dir: ReportsOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
+) -> None:
+    """Show the catalog's jobs, their schedules and the last run of each notebook."""
+    from datetime import UTC, datetime
+
+    from quantdesk.reports.publish import list_runs
+
+    cat = _catalog(catalog)
+    runs = list_runs(reports_dir)
+    now = datetime.now(UTC)
+    jobs = []
+    for name, job in cat.jobs.items():
+        last = {}
+        for notebook in job.notebooks:
+            stem = Path(str(notebook)).stem
+            mine = runs[runs["notebook"] == stem] if len(runs) else runs
+            if len(mine):
+                top = mine.iloc[0]
+                last[stem] = {"run_id": top["run_id"], "status": top["status"],
+                              "started_at": str(top["started_at"])}  # fmt: skip
+        jobs.append(
+            {
+                "job": name,
+                "description": job.description,
+                "schedule": job.schedule,
+                "timezone": job.timezone,
+                "next_run": job.next_run(now).isoformat() if job.schedule else None,
+                "runs": len(job.runs()),
+                "last_runs": last,
+            }
+        )
+    if as_json:
+        typer.echo(json.dumps(jobs, indent=2, default=str))
+        return
+    for j in jobs:
+        when = (
+            f"{j['schedule']} {j['timezone']} (next {j['next_run']})" if j["schedule"] else "manual"
+        )
+        typer.echo(f"{j['job']}: {j['runs']} runs, {when}")
+        if j["description"]:
+            typer.echo(f"  {j['description']}")
+        for stem, last in j["last_runs"].items():
+            typer.echo(f"  last {stem}: {last['status']} {last['started_at']} ({last['run_id']})")
+
+
+@schedule_app.command("run")
+def schedule_run(catalog: CatalogOption = None) -> None:
+    """Fire catalog jobs at their times until interrupted (Ctrl-C or SIGTERM)."""
+    from quantdesk.reports.scheduler import Scheduler
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    Scheduler(_catalog(catalog)).run_forever(stop)
+
+
+@schedule_app.command("crontab")
+def schedule_crontab(catalog: CatalogOption = None) -> None:
+    """Print crontab lines equivalent to the catalog's schedules."""
+    from quantdesk.reports.scheduler import crontab_lines
+
+    for line in crontab_lines(_catalog(catalog)):
+        typer.echo(line)

@@ -1,0 +1,339 @@
+"""The scheduler on a clock the test controls: fires on time, reports missed runs after a
+downtime, never runs a job twice at once, persists its state; and the crontab lines.
+
+The scheduler is real; only the *runner* it calls is a test double (it records the job and
+can block on an event), and time is a fake clock that the fake ``sleep`` moves on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import textwrap
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from quantdesk.reports.catalog import Catalog, Job
+from quantdesk.reports.scheduler import Scheduler, crontab_lines, default_state_path
+
+NY = ZoneInfo("America/New_York")
+
+CATALOG = """
+jobs:
+  daily:
+    description: After the US close
+    schedule: "15 17 * * 1-5"
+    timezone: America/New_York
+    notebook: regime_report
+    grid: {symbol: [SPX, IXIC]}
+  hourly:
+    schedule: "0 * * * *"
+    timezone: UTC
+    notebook: market_overview
+  adhoc:
+    notebook: strategy_tearsheet
+"""
+
+
+class FakeClock:
+    """A clock that moves only when told; ``sleep`` on it advances it."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def set(self, t: datetime) -> None:
+        self.now = t
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += timedelta(seconds=seconds)
+
+
+class RecordingRunner:
+    """Runner double: records each job, optionally blocks until released, returns ok."""
+
+    def __init__(self, block: bool = False, ok: bool = True, error: bool = False) -> None:
+        self.calls: list[str] = []
+        self.release = threading.Event()
+        self.entered = threading.Event()
+        if not block:
+            self.release.set()
+        self.ok, self.error = ok, error
+
+    def __call__(self, job: Job) -> Any:
+        self.calls.append(job.name)
+        self.entered.set()
+        assert self.release.wait(10), "test never released the runner"
+        if self.error:
+            raise RuntimeError("cluster unreachable")
+        return type("Result", (), {"ok": self.ok, "failed": [] if self.ok else ["x"]})()
+
+
+@pytest.fixture
+def catalog(tmp_path: Path) -> Catalog:
+    path = tmp_path / "research" / "reports.yaml"
+    path.parent.mkdir()
+    path.write_text(textwrap.dedent(CATALOG))
+    return Catalog.load(path)
+
+
+def only(cat: Catalog, *names: str) -> Catalog:
+    return Catalog(cat.path, {n: cat.jobs[n] for n in names})
+
+
+def kinds(events: list[Any]) -> list[tuple[str, str]]:
+    return [(e.job, e.kind) for e in events]
+
+
+def test_fires_at_the_scheduled_new_york_times(catalog: Catalog, tmp_path: Path) -> None:
+    clock, runner = FakeClock(datetime(2024, 6, 3, 16, 0, tzinfo=NY)), RecordingRunner()
+    sched = Scheduler(
+        only(catalog, "daily"), state_path=tmp_path / "state.json", clock=clock, runner=runner
+    )
+    assert sched.tick() == []  # first sight: no backlog
+    clock.set(datetime(2024, 6, 3, 17, 14, 59, tzinfo=NY))
+    assert sched.tick() == []
+    clock.set(datetime(2024, 6, 3, 17, 15, tzinfo=NY))  # Monday 17:15 EDT = 21:15 UTC
+    events = sched.tick()
+    assert kinds(events) == [("daily", "started")]
+    assert events[0].scheduled_for == datetime(2024, 6, 3, 21, 15, tzinfo=UTC)
+    assert sched.wait(5)
+    assert runner.calls == ["daily"]
+    clock.set(datetime(2024, 6, 3, 17, 16, tzinfo=NY))
+    assert sched.tick() == []
+    # Friday 17:15 fires; the weekend does not; Monday does.
+    clock.set(datetime(2024, 6, 7, 17, 15, tzinfo=NY))
+    sched.tick()
+    sched.wait(5)
+    clock.set(datetime(2024, 6, 9, 23, 0, tzinfo=NY))
+    assert sched.tick() == []
+    assert sched.next_due() == datetime(2024, 6, 10, 17, 15, tzinfo=NY)
+    state = json.loads((tmp_path / "state.json").read_text())["jobs"]["daily"]
+    assert state["last_status"] == "ok" and state["running"] is False
+
+
+def test_run_forever_fires_across_the_dst_change_with_bounded_sleeps(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    clock, runner = FakeClock(datetime(2024, 11, 1, 12, 0, tzinfo=UTC)), RecordingRunner()
+    stop = threading.Event()
+    sched: Scheduler
+
+    def sleep(seconds: float) -> None:
+        sched.wait(5)  # the runs are quick compared with the sleep
+        clock.sleep(seconds)
+        if clock.now >= datetime(2024, 11, 5, 0, 0, tzinfo=UTC):
+            stop.set()
+
+    sched = Scheduler(
+        only(catalog, "daily"),
+        state_path=tmp_path / "state.json",
+        clock=clock,
+        sleep=sleep,
+        runner=runner,
+    )
+    sched.run_forever(stop)
+    events = sched.state["jobs"]["daily"]["events"]
+    started = [e["times"][0] for e in events if e["kind"] == "started"]
+    # Friday 17:15 EDT = 21:15 UTC; after the fall-back, Monday 17:15 EST = 22:15 UTC.
+    assert started == ["2024-11-01T21:15:00+00:00", "2024-11-04T22:15:00+00:00"]
+    started_at = [e["at"] for e in events if e["kind"] == "started"]
+    assert started_at == started  # woke exactly on time: the sleep aims at the due time
+    assert runner.calls == ["daily", "daily"]
+    assert min(clock.sleeps) > 0 and max(clock.sleeps) <= 60.0
+    # Bounded by 60 s: about one wake-up a minute over 3.5 days, not a busy loop.
+    assert 4000 < len(clock.sleeps) < 6000
+
+
+def test_missed_runs_after_downtime_are_reported_and_caught_up_once(
+    catalog: Catalog, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    state_path = tmp_path / "state.json"
+    clock, runner = FakeClock(datetime(2024, 6, 3, 17, 0, tzinfo=NY)), RecordingRunner()
+    first = Scheduler(only(catalog, "daily"), state_path=state_path, clock=clock, runner=runner)
+    first.tick()
+    clock.set(datetime(2024, 6, 3, 17, 15, tzinfo=NY))
+    first.tick()
+    first.wait(5)
+    # The scheduler is down from Monday evening until Thursday 18:00 New York.
+    clock.set(datetime(2024, 6, 6, 18, 0, tzinfo=NY))
+    second = Scheduler(only(catalog, "daily"), state_path=state_path, clock=clock, runner=runner)
+    with caplog.at_level(logging.WARNING, logger="quantdesk.reports.scheduler"):
+        events = second.tick()
+    second.wait(5)
+    assert kinds(events) == [("daily", "missed"), ("daily", "started")]
+    missed, started = events
+    assert [t.astimezone(NY).strftime("%a %H:%M") for t in missed.times] == [
+        "Tue 17:15",
+        "Wed 17:15",
+    ]
+    assert started.scheduled_for == datetime(2024, 6, 6, 17, 15, tzinfo=NY)
+    assert "catch-up" in started.detail and "late by 0:45:00" in started.detail
+    assert runner.calls == ["daily", "daily"]  # once for Monday, once to catch up
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("missed" in m and "2 due time" in m for m in messages)
+    saved = json.loads(state_path.read_text())["jobs"]["daily"]
+    recorded = [e for e in saved["events"] if e["kind"] == "missed"]
+    assert recorded[0]["times"] == ["2024-06-04T21:15:00+00:00", "2024-06-05T21:15:00+00:00"]
+    assert saved["last_scheduled"] == "2024-06-06T21:15:00+00:00"
+
+
+def test_a_running_job_is_not_started_twice_and_does_not_block_others(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    clock = FakeClock(datetime(2024, 6, 3, 17, 0, tzinfo=NY))
+    runner = RecordingRunner(block=True)
+    sched = Scheduler(
+        only(catalog, "daily", "hourly"),
+        state_path=tmp_path / "state.json",
+        clock=clock,
+        runner=runner,
+    )
+    sched.tick()
+    clock.set(datetime(2024, 6, 3, 17, 15, tzinfo=NY))
+    assert kinds(sched.tick()) == [("daily", "started")]
+    assert runner.entered.wait(5)
+    # 18:00 NY = 22:00 UTC: the hourly job is due and starts while daily still runs.
+    clock.set(datetime(2024, 6, 3, 18, 0, tzinfo=NY))
+    assert kinds(sched.tick()) == [("hourly", "started")]
+    assert sorted(sched.running()) == ["daily", "hourly"]
+    # Daily is due again on Tuesday while Monday's run is still going: skipped.
+    clock.set(datetime(2024, 6, 4, 17, 15, tzinfo=NY))
+    events = [e for e in sched.tick() if e.job == "daily"]
+    assert kinds(events) == [("daily", "skipped")]
+    assert "still running" in events[0].detail
+    assert runner.calls.count("daily") == 1
+    runner.release.set()
+    assert sched.wait(5) and sched.running() == []
+    clock.set(datetime(2024, 6, 5, 17, 15, tzinfo=NY))
+    assert ("daily", "started") in kinds(sched.tick())
+    sched.wait(5)
+    assert runner.calls.count("daily") == 2
+    daily = sched.state["jobs"]["daily"]
+    assert [e["kind"] for e in daily["events"]] == [
+        "started",
+        "skipped",
+        "finished",
+        "started",
+        "finished",
+    ]
+    assert daily["events"][1]["times"] == ["2024-06-04T21:15:00+00:00"]
+
+
+def test_state_is_persisted_atomically_and_reloaded(catalog: Catalog, tmp_path: Path) -> None:
+    state_path = tmp_path / "home" / "scheduler_state.json"
+    clock, runner = FakeClock(datetime(2024, 6, 3, 17, 0, tzinfo=NY)), RecordingRunner()
+    sched = Scheduler(only(catalog, "daily"), state_path=state_path, clock=clock, runner=runner)
+    sched.tick()
+    clock.set(datetime(2024, 6, 3, 17, 20, tzinfo=NY))
+    sched.tick()
+    sched.wait(5)
+    assert [p.name for p in state_path.parent.iterdir()] == [state_path.name]  # no temp left
+    saved = json.loads(state_path.read_text())
+    assert saved["version"] == 1 and saved["jobs"]["daily"]["last_status"] == "ok"
+    # A restarted scheduler knows Monday's run happened: nothing to do until Tuesday.
+    again = Scheduler(only(catalog, "daily"), state_path=state_path, clock=clock, runner=runner)
+    assert again.state == sched.state
+    clock.set(datetime(2024, 6, 4, 9, 0, tzinfo=NY))
+    assert again.tick() == []
+    assert runner.calls == ["daily"]
+
+
+def test_default_state_path_is_under_quantdesk_home(_isolated_home: Path) -> None:
+    assert default_state_path() == _isolated_home / "scheduler_state.json"
+
+
+def test_a_job_running_when_the_scheduler_died_is_marked_interrupted(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    state_path = tmp_path / "state.json"
+    clock = FakeClock(datetime(2024, 6, 3, 17, 0, tzinfo=NY))
+    runner = RecordingRunner(block=True)
+    sched = Scheduler(only(catalog, "daily"), state_path=state_path, clock=clock, runner=runner)
+    sched.tick()
+    clock.set(datetime(2024, 6, 3, 17, 15, tzinfo=NY))
+    sched.tick()
+    assert runner.entered.wait(5)
+    # The process "dies" here: a new scheduler reads the file the old one left.
+    reborn = Scheduler(only(catalog, "daily"), state_path=state_path, clock=clock)
+    daily = json.loads(state_path.read_text())["jobs"]["daily"]  # saved at once
+    assert reborn.state["jobs"]["daily"] == daily
+    assert daily["last_status"] == "interrupted" and daily["running"] is False
+    assert daily["events"][-1]["kind"] == "interrupted"
+    runner.release.set()
+    sched.wait(5)
+
+
+@pytest.mark.parametrize(
+    ("runner", "status", "reason"),
+    [
+        (RecordingRunner(ok=False), "failed", "1 run(s) failed"),
+        (RecordingRunner(error=True), "error", "RuntimeError: cluster unreachable"),
+    ],
+)
+def test_failures_of_a_job_are_recorded(
+    catalog: Catalog, tmp_path: Path, runner: RecordingRunner, status: str, reason: str
+) -> None:
+    clock = FakeClock(datetime(2024, 6, 3, 17, 0, tzinfo=NY))
+    sched = Scheduler(
+        only(catalog, "daily"), state_path=tmp_path / "s.json", clock=clock, runner=runner
+    )
+    sched.tick()
+    clock.set(datetime(2024, 6, 3, 17, 15, tzinfo=NY))
+    sched.tick()
+    sched.wait(5)
+    daily = sched.state["jobs"]["daily"]
+    assert daily["last_status"] == status and reason in daily["last_reason"]
+    # A failure does not stop the schedule: Tuesday fires again.
+    clock.set(datetime(2024, 6, 4, 17, 15, tzinfo=NY))
+    assert kinds(sched.tick()) == [("daily", "started")]
+    sched.wait(5)
+
+
+def test_bad_state_file_and_naive_clock_are_clear_errors(catalog: Catalog, tmp_path: Path) -> None:
+    bad = tmp_path / "state.json"
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match=r"state\.json.*unreadable"):
+        Scheduler(catalog, state_path=bad)
+    naive = Scheduler(catalog, state_path=tmp_path / "ok.json", clock=lambda: datetime(2024, 1, 1))
+    with pytest.raises(ValueError, match="timezone-aware"):
+        naive.tick()
+
+
+def test_crontab_lines(catalog: Catalog, tmp_path: Path) -> None:
+    root = catalog.root
+    lines = crontab_lines(catalog, command="quantdesk")
+    assert lines == [
+        f"# quantdesk report jobs from {catalog.path} (quantdesk schedule crontab)",
+        "CRON_TZ=America/New_York",
+        "# daily: After the US close",
+        f"15 17 * * 1-5 cd {root} && quantdesk report batch daily >> reports/cron.log 2>&1",
+        "CRON_TZ=UTC",
+        f"0 * * * * cd {root} && quantdesk report batch hourly >> reports/cron.log 2>&1",
+    ]
+    py = crontab_lines(catalog, python="/opt/py 3/bin/python", jobs=["daily"])
+    assert py[-1] == (
+        f"15 17 * * 1-5 cd {root} && '/opt/py 3/bin/python' -m quantdesk report batch daily "
+        ">> reports/cron.log 2>&1"
+    )
+    assert not any("hourly" in line for line in py)
+    # A catalog elsewhere than research/reports.yaml is passed on; cron's % is escaped.
+    other = tmp_path / "cat%s.yaml"
+    other.write_text(textwrap.dedent(CATALOG))
+    line = crontab_lines(Catalog.load(other), command="quantdesk")[3]
+    assert line.startswith(f"15 17 * * 1-5 cd {tmp_path} && QUANTDESK_CATALOG=")
+    assert r"cat\%s.yaml" in line
+
+
+def test_crontab_default_command_is_the_installed_script(catalog: Catalog) -> None:
+    line = crontab_lines(catalog)[3]
+    assert "/bin/quantdesk report batch daily" in line or " quantdesk report batch" in line
