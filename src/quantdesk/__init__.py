@@ -9,8 +9,9 @@ Submodules load on first use so that ``import quantdesk`` stays fast::
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from quantdesk._lazy import lazy_attributes
 
 __version__ = "0.1.0"
 
@@ -55,13 +56,4 @@ if TYPE_CHECKING:
     )
 
 
-def __getattr__(name: str) -> Any:
-    if name in _SUBMODULES:
-        module = importlib.import_module(f"quantdesk.{name}")
-        globals()[name] = module
-        return module
-    raise AttributeError(f"module 'quantdesk' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | _SUBMODULES)
+__getattr__, __dir__ = lazy_attributes(__name__, {}, _SUBMODULES)

@@ -6,9 +6,9 @@ the ``metrics``, ``figures`` and ``sweeps`` submodules on first access.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from quantdesk._lazy import lazy_attributes
 from quantdesk.backtest.engine import BacktestResult, run
 
 __all__ = ["BacktestResult", "figures", "metrics", "run", "sweep", "sweeps", "walk_forward"]
@@ -20,12 +20,8 @@ if TYPE_CHECKING:
     from quantdesk.backtest.sweeps import sweep, walk_forward
 
 
-def __getattr__(name: str) -> Any:
-    if name in _SUBMODULES:
-        value: Any = importlib.import_module(f"quantdesk.backtest.{name}")
-    elif name in ("sweep", "walk_forward"):
-        value = getattr(importlib.import_module("quantdesk.backtest.sweeps"), name)
-    else:
-        raise AttributeError(f"module 'quantdesk.backtest' has no attribute {name!r}")
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_attributes(
+    __name__,
+    {"sweep": "quantdesk.backtest.sweeps", "walk_forward": "quantdesk.backtest.sweeps"},
+    _SUBMODULES,
+)

@@ -5,8 +5,9 @@ Names load on first use, so importing :mod:`quantdesk.data` stays cheap.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from quantdesk._lazy import lazy_attributes
 
 _EXPORTS = {
     "MarketStore": "quantdesk.data.store",
@@ -47,16 +48,4 @@ if TYPE_CHECKING:
     from quantdesk.data.validation import ValidationError, validate_bars
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    elif name in _SUBMODULES:
-        value = importlib.import_module(f"quantdesk.data.{name}")
-    else:
-        raise AttributeError(f"module 'quantdesk.data' has no attribute {name!r}")
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS) | _SUBMODULES)
+__getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS, _SUBMODULES)

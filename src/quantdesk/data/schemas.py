@@ -19,6 +19,8 @@ __all__ = [
     "PRICE_COLUMNS",
     "SYMBOL_COLUMNS",
     "TICK_COLUMNS",
+    "TREND_LABELS",
+    "VOL_LABELS",
     "Timeframe",
     "parse_timeframe",
     "to_utc_ns",
@@ -36,6 +38,10 @@ SYMBOL_COLUMNS: tuple[str, ...] = (
     "timezone",
     "source",
 )
+
+#: Regime labels, in state order: volatility levels and trend directions (3 x 3 cells).
+VOL_LABELS: tuple[str, str, str] = ("low", "medium", "high")
+TREND_LABELS: tuple[str, str, str] = ("bearish", "neutral", "bullish")
 
 _UNIT_SECONDS = {"s": 1, "min": 60, "h": 3600, "d": 86400}
 _UNIT_ALIASES = {

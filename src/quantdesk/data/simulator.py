@@ -24,7 +24,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from quantdesk.data.schemas import BAR_COLUMNS, SYMBOL_COLUMNS, TICK_COLUMNS
+from quantdesk.data.schemas import (
+    BAR_COLUMNS,
+    SYMBOL_COLUMNS,
+    TICK_COLUMNS,
+    TREND_LABELS,
+    VOL_LABELS,
+)
 
 __all__ = [
     "METADATA_COLUMNS",
@@ -38,8 +44,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-VOL_LABELS: tuple[str, str, str] = ("low", "medium", "high")
-TREND_LABELS: tuple[str, str, str] = ("bearish", "neutral", "bullish")
 REGIME_COLUMNS: tuple[str, ...] = (
     "ts",
     "symbol",

@@ -12,8 +12,9 @@ fsspec, HoloViews and Dask load only when a model, registry, figure or cluster i
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from quantdesk._lazy import lazy_attributes
 
 _EXPORTS = {
     "CELL_NAMES": "quantdesk.regimes.model",
@@ -85,16 +86,4 @@ if TYPE_CHECKING:
     )
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    elif name in _SUBMODULES:
-        value = importlib.import_module(f"quantdesk.regimes.{name}")
-    else:
-        raise AttributeError(f"module 'quantdesk.regimes' has no attribute {name!r}")
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS) | _SUBMODULES)
+__getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS, _SUBMODULES)

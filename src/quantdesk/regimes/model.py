@@ -67,6 +67,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
+from quantdesk.data.schemas import TREND_LABELS, VOL_LABELS
 from quantdesk.regimes.features import (
     FEATURE_NAMES,
     FeatureConfig,
@@ -89,8 +90,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-VOL_LABELS: tuple[str, str, str] = ("low", "medium", "high")
-TREND_LABELS: tuple[str, str, str] = ("bearish", "neutral", "bullish")
 STATE_COLUMNS: tuple[str, ...] = tuple(f"p_{v}_{t}" for v in VOL_LABELS for t in TREND_LABELS)
 CELL_NAMES: tuple[str, ...] = tuple(f"{v}/{t}" for v in VOL_LABELS for t in TREND_LABELS)
 
