@@ -22,7 +22,6 @@ bearish/neutral/bullish) are in the notes.  Run with ``python -m benchmarks.benc
 
 from __future__ import annotations
 
-import math
 import time
 import warnings
 from typing import Any
@@ -55,20 +54,6 @@ def _statsmodels_vol_levels(result: Any) -> np.ndarray:
     variances = np.asarray(result.params)[-3:]  # sigma2[0..2]
     level_of_regime = np.argsort(np.argsort(variances))
     return level_of_regime[np.asarray(result.filtered_marginal_probabilities).argmax(axis=1)]
-
-
-def _oracle_cells(returns: np.ndarray, scale: float, params: Any) -> np.ndarray:
-    """Filtered cells of the simulator's own model with its true parameters."""
-    trans = np.kron(np.array(params.vol_transition), np.array(params.trend_transition))
-    sigma = np.repeat(params.vol_levels, 3) / math.sqrt(params.periods_per_year) * scale
-    mu = np.tile(params.drifts, 3) / params.periods_per_year
-    log_b = -0.5 * ((returns[:, None] - mu) / sigma) ** 2 - np.log(sigma)
-    alpha, cells = np.full(9, 1 / 9), np.empty(len(returns), dtype=np.int64)
-    for t, log_row in enumerate(log_b):
-        alpha = (alpha @ trans if t else alpha) * np.exp(log_row - log_row.max())
-        alpha /= alpha.sum()
-        cells[t] = alpha.argmax()
-    return cells
 
 
 def _confusion(truth: np.ndarray, predicted: np.ndarray) -> str:
@@ -150,7 +135,7 @@ def _accuracy_rows() -> list[dict[str, Any]]:
             returns = np.diff(np.log(bars["close"].to_numpy()))
             peer_v.append(_statsmodels_vol_levels(_statsmodels_fit(returns, fast=True)))
             peer_truth.append(truth["vol_state"].to_numpy()[1:])
-            cells = _oracle_cells(returns, float(market.vol_scales[symbol]), params)
+            cells = params.true_filter(returns, float(market.vol_scales[symbol]))
             oracle_v.append(cells // 3 == truth["vol_state"].to_numpy()[1:])
             oracle_t.append(cells % 3 == truth["trend_state"].to_numpy()[1:])
     v, t = np.concatenate(ours_v), np.concatenate(ours_t)

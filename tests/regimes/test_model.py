@@ -169,20 +169,6 @@ def test_constants_follow_the_interface() -> None:
 # ------------------------------------------------------------------ accuracy
 
 
-def _oracle_filter(returns: np.ndarray, scale: float, params: RegimeParams) -> np.ndarray:
-    """Filtered cell of the simulator's own 9-state model with its true parameters."""
-    trans = np.kron(np.array(params.vol_transition), np.array(params.trend_transition))
-    sigma = np.repeat(params.vol_levels, 3) / math.sqrt(params.periods_per_year) * scale
-    mu = np.tile(params.drifts, 3) / params.periods_per_year
-    log_b = -0.5 * ((returns[:, None] - mu) / sigma) ** 2 - np.log(sigma)
-    alpha, cells = np.full(9, 1 / 9), np.empty(len(returns), dtype=np.int64)
-    for t, row in enumerate(log_b):
-        alpha = (alpha @ trans if t else alpha) * np.exp(row - row.max())
-        alpha /= alpha.sum()
-        cells[t] = alpha.argmax()
-    return cells
-
-
 def _statsmodels_vol_labels(returns: np.ndarray) -> np.ndarray:
     """Filtered volatility level of statsmodels' 3-regime switching-variance model."""
     import statsmodels.api as sm
@@ -230,7 +216,7 @@ def test_accuracy_on_simulated_markets_against_statsmodels_and_the_oracle() -> N
             returns = np.diff(np.log(sym_bars["close"].to_numpy()))
             peer_v.append(_statsmodels_vol_labels(returns))
             peer_truth.append(truth["vol_state"].to_numpy()[1:])
-            cells = _oracle_filter(returns, float(market.vol_scales[symbol]), params)
+            cells = params.true_filter(returns, float(market.vol_scales[symbol]))
             oracle_v.append(np.mean(cells // 3 == truth["vol_state"].to_numpy()[1:]))
             oracle_t.append(np.mean(cells % 3 == truth["trend_state"].to_numpy()[1:]))
     v, t = np.concatenate(ours_v), np.concatenate(ours_t)

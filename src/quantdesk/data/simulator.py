@@ -232,6 +232,24 @@ class RegimeParams:
         """Return the expected duration in days, ``1 / (1 - p_ii)``, of each trend state."""
         return _durations(self.trend_transition)
 
+    def true_filter(self, returns: np.ndarray, vol_scale: float = 1.0) -> np.ndarray:
+        """Return the filtered regime cell (vol x 3 + trend) of each close-to-close return.
+
+        The Bayes-optimal causal filter that knows these true parameters: the ceiling
+        any regime model fitted to the same closes can reach.  ``vol_scale`` is the
+        symbol's volatility multiplier (``SimulatedMarket.vol_scales``).
+        """
+        trans = np.kron(np.array(self.vol_transition), np.array(self.trend_transition))
+        sigma = np.repeat(self.vol_levels, 3) / math.sqrt(self.periods_per_year) * vol_scale
+        mu = np.tile(self.drifts, 3) / self.periods_per_year
+        log_b = -0.5 * ((np.asarray(returns)[:, None] - mu) / sigma) ** 2 - np.log(sigma)
+        alpha, cells = np.full(9, 1 / 9), np.empty(len(log_b), dtype=np.int64)
+        for t, row in enumerate(log_b):
+            alpha = (alpha @ trans if t else alpha) * np.exp(row - row.max())
+            alpha /= alpha.sum()
+            cells[t] = alpha.argmax()
+        return cells
+
 
 def _durations(matrix: tuple[tuple[float, ...], ...]) -> tuple[float, float, float]:
     stay = np.diag(np.asarray(matrix, dtype=float))
