@@ -19,6 +19,7 @@ MODULES = (
     "bench_store",
     "bench_backtest",
     "bench_regimes",
+    "bench_regimes_universe",
     "bench_reports",
     "bench_batch",
 )

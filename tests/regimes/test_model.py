@@ -29,6 +29,10 @@ from quantdesk.regimes.model import (
     VOL_LABELS,
     RegimeModel,
     _assign_cells,
+    _factorial_emissions,
+    _factorial_start,
+    _factorial_transmat,
+    _run_em,
     forward_filter,
 )
 
@@ -114,9 +118,12 @@ def test_filter_equals_an_independent_reference(model: RegimeModel, bars: pd.Dat
     std = meta["standardizer"]
     z = (features.to_numpy() - np.array(std["mean"])) / np.array(std["scale"])
     x = z[:, [list(features.columns).index(c) for c in meta["hmm_features"]]]
-    cov = arrays["joint_covars"]  # tied: one matrix
+    assert meta["structure"] == "factorial" and meta["covariance_type"] == "diag"
     log_b = np.column_stack(
-        [multivariate_normal(mean, cov).logpdf(x) for mean in arrays["joint_means"]]
+        [
+            multivariate_normal(mean, np.diag(var)).logpdf(x)
+            for mean, var in zip(arrays["joint_means"], arrays["joint_covars"], strict=True)
+        ]
     )
     expected = _plain_forward(log_b, arrays["joint_startprob"], arrays["joint_transmat"])
     got = model.filter(bars)
@@ -237,11 +244,11 @@ def test_accuracy_on_simulated_markets_against_statsmodels_and_the_oracle() -> N
     print("statsmodels volatility confusion:\n" + _confusion(ptv, pv, VOL_LABELS))
     assert vol_acc >= 0.85
     assert vol_acc > peer_acc
-    # The issue's trend target is 0.55; the filter that knows the simulator's true
-    # parameters reaches 0.58 on these paths, and no fitted model can beat it on average.
-    # Ours stays within 0.06 of it and far above chance (see the closing note for figures).
-    assert trend_acc >= 0.45
-    assert trend_acc >= np.mean(oracle_t) - 0.06
+    # The issue's trend target is 0.55.  The filter that knows the simulator's true
+    # parameters is the ceiling (0.58 on these paths and on the benchmark's 12); ours is
+    # 0.552 here but 0.539 on the benchmark's paths, so the test holds it to the ceiling.
+    assert trend_acc >= 0.5
+    assert trend_acc >= np.mean(oracle_t) - 0.04
 
 
 # ------------------------------------------------------------------ real data
@@ -298,9 +305,9 @@ def test_label_stability_on_a_window_shifted_by_one_month(sp500: pd.DataFrame) -
             f"S&P 500 window from {spx['ts'].iloc[start]:%Y-%m}: same cell on {cold:.1%} "
             f"(refit) / {warm:.1%} (warm start)"
         )
-        # Independent 10-year refits of real data can land on another EM optimum (72-99% here);
-        # walk-forward refits warm-start from the previous model, and those agree.
-        assert warm >= 0.95
+        # The factorial structure leaves EM little room for another optimum: independent
+        # refits agree too (the free structure's gave 72-99% on these windows).
+        assert cold >= 0.95 and warm >= 0.95
 
 
 def test_cell_assignment_ignores_the_order_em_leaves_states_in() -> None:
@@ -323,6 +330,139 @@ def test_cells_are_ordered_in_the_dimension_that_defines_them(model: RegimeModel
     trend = model.cell_means_["trend"].to_numpy().reshape(3, 3)
     assert (np.diff(vol, axis=0) > 0).all()  # low < medium < high in every trend column
     assert (np.diff(trend, axis=1) > 0).all()  # bearish < neutral < bullish in every row
+
+
+# ------------------------------------------------------------------ the factorial structure
+
+
+def _kron_factors(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return the two 3x3 chains whose Kronecker product ``matrix`` should be."""
+    c = matrix.reshape(3, 3, 3, 3)
+    vol, trend = c.sum(axis=(1, 3)), c.sum(axis=(0, 2))
+    return vol / vol.sum(axis=1, keepdims=True), trend / trend.sum(axis=1, keepdims=True)
+
+
+def test_factorial_transition_update_recovers_two_independent_chains() -> None:
+    rng = np.random.default_rng(0)
+    vol = rng.dirichlet(np.ones(3), size=3) + np.eye(3) * 4
+    trend = rng.dirichlet(np.ones(3), size=3) + np.eye(3) * 8
+    vol, trend = vol / vol.sum(1, keepdims=True), trend / trend.sum(1, keepdims=True)
+    joint = np.kron(vol, trend)
+    # Expected counts of a long path of the product chain: occupancy x transition row.
+    occupancy = rng.dirichlet(np.ones(9)) * 5000
+    got = _factorial_transmat(occupancy[:, None] * joint)
+    np.testing.assert_allclose(got, joint, atol=1e-9)
+    # Any counts: the maximiser normalises each chain's counts summed over the other chain.
+    counts = rng.uniform(0, 50, size=(9, 9))
+    expected_vol = np.zeros((3, 3))
+    expected_trend = np.zeros((3, 3))
+    for i in range(9):
+        for j in range(9):
+            expected_vol[i // 3, j // 3] += counts[i, j]
+            expected_trend[i % 3, j % 3] += counts[i, j]
+    expected = np.kron(
+        expected_vol / expected_vol.sum(1, keepdims=True),
+        expected_trend / expected_trend.sum(1, keepdims=True),
+    )
+    np.testing.assert_allclose(_factorial_transmat(counts), expected, atol=1e-9)
+
+
+def _expected_log_likelihood(
+    gamma: np.ndarray, x: np.ndarray, means: np.ndarray, variances: np.ndarray
+) -> float:
+    """sum_t sum_k gamma[t, k] log N(x[t]; means[k], diag(variances[k])), with scipy."""
+    total = 0.0
+    for k in range(9):
+        total += float(gamma[:, k] @ norm.logpdf(x, means[k], np.sqrt(variances[k])).sum(axis=1))
+    return total
+
+
+def test_factorial_emission_update_maximises_the_expected_log_likelihood() -> None:
+    """Against a numerical optimiser of the tied parameters (scipy), from another start."""
+    from scipy.optimize import minimize
+
+    rng = np.random.default_rng(1)
+    t = 3000
+    vol, trend = rng.integers(0, 3, t), rng.integers(0, 3, t)
+    x = np.column_stack(
+        [
+            rng.normal(np.array([-1.0, 0.0, 1.2])[vol], 0.4),
+            rng.normal(np.array([-0.2, 0.0, 0.15])[trend], np.array([0.6, 1.0, 1.8])[vol]),
+            rng.normal(np.array([-1.0, 0.1, 1.0])[trend], 0.7),
+        ]
+    )
+    gamma = rng.dirichlet(np.ones(9) * 0.3, size=t)
+    gamma[np.arange(t), 3 * vol + trend] += 2.0
+    gamma /= gamma.sum(axis=1, keepdims=True)
+    columns = ("log_vol", "log_return", "trend")
+    stats = gamma.sum(0), gamma.T @ x, gamma.T @ x**2
+    means = np.zeros((9, 3))
+    for _ in range(20):  # the update is a fixed point at the optimum
+        means, variances = _factorial_emissions(*stats, columns, means, 1e-6)
+    ours = _expected_log_likelihood(gamma, x, means, variances)
+    vol_of, trend_of = np.repeat(np.arange(3), 3), np.tile(np.arange(3), 3)
+
+    def unpack(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        m = np.column_stack([theta[0:3][vol_of], theta[6:9][trend_of], theta[12:15][trend_of]])
+        v = np.exp(
+            np.column_stack([theta[3:6][vol_of], theta[9:12][vol_of], np.full(9, theta[15])])
+        )
+        return m, v
+
+    result = minimize(
+        lambda theta: -_expected_log_likelihood(gamma, x, *unpack(theta)),
+        np.zeros(16),
+        method="L-BFGS-B",
+        options={"maxiter": 5000, "maxfun": 100_000},
+    )
+    assert ours >= -result.fun - 1e-6 * abs(result.fun)
+    best_means, best_vars = unpack(result.x)
+    np.testing.assert_allclose(means, best_means, atol=2e-3)
+    np.testing.assert_allclose(variances, best_vars, rtol=5e-3)
+
+
+def test_factorial_em_raises_the_likelihood_and_keeps_its_structure(bars: pd.DataFrame) -> None:
+    features = compute_features(bars)
+    z = ((features - features.mean()) / features.std()).to_numpy()
+    columns = ("log_return", "log_vol", "trend")
+    codes = [np.minimum(3 * np.argsort(np.argsort(z[:, c])) // len(z), 2) for c in (1, 2)]
+    start = _factorial_start(z, columns, codes[0], codes[1], 0.97)
+    result = _run_em(z, start, "diag", 60, 1e-9, (np.zeros((9, 3)), 0.0), columns)
+    history = np.asarray(result.hmm.monitor_.history)
+    assert len(history) > 5
+    assert (np.diff(history) >= -1e-6 * np.abs(history[1:])).all()  # EM never goes down
+    means, variances = result.hmm.means_, result.hmm._covars_
+    for f, by in ((0, "trend"), (1, "vol"), (2, "trend")):
+        levels = means[:, f].reshape(3, 3)  # [vol, trend]
+        axis = 0 if by == "trend" else 1  # the mean is constant along the other factor
+        np.testing.assert_allclose(levels - levels.mean(axis=axis, keepdims=True), 0, atol=1e-12)
+    np.testing.assert_allclose(variances[:, 0].reshape(3, 3).std(axis=1), 0, atol=1e-12)
+    assert np.ptp(variances[:, 2]) < 1e-12  # one trend-feature variance
+    transmat = np.asarray(result.hmm.transmat_)
+    np.testing.assert_allclose(transmat, np.kron(*_kron_factors(transmat)), atol=1e-12)
+
+
+@pytest.mark.parametrize("structure", ["factorial", "free"])
+def test_both_structures_fit_a_clean_grid(bars: pd.DataFrame, structure: str) -> None:
+    fitted = RegimeModel(random_state=0, structure=structure).fit(bars)  # type: ignore[arg-type]
+    assert fitted.kind_ == "joint" and fitted.degenerate_ is None
+    assert fitted.structure == structure
+    vol = fitted.cell_means_["log_vol"].to_numpy().reshape(3, 3)
+    trend = fitted.cell_means_["trend"].to_numpy().reshape(3, 3)
+    assert (np.diff(vol, axis=0) > 0).all() and (np.diff(trend, axis=1) > 0).all()
+    matrix = fitted.transition_matrix().to_numpy()
+    is_kron = np.allclose(matrix, np.kron(*_kron_factors(matrix)), atol=1e-10)
+    assert is_kron == (structure == "factorial")
+    assert f"{structure} structure" in fitted.summary()
+
+
+def test_artifacts_without_a_structure_load_as_the_free_model(bars: pd.DataFrame) -> None:
+    fitted = RegimeModel(random_state=0, structure="free").fit(bars)
+    arrays, meta = fitted.to_artifact()
+    old = {k: v for k, v in meta.items() if k != "structure"}  # written before it existed
+    loaded = RegimeModel.from_artifact(arrays, old)
+    assert loaded.structure == "free" and loaded.covariance_type == "tied"
+    pd.testing.assert_frame_equal(loaded.filter(bars), fitted.filter(bars), check_exact=True)
 
 
 # ------------------------------------------------------------------ degenerate fits
@@ -417,7 +557,13 @@ def test_invalid_use_gives_clear_errors(bars: pd.DataFrame) -> None:
     with pytest.raises(ValueError, match="n_states must be 9"):
         RegimeModel(4)
     with pytest.raises(ValueError, match="hmm_features"):
-        RegimeModel(hmm_features=("log_return", "log_vol"))
+        RegimeModel(structure="free", hmm_features=("log_return", "log_vol"))
+    with pytest.raises(ValueError, match="including 'log_vol'"):
+        RegimeModel(hmm_features=("log_return", "trend"))
+    with pytest.raises(ValueError, match="must be 'diag'"):
+        RegimeModel(covariance_type="full")
+    with pytest.raises(ValueError, match="structure"):
+        RegimeModel(structure="joint")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="not fitted"):
         RegimeModel().filter(bars)
     with pytest.raises(ValueError, match="at least 250 days"):
