@@ -2,7 +2,13 @@
 
 Long bars have the columns :data:`BAR_COLUMNS`; ``ts`` is timezone-aware UTC and a
 daily bar's ``ts`` is the session date at 00:00 UTC.  Ticks have :data:`TICK_COLUMNS`.
-Timeframes are strings such as ``"1s"``, ``"5min"``, ``"1h"`` or ``"1d"``.
+Timeframes are strings such as ``"1s"``, ``"5min"``, ``"1h"``, ``"1d"``, ``"1w"`` or
+``"1mo"``.  ``"1M"`` is refused as ambiguous (pandas reads it as month-end, many
+vendors as one minute); lower-case ``"m"`` means minutes, as in ``"15m"``.
+
+Calendar bars (weeks and months) are labelled by the start of their period, like daily
+bars: a weekly bar's ``ts`` is the Monday of its ISO week and a monthly bar's is the 1st
+of its month, both at 00:00 UTC, whatever day of the period the source dated it.
 """
 
 from __future__ import annotations
@@ -43,13 +49,17 @@ SYMBOL_COLUMNS: tuple[str, ...] = (
 VOL_LABELS: tuple[str, str, str] = ("low", "medium", "high")
 TREND_LABELS: tuple[str, str, str] = ("bearish", "neutral", "bullish")
 
-_UNIT_SECONDS = {"s": 1, "min": 60, "h": 3600, "d": 86400}
+# A month has no fixed length: 30 days is its nominal size, used for ordering only.
+_UNIT_SECONDS = {"s": 1, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "mo": 30 * 86400}
 _UNIT_ALIASES = {
     "s": "s", "sec": "s", "secs": "s", "second": "s",
     "m": "min", "min": "min", "t": "min", "minute": "min",
-    "h": "h", "hour": "h",
+    "h": "h", "hr": "h", "hour": "h",
     "d": "d", "day": "d",
+    "w": "w", "wk": "w", "week": "w",
+    "mo": "mo", "mon": "mo", "mth": "mo", "month": "mo",
 }  # fmt: skip
+_CALENDAR_UNITS = frozenset({"w", "mo"})
 _TIMEFRAME_RE = re.compile(r"^\s*(\d+)\s*([a-zA-Z]+)\s*$")
 NS_PER_SECOND = 1_000_000_000
 
@@ -63,7 +73,7 @@ class Timeframe:
 
     @property
     def nanos(self) -> int:
-        """Return the bar length in nanoseconds."""
+        """Return the bar length in nanoseconds (nominal 30 days for a month)."""
         return self.seconds * NS_PER_SECOND
 
     @property
@@ -72,10 +82,38 @@ class Timeframe:
         return self.seconds >= 86400
 
     @property
+    def is_calendar(self) -> bool:
+        """Return True for weeks and months: buckets follow the calendar, not a fixed length."""
+        return _split(self.name)[1] in _CALENDAR_UNITS
+
+    @property
     def pandas_freq(self) -> str:
-        """Return the pandas offset alias for this timeframe (``"5min"``, ``"1D"``)."""
+        """Return the pandas offset alias of the bucket start (``"5min"``, ``"1D"``, ``"MS"``)."""
         n, unit = _split(self.name)
+        if unit == "w":
+            return "W-MON"
+        if unit == "mo":
+            return "MS"
         return f"{n}{ {'s': 's', 'min': 'min', 'h': 'h', 'd': 'D'}[unit] }"
+
+    def floor(self, ts: pd.Series) -> pd.Series:
+        """Return the start of the bar that holds each UTC timestamp in ``ts``.
+
+        Days, weeks and months start at 00:00 UTC of the session date, the Monday of the
+        ISO week and the 1st of the month; intraday bars on multiples of their length.
+        """
+        import pandas as pd
+
+        n, unit = _split(self.name)
+        naive = ts.dt.tz_convert("UTC").dt.tz_localize(None)
+        if unit == "mo":
+            out = naive.dt.to_period("M").dt.start_time
+        elif unit == "w":
+            day = naive.dt.normalize()
+            out = day - pd.to_timedelta(day.dt.day_of_week, unit="D")
+        else:
+            out = naive.dt.floor(self.pandas_freq)
+        return out.dt.tz_localize("UTC").dt.as_unit("ns")
 
     def __str__(self) -> str:
         return self.name
@@ -84,7 +122,14 @@ class Timeframe:
 def _split(name: str) -> tuple[int, str]:
     m = _TIMEFRAME_RE.match(name)
     if m is None:
-        raise ValueError(f"invalid timeframe {name!r}: expected e.g. '1s', '5min', '1h', '1d'")
+        raise ValueError(
+            f"invalid timeframe {name!r}: expected e.g. '1s', '5min', '1h', '1d', '1w', '1mo'"
+        )
+    if m.group(2) == "M":
+        raise ValueError(
+            f"ambiguous timeframe {name!r}: 'M' means a month to pandas and a minute to many "
+            f"vendors; write '{m.group(1)}mo' for months or '{m.group(1)}min' for minutes"
+        )
     word = m.group(2).lower()
     if len(word) > 3 and word.endswith("s"):  # plurals: "mins", "hours", "days"
         word = word[:-1]
@@ -95,7 +140,10 @@ def _split(name: str) -> tuple[int, str]:
 
 
 def parse_timeframe(timeframe: str | Timeframe) -> Timeframe:
-    """Return the :class:`Timeframe` for a string such as ``"1min"``, ``"15m"``, ``"1d"``.
+    """Return the :class:`Timeframe` for a string such as ``"1min"``, ``"15m"``, ``"1w"``.
+
+    Raises :class:`ValueError` naming the accepted spellings for anything else,
+    including the ambiguous ``"1M"``.
 
     Examples
     --------
@@ -103,6 +151,8 @@ def parse_timeframe(timeframe: str | Timeframe) -> Timeframe:
     Timeframe(seconds=300, name='5min')
     >>> parse_timeframe("1D").name
     '1d'
+    >>> parse_timeframe("1 month").name
+    '1mo'
     """
     if isinstance(timeframe, Timeframe):
         return timeframe
@@ -110,8 +160,10 @@ def parse_timeframe(timeframe: str | Timeframe) -> Timeframe:
     if n <= 0:
         raise ValueError(f"invalid timeframe {timeframe!r}: length must be positive")
     seconds = n * _UNIT_SECONDS[unit]
-    if unit == "d" and n != 1:
-        raise ValueError(f"invalid timeframe {timeframe!r}: only '1d' is supported above hours")
+    if unit in ("d", "w", "mo") and n != 1:
+        raise ValueError(
+            f"invalid timeframe {timeframe!r}: above hours only '1d', '1w' and '1mo' are supported"
+        )
     if seconds < 86400 and 86400 % seconds != 0:
         raise ValueError(f"invalid timeframe {timeframe!r}: must divide one day evenly")
     return Timeframe(seconds=seconds, name=f"{n}{unit}")
