@@ -103,14 +103,10 @@ def timeframe_of(data: pd.DataFrame | pd.Series | pd.Index) -> Timeframe:
     attrs = getattr(data, "attrs", None) or {}
     if attrs.get("timeframe"):
         return parse_timeframe(attrs["timeframe"])
-    index = data if _is_index(data) else data.index  # type: ignore[union-attr]
-    return infer_timeframe(index)
-
-
-def _is_index(data: object) -> bool:
     import pandas as pd
 
-    return isinstance(data, pd.Index)
+    index = data if isinstance(data, pd.Index) else data.index
+    return infer_timeframe(index)
 
 
 def _observed_calendar(index: pd.Index, tf: Timeframe) -> tuple[float, float]:
@@ -124,7 +120,7 @@ def _observed_calendar(index: pd.Index, tf: Timeframe) -> tuple[float, float]:
     days = stamps.normalize()
     per_day = pd.Series(1, index=days).groupby(level=0).size()
     bars_per_day = float(np.median(per_day.to_numpy()))
-    weekend_share = float((per_day.index.day_of_week >= 5).mean())
+    weekend_share = float((pd.DatetimeIndex(per_day.index).day_of_week >= 5).mean())
     full_day = 86400.0 / tf.seconds
     if weekend_share > 0.2:  # crypto trades every day: 2/7 of days are weekends
         return full_day, CALENDARS["24/7"][1]

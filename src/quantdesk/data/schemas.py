@@ -104,7 +104,7 @@ class Timeframe:
         """
         import pandas as pd
 
-        n, unit = _split(self.name)
+        unit = _split(self.name)[1]
         naive = ts.dt.tz_convert("UTC").dt.tz_localize(None)
         if unit == "mo":
             out = naive.dt.to_period("M").dt.start_time
@@ -113,7 +113,8 @@ class Timeframe:
             out = day - pd.to_timedelta(day.dt.day_of_week, unit="D")
         else:
             out = naive.dt.floor(self.pandas_freq)
-        return out.dt.tz_localize("UTC").dt.as_unit("ns")
+        result: pd.Series = out.dt.tz_localize("UTC").dt.as_unit("ns")
+        return result
 
     def __str__(self) -> str:
         return self.name
