@@ -62,6 +62,7 @@ __all__ = [
     "max_drawdown",
     "max_drawdown_duration",
     "net_exposure",
+    "returns_from_prices",
     "rolling_sharpe",
     "sharpe",
     "sortino",
@@ -605,6 +606,37 @@ def cost_share(costs_paid: SeriesOrFrame | float, gross_pnl: SeriesOrFrame | flo
     if not gross_total > 0.0 or np.isnan(costs_total):
         return float("nan")
     return costs_total / gross_total
+
+
+def returns_from_prices(prices: pd.Series, index: pd.Index) -> pd.Series:
+    """Return the simple returns of ``prices`` over the bars of ``index``.
+
+    The prices (or equity) are put on ``index`` without filling: a bar the benchmark has
+    no price for, and the bar after it, get NaN returns and drop out of the metrics
+    instead of counting as flat.  Prices sharing no bar with ``index`` are an error.
+
+    Examples
+    --------
+    >>> idx = pd.date_range("2024-01-01", periods=4)
+    >>> returns_from_prices(pd.Series([100.0, 110.0, 99.0], index=idx[:3]), idx).round(2).tolist()
+    [nan, 0.1, -0.1, nan]
+    """
+    if isinstance(prices, pd.DataFrame):
+        if prices.shape[1] != 1:
+            raise TypeError("benchmark prices must be one series, not a panel of several")
+        prices = prices.iloc[:, 0]
+    if not isinstance(prices, pd.Series):
+        raise TypeError("benchmark prices must be a pandas Series indexed like the backtest")
+    on_bars = prices.astype("float64").reindex(index)
+    if on_bars.notna().sum() < 2:
+        raise ValueError(
+            f"the benchmark has prices on {int(on_bars.notna().sum())} of the backtest's "
+            f"{len(index)} bars (benchmark {_span(prices.dropna())}); need at least 2"
+        )
+    missing = int(on_bars.isna().sum())
+    if missing:
+        logger.warning("the benchmark has no price on %d of %d bars", missing, len(index))
+    return on_bars.pct_change(fill_method=None).rename("benchmark")
 
 
 def _aligned(returns: ReturnsLike, benchmark: ReturnsLike) -> tuple[pd.Series, pd.Series]:
