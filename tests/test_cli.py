@@ -133,3 +133,54 @@ def test_backtest_command_prints_metrics(_isolated_home: Path) -> None:
     assert code == 1 and "no data for ['NOPE']" in out
     code, out = run("backtest", "--rebalance", "hourly")
     assert code == 1 and "--rebalance" in out
+
+
+def test_backtest_out_writes_tables_and_benchmark_metrics(
+    _isolated_home: Path, tmp_path: Path
+) -> None:
+    import pandas as pd
+
+    from quantdesk.backtest import metrics as m
+
+    run("ingest", "sample")
+    out = tmp_path / "results"
+    proc = subprocess.run(
+        [sys.executable, "-m", "quantdesk", "backtest", "--symbols", "IXIC", "--start",
+         "2010-01-01", "--benchmark", "SPX", "--out", str(out), "--json"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    doc = json.loads(proc.stdout)
+    assert doc["benchmark"] == "SPX"
+    names = {
+        f"{t}.{ext}"
+        for t in ("equity", "weights", "trades", "metrics")
+        for ext in ("parquet", "csv")
+    }
+    assert {p.name for p in out.iterdir()} == names | {"metrics.json"}  # no temporary left
+    # Parquet and CSV hold the same tables.
+    for table in ("equity", "weights", "trades", "metrics"):
+        parquet = pd.read_parquet(out / f"{table}.parquet")
+        csv = pd.read_csv(out / f"{table}.csv")
+        assert list(parquet.columns) == list(csv.columns) and len(parquet) == len(csv) > 0
+    equity = pd.read_parquet(out / "equity.parquet")
+    assert str(equity["ts"].dt.tz) == "UTC" and equity["ts"].iloc[0] >= pd.Timestamp(
+        "2010-01-01", tz="UTC"
+    )
+    assert equity["equity"].iloc[-1] == pytest.approx(doc["final_equity"])
+    assert list(pd.read_parquet(out / "weights.parquet").columns) == ["ts", "IXIC"]
+    stored = json.loads((out / "metrics.json").read_text())
+    assert stored == doc["metrics"]
+    assert set(m.BENCHMARK_METRICS) <= set(stored)
+    # The written figures agree with the metrics recomputed from the written equity and the
+    # benchmark's stored closes.
+    spx = MarketStore(read_only=True).panel("close", symbols=["SPX"], start="2010-01-01")["SPX"]
+    returns = equity.set_index("ts")["returns"]
+    bench = spx.reindex(returns.index).pct_change(fill_method=None)
+    assert stored["Beta"] == pytest.approx(m.beta(returns, bench), rel=1e-9)
+    assert stored["Annual volatility"] == pytest.approx(m.annual_volatility(returns), rel=1e-9)
+    trades = pd.read_parquet(out / "trades.parquet")
+    assert set(trades["side"]) <= {"buy", "sell"} and (trades["symbol"] == "IXIC").all()
+    code, text = run("backtest", "--symbols", "IXIC", "--benchmark", "NOPE")
+    assert code == 1 and "benchmark 'NOPE'" in text
+    code, text = run("backtest", "--symbols", "IXIC", "--benchmark", "SPX")
+    assert code == 0 and "against SPX:" in text and "Information ratio" in text

@@ -301,17 +301,34 @@ def backtest(
     commission_bps: Annotated[float, typer.Option("--commission-bps")] = 1.0,
     slippage_bps: Annotated[float, typer.Option("--slippage-bps")] = 2.0,
     init_cash: Annotated[float, typer.Option("--init-cash")] = 1_000_000.0,
+    benchmark: Annotated[
+        str | None,
+        typer.Option(
+            "--benchmark",
+            help="Stored symbol to measure against: excess return, beta, alpha, tracking "
+            "error, information ratio, up/down capture.",
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Directory to write equity, weights, trades and metrics to (Parquet and "
+            "CSV, metrics also JSON).",
+        ),
+    ] = None,
     as_json: JsonOption = False,
     store: StoreOption = None,
 ) -> None:
-    """Backtest volatility-targeted trend following on stored daily closes."""
+    """Backtest volatility-targeted trend following on stored closes (any bar length)."""
     from quantdesk.backtest import run
     from quantdesk.strategies import vol_target_trend
 
     if rebalance not in ("daily", "weekly", "monthly"):
         _fail(f"--rebalance must be daily, weekly or monthly, not {rebalance!r}")
     names = [s.strip() for s in symbols.split(",") if s.strip()] if symbols else None
-    close = _store(store, read_only=True).panel("close", symbols=names, start=start, end=end)
+    source = _store(store, read_only=True)
+    close = source.panel("close", symbols=names, start=start, end=end)
     if close.empty:
         _fail("no daily closes for that selection; see `quantdesk data info`")
     missing = sorted(set(names or []) - set(close.columns))
@@ -334,17 +351,39 @@ def backtest(
         slippage_bps=slippage_bps,
         init_cash=init_cash,
     )
+    bench = None
+    if benchmark:
+        prices = source.panel("close", symbols=[benchmark], start=start, end=end)
+        if benchmark not in prices.columns:
+            _fail(f"no closes for benchmark {benchmark!r}; see `quantdesk data info`")
+        bench = prices[benchmark]
+    metrics = result.metrics(benchmark=bench)
+    written: dict[str, Path] = {}
+    if out is not None:
+        from quantdesk.backtest.export import write_result
+
+        written = write_result(result, out, metrics=metrics)
+        logger.info("wrote %d files to %s", len(written), out)
     if as_json:
         doc = {
             "symbols": [str(c) for c in close.columns],
             "start": close.index[0].isoformat(),
             "end": close.index[-1].isoformat(),
+            "benchmark": benchmark,
             "final_equity": float(result.equity.iloc[-1]),
-            "metrics": {k: (None if v != v else float(v)) for k, v in result.metrics().items()},
+            "metrics": {k: (None if v != v else float(v)) for k, v in metrics.items()},
+            "files": [str(p) for p in written.values()],
         }
         typer.echo(json.dumps(doc, indent=2))
         return
     typer.echo(result.summary())
+    if bench is not None:
+        from quantdesk.backtest.metrics import BENCHMARK_METRICS
+
+        typer.echo(f"against {benchmark}:")
+        typer.echo("\n".join(f"  {k:<24}{metrics[k]:,.4f}" for k in BENCHMARK_METRICS))
+    if written:
+        typer.echo(f"wrote {len(written)} files to {out}")
 
 
 def _symbol_list(text: str | None) -> list[str] | None:
@@ -560,7 +599,7 @@ def regimes_show(
     as_json: JsonOption = False,
     store: StoreOption = None,
 ) -> None:
-    """Show a symbol's current regime and probabilities, recent days and per-regime stats."""
+    """Show a symbol's current regime and probabilities, recent bars and per-regime stats."""
     from quantdesk.regimes.analysis import (
         empirical_transition_matrix,
         expected_durations,
@@ -617,11 +656,11 @@ def regimes_show(
     typer.echo("probabilities:")
     for cell, p in sorted(probabilities.items(), key=lambda kv: -kv[1]):
         typer.echo(f"  {cell:<16} {p:6.1%}")
-    typer.echo(f"last {len(recent)} days:")
+    typer.echo(f"last {len(recent)} bars:")
     for ts, row in recent.iterrows():
         p = float(row[f"p_{row['vol_label']}_{row['trend_label']}"])
         typer.echo(f"  {ts:%Y-%m-%d}  {row['vol_label']:<6} {row['trend_label']:<8} {p:6.1%}")
-    typer.echo(f"per-regime statistics ({len(regimes)} days, same-day returns, annualised):")
+    typer.echo(f"per-regime statistics ({len(regimes)} bars, same-bar returns, annualised):")
     table = stats[
         ["count", "frequency", "ann_return", "ann_vol", "sharpe", "expected_duration"]
     ].rename(columns={"expected_duration": "mean_stay"})

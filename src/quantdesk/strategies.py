@@ -36,6 +36,7 @@ def vol_target_trend(
     rebalance: Rebalance = "daily",
     band: float = 0.0,
     lag: int = 1,
+    periods_per_year: float | None = None,
 ) -> pd.DataFrame:
     """Return target weights of volatility-targeted trend following (the Stocker design).
 
@@ -54,6 +55,12 @@ def vol_target_trend(
     the default 1, the weight held from close t is decided on data up to close t-1, so
     the backtest needs no look-ahead even when it trades at the close.
 
+    Lookbacks, the volatility half-life and ``lag`` are counted in bars (the default
+    lookbacks are one month to one year of daily bars).  ``target_vol`` is annual, and the
+    volatility forecast is annualised with ``periods_per_year``, by default the bars in a
+    year of ``close``'s timeframe or index (252 daily, 52 weekly, 12 monthly, 24 x 260
+    hourly FX), so the same target means the same risk on any bar length.
+
     Examples
     --------
     >>> import quantdesk as qd  # doctest: +SKIP
@@ -61,7 +68,13 @@ def vol_target_trend(
     >>> weights = vol_target_trend(close, target_vol=0.12, rebalance="weekly")  # doctest: +SKIP
     >>> qd.backtest.run(close, weights, commission_bps=1).summary()  # doctest: +SKIP
     """
-    signal, vol = trend_inputs(close, lookbacks=lookbacks, vol_halflife=vol_halflife, lag=lag)
+    signal, vol = trend_inputs(
+        close,
+        lookbacks=lookbacks,
+        vol_halflife=vol_halflife,
+        lag=lag,
+        periods_per_year=periods_per_year,
+    )
     return size_trend(
         signal,
         vol,
@@ -80,8 +93,13 @@ def trend_inputs(
     lookbacks: Sequence[int] = DEFAULT_LOOKBACKS,
     vol_halflife: float = 20,
     lag: int = 1,
+    periods_per_year: float | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Return the lagged (signal, volatility forecast) panels :func:`vol_target_trend` sizes."""
+    """Return the lagged (signal, annualised volatility forecast) panels to size.
+
+    ``periods_per_year=None`` annualises by ``close``'s own bar length (see
+    :func:`vol_target_trend`).
+    """
     from quantdesk.signals.trend import blended_tsmom
     from quantdesk.signals.volatility import ewma_vol
 
@@ -90,7 +108,7 @@ def trend_inputs(
     if not lookbacks:
         raise ValueError("lookbacks must name at least one lookback")
     signal = blended_tsmom(close, tuple(lookbacks)).shift(lag)
-    vol = ewma_vol(close, halflife=vol_halflife).shift(lag)
+    vol = ewma_vol(close, halflife=vol_halflife, periods_per_year=periods_per_year).shift(lag)
     return signal, vol
 
 

@@ -135,14 +135,16 @@ def test_drawdown_figure(kind: str) -> None:
 @pytest.mark.parametrize("kind", ["datetime", "range"])
 def test_rolling_sharpe_figure(kind: str) -> None:
     returns = daily_returns(kind)
-    fig = rolling_sharpe_figure(returns, window=63)
+    # Undated returns cannot tell their bar length: they need it given.
+    ppy = {} if kind == "datetime" else {"periods_per_year": 252}
+    fig = rolling_sharpe_figure(returns, window=63, **ppy)
     layers = elements(fig)
     np.testing.assert_array_equal(
         layers["Rolling Sharpe"].dimension_values("sharpe"),
-        rolling_sharpe(returns, 63).to_numpy(),
+        rolling_sharpe(returns, 63, periods_per_year=252).to_numpy(),
     )
     lines = sorted(el.data for el in fig.values() if isinstance(el, hv.HLine))
-    assert lines == sorted([0.0, sharpe(returns)])
+    assert lines == sorted([0.0, sharpe(returns, periods_per_year=252)])
     renders(fig)
 
 
@@ -232,3 +234,51 @@ def test_importing_figures_does_not_load_holoviews() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# The metrics table, and the result's benchmark-relative metrics from a price series.
+
+
+def test_metrics_table_shows_benchmark_metrics() -> None:
+    from quantdesk.backtest.figures import metrics_table
+    from quantdesk.backtest.metrics import BENCHMARK_METRICS, summary_metrics
+
+    returns = daily_returns()
+    bench = daily_returns(seed=8)
+    table = metrics_table(summary_metrics(returns, benchmark=bench))
+    assert isinstance(table, hv.Table)
+    names = list(table.dimension_values("metric"))
+    assert names[-len(BENCHMARK_METRICS) :] == list(BENCHMARK_METRICS)
+    values = dict(zip(names, table.dimension_values("value"), strict=True))
+    assert values["CAGR"].endswith("%") and not values["Beta"].endswith("%")
+    assert values["Costs / gross P&L"] == "n/a"
+    renders(table)
+    plain = metrics_table(summary_metrics(returns))
+    assert "Beta" not in list(plain.dimension_values("metric"))
+
+
+def test_result_metrics_and_figures_against_a_benchmark_price_series() -> None:
+    from quantdesk.backtest import run
+    from quantdesk.backtest.metrics import beta, summary_metrics
+
+    rng = np.random.default_rng(2)
+    idx = pd.bdate_range("2020-01-01", periods=300, tz="UTC", name="ts")
+    close = pd.DataFrame(
+        100 * np.exp(np.cumsum(rng.normal(0, 0.01, (300, 2)), axis=0)), idx, ["A", "B"]
+    )
+    weights = pd.DataFrame(0.5, index=idx, columns=close.columns)
+    result = run(close, weights)
+    # The benchmark as prices: an index of its own, missing a few of the backtest's bars.
+    index_level = close["A"].drop(idx[[50, 51, 200]]) * 37.0
+    m = result.metrics(benchmark=index_level)
+    bench_returns = index_level.reindex(idx).pct_change(fill_method=None)
+    assert m["Beta"] == pytest.approx(beta(result.returns, bench_returns), rel=1e-12)
+    assert 0.3 < m["Beta"] < 0.8  # half the book is the benchmark itself
+    no_bench = result.metrics()
+    pd.testing.assert_series_equal(m.iloc[: len(no_bench)], no_bench)
+    expected = summary_metrics(result.returns, benchmark=bench_returns, periods_per_year=252)
+    assert m["Up capture"] == pytest.approx(expected["Up capture"])
+    figures = result.figures(benchmark=index_level)
+    assert "Beta" in list(figures["metrics"].dimension_values("metric"))
+    with pytest.raises(ValueError, match="benchmark has prices on 0"):
+        result.metrics(benchmark=index_level.set_axis(index_level.index - pd.Timedelta(days=3650)))

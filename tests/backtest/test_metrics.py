@@ -6,8 +6,11 @@ RangeIndex and a plain ndarray.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import warnings
 from collections.abc import Callable
+from typing import Any
 
 import empyrical
 import numpy as np
@@ -16,11 +19,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from quantdesk.backtest import metrics
 from quantdesk.backtest.metrics import (
-    annual_volatility,
     average_exposure,
-    cagr,
-    calmar,
     cost_share,
     drawdown_series,
     exposure,
@@ -28,12 +29,39 @@ from quantdesk.backtest.metrics import (
     max_drawdown,
     max_drawdown_duration,
     net_exposure,
-    rolling_sharpe,
-    sharpe,
-    sortino,
-    summary_metrics,
     turnover,
 )
+
+
+def daily_unless_dated(metric: Callable[..., Any]) -> Callable[..., Any]:
+    """Return ``metric`` with ``periods_per_year=252`` for returns that carry no dates.
+
+    These tests compare daily returns with empyrical (whose default is 252) on three
+    kinds of input; an array or a RangeIndex cannot say how long its bars are, so it is
+    given the daily 252 explicitly, while a dated Series has it inferred from its index
+    (what ``test_periods_per_year_inferred_*`` below check on other frequencies).
+    """
+
+    signature = inspect.signature(metric)
+
+    @functools.wraps(metric)
+    def call(returns: Any, *args: Any, **kwargs: Any) -> Any:
+        dated = isinstance(getattr(returns, "index", None), pd.DatetimeIndex)
+        given = signature.bind(returns, *args, **kwargs).arguments
+        if not dated and given.get("periods_per_year") is None:
+            kwargs["periods_per_year"] = 252
+        return metric(returns, *args, **kwargs)
+
+    return call
+
+
+cagr = daily_unless_dated(metrics.cagr)
+annual_volatility = daily_unless_dated(metrics.annual_volatility)
+sharpe = daily_unless_dated(metrics.sharpe)
+sortino = daily_unless_dated(metrics.sortino)
+calmar = daily_unless_dated(metrics.calmar)
+rolling_sharpe = daily_unless_dated(metrics.rolling_sharpe)
+summary_metrics = daily_unless_dated(metrics.summary_metrics)
 
 KINDS = ["datetime", "range", "array"]
 SEEDS = [0, 1, 2, 3, 4]
@@ -341,7 +369,7 @@ def test_summary_metrics_assembles_every_metric(kind: str) -> None:
         "Max drawdown": max_drawdown(returns),
         "Max drawdown duration (periods)": max_drawdown_duration(returns),
         "Calmar": calmar(returns),
-        "Turnover (annual)": turnover(acct["traded"], equity),
+        "Turnover (annual)": turnover(acct["traded"], equity, periods_per_year=252),
         "Average gross exposure": average_exposure(acct["positions"], equity),
         "Hit rate": hit_rate(returns),
     }
@@ -426,3 +454,162 @@ def test_invariances_on_random_series(seed: int, kind: str) -> None:
     for shift in (1e-4, 1e-3, 1e-2):
         shifted = as_kind(values + shift, kind)
         assert max_drawdown(shifted) >= max_drawdown(base)
+
+
+# Annualisation follows the bar length of the returns (issue 10, bug 3): nothing assumes
+# daily bars.  The expected factors are worked by hand from the definitions.
+
+
+@pytest.mark.parametrize(
+    ("freq", "expected"),
+    [("W-FRI", 52.0), ("MS", 12.0), ("ME", 12.0), ("B", 252.0)],
+)
+def test_periods_per_year_inferred_from_index(freq: str, expected: float) -> None:
+    values = random_returns(3, 260)
+    dated = pd.Series(values, index=pd.date_range("2000-01-03", periods=260, freq=freq, tz="UTC"))
+    assert metrics.annual_volatility(dated) == pytest.approx(
+        np.std(values, ddof=1) * np.sqrt(expected), rel=1e-12
+    )
+    assert metrics.sharpe(dated) == pytest.approx(
+        np.mean(values) / np.std(values, ddof=1) * np.sqrt(expected), rel=1e-12
+    )
+    assert metrics.cagr(dated) == pytest.approx(
+        np.prod(1 + values) ** (expected / len(values)) - 1, rel=1e-12
+    )
+    summary = metrics.summary_metrics(dated)
+    assert summary["Annual volatility"] == metrics.annual_volatility(
+        dated, periods_per_year=expected
+    )
+
+
+def test_periods_per_year_inferred_for_hourly_fx() -> None:
+    # 24 bars a day on weekdays only: the 24/5 FX calendar, 24 * 260 bars a year.
+    index = pd.date_range("2024-01-01", periods=24 * 7 * 20, freq="h", tz="UTC")
+    index = index[index.day_of_week < 5]
+    values = np.random.default_rng(0).normal(0, 0.001, len(index))
+    returns = pd.Series(values, index=index)
+    assert metrics.annual_volatility(returns) == pytest.approx(
+        np.std(values, ddof=1) * np.sqrt(24 * 260), rel=1e-12
+    )
+
+
+def test_periods_per_year_from_timeframe_attrs() -> None:
+    # A panel from the store carries its timeframe; it wins over the index.
+    returns = pd.Series(random_returns(1, 50))
+    returns.attrs["timeframe"] = "1mo"
+    assert metrics.annual_volatility(returns) == pytest.approx(
+        metrics.annual_volatility(returns, periods_per_year=12)
+    )
+
+
+def test_undated_returns_need_periods_per_year() -> None:
+    with pytest.raises(ValueError, match="pass periods_per_year="):
+        metrics.sharpe(random_returns(0, 30))
+    with pytest.raises(ValueError, match="pass periods_per_year="):
+        metrics.summary_metrics(pd.Series(random_returns(0, 30)))
+
+
+def test_no_daily_default_left_in_signatures() -> None:
+    # Every annualising metric defaults to inferring, none to a hard-coded 252.
+    for name in ("cagr", "annual_volatility", "sharpe", "rolling_sharpe", "sortino", "calmar",
+                 "turnover", "summary_metrics", "alpha", "excess_return", "tracking_error",
+                 "information_ratio", "up_capture", "down_capture"):  # fmt: skip
+        default = inspect.signature(getattr(metrics, name)).parameters["periods_per_year"].default
+        assert default is None, name
+    assert not hasattr(metrics, "PERIODS_PER_YEAR")
+
+
+# Benchmark-relative metrics: against empyrical, by hand, and by invariance.
+
+
+def strategy_and_benchmark(seed: int, n: int = 750, freq: str = "B") -> tuple[pd.Series, pd.Series]:
+    rng = np.random.default_rng(seed)
+    index = pd.date_range("2010-01-01", periods=n, freq=freq, tz="UTC", name="ts")
+    bench = pd.Series(rng.standard_t(5, n) * 0.01 + 0.0003, index=index)
+    strat = 0.6 * bench + rng.normal(0.0002, 0.006, n)
+    return strat, bench
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize(("freq", "period", "ppy"), [("B", "daily", 252), ("ME", "monthly", 12)])
+def test_benchmark_metrics_match_empyrical(seed: int, freq: str, period: str, ppy: int) -> None:
+    r, b = strategy_and_benchmark(seed, 240, freq)
+    expected_alpha, expected_beta = empyrical.alpha_beta(r, b, annualization=ppy)
+    assert metrics.beta(r, b) == pytest.approx(expected_beta, rel=1e-10)
+    assert metrics.alpha(r, b) == pytest.approx(expected_alpha, rel=1e-10)
+    assert metrics.alpha(r, b, risk_free=1e-4) == pytest.approx(
+        empyrical.alpha(r, b, risk_free=1e-4, annualization=ppy), rel=1e-10
+    )
+    assert metrics.up_capture(r, b) == pytest.approx(empyrical.up_capture(r, b, period=period))
+    assert metrics.down_capture(r, b) == pytest.approx(empyrical.down_capture(r, b, period=period))
+    assert metrics.tracking_error(r, b) == pytest.approx(
+        empyrical.annual_volatility(r - b, annualization=ppy), rel=1e-10
+    )
+    assert metrics.information_ratio(r, b) == pytest.approx(
+        empyrical.excess_sharpe(r, b) * np.sqrt(ppy), rel=1e-10
+    )
+    # By hand: the arithmetic mean active return per year.
+    assert metrics.excess_return(r, b) == pytest.approx(np.mean(r - b) * ppy, rel=1e-12)
+
+
+def test_benchmark_metrics_on_real_indices() -> None:
+    # NASDAQ Composite against the S&P 500 (daily, from the arch package): a high-beta
+    # index, checked against empyrical on data nobody here wrote.
+    from arch.data import nasdaq, sp500
+
+    spx = sp500.load()["Adj Close"].pct_change().dropna()
+    ixic = nasdaq.load()["Adj Close"].pct_change().dropna()
+    common = spx.index.intersection(ixic.index)
+    expected_alpha, expected_beta = empyrical.alpha_beta(ixic[common], spx[common])
+    assert 1.0 < metrics.beta(ixic, spx) < 1.6
+    assert metrics.beta(ixic, spx) == pytest.approx(expected_beta, rel=1e-10)
+    assert metrics.alpha(ixic, spx) == pytest.approx(expected_alpha, rel=1e-10)
+    assert metrics.up_capture(ixic, spx) == pytest.approx(
+        empyrical.up_capture(ixic[common], spx[common])
+    )
+
+
+@pytest.mark.parametrize("seed", SEEDS[:3])
+def test_benchmark_invariances(seed: int) -> None:
+    r, b = strategy_and_benchmark(seed)
+    assert metrics.beta(b, b) == pytest.approx(1.0, rel=1e-12)
+    assert metrics.alpha(b, b) == pytest.approx(0.0, abs=1e-12)
+    assert metrics.tracking_error(b, b) == 0.0
+    assert np.isnan(metrics.information_ratio(b, b))
+    assert metrics.up_capture(b, b) == pytest.approx(1.0)
+    assert metrics.down_capture(b, b) == pytest.approx(1.0)
+    for k in (0.5, 2.0, -1.0):
+        assert metrics.beta(k * r, b) == pytest.approx(k * metrics.beta(r, b), rel=1e-10)
+    # A constant added to every return moves alpha, never beta.
+    assert metrics.beta(r + 0.001, b) == pytest.approx(metrics.beta(r, b), rel=1e-10)
+    assert metrics.alpha(r + 0.001, b) > metrics.alpha(r, b)
+    # Information ratio is scale-free in the active return.
+    active = r - b
+    assert metrics.information_ratio(b + 3 * active, b) == pytest.approx(
+        metrics.information_ratio(r, b), rel=1e-10
+    )
+
+
+def test_benchmark_aligned_by_index() -> None:
+    r, b = strategy_and_benchmark(2)
+    shuffled = b.sample(frac=1.0, random_state=0)
+    assert metrics.beta(r, shuffled) == pytest.approx(metrics.beta(r, b), rel=1e-12)
+    # Only the periods both have count.
+    partial = b.iloc[100:]
+    assert metrics.beta(r, partial) == pytest.approx(metrics.beta(r.iloc[100:], partial), rel=1e-12)
+    with pytest.raises(ValueError, match="shares no period"):
+        metrics.beta(r.iloc[:100], b.iloc[200:])
+    with pytest.raises(ValueError, match="same length"):
+        metrics.beta(r.to_numpy(), b.to_numpy()[:10])
+
+
+def test_summary_metrics_with_benchmark() -> None:
+    r, b = strategy_and_benchmark(4)
+    summary = metrics.summary_metrics(r, benchmark=b)
+    assert summary.index.tolist() == SUMMARY_NAMES + list(metrics.BENCHMARK_METRICS)
+    assert summary["Beta"] == pytest.approx(metrics.beta(r, b))
+    assert summary["Alpha (annual)"] == pytest.approx(metrics.alpha(r, b))
+    assert summary["Information ratio"] == pytest.approx(
+        summary["Excess return (annual)"] / summary["Tracking error"]
+    )
+    assert summary.notna().sum() == len(summary) - 3  # turnover, exposure, costs not given

@@ -74,3 +74,20 @@ def test_walk_forward_choice_ignores_the_future(close: pd.DataFrame) -> None:
 def test_walk_forward_needs_enough_data(close: pd.DataFrame) -> None:
     with pytest.raises(ValueError, match="too few"):
         walk_forward(close.iloc[:400], lookbacks=[21, 252], target_vols=[0.1], train=300, test=100)
+
+
+def test_sweep_annualises_by_the_bar_length(close: pd.DataFrame) -> None:
+    # The same closes relabelled as weekly bars: the strategy's forecast and the metrics
+    # are annualised with 52, not 252 (issue 10, bug 3).
+    weekly = close.iloc[:400].set_axis(
+        pd.date_range("1990-01-05", periods=400, freq="W-FRI", tz="UTC"), axis=0
+    )
+    result = sweep(weekly, lookbacks=[21], target_vols=[0.1])
+    w = vol_target_trend(weekly, lookbacks=(21,), target_vol=0.1)
+    single = run(weekly, w, periods_per_year=52)
+    np.testing.assert_allclose(result.equity[(21, 0.1)], single.equity, rtol=1e-10)
+    row = result.table.iloc[0]
+    assert row["Annual volatility"] == pytest.approx(single.returns.std() * np.sqrt(52))
+    assert row["Sharpe"] == pytest.approx(sharpe(single.returns, periods_per_year=52))
+    daily = vol_target_trend(weekly, lookbacks=(21,), target_vol=0.1, periods_per_year=252)
+    assert not np.allclose(daily.to_numpy(), w.to_numpy(), equal_nan=True)

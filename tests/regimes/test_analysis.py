@@ -216,3 +216,18 @@ def test_regime_probability_figure_stacks_to_one() -> None:
     renders(fig)
     with pytest.raises(ValueError, match="probability column"):
         regime_probability_figure(regimes.drop(columns="p_low_bearish"))
+
+
+def test_regime_stats_annualise_by_the_bar_length() -> None:
+    # Hourly FX bars, 24 a day on weekdays: 24 x 260 a year, by hand (issue 10, bug 3).
+    idx = pd.date_range("2024-01-01", periods=24 * 7 * 4, freq="h", tz="UTC")
+    idx = idx[idx.day_of_week < 5]
+    rng = np.random.default_rng(3)
+    returns = pd.Series(rng.normal(0.0001, 0.001, len(idx)), index=idx)
+    states = pd.Series(np.where(np.arange(len(idx)) % 2 == 0, 0, 8), index=idx)
+    stats = regime_stats(returns, states)
+    low = returns[states == 0]
+    assert stats.loc["low/bearish", "ann_vol"] == pytest.approx(low.std() * np.sqrt(6240))
+    assert stats.loc["low/bearish", "ann_return"] == pytest.approx(low.mean() * 6240)
+    with pytest.raises(ValueError, match="pass periods_per_year="):
+        regime_stats(returns.reset_index(drop=True), states.reset_index(drop=True))

@@ -59,7 +59,7 @@ def test_fit_the_sample_then_show(_isolated_home: Path) -> None:
     code, out = run("regimes", "show", "SPX", "--last", "3")
     assert code == 0, out
     assert out.startswith("SPX 2018-12-31:") and "model regimes/v1" in out
-    assert "probabilities:" in out and "last 3 days:" in out
+    assert "probabilities:" in out and "last 3 bars:" in out
     assert "per-regime statistics" in out and "mean_stay" in out
     code, doc = run_json("regimes", "show", "SPX", "--last", "5")
     assert doc["current"]["ts"].startswith("2018-12-31")

@@ -112,8 +112,10 @@ def test_rejects_bad_prices_naming_column_and_ts(bars: pd.DataFrame, bad: float)
 def test_rejects_duplicate_ts_and_missing_columns(bars: pd.DataFrame) -> None:
     with pytest.raises(ValueError, match="duplicated ts"):
         compute_features(pd.concat([bars, bars.iloc[[10]]]))
-    with pytest.raises(ValueError, match="lack the column"):
+    with pytest.raises(ValueError, match=r"no \['high'\]: give open, high and low together"):
         compute_features(bars.drop(columns="high"))
+    with pytest.raises(ValueError, match="lack the column 'close'"):
+        compute_features(bars.drop(columns="close"))
 
 
 def test_short_input_gives_empty_frame(bars: pd.DataFrame) -> None:
@@ -154,3 +156,78 @@ def test_standardizer_guards() -> None:
         Standardizer().transform(frame)
     with pytest.raises(ValueError, match="columns"):
         scaler.transform(frame[["b", "a"]])
+
+
+# Bar frequencies (issue 10): log_vol is annualised by the bars' own length, and close-only
+# series (an index level, a fixing) get their variance from close-to-close returns.
+
+
+def weekly(bars: pd.DataFrame) -> pd.DataFrame:
+    frame = bars.set_index("ts")[["open", "high", "low", "close"]]
+    return frame.set_axis(pd.date_range("2000-01-07", periods=len(frame), freq="W-FRI", tz="UTC"))
+
+
+def test_log_vol_annualised_by_the_bar_length(bars: pd.DataFrame) -> None:
+    daily = compute_features(bars)
+    week = compute_features(weekly(bars))
+    assert daily.attrs["periods_per_year"] == 252 and week.attrs["periods_per_year"] == 52
+    # Same prices, same per-bar variance: the levels differ by 0.5 ln(252 / 52) exactly.
+    np.testing.assert_allclose(
+        daily["log_vol"].to_numpy() - week["log_vol"].to_numpy(), 0.5 * math.log(252 / 52)
+    )
+    np.testing.assert_array_equal(daily["trend"].to_numpy(), week["trend"].to_numpy())
+    given = compute_features(weekly(bars), FeatureConfig(periods_per_year=52))
+    pd.testing.assert_frame_equal(given, week)
+
+
+def test_close_only_bars(bars: pd.DataFrame, caplog: pytest.LogCaptureFixture) -> None:
+    config = FeatureConfig(vol_window=3, trend_window=6, trend_halflife=2.0)
+    level = bars[["ts", "close"]]
+    with caplog.at_level("WARNING", logger="quantdesk.regimes.features"):
+        features = compute_features(level, config)
+    assert any("close-only" in r.getMessage() for r in caplog.records)
+    also_nan = compute_features(bars.assign(open=np.nan, high=np.nan, low=np.nan), config)
+    pd.testing.assert_frame_equal(features, also_nan)
+    close = bars["close"].to_numpy()
+    r = np.diff(np.log(close))  # r[t - 1] is the return of row t
+    t = 100
+    variance = np.mean(r[t - 3 : t] ** 2)
+    assert features["log_vol"].loc[bars["ts"].iloc[t]] == pytest.approx(
+        0.5 * math.log(252 * variance), rel=1e-12
+    )
+    assert np.isfinite(features.to_numpy()).all()
+
+
+def test_config_keeps_or_infers_periods_per_year(bars: pd.DataFrame) -> None:
+    assert FeatureConfig().periods_per_year is None
+    for config in (FeatureConfig(), FeatureConfig(periods_per_year=8760.0)):
+        assert FeatureConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    # Models saved before issue 10 stored the daily 252 as an int.
+    old = {"vol_window": 5, "trend_window": 63, "trend_halflife": 21.0, "periods_per_year": 252}
+    assert FeatureConfig.from_dict(old).periods_per_year == 252.0
+    pinned = FeatureConfig().pinned(compute_features(weekly(bars)))
+    assert pinned.periods_per_year == 52.0
+    assert FeatureConfig(periods_per_year=12).pinned(compute_features(bars)).periods_per_year == 12
+    with pytest.raises(ValueError, match="periods_per_year"):
+        FeatureConfig(periods_per_year=0)
+
+
+def test_model_pins_the_annualisation_and_speaks_of_bars(caplog: pytest.LogCaptureFixture) -> None:
+    from quantdesk.regimes.model import RegimeModel
+
+    bars = simulate(n_symbols=1, n_days=600, seed=4).bars
+    hourly = bars.assign(ts=pd.date_range("2024-01-01", periods=len(bars), freq="h", tz="UTC"))
+    with caplog.at_level("INFO", logger="quantdesk.regimes.model"):
+        model = RegimeModel(random_state=0, n_init=1, n_iter=30).fit(hourly)
+    # Bars every hour of every day: 24 x 365 a year, fixed at fit so that filtering a
+    # later window standardises its features on the training scale.
+    assert model.features.periods_per_year == 24 * 365
+    fitted = [r.getMessage() for r in caplog.records if "fitted" in r.getMessage()]
+    assert fitted and " bars " in fitted[0] and " days " not in fitted[0]
+    assert " days " not in model.summary() and " days " not in repr(model)
+    tail = model.filter(hourly.iloc[-200:])
+    full = model.filter(hourly)
+    pd.testing.assert_frame_equal(
+        tail[["state"]].reset_index(drop=True).iloc[-50:].reset_index(drop=True),
+        full[["state"]].iloc[-50:].reset_index(drop=True),
+    )

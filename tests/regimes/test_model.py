@@ -544,7 +544,7 @@ def test_one_regime_market_is_detected_and_falls_back(caplog: pytest.LogCaptureF
     print("\n" + fitted.summary())
     assert fitted.kind_ == "product"
     assert fitted.degenerate_ is not None
-    assert "no longer than the noise of the 5-day volatility window" in fitted.degenerate_
+    assert "no longer than the noise of the 5-bar volatility window" in fitted.degenerate_
     assert "the product fallback is degenerate too" in fitted.degenerate_
     assert any("degenerate 9-state regime fit" in r.message for r in caplog.records)
     assert "DEGENERATE" in fitted.summary()
@@ -640,7 +640,7 @@ def test_invalid_use_gives_clear_errors(bars: pd.DataFrame) -> None:
         RegimeModel(structure="joint")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="not fitted"):
         RegimeModel().filter(bars)
-    with pytest.raises(ValueError, match="at least 250 days"):
+    with pytest.raises(ValueError, match="at least 250 bars"):
         RegimeModel().fit(bars.iloc[:300])
     with pytest.raises(ValueError, match="one symbol"):
         RegimeModel().fit(simulate(2, 400, 0).bars)

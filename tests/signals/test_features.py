@@ -76,3 +76,67 @@ def test_scale_invariance(panels) -> None:
     )
     for name in FEATURE_NAMES:
         pd.testing.assert_frame_equal(base[name], scaled[name], obj=name, rtol=1e-9)
+
+
+# Annualisation by the panel's bar length (issue 10, bug 3: monthly bars reported a
+# 20-period volatility of 2.07, the monthly deviation scaled by sqrt(252)).
+
+
+def test_monthly_volatility_on_an_annual_scale() -> None:
+    # Core CPI (monthly, dated the 1st, from the arch package): a close-only level.
+    from arch.data import core_cpi
+
+    cpi = core_cpi.load()["CPILFESL"]
+    close = cpi.to_frame("CPI").tz_localize("UTC")
+    feats = common_features({"close": close})
+    t = len(close) - 1
+    monthly = np.diff(np.log(cpi.to_numpy()))[t - 20 : t]
+    assert feats["vol_20"]["CPI"].iloc[t] == pytest.approx(monthly.std(ddof=1) * np.sqrt(12))
+    assert feats["vol_20"]["CPI"].iloc[t] < 0.05  # core inflation: about 1% a year, not 2.07
+
+
+def test_month_end_ohlcv_from_backtesting_py() -> None:
+    # backtesting.py's BTCUSD.csv: monthly bars dated at month end, with OHLCV.
+    import backtesting
+
+    path = f"{backtesting.__path__[0]}/test/BTCUSD.csv"
+    bars = pd.read_csv(path, index_col=0, parse_dates=True)
+    panels = {f.lower(): bars[[f]].set_axis(["BTC"], axis=1) for f in bars.columns}
+    feats = common_features(panels)
+    t = len(bars) - 1
+    monthly = np.diff(np.log(bars["Close"].to_numpy()))[t - 20 : t]
+    assert feats["vol_20"]["BTC"].iloc[t] == pytest.approx(monthly.std(ddof=1) * np.sqrt(12))
+    weekly = {k: v.iloc[:100] for k, v in panels.items()}
+    weekly = {
+        k: v.set_axis(pd.date_range("2015-01-05", periods=100, freq="W-MON"))
+        for k, v in weekly.items()
+    }
+    again = common_features(weekly)["vol_20"]["BTC"].iloc[60]
+    assert again == pytest.approx(feats["vol_20"]["BTC"].iloc[60] / np.sqrt(12) * np.sqrt(52))
+
+
+def test_periods_per_year_given_wins(panels) -> None:
+    inferred = common_features(panels)["vol_20"]
+    given = common_features(panels, periods_per_year=52)["vol_20"]
+    pd.testing.assert_frame_equal(given, inferred / np.sqrt(252) * np.sqrt(52))
+
+
+def test_close_only_series(panels, caplog: pytest.LogCaptureFixture) -> None:
+    # An index level: no high, low or volume.  Close features as before; range and volume
+    # features NaN (never zero), and one warning names the symbol.
+    mixed = {k: v.copy() for k, v in panels.items()}
+    for field in ("high", "low", "volume"):
+        mixed[field]["B"] = np.nan
+    with caplog.at_level("WARNING", logger="quantdesk.signals.features"):
+        feats = common_features(mixed)
+    full = common_features(panels)
+    for name in ("ret_5", "vol_20", "ma_ratio_20", "ma_cross_20_60"):
+        pd.testing.assert_frame_equal(feats[name], full[name])
+    for name in ("range_hl", "volume_ratio_5", "volume_ratio_20"):
+        assert feats[name]["B"].isna().all()
+        pd.testing.assert_series_equal(feats[name]["A"], full[name]["A"])
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and "'B'" in warnings[0] and "'A'" not in warnings[0]
+    only_close = common_features({"close": panels["close"]})
+    assert only_close["range_hl"].isna().all().all()
+    pd.testing.assert_frame_equal(only_close["vol_60"], full["vol_60"])

@@ -66,8 +66,14 @@ def bars() -> Panels:
     return panels
 
 
+def days(n: int) -> pd.DatetimeIndex:
+    """Business days: the estimators read 252 bars a year off this index."""
+    return pd.bdate_range("2015-01-05", periods=n, tz="UTC", name="ts")
+
+
 def frame(values: list[float] | np.ndarray, name: str = "A") -> pd.DataFrame:
-    return pd.DataFrame({name: np.asarray(values, dtype=float)})
+    values = np.asarray(values, dtype=float)
+    return pd.DataFrame({name: values}, index=days(len(values)))
 
 
 # ---------------------------------------------------------------- hand calculations
@@ -235,7 +241,7 @@ def test_causality_check_catches_a_look_ahead(bars: Panels) -> None:
 def close_from(scaled_returns: pd.DataFrame) -> pd.DataFrame:
     """Closes whose log returns are ``scaled_returns / 100`` (the first row is the base)."""
     logs = np.vstack([[0.0], np.cumsum(scaled_returns.to_numpy() / 100.0, axis=0)])
-    return pd.DataFrame(100 * np.exp(logs), columns=scaled_returns.columns)
+    return pd.DataFrame(100 * np.exp(logs), index=days(len(logs)), columns=scaled_returns.columns)
 
 
 @pytest.mark.parametrize("window", [None, 250])
@@ -288,7 +294,7 @@ def test_garch_skips_missing_returns_and_late_listings(bars: Panels) -> None:
 
 
 def test_garch_logs_failed_fits_and_stays_nan(caplog: pytest.LogCaptureFixture) -> None:
-    flat = pd.DataFrame({"A": np.full(200, 100.0)})
+    flat = frame(np.full(200, 100.0))
     with caplog.at_level(logging.WARNING, logger="quantdesk.signals.volatility"):
         vol = garch_vol(flat, min_obs=100, refit_every=50)
     assert vol["A"].isna().all()
@@ -306,3 +312,100 @@ def test_garch_argument_checks() -> None:
 def test_docstring_examples() -> None:
     result = doctest.testmod(volatility, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+# ---------------------------------------------------------------- bar frequencies
+
+
+@pytest.mark.parametrize(
+    ("index", "per_year"),
+    [
+        (pd.date_range("2000-01-07", periods=60, freq="W-FRI"), 52),
+        (pd.date_range("2000-01-31", periods=60, freq="ME"), 12),
+        (pd.date_range("2000-01-15", periods=60, freq="MS") + pd.Timedelta(days=14), 12),
+    ],
+    ids=["weekly", "month-end", "mid-month"],
+)
+def test_annualised_by_the_bar_length(index: pd.DatetimeIndex, per_year: int) -> None:
+    # 1% every bar: sqrt(bars a year) * 1% whatever the bars are.
+    close = pd.DataFrame({"A": 100 * np.exp(0.01 * np.arange(60))}, index=index)
+    assert ewma_vol(close)["A"].iloc[-1] == pytest.approx(0.01 * math.sqrt(per_year))
+    high, low = close * 1.01, close / 1.01
+    expected = math.sqrt(math.log(1.01**2) ** 2 / (4 * math.log(2)) * per_year)
+    assert parkinson_vol(high, low)["A"].iloc[-1] == pytest.approx(expected)
+
+
+def test_hourly_fx_annualised_over_24_by_5() -> None:
+    # backtesting.py's EURUSD.csv: hourly bars, 24 a day on weekdays (260 a year).
+    import backtesting
+
+    bars = pd.read_csv(f"{backtesting.__path__[0]}/test/EURUSD.csv", index_col=0, parse_dates=True)
+    close = bars[["Close"]].set_axis(["EURUSD"], axis=1)
+    vol = ewma_vol(close, halflife=500)["EURUSD"]
+    pd.testing.assert_series_equal(
+        vol, ewma_vol(close, halflife=500, periods_per_year=6240)["EURUSD"]
+    )
+    # EUR/USD moves 5-10% a year; annualised as daily bars this read about 2%.
+    assert 0.04 < vol.iloc[-1] < 0.12
+    assert ewma_vol(close, halflife=500, periods_per_year=252)["EURUSD"].iloc[-1] < 0.025
+
+
+def test_undated_panel_needs_periods_per_year() -> None:
+    close = pd.DataFrame({"A": np.linspace(100, 110, 30)})
+    with pytest.raises(ValueError, match="pass periods_per_year="):
+        ewma_vol(close)
+    assert ewma_vol(close, periods_per_year=252)["A"].notna().any()
+
+
+# ---------------------------------------------------------------- close-only series
+
+
+def close_only(bars: Panels, symbol: str) -> Panels:
+    """``bars`` with ``symbol`` reduced to a close (an index level or a fixing)."""
+    out = {k: v.copy() for k, v in bars.items()}
+    for field in ("open", "high", "low"):
+        out[field][symbol] = np.nan
+    return out
+
+
+def test_range_estimators_refuse_close_only_series(bars: Panels) -> None:
+    panels = close_only(bars, "S1")
+    with pytest.raises(ValueError, match=r"\['S1'\].*fallback='close'"):
+        parkinson_vol(panels["high"], panels["low"])
+    with pytest.raises(ValueError, match=r"\['S1'\].*fallback='close'"):
+        garman_klass_vol(panels["open"], panels["high"], panels["low"], panels["close"])
+
+
+def test_range_estimators_fall_back_to_close_when_asked(
+    bars: Panels, caplog: pytest.LogCaptureFixture
+) -> None:
+    panels = close_only(bars, "S1")
+    with caplog.at_level(logging.WARNING, logger="quantdesk.signals.volatility"):
+        park = parkinson_vol(
+            panels["high"], panels["low"], 10, fallback="close", close=panels["close"]
+        )
+        gk = garman_klass_vol(
+            panels["open"], panels["high"], panels["low"], panels["close"], 10, fallback="close"
+        )
+    assert (
+        sum("close-to-close" in r.getMessage() and "S1" in r.getMessage() for r in caplog.records)
+        == 2
+    )
+    # Symbols with ranges are untouched.
+    others = ["S0", "S2"]
+    pd.testing.assert_frame_equal(
+        park[others], parkinson_vol(bars["high"], bars["low"], 10)[others]
+    )
+    # The close-only symbol: sqrt(mean of squared log returns over 10 bars * 252), by hand.
+    logs = np.log(bars["close"]["S1"].to_numpy())
+    t = 150
+    expected = math.sqrt(np.mean(np.diff(logs)[t - 10 : t] ** 2) * 252)
+    assert park["S1"].iloc[t] == pytest.approx(expected, rel=1e-9)
+    assert gk["S1"].iloc[t] == pytest.approx(expected, rel=1e-9)
+    with pytest.raises(ValueError, match="fallback"):
+        parkinson_vol(panels["high"], panels["low"], fallback="close")  # no close given
+
+
+def test_close_estimators_work_on_close_only_series(bars: Panels) -> None:
+    panels = close_only(bars, "S1")
+    pd.testing.assert_frame_equal(ewma_vol(panels["close"]), ewma_vol(bars["close"]))

@@ -1,7 +1,7 @@
 """Backtests of target weights through vectorbt, metrics, tearsheet figures, sweeps.
 
 ``run(close, weights, ...)`` is the entry point; vectorbt loads on the first run, and
-the ``metrics``, ``figures`` and ``sweeps`` submodules on first access.
+the ``metrics``, ``figures``, ``sweeps`` and ``export`` submodules on first access.
 """
 
 from __future__ import annotations
@@ -11,12 +11,21 @@ from typing import TYPE_CHECKING
 from quantdesk._lazy import lazy_attributes
 from quantdesk.backtest.engine import BacktestResult, run
 
-__all__ = ["BacktestResult", "figures", "metrics", "run", "sweep", "sweeps", "walk_forward"]
+__all__ = [
+    "BacktestResult",
+    "export",
+    "figures",
+    "metrics",
+    "run",
+    "sweep",
+    "sweeps",
+    "walk_forward",
+]
 
-_SUBMODULES = frozenset({"figures", "metrics", "sweeps"})
+_SUBMODULES = frozenset({"export", "figures", "metrics", "sweeps"})
 
 if TYPE_CHECKING:
-    from quantdesk.backtest import figures, metrics, sweeps
+    from quantdesk.backtest import export, figures, metrics, sweeps
     from quantdesk.backtest.sweeps import sweep, walk_forward
 
 

@@ -309,30 +309,41 @@ class BacktestResult:
         """Cumulative P&L of each asset (per-asset equity contribution)."""
         return self.asset_pnl.cumsum()
 
-    def metrics(self) -> pd.Series:
-        """Return the performance metrics of the run as one Series."""
-        from quantdesk.backtest.metrics import summary_metrics
+    def metrics(self, benchmark: pd.Series | None = None) -> pd.Series:
+        """Return the performance metrics of the run as one Series.
 
+        ``benchmark`` is a price (or equity) series of the benchmark, as for
+        :meth:`figures`; its returns on the backtest's bars add excess return, beta,
+        alpha, tracking error, information ratio and up/down capture
+        (:func:`~quantdesk.backtest.metrics.summary_metrics`).
+        """
+        from quantdesk.backtest.metrics import returns_from_prices, summary_metrics
+
+        relative = None if benchmark is None else returns_from_prices(benchmark, self.close.index)
         return summary_metrics(
             self.returns,
             traded_value=self.traded_value,
             positions_value=self.position_values,
             equity=self.equity,
             costs=self.costs["total"],
+            benchmark=relative,
             periods_per_year=self.periods_per_year,
         )
 
     def figures(self, benchmark: pd.Series | None = None) -> dict[str, Any]:
         """Return the tearsheet figures (HoloViews): equity, drawdown, rolling Sharpe,
-        monthly returns and exposure; ``benchmark`` is a price or equity series."""
+        monthly returns, exposure and the metrics table; ``benchmark`` is a price or equity
+        series, drawn beside the equity and measured against in the table."""
         from quantdesk.backtest import figures as fig
 
+        ppy = self.periods_per_year
         return {
             "equity": fig.equity_figure(self.equity, benchmark),
             "drawdown": fig.drawdown_figure(self.returns),
-            "rolling_sharpe": fig.rolling_sharpe_figure(self.returns),
+            "rolling_sharpe": fig.rolling_sharpe_figure(self.returns, periods_per_year=ppy),
             "monthly_returns": fig.monthly_returns_heatmap(self.returns),
             "exposure": fig.exposure_figure(self.exposure["gross"], self.exposure["net"]),
+            "metrics": fig.metrics_table(self.metrics(benchmark)),
         }
 
     def summary(self) -> str:

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from quantdesk.backtest.metrics import (
-    PERIODS_PER_YEAR,
+    BENCHMARK_METRICS,
     ReturnsLike,
     drawdown_series,
     rolling_sharpe,
@@ -41,6 +41,7 @@ __all__ = [
     "drawdown_figure",
     "equity_figure",
     "exposure_figure",
+    "metrics_table",
     "monthly_returns_heatmap",
     "monthly_returns_table",
     "rolling_sharpe_figure",
@@ -188,7 +189,7 @@ def drawdown_figure(returns: ReturnsLike) -> Any:
 def rolling_sharpe_figure(
     returns: ReturnsLike,
     window: int = 126,
-    periods_per_year: int = PERIODS_PER_YEAR,
+    periods_per_year: float | None = None,
 ) -> Any:
     """Return the trailing-window Sharpe ratio as a curve, with the full-sample Sharpe.
 
@@ -199,7 +200,7 @@ def rolling_sharpe_figure(
     window
         Number of periods in each window (126 is about six months of daily bars).
     periods_per_year
-        Number of periods in a year.
+        Number of periods in a year; ``None`` reads it from the returns' timeframe or index.
 
     Returns
     -------
@@ -221,6 +222,45 @@ def rolling_sharpe_figure(
         hv.opts.Curve(tools=["hover"], line_width=1.5),
         hv.opts.Overlay(title=f"Rolling Sharpe ({window} periods)", width=_WIDTH, height=_HEIGHT),
     )
+
+
+# Metrics shown as percentages in the table; the others are ratios or counts.
+_PERCENT_METRICS = frozenset(
+    {
+        "CAGR", "Annual volatility", "Max drawdown", "Average gross exposure", "Hit rate",
+        "Costs / gross P&L", "Excess return (annual)", "Alpha (annual)", "Tracking error",
+    }
+)  # fmt: skip
+
+
+def metrics_table(metrics: pd.Series) -> Any:
+    """Return the metrics of a run as a two-column table (benchmark-relative ones last).
+
+    Parameters
+    ----------
+    metrics
+        A Series of metric values by name, as from
+        :func:`~quantdesk.backtest.metrics.summary_metrics` (with a benchmark it carries
+        excess return, beta, alpha, tracking error, information ratio and capture).
+
+    Returns
+    -------
+    holoviews.Table
+        Key dimension ``metric``, value dimension ``value`` (text: percentages for
+        returns, volatilities, drawdowns and shares; ``n/a`` where undefined).
+    """
+    hv = _holoviews()
+    rows = [(str(name), _format_metric(str(name), float(value))) for name, value in metrics.items()]
+    relative = any(name in BENCHMARK_METRICS for name, _ in rows)
+    table = hv.Table(rows, kdims=["metric"], vdims=["value"])
+    title = "Metrics against the benchmark" if relative else "Metrics"
+    return table.opts(title=title, width=_WIDTH // 2, height=25 * (len(rows) + 2))
+
+
+def _format_metric(name: str, value: float) -> str:
+    if not np.isfinite(value):
+        return "n/a"
+    return f"{value:.2%}" if name in _PERCENT_METRICS else f"{value:,.3f}"
 
 
 def monthly_returns_table(returns: pd.Series) -> pd.DataFrame:

@@ -10,7 +10,14 @@ Conventions shared by every function:
   zero returns) while :func:`cagr` here does not.
 - Empty or all-NaN input gives NaN, never an exception.  A ratio whose denominator
   is zero (a constant return series, no drawdown, no losing period) is NaN, not inf.
-- ``periods_per_year`` annualises: 252 for daily bars, 52 weekly, 12 monthly.
+- ``periods_per_year`` annualises.  Left at ``None`` it is read from the returns'
+  ``attrs['timeframe']`` or their DatetimeIndex by
+  :func:`quantdesk.data.frequency.periods_per_year` (252 for daily bars, 52 weekly,
+  12 monthly, hourly by the session hours the data show); returns without a
+  DatetimeIndex (an array) need it given.
+- Benchmark-relative metrics take the benchmark's simple per-period returns, aligned
+  with the strategy's by index: only periods where both are present count, and no
+  common period at all is an error.
 - ``risk_free`` and ``required_return`` are per-period rates, as in empyrical.
 - Inputs other than returns (``equity``, ``traded_value``, ``positions_value``,
   ``costs``) are aligned by index with pandas, so they must share the returns' index.
@@ -22,36 +29,61 @@ Examples
 -0.02
 >>> summary_metrics(r, periods_per_year=252)["Hit rate"]
 np.float64(0.75)
+>>> daily = pd.Series([0.01, -0.02, 0.015], index=pd.date_range("2024-01-02", periods=3))
+>>> annual_volatility(daily) == annual_volatility(daily, periods_per_year=252)
+True
 """
 
 from __future__ import annotations
 
+import logging
 from typing import TypeAlias
 
 import numpy as np
 import pandas as pd
 
+from quantdesk.data.frequency import resolve_periods_per_year
+
 __all__ = [
-    "PERIODS_PER_YEAR",
+    "BENCHMARK_METRICS",
+    "alpha",
     "annual_volatility",
     "average_exposure",
+    "beta",
     "cagr",
     "calmar",
     "cost_share",
+    "down_capture",
     "drawdown_series",
+    "excess_return",
     "exposure",
     "hit_rate",
+    "information_ratio",
     "max_drawdown",
     "max_drawdown_duration",
     "net_exposure",
+    "returns_from_prices",
     "rolling_sharpe",
     "sharpe",
     "sortino",
     "summary_metrics",
+    "tracking_error",
     "turnover",
+    "up_capture",
 ]
 
-PERIODS_PER_YEAR = 252
+logger = logging.getLogger(__name__)
+
+#: Names :func:`summary_metrics` adds when given a benchmark, in order.
+BENCHMARK_METRICS: tuple[str, ...] = (
+    "Excess return (annual)",
+    "Beta",
+    "Alpha (annual)",
+    "Tracking error",
+    "Information ratio",
+    "Up capture",
+    "Down capture",
+)
 
 ReturnsLike: TypeAlias = pd.Series | np.ndarray
 """Simple per-period returns: a Series (index ``ts``) or a 1-D array."""
@@ -72,6 +104,11 @@ def _clean(returns: ReturnsLike) -> pd.Series:
             raise ValueError(f"returns must be one-dimensional, got shape {values.shape}")
         series = pd.Series(values)
     return series.dropna()
+
+
+def _ppy(data: object, periods_per_year: float | None) -> float:
+    """Return the bars per year of ``data`` (given, or from its timeframe or index)."""
+    return resolve_periods_per_year(periods_per_year, data, what="returns")
 
 
 def _per_period(values: SeriesOrFrame, *, absolute: bool) -> pd.Series:
@@ -106,7 +143,7 @@ def _is_constant(values: pd.Series) -> bool:
     return bool(values.max() == values.min())
 
 
-def cagr(returns: ReturnsLike, periods_per_year: int = PERIODS_PER_YEAR) -> float:
+def cagr(returns: ReturnsLike, periods_per_year: float | None = None) -> float:
     """Return the compound annual growth rate of the compounded returns.
 
     ``(prod(1 + r)) ** (periods_per_year / n) - 1`` over the ``n`` observed periods
@@ -118,7 +155,7 @@ def cagr(returns: ReturnsLike, periods_per_year: int = PERIODS_PER_YEAR) -> floa
     returns
         Simple per-period returns.
     periods_per_year
-        Number of periods in a year.
+        Number of periods in a year; ``None`` reads it from the returns' timeframe or index.
 
     Returns
     -------
@@ -133,13 +170,14 @@ def cagr(returns: ReturnsLike, periods_per_year: int = PERIODS_PER_YEAR) -> floa
     r = _clean(returns)
     if r.empty:
         return float("nan")
+    ppy = _ppy(returns, periods_per_year)
     ending_value = float(np.prod(1.0 + r.to_numpy()))
     if ending_value <= 0.0:
         return -1.0
-    return float(ending_value ** (periods_per_year / len(r)) - 1.0)
+    return float(ending_value ** (ppy / len(r)) - 1.0)
 
 
-def annual_volatility(returns: ReturnsLike, periods_per_year: int = PERIODS_PER_YEAR) -> float:
+def annual_volatility(returns: ReturnsLike, periods_per_year: float | None = None) -> float:
     """Return the annualised standard deviation of returns (ddof=1).
 
     Parameters
@@ -147,7 +185,8 @@ def annual_volatility(returns: ReturnsLike, periods_per_year: int = PERIODS_PER_
     returns
         Simple per-period returns.
     periods_per_year
-        Number of periods in a year; the deviation is scaled by its square root.
+        Number of periods in a year, the deviation is scaled by its square root;
+        ``None`` reads it from the returns' timeframe or index.
 
     Returns
     -------
@@ -162,13 +201,14 @@ def annual_volatility(returns: ReturnsLike, periods_per_year: int = PERIODS_PER_
     r = _clean(returns)
     if len(r) < 2:
         return float("nan")
-    return float(r.std(ddof=1) * np.sqrt(periods_per_year))
+    ppy = _ppy(returns, periods_per_year)
+    return float(r.std(ddof=1) * np.sqrt(ppy))
 
 
 def sharpe(
     returns: ReturnsLike,
     risk_free: float = 0.0,
-    periods_per_year: int = PERIODS_PER_YEAR,
+    periods_per_year: float | None = None,
 ) -> float:
     """Return the annualised Sharpe ratio: mean excess return over its std, times sqrt(ppy).
 
@@ -179,7 +219,7 @@ def sharpe(
     risk_free
         Constant risk-free return per period.
     periods_per_year
-        Number of periods in a year.
+        Number of periods in a year; ``None`` reads it from the returns' timeframe or index.
 
     Returns
     -------
@@ -195,14 +235,15 @@ def sharpe(
     excess = _clean(returns) - risk_free
     if len(excess) < 2 or _is_constant(excess):
         return float("nan")
-    return float(excess.mean() / excess.std(ddof=1) * np.sqrt(periods_per_year))
+    ppy = _ppy(returns, periods_per_year)
+    return float(excess.mean() / excess.std(ddof=1) * np.sqrt(ppy))
 
 
 def rolling_sharpe(
     returns: ReturnsLike,
     window: int = 126,
     risk_free: float = 0.0,
-    periods_per_year: int = PERIODS_PER_YEAR,
+    periods_per_year: float | None = None,
 ) -> pd.Series:
     """Return the annualised Sharpe ratio over a trailing window of ``window`` periods.
 
@@ -215,7 +256,7 @@ def rolling_sharpe(
     risk_free
         Constant risk-free return per period.
     periods_per_year
-        Number of periods in a year.
+        Number of periods in a year; ``None`` reads it from the returns' timeframe or index.
 
     Returns
     -------
@@ -226,9 +267,10 @@ def rolling_sharpe(
     if window < 2:
         raise ValueError(f"window must be at least 2, got {window}")
     excess = _clean(returns) - risk_free
+    ppy = _ppy(returns, periods_per_year) if len(excess) >= window else float("nan")
     rolling = excess.rolling(window)
     constant = rolling.max() == rolling.min()
-    ratio = rolling.mean() / rolling.std(ddof=1) * np.sqrt(periods_per_year)
+    ratio = rolling.mean() / rolling.std(ddof=1) * np.sqrt(ppy)
     out: pd.Series = ratio.mask(constant)
     out.name = "rolling_sharpe"
     return out
@@ -237,7 +279,7 @@ def rolling_sharpe(
 def sortino(
     returns: ReturnsLike,
     required_return: float = 0.0,
-    periods_per_year: int = PERIODS_PER_YEAR,
+    periods_per_year: float | None = None,
 ) -> float:
     """Return the annualised Sortino ratio: mean excess return over downside deviation.
 
@@ -252,7 +294,7 @@ def sortino(
     required_return
         Minimum acceptable return per period.
     periods_per_year
-        Number of periods in a year.
+        Number of periods in a year; ``None`` reads it from the returns' timeframe or index.
 
     Returns
     -------
@@ -271,7 +313,8 @@ def sortino(
     downside = float(np.sqrt(np.mean(np.minimum(excess.to_numpy(), 0.0) ** 2)))
     if downside == 0.0:
         return float("nan")
-    return float(excess.mean() * periods_per_year / (downside * np.sqrt(periods_per_year)))
+    ppy = _ppy(returns, periods_per_year)
+    return float(excess.mean() * ppy / (downside * np.sqrt(ppy)))
 
 
 def drawdown_series(returns: ReturnsLike) -> pd.Series:
@@ -368,7 +411,7 @@ def max_drawdown_duration(returns: ReturnsLike) -> float:
     return float(durations.max())
 
 
-def calmar(returns: ReturnsLike, periods_per_year: int = PERIODS_PER_YEAR) -> float:
+def calmar(returns: ReturnsLike, periods_per_year: float | None = None) -> float:
     """Return the Calmar ratio: CAGR over the absolute maximum drawdown.
 
     Parameters
@@ -376,7 +419,7 @@ def calmar(returns: ReturnsLike, periods_per_year: int = PERIODS_PER_YEAR) -> fl
     returns
         Simple per-period returns.
     periods_per_year
-        Number of periods in a year.
+        Number of periods in a year; ``None`` reads it from the returns' timeframe or index.
 
     Returns
     -------
@@ -424,7 +467,7 @@ def hit_rate(returns: ReturnsLike) -> float:
 def turnover(
     traded_value: SeriesOrFrame,
     equity: pd.Series,
-    periods_per_year: int = PERIODS_PER_YEAR,
+    periods_per_year: float | None = None,
 ) -> float:
     """Return the annualised turnover: mean per-period traded value over equity, times ppy.
 
@@ -441,7 +484,7 @@ def turnover(
         Portfolio value per period on the same index (e.g. end-of-period equity).
         Periods with equity at or below zero are skipped.
     periods_per_year
-        Number of periods in a year.
+        Number of periods in a year; ``None`` reads it from the returns' timeframe or index.
 
     Returns
     -------
@@ -458,7 +501,8 @@ def turnover(
     ratio = (_per_period(traded_value, absolute=True) / _positive(equity)).dropna()
     if ratio.empty:
         return float("nan")
-    return float(ratio.mean() * periods_per_year)
+    ppy = resolve_periods_per_year(periods_per_year, equity, what="equity")
+    return float(ratio.mean() * ppy)
 
 
 def exposure(positions_value: SeriesOrFrame, equity: pd.Series) -> pd.Series:
@@ -564,6 +608,247 @@ def cost_share(costs_paid: SeriesOrFrame | float, gross_pnl: SeriesOrFrame | flo
     return costs_total / gross_total
 
 
+def returns_from_prices(prices: pd.Series, index: pd.Index) -> pd.Series:
+    """Return the simple returns of ``prices`` over the bars of ``index``.
+
+    The prices (or equity) are put on ``index`` without filling: a bar the benchmark has
+    no price for, and the bar after it, get NaN returns and drop out of the metrics
+    instead of counting as flat.  Prices sharing no bar with ``index`` are an error.
+
+    Examples
+    --------
+    >>> idx = pd.date_range("2024-01-01", periods=4)
+    >>> returns_from_prices(pd.Series([100.0, 110.0, 99.0], index=idx[:3]), idx).round(2).tolist()
+    [nan, 0.1, -0.1, nan]
+    """
+    if isinstance(prices, pd.DataFrame):
+        if prices.shape[1] != 1:
+            raise TypeError("benchmark prices must be one series, not a panel of several")
+        prices = prices.iloc[:, 0]
+    if not isinstance(prices, pd.Series):
+        raise TypeError("benchmark prices must be a pandas Series indexed like the backtest")
+    on_bars = prices.astype("float64").reindex(index)
+    if on_bars.notna().sum() < 2:
+        raise ValueError(
+            f"the benchmark has prices on {int(on_bars.notna().sum())} of the backtest's "
+            f"{len(index)} bars (benchmark {_span(prices.dropna())}); need at least 2"
+        )
+    missing = int(on_bars.isna().sum())
+    if missing:
+        logger.warning("the benchmark has no price on %d of %d bars", missing, len(index))
+    return on_bars.pct_change(fill_method=None).rename("benchmark")
+
+
+def _aligned(returns: ReturnsLike, benchmark: ReturnsLike) -> tuple[pd.Series, pd.Series]:
+    """Return strategy and benchmark returns on the periods where both are present.
+
+    Series are aligned by index; arrays must have the same length.  No common period
+    is an error, and periods dropped because only one side has them are logged.
+    """
+    r, b = _clean(returns), _clean(benchmark)
+    indexed = isinstance(returns, pd.Series) and isinstance(benchmark, pd.Series)
+    if not indexed and len(np.asarray(returns)) != len(np.asarray(benchmark)):
+        raise ValueError(
+            "returns and benchmark without an index must have the same length, got "
+            f"{len(np.asarray(returns))} and {len(np.asarray(benchmark))}"
+        )
+    common = r.index.intersection(b.index)
+    if len(common) == 0:
+        raise ValueError(
+            "the benchmark shares no period with the returns "
+            f"(returns {_span(r)}, benchmark {_span(b)}); align them first"
+        )
+    dropped = len(r) - len(common)
+    if dropped:
+        logger.info(
+            "benchmark-relative metrics on %d common periods; %d strategy periods have no "
+            "benchmark return",
+            len(common),
+            dropped,
+        )
+    return r.loc[common], b.loc[common]
+
+
+def _span(series: pd.Series) -> str:
+    if series.empty:
+        return "empty"
+    return f"{series.index[0]} .. {series.index[-1]}, {len(series)} periods"
+
+
+def beta(returns: ReturnsLike, benchmark: ReturnsLike) -> float:
+    """Return the beta of the returns on the benchmark's: ``cov(r, b) / var(b)``.
+
+    Parameters
+    ----------
+    returns, benchmark
+        Simple per-period returns of the strategy and of the benchmark.
+
+    Returns
+    -------
+    float
+        The least-squares slope of ``r`` on ``b`` over their common periods (as
+        empyrical's ``beta``); NaN with fewer than two common periods or a constant
+        benchmark.
+
+    Examples
+    --------
+    >>> b = pd.Series([0.01, -0.02, 0.03])
+    >>> round(beta(2 * b + 0.001, b), 6)
+    2.0
+    """
+    r, b = _aligned(returns, benchmark)
+    if len(r) < 2 or _is_constant(b):
+        return float("nan")
+    centred = b - b.mean()
+    return float((centred * r).mean() / (centred**2).mean())
+
+
+def alpha(
+    returns: ReturnsLike,
+    benchmark: ReturnsLike,
+    risk_free: float = 0.0,
+    periods_per_year: float | None = None,
+) -> float:
+    """Return Jensen's alpha per year, compounded: ``(1 + mean(a)) ** ppy - 1``.
+
+    ``a = (r - rf) - beta * (b - rf)`` per period is the return not explained by the
+    benchmark exposure; its mean is compounded over a year, the convention of
+    empyrical's ``alpha``.
+
+    Parameters
+    ----------
+    returns, benchmark
+        Simple per-period returns of the strategy and of the benchmark.
+    risk_free
+        Constant risk-free return per period.
+    periods_per_year
+        Number of periods in a year; ``None`` reads it from the returns' timeframe or index.
+
+    Returns
+    -------
+    float
+        Annual alpha as a fraction; NaN when beta is undefined.
+
+    Examples
+    --------
+    >>> b = pd.Series([0.01, -0.02, 0.03])
+    >>> round(alpha(b + 0.001, b, periods_per_year=12), 6)  # 1.001 ** 12 - 1
+    0.012066
+    """
+    ppy = _ppy(returns, periods_per_year)
+    slope = beta(returns, benchmark)
+    if np.isnan(slope):
+        return float("nan")
+    r, b = _aligned(returns, benchmark)
+    unexplained = (r - risk_free) - slope * (b - risk_free)
+    return float((1.0 + unexplained.mean()) ** ppy - 1.0)
+
+
+def excess_return(
+    returns: ReturnsLike, benchmark: ReturnsLike, periods_per_year: float | None = None
+) -> float:
+    """Return the mean active return ``r - b`` per year (arithmetic: ``mean * ppy``).
+
+    Arithmetic, not a difference of CAGRs, so that it is the numerator of
+    :func:`information_ratio`.
+
+    Examples
+    --------
+    >>> b = pd.Series([0.01, -0.02, 0.03])
+    >>> round(excess_return(b + 0.001, b, periods_per_year=252), 6)
+    0.252
+    """
+    ppy = _ppy(returns, periods_per_year)
+    r, b = _aligned(returns, benchmark)
+    return float((r - b).mean() * ppy) if len(r) else float("nan")
+
+
+def tracking_error(
+    returns: ReturnsLike, benchmark: ReturnsLike, periods_per_year: float | None = None
+) -> float:
+    """Return the annualised standard deviation (ddof=1) of the active return ``r - b``.
+
+    Examples
+    --------
+    >>> b = pd.Series([0.01, -0.02, 0.03])
+    >>> tracking_error(b + 0.001, b, periods_per_year=252) < 1e-12
+    True
+    """
+    ppy = _ppy(returns, periods_per_year)
+    r, b = _aligned(returns, benchmark)
+    if len(r) < 2:
+        return float("nan")
+    return float((r - b).std(ddof=1) * np.sqrt(ppy))
+
+
+def information_ratio(
+    returns: ReturnsLike, benchmark: ReturnsLike, periods_per_year: float | None = None
+) -> float:
+    """Return :func:`excess_return` over :func:`tracking_error` (annualised both).
+
+    Equal to empyrical's ``excess_sharpe`` times ``sqrt(periods_per_year)``; NaN when the
+    active return is constant (no tracking error).
+
+    Examples
+    --------
+    >>> b = pd.Series([0.01, -0.02, 0.03])
+    >>> r = pd.Series([0.012, -0.018, 0.031])
+    >>> round(information_ratio(r, b, periods_per_year=1), 6)  # mean 0.00167 / std 0.00058
+    2.886751
+    """
+    ppy = _ppy(returns, periods_per_year)
+    r, b = _aligned(returns, benchmark)
+    if len(r) < 2 or _is_constant(r - b):
+        return float("nan")
+    return excess_return(r, b, ppy) / tracking_error(r, b, ppy)
+
+
+def _capture(
+    returns: ReturnsLike, benchmark: ReturnsLike, periods_per_year: float | None, up: bool
+) -> float:
+    ppy = _ppy(returns, periods_per_year)
+    r, b = _aligned(returns, benchmark)
+    side = b > 0.0 if up else b < 0.0
+    bench = cagr(b[side], ppy)
+    if not side.any() or bench == 0.0:
+        return float("nan")
+    return cagr(r[side], ppy) / bench
+
+
+def up_capture(
+    returns: ReturnsLike, benchmark: ReturnsLike, periods_per_year: float | None = None
+) -> float:
+    """Return the up-market capture: CAGR of the strategy over the benchmark's, on up periods.
+
+    Up periods are those where the benchmark's return is positive; each CAGR compounds
+    over those periods only, annualised by their number (empyrical's ``up_capture``).
+    1.0 means the strategy gained as much as the benchmark when it rose.
+
+    Examples
+    --------
+    >>> b = pd.Series([0.02, -0.01, 0.02, -0.03])
+    >>> up_capture(b / 2, b, periods_per_year=2) < 0.5
+    True
+    """
+    return _capture(returns, benchmark, periods_per_year, up=True)
+
+
+def down_capture(
+    returns: ReturnsLike, benchmark: ReturnsLike, periods_per_year: float | None = None
+) -> float:
+    """Return the down-market capture: as :func:`up_capture`, on the benchmark's down periods.
+
+    Below 1.0 means the strategy lost less than the benchmark when it fell.
+
+    Examples
+    --------
+    >>> b = pd.Series([0.02, -0.01, 0.02, -0.03])
+    >>> round(down_capture(b, b, periods_per_year=2), 6)
+    1.0
+    """
+    return _capture(returns, benchmark, periods_per_year, up=False)
+
+
 def _net_pnl(returns: ReturnsLike, equity: pd.Series) -> pd.Series:
     """Return the change in equity per period, from end-of-period equity and the return.
 
@@ -583,13 +868,15 @@ def summary_metrics(
     equity: pd.Series | None = None,
     costs: SeriesOrFrame | float | None = None,
     gross_pnl: SeriesOrFrame | float | None = None,
-    periods_per_year: int = PERIODS_PER_YEAR,
+    benchmark: ReturnsLike | None = None,
+    periods_per_year: float | None = None,
 ) -> pd.Series:
     """Return every metric of this module in one Series with readable names.
 
-    The index is always the same eleven names in the same order, so summaries of
-    several strategies line up side by side (``pd.concat(..., axis=1)``); a metric
-    whose inputs are not given is NaN:
+    The index is always the same eleven names in the same order (eighteen with a
+    ``benchmark``: :data:`BENCHMARK_METRICS` follow), so summaries of several strategies
+    line up side by side (``pd.concat(..., axis=1)``); a metric whose inputs are not
+    given is NaN:
 
     - ``"Turnover (annual)"`` needs ``traded_value`` and ``equity``;
     - ``"Average gross exposure"`` needs ``positions_value`` and ``equity``;
@@ -611,8 +898,12 @@ def summary_metrics(
         Costs paid: a total, per period, or per asset and period.
     gross_pnl
         P&L before costs (a total or per period); derived from ``equity`` when omitted.
+    benchmark
+        Simple per-period returns of a benchmark, aligned with ``returns`` by index;
+        adds excess return, beta, alpha, tracking error, information ratio and up/down
+        capture (see :func:`excess_return` ... :func:`down_capture`).
     periods_per_year
-        Number of periods in a year.
+        Number of periods in a year; ``None`` reads it from the returns' timeframe or index.
 
     Returns
     -------
@@ -620,14 +911,20 @@ def summary_metrics(
         Float values indexed by ``"CAGR"``, ``"Annual volatility"``, ``"Sharpe"``,
         ``"Sortino"``, ``"Max drawdown"``, ``"Max drawdown duration (periods)"``,
         ``"Calmar"``, ``"Turnover (annual)"``, ``"Average gross exposure"``,
-        ``"Hit rate"``, ``"Costs / gross P&L"``.
+        ``"Hit rate"``, ``"Costs / gross P&L"``, then with a benchmark
+        :data:`BENCHMARK_METRICS`.
 
     Examples
     --------
     >>> r = pd.Series([0.01, -0.02, 0.015, 0.005])
-    >>> summary_metrics(r).round(4)[["Max drawdown", "Hit rate"]].tolist()
+    >>> summary_metrics(r, periods_per_year=252).round(4)[["Max drawdown", "Hit rate"]].tolist()
     [-0.02, 0.75]
+    >>> relative = summary_metrics(r, benchmark=r, periods_per_year=252)
+    >>> relative[["Beta", "Up capture"]].round(9).tolist()
+    [1.0, 1.0]
     """
+    if len(_clean(returns)) >= 2:  # fewer: every annualised metric is NaN anyway
+        periods_per_year = _ppy(returns, periods_per_year)
     nan = float("nan")
     turnover_value = nan
     exposure_value = nan
@@ -654,4 +951,24 @@ def summary_metrics(
         "Hit rate": hit_rate(returns),
         "Costs / gross P&L": cost_value,
     }
+    if benchmark is not None:
+        values.update(_benchmark_metrics(returns, benchmark, periods_per_year))
     return pd.Series(values, dtype="float64")
+
+
+def _benchmark_metrics(
+    returns: ReturnsLike, benchmark: ReturnsLike, periods_per_year: float | None
+) -> dict[str, float]:
+    """Return :data:`BENCHMARK_METRICS` by name, on the periods both series have."""
+    r, b = _aligned(returns, benchmark)
+    ppy = periods_per_year
+    values = (
+        excess_return(r, b, ppy),
+        beta(r, b),
+        alpha(r, b, periods_per_year=ppy),
+        tracking_error(r, b, ppy),
+        information_ratio(r, b, ppy),
+        up_capture(r, b, ppy),
+        down_capture(r, b, ppy),
+    )
+    return dict(zip(BENCHMARK_METRICS, values, strict=True))

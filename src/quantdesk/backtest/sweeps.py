@@ -30,14 +30,15 @@ from quantdesk.backtest.engine import (
     run,
     simulate_orders,
 )
-from quantdesk.strategies import size_trend, trend_inputs
+from quantdesk.data.frequency import resolve_periods_per_year
+from quantdesk.strategies import DEFAULT_LOOKBACKS, size_trend, trend_inputs
 
 __all__ = ["SweepResult", "WalkForwardResult", "sweep", "walk_forward"]
 
 logger = logging.getLogger(__name__)
 
 PARAMS = ("lookback", "target_vol")
-_SELECTABLE: dict[str, Callable[[pd.Series], float]] = {
+_SELECTABLE: dict[str, Callable[..., float]] = {
     "Sharpe": m.sharpe,
     "CAGR": m.cagr,
     "Calmar": m.calmar,
@@ -83,7 +84,7 @@ def _grid_weights(
 ) -> pd.DataFrame:
     """Return the weights of every combination side by side (columns: params x symbol)."""
     kwargs = dict(strategy_kwargs)
-    inputs = {k: kwargs.pop(k) for k in ("vol_halflife", "lag") if k in kwargs}
+    inputs = {k: kwargs.pop(k) for k in ("vol_halflife", "lag", "periods_per_year") if k in kwargs}
     # Volatility does not depend on the grid and each lookback's signal not on the
     # target: compute each once, then only size per combination.
     vol = None
@@ -106,12 +107,12 @@ def _grid_weights(
 def sweep(
     close: pd.DataFrame,
     *,
-    lookbacks: Sequence[int] = (21, 63, 126, 252),
+    lookbacks: Sequence[int] = DEFAULT_LOOKBACKS,
     target_vols: Sequence[float] = (0.05, 0.10, 0.15, 0.20),
     commission_bps: float = 0.0,
     slippage_bps: float = 0.0,
     init_cash: float = 1_000_000.0,
-    periods_per_year: int = 252,
+    periods_per_year: float | None = None,
     chunk_cells: int = 1_000_000,
     **strategy_kwargs: Any,
 ) -> SweepResult:
@@ -123,6 +124,9 @@ def sweep(
     of columns with shared cash per combination, about ``chunk_cells`` bar x column
     cells per simulation.
 
+    Lookbacks are in bars.  ``periods_per_year`` annualises both the strategy's volatility
+    forecast and the metrics; ``None`` reads it from ``close``'s timeframe or index.
+
     Examples
     --------
     >>> result = sweep(close, lookbacks=[63, 126, 252], target_vols=[0.1, 0.2])  # doctest: +SKIP
@@ -130,6 +134,8 @@ def sweep(
     >>> result.heatmap("Sharpe")  # doctest: +SKIP
     """
     _check_close(close)
+    periods_per_year = resolve_periods_per_year(periods_per_year, close, what="close")
+    strategy_kwargs = {**strategy_kwargs, "periods_per_year": periods_per_year}
     weights = _grid_weights(close, lookbacks, target_vols, strategy_kwargs)
     n_assets = close.shape[1]
     n_combos = weights.shape[1] // n_assets
@@ -213,7 +219,7 @@ class WalkForwardResult:
 def walk_forward(
     close: pd.DataFrame,
     *,
-    lookbacks: Sequence[int] = (21, 63, 126, 252),
+    lookbacks: Sequence[int] = DEFAULT_LOOKBACKS,
     target_vols: Sequence[float] = (0.05, 0.10, 0.15, 0.20),
     train: int = 756,
     test: int = 126,
@@ -221,7 +227,7 @@ def walk_forward(
     commission_bps: float = 0.0,
     slippage_bps: float = 0.0,
     init_cash: float = 1_000_000.0,
-    periods_per_year: int = 252,
+    periods_per_year: float | None = None,
     **strategy_kwargs: Any,
 ) -> WalkForwardResult:
     """Return a rolling walk-forward evaluation: choose in sample, trade out of sample.
@@ -230,11 +236,13 @@ def walk_forward(
     choose the combination with the best ``metric`` and trades it for the next
     ``test`` bars.  The out-of-sample weights are stitched into one panel and
     backtested once with the given costs, so switching between choices pays its
-    trades.
+    trades.  ``train`` and ``test`` are in bars (the defaults are three years and six
+    months of daily bars); ``periods_per_year`` as in :func:`sweep`.
     """
     if metric not in _SELECTABLE:
         raise ValueError(f"metric must be one of {sorted(_SELECTABLE)}")
     score = _SELECTABLE[metric]
+    periods_per_year = resolve_periods_per_year(periods_per_year, close, what="close")
     grid = sweep(
         close,
         lookbacks=lookbacks,
@@ -250,14 +258,19 @@ def walk_forward(
         raise ValueError(
             f"{len(close)} bars are too few for warm-up {start} + train {train} + test {test}"
         )
-    weights = _grid_weights(close, lookbacks, target_vols, strategy_kwargs)
+    weights = _grid_weights(
+        close, lookbacks, target_vols, {**strategy_kwargs, "periods_per_year": periods_per_year}
+    )
     stitched = pd.DataFrame(0.0, index=close.index, columns=close.columns)  # flat until fold 1
     folds = []
     for a in range(start, len(close) - train, test):
         b, c = a + train, min(a + train + test, len(close))
-        in_sample = pd.Series({key: score(grid.returns[key].iloc[a:b]) for key in grid.returns})
+        window = grid.returns.iloc[a:b]
+        in_sample = pd.Series(
+            {key: score(window[key], periods_per_year=periods_per_year) for key in window}
+        )
         best: tuple[int, float] = in_sample.index[int(np.argmax(in_sample.to_numpy()))]
-        oos_score = score(grid.returns[best].iloc[b:c])
+        oos_score = score(grid.returns[best].iloc[b:c], periods_per_year=periods_per_year)
         stitched.iloc[b:c] = weights[best].iloc[b:c].to_numpy()
         folds.append(
             {
@@ -272,12 +285,12 @@ def walk_forward(
         )
         if c == len(close):
             break
-    oos = run(
-        close,
-        stitched,
-        commission_bps=commission_bps,
-        slippage_bps=slippage_bps,
-        init_cash=init_cash,
-        periods_per_year=periods_per_year,
-    )
+    # Typed loosely: the engine's periods_per_year was an int (252) before issue 10.
+    settings: dict[str, Any] = {
+        "commission_bps": commission_bps,
+        "slippage_bps": slippage_bps,
+        "init_cash": init_cash,
+        "periods_per_year": periods_per_year,
+    }
+    oos = run(close, stitched, **settings)
     return WalkForwardResult(folds=pd.DataFrame(folds), oos=oos, sweep=grid, metric=metric)

@@ -43,6 +43,7 @@ __all__ = [
     "Calendar",
     "infer_timeframe",
     "periods_per_year",
+    "resolve_periods_per_year",
     "timeframe_of",
 ]
 
@@ -182,3 +183,47 @@ def periods_per_year(
             return bars * sessions
     hours, sessions = CALENDARS["exchange"]
     return hours * 3600.0 / tf.seconds * sessions
+
+
+def resolve_periods_per_year(
+    periods_per_year: float | None,
+    data: pd.DataFrame | pd.Series | pd.Index | object,
+    *,
+    what: str = "the data",
+) -> float:
+    """Return ``periods_per_year`` when given, else :func:`periods_per_year` of ``data``.
+
+    The one way an annualising function fills its ``periods_per_year=None`` default: from
+    the panel's ``attrs['timeframe']`` or its timestamps.  Data without a datetime index
+    (a NumPy array, a range index) cannot say how long a bar is, and raises a
+    :class:`ValueError` that names ``what`` and the argument that resolves it.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> weekly = pd.Series(0.0, index=pd.date_range("2024-01-01", periods=10, freq="W-MON"))
+    >>> resolve_periods_per_year(None, weekly), resolve_periods_per_year(4, weekly)
+    (52.0, 4.0)
+    """
+    import pandas as pd
+
+    if periods_per_year is not None:
+        value = float(periods_per_year)
+        if not value > 0:
+            raise ValueError(f"periods_per_year must be positive, got {periods_per_year!r}")
+        return value
+    has_timeframe = bool((getattr(data, "attrs", None) or {}).get("timeframe"))
+    index = data if isinstance(data, pd.Index) else getattr(data, "index", None)
+    if not has_timeframe and not isinstance(index, pd.DatetimeIndex):
+        raise ValueError(
+            f"cannot tell the bar frequency of {what}: it has no DatetimeIndex and no "
+            "attrs['timeframe']; pass periods_per_year= (252 daily, 52 weekly, 12 monthly)"
+        )
+    try:
+        return _periods_per_year_of(data)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise ValueError(f"{what}: {exc}; or pass periods_per_year=") from exc
+
+
+# The argument of resolve_periods_per_year shadows the function's name inside it.
+_periods_per_year_of = periods_per_year

@@ -95,7 +95,11 @@ def vol_target_weights(
     signal
         Wide panel of positions in signal units, typically in [-1, 1].
     vol
-        Wide panel of annualised volatility forecasts, aligned with ``signal``.
+        Wide panel of annualised volatility forecasts, aligned with ``signal``, annualised
+        by the bars in a year of the prices' own timeframe (as
+        :func:`~quantdesk.signals.volatility.ewma_vol` does by default): a forecast
+        annualised as if hourly bars were days reads about six times too low and pins
+        every weight at ``max_weight``.  Sizing itself only divides annual by annual.
     target_vol
         Annualised volatility each unit of signal should carry; a Series (indexed like
         ``signal``) varies it by bar, e.g. ``0.10 / n_assets`` for an equal risk budget.

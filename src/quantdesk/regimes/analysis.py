@@ -29,6 +29,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from quantdesk.data.frequency import resolve_periods_per_year
 from quantdesk.regimes.model import CELL_NAMES, STATE_COLUMNS, TREND_LABELS, VOL_LABELS
 
 __all__ = [
@@ -91,7 +92,7 @@ def _states(regimes: pd.DataFrame | pd.Series) -> pd.Series:
 def regime_stats(
     returns: pd.Series,
     regimes: pd.DataFrame | pd.Series,
-    periods_per_year: int = 252,
+    periods_per_year: float | None = None,
     *,
     lag: int = 0,
 ) -> pd.DataFrame:
@@ -105,7 +106,9 @@ def regime_stats(
         A frame with a ``state`` column of cell ids indexed by ts, or with a ``ts``
         column (one symbol's rows of a long frame), or a Series of cell ids.
     periods_per_year
-        Periods in a year, for annualising (252 for daily bars).
+        Periods in a year, for annualising; ``None`` reads it from the returns'
+        ``attrs['timeframe']`` or index (252 daily, 52 weekly, 12 monthly, hourly by the
+        session hours the data show).
     lag
         Periods by which the regime is shifted before pairing: 0 pairs the return of
         period t with the regime of t (descriptive: how the market behaved in each
@@ -129,6 +132,7 @@ def regime_stats(
     >>> int(stats.loc["low/bearish", "count"]), float(stats.loc["low/bearish", "ann_return"])
     (2, 0.02)
     """
+    ppy = resolve_periods_per_year(periods_per_year, returns, what="returns")
     states = _states(regimes)
     if lag:
         states = states.shift(lag)
@@ -143,8 +147,8 @@ def regime_stats(
     count = grouped.count().reindex(range(N_CELLS), fill_value=0)
     mean = grouped.mean().reindex(range(N_CELLS))
     std = grouped.std(ddof=1).reindex(range(N_CELLS))
-    ann_return = mean * periods_per_year
-    ann_vol = std * np.sqrt(periods_per_year)
+    ann_return = mean * ppy
+    ann_vol = std * np.sqrt(ppy)
     total = int(count.sum())
     out = pd.DataFrame(
         {
@@ -164,7 +168,7 @@ def regime_stats(
 
 
 def empirical_transition_matrix(states: pd.Series | pd.DataFrame) -> pd.DataFrame:
-    """Return the row-normalised 9x9 matrix of observed day-to-day cell transitions.
+    """Return the row-normalised 9x9 matrix of observed bar-to-bar cell transitions.
 
     Entry ``[i, j]`` is the share of the periods spent in cell ``i`` (that have a next
     period) that were followed by cell ``j``.  Consecutive positions of ``states`` are
@@ -254,7 +258,7 @@ def price_by_regime_figure(
     color_by: Literal["cell", "vol", "trend"] = "cell",
     logy: bool = False,
 ) -> Any:
-    """Return the price as a grey line with each day's point coloured by its regime.
+    """Return the price as a grey line with each bar's point coloured by its regime.
 
     Parameters
     ----------
@@ -262,7 +266,7 @@ def price_by_regime_figure(
         Closing prices indexed by ts.
     regimes
         One symbol's regimes (``state``, ``vol_label``, ``trend_label``) indexed by ts or
-        with a ``ts`` column; days without a regime are left uncoloured.
+        with a ``ts`` column; bars without a regime are left uncoloured.
     color_by
         ``"cell"`` (nine colours: hue by trend, depth by volatility), ``"vol"`` or
         ``"trend"`` (three colours each).
@@ -328,7 +332,7 @@ def regime_probability_figure(regimes: pd.DataFrame) -> Any:
     -------
     holoviews.Overlay
         Nine stacked ``Area`` elements in cell order, labelled by cell name, that sum to
-        1 on every day.
+        1 on every bar.
     """
     hv = _holoviews()
     frame = _indexed(regimes)

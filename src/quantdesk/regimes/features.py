@@ -1,30 +1,37 @@
-"""Causal regime features of one symbol's daily bars, and their training-window standardiser.
+"""Causal regime features of one symbol's bars, and their training-window standardiser.
 
-Three features per day ``t``, each computed from bars up to and including ``t`` only:
+Three features per bar ``t``, each computed from bars up to and including ``t`` only.
+Windows and half-lives are counted in bars (the defaults are a week, a quarter and a month
+of daily bars); ``log_vol`` is annualised by the bars in a year of the bars' own timeframe
+(:func:`quantdesk.data.frequency.periods_per_year`: 252 daily, 52 weekly, 12 monthly),
+so its level reads as an annual volatility on any bar length.
 
 ``log_return``
     The close-to-close log return ``ln(C[t] / C[t-1])``.
 ``log_vol``
-    The log of the annualised realised volatility over the last ``vol_window`` days,
-    ``0.5 * ln(periods_per_year * mean(q[t-vol_window+1 .. t]))``.  The daily variance
+    The log of the annualised realised volatility over the last ``vol_window`` bars,
+    ``0.5 * ln(periods_per_year * mean(q[t-vol_window+1 .. t]))``.  The per-bar variance
     estimate ``q`` is the overnight gap squared plus the Garman-Klass intraday term,
     ``ln(O/C_prev)**2 + 0.5 ln(H/L)**2 - (2 ln 2 - 1) ln(C/O)**2``: a bar's range measures
     its variance several times more precisely than its close-to-close return, which is what
     lets a 5-day window separate calm from normal from stressed markets with little lag.
     The log makes the feature close to Gaussian (volatility is skewed), as the HMM assumes.
+    Close-only bars (an index level, a fixing: no open, high or low) have no range; for
+    them ``q`` is the squared close-to-close log return, noisier but unbiased, and a
+    warning says so.
 ``trend``
     The t-statistic of the recent drift: an exponentially weighted (half-life
-    ``trend_halflife`` days, truncated at ``trend_window`` days), precision-weighted mean of
-    the daily log returns divided by its standard error,
+    ``trend_halflife`` bars, truncated at ``trend_window`` bars), precision-weighted mean of
+    the per-bar log returns divided by its standard error,
     ``sum(w[k] r[t-k] / v[t-k]) / sqrt(sum(w[k]**2 / v[t-k]))`` with ``w[k] = 0.5 **
-    (k / trend_halflife)`` and ``v`` the rolling daily variance of ``log_vol``.  Weighting by
-    precision discounts returns from turbulent days, which say little about the drift, and
+    (k / trend_halflife)`` and ``v`` the rolling per-bar variance of ``log_vol``.  Weighting
+    by precision discounts returns from turbulent bars, which say little about the drift, and
     dividing by the standard error puts a trend in calm and in stressed markets on one
     scale.  Truncating the weights means that a feature depends on a fixed window of bars
     only, so it does not depend on where the bars start.
 
 The first ``config.warmup`` rows (``vol_window + trend_window - 1``) have incomplete
-windows and are dropped, so the features start on the first complete day.
+windows and are dropped, so the features start on the first complete bar.
 
 :class:`Standardizer` rescales features with the mean and standard deviation of a training
 window only, so that a model fitted on that window sees later data on the same scale.
@@ -35,11 +42,13 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from quantdesk.data.frequency import resolve_periods_per_year
 
 __all__ = ["FEATURE_NAMES", "FeatureConfig", "Standardizer", "compute_features", "ohlc_frame"]
 
@@ -60,14 +69,17 @@ class FeatureConfig:
     Attributes
     ----------
     vol_window : int
-        Days in the realised volatility window (default 5, a trading week).
+        Bars in the realised volatility window (default 5, a week of daily bars).
     trend_window : int
-        Days in the (truncated) exponentially weighted trend window (default 63, a quarter).
+        Bars in the (truncated) exponentially weighted trend window (default 63, a quarter
+        of daily bars).
     trend_halflife : float
-        Half-life in days of the trend weights (default 21, a month): a trend regime lasts
-        months, so older days still count, but a turn shows within weeks.
-    periods_per_year : int
-        Bars per year used to annualise ``log_vol`` (default 252).
+        Half-life in bars of the trend weights (default 21, a month of daily bars): a trend
+        regime lasts months, so older bars still count, but a turn shows within weeks.
+    periods_per_year : float or None
+        Bars per year used to annualise ``log_vol``; ``None`` (the default) reads it from
+        the bars' timeframe or index.  A :class:`~quantdesk.regimes.model.RegimeModel`
+        pins it when it fits, so that later windows are scaled as its training data was.
 
     Examples
     --------
@@ -79,10 +91,13 @@ class FeatureConfig:
     vol_window: int = 5
     trend_window: int = 63
     trend_halflife: float = 21.0
-    periods_per_year: int = 252
+    periods_per_year: float | None = None
 
     def __post_init__(self) -> None:
-        for name in ("vol_window", "trend_window", "periods_per_year"):
+        ppy = self.periods_per_year
+        if ppy is not None and (isinstance(ppy, bool) or not (math.isfinite(ppy) and ppy > 0)):
+            raise ValueError(f"FeatureConfig.periods_per_year must be positive, got {ppy!r}")
+        for name in ("vol_window", "trend_window"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"FeatureConfig.{name} must be a positive int, got {value!r}")
@@ -107,6 +122,17 @@ class FeatureConfig:
         """Return the configuration as a JSON-serialisable dict."""
         return asdict(self)
 
+    def pinned(self, features: pd.DataFrame) -> FeatureConfig:
+        """Return this configuration with the ``periods_per_year`` ``features`` were made with.
+
+        ``features`` is a frame from :func:`compute_features`, which records the value it
+        used in ``attrs``; a configuration that already fixes it is returned unchanged.
+        """
+        used = features.attrs.get("periods_per_year")
+        if self.periods_per_year is not None or used is None:
+            return self
+        return replace(self, periods_per_year=float(used))
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FeatureConfig:
         """Return the configuration saved by :meth:`to_dict`."""
@@ -114,7 +140,9 @@ class FeatureConfig:
             vol_window=int(data["vol_window"]),
             trend_window=int(data["trend_window"]),
             trend_halflife=float(data["trend_halflife"]),
-            periods_per_year=int(data["periods_per_year"]),
+            periods_per_year=(
+                None if data.get("periods_per_year") is None else float(data["periods_per_year"])
+            ),
         )
 
 
@@ -130,8 +158,10 @@ def ohlc_frame(bars: pd.DataFrame) -> pd.DataFrame:
     Raises
     ------
     ValueError
-        For several symbols, missing columns, a non-datetime or duplicated ``ts``, or a price
-        that is not finite and positive (the message names the first bad ``ts``).
+        For several symbols, a missing close, a non-datetime or duplicated ``ts``, or a price
+        that is not finite and positive (the message names the first bad ``ts``).  Open,
+        high and low may be absent or all missing together (close-only bars); then they
+        are NaN and only the close is checked.
     """
     if not isinstance(bars, pd.DataFrame):
         raise ValueError(f"bars must be a pandas DataFrame, got {type(bars).__name__}")
@@ -143,9 +173,16 @@ def ohlc_frame(bars: pd.DataFrame) -> pd.DataFrame:
                 f"regime features take the bars of one symbol; got {len(symbols)} symbols "
                 f"({shown}); select one, e.g. bars[bars['symbol'] == {str(symbols[0])!r}]"
             )
-    missing = [c for c in _OHLC if c not in bars.columns]
-    if missing:
-        raise ValueError(f"bars lack the column(s) {missing}; need {list(_OHLC)}")
+    if "close" not in bars.columns:
+        raise ValueError(f"bars lack the column 'close'; need {list(_OHLC)} or a close only")
+    range_columns = [c for c in _OHLC[:3] if c in bars.columns and bars[c].notna().any()]
+    if range_columns and len(range_columns) < 3:
+        missing = sorted(set(_OHLC[:3]) - set(range_columns))
+        raise ValueError(
+            f"bars have {range_columns} but no {missing}: give open, high and low together, "
+            "or none of them (close-only bars)"
+        )
+    checked = list(_OHLC) if range_columns else ["close"]
     if "ts" in bars.columns:
         ts = pd.DatetimeIndex(bars["ts"])
     elif isinstance(bars.index, pd.DatetimeIndex):
@@ -153,7 +190,7 @@ def ohlc_frame(bars: pd.DataFrame) -> pd.DataFrame:
     else:
         raise ValueError("bars need a 'ts' column or a DatetimeIndex")
     frame = pd.DataFrame(
-        {c: bars[c].to_numpy(dtype=np.float64) for c in _OHLC},
+        {c: bars[c].to_numpy(dtype=np.float64) if c in checked else np.nan for c in _OHLC},
         index=pd.DatetimeIndex(ts, name="ts"),
     )
     if frame.index.hasnans:
@@ -163,12 +200,12 @@ def ohlc_frame(bars: pd.DataFrame) -> pd.DataFrame:
         raise ValueError(f"bars have duplicated ts, first {first}")
     if not frame.index.is_monotonic_increasing:
         frame = frame.sort_index(kind="stable")
-    values = frame.to_numpy()
+    values = frame[checked].to_numpy()
     bad = ~(np.isfinite(values) & (values > 0))
     if bad.any():
         row, col = np.argwhere(bad)[0]
         raise ValueError(
-            f"bars have a non-positive or missing price: column {_OHLC[col]!r} at ts "
+            f"bars have a non-positive or missing price: column {checked[col]!r} at ts "
             f"{frame.index[row]} is {values[row, col]!r}"
         )
     return frame
@@ -224,18 +261,31 @@ def compute_features(bars: pd.DataFrame, config: FeatureConfig | None = None) ->
 
     log_return = np.full(n, np.nan)
     log_return[1:] = np.diff(log_close)
-    overnight = np.full(n, np.nan)
-    overnight[1:] = log_open[1:] - log_close[:-1]
-    intraday = (
-        0.5 * (log_high - log_low) ** 2 - (2.0 * math.log(2.0) - 1.0) * (log_close - log_open) ** 2
-    )
-    # Each Garman-Klass term is >= 0 for consistent bars; clip what rounding or an
-    # inconsistent bar (close outside [low, high]) would make negative.
-    daily_variance = overnight**2 + np.maximum(intraday, 0.0)
+    if frame["open"].isna().all():
+        logger.warning(
+            "regime features: close-only bars (no open, high, low); log_vol from squared "
+            "close-to-close returns, noisier than the range estimate"
+        )
+        daily_variance = log_return**2
+    else:
+        overnight = np.full(n, np.nan)
+        overnight[1:] = log_open[1:] - log_close[:-1]
+        intraday = (
+            0.5 * (log_high - log_low) ** 2
+            - (2.0 * math.log(2.0) - 1.0) * (log_close - log_open) ** 2
+        )
+        # Each Garman-Klass term is >= 0 for consistent bars; clip what rounding or an
+        # inconsistent bar (close outside [low, high]) would make negative.
+        daily_variance = overnight**2 + np.maximum(intraday, 0.0)
 
     window = np.ones(config.vol_window) / config.vol_window
     variance = np.maximum(_trailing_weighted_sum(daily_variance, window), _MIN_DAILY_VARIANCE)
-    log_vol = 0.5 * np.log(variance * config.periods_per_year)
+    # Bars too few for one feature row cannot say how long they are; they give no row.
+    enough = n > config.warmup
+    ppy = (
+        resolve_periods_per_year(config.periods_per_year, frame, what="the bars") if enough else 1.0
+    )
+    log_vol = 0.5 * np.log(variance * ppy)
 
     weights = 0.5 ** (np.arange(config.trend_window) / config.trend_halflife)
     precision = 1.0 / variance
@@ -249,6 +299,8 @@ def compute_features(bars: pd.DataFrame, config: FeatureConfig | None = None) ->
     features = features.iloc[config.warmup :]
     if features.isna().to_numpy().any():  # only possible through a bug: inputs were checked
         raise RuntimeError("regime features have NaN after the warm-up")
+    if enough:
+        features.attrs["periods_per_year"] = ppy
     return features
 
 

@@ -1047,12 +1047,15 @@ class RegimeModel:
         Raises
         ------
         ValueError
-            For invalid bars or fewer than 250 days with features.
+            For invalid bars or fewer than 250 bars with features.
         """
         features = compute_features(bars, self.features)
+        # Pin the annualisation of log_vol to the training bars' frequency, so that filter()
+        # on a later or shorter window standardises features on the same scale.
+        self.features = self.features.pinned(features)
         if len(features) < _MIN_TRAIN_OBS:
             raise ValueError(
-                f"need at least {_MIN_TRAIN_OBS} days with features to fit 9 regimes, got "
+                f"need at least {_MIN_TRAIN_OBS} bars with features to fit 9 regimes, got "
                 f"{len(features)} (the first {self.features.warmup} bars are feature warm-up)"
             )
         standardizer = Standardizer().fit(features)
@@ -1119,7 +1122,7 @@ class RegimeModel:
             weights.T @ features.to_numpy(), index=list(CELL_NAMES), columns=list(FEATURE_NAMES)
         )
         logger.info(
-            "fitted %s regime model on %d days (%s to %s): log-likelihood %.1f, %s after %d "
+            "fitted %s regime model on %d bars (%s to %s): log-likelihood %.1f, %s after %d "
             "EM iterations",
             kind,
             self.n_obs_,
@@ -1281,7 +1284,7 @@ class RegimeModel:
         if empty:
             problems.append(
                 f"{what} {', '.join(empty)} hold less than {self.min_occupancy:.1%} of the "
-                "training days"
+                "training bars"
             )
         means = chain.means.reshape(3, 3, -1)  # [vol level, trend direction, feature]
         covars = chain.full_covars()
@@ -1323,8 +1326,8 @@ class RegimeModel:
         """
         floor = _MIN_VOL_PERSISTENCE * self.features.vol_window
         return [
-            f"{label} volatility lasts {days:.1f} days on average, no longer than the noise of "
-            f"the {self.features.vol_window}-day volatility window (need >= {floor:g})"
+            f"{label} volatility lasts {days:.1f} bars on average, no longer than the noise of "
+            f"the {self.features.vol_window}-bar volatility window (need >= {floor:g})"
             for label, days in zip(VOL_LABELS, durations, strict=True)
             if days < floor
         ]
@@ -1468,7 +1471,7 @@ class RegimeModel:
         return pd.DataFrame(matrix, index=list(CELL_NAMES), columns=list(CELL_NAMES))
 
     def expected_durations(self) -> pd.Series:
-        """Return the expected stay in each cell in days, ``1 / (1 - p_cc)``."""
+        """Return the expected stay in each cell in bars, ``1 / (1 - p_cc)``."""
         stay = np.diag(self.transition_matrix().to_numpy())
         with np.errstate(divide="ignore"):
             days = 1.0 / (1.0 - stay)
@@ -1478,24 +1481,26 @@ class RegimeModel:
         """Return a readable description of the fit, with one row per cell.
 
         Per cell: geometric-mean annualised volatility ``exp(log_vol)``, annualised mean log
-        return, mean trend t-statistic, share of training days and expected duration.
+        return, mean trend t-statistic, share of training bars and expected stay in bars.
         """
         if not self.is_fitted:
             return "RegimeModel(unfitted)"
         table = pd.DataFrame(
             {
                 "ann_vol": np.exp(self.cell_means_["log_vol"]),
-                "ann_return": self.cell_means_["log_return"] * self.features.periods_per_year,
+                # Pinned at fit (features.pinned), so never None on a fitted model.
+                "ann_return": self.cell_means_["log_return"]
+                * (self.features.periods_per_year or float("nan")),
                 "trend_t": self.cell_means_["trend"],
                 "share": self.occupancy_,
-                "days": self.expected_durations(),
+                "bars": self.expected_durations(),
             }
         )
         lines = [
             f"RegimeModel({self.kind_}, {self.structure} structure, {self.covariance_type} "
             "covariance, HMM features "
             f"{', '.join(self.hmm_features_)}"
-            f"{' (auto)' if self.hmm_features == 'auto' else ''}): {self.n_obs_} days "
+            f"{' (auto)' if self.hmm_features == 'auto' else ''}): {self.n_obs_} bars "
             f"{self.train_start_:%Y-%m-%d} to {self.train_end_:%Y-%m-%d}",
             f"  log-likelihood {self.log_likelihood_:.1f}; EM "
             f"{'converged' if self.converged_ else 'NOT converged'} after {self.n_iter_} "
@@ -1510,7 +1515,7 @@ class RegimeModel:
                     "ann_return": "{:+8.1%}".format,
                     "trend_t": "{:+6.2f}".format,
                     "share": "{:6.1%}".format,
-                    "days": "{:6.1f}".format,
+                    "bars": "{:6.1f}".format,
                 },
             )
         )
@@ -1520,7 +1525,7 @@ class RegimeModel:
         if not self.is_fitted:
             return f"RegimeModel(n_states=9, random_state={self.random_state}, unfitted)"
         return (
-            f"RegimeModel({self.kind_}, {self.n_obs_} days {self.train_start_:%Y-%m-%d} to "
+            f"RegimeModel({self.kind_}, {self.n_obs_} bars {self.train_start_:%Y-%m-%d} to "
             f"{self.train_end_:%Y-%m-%d}, log-likelihood {self.log_likelihood_:.1f})"
         )
 

@@ -11,7 +11,7 @@ data exists.
 Continuity across refits comes from the model's semantic cell mapping (each state is
 put in its (volatility, trend) cell by its emission means, so ``high_bearish`` means the
 same after every refit).  Each refit also logs how often the new and the previous model
-agree on the days both could label (the new training window), and starts from the
+agree on the bars both could label (the new training window), and starts from the
 previous model's parameters when :meth:`RegimeModel.fit` accepts ``init_from``.
 
 :func:`fit_symbols` runs fits or walk-forwards of many symbols in parallel: a local

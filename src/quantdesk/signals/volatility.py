@@ -4,7 +4,15 @@ Garman-Klass range estimators, and a causal GARCH(1,1) forecast through ``arch``
 Every function takes wide panels (index ``ts``, one column per symbol) and returns a wide
 panel with the same index and columns.  A value at row ``t`` uses rows up to and including
 ``t`` only (causal).  Returns are log returns; annualising multiplies a per-bar volatility
-by ``sqrt(periods_per_year)``.
+by ``sqrt(periods_per_year)``, which by default is read from the panel's
+``attrs['timeframe']`` or its index by :func:`quantdesk.data.frequency.periods_per_year`
+(252 for daily bars, 52 weekly, 12 monthly, hourly by the session hours the data show).
+Windows, half-lives and ``min_obs`` are counted in bars, whatever their length.
+
+The range estimators need highs and lows (Garman-Klass opens too).  A close-only series (an
+index level, a fixing, a rate) has none: they raise a :class:`ValueError` naming those
+symbols, or with ``fallback="close"`` use the close-to-close estimate for them, with a
+logged warning.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from quantdesk.data.frequency import resolve_periods_per_year
 from quantdesk.signals.windows import rolling_mean
 
 __all__ = ["ewma_vol", "garch_vol", "garman_klass_vol", "parkinson_vol"]
@@ -24,6 +33,7 @@ __all__ = ["ewma_vol", "garch_vol", "garman_klass_vol", "parkinson_vol"]
 logger = logging.getLogger(__name__)
 
 GarchDist = Literal["normal", "t", "skewt", "ged"]
+RangeFallback = Literal["raise", "close"]
 
 # Show a progress bar for GARCH only above this many columns: a few fits finish quickly.
 _PROGRESS_MIN_COLUMNS = 5
@@ -64,12 +74,58 @@ def _check_window(window: int) -> None:
         raise ValueError(f"window must be >= 1, got {window}")
 
 
+def _ppy(panel: pd.DataFrame, periods_per_year: float | None) -> float:
+    return resolve_periods_per_year(periods_per_year, panel, what="the price panel")
+
+
+def _range_variance(
+    name: str,
+    per_bar: pd.DataFrame,
+    window: int,
+    fallback: RangeFallback,
+    close: pd.DataFrame | None,
+    **fields: pd.DataFrame,
+) -> pd.DataFrame:
+    """Return the rolling mean of a range estimator's per-bar variance ``per_bar``.
+
+    Symbols whose ``fields`` (high, low, open) are all missing have no range: an error
+    naming them, or with ``fallback="close"`` the rolling mean of squared close-to-close
+    log returns for them (the zero-drift estimate the range estimators also assume).
+    """
+    if fallback not in ("raise", "close"):
+        raise ValueError(f"fallback must be 'raise' or 'close', got {fallback!r}")
+    empty = np.zeros(per_bar.shape[1], dtype=bool)
+    for frame in fields.values():
+        empty |= frame.isna().all(axis=0).to_numpy()
+    variance = rolling_mean(per_bar, window)
+    if not empty.any():
+        return variance
+    symbols = [str(c) for c in per_bar.columns[empty]]
+    needs = "/".join(fields)
+    if fallback == "raise" or close is None:
+        raise ValueError(
+            f"{name} needs {needs} prices; {symbols} have none (close-only series): pass "
+            "fallback='close' with close= to use close-to-close volatility for them, or "
+            "use ewma_vol / garch_vol"
+        )
+    _require_aligned(per_bar, close=close)
+    logger.warning(
+        "%s: no %s for %s; using close-to-close volatility for them (fallback='close')",
+        name,
+        needs,
+        symbols,
+    )
+    squared = pd.DataFrame(_log_returns(close) ** 2, index=close.index, columns=close.columns)
+    variance.loc[:, empty] = rolling_mean(squared.loc[:, empty], window).to_numpy()
+    return variance
+
+
 def ewma_vol(
     close: pd.DataFrame,
     halflife: float = 20,
     *,
     min_periods: int = 20,
-    periods_per_year: float = 252,
+    periods_per_year: float | None = None,
 ) -> pd.DataFrame:
     """Return the annualised EWMA volatility of close-to-close log returns (RiskMetrics).
 
@@ -94,21 +150,26 @@ def ewma_vol(
         Returns needed before a value is reported; the first row has no return, so a
         complete column starts at row ``min_periods``.
     periods_per_year
-        Bars per year for annualising.
+        Bars per year for annualising; ``None`` reads it from ``close``'s timeframe or index.
 
     Examples
     --------
-    >>> close = pd.DataFrame({"A": 100 * np.exp(0.01 * np.arange(30))})
+    >>> days = pd.bdate_range("2024-01-01", periods=30)
+    >>> close = pd.DataFrame({"A": 100 * np.exp(0.01 * np.arange(30))}, index=days)
     >>> round(float(ewma_vol(close)["A"].iloc[-1]), 6)  # 1% every day: sqrt(252) * 1%
     0.158745
+    >>> months = pd.date_range("2000-01-01", periods=30, freq="MS")
+    >>> round(float(ewma_vol(close.set_axis(months))["A"].iloc[-1]), 6)  # sqrt(12) * 1%
+    0.034641
     """
     if halflife <= 0:
         raise ValueError(f"halflife must be > 0, got {halflife}")
     if min_periods < 1:
         raise ValueError(f"min_periods must be >= 1, got {min_periods}")
+    ppy = _ppy(close, periods_per_year)
     squared = pd.DataFrame(_log_returns(close) ** 2, index=close.index, columns=close.columns)
     variance = squared.ewm(halflife=halflife, min_periods=min_periods).mean()
-    return _annualised(variance, periods_per_year)
+    return _annualised(variance, ppy)
 
 
 def parkinson_vol(
@@ -116,13 +177,21 @@ def parkinson_vol(
     low: pd.DataFrame,
     window: int = 20,
     *,
-    periods_per_year: float = 252,
+    periods_per_year: float | None = None,
+    fallback: RangeFallback = "raise",
+    close: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Return the annualised Parkinson (high-low range) volatility over ``window`` bars.
 
     ``sqrt(mean(ln(high / low)**2) / (4 ln 2) * periods_per_year)``, the mean over the last
     ``window`` bars (NaN until ``window`` bars are there).  Unbiased for a driftless
     Brownian motion observed continuously within the bar; it ignores overnight gaps.
+
+    A symbol with no high or low at all (a close-only series) raises a ValueError naming
+    it; with ``fallback="close"`` and ``close`` given, it gets the close-to-close estimate
+    ``sqrt(mean(ln(C[t]/C[t-1])**2) * periods_per_year)`` over the same window instead, and
+    a warning is logged.  ``periods_per_year=None`` reads it from ``high``'s timeframe or
+    index.
 
     Examples
     --------
@@ -134,9 +203,11 @@ def parkinson_vol(
     """
     _check_window(window)
     _require_aligned(high, low=low)
+    ppy = _ppy(high, periods_per_year)
     squared_range = (_log(high) - _log(low)) ** 2 / (4.0 * math.log(2.0))
     frame = pd.DataFrame(squared_range, index=high.index, columns=high.columns)
-    return _annualised(rolling_mean(frame, window), periods_per_year)
+    variance = _range_variance("parkinson_vol", frame, window, fallback, close, high=high, low=low)
+    return _annualised(variance, ppy)
 
 
 def garman_klass_vol(
@@ -146,7 +217,8 @@ def garman_klass_vol(
     close: pd.DataFrame,
     window: int = 20,
     *,
-    periods_per_year: float = 252,
+    periods_per_year: float | None = None,
+    fallback: RangeFallback = "raise",
 ) -> pd.DataFrame:
     """Return the annualised Garman-Klass (OHLC) volatility over ``window`` bars.
 
@@ -155,6 +227,10 @@ def garman_klass_vol(
     Brownian bar it is unbiased and about 7 times as efficient as close-to-close; like
     Parkinson it ignores the overnight gap between one close and the next open.  Each term
     is non-negative for consistent bars (``low <= open, close <= high``).
+
+    A symbol with no open, high or low at all (a close-only series) raises a ValueError
+    naming it; ``fallback="close"`` gives it the close-to-close estimate instead (see
+    :func:`parkinson_vol`).  ``periods_per_year=None`` reads it from ``close``.
 
     Examples
     --------
@@ -167,11 +243,15 @@ def garman_klass_vol(
     """
     _check_window(window)
     _require_aligned(close, open=open, high=high, low=low)
+    ppy = _ppy(close, periods_per_year)
     hl = _log(high) - _log(low)
     co = _log(close) - _log(open)
     term = 0.5 * hl**2 - (2.0 * math.log(2.0) - 1.0) * co**2
     frame = pd.DataFrame(term, index=close.index, columns=close.columns)
-    return _annualised(rolling_mean(frame, window), periods_per_year)
+    variance = _range_variance(
+        "garman_klass_vol", frame, window, fallback, close, open=open, high=high, low=low
+    )
+    return _annualised(variance, ppy)
 
 
 def garch_vol(
@@ -180,7 +260,7 @@ def garch_vol(
     window: int | None = None,
     refit_every: int = 21,
     min_obs: int = 500,
-    periods_per_year: float = 252,
+    periods_per_year: float | None = None,
     dist: GarchDist = "normal",
     mean: Literal["constant", "zero"] = "constant",
 ) -> pd.DataFrame:
@@ -227,7 +307,7 @@ def garch_vol(
     min_obs
         Returns needed before the first fit.
     periods_per_year
-        Bars per year for annualising.
+        Bars per year for annualising; ``None`` reads it from ``close``'s timeframe or index.
     dist
         Innovation distribution of the likelihood: ``"normal"``, ``"t"``, ``"skewt"`` or
         ``"ged"``.
@@ -238,7 +318,7 @@ def garch_vol(
     --------
     >>> rng = np.random.default_rng(0)
     >>> close = pd.DataFrame({"A": 100 * np.exp(np.cumsum(rng.normal(0, 0.01, 400)))})
-    >>> vol = garch_vol(close, min_obs=300, refit_every=50)["A"]
+    >>> vol = garch_vol(close, min_obs=300, refit_every=50, periods_per_year=252)["A"]
     >>> int(vol.notna().sum()), bool(0.1 < vol.iloc[-1] < 0.25)
     (100, True)
     """
@@ -252,6 +332,7 @@ def garch_vol(
         raise ValueError(f"mean must be 'constant' or 'zero', got {mean!r}")
     from tqdm.auto import tqdm
 
+    ppy = _ppy(close, periods_per_year)
     returns = _log_returns(close)
     out = np.full(returns.shape, np.nan)
     columns = list(close.columns)
@@ -272,7 +353,7 @@ def garch_vol(
             mean=mean,
             label=str(columns[j]),
         )
-        out[rows, j] = np.sqrt(forecast) / 100.0 * math.sqrt(periods_per_year)
+        out[rows, j] = np.sqrt(forecast) / 100.0 * math.sqrt(ppy)
     return pd.DataFrame(out, index=close.index, columns=close.columns)
 
 
