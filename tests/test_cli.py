@@ -130,6 +130,6 @@ def test_backtest_command_prints_metrics(_isolated_home: Path) -> None:
     assert -1 < doc["metrics"]["Max drawdown"] < 0
     assert doc["final_equity"] > 0
     code, out = run("backtest", "--symbols", "SPX,NOPE")
-    assert code == 1 and "no data for ['NOPE']" in out
+    assert code == 1 and "unknown symbol(s) ['NOPE']" in out and "IXIC, SPX" in out
     code, out = run("backtest", "--rebalance", "hourly")
     assert code == 1 and "--rebalance" in out

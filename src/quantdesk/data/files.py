@@ -29,7 +29,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import gzip
-import io
 import logging
 import re
 from collections.abc import Mapping
@@ -83,13 +82,17 @@ def _normal(name: object) -> str:
     return re.sub(r"[^a-z0-9]", "", str(name).lower())
 
 
-def _open_text(path: Path) -> io.TextIOBase:
-    raw = gzip.open(path, "rb") if path.suffix.lower() == ".gz" else path.open("rb")
+def _head(path: Path) -> str:
+    """Return the first characters of a (possibly gzipped) text file, without a BOM."""
+    with gzip.open(path, "rb") if path.suffix.lower() == ".gz" else path.open("rb") as handle:
+        data = handle.read(_SAMPLE_BYTES)
     # utf-8-sig drops the byte-order mark spreadsheet exports start with.
-    return io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+    return data.decode("utf-8-sig", errors="replace")
 
 
-def sniff_dialect(path: str | Path, *, sep: str | None = None, decimal: str | None = None) -> Dialect:
+def sniff_dialect(
+    path: str | Path, *, sep: str | None = None, decimal: str | None = None
+) -> Dialect:
     """Return the delimiter and decimal mark of a CSV file, detected from its first lines.
 
     The delimiter is the candidate (``,`` ``;`` tab ``|``) that splits the header and
@@ -103,10 +106,9 @@ def sniff_dialect(path: str | Path, *, sep: str | None = None, decimal: str | No
         When no delimiter splits the lines consistently (pass ``sep``).
     """
     path = Path(path)
-    with _open_text(path) as handle:
-        text = handle.read(_SAMPLE_BYTES)
+    text = _head(path)
     lines = text.splitlines()
-    if len(text) == _SAMPLE_BYTES and len(lines) > 1:
+    if len(text) >= _SAMPLE_BYTES - 4 and len(lines) > 1:
         lines = lines[:-1]  # the last line may be cut mid-way
     lines = [line for line in lines if line.strip()]
     if not lines:
@@ -115,9 +117,9 @@ def sniff_dialect(path: str | Path, *, sep: str | None = None, decimal: str | No
         best: tuple[int, str] | None = None
         for candidate in _DELIMITERS:
             widths = {len(row) for row in csv.reader(lines[:200], delimiter=candidate)}
-            if len(widths) == 1 and (width := widths.pop()) > 1:
-                if best is None or width > best[0]:
-                    best = (width, candidate)
+            width = widths.pop() if len(widths) == 1 else 0
+            if width > 1 and (best is None or width > best[0]):
+                best = (width, candidate)
         if best is None:
             raise ValidationError(
                 path.name,
@@ -178,7 +180,10 @@ def _plan_columns(
     unknown_targets = set(explicit.values()) - set(BAR_COLUMNS)
     if unknown_targets:
         raise ValidationError(
-            source, None, None, f"column mapping targets {sorted(unknown_targets)} not in {BAR_COLUMNS}"
+            source,
+            None,
+            None,
+            f"column mapping targets {sorted(unknown_targets)} not in {BAR_COLUMNS}",
         )
     names = [str(c) for c in raw.columns]
     missing_sources = set(explicit) - set(names)
@@ -212,7 +217,10 @@ def _plan_columns(
         datelike = [name for name in unmapped if "date" in normal[name] or "time" in normal[name]]
         if len(datelike) > 1:
             raise ValidationError(
-                source, None, "ts", f"columns {datelike} could each be the timestamp: pass --map COLUMN=ts"
+                source,
+                None,
+                "ts",
+                f"columns {datelike} could each be the timestamp: pass --map COLUMN=ts",
             )
         if not datelike and names and (names[0].startswith("Unnamed: 0") or not names[0].strip()):
             datelike = [names[0]]  # pandas' to_csv writes its index as a nameless first column
@@ -239,7 +247,9 @@ def _plan_columns(
         plan.adj_close = None
     elif adjusted:
         if plan.adj_close is None:
-            raise ValidationError(source, None, "close", f"adjusted=True but no Adj Close in {names}")
+            raise ValidationError(
+                source, None, "close", f"adjusted=True but no Adj Close in {names}"
+            )
         if "close" not in taken and ohl:
             raise ValidationError(
                 source,
@@ -298,7 +308,9 @@ def _numbers_as_text(values: pd.Series, dialect: Dialect) -> pd.Series:
     return text.where(~is_number.to_numpy(dtype=bool), grouped)
 
 
-def _localise(parsed: pd.Series, text: pd.Series, *, tz: str, daily: bool) -> tuple[pd.Series, pd.Series]:
+def _localise(
+    parsed: pd.Series, text: pd.Series, *, tz: str, daily: bool
+) -> tuple[pd.Series, pd.Series]:
     """Return UTC timestamps and the source text, noting where a local time does not exist."""
     if parsed.dt.tz is None:
         # Naive wall-clock times are in the exchange's timezone; DST gaps become NaT.
@@ -394,7 +406,10 @@ def read_bars_file(
         frame["symbol"] = symbol
     if "ts" not in frame.columns:
         raise ValidationError(
-            source, None, "ts", f"no timestamp column; pass --map COLUMN=ts; columns are {list(raw.columns)}"
+            source,
+            None,
+            "ts",
+            f"no timestamp column; pass --map COLUMN=ts; columns are {list(raw.columns)}",
         )
     for field in ("open", "high", "low", "volume"):
         if field not in frame.columns:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -44,7 +45,13 @@ _ISO_DATE = re.compile(r"^(\d{4})[-/.](\d{1,2})(?:[-/.](\d{1,2}))?")
 # Tie-break between shapes that are equally common: fixed, so row order never matters.
 _KIND_ORDER = ("iso", "dmy", "number", "text")
 # Epoch units by the magnitude of the values: [low, high) of |value|, 1973 to 5138.
-_EPOCH_UNITS = (("s", 1e8, 1e11), ("ms", 1e11, 1e14), ("us", 1e14, 1e17), ("ns", 1e17, 1e20))
+_EPOCH_UNITS: tuple[tuple[Literal["s", "ms", "us", "ns"], float, float], ...] = (
+    ("s", 1e8, 1e11),
+    ("ms", 1e11, 1e14),
+    ("us", 1e14, 1e17),
+    ("ns", 1e17, 1e20),
+)
+_UNIT_WORDS = {"s": "seconds", "ms": "milliseconds", "us": "microseconds", "ns": "nanoseconds"}
 
 
 @dataclass(frozen=True)
@@ -92,9 +99,10 @@ def _to_datetime_iso(text: pd.Series) -> pd.Series:
 
 def _in_utc(values: pd.Series) -> pd.Series:
     """Return datetimes in UTC; naive ones are taken to be UTC already."""
-    if values.dt.tz is None:
-        return values.dt.tz_localize("UTC")
-    return values.dt.tz_convert("UTC")
+    out: pd.Series = (
+        values.dt.tz_localize("UTC") if values.dt.tz is None else values.dt.tz_convert("UTC")
+    )
+    return out
 
 
 def _dayfirst_of(
@@ -150,13 +158,15 @@ def _parse_dmy(
     )
     sep = parts[1].iloc[0]
     reading = (
-        f"day-first dates (DD{sep}MM{sep}YYYY)" if day_first else f"month-first dates (MM{sep}DD{sep}YYYY)"
+        f"day-first dates (DD{sep}MM{sep}YYYY)"
+        if day_first
+        else f"month-first dates (MM{sep}DD{sep}YYYY)"
     )
     return _to_datetime_iso(iso), reading
 
 
 def _parse_numbers(text: pd.Series, source: str, column: str) -> tuple[pd.Series, str]:
-    numbers = pd.to_numeric(text)
+    numbers = pd.Series(pd.to_numeric(text), index=text.index)
     integral = bool((numbers % 1 == 0).all())
     digits = text.str.lstrip("+-").str.split(".").str[0].str.len()
     for width, fmt, words in ((8, "%Y%m%d", "YYYYMMDD dates"), (6, "%Y%m", "YYYYMM months")):
@@ -165,13 +175,15 @@ def _parse_numbers(text: pd.Series, source: str, column: str) -> tuple[pd.Series
     size = numbers.abs()
     for unit, low, high in _EPOCH_UNITS:
         if ((size >= low) & (size < high)).all():
-            values = pd.to_datetime(numbers, unit=unit, errors="coerce", utc=True)
-            return values, f"epoch {dict(s='seconds', ms='milliseconds', us='microseconds', ns='nanoseconds')[unit]}"
+            # Whole numbers stay integers: nanoseconds since 1970 do not fit a float exactly.
+            exact = numbers.astype("int64") if integral else numbers
+            return pd.to_datetime(exact, unit=unit, utc=True), f"epoch {_UNIT_WORDS[unit]}"
+    order = numbers.to_numpy(dtype=float).argsort()
     raise ValidationError(
         source,
         None,
         column,
-        f"numeric timestamps from {text[numbers.idxmin()]} to {text[numbers.idxmax()]} fit no "
+        f"numeric timestamps from {text.iloc[order[0]]} to {text.iloc[order[-1]]} fit no "
         "single reading (epoch seconds/ms/us/ns by magnitude, YYYYMMDD, YYYYMM); "
         "pass format=... (--format)",
     )

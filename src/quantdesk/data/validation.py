@@ -315,7 +315,9 @@ def validate_bars(
         moved = int((valid_ts & (labelled != ts).to_numpy()).sum())
         if moved:
             start = "Monday" if period == "week" else "1st"
-            notes.append(f"{moved} {tf.name} bars dated inside their {period}, labelled by its {start}")
+            notes.append(
+                f"{moved} {tf.name} bars dated inside their {period}, labelled by its {start}"
+            )
         ts = labelled
         conflict = f"two rows in the same {period} with different values"
     else:
@@ -329,7 +331,11 @@ def validate_bars(
     given = np.column_stack([df[c].notna().to_numpy() for c in ("open", "high", "low")])
     partial = given.any(axis=1) & ~given.all(axis=1)
     for j, col in enumerate(("open", "high", "low")):
-        problems.add(partial & ~given[:, j], col, "missing price (open, high and low come together or not at all)")
+        problems.add(
+            partial & ~given[:, j],
+            col,
+            "missing price (open, high and low come together or not at all)",
+        )
     for col in PRICE_COLUMNS:
         price = _parse_number(df[col], col, problems)
         if col == "close":
