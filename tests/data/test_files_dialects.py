@@ -139,7 +139,7 @@ def test_crude_mid_month_series_needs_a_choice_of_column() -> None:
 
 def test_core_cpi_first_of_month_dates_need_an_order() -> None:
     path = arch_file("core_cpi")  # 1/1/1957, 2/1/1957: every date reads both ways
-    with pytest.raises(ValidationError, match="core-cpi.csv.gz, field 'ts'.*--monthfirst"):
+    with pytest.raises(ValidationError, match=r"core-cpi\.csv\.gz, field 'ts'.*--monthfirst"):
         read_bars_file(path, symbol="CPI", timeframe="1mo")
     result = read_bars_file(path, symbol="CPI", timeframe="1mo", dayfirst=False)
     expected = pd.read_csv(path, index_col="Date")
