@@ -267,3 +267,32 @@ def test_a_row_with_part_of_its_range_is_rejected(tmp_path: Path) -> None:
     assert len(result.good) == 1
     assert result.rejects["field"].tolist() == ["open"]
     assert "open, high and low come together" in result.rejects["reason"].iloc[0]
+
+
+@pytest.mark.parametrize(
+    ("cell", "sep", "expected"),
+    [
+        ('"1,234.50"', ",", 1234.5),
+        ("1 234,50", ";", 1234.5),
+        ("1.234,50", ";", 1234.5),
+        ("1234.5", ",", 1234.5),
+        ('"1,5"', ",", None),  # a decimal comma in a point-decimal file: refused, not 15
+    ],
+)
+def test_thousands_separators(tmp_path: Path, cell: str, sep: str, expected) -> None:
+    f = tmp_path / "t.csv"
+    f.write_text(f"Date{sep}Close\n2020-01-02{sep}{cell}\n2020-01-03{sep}2\n")
+    result = read_bars_file(f, symbol="T")
+    if expected is None:
+        assert "not a number: '1,5'" in result.rejects["reason"].iloc[0]
+    else:
+        assert result.good["close"].iloc[0] == expected
+
+
+def test_parquet_epoch_milliseconds(tmp_path: Path) -> None:
+    f = tmp_path / "e.parquet"
+    ms = pd.date_range("2024-01-02 14:30", periods=3, freq="1min", tz="UTC")
+    pd.DataFrame({"time": ms.as_unit("ms").asi8, "price": [1.0, 2.0, 3.0]}).to_parquet(f)
+    result = read_bars_file(f, symbol="E", timeframe="1min")
+    assert result.good["ts"].tolist() == list(ms.as_unit("ns"))
+    assert "epoch milliseconds" in result.summary()

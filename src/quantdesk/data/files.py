@@ -61,7 +61,7 @@ _DELIMITERS = (",", ";", "\t", "|")
 _SAMPLE_BYTES = 1 << 16
 # A date such as 03.01.2005 looks like a number with dots; keep it out of the decimal vote.
 _DATE_LIKE = re.compile(r"^\d{1,4}[./-]\d{1,2}[./-]\d{1,4}")
-_COMMA_DECIMAL = re.compile(r"^[+-]?(\d{1,3}(\.\d{3})+|\d+),\d+$")
+_COMMA_DECIMAL = re.compile(r"^[+-]?(\d{1,3}([. ]\d{3})+|\d+),\d+$")
 _POINT_DECIMAL = re.compile(r"^[+-]?(\d{1,3}(,\d{3})+|\d+)\.\d+$")
 
 
@@ -297,15 +297,21 @@ def _plan_columns(
 
 
 def _numbers_as_text(values: pd.Series, dialect: Dialect) -> pd.Series:
-    """Return number text in plain form (``1.234,5`` -> ``1234.5``); other text untouched."""
+    """Return number text in plain form (``1.234,5`` -> ``1234.5``); other text untouched.
+
+    Only well-formed numbers of the file's dialect are rewritten (thousands groups of
+    exactly three digits), so ``1,5`` in a point-decimal file stays ``1,5`` and is
+    rejected as not a number instead of silently becoming 15.
+    """
     if not (pd.api.types.is_string_dtype(values) or values.dtype == object):
         return values
     text = values.astype("string").str.strip()
-    grouped = text.str.replace(dialect.thousands, "", regex=False).str.replace(" ", "", regex=False)
-    if dialect.decimal == ",":
-        grouped = grouped.str.replace(",", ".", regex=False)
-    is_number = grouped.str.match(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$").fillna(False)
-    return text.where(~is_number.to_numpy(dtype=bool), grouped)
+    dec = re.escape(dialect.decimal)
+    groups = f"[{re.escape(dialect.thousands)} ]"
+    pattern = rf"^[+-]?(\d{{1,3}}({groups}\d{{3}})+|\d+)({dec}\d*)?([eE][+-]?\d+)?$"
+    well_formed = text.str.match(pattern).fillna(False).to_numpy(dtype=bool)
+    plain = text.str.replace(groups, "", regex=True).str.replace(dialect.decimal, ".", regex=False)
+    return text.where(~well_formed, plain)
 
 
 def _localise(
