@@ -68,32 +68,46 @@ class ParsedTimestamps:
 
 
 def _kinds(text: pd.Series) -> pd.Series:
+    iso = text.str.match(_ISO).fillna(False).to_numpy(dtype=bool)
+    if iso.all():  # the common case, decided with one pass
+        return pd.Series("iso", index=text.index, dtype=object)
     kind = pd.Series("text", index=text.index, dtype=object)
     kind[text.str.match(_DMY).fillna(False).to_numpy(dtype=bool)] = "dmy"
-    kind[text.str.match(_ISO).fillna(False).to_numpy(dtype=bool)] = "iso"
+    kind[iso] = "iso"
     kind[text.str.match(_NUMBER).fillna(False).to_numpy(dtype=bool)] = "number"
     return kind
 
 
-def _to_datetime_iso(text: pd.Series) -> pd.Series:
-    """Return ISO-like text parsed, settling values with different offsets in UTC."""
-    date = text.str.extract(_ISO_DATE)
-    padded = date[0] + "-" + date[1].str.zfill(2) + ("-" + date[2].str.zfill(2)).fillna("")
-    iso = padded + text.str.replace(_ISO_DATE, "", regex=True)
+def _to_datetime(text: pd.Series, fmt: str) -> pd.Series:
+    """Return ``text`` parsed with ``fmt``, settling values with several UTC offsets in UTC."""
     try:
-        parsed = pd.to_datetime(iso, format="ISO8601", errors="coerce")
+        return pd.to_datetime(text, format=fmt, errors="coerce")
     except ValueError:  # several UTC offsets in one column: one instant each, in UTC
-        parsed = pd.to_datetime(iso, format="ISO8601", errors="coerce", utc=True)
-    retry = parsed.isna() & iso.notna()
-    if retry.any():  # e.g. "2020-01-02 9:30 PM": the date is settled, only the clock varies
-        try:
-            again = pd.to_datetime(iso[retry], format="mixed", errors="coerce")
-        except ValueError:
-            again = pd.to_datetime(iso[retry], format="mixed", errors="coerce", utc=True)
-        if parsed.dt.tz is not None or again.dt.tz is not None:
-            parsed, again = _in_utc(parsed), _in_utc(again)
-        parsed = parsed.dt.as_unit("ns")
-        parsed[retry] = again.dt.as_unit("ns")
+        return pd.to_datetime(text, format=fmt, errors="coerce", utc=True)
+
+
+def _merge(parsed: pd.Series, again: pd.Series) -> pd.Series:
+    """Return ``parsed`` with the values of ``again`` (a subset of its index) put in."""
+    if parsed.dt.tz is not None or again.dt.tz is not None:
+        parsed, again = _in_utc(parsed), _in_utc(again)
+    out: pd.Series = parsed.dt.as_unit("ns").copy()
+    out[again.index] = again.dt.as_unit("ns")
+    return out
+
+
+def _to_datetime_iso(text: pd.Series) -> pd.Series:
+    """Return ISO-like text parsed; ``2020/1/2`` is padded to ``2020-01-02`` first."""
+    parsed = _to_datetime(text, "ISO8601")
+    retry = parsed.isna() & text.notna()
+    if retry.any():
+        rest = text[retry]
+        date = rest.str.extract(_ISO_DATE)
+        padded = date[0] + "-" + date[1].str.zfill(2) + ("-" + date[2].str.zfill(2)).fillna("")
+        iso = (padded + rest.str.replace(_ISO_DATE, "", regex=True)).fillna(rest)
+        parsed = _merge(parsed, _to_datetime(iso, "ISO8601"))
+        retry = parsed.isna() & text.notna()
+        if retry.any():  # e.g. "2020-01-02 9:30 PM": the date is settled, only the clock varies
+            parsed = _merge(parsed, _to_datetime(iso[retry[iso.index]], "mixed"))
     return parsed
 
 
