@@ -295,7 +295,7 @@ def validate_bars(
     ...     "volume": [10, 10]})
     >>> result = validate_bars(bars)
     >>> len(result.good), result.rejects.loc[0, "reason"]
-    (1, 'high < low')
+    (1, 'high < low; open outside [low, high]; close outside [low, high]')
     """
     tf = parse_timeframe(timeframe)
     _require_columns(df, BAR_COLUMNS, source)
