@@ -73,9 +73,10 @@ def test_btcusd_month_end_bars_are_labelled_by_month_start() -> None:
 # -- arch's data sets --------------------------------------------------------------------
 
 
-def test_sp500_keeps_the_traded_close_and_says_adj_close_is_ignored() -> None:
-    path = arch_file("sp500")
-    result = read_bars_file(path, symbol="SPX")
+@pytest.mark.parametrize("name", ["sp500", "nasdaq"])
+def test_index_files_keep_the_traded_close_and_say_adj_close_is_ignored(name: str) -> None:
+    path = arch_file(name)
+    result = read_bars_file(path, symbol=name)
     expected = pd.read_csv(path, index_col="Date")
     expected.index = pd.to_datetime(expected.index, format="%m/%d/%Y")
     assert len(result.good) == len(expected) and len(result.rejects) == 0
