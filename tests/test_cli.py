@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -86,6 +88,89 @@ def test_ingest_file_counts_rejects_and_strict_writes_nothing(tmp_path: Path) ->
     assert "0 inserted, 0 updated, 2 unchanged" in out
 
 
+def _data_file(package: str, *parts: str) -> Path:
+    module = pytest.importorskip(package)
+    return Path(module.__file__).parent.joinpath(*parts)
+
+
+def test_ingest_file_reads_pandas_csv_and_calendar_bars_end_to_end() -> None:
+    # bugs 2 and 5 of issue 10: GOOG.csv's unnamed index column, and weekly/monthly bars
+    code, out = run("ingest", "file", str(_data_file("backtesting", "test", "GOOG.csv")),
+                    "--symbol", "GOOG")  # fmt: skip
+    assert code == 0, out
+    assert "2148 inserted" in out and "read as the timestamp" in out
+    btc = _data_file("backtesting", "test", "BTCUSD.csv")
+    code, out = run("ingest", "file", str(btc), "--symbol", "BTC", "--timeframe", "1mo")
+    assert code == 0, out
+    assert "156 inserted" in out and "labelled by its 1st" in out
+    code, out = run("ingest", "file", str(btc), "--symbol", "BTCW", "--timeframe", "1w")
+    assert code == 0, out  # month-end dates as weeks: each labelled by its Monday
+    store = MarketStore(read_only=True)
+    assert store.bars("BTC", timeframe="1mo")["ts"].dt.day.eq(1).all()
+    assert store.bars("BTCW", timeframe="1w")["ts"].dt.day_of_week.eq(0).all()
+    assert store.bars("GOOG", timeframe="1w")["ts"].dt.day_of_week.eq(0).all()
+
+
+def test_capital_m_timeframe_is_refused_without_a_traceback(tmp_path: Path) -> None:
+    f = tmp_path / "m.csv"
+    f.write_text("Date,Close\n2020-01-31,1\n")
+    result = runner.invoke(app, ["ingest", "file", str(f), "--symbol", "M", "--timeframe", "1M"])
+    assert result.exit_code == 1  # a clean exit, not an uncaught ValueError
+    assert "ambiguous timeframe '1M'" in result.output and "'1mo'" in result.output
+    assert "Traceback" not in result.output
+    assert not (Path(os.environ["QUANTDESK_HOME"]) / "quantdesk.duckdb").exists()
+
+
+def test_close_only_file_with_a_mapping_is_ingested() -> None:
+    # bug 4 of issue 10: "no column for ['open', 'high', 'low', 'volume']"
+    wti = _data_file("arch", "data", "wti", "wti.csv.gz")
+    code, out = run("ingest", "file", str(wti), "--symbol", "WTI",
+                    "--map", "DCOILWTICO=close", "--map", "Date=ts")  # fmt: skip
+    assert code == 0, out
+    assert "8321 inserted" in out and "290 rejected" in out
+    code, out = run("data", "rejects", "--limit", "1")
+    assert "missing value '.'" in out
+
+
+def test_an_ingest_that_stores_nothing_exits_non_zero(tmp_path: Path) -> None:
+    # bug 6 of issue 10: every row rejected, exit code 0
+    f = tmp_path / "bad.csv"
+    f.write_text("Date,Close\n2020-01-02,-1\n2020-01-03,abc\n")
+    code, out = run("ingest", "file", str(f), "--symbol", "BAD")
+    assert code == 1
+    assert "nothing stored, all 2 rows rejected" in out and "non-positive price (1 rows)" in out
+    code, out = run("data", "rejects")  # the reasons are kept
+    assert "bad.csv" in out
+
+
+def test_ambiguous_dates_need_dayfirst_on_the_command_line(tmp_path: Path) -> None:
+    f = tmp_path / "eu.csv"
+    f.write_text("Date;Close\n03/01/2005;1,5\n04/01/2005;1,6\n")
+    code, out = run("ingest", "file", str(f), "--symbol", "EU")
+    assert code == 1 and "--dayfirst / --monthfirst" in out
+    code, out = run("ingest", "file", str(f), "--symbol", "EU", "--dayfirst")
+    assert code == 0, out
+    close = MarketStore(read_only=True).panel("close", symbols=["EU"])["EU"]
+    assert close.to_dict() == {
+        pd.Timestamp("2005-01-03", tz="UTC"): 1.5,
+        pd.Timestamp("2005-01-04", tz="UTC"): 1.6,
+    }
+
+
+def test_data_info_lists_each_symbol(tmp_path: Path) -> None:
+    f = tmp_path / "x.csv"
+    f.write_text("Date,Close\n2020-01-02,1\n2020-01-03,2\n")
+    assert run("ingest", "file", str(f), "--symbol", "XYZ")[0] == 0
+    assert run("ingest", "simulate", "--symbols", "2", "--days", "5")[0] == 0
+    code, out = run("data", "info")
+    assert code == 0
+    line = next(x for x in out.splitlines() if x.strip().startswith("XYZ"))
+    assert line.split() == ["XYZ", "1d", "2", "2020-01-02", "..", "2020-01-03", "x.csv"]
+    code, out = run("data", "info", "--json")
+    series = json.loads(out)["series"]
+    assert len(series) == 3 and series[-1]["symbol"] == "XYZ" and series[-1]["rows"] == 2
+
+
 def test_info_on_missing_store_is_a_clear_error() -> None:
     code, out = run("data", "info")
     assert code == 1
@@ -130,7 +215,7 @@ def test_backtest_command_prints_metrics(_isolated_home: Path) -> None:
     assert -1 < doc["metrics"]["Max drawdown"] < 0
     assert doc["final_equity"] > 0
     code, out = run("backtest", "--symbols", "SPX,NOPE")
-    assert code == 1 and "no data for ['NOPE']" in out
+    assert code == 1 and "unknown symbol(s) ['NOPE']" in out and "IXIC, SPX" in out
     code, out = run("backtest", "--rebalance", "hourly")
     assert code == 1 and "--rebalance" in out
 

@@ -76,6 +76,19 @@ def _print_report(report: Any) -> None:
         )
 
 
+def _fail_if_nothing_stored(target: Any, report: Any) -> None:
+    """Exit non-zero when an ingest stored no row, saying why (the commonest reasons)."""
+    if report.stored:
+        return
+    if report.rows_in == 0:
+        _fail(f"{report.source}: no rows to store")
+    reasons = (
+        target.rejects(report.ingest_id)["reason"].str.split("; ").explode().value_counts().head(3)
+    )
+    why = "; ".join(f"{reason} ({count} rows)" for reason, count in reasons.items())
+    _fail(f"{report.source}: nothing stored, all {report.rows_in} rows rejected: {why}")
+
+
 @app.callback()
 def _main(
     log_level: Annotated[
@@ -160,9 +173,10 @@ def ingest_file(
     symbol: Annotated[
         str | None, typer.Option("--symbol", help="Symbol, for files without a symbol column.")
     ] = None,
-    timeframe: Annotated[str, typer.Option("--timeframe", help="Bar length: 1min, 1h, 1d...")] = (
-        "1d"
-    ),
+    timeframe: Annotated[
+        str,
+        typer.Option("--timeframe", help="Bar length: 1min, 1h, 1d, 1w, 1mo ('1M' is refused)."),
+    ] = "1d",
     strict: Annotated[
         bool, typer.Option("--strict", help="Write nothing and fail at the first bad row.")
     ] = False,
@@ -170,16 +184,42 @@ def ingest_file(
     ts_format: Annotated[
         str | None, typer.Option("--format", help="strftime format of the timestamps.")
     ] = None,
+    dayfirst: Annotated[
+        bool | None,
+        typer.Option(
+            "--dayfirst/--monthfirst",
+            help="Read DD/MM/YYYY or MM/DD/YYYY dates (needed only when every date fits both).",
+        ),
+    ] = None,
+    sep: Annotated[
+        str | None,
+        typer.Option("--sep", help="Delimiter: ',', ';', 'tab', '|' (default: detected)."),
+    ] = None,
+    decimal: Annotated[
+        str | None, typer.Option("--decimal", help="Decimal mark: '.' or ',' (default: detected).")
+    ] = None,
+    adjusted: Annotated[
+        bool,
+        typer.Option("--adjusted", help="Store Adj Close as the close; scale open, high, low."),
+    ] = False,
     mapping: Annotated[
         list[str] | None,
         typer.Option("--map", help="Column mapping FILE_COLUMN=FIELD, e.g. 'Px Last=close'."),
     ] = None,
     store: StoreOption = None,
 ) -> None:
-    """Import bars from a CSV or Parquet file; bad rows are rejected with their reasons."""
+    """Import bars from a CSV or Parquet file; bad rows are rejected with their reasons.
+
+    Exits non-zero when nothing is stored (every row rejected, or none in the file).
+    """
     from quantdesk.data.files import read_bars_file
+    from quantdesk.data.schemas import parse_timeframe
     from quantdesk.data.validation import ValidationError
 
+    try:
+        timeframe = parse_timeframe(timeframe).name
+    except ValueError as exc:
+        _fail(f"--timeframe: {exc}")
     columns = {}
     for item in mapping or []:
         if "=" not in item:
@@ -193,15 +233,19 @@ def ingest_file(
             timeframe=timeframe,
             columns=columns,
             ts_format=ts_format,
+            dayfirst=dayfirst,
             tz=tz,
+            sep="\t" if sep == "tab" else sep,
+            decimal=decimal,
+            adjusted=adjusted,
             strict=strict,
         )
     except (ValidationError, FileNotFoundError) as exc:
         _fail(f"{exc}{'; nothing written (--strict)' if strict else ''}")
     target = _store(store)
-    _print_report(
-        target.write_bars(result.good, timeframe, source=result.source, validation=result)
-    )
+    report = target.write_bars(result.good, timeframe, source=result.source, validation=result)
+    _print_report(report)
+    _fail_if_nothing_stored(target, report)
 
 
 @ingest_app.command("yahoo")
@@ -218,7 +262,10 @@ def ingest_yahoo(
         bars = fetch_yahoo(symbols, start, end)
     except SourceUnavailableError as exc:
         _fail(str(exc))
-    _print_report(_store(store).write_bars(bars, "1d", source="yahoo"))
+    target = _store(store)
+    report = target.write_bars(bars, "1d", source="yahoo")
+    _print_report(report)
+    _fail_if_nothing_stored(target, report)
 
 
 @data_app.command("info")
@@ -230,6 +277,13 @@ def data_info(as_json: JsonOption = False, store: StoreOption = None) -> None:
         return
     typer.echo(f"store: {info['path']}")
     typer.echo(f"symbols: {info['symbols']}   ingests: {info['ingests']}")
+    if info["series"]:
+        typer.echo(f"  {'symbol':<16} {'timeframe':>9} {'rows':>10}  first .. last  source")
+    for row in info["series"]:
+        typer.echo(
+            f"  {row['symbol']:<16} {row['timeframe']:>9} {row['rows']:>10,}  "
+            f"{row['first'][:10]} .. {row['last'][:10]}  {row['source'] or '?'}"
+        )
     typer.echo("bars by timeframe:")
     for row in info["bars"]:
         typer.echo(
@@ -327,8 +381,13 @@ def backtest(
     if rebalance not in ("daily", "weekly", "monthly"):
         _fail(f"--rebalance must be daily, weekly or monthly, not {rebalance!r}")
     names = [s.strip() for s in symbols.split(",") if s.strip()] if symbols else None
+    from quantdesk.data.store import UnknownSymbolError
+
     source = _store(store, read_only=True)
-    close = source.panel("close", symbols=names, start=start, end=end)
+    try:
+        close = source.panel("close", symbols=names, start=start, end=end)
+    except UnknownSymbolError as exc:
+        _fail(str(exc))
     if close.empty:
         _fail("no daily closes for that selection; see `quantdesk data info`")
     missing = sorted(set(names or []) - set(close.columns))
@@ -353,7 +412,10 @@ def backtest(
     )
     bench = None
     if benchmark:
-        prices = source.panel("close", symbols=[benchmark], start=start, end=end)
+        try:
+            prices = source.panel("close", symbols=[benchmark], start=start, end=end)
+        except UnknownSymbolError as exc:
+            _fail(f"benchmark: {exc}")
         if benchmark not in prices.columns:
             _fail(f"no closes for benchmark {benchmark!r}; see `quantdesk data info`")
         bench = prices[benchmark]
@@ -474,7 +536,12 @@ def regimes_fit(
 
     target = _store(store)
     names = _symbol_list(symbols)
-    bars = target.bars(names, start, end, "1d")
+    from quantdesk.data.store import UnknownSymbolError
+
+    try:
+        bars = target.bars(names, start, end, "1d")
+    except UnknownSymbolError as exc:
+        _fail(str(exc))
     missing = sorted(set(names or []) - set(bars["symbol"].unique()))
     if missing:
         _fail(f"no daily bars for {missing}; see `quantdesk data info`")
@@ -612,7 +679,12 @@ def regimes_show(
     if regimes.empty:
         _fail(f"no regimes stored for {symbol!r}; run `quantdesk regimes fit --symbols {symbol}`")
     regimes = regimes.set_index("ts")
-    close = source.panel("close", symbols=[symbol])
+    from quantdesk.data.store import UnknownSymbolError
+
+    try:
+        close = source.panel("close", symbols=[symbol])
+    except UnknownSymbolError as exc:
+        _fail(str(exc))
     returns = close[symbol].pct_change() if symbol in close.columns else close.iloc[:, 0]
     stats = regime_stats(returns, regimes)
     stats["expected_duration"] = expected_durations(

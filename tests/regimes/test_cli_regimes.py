@@ -100,7 +100,7 @@ def test_errors_are_clear(_isolated_home: Path) -> None:
     code, out = run("ingest", "simulate", "--symbols", "1", "--days", "300", "--seed", "1")
     assert code == 0, out
     code, out = run("regimes", "fit", "--symbols", "NOPE")
-    assert code == 1 and "no daily bars for ['NOPE']" in out
+    assert code == 1 and "unknown symbol(s) ['NOPE']" in out and "SIM000" in out
     code, out = run("regimes", "show", "SIM000")
     assert code == 1 and "no regimes stored for 'SIM000'" in out
     # too little history for the window: the symbol fails, the command says so and exits 1

@@ -11,6 +11,7 @@ from quantdesk._lazy import lazy_attributes
 
 _EXPORTS = {
     "MarketStore": "quantdesk.data.store",
+    "UnknownSymbolError": "quantdesk.data.store",
     "simulate": "quantdesk.data.simulator",
     "SimulatedMarket": "quantdesk.data.simulator",
     "load_sample": "quantdesk.data.samples",
@@ -22,13 +23,25 @@ _EXPORTS = {
     "parse_timeframe": "quantdesk.data.schemas",
 }
 _SUBMODULES = frozenset(
-    {"schemas", "validation", "store", "simulator", "samples", "files", "online", "candles"}
+    {
+        "schemas",
+        "validation",
+        "store",
+        "simulator",
+        "samples",
+        "files",
+        "online",
+        "candles",
+        "frequency",
+        "timestamps",
+    }
 )
 
 __all__ = [
     "CandleAggregator",
     "MarketStore",
     "SimulatedMarket",
+    "UnknownSymbolError",
     "ValidationError",
     "aggregate",
     "load_sample",
@@ -44,7 +57,7 @@ if TYPE_CHECKING:
     from quantdesk.data.samples import load_sample
     from quantdesk.data.schemas import parse_timeframe
     from quantdesk.data.simulator import SimulatedMarket, simulate
-    from quantdesk.data.store import MarketStore
+    from quantdesk.data.store import MarketStore, UnknownSymbolError
     from quantdesk.data.validation import ValidationError, validate_bars
 
 

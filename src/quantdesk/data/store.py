@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from quantdesk.config import settings
-from quantdesk.data.schemas import BAR_COLUMNS, SYMBOL_COLUMNS, parse_timeframe
+from quantdesk.data.schemas import BAR_COLUMNS, SYMBOL_COLUMNS, Timeframe, parse_timeframe
 from quantdesk.data.simulator import TREND_LABELS, VOL_LABELS
 from quantdesk.data.validation import (
     ValidationError,
@@ -54,6 +54,7 @@ __all__ = [
     "IngestReport",
     "MarketStore",
     "StoreBusyError",
+    "UnknownSymbolError",
     "to_wide",
     "validate_regimes",
 ]
@@ -87,9 +88,9 @@ CREATE TABLE IF NOT EXISTS bars (
     symbol VARCHAR NOT NULL,
     timeframe VARCHAR NOT NULL,
     ts TIMESTAMPTZ NOT NULL,
-    open DOUBLE NOT NULL,
-    high DOUBLE NOT NULL,
-    low DOUBLE NOT NULL,
+    open DOUBLE,
+    high DOUBLE,
+    low DOUBLE,
     close DOUBLE NOT NULL,
     volume DOUBLE,
     PRIMARY KEY (symbol, timeframe, ts)
@@ -152,6 +153,25 @@ class StoreBusyError(TimeoutError):
     """Raised when another process held the store's lock for longer than the timeout."""
 
 
+class UnknownSymbolError(KeyError):
+    """Raised when bars are asked for symbols the store does not hold (at that timeframe).
+
+    ``unknown`` lists the names asked for and not found; ``stored`` what the store holds.
+    """
+
+    def __init__(self, unknown: Sequence[str], stored: Sequence[str], detail: str = "") -> None:
+        self.unknown, self.stored = list(unknown), list(stored)
+        shown = ", ".join(self.stored[:50]) + (" ..." if len(self.stored) > 50 else "")
+        self.message = (
+            f"unknown symbol(s) {self.unknown}{detail}; the store holds "
+            f"{len(self.stored)}: {shown or 'nothing'} (see `quantdesk data info`)"
+        )
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return self.message
+
+
 @dataclass(frozen=True)
 class IngestReport:
     """Return value of a write: what happened to every input row."""
@@ -166,19 +186,55 @@ class IngestReport:
     unchanged: int
     duplicates: int
     rejected: int
+    weekend_rows: int = 0
+    notes: tuple[str, ...] = ()
+
+    @property
+    def stored(self) -> int:
+        """Return the number of input rows now in the store (inserted, updated or unchanged)."""
+        return self.inserted + self.updated + self.unchanged
 
     def summary(self) -> str:
-        """Return a one-line account of the write."""
+        """Return an account of the write: one line, then one line per note."""
         tf = f" {self.timeframe}" if self.timeframe else ""
-        return (
+        line = (
             f"{self.source}: {self.rows_in} {self.kind}{tf} rows in -> {self.inserted} inserted, "
             f"{self.updated} updated, {self.unchanged} unchanged, {self.duplicates} duplicates, "
             f"{self.rejected} rejected"
         )
+        return "\n".join([line, *(f"  note: {note}" for note in self.notes)])
 
     def to_dict(self) -> dict[str, Any]:
         """Return the report as a plain dict (for JSON output)."""
         return asdict(self)
+
+
+def _allow_close_only(con: duckdb.DuckDBPyConnection) -> None:
+    """Let open/high/low be NULL in a store file created before close-only series."""
+    strict = con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'bars' "
+        "AND column_name IN ('open', 'high', 'low') AND is_nullable = 'NO'"
+    ).fetchall()
+    for (column,) in strict:
+        # column names come from the fixed list above, never from input
+        con.execute(f"ALTER TABLE bars ALTER COLUMN {column} DROP NOT NULL")
+
+
+def _bucket_sql(target: Timeframe, source: Timeframe) -> str:
+    """Return the SQL expression of the target bar that holds each source bar ``b.ts``.
+
+    Days follow the symbol's own timezone when built from intraday bars (a New York
+    symbol's day is its New York calendar day); weeks and months are the ISO week
+    (from Monday) and calendar month of that session date.  A daily source bar is
+    already labelled by its session date at 00:00 UTC.
+    """
+    if not target.is_daily:
+        return "time_bucket(to_seconds($width), b.ts, TIMESTAMPTZ '1970-01-01')"
+    zone = "'UTC'" if source.is_daily else "s.timezone"
+    day = f"CAST(timezone({zone}, b.ts) AS DATE)"
+    if target.is_calendar:
+        day = f"date_trunc('{'week' if target.name == '1w' else 'month'}', {day})"
+    return f"CAST({day} AS TIMESTAMP) AT TIME ZONE 'UTC'"
 
 
 def _is_lock_conflict(exc: Exception) -> bool:
@@ -352,6 +408,7 @@ class MarketStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self._connect(write=True) as con:
                 con.execute(_SCHEMA)
+                _allow_close_only(con)
 
     def __repr__(self) -> str:
         mode = "read-only" if self.read_only else "read-write"
@@ -476,6 +533,8 @@ class MarketStore:
                 unchanged=len(good) - inserted - updated,
                 duplicates=result.duplicates,
                 rejected=len(result.rejects),
+                weekend_rows=result.weekend_rows,
+                notes=result.notes,
             )
             self._log_ingest(con, report, result, started)
         logger.info(report.summary())
@@ -705,7 +764,16 @@ class MarketStore:
         is aggregated on the fly from the coarsest finer timeframe that divides the
         requested one; daily buckets follow the symbol's own timezone (a New York
         symbol's 1d bar covers its New York calendar day) and are labelled with the
-        session date at 00:00 UTC.
+        session date at 00:00 UTC.  Weekly (``"1w"``) and monthly (``"1mo"``) bars of a
+        symbol stored at 1d or finer are its sessions grouped by ISO week or calendar
+        month, labelled by the Monday or the 1st: open of the first bar, highest high,
+        lowest low, close of the last bar, volume summed (missing if every bar's is).
+
+        Raises
+        ------
+        UnknownSymbolError
+            When a symbol asked for has no bars in the store, or none at the requested
+            timeframe or a finer one; the message lists what the store holds.
         """
         return self._query_bars(symbols, start, end, timeframe, ordered=True)
 
@@ -730,7 +798,9 @@ class MarketStore:
                 "WHERE $syms IS NULL OR list_contains($syms, symbol) GROUP BY ALL",
                 {"syms": syms},
             )
-            plan = self._plan_sources(stored, tf.seconds)
+            plan = self._plan_sources(stored, tf)
+            if syms is not None:
+                self._check_known(con, syms, plan, tf)
             parts = []
             for source_tf, group in plan.items():
                 params: dict[str, Any] = {"syms": group, "tf": source_tf, "lo": lo, "hi": hi}
@@ -741,12 +811,7 @@ class MarketStore:
                           AND ($lo IS NULL OR ts >= $lo) AND ($hi IS NULL OR ts <= $hi)
                     """
                 else:
-                    bucket = (
-                        "CAST(CAST(timezone(s.timezone, b.ts) AS DATE) AS TIMESTAMP) "
-                        "AT TIME ZONE 'UTC'"
-                        if tf.is_daily
-                        else "time_bucket(to_seconds($width), b.ts, TIMESTAMPTZ '1970-01-01')"
-                    )
+                    bucket = _bucket_sql(tf, parse_timeframe(source_tf))
                     if not tf.is_daily:
                         params["width"] = tf.seconds
                     query = f"""
@@ -756,8 +821,8 @@ class MarketStore:
                             FROM bars b JOIN symbols s USING (symbol)
                             WHERE b.timeframe = $tf AND b.symbol IN (SELECT unnest($syms))
                         )
-                        SELECT symbol, bucket AS ts, arg_min(open, ts) AS open, max(high) AS high,
-                               min(low) AS low, arg_max(close, ts) AS close,
+                        SELECT symbol, bucket AS ts, arg_min_null(open, ts) AS open,
+                               max(high) AS high, min(low) AS low, arg_max(close, ts) AS close,
                                sum(volume) AS volume
                         FROM src
                         WHERE ($lo IS NULL OR bucket >= $lo) AND ($hi IS NULL OR bucket <= $hi)
@@ -777,18 +842,49 @@ class MarketStore:
         return _utc_ns(out)[list(BAR_COLUMNS)]
 
     @staticmethod
-    def _plan_sources(stored: pd.DataFrame, seconds: int) -> dict[str, list[str]]:
-        """Return, per source timeframe, the symbols to read from it for a target length."""
+    def _plan_sources(stored: pd.DataFrame, target: Timeframe) -> dict[str, list[str]]:
+        """Return, per source timeframe, the symbols to read from it for a target timeframe.
+
+        A symbol is read at the target itself, or else aggregated from the coarsest
+        stored timeframe of fixed length that divides it (weeks and months are built
+        from days or intraday bars, never from each other).
+        """
         plan: dict[str, list[str]] = {}
         for symbol, group in stored.groupby("symbol", sort=True):
+            tfs = [parse_timeframe(t) for t in group["timeframe"]]
             usable = [
-                parse_timeframe(t)
-                for t in group["timeframe"]
-                if seconds % parse_timeframe(t).seconds == 0
+                t
+                for t in tfs
+                if t == target or (not t.is_calendar and target.seconds % t.seconds == 0)
             ]
             if usable:
-                plan.setdefault(max(usable).name, []).append(str(symbol))
+                best = target if target in usable else max(usable)
+                plan.setdefault(best.name, []).append(str(symbol))
         return plan
+
+    @staticmethod
+    def _check_known(
+        con: duckdb.DuckDBPyConnection,
+        symbols: Sequence[str],
+        plan: dict[str, list[str]],
+        target: Timeframe,
+    ) -> None:
+        """Raise :class:`UnknownSymbolError` for asked symbols that no stored bars can serve."""
+        served = {s for group in plan.values() for s in group}
+        missing = [s for s in dict.fromkeys(symbols) if s not in served]
+        if not missing:
+            return
+        held = _fetch(con, "SELECT symbol, list(DISTINCT timeframe) AS tfs FROM bars GROUP BY ALL")
+        stored = dict(zip(held["symbol"].astype(str), held["tfs"], strict=True))
+        unknown = [s for s in missing if s not in stored]
+        if unknown:
+            raise UnknownSymbolError(unknown, sorted(stored))
+        coarser = {s: sorted(map(str, stored[s])) for s in missing}
+        raise UnknownSymbolError(
+            missing,
+            sorted(stored),
+            f" at {target.name}: stored only at {coarser}, which cannot make {target.name} bars",
+        )
 
     def panel(
         self,
@@ -820,7 +916,12 @@ class MarketStore:
         unknown = [f for f in fields if f not in _VALUE_FIELDS]
         if unknown:
             raise ValueError(f"unknown field {unknown[0]!r}; choose from {_VALUE_FIELDS}")
-        return to_wide(self._query_bars(symbols, start, end, timeframe, ordered=False), fields)
+        tf = parse_timeframe(timeframe)
+        panels = to_wide(self._query_bars(symbols, start, end, tf.name, ordered=False), fields)
+        for frame in panels.values():
+            # Downstream annualisation (quantdesk.data.frequency) reads the bar length here.
+            frame.attrs["timeframe"] = tf.name
+        return panels
 
     def ticks(
         self,
@@ -915,7 +1016,11 @@ class MarketStore:
         )
 
     def info(self) -> dict[str, Any]:
-        """Return a summary of the store: symbols, ranges, rows per timeframe, rejects."""
+        """Return a summary of the store: symbols, ranges, rows per timeframe, rejects.
+
+        ``series`` lists every stored (symbol, timeframe) with its row count, first and
+        last bar and source; ``bars`` and ``sources`` total them by timeframe and source.
+        """
         with self._connect() as con:
             per_tf = con.execute(
                 "SELECT timeframe, count(DISTINCT symbol) AS symbols, count(*) AS rows, "
@@ -934,12 +1039,28 @@ class MarketStore:
             ).fetchall()
             ingests = con.execute("SELECT count(*) FROM ingest_log").fetchall()[0]
 
+            series = con.execute(
+                "SELECT b.symbol, b.timeframe, count(*), min(b.ts), max(b.ts), any_value(s.source) "
+                "FROM bars b LEFT JOIN symbols s USING (symbol) GROUP BY ALL ORDER BY 1, 2"
+            ).fetchall()
+
         def iso(value: Any) -> str | None:
             return None if value is None else pd.Timestamp(value).isoformat()
 
         return {
             "path": str(self.path),
             "symbols": len(self.symbols()),
+            "series": [
+                {
+                    "symbol": sym,
+                    "timeframe": tf,
+                    "rows": int(rows),
+                    "first": iso(a),
+                    "last": iso(b),
+                    "source": src,
+                }
+                for sym, tf, rows, a, b, src in series
+            ],
             "bars": [
                 {"timeframe": tf, "symbols": n, "rows": rows, "first": iso(a), "last": iso(b)}
                 for tf, n, rows, a, b in per_tf

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -22,6 +22,7 @@ import pandas as pd
 from quantdesk.data.schemas import BAR_COLUMNS, PRICE_COLUMNS, TICK_COLUMNS, parse_timeframe
 
 __all__ = [
+    "MISSING_MARKERS",
     "REJECT_COLUMNS",
     "ValidationError",
     "ValidationResult",
@@ -32,6 +33,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 REJECT_COLUMNS: tuple[str, ...] = ("source", "row", "field", "reason", "raw")
+#: Text that vendors write for "no value" (FRED writes "."); such a row is rejected as a
+#: missing value, not as a malformed number.
+MISSING_MARKERS: frozenset[str] = frozenset({".", "NA", "N/A", "#N/A", "NAN", "NULL", "-"})
 
 
 class ValidationError(ValueError):
@@ -47,20 +51,29 @@ class ValidationError(ValueError):
 
 @dataclass(frozen=True)
 class ValidationResult:
-    """Return value of validation: accepted rows, rejects and collapsed duplicates."""
+    """Return value of validation: accepted rows, rejects and collapsed duplicates.
+
+    ``weekend_rows`` counts accepted daily bars dated on a Saturday or Sunday (kept:
+    crypto and some FX series trade then, but an equity file with such rows is
+    probably read wrong); ``notes`` says what was decided on the caller's behalf
+    (how dates were read, which column is the close, how calendar bars are labelled).
+    """
 
     good: pd.DataFrame
     rejects: pd.DataFrame
     duplicates: int
     source: str
     rows_in: int
+    weekend_rows: int = 0
+    notes: tuple[str, ...] = ()
 
     def summary(self) -> str:
-        """Return a one-line account of what happened to every input row."""
-        return (
+        """Return an account of what happened to every input row, and the notes."""
+        line = (
             f"{self.source}: {self.rows_in} rows in, {len(self.good)} accepted, "
             f"{len(self.rejects)} rejected, {self.duplicates} exact duplicates collapsed"
         )
+        return "; ".join([line, *self.notes])
 
     def raise_first(self) -> None:
         """Raise :class:`ValidationError` for the first rejected row, if there is one."""
@@ -149,7 +162,9 @@ def _parse_number(values: pd.Series, field: str, problems: _Problems) -> pd.Seri
     not_number = numbers.isna().to_numpy() & values.notna().to_numpy()
     if not_number.any():
         text = values.astype("string").fillna("")
-        problems.add(not_number, field, "not a number: '" + text + "'")
+        marker = text.str.strip().str.upper().isin(MISSING_MARKERS).to_numpy()
+        problems.add(not_number & marker, field, "missing value '" + text + "'")
+        problems.add(not_number & ~marker, field, "not a number: '" + text + "'")
     return numbers
 
 
@@ -163,6 +178,7 @@ def _finish(
     rows: np.ndarray,
     raw: pd.DataFrame,
     collapse_duplicates: bool,
+    conflict: str = "duplicate key with conflicting values",
 ) -> ValidationResult:
     """Resolve duplicate keys among otherwise good rows, then split good from rejected."""
     n = len(df)
@@ -180,27 +196,25 @@ def _finish(
             dups = df.iloc[dpos].assign(_row=rows[dpos])
             distinct = dups.drop_duplicates(key + value_columns)
             conflict_keys = distinct[distinct.duplicated(key, keep=False)][key].drop_duplicates()
-            conflict = (
+            clash = (
                 dups.merge(conflict_keys, on=key, how="left", indicator=True)["_merge"]
                 .eq("both")
                 .to_numpy()
             )
-            if conflict.any():
+            if clash.any():
                 listing = (
-                    dups[conflict]
+                    dups[clash]
                     .groupby(key, sort=False, observed=True)["_row"]
                     .transform(lambda r: ", ".join(map(str, r)))
                 )
                 reason = np.full(n, "", dtype=object)
-                reason[dpos[conflict]] = (
-                    "duplicate key with conflicting values (rows " + listing + ")"
-                ).to_numpy()
+                reason[dpos[clash]] = (conflict + " (rows " + listing + ")").to_numpy()
                 mask = np.zeros(n, dtype=bool)
-                mask[dpos[conflict]] = True
+                mask[dpos[clash]] = True
                 problems.add(mask, ",".join(key), pd.Series(reason))
                 keep[mask] = False
             # Exact copies collapse to their first occurrence: counted and logged, not silent.
-            exact = dpos[~conflict]
+            exact = dpos[~clash]
             repeats = exact[df.iloc[exact].duplicated(key, keep="first").to_numpy()]
             duplicates = len(repeats)
             keep[repeats] = False
@@ -260,10 +274,19 @@ def validate_bars(
     strict
         Raise :class:`ValidationError` at the first bad row instead of rejecting it.
 
-    Checks: missing or unparseable timestamps, missing symbol, NaN, non-numeric or
-    non-positive prices, ``high < low``, ``open``/``close`` outside ``[low, high]``,
+    Checks: missing or unparseable timestamps, missing symbol, a missing, non-numeric
+    or non-positive close, open/high/low given only in part (a row has all three or
+    none: a close-only series has none), non-positive or non-numeric open/high/low,
+    ``high < low``, ``open``/``close`` outside ``[low, high]`` (where they exist),
     negative volume, misaligned timestamps, and duplicate ``(symbol, ts)`` keys with
     conflicting values (exact duplicates collapse to one row and are counted).
+    Missing volume stays missing (NaN), never zero.
+
+    Weekly and monthly bars (``"1w"``, ``"1mo"``) may be dated on any day of their
+    period; they are labelled by its start (:meth:`Timeframe.floor`: the Monday, the
+    1st), and two rows of one symbol in the same period with different values are
+    rejected as a conflict.  Daily bars on a Saturday or Sunday are kept and counted
+    (``weekend_rows``).
 
     Examples
     --------
@@ -272,7 +295,7 @@ def validate_bars(
     ...     "volume": [10, 10]})
     >>> result = validate_bars(bars)
     >>> len(result.good), result.rejects.loc[0, "reason"]
-    (1, 'high < low')
+    (1, 'high < low; open outside [low, high]; close outside [low, high]')
     """
     tf = parse_timeframe(timeframe)
     _require_columns(df, BAR_COLUMNS, source)
@@ -283,16 +306,40 @@ def validate_bars(
     symbol = df["symbol"].astype("string").str.strip()
     problems.add((symbol.isna() | (symbol == "")).to_numpy(), "symbol", "missing symbol")
     ts = _parse_ts(df["ts"], problems, ts_text)
-    ts_ns = ts.to_numpy(dtype="datetime64[ns]", na_value=np.datetime64("NaT")).view("i8")
     valid_ts = ~ts.isna().to_numpy()
-    misaligned = valid_ts & (ts_ns % tf.nanos != 0)
-    what = "00:00 UTC of its session date" if tf.is_daily else f"a {tf.name} boundary"
-    problems.add(misaligned, "ts", f"{tf.name} bar must start at {what}")
+    notes: list[str] = []
+    conflict = "duplicate key with conflicting values"
+    if tf.is_calendar:
+        period = "week" if tf.name == "1w" else "month"
+        labelled = tf.floor(ts)
+        moved = int((valid_ts & (labelled != ts).to_numpy()).sum())
+        if moved:
+            start = "Monday" if period == "week" else "1st"
+            notes.append(
+                f"{moved} {tf.name} bars dated inside their {period}, labelled by its {start}"
+            )
+        ts = labelled
+        conflict = f"two rows in the same {period} with different values"
+    else:
+        ts_ns = ts.to_numpy(dtype="datetime64[ns]", na_value=np.datetime64("NaT")).view("i8")
+        misaligned = valid_ts & (ts_ns % tf.nanos != 0)
+        what = "00:00 UTC of its session date" if tf.is_daily else f"a {tf.name} boundary"
+        problems.add(misaligned, "ts", f"{tf.name} bar must start at {what}")
 
     out = pd.DataFrame({"symbol": symbol.astype(object), "ts": ts})
+    # Open, high and low come together or not at all: a close-only series has none.
+    given = np.column_stack([df[c].notna().to_numpy() for c in ("open", "high", "low")])
+    partial = given.any(axis=1) & ~given.all(axis=1)
+    for j, col in enumerate(("open", "high", "low")):
+        problems.add(
+            partial & ~given[:, j],
+            col,
+            "missing price (open, high and low come together or not at all)",
+        )
     for col in PRICE_COLUMNS:
         price = _parse_number(df[col], col, problems)
-        problems.add(price.isna().to_numpy() & df[col].isna().to_numpy(), col, "missing price")
+        if col == "close":
+            problems.add(price.isna().to_numpy() & df[col].isna().to_numpy(), col, "missing price")
         problems.add((price <= 0).to_numpy(), col, "non-positive price")
         problems.add(~np.isfinite(price.to_numpy()) & price.notna().to_numpy(), col, "inf price")
         out[col] = price
@@ -315,7 +362,15 @@ def validate_bars(
         rows=row_numbers,
         raw=df if raw is None else raw,
         collapse_duplicates=True,
+        conflict=conflict,
     )
+    if tf.name == "1d" and len(result.good):
+        weekend = int((result.good["ts"].dt.day_of_week >= 5).sum())
+        if weekend:
+            notes.append(f"{weekend} daily bars fall on a Saturday or Sunday (kept)")
+        result = replace(result, weekend_rows=weekend)
+    if notes:
+        result = replace(result, notes=tuple(notes))
     if strict:
         result.raise_first()
     return result
