@@ -415,7 +415,7 @@ def backtest(
         try:
             prices = source.panel("close", symbols=[benchmark], start=start, end=end)
         except UnknownSymbolError as exc:
-            _fail(f"benchmark: {exc}")
+            _fail(f"benchmark {benchmark!r}: {exc}")
         if benchmark not in prices.columns:
             _fail(f"no closes for benchmark {benchmark!r}; see `quantdesk data info`")
         bench = prices[benchmark]
