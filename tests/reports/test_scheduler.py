@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
 import textwrap
 import threading
 from datetime import UTC, datetime, timedelta
@@ -311,29 +314,88 @@ def test_bad_state_file_and_naive_clock_are_clear_errors(catalog: Catalog, tmp_p
 
 def test_crontab_lines(catalog: Catalog, tmp_path: Path) -> None:
     root = catalog.root
-    lines = crontab_lines(catalog, command="quantdesk")
+    environ = {"QUANTDESK_HOME": "/srv/qd", "QUANTDESK_REPORTS": "/srv/reports"}
+    env = "QUANTDESK_HOME=/srv/qd QUANTDESK_REPORTS=/srv/reports"
+    lines = crontab_lines(catalog, command="quantdesk", environ=environ)
     assert lines == [
         f"# quantdesk report jobs from {catalog.path} (quantdesk schedule crontab)",
+        "# settings of the shell that printed these lines: QUANTDESK_HOME, QUANTDESK_REPORTS",
         "CRON_TZ=America/New_York",
         "# daily: After the US close",
-        f"15 17 * * 1-5 cd {root} && quantdesk report batch daily >> reports/cron.log 2>&1",
+        f"15 17 * * 1-5 cd {root} && {env} quantdesk report batch daily >> reports/cron.log 2>&1",
         "CRON_TZ=UTC",
-        f"0 * * * * cd {root} && quantdesk report batch hourly >> reports/cron.log 2>&1",
+        f"0 * * * * cd {root} && {env} quantdesk report batch hourly >> reports/cron.log 2>&1",
     ]
-    py = crontab_lines(catalog, python="/opt/py 3/bin/python", jobs=["daily"])
+    py = crontab_lines(catalog, python="/opt/py 3/bin/python", jobs=["daily"], environ=environ)
     assert py[-1] == (
-        f"15 17 * * 1-5 cd {root} && '/opt/py 3/bin/python' -m quantdesk report batch daily "
-        ">> reports/cron.log 2>&1"
+        f"15 17 * * 1-5 cd {root} && {env} '/opt/py 3/bin/python' -m quantdesk report batch "
+        "daily >> reports/cron.log 2>&1"
     )
     assert not any("hourly" in line for line in py)
     # A catalog elsewhere than research/reports.yaml is passed on; cron's % is escaped.
     other = tmp_path / "cat%s.yaml"
     other.write_text(textwrap.dedent(CATALOG))
-    line = crontab_lines(Catalog.load(other), command="quantdesk")[3]
+    line = crontab_lines(Catalog.load(other), command="quantdesk", environ=environ)[4]
     assert line.startswith(f"15 17 * * 1-5 cd {tmp_path} && QUANTDESK_CATALOG=")
     assert r"cat\%s.yaml" in line
 
 
+def test_crontab_carries_the_shells_settings_never_secrets(
+    catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bug 10: cron read another store.  Relative paths become absolute, values are quoted."""
+    monkeypatch.chdir(tmp_path)
+    store = tmp_path / "it's a store" / "q.duckdb"
+    environ = {
+        "QUANTDESK_HOME": "qd home",  # relative to the shell's directory
+        "QUANTDESK_STORE": str(store),
+        "QUANTDESK_LOCK_TIMEOUT": "7.5",
+        "QUANTDESK_POLYGON_API_KEY": "s3cr3t-value-123",
+        "QUANTDESK_FEED_TOKEN": "another-s3cr3t",
+        "NUMBA_CACHE_DIR": "cache",
+        "HOME": "/home/someone",
+    }
+    lines = crontab_lines(catalog, command="quantdesk", environ=environ)
+    text = "\n".join(lines)
+    assert "s3cr3t" not in text
+    assert "# left out, their names look like secrets: QUANTDESK_FEED_TOKEN, " in text
+    assert "QUANTDESK_POLYGON_API_KEY" in lines[2] and "HOME=/home" not in text
+    daily = next(line for line in lines if "batch daily" in line)
+    command = daily.split(" ", 5)[5]
+    # The line runs in a shell as cron runs it: an empty environment, from cron's own
+    # directory.  What the command sees is what the shell that printed the line had.
+    show = tmp_path / "show_env.py"
+    show.write_text(
+        "import json, os, sys\n"
+        "keys = [k for k in os.environ if k.startswith('QUANTDESK_') or k == 'NUMBA_CACHE_DIR']\n"
+        "print(json.dumps({k: os.environ[k] for k in keys}))\n"
+    )
+    command = command.replace("quantdesk report batch", f"{sys.executable} {show} report batch")
+    (catalog.root / "reports").mkdir()
+    result = subprocess.run(
+        ["/bin/sh", "-c", command.replace(r"\%", "%")],
+        cwd="/",
+        env={"PATH": os.defpath},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    seen = json.loads((catalog.root / "reports" / "cron.log").read_text())
+    assert seen == {
+        "QUANTDESK_HOME": str(tmp_path / "qd home"),
+        "QUANTDESK_STORE": str(store),
+        "QUANTDESK_LOCK_TIMEOUT": "7.5",
+        "QUANTDESK_REPORTS": str(tmp_path / "reports"),  # pinned: its default is relative
+        "NUMBA_CACHE_DIR": str(tmp_path / "cache"),
+    }
+
+
+def test_crontab_refuses_a_value_cron_cannot_carry(catalog: Catalog) -> None:
+    with pytest.raises(ValueError, match="QUANTDESK_LOG_LEVEL holds a line break"):
+        crontab_lines(catalog, environ={"QUANTDESK_LOG_LEVEL": "INFO\n* * * * * rm -rf ~"})
+
+
 def test_crontab_default_command_is_the_installed_script(catalog: Catalog) -> None:
-    line = crontab_lines(catalog)[3]
+    line = next(line for line in crontab_lines(catalog) if "batch daily" in line)
     assert "/bin/quantdesk report batch daily" in line or " quantdesk report batch" in line
