@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import papermill
 import pytest
 
 from quantdesk.reports import catalog as catalog_module
@@ -53,11 +54,15 @@ def test_project_catalog_loads_and_names_real_notebooks() -> None:
     daily = cat.job("daily")
     assert (daily.schedule, daily.timezone) == ("15 17 * * 1-5", "America/New_York")
     assert {"market_overview", "regime_report", "strategy_tearsheet"} <= set(daily.notebooks)
-    symbols = [r.parameters["symbol"] for r in daily.runs() if r.notebook == "regime_report"]
+    symbols = [r.parameters["symbols"] for r in daily.runs() if r.notebook == "regime_report"]
     assert symbols == ["SPX", "IXIC"]
     for job in cat:
         for run in job.runs():
-            assert (ROOT / "notebooks" / f"{run.notebook}.ipynb").is_file(), run.notebook
+            path = ROOT / "notebooks" / f"{run.notebook}.ipynb"
+            assert path.is_file(), run.notebook
+            # A renamed notebook parameter would otherwise fail only when the job runs.
+            declared = set(papermill.inspect_notebook(str(path)))
+            assert set(run.parameters) <= declared, (job.name, run.label)
     assert len(cat.job("sweep").runs()) > 1
     assert cat.root == ROOT
 
