@@ -33,7 +33,7 @@ jobs:
     schedule: "15 17 * * 1-5"
     timezone: America/New_York
     notebook: regime_report
-    grid: {symbol: [SPX, IXIC]}
+    grid: {symbols: [SPX, IXIC]}
   hourly:
     schedule: "0 * * * *"
     timezone: UTC
