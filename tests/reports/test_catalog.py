@@ -39,7 +39,7 @@ jobs:
         grid: {symbols: [SPX, IXIC]}
   sweep:
     notebook: strategy_tearsheet
-    parameters: {universe: sp500, target_vol: 0.1}
+    parameters: {universe: samples, target_vol: 0.1}
     grid:
       lookbacks: [[21, 63], [126, 252]]
       target_vol: [0.10, 0.15, 0.20]
@@ -84,7 +84,7 @@ def test_grid_is_the_cartesian_product_merged_over_fixed_parameters(tmp_path: Pa
     # Worked by hand: 2 lookback sets x 3 targets, in grid order; the grid's target_vol
     # replaces the fixed one, the fixed universe is in every run.
     assert got == [
-        {"universe": "sp500", "target_vol": tv, "lookbacks": lb}
+        {"universe": "samples", "target_vol": tv, "lookbacks": lb}
         for lb in ([21, 63], [126, 252])
         for tv in (0.10, 0.15, 0.20)
     ]
