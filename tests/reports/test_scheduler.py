@@ -25,6 +25,10 @@ from quantdesk.reports.catalog import Catalog, Job
 from quantdesk.reports.scheduler import Scheduler, crontab_lines, default_state_path
 
 NY = ZoneInfo("America/New_York")
+# Seconds a test waits for an event (a run finishing, a runner entered) before failing: an
+# upper bound for a hang, returned from as soon as the event happens, so a slow machine
+# never fails a test that a fast one passes.
+WAIT = 60.0
 
 CATALOG = """
 jobs:
@@ -75,7 +79,7 @@ class RecordingRunner:
     def __call__(self, job: Job) -> Any:
         self.calls.append(job.name)
         self.entered.set()
-        assert self.release.wait(10), "test never released the runner"
+        assert self.release.wait(WAIT), "test never released the runner"
         if self.error:
             raise RuntimeError("cluster unreachable")
         return type("Result", (), {"ok": self.ok, "failed": [] if self.ok else ["x"]})()
@@ -109,14 +113,14 @@ def test_fires_at_the_scheduled_new_york_times(catalog: Catalog, tmp_path: Path)
     events = sched.tick()
     assert kinds(events) == [("daily", "started")]
     assert events[0].scheduled_for == datetime(2024, 6, 3, 21, 15, tzinfo=UTC)
-    assert sched.wait(5)
+    assert sched.wait(WAIT)
     assert runner.calls == ["daily"]
     clock.set(datetime(2024, 6, 3, 17, 16, tzinfo=NY))
     assert sched.tick() == []
     # Friday 17:15 fires; the weekend does not; Monday does.
     clock.set(datetime(2024, 6, 7, 17, 15, tzinfo=NY))
     sched.tick()
-    sched.wait(5)
+    assert sched.wait(WAIT)
     clock.set(datetime(2024, 6, 9, 23, 0, tzinfo=NY))
     assert sched.tick() == []
     assert sched.next_due() == datetime(2024, 6, 10, 17, 15, tzinfo=NY)
@@ -132,7 +136,7 @@ def test_run_forever_fires_across_the_dst_change_with_bounded_sleeps(
     sched: Scheduler
 
     def sleep(seconds: float) -> None:
-        sched.wait(5)  # the runs are quick compared with the sleep
+        assert sched.wait(WAIT)  # each fake sleep starts after the runs it follows have finished
         clock.sleep(seconds)
         if clock.now >= datetime(2024, 11, 5, 0, 0, tzinfo=UTC):
             stop.set()
@@ -166,13 +170,13 @@ def test_missed_runs_after_downtime_are_reported_and_caught_up_once(
     first.tick()
     clock.set(datetime(2024, 6, 3, 17, 15, tzinfo=NY))
     first.tick()
-    first.wait(5)
+    assert first.wait(WAIT)
     # The scheduler is down from Monday evening until Thursday 18:00 New York.
     clock.set(datetime(2024, 6, 6, 18, 0, tzinfo=NY))
     second = Scheduler(only(catalog, "daily"), state_path=state_path, clock=clock, runner=runner)
     with caplog.at_level(logging.WARNING, logger="quantdesk.reports.scheduler"):
         events = second.tick()
-    second.wait(5)
+    assert second.wait(WAIT)
     assert kinds(events) == [("daily", "missed"), ("daily", "started")]
     missed, started = events
     assert [t.astimezone(NY).strftime("%a %H:%M") for t in missed.times] == [
@@ -204,7 +208,7 @@ def test_a_running_job_is_not_started_twice_and_does_not_block_others(
     sched.tick()
     clock.set(datetime(2024, 6, 3, 17, 15, tzinfo=NY))
     assert kinds(sched.tick()) == [("daily", "started")]
-    assert runner.entered.wait(5)
+    assert runner.entered.wait(WAIT)
     # 18:00 NY = 22:00 UTC: the hourly job is due and starts while daily still runs.
     clock.set(datetime(2024, 6, 3, 18, 0, tzinfo=NY))
     assert kinds(sched.tick()) == [("hourly", "started")]
@@ -216,10 +220,10 @@ def test_a_running_job_is_not_started_twice_and_does_not_block_others(
     assert "still running" in events[0].detail
     assert runner.calls.count("daily") == 1
     runner.release.set()
-    assert sched.wait(5) and sched.running() == []
+    assert sched.wait(WAIT) and sched.running() == []
     clock.set(datetime(2024, 6, 5, 17, 15, tzinfo=NY))
     assert ("daily", "started") in kinds(sched.tick())
-    sched.wait(5)
+    assert sched.wait(WAIT)
     assert runner.calls.count("daily") == 2
     daily = sched.state["jobs"]["daily"]
     assert [e["kind"] for e in daily["events"]] == [
@@ -239,7 +243,7 @@ def test_state_is_persisted_atomically_and_reloaded(catalog: Catalog, tmp_path: 
     sched.tick()
     clock.set(datetime(2024, 6, 3, 17, 20, tzinfo=NY))
     sched.tick()
-    sched.wait(5)
+    assert sched.wait(WAIT)
     assert [p.name for p in state_path.parent.iterdir()] == [state_path.name]  # no temp left
     saved = json.loads(state_path.read_text())
     assert saved["version"] == 1 and saved["jobs"]["daily"]["last_status"] == "ok"
@@ -265,7 +269,7 @@ def test_a_job_running_when_the_scheduler_died_is_marked_interrupted(
     sched.tick()
     clock.set(datetime(2024, 6, 3, 17, 15, tzinfo=NY))
     sched.tick()
-    assert runner.entered.wait(5)
+    assert runner.entered.wait(WAIT)
     # The process "dies" here: a new scheduler reads the file the old one left.
     reborn = Scheduler(only(catalog, "daily"), state_path=state_path, clock=clock)
     daily = json.loads(state_path.read_text())["jobs"]["daily"]  # saved at once
@@ -273,7 +277,7 @@ def test_a_job_running_when_the_scheduler_died_is_marked_interrupted(
     assert daily["last_status"] == "interrupted" and daily["running"] is False
     assert daily["events"][-1]["kind"] == "interrupted"
     runner.release.set()
-    sched.wait(5)
+    assert sched.wait(WAIT)
 
 
 @pytest.mark.parametrize(
@@ -293,13 +297,13 @@ def test_failures_of_a_job_are_recorded(
     sched.tick()
     clock.set(datetime(2024, 6, 3, 17, 15, tzinfo=NY))
     sched.tick()
-    sched.wait(5)
+    assert sched.wait(WAIT)
     daily = sched.state["jobs"]["daily"]
     assert daily["last_status"] == status and reason in daily["last_reason"]
     # A failure does not stop the schedule: Tuesday fires again.
     clock.set(datetime(2024, 6, 4, 17, 15, tzinfo=NY))
     assert kinds(sched.tick()) == [("daily", "started")]
-    sched.wait(5)
+    assert sched.wait(WAIT)
 
 
 def test_bad_state_file_and_naive_clock_are_clear_errors(catalog: Catalog, tmp_path: Path) -> None:
