@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
-from quantdesk.data.samples import load_sample
+from quantdesk.data import MarketStore, read_bars_file
+from quantdesk.data.samples import (
+    UnknownSymbolsError,
+    ensure_samples,
+    load_sample,
+    parse_symbols,
+    select_symbols,
+)
 from quantdesk.data.validation import validate_bars
 
 
@@ -25,3 +34,116 @@ def test_sp500_sample_is_real_and_valid() -> None:
 def test_unknown_sample() -> None:
     with pytest.raises(ValueError, match="available"):
         load_sample("ftse")
+
+
+# ---------------------------------------------------------------- the symbols a notebook uses
+
+
+def goog_csv() -> Path:
+    """backtesting.py's own daily GOOG bars: a file nobody here wrote."""
+    import backtesting
+
+    return Path(backtesting.__file__).parent / "test" / "GOOG.csv"
+
+
+@pytest.fixture
+def user_store(store: MarketStore) -> MarketStore:
+    """A store holding the researcher's own series only: GOOG from a CSV file."""
+    # The CSV's date column has no header (pandas' to_csv of an indexed frame).
+    result = read_bars_file(goog_csv(), symbol="GOOG", columns={"Unnamed: 0": "ts"})
+    store.write_bars(result.good, "1d", source="GOOG.csv", validation=result)
+    return store
+
+
+def contents(store: MarketStore) -> dict[str, pd.DataFrame]:
+    return {
+        t: store.sql(f"SELECT * FROM {t} ORDER BY ALL")
+        for t in ("bars", "ticks", "symbols", "ingest_log", "rejects")
+    }
+
+
+def assert_unchanged(before: dict[str, pd.DataFrame], store: MarketStore) -> None:
+    after = contents(store)
+    for table, frame in before.items():
+        pd.testing.assert_frame_equal(after[table], frame, obj=table)
+
+
+def test_parse_symbols_takes_text_or_lists() -> None:
+    assert parse_symbols("SPX,IXIC") == ["SPX", "IXIC"]
+    assert parse_symbols(" SPX , IXIC  GOOG,,") == ["SPX", "IXIC", "GOOG"]
+    assert parse_symbols(["GOOG", "GOOG", "SPX"]) == ["GOOG", "SPX"]
+    assert parse_symbols(None) is None and parse_symbols("") is None and parse_symbols([]) is None
+
+
+def test_unknown_symbols_name_what_is_stored_and_write_nothing(user_store: MarketStore) -> None:
+    before = contents(user_store)
+    with pytest.raises(UnknownSymbolsError) as info:
+        select_symbols(user_store, "GOOG,WTI,SPX")
+    message = str(info.value)
+    assert "'WTI', 'SPX'" in message and "it holds: 'GOOG'" in message
+    assert str(user_store.path) in message and "universe='samples'" in message
+    # A sample universe adds SPX and IXIC, not a typo; the samples are not written either.
+    with pytest.raises(UnknownSymbolsError, match=r"or the bundled samples: 'WTI'"):
+        select_symbols(user_store, "SPX,WTI", universe="samples")
+    with pytest.raises(UnknownSymbolsError, match=r"or simulated: 'SIM005'"):
+        select_symbols(user_store, "SIM000,SIM005", universe="simulated", n_symbols=5)
+    assert_unchanged(before, user_store)
+
+
+def test_an_unknown_universe_is_refused_not_simulated(user_store: MarketStore) -> None:
+    """Bug 7: `-p universe WTI` wrote five simulated symbols and reported ok."""
+    before = contents(user_store)
+    with pytest.raises(ValueError, match=r"unknown universe 'WTI'.*'samples', 'simulated'"):
+        select_symbols(user_store, universe="WTI", n_symbols=5)
+    assert_unchanged(before, user_store)
+
+
+def test_store_universe_is_the_users_own_data(user_store: MarketStore) -> None:
+    before = contents(user_store)
+    assert select_symbols(user_store, "GOOG") == ["GOOG"]
+    assert select_symbols(user_store) == ["GOOG"]  # every stored symbol
+    assert_unchanged(before, user_store)
+
+
+def test_an_empty_store_says_how_to_fill_it(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"holds no symbols: ingest your data"):
+        select_symbols(MarketStore(tmp_path / "empty.duckdb"))
+
+
+def test_samples_are_written_only_when_asked_and_only_once(user_store: MarketStore) -> None:
+    assert select_symbols(user_store, "SPX,GOOG", universe="samples") == ["SPX", "GOOG"]
+    assert user_store.symbols() == ["GOOG", "SPX"]  # IXIC was not asked for
+    spx = user_store.bars("SPX")
+    assert len(spx) == 5031 and spx["close"].iloc[-1] == pytest.approx(2506.85, abs=0.01)
+    ingests = len(user_store.ingest_log())
+    assert select_symbols(user_store, universe="samples") == ["SPX", "IXIC"]
+    assert len(user_store.ingest_log()) == ingests + 1  # IXIC only; SPX is not rewritten
+    assert ensure_samples(user_store, ["nasdaq", "SPX"]) == ["IXIC", "SPX"]
+    assert len(user_store.ingest_log()) == ingests + 1
+    with pytest.raises(UnknownSymbolsError, match="not bundled samples: 'GOOG'"):
+        ensure_samples(user_store, ["GOOG"])
+
+
+def test_simulated_universe_is_created_once_and_reused(store: MarketStore) -> None:
+    assert select_symbols(store, universe="simulated", n_symbols=3) == [
+        "SIM000",
+        "SIM001",
+        "SIM002",
+    ]
+    first = store.bars("SIM001")
+    # Asking for more later reuses the stored universe instead of overwriting its prices.
+    assert select_symbols(store, universe="simulated", n_symbols=5) == [
+        "SIM000",
+        "SIM001",
+        "SIM002",
+    ]
+    pd.testing.assert_frame_equal(store.bars("SIM001"), first)
+    assert select_symbols(store, "SIM002", universe="simulated") == ["SIM002"]
+
+
+def test_docstring_examples_run() -> None:
+    import doctest
+
+    from quantdesk.data import samples
+
+    assert doctest.testmod(samples, raise_on_error=False).failed == 0

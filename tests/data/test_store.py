@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import subprocess
 import sys
 import textwrap
+import threading
+import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +16,7 @@ import pandas as pd
 import pytest
 
 from quantdesk.data import MarketStore, ValidationError
+from quantdesk.data import store as store_module
 from quantdesk.data.store import StoreBusyError
 
 from ..conftest import make_bars
@@ -144,25 +149,51 @@ def test_killed_writer_leaves_nothing_behind(tmp_path: Path) -> None:
     assert_same(before, dump(MarketStore(path)))
 
 
-def test_store_waits_for_a_lock_and_times_out_clearly(tmp_path: Path) -> None:
+@pytest.mark.timeout(120)  # bounds a hang; the test never depends on how fast anything runs
+def test_store_waits_for_a_lock_and_times_out_clearly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The holder keeps its lock until told, so neither outcome depends on timing."""
     path = tmp_path / "s.duckdb"
     MarketStore(path).write_bars(make_bars(["A"], 5), "1d")
     holder = subprocess.Popen(
         [
             sys.executable,
             "-c",
-            f"import duckdb, time; c = duckdb.connect({str(path)!r}); "
-            "print('held', flush=True); time.sleep(2.5)",
+            f"import duckdb, sys; c = duckdb.connect({str(path)!r}); "
+            "print('held', flush=True); sys.stdin.readline(); c.close()",
         ],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
-    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-    with pytest.raises(StoreBusyError, match="held the lock"):
-        MarketStore(path, read_only=True, lock_timeout=0.5).bars()
-    # A patient reader gets in once the holder lets go, and sees no error.
-    assert len(MarketStore(path, read_only=True, lock_timeout=30).bars()) == 5
-    holder.wait()
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(StoreBusyError, match="held the lock"):
+            MarketStore(path, read_only=True, lock_timeout=0.5).bars()
+
+        # A patient reader gets in once the holder lets go, and sees no error.  The holder
+        # is released only after the reader has met the lock and backed off once: the
+        # store's back-off wait is the real one, wrapped to say so.
+        waiting = threading.Event()
+
+        def back_off(seconds: float) -> None:
+            waiting.set()
+            time.sleep(seconds)
+
+        monkeypatch.setattr(store_module, "time", types.SimpleNamespace(
+            monotonic=time.monotonic, sleep=back_off
+        ))  # fmt: skip
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            patient = pool.submit(MarketStore(path, read_only=True, lock_timeout=60).bars)
+            assert waiting.wait(60), "the reader never met the lock"
+            assert holder.stdin is not None
+            holder.stdin.write("release\n")
+            holder.stdin.flush()
+            assert len(patient.result(timeout=60)) == 5
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def test_daily_bars_aggregate_from_intraday_in_the_symbols_timezone(store: MarketStore) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import duckdb
@@ -84,7 +83,11 @@ def test_changed_rows_are_updated_and_counted(store: MarketStore) -> None:
 
 def test_versions_newest_written_wins_and_globs_select(store: MarketStore) -> None:
     store.write_regimes(regimes(version="regimes/v1"))
-    time.sleep(0.01)  # written_at must differ
+    # written_at must differ: wait for the clock itself to pass the stored time (a fixed
+    # sleep can be shorter than a coarse clock's tick).
+    first = store.regimes()["written_at"].max()
+    while pd.Timestamp.now(tz="UTC") <= first:
+        pass
     newer = regimes(version="regimes/v2", seed=4).iloc[10:]
     store.write_regimes(newer)
     both = store.regimes("SPX")

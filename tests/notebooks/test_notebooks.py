@@ -4,18 +4,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
+
+from ..data.test_samples import contents, goog_csv
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").rglob("*.ipynb"))
 # Small parameters per notebook; a list runs the notebook once per parameter set.
 SMALL_PARAMETERS: dict[str, list[dict]] = {
-    "quickstart": [{"symbols": ["SPX"], "start": "2008-01-01", "end": "2008-12-31"}],
-    "market_overview": [{"symbols": ["SPX", "IXIC"], "start": "2015-01-01", "max_symbols": 5}],
-    "regime_report": [{"symbol": "SPX", "start": "2004-01-01", "n_init": 1}],
+    "quickstart": [
+        {"symbols": ["SPX"], "universe": "samples", "start": "2008-01-01", "end": "2008-12-31"}
+    ],
+    "market_overview": [
+        {"symbols": ["SPX", "IXIC"], "universe": "samples", "start": "2015-01-01", "max_symbols": 5}
+    ],
+    "regime_report": [
+        {"symbols": "SPX,IXIC", "universe": "samples", "start": "2006-01-01", "n_init": 1}
+    ],
     "strategy_tearsheet": [
         {
-            "universe": "sp500",
+            "symbols": "SPX",
+            "universe": "samples",
             "start": "2005-01-01",
             "sweep_lookbacks": [63, 252],
             "sweep_target_vols": [0.1, 0.2],
@@ -77,3 +87,87 @@ def test_notebook_executes_and_publishes(path: Path, parameters: dict, tmp_path:
     assert "run failed" not in html.lower()
     index = (tmp_path / "reports" / "index.html").read_text()
     assert record.run_id in index
+
+
+# ------------------------------------------------------- notebooks on the researcher's data
+
+
+@pytest.fixture
+def user_store():
+    """The default store (the kernel's, under this test's QUANTDESK_HOME) with GOOG only."""
+    from quantdesk.data import MarketStore, read_bars_file
+
+    store = MarketStore()
+    result = read_bars_file(goog_csv(), symbol="GOOG", columns={"Unnamed: 0": "ts"})
+    store.write_bars(result.good, "1d", source="GOOG.csv", validation=result)
+    return store
+
+
+def cell_error(record) -> str:
+    assert record.error is not None, record.summary()
+    return f"{record.error['ename']}: {record.error['evalue']}"
+
+
+@pytest.mark.parametrize(
+    ("name", "parameters", "message"),
+    [
+        (
+            "strategy_tearsheet",
+            {"symbols": "GOOG,WTI"},
+            "UnknownSymbolsError: not in the store",
+        ),
+        # Bug 7: an unknown universe ran on five simulated symbols it wrote into the store.
+        ("strategy_tearsheet", {"universe": "WTI"}, "ValueError: unknown universe 'WTI'"),
+        (
+            "regime_report",
+            {"symbols": ["WTI", "GOOG"], "universe": "samples"},
+            "UnknownSymbolsError: not in the store",
+        ),
+    ],
+)
+def test_unknown_symbol_fails_the_run_and_writes_nothing(
+    user_store, tmp_path: Path, name: str, parameters: dict, message: str
+) -> None:
+    from quantdesk.reports import run_report
+    from quantdesk.reports.runner import store_fingerprint
+
+    before = contents(user_store)
+    fingerprint = store_fingerprint(user_store.path)[0]
+    record = run_report(name, parameters, reports_dir=tmp_path / "reports", cwd=tmp_path)
+    assert not record.ok
+    error = cell_error(record)
+    assert error.startswith(message)
+    if "WTI" in str(parameters.get("symbols")):
+        assert "'WTI'" in error and "it holds: 'GOOG'" in error
+    # The failed run is published like any other, with its reason.
+    assert message.split(": ", 1)[1] in record.html_path.read_text()
+    after = contents(user_store)
+    for table, frame in before.items():
+        pd.testing.assert_frame_equal(after[table], frame, obj=table)
+    assert store_fingerprint(user_store.path)[0] == fingerprint == record.data_fingerprint
+
+
+def test_tearsheet_and_regimes_run_on_a_users_own_series(user_store, tmp_path: Path) -> None:
+    """GOOG from backtesting.py's CSV: no sample or simulated data is needed or written."""
+    from quantdesk.reports import run_report
+
+    before = contents(user_store)
+    small = {
+        "sweep_lookbacks": [21, 126],
+        "sweep_target_vols": [0.1],
+        "walk_forward_train": 504,
+        "walk_forward_test": 252,
+    }
+    runs = [
+        ("strategy_tearsheet", {"symbols": "GOOG", "start": "2006-01-01", "end": None, **small}),
+        ("regime_report", {"symbols": ["GOOG"], "end": "2012-12-31", "n_init": 1}),
+    ]
+    for name, parameters in runs:
+        record = run_report(name, parameters, reports_dir=tmp_path / "reports", cwd=tmp_path)
+        assert record.ok, record.summary()
+        html = record.html_path.read_text()
+        assert "GOOG" in html
+    assert user_store.symbols() == ["GOOG"]
+    after = contents(user_store)
+    for table in ("bars", "symbols", "ingest_log"):
+        pd.testing.assert_frame_equal(after[table], before[table], obj=table)

@@ -36,10 +36,10 @@ jobs:
         parameters: {symbols: [SPX, IXIC]}
       - notebook: regime_report
         parameters: {start: "2010-01-01"}
-        grid: {symbol: [SPX, IXIC]}
+        grid: {symbols: [SPX, IXIC]}
   sweep:
     notebook: strategy_tearsheet
-    parameters: {universe: sp500, target_vol: 0.1}
+    parameters: {universe: samples, target_vol: 0.1}
     grid:
       lookbacks: [[21, 63], [126, 252]]
       target_vol: [0.10, 0.15, 0.20]
@@ -53,7 +53,7 @@ def test_project_catalog_loads_and_names_real_notebooks() -> None:
     daily = cat.job("daily")
     assert (daily.schedule, daily.timezone) == ("15 17 * * 1-5", "America/New_York")
     assert {"market_overview", "regime_report", "strategy_tearsheet"} <= set(daily.notebooks)
-    symbols = [r.parameters["symbol"] for r in daily.runs() if r.notebook == "regime_report"]
+    symbols = [r.parameters["symbols"] for r in daily.runs() if r.notebook == "regime_report"]
     assert symbols == ["SPX", "IXIC"]
     for job in cat:
         for run in job.runs():
@@ -72,8 +72,8 @@ def test_good_file_parses_every_field(tmp_path: Path) -> None:
     runs = daily.runs()
     assert [(r.notebook, dict(r.parameters)) for r in runs] == [
         ("market_overview", {"symbols": ["SPX", "IXIC"]}),
-        ("regime_report", {"start": "2010-01-01", "symbol": "SPX"}),
-        ("regime_report", {"start": "2010-01-01", "symbol": "IXIC"}),
+        ("regime_report", {"start": "2010-01-01", "symbols": "SPX"}),
+        ("regime_report", {"start": "2010-01-01", "symbols": "IXIC"}),
     ]
     assert all(r.timeout == 120.0 and r.retries == 2 and r.job == "daily" for r in runs)
 
@@ -84,7 +84,7 @@ def test_grid_is_the_cartesian_product_merged_over_fixed_parameters(tmp_path: Pa
     # Worked by hand: 2 lookback sets x 3 targets, in grid order; the grid's target_vol
     # replaces the fixed one, the fixed universe is in every run.
     assert got == [
-        {"universe": "sp500", "target_vol": tv, "lookbacks": lb}
+        {"universe": "samples", "target_vol": tv, "lookbacks": lb}
         for lb in ([21, 63], [126, 252])
         for tv in (0.10, 0.15, 0.20)
     ]
@@ -109,8 +109,8 @@ N = "notebook: regime_report\n"
         (N + "schedule: 5\ntimezone: UTC", "schedule", "cron expression"),
         (N + 'schedule: "15 17 * * 1-5"\ntimezone: America/Gotham', "timezone", "unknown"),
         (N + 'schedule: "15 17 * * 1-5"', "timezone", "needs a timezone"),
-        (N + "grid: {symbol: SPX}", "grid.symbol", "must be a list"),
-        (N + "grid: {symbol: []}", "grid.symbol", "empty"),
+        (N + "grid: {symbols: SPX}", "grid.symbols", "must be a list"),
+        (N + "grid: {symbols: []}", "grid.symbols", "empty"),
         (N + "grid: [SPX]", "grid", "mapping"),
         (N + "parameters: [1, 2]", "parameters", "mapping"),
         (N + "parameters: {api_key: abc}", "parameters.api_key", "looks like a secret"),

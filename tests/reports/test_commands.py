@@ -77,3 +77,36 @@ def test_report_list_and_crontab_read_the_project_catalog() -> None:
     assert any(line.startswith("15 17 * * 1-5 ") and "report batch daily" in line for line in lines)
     result = runner.invoke(app, ["report", "batch", "no_such_job"])
     assert result.exit_code == 1 and "no job" in result.output
+
+
+def test_report_list_shows_a_jobs_own_runs_not_one_off_runs(tmp_path: Path) -> None:
+    """Bug 10: a manual `report run` of a job's notebook was shown as the job's last run."""
+    from quantdesk.reports.batch import run_batch
+    from quantdesk.reports.catalog import Catalog
+
+    good = notebook(tmp_path / "good.ipynb", "print(n)")
+    catalog = tmp_path / "reports.yaml"
+    catalog.write_text(f"jobs:\n  nightly:\n    notebook: {good}\n    parameters: {{n: 2}}\n")
+    out = tmp_path / "reports"
+    listing = ["report", "list", "--catalog", str(catalog), "--reports-dir", str(out), "--json"]
+
+    manual = runner.invoke(app, ["report", "run", str(good), "--reports-dir", str(out), "--json"])
+    assert manual.exit_code == 0, manual.output
+    assert json.loads(manual.stdout)["job"] is None
+    result = runner.invoke(app, listing)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)[0]["last_runs"] == {}
+
+    batch = run_batch(
+        Catalog.load(catalog).job("nightly"), executor="serial", reports_dir=out, progress=False
+    )
+    assert batch.ok
+    result = runner.invoke(app, listing)
+    last = json.loads(result.stdout)[0]["last_runs"]
+    assert last["good"]["run_id"] == batch.runs[0].run_id
+    assert batch.runs[0].record is not None and batch.runs[0].record["job"] == "nightly"
+    # A second one-off run, newer than the batch, still does not count.
+    again = runner.invoke(app, ["report", "run", str(good), "--reports-dir", str(out)])
+    assert again.exit_code == 0, again.output
+    result = runner.invoke(app, listing)
+    assert json.loads(result.stdout)[0]["last_runs"]["good"]["run_id"] == batch.runs[0].run_id

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import time
+from datetime import datetime
 from pathlib import Path
 
 import nbformat
@@ -125,7 +125,12 @@ def test_ok_run_publishes_notebook_html_and_record(
     assert saved["data_fingerprint"] == store_fingerprint(store.path)[0]
     assert saved["data_summary"]["bars"] == 20
     assert record.started_at < record.finished_at
-    assert 0 < record.duration_s < 60
+    # The duration runs from the start to the published HTML, so it covers the execution
+    # (a relation between the record's own times, whatever the machine's speed).
+    executing = datetime.fromisoformat(record.finished_at) - datetime.fromisoformat(
+        record.started_at
+    )
+    assert record.duration_s >= round(executing.total_seconds(), 3) - 0.001
     assert record.run_id.startswith(record.started_at[:10].replace("-", ""))
     assert "ok in" in record.summary() and str(record.html_path) in record.summary()
 
@@ -168,6 +173,8 @@ def test_failing_cell_is_a_failed_report_with_a_banner(reports: Path, tmp_path: 
     assert json.loads(record.record_path.read_text())["status"] == "failed"
 
 
+# An upper bound for a hang (a runner that waits forever on a dead kernel), not a speed test.
+@pytest.mark.timeout(300)
 def test_dead_kernel_is_recorded_as_failed(reports: Path, tmp_path: Path) -> None:
     """One kernel, which kills itself in the middle of the notebook."""
     nb_path = write_notebook(
@@ -177,10 +184,8 @@ def test_dead_kernel_is_recorded_as_failed(reports: Path, tmp_path: Path) -> Non
         "import os\nos._exit(code)",
         "print('never printed')",
     )
-    t0 = time.perf_counter()
     record = run_report(nb_path, reports_dir=reports)
 
-    assert time.perf_counter() - t0 < 30
     assert not record.ok
     assert record.reason is not None and "kernel died" in record.reason
     assert record.error is not None and record.error["ename"] == "DeadKernelError"
@@ -194,25 +199,25 @@ def test_dead_kernel_is_recorded_as_failed(reports: Path, tmp_path: Path) -> Non
     assert "Run failed: kernel died" in page and "alive" in page
 
 
+# The cell waits on an event nobody sets, so only the cell timeout can end the run, however
+# fast or slow the machine; the mark bounds a runner that would wait forever.
+@pytest.mark.timeout(300)
 def test_cell_over_the_timeout_is_recorded_as_failed(reports: Path, tmp_path: Path) -> None:
-    """One kernel, stopped after 3 s of a 30 s sleep."""
+    """One kernel, stopped by a 3 s cell timeout in a cell that would never end."""
     nb_path = write_notebook(
         tmp_path / "slow.ipynb",
-        "seconds = 30",
+        "never = None",
         "print('started')",
-        "import time\ntime.sleep(seconds)",
+        "import threading\nthreading.Event().wait(never)",
         "print('never printed')",
     )
-    t0 = time.perf_counter()
     record = run_report(nb_path, reports_dir=reports, timeout=3)
-    elapsed = time.perf_counter() - t0
 
-    assert elapsed < 20, f"a 3 s timeout took {elapsed:.1f} s"
     assert not record.ok
     assert record.reason == "cell exceeded timeout of 3 s"
     assert record.timeout == 3.0
     executed = nbformat.read(record.ipynb_path, as_version=4)
-    assert "time.sleep" in executed.cells[record.error["cell_index"]].source
+    assert "Event().wait" in executed.cells[record.error["cell_index"]].source
     assert "started" in output_text(executed)
     assert "never printed" not in output_text(executed)
     assert "Run failed: cell exceeded timeout of 3 s" in record.html_path.read_text()

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
 import textwrap
 import threading
 from datetime import UTC, datetime, timedelta
@@ -22,6 +25,10 @@ from quantdesk.reports.catalog import Catalog, Job
 from quantdesk.reports.scheduler import Scheduler, crontab_lines, default_state_path
 
 NY = ZoneInfo("America/New_York")
+# Seconds a test waits for an event (a run finishing, a runner entered) before failing: an
+# upper bound for a hang, returned from as soon as the event happens, so a slow machine
+# never fails a test that a fast one passes.
+WAIT = 60.0
 
 CATALOG = """
 jobs:
@@ -30,7 +37,7 @@ jobs:
     schedule: "15 17 * * 1-5"
     timezone: America/New_York
     notebook: regime_report
-    grid: {symbol: [SPX, IXIC]}
+    grid: {symbols: [SPX, IXIC]}
   hourly:
     schedule: "0 * * * *"
     timezone: UTC
@@ -72,7 +79,7 @@ class RecordingRunner:
     def __call__(self, job: Job) -> Any:
         self.calls.append(job.name)
         self.entered.set()
-        assert self.release.wait(10), "test never released the runner"
+        assert self.release.wait(WAIT), "test never released the runner"
         if self.error:
             raise RuntimeError("cluster unreachable")
         return type("Result", (), {"ok": self.ok, "failed": [] if self.ok else ["x"]})()
@@ -106,14 +113,14 @@ def test_fires_at_the_scheduled_new_york_times(catalog: Catalog, tmp_path: Path)
     events = sched.tick()
     assert kinds(events) == [("daily", "started")]
     assert events[0].scheduled_for == datetime(2024, 6, 3, 21, 15, tzinfo=UTC)
-    assert sched.wait(5)
+    assert sched.wait(WAIT)
     assert runner.calls == ["daily"]
     clock.set(datetime(2024, 6, 3, 17, 16, tzinfo=NY))
     assert sched.tick() == []
     # Friday 17:15 fires; the weekend does not; Monday does.
     clock.set(datetime(2024, 6, 7, 17, 15, tzinfo=NY))
     sched.tick()
-    sched.wait(5)
+    assert sched.wait(WAIT)
     clock.set(datetime(2024, 6, 9, 23, 0, tzinfo=NY))
     assert sched.tick() == []
     assert sched.next_due() == datetime(2024, 6, 10, 17, 15, tzinfo=NY)
@@ -129,7 +136,7 @@ def test_run_forever_fires_across_the_dst_change_with_bounded_sleeps(
     sched: Scheduler
 
     def sleep(seconds: float) -> None:
-        sched.wait(5)  # the runs are quick compared with the sleep
+        assert sched.wait(WAIT)  # each fake sleep starts after the runs it follows have finished
         clock.sleep(seconds)
         if clock.now >= datetime(2024, 11, 5, 0, 0, tzinfo=UTC):
             stop.set()
@@ -163,13 +170,13 @@ def test_missed_runs_after_downtime_are_reported_and_caught_up_once(
     first.tick()
     clock.set(datetime(2024, 6, 3, 17, 15, tzinfo=NY))
     first.tick()
-    first.wait(5)
+    assert first.wait(WAIT)
     # The scheduler is down from Monday evening until Thursday 18:00 New York.
     clock.set(datetime(2024, 6, 6, 18, 0, tzinfo=NY))
     second = Scheduler(only(catalog, "daily"), state_path=state_path, clock=clock, runner=runner)
     with caplog.at_level(logging.WARNING, logger="quantdesk.reports.scheduler"):
         events = second.tick()
-    second.wait(5)
+    assert second.wait(WAIT)
     assert kinds(events) == [("daily", "missed"), ("daily", "started")]
     missed, started = events
     assert [t.astimezone(NY).strftime("%a %H:%M") for t in missed.times] == [
@@ -201,7 +208,7 @@ def test_a_running_job_is_not_started_twice_and_does_not_block_others(
     sched.tick()
     clock.set(datetime(2024, 6, 3, 17, 15, tzinfo=NY))
     assert kinds(sched.tick()) == [("daily", "started")]
-    assert runner.entered.wait(5)
+    assert runner.entered.wait(WAIT)
     # 18:00 NY = 22:00 UTC: the hourly job is due and starts while daily still runs.
     clock.set(datetime(2024, 6, 3, 18, 0, tzinfo=NY))
     assert kinds(sched.tick()) == [("hourly", "started")]
@@ -213,10 +220,10 @@ def test_a_running_job_is_not_started_twice_and_does_not_block_others(
     assert "still running" in events[0].detail
     assert runner.calls.count("daily") == 1
     runner.release.set()
-    assert sched.wait(5) and sched.running() == []
+    assert sched.wait(WAIT) and sched.running() == []
     clock.set(datetime(2024, 6, 5, 17, 15, tzinfo=NY))
     assert ("daily", "started") in kinds(sched.tick())
-    sched.wait(5)
+    assert sched.wait(WAIT)
     assert runner.calls.count("daily") == 2
     daily = sched.state["jobs"]["daily"]
     assert [e["kind"] for e in daily["events"]] == [
@@ -236,7 +243,7 @@ def test_state_is_persisted_atomically_and_reloaded(catalog: Catalog, tmp_path: 
     sched.tick()
     clock.set(datetime(2024, 6, 3, 17, 20, tzinfo=NY))
     sched.tick()
-    sched.wait(5)
+    assert sched.wait(WAIT)
     assert [p.name for p in state_path.parent.iterdir()] == [state_path.name]  # no temp left
     saved = json.loads(state_path.read_text())
     assert saved["version"] == 1 and saved["jobs"]["daily"]["last_status"] == "ok"
@@ -262,7 +269,7 @@ def test_a_job_running_when_the_scheduler_died_is_marked_interrupted(
     sched.tick()
     clock.set(datetime(2024, 6, 3, 17, 15, tzinfo=NY))
     sched.tick()
-    assert runner.entered.wait(5)
+    assert runner.entered.wait(WAIT)
     # The process "dies" here: a new scheduler reads the file the old one left.
     reborn = Scheduler(only(catalog, "daily"), state_path=state_path, clock=clock)
     daily = json.loads(state_path.read_text())["jobs"]["daily"]  # saved at once
@@ -270,7 +277,7 @@ def test_a_job_running_when_the_scheduler_died_is_marked_interrupted(
     assert daily["last_status"] == "interrupted" and daily["running"] is False
     assert daily["events"][-1]["kind"] == "interrupted"
     runner.release.set()
-    sched.wait(5)
+    assert sched.wait(WAIT)
 
 
 @pytest.mark.parametrize(
@@ -290,13 +297,13 @@ def test_failures_of_a_job_are_recorded(
     sched.tick()
     clock.set(datetime(2024, 6, 3, 17, 15, tzinfo=NY))
     sched.tick()
-    sched.wait(5)
+    assert sched.wait(WAIT)
     daily = sched.state["jobs"]["daily"]
     assert daily["last_status"] == status and reason in daily["last_reason"]
     # A failure does not stop the schedule: Tuesday fires again.
     clock.set(datetime(2024, 6, 4, 17, 15, tzinfo=NY))
     assert kinds(sched.tick()) == [("daily", "started")]
-    sched.wait(5)
+    assert sched.wait(WAIT)
 
 
 def test_bad_state_file_and_naive_clock_are_clear_errors(catalog: Catalog, tmp_path: Path) -> None:
@@ -311,29 +318,88 @@ def test_bad_state_file_and_naive_clock_are_clear_errors(catalog: Catalog, tmp_p
 
 def test_crontab_lines(catalog: Catalog, tmp_path: Path) -> None:
     root = catalog.root
-    lines = crontab_lines(catalog, command="quantdesk")
+    environ = {"QUANTDESK_HOME": "/srv/qd", "QUANTDESK_REPORTS": "/srv/reports"}
+    env = "QUANTDESK_HOME=/srv/qd QUANTDESK_REPORTS=/srv/reports"
+    lines = crontab_lines(catalog, command="quantdesk", environ=environ)
     assert lines == [
         f"# quantdesk report jobs from {catalog.path} (quantdesk schedule crontab)",
+        "# settings of the shell that printed these lines: QUANTDESK_HOME, QUANTDESK_REPORTS",
         "CRON_TZ=America/New_York",
         "# daily: After the US close",
-        f"15 17 * * 1-5 cd {root} && quantdesk report batch daily >> reports/cron.log 2>&1",
+        f"15 17 * * 1-5 cd {root} && {env} quantdesk report batch daily >> reports/cron.log 2>&1",
         "CRON_TZ=UTC",
-        f"0 * * * * cd {root} && quantdesk report batch hourly >> reports/cron.log 2>&1",
+        f"0 * * * * cd {root} && {env} quantdesk report batch hourly >> reports/cron.log 2>&1",
     ]
-    py = crontab_lines(catalog, python="/opt/py 3/bin/python", jobs=["daily"])
+    py = crontab_lines(catalog, python="/opt/py 3/bin/python", jobs=["daily"], environ=environ)
     assert py[-1] == (
-        f"15 17 * * 1-5 cd {root} && '/opt/py 3/bin/python' -m quantdesk report batch daily "
-        ">> reports/cron.log 2>&1"
+        f"15 17 * * 1-5 cd {root} && {env} '/opt/py 3/bin/python' -m quantdesk report batch "
+        "daily >> reports/cron.log 2>&1"
     )
     assert not any("hourly" in line for line in py)
     # A catalog elsewhere than research/reports.yaml is passed on; cron's % is escaped.
     other = tmp_path / "cat%s.yaml"
     other.write_text(textwrap.dedent(CATALOG))
-    line = crontab_lines(Catalog.load(other), command="quantdesk")[3]
+    line = crontab_lines(Catalog.load(other), command="quantdesk", environ=environ)[4]
     assert line.startswith(f"15 17 * * 1-5 cd {tmp_path} && QUANTDESK_CATALOG=")
     assert r"cat\%s.yaml" in line
 
 
+def test_crontab_carries_the_shells_settings_never_secrets(
+    catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bug 10: cron read another store.  Relative paths become absolute, values are quoted."""
+    monkeypatch.chdir(tmp_path)
+    store = tmp_path / "it's a store" / "q.duckdb"
+    environ = {
+        "QUANTDESK_HOME": "qd home",  # relative to the shell's directory
+        "QUANTDESK_STORE": str(store),
+        "QUANTDESK_LOCK_TIMEOUT": "7.5",
+        "QUANTDESK_POLYGON_API_KEY": "s3cr3t-value-123",
+        "QUANTDESK_FEED_TOKEN": "another-s3cr3t",
+        "NUMBA_CACHE_DIR": "cache",
+        "HOME": "/home/someone",
+    }
+    lines = crontab_lines(catalog, command="quantdesk", environ=environ)
+    text = "\n".join(lines)
+    assert "s3cr3t" not in text
+    assert "# left out, their names look like secrets: QUANTDESK_FEED_TOKEN, " in text
+    assert "QUANTDESK_POLYGON_API_KEY" in lines[2] and "HOME=/home" not in text
+    daily = next(line for line in lines if "batch daily" in line)
+    command = daily.split(" ", 5)[5]
+    # The line runs in a shell as cron runs it: an empty environment, from cron's own
+    # directory.  What the command sees is what the shell that printed the line had.
+    show = tmp_path / "show_env.py"
+    show.write_text(
+        "import json, os, sys\n"
+        "keys = [k for k in os.environ if k.startswith('QUANTDESK_') or k == 'NUMBA_CACHE_DIR']\n"
+        "print(json.dumps({k: os.environ[k] for k in keys}))\n"
+    )
+    command = command.replace("quantdesk report batch", f"{sys.executable} {show} report batch")
+    (catalog.root / "reports").mkdir()
+    result = subprocess.run(
+        ["/bin/sh", "-c", command.replace(r"\%", "%")],
+        cwd="/",
+        env={"PATH": os.defpath},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    seen = json.loads((catalog.root / "reports" / "cron.log").read_text())
+    assert seen == {
+        "QUANTDESK_HOME": str(tmp_path / "qd home"),
+        "QUANTDESK_STORE": str(store),
+        "QUANTDESK_LOCK_TIMEOUT": "7.5",
+        "QUANTDESK_REPORTS": str(tmp_path / "reports"),  # pinned: its default is relative
+        "NUMBA_CACHE_DIR": str(tmp_path / "cache"),
+    }
+
+
+def test_crontab_refuses_a_value_cron_cannot_carry(catalog: Catalog) -> None:
+    with pytest.raises(ValueError, match="QUANTDESK_LOG_LEVEL holds a line break"):
+        crontab_lines(catalog, environ={"QUANTDESK_LOG_LEVEL": "INFO\n* * * * * rm -rf ~"})
+
+
 def test_crontab_default_command_is_the_installed_script(catalog: Catalog) -> None:
-    line = crontab_lines(catalog)[3]
+    line = next(line for line in crontab_lines(catalog) if "batch daily" in line)
     assert "/bin/quantdesk report batch daily" in line or " quantdesk report batch" in line

@@ -1,20 +1,62 @@
-"""Real sample data that ships inside installed packages (no network needed).
+"""Real sample data that ships inside installed packages (no network needed), and the
+symbols a notebook works on.
 
 The ``arch`` package bundles daily OHLCV for the S&P 500 index (``sp500``) and the
 NASDAQ Composite (``nasdaq``), January 1999 to December 2018.
+
+Notebooks and reports run on the researcher's own stored symbols.  Demonstration data
+enters the store only when asked for: :func:`select_symbols` with
+``universe="samples"`` (the bundled real data) or ``universe="simulated"`` (the
+simulated market), and an unknown symbol fails before anything is written.
+
+Examples
+--------
+>>> store = MarketStore()  # doctest: +SKIP
+>>> select_symbols(store, "SPX,IXIC")  # doctest: +SKIP
+Traceback (most recent call last):
+UnknownSymbolsError: not in the store ...: 'IXIC', 'SPX'; it holds: 'GOOG' ...
+>>> select_symbols(store, "SPX,IXIC", universe="samples")  # doctest: +SKIP
+['SPX', 'IXIC']
 """
 
 from __future__ import annotations
 
 import importlib.util
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from quantdesk.data.schemas import BAR_COLUMNS
 
-__all__ = ["SAMPLES", "Sample", "load_sample"]
+if TYPE_CHECKING:
+    from quantdesk.data.store import MarketStore
+
+__all__ = [
+    "SAMPLES",
+    "SIMULATED_SEED",
+    "UNIVERSES",
+    "Sample",
+    "UnknownSymbolsError",
+    "ensure_samples",
+    "ensure_simulated",
+    "load_sample",
+    "parse_symbols",
+    "select_symbols",
+]
+
+logger = logging.getLogger(__name__)
+
+UNIVERSES = ("store", "samples", "simulated")
+"""Where :func:`select_symbols` takes symbols from (see there)."""
+
+SIMULATED_SEED = 7
+"""Seed of the simulated universe, the one ``make demo`` ingests."""
+SIMULATED_DAYS = 2520
+SIMULATED_PREFIX = "SIM"
 
 
 @dataclass(frozen=True)
@@ -87,3 +129,179 @@ def load_sample(name: str = "sp500") -> tuple[pd.DataFrame, pd.DataFrame]:
         ]
     )
     return bars, meta
+
+
+class UnknownSymbolsError(ValueError):
+    """Raised when symbols asked for are not in the store; names them and what is stored."""
+
+
+def parse_symbols(symbols: str | Sequence[str] | None) -> list[str] | None:
+    """Return symbols given as ``"SPX,IXIC"``, ``"SPX IXIC"`` or a list, in order, once each.
+
+    ``None`` (and an empty string or list) stays ``None``: "not given".
+
+    Examples
+    --------
+    >>> parse_symbols("SPX, IXIC"), parse_symbols(["SPX"]), parse_symbols(None)
+    (['SPX', 'IXIC'], ['SPX'], None)
+    """
+    if symbols is None:
+        return None
+    items = symbols.replace(",", " ").split() if isinstance(symbols, str) else list(symbols)
+    names = list(dict.fromkeys(str(s).strip() for s in items if str(s).strip()))
+    return names or None
+
+
+def _sample_of_symbol() -> dict[str, str]:
+    return {sample.symbol: name for name, sample in SAMPLES.items()}
+
+
+def ensure_samples(store: MarketStore, symbols: Sequence[str] | None = None) -> list[str]:
+    """Return the sample symbols after writing those the store lacks (all when ``None``).
+
+    Parameters
+    ----------
+    store
+        The store to fill.
+    symbols
+        Sample symbols (``SPX``, ``IXIC``) or sample names (``sp500``, ``nasdaq``).
+
+    Raises
+    ------
+    UnknownSymbolsError
+        A name is not a bundled sample; nothing is written.
+    """
+    by_symbol = _sample_of_symbol()
+    wanted = list(SAMPLES) if symbols is None else [by_symbol.get(s, s) for s in symbols]
+    unknown = [s for s, name in zip(symbols or [], wanted, strict=False) if name not in SAMPLES]
+    if unknown:
+        raise UnknownSymbolsError(
+            f"not bundled samples: {', '.join(map(repr, unknown))}; the samples are "
+            + ", ".join(f"{sample.symbol} ({name})" for name, sample in SAMPLES.items())
+        )
+    stored = set(store.symbols())
+    for name in dict.fromkeys(wanted):
+        sample = SAMPLES[name]
+        if sample.symbol not in stored:
+            bars, meta = load_sample(name)
+            logger.info("writing the %s sample (%s) into %s", name, sample.symbol, store.path)
+            store.write_bars(bars, "1d", source=f"arch:{name}", metadata=meta)
+    return [SAMPLES[name].symbol for name in dict.fromkeys(wanted)]
+
+
+def _simulated_symbols(store: MarketStore) -> list[str]:
+    return [s for s in store.symbols() if s.startswith(SIMULATED_PREFIX)]
+
+
+def ensure_simulated(store: MarketStore, n_symbols: int = 50) -> list[str]:
+    """Return up to ``n_symbols`` simulated symbols, simulating a universe into an empty one.
+
+    When the store holds no ``SIM*`` symbols, ``quantdesk.data.simulate(n_symbols, 2520,
+    seed=7)`` is written (what ``make demo`` ingests).  When it holds some, they are used
+    as they are: a second universe with another size would overwrite the first one's
+    prices under the same names.  Fewer stored than asked for is logged.
+    """
+    if n_symbols < 1:
+        raise ValueError(f"n_symbols must be >= 1, got {n_symbols}")
+    stored = _simulated_symbols(store)
+    if not stored:
+        from quantdesk.data.simulator import simulate
+
+        market = simulate(n_symbols=n_symbols, n_days=SIMULATED_DAYS, seed=SIMULATED_SEED)
+        logger.info("writing a simulated universe of %d symbols into %s", n_symbols, store.path)
+        store.write_bars(
+            market.bars,
+            "1d",
+            source=f"simulator:seed={SIMULATED_SEED}",
+            metadata=market.metadata(),
+        )
+        return list(market.symbols)
+    if len(stored) < n_symbols:
+        logger.warning(
+            "the store holds %d simulated symbols, fewer than the %d asked for; using those",
+            len(stored),
+            n_symbols,
+        )
+    return stored[:n_symbols]
+
+
+def _quoted(names: Sequence[str], limit: int = 30) -> str:
+    shown = ", ".join(map(repr, names[:limit]))
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "") or "nothing"
+
+
+def select_symbols(
+    store: MarketStore,
+    symbols: str | Sequence[str] | None = None,
+    *,
+    universe: str = "store",
+    n_symbols: int | None = None,
+) -> list[str]:
+    """Return the symbols a notebook or report runs on, all of them in the store.
+
+    Parameters
+    ----------
+    store
+        The market store.
+    symbols
+        ``"SPX,IXIC"`` or a list; ``None``: every symbol of the universe.
+    universe
+        ``"store"`` (default): the store's own symbols; nothing is ever written.
+        ``"samples"``: the bundled real samples (SPX, IXIC) are written into the store
+        if missing, then used (with ``symbols``, any of them and any stored symbol).
+        ``"simulated"``: the simulated universe (see :func:`ensure_simulated`).
+    n_symbols
+        At most this many symbols when ``symbols`` is not given (the size of a simulated
+        universe to create; default 50 there, no limit otherwise).
+
+    Raises
+    ------
+    UnknownSymbolsError
+        A symbol is neither stored nor provided by the universe: the message names the
+        unknown symbols and the stored ones, and nothing has been written.
+    ValueError
+        An unknown ``universe``, or an empty store with no symbols to offer.
+    """
+    if universe not in UNIVERSES:
+        raise ValueError(
+            f"unknown universe {universe!r}; use one of {', '.join(map(repr, UNIVERSES))} "
+            "(your own data: universe='store' with symbols='A,B')"
+        )
+    names = parse_symbols(symbols)
+    stored = store.symbols()
+    size = n_symbols or 50
+    offered = set(stored)
+    if universe == "samples":
+        offered |= set(_sample_of_symbol())
+    elif universe == "simulated" and not _simulated_symbols(store):
+        from quantdesk.data.simulator import _symbol_names
+
+        offered |= set(_symbol_names(size))
+    if names is not None:
+        # Checked before anything is written: a typo must leave the store as it was.
+        unknown = [s for s in names if s not in offered]
+        if unknown:
+            extra = {"samples": " or the bundled samples", "simulated": " or simulated"}
+            raise UnknownSymbolsError(
+                f"not in the store {store.path}{extra.get(universe, '')}: {_quoted(unknown)}; "
+                f"it holds: {_quoted(stored)}.  Ingest your data first (quantdesk ingest "
+                "file ...), or ask for the bundled samples with universe='samples'"
+            )
+    if universe == "samples":
+        samples = _sample_of_symbol()
+        ensure_samples(store, [s for s in names or list(samples) if s in samples])
+        chosen = names or list(samples)
+    elif universe == "simulated":
+        simulated = ensure_simulated(store, size)
+        chosen = names or simulated
+    else:
+        if not stored:
+            raise ValueError(
+                f"the store {store.path} holds no symbols: ingest your data "
+                "(quantdesk ingest file ...), or ask for demonstration data with "
+                "universe='samples' or universe='simulated'"
+            )
+        chosen = names or stored
+    if names is None and n_symbols is not None:
+        chosen = chosen[:n_symbols]
+    return chosen

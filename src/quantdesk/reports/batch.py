@@ -506,7 +506,9 @@ def run_batch(
             while queue and len(pending) < backend.capacity:
                 index, attempt, spent = queue.popleft()
                 spec = runs[index]
-                options = {**common, "timeout": spec.timeout}
+                # The job travels into run.json, so `report list` tells its runs from
+                # one-off runs of the same notebook.
+                options = {**common, "timeout": spec.timeout, "job": spec.job or None}
                 future = backend.submit((spec.notebook, dict(spec.parameters), options))
                 pending[future] = (index, attempt, spent)
             for future in backend.wait(list(pending)):

@@ -139,7 +139,7 @@ def report_list(
     reports_dir: ReportsOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
 ) -> None:
-    """Show the catalog's jobs, their schedules and the last run of each notebook."""
+    """Show the catalog's jobs, their schedules and each notebook's last run by the job."""
     from datetime import UTC, datetime
 
     from quantdesk.reports.publish import list_runs
@@ -150,9 +150,12 @@ def report_list(
     jobs = []
     for name, job in cat.jobs.items():
         last = {}
+        # Only runs made by this job's batches count: a one-off `report run` of the same
+        # notebook (other parameters, another store) is not the job's last run.
+        own = runs[runs["job"] == name] if len(runs) else runs
         for notebook in job.notebooks:
             stem = Path(str(notebook)).stem
-            mine = runs[runs["notebook"] == stem] if len(runs) else runs
+            mine = own[own["notebook"] == stem] if len(own) else own
             if len(mine):
                 top = mine.iloc[0]
                 last[stem] = {"run_id": top["run_id"], "status": top["status"],

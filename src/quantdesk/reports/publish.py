@@ -2,8 +2,9 @@
 
 The index is built from the run folders alone: every ``<reports_dir>/<notebook>/
 <run_id>/run.json`` (see :class:`quantdesk.reports.runner.RunRecord`) is one run.
-This module reads the keys ``status``, ``reason``, ``started_at``, ``finished_at``,
-``duration_s``, ``parameters``, ``data_fingerprint`` and ``outputs`` of a record, and
+This module reads the keys ``job``, ``status``, ``reason``, ``started_at``,
+``finished_at``, ``duration_s``, ``parameters``, ``data_fingerprint`` and ``outputs`` of a
+record, and
 takes the notebook name and run id from the folder names so that links always point
 where the files are.  A folder without a readable ``run.json`` (a run in progress, a
 damaged file) is skipped with a warning.
@@ -52,6 +53,7 @@ INDEX_NAME = "index.html"
 RUN_COLUMNS = (
     "notebook",
     "run_id",
+    "job",
     "status",
     "reason",
     "started_at",
@@ -201,6 +203,7 @@ def _scan_runs(reports_dir: Path) -> list[dict[str, Any]]:
             {
                 "notebook": stem,
                 "run_id": run_dir.name,
+                "job": record.get("job") or None,
                 "status": str(record.get("status", "unknown")),
                 "reason": record.get("reason"),
                 "started_at": record.get("started_at"),
@@ -220,6 +223,7 @@ def _scan_runs(reports_dir: Path) -> list[dict[str, Any]]:
 def list_runs(reports_dir: str | Path | None = None) -> pd.DataFrame:
     """Return every published run as a frame, newest first (columns :data:`RUN_COLUMNS`).
 
+    ``job`` is the catalog job whose batch made the run (``None`` for a one-off run);
     ``started_at`` and ``finished_at`` are UTC timestamps; ``parameters`` holds dicts;
     ``html`` and ``ipynb`` are absolute paths (``None`` where the file is missing).
 

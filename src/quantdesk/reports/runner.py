@@ -170,6 +170,10 @@ class RunRecord:
         Machine that ran the report.
     redacted
         Names of environment variables whose values were found and redacted.
+    job
+        The catalog job whose batch made the run; ``None`` for a one-off run
+        (``quantdesk report run``, a notebook's own call).  ``quantdesk report list``
+        counts only a job's own runs as its last run.
     """
 
     notebook: str
@@ -191,6 +195,7 @@ class RunRecord:
     data_summary: dict[str, Any] = field(default_factory=dict)
     host: str = ""
     redacted: list[str] = field(default_factory=list)
+    job: str | None = None
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -641,6 +646,7 @@ def run_report(
     run_id: str | None = None,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    job: str | None = None,
 ) -> RunRecord:
     """Return the :class:`RunRecord` of executing a notebook with papermill and publishing it.
 
@@ -667,6 +673,9 @@ def run_report(
         the kernel only; the way to hand a notebook a secret.
     cwd
         Working directory of the kernel (default: this process's).
+    job
+        The catalog job this run belongs to, recorded in ``run.json`` (the batch executor
+        passes it); ``None`` marks a one-off run.
 
     Returns
     -------
@@ -814,6 +823,7 @@ def run_report(
         data_fingerprint=fingerprint,
         data_summary=data_summary,
         host=platform.node(),
+        job=job or None,
     )
     text = _redact(json.dumps(record.to_dict(), indent=2), secrets, "run record", found)
     record = RunRecord.from_dict(json.loads(text))

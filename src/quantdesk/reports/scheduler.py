@@ -38,7 +38,7 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -46,7 +46,14 @@ from typing import Any
 
 from quantdesk.reports.catalog import Catalog, Job
 
-__all__ = ["ScheduleEvent", "Scheduler", "crontab_lines", "default_state_path", "utcnow"]
+__all__ = [
+    "ScheduleEvent",
+    "Scheduler",
+    "cron_environment",
+    "crontab_lines",
+    "default_state_path",
+    "utcnow",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -470,6 +477,76 @@ def _cron_escape(command: str) -> str:
     return command.replace("%", r"\%")
 
 
+# Settings whose value is a path: a relative one is made absolute, because cron runs the
+# command from the project root, not from the directory of the shell that printed it.
+_PATH_VARIABLES = frozenset(
+    {
+        "QUANTDESK_HOME",
+        "QUANTDESK_STORE",
+        "QUANTDESK_REPORTS",
+        "QUANTDESK_MODELS",
+        "QUANTDESK_CATALOG",
+        "NUMBA_CACHE_DIR",
+    }
+)
+# Carried besides the QUANTDESK_* settings: the compiled-kernel cache, so that cron's runs
+# reuse the kernels the shell's runs compiled.
+_CARRIED_VARIABLES = frozenset({"NUMBA_CACHE_DIR"})
+
+
+def cron_environment(
+    catalog: Catalog,
+    environ: Mapping[str, str] | None = None,
+    *,
+    cwd: str | os.PathLike[str] | None = None,
+) -> tuple[dict[str, str], list[str]]:
+    """Return ``(variables, secret_names)``: the settings a cron line must carry.
+
+    Cron starts jobs with an almost empty environment in the user's home directory, so
+    a job would read another store than the shell that scheduled it.  The variables are
+    every ``QUANTDESK_*`` variable of ``environ`` and ``NUMBA_CACHE_DIR`` when set, with
+    relative paths made absolute against ``cwd``; ``QUANTDESK_HOME`` and
+    ``QUANTDESK_REPORTS``, whose defaults are relative to the working directory, are
+    pinned to this shell's values when unset; ``QUANTDESK_CATALOG`` is the catalog's path
+    unless it is the project's default.  Names that look like secrets
+    (:func:`quantdesk.reports.runner.looks_like_secret`) are never carried: they are
+    returned in ``secret_names`` so the caller can say what was left out.
+
+    Parameters
+    ----------
+    catalog
+        The catalog the lines run.
+    environ
+        The environment to read (default ``os.environ``).
+    cwd
+        Directory relative paths are taken from (default the current one).
+
+    Raises
+    ------
+    ValueError
+        A value holds a line break or a NUL, which a crontab line cannot carry.
+    """
+    from quantdesk.reports.runner import looks_like_secret
+
+    env = os.environ if environ is None else environ
+    base = Path(cwd) if cwd is not None else Path.cwd()
+    wanted = sorted(k for k in env if k.startswith("QUANTDESK_") or k in _CARRIED_VARIABLES)
+    secrets = [k for k in wanted if looks_like_secret(k)]
+    variables = {k: env[k] for k in wanted if k not in secrets}
+    variables.setdefault("QUANTDESK_HOME", "data")
+    variables.setdefault("QUANTDESK_REPORTS", "reports")
+    variables.pop("QUANTDESK_CATALOG", None)
+    if catalog.path != (catalog.root / "research" / "reports.yaml").resolve():
+        variables["QUANTDESK_CATALOG"] = str(catalog.path)
+    for name, value in variables.items():
+        if any(c in value for c in "\n\r\0"):
+            raise ValueError(f"{name} holds a line break or NUL; a crontab line cannot carry it")
+        if name in _PATH_VARIABLES and "://" not in value:
+            path = Path(value).expanduser()
+            variables[name] = str(path if path.is_absolute() else (base / path).absolute())
+    return dict(sorted(variables.items())), secrets
+
+
 def crontab_lines(
     catalog: Catalog,
     *,
@@ -477,6 +554,7 @@ def crontab_lines(
     python: str | None = None,
     log: str = "reports/cron.log",
     jobs: Iterable[str] | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> list[str]:
     """Return crontab lines equivalent to the catalog's schedules.
 
@@ -493,14 +571,19 @@ def crontab_lines(
         Where each run's output is appended, relative to the project root.
     jobs
         Only these jobs (default all scheduled jobs).
+    environ
+        The environment whose settings every line carries (default ``os.environ``; see
+        :func:`cron_environment`).
 
     Returns
     -------
     list of str
-        A header comment, then per timezone a ``CRON_TZ=`` line followed by one line per
-        job: ``15 17 * * 1-5 cd /path && quantdesk report batch daily >> reports/cron.log
-        2>&1``.  ``CRON_TZ`` is honoured by cronie (Fedora, RHEL, Arch) and systemd-cron;
-        crons that ignore it read the times in the system timezone.
+        Header comments (the catalog; which variables the lines carry and which were left
+        out because their names look like secrets), then per timezone a ``CRON_TZ=`` line
+        followed by one line per job: ``15 17 * * 1-5 cd /path && QUANTDESK_HOME=/path/data
+        ... quantdesk report batch daily >> reports/cron.log 2>&1``, every value
+        shell-quoted.  ``CRON_TZ`` is honoured by cronie (Fedora, RHEL, Arch) and
+        systemd-cron; crons that ignore it read the times in the system timezone.
     """
     if python is not None:
         cmd = f"{shlex.quote(python)} -m quantdesk"
@@ -510,15 +593,19 @@ def crontab_lines(
         beside = Path(sys.executable).parent / "quantdesk"
         cmd = shlex.quote(str(beside)) if beside.exists() else "quantdesk"
     root = shlex.quote(str(catalog.root))
-    env = ""
-    if catalog.path != (catalog.root / "research" / "reports.yaml").resolve():
-        env = f"QUANTDESK_CATALOG={shlex.quote(str(catalog.path))} "
+    variables, secrets = cron_environment(catalog, environ)
+    env = "".join(f"{name}={shlex.quote(value)} " for name, value in variables.items())
     wanted = None if jobs is None else set(jobs)
     by_zone: dict[str, list[Job]] = {}
     for job in catalog.scheduled():
         if wanted is None or job.name in wanted:
             by_zone.setdefault(job.timezone, []).append(job)
-    lines = [f"# quantdesk report jobs from {catalog.path} (quantdesk schedule crontab)"]
+    lines = [
+        f"# quantdesk report jobs from {catalog.path} (quantdesk schedule crontab)",
+        f"# settings of the shell that printed these lines: {', '.join(variables)}",
+    ]
+    if secrets:
+        lines.append(f"# left out, their names look like secrets: {', '.join(secrets)}")
     for zone, zone_jobs in by_zone.items():
         lines.append(f"CRON_TZ={zone}")
         for job in zone_jobs:
