@@ -7,9 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from quantdesk.data import MarketStore, read_bars_file
+from quantdesk.data import MarketStore, UnknownSymbolError, read_bars_file
 from quantdesk.data.samples import (
-    UnknownSymbolsError,
     ensure_samples,
     load_sample,
     parse_symbols,
@@ -77,15 +76,16 @@ def test_parse_symbols_takes_text_or_lists() -> None:
 
 def test_unknown_symbols_name_what_is_stored_and_write_nothing(user_store: MarketStore) -> None:
     before = contents(user_store)
-    with pytest.raises(UnknownSymbolsError) as info:
+    with pytest.raises(UnknownSymbolError) as info:
         select_symbols(user_store, "GOOG,WTI,SPX")
     message = str(info.value)
-    assert "'WTI', 'SPX'" in message and "it holds: 'GOOG'" in message
+    assert info.value.unknown == ["WTI", "SPX"] and info.value.stored == ["GOOG"]
+    assert "['WTI', 'SPX']" in message and "holds 1: GOOG" in message
     assert str(user_store.path) in message and "universe='samples'" in message
     # A sample universe adds SPX and IXIC, not a typo; the samples are not written either.
-    with pytest.raises(UnknownSymbolsError, match=r"or the bundled samples: 'WTI'"):
+    with pytest.raises(UnknownSymbolError, match=r"\['WTI'\] in .* or the bundled samples"):
         select_symbols(user_store, "SPX,WTI", universe="samples")
-    with pytest.raises(UnknownSymbolsError, match=r"or simulated: 'SIM005'"):
+    with pytest.raises(UnknownSymbolError, match=r"\['SIM005'\] in .* or simulated"):
         select_symbols(user_store, "SIM000,SIM005", universe="simulated", n_symbols=5)
     assert_unchanged(before, user_store)
 
@@ -120,7 +120,7 @@ def test_samples_are_written_only_when_asked_and_only_once(user_store: MarketSto
     assert len(user_store.ingest_log()) == ingests + 1  # IXIC only; SPX is not rewritten
     assert ensure_samples(user_store, ["nasdaq", "SPX"]) == ["IXIC", "SPX"]
     assert len(user_store.ingest_log()) == ingests + 1
-    with pytest.raises(UnknownSymbolsError, match="not bundled samples: 'GOOG'"):
+    with pytest.raises(ValueError, match="not bundled samples: 'GOOG'"):
         ensure_samples(user_store, ["GOOG"])
 
 

@@ -114,14 +114,14 @@ def cell_error(record) -> str:
         (
             "strategy_tearsheet",
             {"symbols": "GOOG,WTI"},
-            "UnknownSymbolsError: not in the store",
+            "UnknownSymbolError: unknown symbol(s)",
         ),
         # Bug 7: an unknown universe ran on five simulated symbols it wrote into the store.
         ("strategy_tearsheet", {"universe": "WTI"}, "ValueError: unknown universe 'WTI'"),
         (
             "regime_report",
             {"symbols": ["WTI", "GOOG"], "universe": "samples"},
-            "UnknownSymbolsError: not in the store",
+            "UnknownSymbolError: unknown symbol(s)",
         ),
     ],
 )

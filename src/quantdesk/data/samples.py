@@ -14,7 +14,7 @@ Examples
 >>> store = MarketStore()  # doctest: +SKIP
 >>> select_symbols(store, "SPX,IXIC")  # doctest: +SKIP
 Traceback (most recent call last):
-UnknownSymbolsError: not in the store ...: 'IXIC', 'SPX'; it holds: 'GOOG' ...
+UnknownSymbolError: unknown symbol(s) ['SPX', 'IXIC']; the store holds 1: GOOG ...
 >>> select_symbols(store, "SPX,IXIC", universe="samples")  # doctest: +SKIP
 ['SPX', 'IXIC']
 """
@@ -40,7 +40,6 @@ __all__ = [
     "SIMULATED_SEED",
     "UNIVERSES",
     "Sample",
-    "UnknownSymbolsError",
     "ensure_samples",
     "ensure_simulated",
     "load_sample",
@@ -131,10 +130,6 @@ def load_sample(name: str = "sp500") -> tuple[pd.DataFrame, pd.DataFrame]:
     return bars, meta
 
 
-class UnknownSymbolsError(ValueError):
-    """Raised when symbols asked for are not in the store; names them and what is stored."""
-
-
 def parse_symbols(symbols: str | Sequence[str] | None) -> list[str] | None:
     """Return symbols given as ``"SPX,IXIC"``, ``"SPX IXIC"`` or a list, in order, once each.
 
@@ -168,14 +163,14 @@ def ensure_samples(store: MarketStore, symbols: Sequence[str] | None = None) -> 
 
     Raises
     ------
-    UnknownSymbolsError
+    ValueError
         A name is not a bundled sample; nothing is written.
     """
     by_symbol = _sample_of_symbol()
     wanted = list(SAMPLES) if symbols is None else [by_symbol.get(s, s) for s in symbols]
     unknown = [s for s, name in zip(symbols or [], wanted, strict=False) if name not in SAMPLES]
     if unknown:
-        raise UnknownSymbolsError(
+        raise ValueError(
             f"not bundled samples: {', '.join(map(repr, unknown))}; the samples are "
             + ", ".join(f"{sample.symbol} ({name})" for name, sample in SAMPLES.items())
         )
@@ -225,11 +220,6 @@ def ensure_simulated(store: MarketStore, n_symbols: int = 50) -> list[str]:
     return stored[:n_symbols]
 
 
-def _quoted(names: Sequence[str], limit: int = 30) -> str:
-    shown = ", ".join(map(repr, names[:limit]))
-    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "") or "nothing"
-
-
 def select_symbols(
     store: MarketStore,
     symbols: str | Sequence[str] | None = None,
@@ -256,7 +246,7 @@ def select_symbols(
 
     Raises
     ------
-    UnknownSymbolsError
+    quantdesk.data.UnknownSymbolError
         A symbol is neither stored nor provided by the universe: the message names the
         unknown symbols and the stored ones, and nothing has been written.
     ValueError
@@ -282,10 +272,14 @@ def select_symbols(
         unknown = [s for s in names if s not in offered]
         if unknown:
             extra = {"samples": " or the bundled samples", "simulated": " or simulated"}
-            raise UnknownSymbolsError(
-                f"not in the store {store.path}{extra.get(universe, '')}: {_quoted(unknown)}; "
-                f"it holds: {_quoted(stored)}.  Ingest your data first (quantdesk ingest "
-                "file ...), or ask for the bundled samples with universe='samples'"
+            from quantdesk.data.store import UnknownSymbolError
+
+            raise UnknownSymbolError(
+                unknown,
+                stored,
+                detail=f" in {store.path}{extra.get(universe, '')}",
+                hint="Ingest your data first (quantdesk ingest file ...), or ask for the "
+                "bundled samples with universe='samples'",
             )
     if universe == "samples":
         samples = _sample_of_symbol()

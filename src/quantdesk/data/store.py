@@ -159,12 +159,15 @@ class UnknownSymbolError(KeyError):
     ``unknown`` lists the names asked for and not found; ``stored`` what the store holds.
     """
 
-    def __init__(self, unknown: Sequence[str], stored: Sequence[str], detail: str = "") -> None:
+    def __init__(
+        self, unknown: Sequence[str], stored: Sequence[str], detail: str = "", hint: str = ""
+    ) -> None:
         self.unknown, self.stored = list(unknown), list(stored)
         shown = ", ".join(self.stored[:50]) + (" ..." if len(self.stored) > 50 else "")
         self.message = (
             f"unknown symbol(s) {self.unknown}{detail}; the store holds "
             f"{len(self.stored)}: {shown or 'nothing'} (see `quantdesk data info`)"
+            + (f". {hint}" if hint else "")
         )
         super().__init__(self.message)
 
