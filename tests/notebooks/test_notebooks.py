@@ -24,8 +24,9 @@ SMALL_PARAMETERS: dict[str, list[dict]] = {
     ],
     "strategy_tearsheet": [
         {
-            "symbols": "SPX",
+            "symbols": "SPX,IXIC",
             "universe": "samples",
+            "benchmark_symbol": "SPX",
             "start": "2005-01-01",
             "sweep_lookbacks": [63, 252],
             "sweep_target_vols": [0.1, 0.2],
@@ -85,6 +86,11 @@ def test_notebook_executes_and_publishes(path: Path, parameters: dict, tmp_path:
         assert heading.replace("&", "&amp;") in html, f"{path.name}: section {heading!r} missing"
     assert "Traceback" not in html
     assert "run failed" not in html.lower()
+    if path.stem == "strategy_tearsheet":
+        from quantdesk.backtest.metrics import BENCHMARK_METRICS
+
+        # The metrics table carries the benchmark-relative rows.
+        assert all(name in html for name in BENCHMARK_METRICS)
     index = (tmp_path / "reports" / "index.html").read_text()
     assert record.run_id in index
 
