@@ -24,11 +24,12 @@ import pandas as pd
 
 from quantdesk.backtest import metrics as m
 from quantdesk.backtest.engine import (
+    DEFAULT_COMMISSION_BPS,
+    DEFAULT_SLIPPAGE_BPS,
     BacktestResult,
-    _bar_length,
     _check_close,
     run,
-    simulate_orders,
+    simulate_fills,
 )
 from quantdesk.strategies import size_trend, trend_inputs
 
@@ -108,8 +109,8 @@ def sweep(
     *,
     lookbacks: Sequence[int] = (21, 63, 126, 252),
     target_vols: Sequence[float] = (0.05, 0.10, 0.15, 0.20),
-    commission_bps: float = 0.0,
-    slippage_bps: float = 0.0,
+    commission_bps: float = DEFAULT_COMMISSION_BPS,
+    slippage_bps: float = DEFAULT_SLIPPAGE_BPS,
     init_cash: float = 1_000_000.0,
     periods_per_year: int = 252,
     chunk_cells: int = 1_000_000,
@@ -147,14 +148,13 @@ def sweep(
     equity_parts = []
     for first in range(0, n_combos, chunk):
         count = min(chunk, n_combos - first)
-        _, fills = simulate_orders(
-            np.tile(valuation, count),
+        fills = simulate_fills(
+            valuation,  # one group wide: every combination trades the same prices
             np.ascontiguousarray(orders[:, first * n_assets : (first + count) * n_assets]),
             group_size=n_assets,
             commission_bps=commission_bps,
             slippage_bps=slippage_bps,
             init_cash=init_cash,
-            freq=_bar_length(close.index),
         )
         equity_parts.append(fills.equity(valuation, count, init_cash))
     equity = pd.DataFrame(np.hstack(equity_parts), index=close.index, columns=combos)
@@ -218,8 +218,8 @@ def walk_forward(
     train: int = 756,
     test: int = 126,
     metric: str = "Sharpe",
-    commission_bps: float = 0.0,
-    slippage_bps: float = 0.0,
+    commission_bps: float = DEFAULT_COMMISSION_BPS,
+    slippage_bps: float = DEFAULT_SLIPPAGE_BPS,
     init_cash: float = 1_000_000.0,
     periods_per_year: int = 252,
     **strategy_kwargs: Any,
