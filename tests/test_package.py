@@ -133,3 +133,24 @@ def test_settings_report_the_numba_cache(monkeypatch, tmp_path) -> None:
 
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "nc"))
     assert settings().numba_cache_dir == tmp_path / "nc"
+
+
+def test_warm_numba_cache_compiles_the_first_backtest_kernels(tmp_path) -> None:
+    """`make demo` runs this so that the first backtest of a new kernel loads, not compiles."""
+    import os
+
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env["QUANTDESK_HOME"] = str(home)
+    code = "from quantdesk.numba_cache import warm_numba_cache; print(warm_numba_cache())"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    assert out.stdout.strip().splitlines()[-1] == str(home / "numba_cache")
+    cached = {p.name.split("-")[0] for p in (home / "numba_cache").rglob("*.nbi")}
+    assert {
+        "_order_kernel.fill_target_percent",
+        "engine._equity_kernel.locals.equity_by_group",
+        "windows._kernels.locals.mean_kernel",
+        "candles._fill_candles",
+    } <= cached

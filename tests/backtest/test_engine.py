@@ -191,6 +191,8 @@ def test_bad_input_is_a_clear_error(market) -> None:
         run(close, close.iloc[:-1] * 0)
     with pytest.raises(ValueError, match="same columns"):
         run(close, close.rename(columns={"SIM000": "X"}) * 0)
+    with pytest.raises(ValueError, match="finite"):
+        run(close, close * 0 + np.inf)
 
 
 @st.composite

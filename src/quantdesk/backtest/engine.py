@@ -67,6 +67,8 @@ def _check_panels(close: pd.DataFrame, weights: pd.DataFrame) -> None:
     if not close.columns.equals(weights.columns):
         missing = sorted(set(map(str, weights.columns)) ^ set(map(str, close.columns)))
         raise ValueError(f"weights and close must have the same columns; differ in {missing[:5]}")
+    if np.isinf(weights.to_numpy(dtype=np.float64)).any():
+        raise ValueError("weights must be finite fractions of portfolio value (NaN: no order)")
 
 
 def _bar_length(index: pd.Index) -> pd.Timedelta | None:
