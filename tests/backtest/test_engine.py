@@ -206,6 +206,9 @@ def scenarios(draw):
     scale = draw(st.sampled_from([0.5, 1.0, 1.5, 3.0]))  # leverage beyond cash included
     weights = rng.uniform(-1, 1, (n_bars, n_assets)) * scale / n_assets
     weights[rng.random((n_bars, n_assets)) < draw(st.floats(0, 0.8))] = np.nan
+    if draw(st.booleans()):  # ties: equal prices and targets, so call order decides fills
+        close[:] = close[:, :1]
+        weights[:] = np.abs(weights[:, :1]) * 2
     if draw(st.booleans()):
         close[: rng.integers(1, n_bars), rng.integers(n_assets)] = np.nan  # late listing
     volume = rng.uniform(0, 5e4, (n_bars, n_assets)) if draw(st.booleans()) else None
