@@ -1,7 +1,7 @@
 """Parameter sweeps and walk-forward evaluation of the vol-targeted trend strategy.
 
 A sweep runs every combination of a lookback x target-volatility grid in one
-vectorbt simulation (columns = combination x asset, grouped per combination with
+compiled simulation (columns = combination x asset, grouped per combination with
 shared cash), and returns a tidy table plus a heatmap.
 
 Walk-forward evaluation shows overfitting instead of hiding it: on each rolling
@@ -120,7 +120,7 @@ def sweep(
 
     Each combination trades a single-lookback momentum signal at one target
     volatility; other strategy options (``rebalance``, ``max_gross``, ...) are passed
-    through unchanged.  Combinations are broadcast through vectorbt together, one group
+    through unchanged.  Combinations are simulated together (the engine's kernel), one group
     of columns with shared cash per combination, about ``chunk_cells`` bar x column
     cells per simulation.
 
@@ -140,7 +140,7 @@ def sweep(
     combos = pd.MultiIndex.from_product(
         [[int(lb) for lb in lookbacks], [float(tv) for tv in target_vols]], names=list(PARAMS)
     )
-    # Broadcast a chunk of combinations per vectorbt run: one run over the whole grid
+    # Broadcast a chunk of combinations per simulation: one run over the whole grid
     # moves arrays of bars x combos x assets through memory several times, which on a
     # large grid costs more than the per-run overhead it saves.
     chunk = max(1, chunk_cells // max(1, valuation.size))
