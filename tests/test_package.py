@@ -82,13 +82,23 @@ def test_numba_cache_goes_under_quantdesk_home(tmp_path) -> None:
 
 
 def test_numba_cache_defaults_to_the_user_cache_dir(tmp_path) -> None:
+    from pathlib import Path
+
+    from quantdesk.numba_cache import default_numba_cache_dir
+
     xdg = tmp_path / "xdg"
-    env, _ = _probe(
-        tmp_path,
-        {"NUMBA_CACHE_DIR": None, "QUANTDESK_HOME": None, "XDG_CACHE_HOME": str(xdg)},
-    )
-    assert env == str(xdg / "quantdesk" / "numba")
-    assert _cached(xdg / "quantdesk" / "numba")
+    # HOME and LOCALAPPDATA too, so that no platform writes into the real user cache
+    user = {
+        "XDG_CACHE_HOME": str(xdg),
+        "HOME": str(tmp_path / "user"),
+        "LOCALAPPDATA": str(tmp_path / "local"),
+    }
+    env, _ = _probe(tmp_path, {"NUMBA_CACHE_DIR": None, "QUANTDESK_HOME": None, **user})
+    expected = default_numba_cache_dir(user)
+    assert env == expected
+    if sys.platform.startswith("linux"):
+        assert expected == str(xdg / "quantdesk" / "numba")
+    assert _cached(Path(expected))
 
 
 def test_numba_cache_dir_set_by_the_user_is_kept(tmp_path) -> None:
@@ -119,8 +129,12 @@ def test_default_numba_cache_dir_by_platform(monkeypatch) -> None:
     )
     monkeypatch.setattr(numba_cache.sys, "platform", "linux")
     # a relative XDG_CACHE_HOME is ignored, as the XDG spec says
-    assert numba_cache.default_numba_cache_dir({"XDG_CACHE_HOME": "rel"}).endswith(
-        ".cache/quantdesk/numba"
+    assert numba_cache.default_numba_cache_dir({"XDG_CACHE_HOME": "rel", "HOME": "/home/u"}) == (
+        "/home/u/.cache/quantdesk/numba"
+    )
+    monkeypatch.setattr(numba_cache.sys, "platform", "darwin")
+    assert numba_cache.default_numba_cache_dir({"HOME": "/Users/u"}) == (
+        "/Users/u/Library/Caches/quantdesk/numba"
     )
     monkeypatch.setattr(numba_cache.sys, "platform", "win32")
     assert numba_cache.default_numba_cache_dir({"LOCALAPPDATA": "C:/Users/u/AppData/Local"}) == (

@@ -39,14 +39,14 @@ _VARIABLE = "NUMBA_CACHE_DIR"
 
 def _user_cache_root(environ: Mapping[str, str]) -> str:
     """Return the platform's per-user cache directory (the rule platformdirs follows)."""
+    home = environ.get("HOME") or os.path.expanduser("~")
     if sys.platform == "win32":
-        local = environ.get("LOCALAPPDATA")
-        return local or os.path.join(os.path.expanduser("~"), "AppData", "Local")
+        return environ.get("LOCALAPPDATA") or os.path.join(home, "AppData", "Local")
     if sys.platform == "darwin":
-        return os.path.join(os.path.expanduser("~"), "Library", "Caches")
+        return os.path.join(home, "Library", "Caches")
     xdg = environ.get("XDG_CACHE_HOME", "")
     # The XDG spec says to ignore a relative path.
-    return xdg if os.path.isabs(xdg) else os.path.join(os.path.expanduser("~"), ".cache")
+    return xdg if os.path.isabs(xdg) else os.path.join(home, ".cache")
 
 
 def default_numba_cache_dir(environ: Mapping[str, str] | None = None) -> str:
