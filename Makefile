@@ -5,7 +5,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # The stamp records the inputs of the last install; a second run reinstalls nothing.
 STAMP := $(VENV)/.installed
-export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
+# No NUMBA_CACHE_DIR here: quantdesk picks one shared cache itself (quantdesk.numba_cache),
+# so what `make demo` compiles is what notebooks, reports and cron jobs load.
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: install demo test lint typecheck bench clean help
@@ -29,6 +30,7 @@ demo: install
 	$(VENV)/bin/quantdesk ingest sample
 	$(VENV)/bin/quantdesk ingest simulate --symbols 50 --days 2520 --seed 7
 	$(VENV)/bin/quantdesk data info
+	@$(PY) -c 'from quantdesk.numba_cache import warm_numba_cache as w; print("numba cache (warm):", w())'
 	$(VENV)/bin/quantdesk report batch demo
 	@echo "reports: $$($(PY) -c 'from quantdesk.config import settings; print((settings().reports_dir / "index.html").resolve())')"
 

@@ -18,6 +18,7 @@ MODULES = (
     "bench_candles",
     "bench_store",
     "bench_backtest",
+    "bench_first_run",
     "bench_regimes",
     "bench_regimes_universe",
     "bench_reports",

@@ -41,3 +41,130 @@ def test_settings_follow_environment(monkeypatch, tmp_path) -> None:
     assert cfg.lock_timeout == 7.5
     monkeypatch.setenv("QUANTDESK_STORE", str(tmp_path / "other.duckdb"))
     assert settings().store_path == tmp_path / "other.duckdb"
+
+
+# A module with a cached kernel, written by the tests: numba cannot cache code from `-c`.
+KERNEL = "import numba\n\n@numba.njit(cache=True)\ndef twice(x):\n    return 2 * x\n"
+
+PROBE = (
+    "import json, os, sys; sys.path.insert(0, sys.argv[1]); {first}"
+    "import quantdesk; import numba; import kernel_mod; kernel_mod.twice(2.0); "
+    "print(json.dumps([os.environ.get('NUMBA_CACHE_DIR'), numba.config.CACHE_DIR]))"
+)
+
+
+def _probe(tmp_path, env_updates: dict[str, str | None], first: str = ""):
+    """Run a fresh process that imports quantdesk and compiles a cached kernel."""
+    import os
+
+    (tmp_path / "src").mkdir(exist_ok=True)
+    (tmp_path / "src" / "kernel_mod.py").write_text(KERNEL)
+    env = {k: v for k, v in os.environ.items() if k not in env_updates}
+    env.update({k: v for k, v in env_updates.items() if v is not None})
+    code = PROBE.format(first=first)
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "src")],
+        capture_output=True, text=True, check=True, env=env,
+    )  # fmt: skip
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _cached(directory) -> list[str]:
+    return sorted(p.name for p in directory.rglob("kernel_mod.twice*.nbi"))
+
+
+def test_numba_cache_goes_under_quantdesk_home(tmp_path) -> None:
+    """Kernels, Voila and cron got no NUMBA_CACHE_DIR and recompiled in every process."""
+    home = tmp_path / "home"
+    env, directory = _probe(tmp_path, {"NUMBA_CACHE_DIR": None, "QUANTDESK_HOME": str(home)})
+    assert env == directory == str(home / "numba_cache")
+    assert _cached(home / "numba_cache")
+
+
+def test_numba_cache_defaults_to_the_user_cache_dir(tmp_path) -> None:
+    from pathlib import Path
+
+    from quantdesk.numba_cache import default_numba_cache_dir
+
+    xdg = tmp_path / "xdg"
+    # HOME and LOCALAPPDATA too, so that no platform writes into the real user cache
+    user = {
+        "XDG_CACHE_HOME": str(xdg),
+        "HOME": str(tmp_path / "user"),
+        "LOCALAPPDATA": str(tmp_path / "local"),
+    }
+    env, _ = _probe(tmp_path, {"NUMBA_CACHE_DIR": None, "QUANTDESK_HOME": None, **user})
+    expected = default_numba_cache_dir(user)
+    assert env == expected
+    if sys.platform.startswith("linux"):
+        assert expected == str(xdg / "quantdesk" / "numba")
+    assert _cached(Path(expected))
+
+
+def test_numba_cache_dir_set_by_the_user_is_kept(tmp_path) -> None:
+    mine = tmp_path / "mine"
+    env, directory = _probe(
+        tmp_path, {"NUMBA_CACHE_DIR": str(mine), "QUANTDESK_HOME": str(tmp_path / "home")}
+    )
+    assert env == directory == str(mine)
+    assert _cached(mine) and not (tmp_path / "home").exists()
+
+
+def test_numba_imported_before_quantdesk_still_uses_the_cache(tmp_path) -> None:
+    home = tmp_path / "home"
+    env, directory = _probe(
+        tmp_path,
+        {"NUMBA_CACHE_DIR": None, "QUANTDESK_HOME": str(home)},
+        first="import numba; assert not numba.config.CACHE_DIR; ",
+    )
+    assert env == directory == str(home / "numba_cache")
+    assert _cached(home / "numba_cache")
+
+
+def test_default_numba_cache_dir_by_platform(monkeypatch) -> None:
+    from quantdesk import numba_cache
+
+    assert numba_cache.default_numba_cache_dir({"QUANTDESK_HOME": "/srv/qd"}) == (
+        "/srv/qd/numba_cache"
+    )
+    monkeypatch.setattr(numba_cache.sys, "platform", "linux")
+    # a relative XDG_CACHE_HOME is ignored, as the XDG spec says
+    assert numba_cache.default_numba_cache_dir({"XDG_CACHE_HOME": "rel", "HOME": "/home/u"}) == (
+        "/home/u/.cache/quantdesk/numba"
+    )
+    monkeypatch.setattr(numba_cache.sys, "platform", "darwin")
+    assert numba_cache.default_numba_cache_dir({"HOME": "/Users/u"}) == (
+        "/Users/u/Library/Caches/quantdesk/numba"
+    )
+    monkeypatch.setattr(numba_cache.sys, "platform", "win32")
+    assert numba_cache.default_numba_cache_dir({"LOCALAPPDATA": "C:/Users/u/AppData/Local"}) == (
+        numba_cache.os.path.join("C:/Users/u/AppData/Local", "quantdesk", "numba")
+    )
+
+
+def test_settings_report_the_numba_cache(monkeypatch, tmp_path) -> None:
+    from quantdesk.config import settings
+
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "nc"))
+    assert settings().numba_cache_dir == tmp_path / "nc"
+
+
+def test_warm_numba_cache_compiles_the_first_backtest_kernels(tmp_path) -> None:
+    """`make demo` runs this so that the first backtest of a new kernel loads, not compiles."""
+    import os
+
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env["QUANTDESK_HOME"] = str(home)
+    code = "from quantdesk.numba_cache import warm_numba_cache; print(warm_numba_cache())"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    assert out.stdout.strip().splitlines()[-1] == str(home / "numba_cache")
+    cached = {p.name.split("-")[0] for p in (home / "numba_cache").rglob("*.nbi")}
+    assert {
+        "_order_kernel.fill_target_percent",
+        "engine._equity_kernel.locals.equity_by_group",
+        "windows._kernels.locals.mean_kernel",
+        "candles._fill_candles",
+    } <= cached

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from quantdesk._lazy import lazy_attributes
+from quantdesk.numba_cache import configure_numba_cache
 
 __version__ = "0.1.0"
 
@@ -57,3 +58,6 @@ if TYPE_CHECKING:
 
 
 __getattr__, __dir__ = lazy_attributes(__name__, {}, _SUBMODULES)
+
+# Before anything imports numba: every process shares one cache of compiled kernels.
+configure_numba_cache()

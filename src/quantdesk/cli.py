@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from quantdesk.config import settings
+from quantdesk.config import DEFAULT_COMMISSION_BPS, DEFAULT_SLIPPAGE_BPS, settings
 
 __all__ = ["app", "main"]
 
@@ -352,8 +352,8 @@ def backtest(
     max_weight: Annotated[float, typer.Option("--max-weight", help="Per-asset cap.")] = 1.0,
     max_gross: Annotated[float, typer.Option("--max-gross", help="Gross leverage cap.")] = 1.0,
     long_only: Annotated[bool, typer.Option("--long-only", help="No short positions.")] = False,
-    commission_bps: Annotated[float, typer.Option("--commission-bps")] = 1.0,
-    slippage_bps: Annotated[float, typer.Option("--slippage-bps")] = 2.0,
+    commission_bps: Annotated[float, typer.Option("--commission-bps")] = DEFAULT_COMMISSION_BPS,
+    slippage_bps: Annotated[float, typer.Option("--slippage-bps")] = DEFAULT_SLIPPAGE_BPS,
     init_cash: Annotated[float, typer.Option("--init-cash")] = 1_000_000.0,
     benchmark: Annotated[
         str | None,

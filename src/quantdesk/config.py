@@ -15,6 +15,11 @@ QUANTDESK_LOCK_TIMEOUT
     Seconds a store operation waits for another process's lock before failing (default 60).
 QUANTDESK_LOG_LEVEL
     Logging level for the ``quantdesk`` CLI (default ``INFO``).
+NUMBA_CACHE_DIR
+    numba's on-disk cache of compiled kernels.  When unset, ``import quantdesk`` sets it
+    to ``$QUANTDESK_HOME/numba_cache`` if ``QUANTDESK_HOME`` is set, else to
+    ``quantdesk/numba`` in the user's cache directory (``~/.cache`` on Linux), so every
+    kernel, report and cron job reuses what one compiled (see :mod:`quantdesk.numba_cache`).
 
 Secrets (API keys for optional online sources) are read from the environment by the
 adapter that needs them and are never stored on this object.
@@ -26,7 +31,18 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Settings", "settings"]
+from quantdesk.numba_cache import default_numba_cache_dir
+
+__all__ = ["DEFAULT_COMMISSION_BPS", "DEFAULT_SLIPPAGE_BPS", "Settings", "settings"]
+
+#: Commission on traded value, in basis points, of every backtest unless told otherwise
+#: (``backtest.run``, sweeps, walk-forward and ``quantdesk backtest``).  A backtest
+#: without costs flatters every strategy that trades; 1 bp is what a liquid equity, ETF
+#: or FX-major order pays a low-cost broker.  Pass 0 for a frictionless run.  Fixed in
+#: code, not read from the environment, so a backtest reads the same on every machine.
+DEFAULT_COMMISSION_BPS = 1.0
+#: Slippage against the close, in basis points: about half a liquid spread plus impact.
+DEFAULT_SLIPPAGE_BPS = 2.0
 
 
 def _env_path(name: str, default: Path) -> Path:
@@ -44,6 +60,7 @@ class Settings:
     models_url: str
     lock_timeout: float = 60.0
     log_level: str = "INFO"
+    numba_cache_dir: Path | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -56,6 +73,7 @@ class Settings:
             models_url=os.environ.get("QUANTDESK_MODELS", str(home / "models")),
             lock_timeout=float(os.environ.get("QUANTDESK_LOCK_TIMEOUT", "60")),
             log_level=os.environ.get("QUANTDESK_LOG_LEVEL", "INFO").upper(),
+            numba_cache_dir=_env_path("NUMBA_CACHE_DIR", Path(default_numba_cache_dir())),
         )
 
 

@@ -144,7 +144,7 @@ def test_unknown_symbol_fails_the_run_and_writes_nothing(
     error = cell_error(record)
     assert error.startswith(message)
     if "WTI" in str(parameters.get("symbols")):
-        assert "'WTI'" in error and "it holds: 'GOOG'" in error
+        assert "['WTI']" in error and "holds 1: GOOG" in error
     # The failed run is published like any other, with its reason.
     assert message.split(": ", 1)[1] in record.html_path.read_text()
     after = contents(user_store)

@@ -1,7 +1,8 @@
-"""Backtests of target weights through vectorbt, metrics, tearsheet figures, sweeps.
+"""Backtests of target weights (a compiled order simulation), metrics, figures, sweeps.
 
-``run(close, weights, ...)`` is the entry point; vectorbt loads on the first run, and
-the ``metrics``, ``figures``, ``sweeps`` and ``export`` submodules on first access.
+``run(close, weights, ...)`` is the entry point; numba loads on the first run (vectorbt
+only for ``result.portfolio``), and the ``metrics``, ``figures``, ``sweeps`` and
+``export`` submodules on first access.
 """
 
 from __future__ import annotations

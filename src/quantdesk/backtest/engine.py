@@ -1,4 +1,4 @@
-"""Target-weight backtests through vectorbt, with explicit costs.
+"""Target-weight backtests with explicit costs, on a compiled order simulation.
 
 The accounting, bar by bar (it is what ``tests/backtest/reference.py`` re-implements
 independently in plain Python):
@@ -7,26 +7,43 @@ independently in plain Python):
 2. Each asset with a target weight ``w`` (not NaN) gets an order for
    ``w * V / close - units`` units, so weights are fractions of total value, never of
    free cash.  Orders that sell run first, so a rebalance that sells one asset to buy
-   another is funded (vectorbt: grouped columns, shared cash, automatic call order).
+   another is funded (vectorbt's rules: grouped columns, shared cash, automatic call
+   order).
 3. Buys fill at ``close * (1 + slippage)``, sells at ``close * (1 - slippage)``, and pay
    a commission on the traded value.  A buy that cash cannot cover is filled partially.
    An optional cap limits each order to a share of the bar's volume; optional lots
    round units down.
 4. NaN weights place no order: the position is held and its weight drifts.
+
+Orders are simulated by :func:`quantdesk.backtest.orders.fill_target_percent`, a numba
+kernel that follows ``vectorbt.Portfolio.from_orders`` step for step.  vectorbt is the
+reference it is tested against (:func:`simulate_orders`, and
+:attr:`BacktestResult.portfolio` on demand), not the hot path: importing vectorbt takes
+seconds in every new process and the kernel a fraction of one.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["BacktestResult", "Fills", "run", "simulate_orders"]
+from quantdesk.config import DEFAULT_COMMISSION_BPS, DEFAULT_SLIPPAGE_BPS
+
+__all__ = [
+    "DEFAULT_COMMISSION_BPS",
+    "DEFAULT_SLIPPAGE_BPS",
+    "BacktestResult",
+    "Fills",
+    "run",
+    "simulate_fills",
+    "simulate_orders",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +67,8 @@ def _check_panels(close: pd.DataFrame, weights: pd.DataFrame) -> None:
     if not close.columns.equals(weights.columns):
         missing = sorted(set(map(str, weights.columns)) ^ set(map(str, close.columns)))
         raise ValueError(f"weights and close must have the same columns; differ in {missing[:5]}")
+    if np.isinf(weights.to_numpy(dtype=np.float64)).any():
+        raise ValueError("weights must be finite fractions of portfolio value (NaN: no order)")
 
 
 def _bar_length(index: pd.Index) -> pd.Timedelta | None:
@@ -131,7 +150,8 @@ class Fills:
         flow = np.bincount(
             self.bar * n_cols + self.col, weights=self.signed, minlength=n_bars * n_cols
         )
-        return np.cumsum(flow.reshape(n_bars, n_cols), axis=0)
+        # float even without fills (bincount of nothing is integer)
+        return np.cumsum(flow.reshape(n_bars, n_cols), axis=0, dtype=np.float64)
 
 
 def simulate_orders(
@@ -145,27 +165,34 @@ def simulate_orders(
     max_size: Any = np.inf,
     lot_size: float | None = None,
     freq: Any = None,
+    labels: tuple[pd.Index, pd.Index] | None = None,
 ) -> tuple[Any, Fills]:
     """Return the vectorbt Portfolio and its fills for target-percent ``orders``.
 
-    Only bars with at least one order go to vectorbt.  Between them target-percent
-    orders leave units and cash untouched, so skipping empty bars changes no number;
-    it saves most of the work on weekly or monthly schedules.  The returned Portfolio
-    therefore spans the order bars only; :class:`Fills` maps back to the full index.
+    The reference implementation of :func:`simulate_fills` (imports vectorbt).  Only
+    bars with at least one order go to vectorbt: between them target-percent orders
+    leave units and cash untouched, so skipping empty bars changes no number, and the
+    Portfolio spans the order bars only (:class:`Fills` maps back to the full index).
+    With ``labels`` (index, columns) every bar goes, and the Portfolio carries them.
     """
     import vectorbt as vbt
 
     has_order = ~np.isnan(orders)
     bars = np.flatnonzero(has_order.any(axis=1))
-    if bars.size == 0:
-        bars = np.array([0])
+    if bars.size == 0 or labels is not None:
+        bars = np.arange(len(orders)) if labels is not None else np.array([0])
     n_orders = int(np.count_nonzero(has_order[bars]))
     if not np.isscalar(max_size):
         max_size = max_size[bars]
     n_groups = orders.shape[1] // group_size
+    prices: Any = valuation[bars]
+    targets: Any = orders[bars]
+    if labels is not None:  # vectorbt then labels its frames with the panel's ts and symbols
+        prices = pd.DataFrame(prices, index=labels[0], columns=labels[1])
+        targets = pd.DataFrame(targets, index=labels[0], columns=labels[1])
     portfolio = vbt.Portfolio.from_orders(
-        valuation[bars],
-        orders[bars],
+        prices,
+        targets,
         size_type="targetpercent",
         direction="both",
         group_by=np.repeat(np.arange(n_groups), group_size),
@@ -182,24 +209,58 @@ def simulate_orders(
     return portfolio, Fills.from_records(portfolio.order_records, bars)
 
 
+def simulate_fills(
+    valuation: np.ndarray,
+    orders: np.ndarray,
+    *,
+    group_size: int,
+    commission_bps: float,
+    slippage_bps: float,
+    init_cash: float,
+    max_size: Any = np.inf,
+    lot_size: float | None = None,
+) -> Fills:
+    """Return the fills of target-percent ``orders`` from the compiled simulation.
+
+    The same orders, costs and limits as :func:`simulate_orders`, with the same fills
+    (to rounding), without importing vectorbt.  ``valuation`` may be one group wide
+    when every group trades the same assets (a sweep).
+    """
+    from quantdesk.backtest.orders import fill_target_percent
+
+    bar, col, signed, price, fees = fill_target_percent(
+        valuation, orders, group_size=group_size, fees=commission_bps * BPS,
+        slippage=slippage_bps * BPS, init_cash=init_cash, max_size=max_size,
+        granularity=lot_size,
+    )  # fmt: skip
+    return Fills(bar=bar, col=col, signed=signed, price=price, fees=fees)
+
+
 @dataclass
 class BacktestResult:
     """Return value of :func:`run`: equity, positions, trades, costs and metrics.
 
     Everything is a pandas object a notebook can use directly; derived frames are
-    computed on first access.  ``portfolio`` is the underlying vectorbt Portfolio for
-    anything not covered here.
+    computed on first access.  :attr:`portfolio` builds the same run as a vectorbt
+    Portfolio, on demand, for anything not covered here.
     """
 
-    portfolio: Any = field(repr=False)
     fills: Fills = field(repr=False)
     close: pd.DataFrame = field(repr=False)
     target_weights: pd.DataFrame = field(repr=False)
     init_cash: float
     commission_bps: float
     slippage_bps: float
-    periods_per_year: int = 252
+    periods_per_year: float = 252.0
     options: Mapping[str, Any] = field(default_factory=dict)
+    reference: Callable[[], Any] | None = field(default=None, repr=False, compare=False)
+
+    @functools.cached_property
+    def portfolio(self) -> Any:
+        """The vectorbt Portfolio of the same orders (imports vectorbt: seconds, once)."""
+        if self.reference is None:
+            raise AttributeError("this result was not built by run(); it has no portfolio")
+        return self.reference()
 
     @functools.cached_property
     def equity(self) -> pd.Series:
@@ -369,13 +430,13 @@ def run(
     close: pd.DataFrame,
     weights: pd.DataFrame,
     *,
-    commission_bps: float = 0.0,
-    slippage_bps: float = 0.0,
+    commission_bps: float = DEFAULT_COMMISSION_BPS,
+    slippage_bps: float = DEFAULT_SLIPPAGE_BPS,
     init_cash: float = 1_000_000.0,
     volume: pd.DataFrame | None = None,
     max_volume_share: float | None = None,
     lot_size: float | None = None,
-    periods_per_year: int = 252,
+    periods_per_year: float | None = None,
 ) -> BacktestResult:
     """Return the backtest of target ``weights`` traded at each bar's close.
 
@@ -387,7 +448,8 @@ def run(
         Target fraction of total portfolio value to hold from that bar's close on; NaN
         places no order.  Same index and columns as ``close``.
     commission_bps, slippage_bps
-        Commission on traded value and price slippage against the close, in basis points.
+        Commission on traded value and price slippage against the close, in basis
+        points (default :data:`DEFAULT_COMMISSION_BPS` and :data:`DEFAULT_SLIPPAGE_BPS`).
     init_cash
         Starting capital.
     volume, max_volume_share
@@ -396,7 +458,9 @@ def run(
     lot_size
         Round order units down to multiples of this (default: fractional units).
     periods_per_year
-        For annualised metrics.
+        Bars in a year, for annualised metrics.  None reads it off ``close``: its
+        ``attrs["timeframe"]`` or its index (:func:`quantdesk.data.frequency.periods_per_year`:
+        252 for daily bars, 52 weekly, 12 monthly, intraday by the trading calendar).
 
     Examples
     --------
@@ -423,28 +487,45 @@ def run(
         max_size = (vol * max_volume_share).where(tradable, np.inf).to_numpy()
     if lot_size is not None and lot_size <= 0:
         raise ValueError("lot_size must be positive")
-    portfolio, fills = simulate_orders(
-        valuation.to_numpy(dtype=np.float64),
-        orders.to_numpy(dtype=np.float64),
-        group_size=close.shape[1],
-        commission_bps=commission_bps,
-        slippage_bps=slippage_bps,
-        init_cash=init_cash,
-        max_size=max_size,
-        lot_size=lot_size,
-        freq=_bar_length(close.index),
-    )
+    if periods_per_year is None:
+        periods_per_year = _periods_per_year(close)
+    inputs: dict[str, Any] = {
+        "valuation": valuation.to_numpy(dtype=np.float64),
+        "orders": orders.to_numpy(dtype=np.float64),
+        "group_size": close.shape[1],
+        "commission_bps": commission_bps,
+        "slippage_bps": slippage_bps,
+        "init_cash": init_cash,
+        "max_size": max_size,
+        "lot_size": lot_size,
+    }
+    fills = simulate_fills(**inputs)
     logger.debug(
         "backtest: %d assets x %d bars, %d fills", close.shape[1], len(close), len(fills.bar)
     )
+
+    def reference() -> Any:
+        labels = (close.index, close.columns)
+        return simulate_orders(**inputs, freq=_bar_length(close.index), labels=labels)[0]
+
     return BacktestResult(
-        portfolio=portfolio,
         fills=fills,
         close=valuation,
         target_weights=weights,
         init_cash=init_cash,
         commission_bps=commission_bps,
         slippage_bps=slippage_bps,
-        periods_per_year=periods_per_year,
+        periods_per_year=float(periods_per_year),
         options={"max_volume_share": max_volume_share, "lot_size": lot_size},
+        reference=reference,
     )
+
+
+def _periods_per_year(close: pd.DataFrame) -> float:
+    """Return the bars in a year of ``close``, or say how to give them."""
+    from quantdesk.data.frequency import periods_per_year
+
+    try:
+        return periods_per_year(close)
+    except ValueError as exc:
+        raise ValueError(f"{exc}; or pass periods_per_year= to run()") from exc

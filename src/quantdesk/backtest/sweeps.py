@@ -1,7 +1,7 @@
 """Parameter sweeps and walk-forward evaluation of the vol-targeted trend strategy.
 
 A sweep runs every combination of a lookback x target-volatility grid in one
-vectorbt simulation (columns = combination x asset, grouped per combination with
+compiled simulation (columns = combination x asset, grouped per combination with
 shared cash), and returns a tidy table plus a heatmap.
 
 Walk-forward evaluation shows overfitting instead of hiding it: on each rolling
@@ -24,11 +24,12 @@ import pandas as pd
 
 from quantdesk.backtest import metrics as m
 from quantdesk.backtest.engine import (
+    DEFAULT_COMMISSION_BPS,
+    DEFAULT_SLIPPAGE_BPS,
     BacktestResult,
-    _bar_length,
     _check_close,
     run,
-    simulate_orders,
+    simulate_fills,
 )
 from quantdesk.data.frequency import resolve_periods_per_year
 from quantdesk.strategies import DEFAULT_LOOKBACKS, size_trend, trend_inputs
@@ -109,8 +110,8 @@ def sweep(
     *,
     lookbacks: Sequence[int] = DEFAULT_LOOKBACKS,
     target_vols: Sequence[float] = (0.05, 0.10, 0.15, 0.20),
-    commission_bps: float = 0.0,
-    slippage_bps: float = 0.0,
+    commission_bps: float = DEFAULT_COMMISSION_BPS,
+    slippage_bps: float = DEFAULT_SLIPPAGE_BPS,
     init_cash: float = 1_000_000.0,
     periods_per_year: float | None = None,
     chunk_cells: int = 1_000_000,
@@ -120,7 +121,7 @@ def sweep(
 
     Each combination trades a single-lookback momentum signal at one target
     volatility; other strategy options (``rebalance``, ``max_gross``, ...) are passed
-    through unchanged.  Combinations are broadcast through vectorbt together, one group
+    through unchanged.  Combinations are simulated together (the engine's kernel), one group
     of columns with shared cash per combination, about ``chunk_cells`` bar x column
     cells per simulation.
 
@@ -145,7 +146,7 @@ def sweep(
     combos = pd.MultiIndex.from_product(
         [[int(lb) for lb in lookbacks], [float(tv) for tv in target_vols]], names=list(PARAMS)
     )
-    # Broadcast a chunk of combinations per vectorbt run: one run over the whole grid
+    # Broadcast a chunk of combinations per simulation: one run over the whole grid
     # moves arrays of bars x combos x assets through memory several times, which on a
     # large grid costs more than the per-run overhead it saves.
     chunk = max(1, chunk_cells // max(1, valuation.size))
@@ -153,14 +154,13 @@ def sweep(
     equity_parts = []
     for first in range(0, n_combos, chunk):
         count = min(chunk, n_combos - first)
-        _, fills = simulate_orders(
-            np.tile(valuation, count),
+        fills = simulate_fills(
+            valuation,  # one group wide: every combination trades the same prices
             np.ascontiguousarray(orders[:, first * n_assets : (first + count) * n_assets]),
             group_size=n_assets,
             commission_bps=commission_bps,
             slippage_bps=slippage_bps,
             init_cash=init_cash,
-            freq=_bar_length(close.index),
         )
         equity_parts.append(fills.equity(valuation, count, init_cash))
     equity = pd.DataFrame(np.hstack(equity_parts), index=close.index, columns=combos)
@@ -224,8 +224,8 @@ def walk_forward(
     train: int = 756,
     test: int = 126,
     metric: str = "Sharpe",
-    commission_bps: float = 0.0,
-    slippage_bps: float = 0.0,
+    commission_bps: float = DEFAULT_COMMISSION_BPS,
+    slippage_bps: float = DEFAULT_SLIPPAGE_BPS,
     init_cash: float = 1_000_000.0,
     periods_per_year: float | None = None,
     **strategy_kwargs: Any,
