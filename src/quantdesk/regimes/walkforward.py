@@ -22,16 +22,16 @@ from __future__ import annotations
 
 import inspect
 import logging
-import os
 import time
 import traceback
-import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
+
+from quantdesk.core.parallel import check_executor, cpu_count, run_tasks
 
 if TYPE_CHECKING:
     from quantdesk.regimes.model import RegimeModel
@@ -541,114 +541,45 @@ def fit_symbols(
         ``.results`` per symbol, ``.errors`` with the traceback of each failure (one
         failure never stops the others), timings and a ``.summary()``.
     """
-    from tqdm.auto import tqdm
-
-    if (
-        isinstance(executor, str)
-        and executor not in ("process", "serial")
-        and ":" not in executor  # tcp://host:8786, host:8786, inproc://...
-    ):
-        raise ValueError(
-            f"executor must be 'process', 'serial', a Dask scheduler address or a "
-            f"distributed.Client, not {executor!r}"
-        )
+    check_executor(executor)
     frames = _split(bars_by_symbol)
     tasks = [(symbol, frame, walk_forward, dict(kwargs)) for symbol, frame in frames.items()]
+    began = time.perf_counter()
+    workers = max(1, min(max_workers or cpu_count(), len(tasks)))
+    if executor == "process" and workers == 1:
+        executor = "serial"  # one worker: no pool start-up cost
+    ran = run_tasks(
+        _fit_task,
+        tasks,
+        executor=executor,
+        max_workers=workers,
+        initializer=_limit_threads,
+        names=list(frames),
+        failed=lambda task: not task.ok or task.value[2] is not None,
+        progress=progress,
+        desc="regimes",
+        unit="symbol",
+    )
     results: dict[str, Any] = {}
     errors: dict[str, str] = {}
     seconds: dict[str, float] = {}
-    began = time.perf_counter()
-    bar = tqdm(total=len(tasks), desc="regimes", unit="symbol", disable=not progress)
-
-    def collect(outcome: tuple[str, Any, str | None, float]) -> None:
-        symbol, result, error, took = outcome
-        seconds[symbol] = took
+    for task in ran.outcomes:
+        symbol = tasks[task.index][0]
+        if not task.ok:  # the worker itself was lost (killed, out of memory)
+            errors[symbol] = task.reason or "worker lost"
+            continue
+        _, result, error, seconds[symbol] = task.value
         if error is None:
             results[symbol] = result
         else:
             errors[symbol] = error
             logger.error("%s failed:\n%s", symbol, error)
-        bar.update(1)
-
-    if isinstance(executor, str) and executor in ("process", "serial"):
-        workers = max_workers or os.cpu_count() or 1
-        workers = max(1, min(workers, len(tasks)))
-        if executor == "serial" or workers == 1:
-            label = "serial"
-            for task in tasks:
-                collect(_fit_task(*task))
-        else:
-            label = f"process x{workers}"
-            _run_pool(tasks, workers, collect, errors, bar)
-    else:
-        label = _run_dask(tasks, executor, collect, errors, bar)
-    bar.close()
     fits = SymbolFits(
         results=dict(sorted(results.items())),
         errors=dict(sorted(errors.items())),
         seconds=seconds,
-        executor=label,
+        executor=ran.executor,
         wall_seconds=time.perf_counter() - began,
     )
     logger.info(fits.summary())
     return fits
-
-
-def _run_pool(
-    tasks: list[tuple[str, pd.DataFrame, bool, dict[str, Any]]],
-    workers: int,
-    collect: Callable[[tuple[str, Any, str | None, float]], None],
-    errors: dict[str, str],
-    bar: Any,
-) -> None:
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(
-        max_workers=workers, mp_context=context, initializer=_limit_threads
-    ) as pool:
-        futures = {pool.submit(_fit_task, *task): task[0] for task in tasks}
-        for future in as_completed(futures):
-            try:
-                collect(future.result())
-            except Exception as exc:  # a worker died (killed, out of memory)
-                errors[futures[future]] = f"{type(exc).__name__}: {exc}"
-                logger.error("%s failed: %s", futures[future], exc)
-                bar.update(1)
-
-
-def _run_dask(
-    tasks: list[tuple[str, pd.DataFrame, bool, dict[str, Any]]],
-    executor: Any,
-    collect: Callable[[tuple[str, Any, str | None, float]], None],
-    errors: dict[str, str],
-    bar: Any,
-) -> str:
-    """Run the tasks on a Dask cluster and return a label for it."""
-    try:
-        from distributed import Client, as_completed
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "a Dask scheduler address needs dask.distributed: pip install 'quantdesk[distributed]'"
-        ) from exc
-    own = isinstance(executor, str)
-    client = Client(executor) if own else executor
-    try:
-        batch = uuid.uuid4().hex[:8]
-        futures = {
-            client.submit(_fit_task, *task, pure=False, key=f"regimes-{batch}-{task[0]}"): task[0]
-            for task in tasks
-        }
-        for future in as_completed(list(futures)):
-            try:
-                collect(future.result())
-            except Exception as exc:  # a worker was lost
-                errors[futures[future]] = f"{type(exc).__name__}: {exc}"
-                logger.error("%s failed: %s", futures[future], exc)
-                bar.update(1)
-        address = str(getattr(client.scheduler, "address", None) or executor)
-    finally:
-        if own:
-            client.close()
-    return f"dask {address}"

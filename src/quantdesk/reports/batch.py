@@ -24,32 +24,22 @@ A job's ``scheduler`` in the catalog is used when ``executor`` is left at ``None
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import logging
-import multiprocessing
 import os
 import time
 import traceback
-from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from quantdesk.core.parallel import Executor, TaskOutcome, last_line, run_tasks
 from quantdesk.reports.catalog import Job, RunSpec
 
 __all__ = ["BatchResult", "BatchRun", "run_batch"]
 
 logger = logging.getLogger(__name__)
-
-Executor = str | Any  # a name, a Dask address, a dask Client or a concurrent.futures.Executor
-
-
-def _last_line(exc: BaseException) -> str:
-    """Return the last line of an exception's traceback: ``Type: message``."""
-    return traceback.format_exception_only(type(exc), exc)[-1].strip()
-
 
 # jupyter_client's words for a kernel that never became ready: no cell ran.
 _NEVER_STARTED = ("before replying to kernel_info", "Kernel didn't respond")
@@ -90,7 +80,7 @@ def _run_one(notebook: str, parameters: dict[str, Any], options: dict[str, Any])
     except Exception as exc:
         return {
             "status": "failed",
-            "reason": _last_line(exc),
+            "reason": last_line(exc),
             "record": None,
             "error": traceback.format_exc(),
             "duration_s": time.perf_counter() - t0,
@@ -262,144 +252,18 @@ class BatchResult:
         return self.summary()
 
 
-# --- where runs execute -------------------------------------------------------------------
-
-
-class _Backend:
-    """Submit the worker function somewhere and wait for the first finished run."""
-
-    name = "serial"
-    capacity = 1
-
-    def submit(self, args: tuple[str, dict[str, Any], dict[str, Any]]) -> Any:
-        future: cf.Future[dict[str, Any]] = cf.Future()
-        future.set_result(_run_one(*args))
-        return future
-
-    def wait(self, futures: Sequence[Any]) -> list[Any]:
-        done, _ = cf.wait(futures, return_when=cf.FIRST_COMPLETED)
-        return list(done)
-
-    def outcome(self, future: Any) -> dict[str, Any]:
-        """Return the future's outcome; an infrastructure exception becomes a failure."""
-        try:
-            result: dict[str, Any] = future.result()
-        except Exception as exc:
-            self.on_error(exc, future)
-            return {
-                "status": "failed",
-                "reason": _last_line(exc),
-                "record": None,
-                "error": "".join(traceback.format_exception(exc)),
-                "duration_s": 0.0,
-            }
+def _outcome(task: TaskOutcome) -> dict[str, Any]:
+    """Return a task's outcome dict; a worker that raised or died becomes a failed run."""
+    if task.ok:
+        result: dict[str, Any] = task.value
         return result
-
-    def on_error(self, exc: BaseException, future: Any) -> None:
-        """React to an exception from the execution machinery itself."""
-
-    def close(self) -> None:
-        """Release what the backend started."""
-
-
-class _ExecutorBackend(_Backend):
-    """A concurrent.futures executor: ours (a process pool we own) or the caller's."""
-
-    def __init__(self, make: Callable[[], cf.Executor], name: str, capacity: int, own: bool):
-        self._make = make
-        self._pool = make()
-        self.name = name
-        self.capacity = capacity
-        self._own = own
-        self._pool_of: dict[Any, cf.Executor] = {}
-
-    def submit(self, args: tuple[str, dict[str, Any], dict[str, Any]]) -> Any:
-        future = self._pool.submit(_run_one, *args)
-        self._pool_of[future] = self._pool
-        return future
-
-    def outcome(self, future: Any) -> dict[str, Any]:
-        try:
-            return super().outcome(future)
-        finally:
-            self._pool_of.pop(future, None)
-
-    def on_error(self, exc: BaseException, future: Any) -> None:
-        # A worker that died (killed, out of memory) breaks the whole pool and every
-        # run in flight on it.  Start a fresh pool, once per broken pool, so that the
-        # remaining runs and the retries still run.
-        broken = self._pool_of.get(future)
-        if isinstance(exc, cf.process.BrokenProcessPool) and self._own and broken is self._pool:
-            logger.warning("a worker process died (%s); starting a fresh pool", exc)
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = self._make()
-
-    def close(self) -> None:
-        if self._own:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-
-
-class _DaskBackend(_Backend):
-    """A Dask distributed Client: one we connect to an address, or the caller's."""
-
-    capacity = 1 << 30  # the Dask scheduler queues and balances; submit everything
-
-    def __init__(self, client: Any, own: bool) -> None:
-        self._client = client
-        self._own = own
-        self.name = f"dask {client.scheduler.address}"
-
-    def submit(self, args: tuple[str, dict[str, Any], dict[str, Any]]) -> Any:
-        # pure=False: a retry has the same arguments and must not reuse the failed result.
-        return self._client.submit(_run_one, *args, pure=False)
-
-    def wait(self, futures: Sequence[Any]) -> list[Any]:
-        from distributed import wait
-
-        return list(wait(list(futures), return_when="FIRST_COMPLETED").done)
-
-    def close(self) -> None:
-        if self._own:
-            self._client.close()
-
-
-def _cpu_count() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-def _backend(executor: Executor, max_workers: int | None, n_runs: int) -> _Backend:
-    if isinstance(executor, str) and executor == "serial":
-        return _Backend()
-    if isinstance(executor, str) and executor == "process":
-        workers = max(1, max_workers or min(_cpu_count(), n_runs))
-        # spawn: forking a parent with live threads (progress bars, Dask, zmq) can deadlock.
-        context = multiprocessing.get_context("spawn")
-
-        def make() -> cf.Executor:
-            return cf.ProcessPoolExecutor(max_workers=workers, mp_context=context)
-
-        return _ExecutorBackend(make, f"process x{workers}", workers, own=True)
-    if isinstance(executor, str) and "://" in executor:
-        from distributed import Client
-
-        try:
-            client = Client(executor)
-        except OSError as exc:
-            raise ConnectionError(f"cannot reach the Dask scheduler at {executor}: {exc}") from exc
-        return _DaskBackend(client, own=True)
-    if isinstance(executor, cf.Executor):
-        workers = max_workers or getattr(executor, "_max_workers", None) or _cpu_count()
-        return _ExecutorBackend(
-            lambda: executor, type(executor).__name__, max(1, workers), own=False
-        )
-    if type(executor).__name__ == "Client" and hasattr(executor, "submit"):
-        return _DaskBackend(executor, own=False)
-    raise ValueError(
-        f"unknown executor {executor!r}: use 'process', 'serial', a Dask address such as "
-        "'tcp://host:8786', a dask.distributed.Client or a concurrent.futures.Executor"
-    )
+    return {
+        "status": "failed",
+        "reason": task.reason,
+        "record": None,
+        "error": task.error,
+        "duration_s": 0.0,
+    }
 
 
 def _default_reports_dir() -> Path:
@@ -450,10 +314,9 @@ def run_batch(
 
     Raises
     ------
-    ValueError
-        For an unknown executor.
-    ConnectionError
-        If a Dask scheduler address cannot be reached.
+    ValueError, ConnectionError
+        An unknown executor, or a Dask scheduler that cannot be reached (as
+        :func:`quantdesk.core.parallel.run_tasks`).
 
     Examples
     --------
@@ -461,8 +324,6 @@ def run_batch(
     >>> result = run_batch(Catalog.load().job("demo"), max_workers=2)  # doctest: +SKIP
     >>> print(result.summary())  # doctest: +SKIP
     """
-    from tqdm.auto import tqdm
-
     if isinstance(job_or_runs, Job):
         name, runs = job_or_runs.name, job_or_runs.runs()
         if executor is None:
@@ -476,7 +337,7 @@ def run_batch(
     # Settings travel with every run, so that a run on a cluster worker (started with
     # another environment, in another folder) reads the same store and writes to the
     # same reports as this process.  Secret-looking variables stay behind.
-    from quantdesk.reports.runner import looks_like_secret
+    from quantdesk.reports.redaction import looks_like_secret
 
     common: dict[str, Any] = {
         "reports_dir": folder,
@@ -494,66 +355,71 @@ def run_batch(
         logger.warning("batch %s has no runs", name)
         return BatchResult(name, str(executor), (), started, datetime.now(UTC))
 
-    backend = _backend(executor, max_workers, len(runs))
-    logger.info("batch %s: %d runs on %s", name, len(runs), backend.name)
-    queue: deque[tuple[int, int, float]] = deque((i, 1, 0.0) for i in range(len(runs)))
-    # future -> (run index, attempt, seconds spent on earlier attempts)
-    pending: dict[Any, tuple[int, int, float]] = {}
+    attempts = [1] * len(runs)
+    spent = [0.0] * len(runs)
     restarted: set[int] = set()
-    bar = tqdm(total=len(runs), desc=f"batch {name}", unit="run", disable=not progress)
-    try:
-        while queue or pending:
-            while queue and len(pending) < backend.capacity:
-                index, attempt, spent = queue.popleft()
-                spec = runs[index]
-                # The job travels into run.json, so `report list` tells its runs from
-                # one-off runs of the same notebook.
-                options = {**common, "timeout": spec.timeout, "job": spec.job or None}
-                future = backend.submit((spec.notebook, dict(spec.parameters), options))
-                pending[future] = (index, attempt, spent)
-            for future in backend.wait(list(pending)):
-                index, attempt, spent = pending.pop(future)
-                spec = runs[index]
-                out = backend.outcome(future)
-                spent += float(out.get("duration_s") or 0.0)
-                if _kernel_never_started(out) and index not in restarted:
-                    # No code ran, so running it again is safe and is not an attempt.
-                    restarted.add(index)
-                    logger.warning("%s: %s; starting it again", spec.label, out["reason"])
-                    queue.append((index, attempt, spent))
-                    continue
-                if out["status"] != "ok" and attempt <= spec.retries:
-                    logger.warning(
-                        "%s failed on attempt %d of %d (%s); retrying",
-                        spec.label,
-                        attempt,
-                        spec.retries + 1,
-                        out["reason"],
-                    )
-                    queue.append((index, attempt + 1, spent))
-                    continue
-                run = BatchRun(
-                    spec,
-                    "ok" if out["status"] == "ok" else "failed",
-                    out.get("reason") if out["status"] != "ok" else None,
-                    attempt,
-                    spent,
-                    out.get("record"),
-                    out.get("error"),
-                )
-                outcomes[index] = run
-                if run.ok:
-                    logger.info("%s ok in %.1f s", spec.label, spent)
-                else:
-                    logger.error("%s failed (%d attempts): %s", spec.label, attempt, run.reason)
-                bar.update(1)
-                bar.set_postfix(failed=sum(not r.ok for r in outcomes.values()), refresh=False)
-    finally:
-        bar.close()
-        backend.close()
+
+    def again(task: TaskOutcome) -> bool:
+        index, spec = task.index, runs[task.index]
+        out = _outcome(task)
+        spent[index] += float(out.get("duration_s") or 0.0)
+        if _kernel_never_started(out) and index not in restarted:
+            # No code ran, so running it again is safe and is not an attempt.
+            restarted.add(index)
+            logger.warning("%s: %s; starting it again", spec.label, out["reason"])
+            return True
+        if out["status"] != "ok" and attempts[index] <= spec.retries:
+            logger.warning(
+                "%s failed on attempt %d of %d (%s); retrying",
+                spec.label,
+                attempts[index],
+                spec.retries + 1,
+                out["reason"],
+            )
+            attempts[index] += 1
+            return True
+        return False
+
+    # The job travels into run.json, so `report list` tells its runs from one-off runs
+    # of the same notebook.
+    tasks = [
+        (
+            spec.notebook,
+            dict(spec.parameters),
+            {**common, "timeout": spec.timeout, "job": spec.job or None},
+        )
+        for spec in runs
+    ]
+    ran = run_tasks(
+        _run_one,
+        tasks,
+        executor=executor,
+        max_workers=max_workers,
+        again=again,
+        failed=lambda task: _outcome(task)["status"] != "ok",
+        progress=progress,
+        desc=f"batch {name}",
+        unit="run",
+    )
+    for task in ran.outcomes:
+        spec, out = runs[task.index], _outcome(task)
+        run = BatchRun(
+            spec,
+            "ok" if out["status"] == "ok" else "failed",
+            out.get("reason") if out["status"] != "ok" else None,
+            attempts[task.index],
+            spent[task.index],
+            out.get("record"),
+            out.get("error"),
+        )
+        outcomes[task.index] = run
+        if run.ok:
+            logger.info("%s ok in %.1f s", spec.label, run.duration_s)
+        else:
+            logger.error("%s failed (%d attempts): %s", spec.label, run.attempts, run.reason)
     result = BatchResult(
         name,
-        backend.name,
+        ran.executor,
         tuple(outcomes[i] for i in range(len(runs))),
         started,
         datetime.now(UTC),
