@@ -135,7 +135,7 @@ def test_unknown_symbol_fails_the_run_and_writes_nothing(
     user_store, tmp_path: Path, name: str, parameters: dict, message: str
 ) -> None:
     from quantdesk.reports import run_report
-    from quantdesk.reports.runner import store_fingerprint
+    from quantdesk.reports.fingerprint import store_fingerprint
 
     before = contents(user_store)
     fingerprint = store_fingerprint(user_store.path)[0]

@@ -24,7 +24,9 @@ from quantdesk.reports import (
     resolve_notebook,
     run_report,
 )
-from quantdesk.reports.runner import _make_run_dir, looks_like_secret, store_fingerprint
+from quantdesk.reports.fingerprint import store_fingerprint
+from quantdesk.reports.redaction import looks_like_secret
+from quantdesk.reports.runner import _make_run_dir
 
 MARKER = "SOURCE_MARKER_7f3a"
 

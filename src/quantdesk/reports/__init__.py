@@ -23,15 +23,17 @@ from quantdesk._lazy import lazy_attributes
 
 _EXPORTS = {
     "run_report": "quantdesk.reports.runner",
-    "RunRecord": "quantdesk.reports.runner",
-    "SecretParameterError": "quantdesk.reports.runner",
-    "check_parameters": "quantdesk.reports.runner",
-    "resolve_notebook": "quantdesk.reports.runner",
+    "RunRecord": "quantdesk.reports.records",
+    "SecretParameterError": "quantdesk.reports.redaction",
+    "check_parameters": "quantdesk.reports.redaction",
+    "resolve_notebook": "quantdesk.reports.notebooks",
     "render_html": "quantdesk.reports.publish",
     "write_index": "quantdesk.reports.publish",
     "list_runs": "quantdesk.reports.publish",
 }
-_SUBMODULES = frozenset({"runner", "publish"})
+_SUBMODULES = frozenset(
+    {"engine", "fingerprint", "notebooks", "publish", "records", "redaction", "runner"}
+)
 
 __all__ = [
     "RunRecord",
@@ -45,14 +47,11 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from quantdesk.reports.notebooks import resolve_notebook
     from quantdesk.reports.publish import list_runs, render_html, write_index
-    from quantdesk.reports.runner import (
-        RunRecord,
-        SecretParameterError,
-        check_parameters,
-        resolve_notebook,
-        run_report,
-    )
+    from quantdesk.reports.records import RunRecord
+    from quantdesk.reports.redaction import SecretParameterError, check_parameters
+    from quantdesk.reports.runner import run_report
 
 
 __getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS, _SUBMODULES)

@@ -103,7 +103,7 @@ class CatalogError(ValueError):
 
 def _looks_secret(name: str) -> bool:
     """Return True when a parameter name looks like a secret, by the runner's own rule."""
-    from quantdesk.reports.runner import looks_like_secret
+    from quantdesk.reports.redaction import looks_like_secret
 
     return looks_like_secret(name)
 
@@ -157,7 +157,7 @@ def _locate_notebook(notebook: str, root: Path, check: bool) -> tuple[str, Path 
         return str(path), path
     local = root / "notebooks" / f"{notebook}.ipynb"
     if local.is_file():
-        from quantdesk.reports.runner import resolve_notebook
+        from quantdesk.reports.notebooks import resolve_notebook
 
         try:
             same = resolve_notebook(notebook) == local.resolve()
@@ -167,7 +167,7 @@ def _locate_notebook(notebook: str, root: Path, check: bool) -> tuple[str, Path 
         return (notebook if same else str(local.resolve())), local
     if not check:
         return notebook, None
-    from quantdesk.reports.runner import resolve_notebook
+    from quantdesk.reports.notebooks import resolve_notebook
 
     return notebook, resolve_notebook(notebook)
 

@@ -89,7 +89,8 @@ def report_run(
     21, 0.1, [SPX, IXIC], true.  Secrets are never parameters: pass them in the
     environment.
     """
-    from quantdesk.reports.runner import SecretParameterError, run_report
+    from quantdesk.reports.redaction import SecretParameterError
+    from quantdesk.reports.runner import run_report
 
     parameters = _parameters(list(ctx.args))
     try:

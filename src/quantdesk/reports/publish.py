@@ -1,7 +1,7 @@
 """Publish executed notebooks: static HTML with inputs hidden, and the index of all runs.
 
 The index is built from the run folders alone: every ``<reports_dir>/<notebook>/
-<run_id>/run.json`` (see :class:`quantdesk.reports.runner.RunRecord`) is one run.
+<run_id>/run.json`` (see :class:`quantdesk.reports.records.RunRecord`) is one run.
 This module reads the keys ``job``, ``status``, ``reason``, ``started_at``,
 ``finished_at``, ``duration_s``, ``parameters``, ``data_fingerprint`` and ``outputs`` of a
 record, and

@@ -509,7 +509,7 @@ def cron_environment(
     ``QUANTDESK_REPORTS``, whose defaults are relative to the working directory, are
     pinned to this shell's values when unset; ``QUANTDESK_CATALOG`` is the catalog's path
     unless it is the project's default.  Names that look like secrets
-    (:func:`quantdesk.reports.runner.looks_like_secret`) are never carried: they are
+    (:func:`quantdesk.reports.redaction.looks_like_secret`) are never carried: they are
     returned in ``secret_names`` so the caller can say what was left out.
 
     Parameters
@@ -526,7 +526,7 @@ def cron_environment(
     ValueError
         A value holds a line break or a NUL, which a crontab line cannot carry.
     """
-    from quantdesk.reports.runner import looks_like_secret
+    from quantdesk.reports.redaction import looks_like_secret
 
     env = os.environ if environ is None else environ
     base = Path(cwd) if cwd is not None else Path.cwd()
