@@ -261,3 +261,27 @@ def test_plain_fits_from_long_bars(market_bars: pd.DataFrame) -> None:
     pd.testing.assert_frame_equal(
         fits.results["SIM001"].filter(one), direct.filter(one), check_exact=True
     )
+
+
+class _KillsItsWorker:
+    """Unpickling this (in the worker, never here) ends the worker process at once."""
+
+    def __reduce__(self) -> tuple[object, tuple[int]]:
+        import os
+
+        return os._exit, (1,)
+
+
+def test_a_killed_worker_fails_its_symbol_and_a_fresh_pool_fits_the_rest(
+    market_bars: pd.DataFrame,
+) -> None:
+    # Regression: a dead worker used to break the pool for every symbol still queued.
+    inputs = {str(s): g.reset_index(drop=True) for s, g in market_bars.groupby("symbol")}
+    killer = inputs["SIM000"].copy()
+    killer.attrs["payload"] = _KillsItsWorker()
+    inputs = {"KILLER": killer, **inputs}
+    fits = fit_symbols(inputs, executor="process", max_workers=2, progress=False, **FAST)
+    assert "BrokenProcessPool" in fits.errors["KILLER"]
+    # KILLER and the symbol beside it in the first pool are lost; the rest still run.
+    assert {"SIM001", "SIM002"} <= set(fits.results)
+    assert all(isinstance(m, RegimeModel) for m in fits.results.values())
