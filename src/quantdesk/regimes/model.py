@@ -98,9 +98,14 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
-from quantdesk.data.schemas import TREND_LABELS, VOL_LABELS
+from quantdesk.data.schemas import (
+    REGIME_CELL_NAMES,
+    REGIME_PROBABILITY_COLUMNS,
+    TREND_LABELS,
+    VOL_LABELS,
+)
 from quantdesk.regimes.features import (
-    FEATURE_NAMES,
+    REGIME_FEATURE_NAMES,
     FeatureConfig,
     Standardizer,
     compute_features,
@@ -121,8 +126,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-STATE_COLUMNS: tuple[str, ...] = tuple(f"p_{v}_{t}" for v in VOL_LABELS for t in TREND_LABELS)
-CELL_NAMES: tuple[str, ...] = tuple(f"{v}/{t}" for v in VOL_LABELS for t in TREND_LABELS)
+# The regime contract of quantdesk.data.schemas under the names quantdesk.regimes exports.
+STATE_COLUMNS: tuple[str, ...] = REGIME_PROBABILITY_COLUMNS
+CELL_NAMES: tuple[str, ...] = REGIME_CELL_NAMES
 
 CovarianceType = Literal["tied", "full", "diag"]
 ModelKind = Literal["joint", "product"]
@@ -992,7 +998,7 @@ class RegimeModel:
     @staticmethod
     def _checked_hmm_features(hmm_features: tuple[str, ...], structure: str) -> tuple[str, ...]:
         """Return ``hmm_features`` in feature order, or raise if they cannot define the grid."""
-        unknown = [f for f in hmm_features if f not in FEATURE_NAMES]
+        unknown = [f for f in hmm_features if f not in REGIME_FEATURE_NAMES]
         required = (
             "'log_vol' and one of 'log_return', 'trend'"
             if structure == "factorial"
@@ -1010,12 +1016,12 @@ class RegimeModel:
             or not has_trend
         ):
             raise ValueError(
-                f"hmm_features must be distinct names from {list(FEATURE_NAMES)} including "
+                f"hmm_features must be distinct names from {list(REGIME_FEATURE_NAMES)} including "
                 f"{required} (they define the cells of the {structure} structure), got "
                 f"{list(hmm_features)}"
             )
         # In feature order, so that the same set always gives the same model.
-        return tuple(f for f in FEATURE_NAMES if f in hmm_features)
+        return tuple(f for f in REGIME_FEATURE_NAMES if f in hmm_features)
 
     # ------------------------------------------------------------------ fitting
 
@@ -1119,7 +1125,9 @@ class RegimeModel:
         self.train_end_: pd.Timestamp = features.index[-1]
         self.occupancy_ = pd.Series(smoothed.mean(axis=0), index=list(CELL_NAMES), name="share")
         self.cell_means_ = pd.DataFrame(
-            weights.T @ features.to_numpy(), index=list(CELL_NAMES), columns=list(FEATURE_NAMES)
+            weights.T @ features.to_numpy(),
+            index=list(CELL_NAMES),
+            columns=list(REGIME_FEATURE_NAMES),
         )
         logger.info(
             "fitted %s regime model on %d bars (%s to %s): log-likelihood %.1f, %s after %d "
@@ -1582,7 +1590,7 @@ class RegimeModel:
                 "drift_separation": self.drift_separation,
             },
             "features": self.features.to_dict(),
-            "feature_names": list(FEATURE_NAMES),
+            "feature_names": list(REGIME_FEATURE_NAMES),
             "standardizer": self.standardizer_.to_dict(),
             "train_start": self.train_start_.isoformat(),
             "train_end": self.train_end_.isoformat(),
@@ -1594,7 +1602,9 @@ class RegimeModel:
             "cells": list(CELL_NAMES),
             "state_columns": list(STATE_COLUMNS),
             "occupancy": [float(v) for v in self.occupancy_],
-            "cell_means": {c: [float(v) for v in self.cell_means_[c]] for c in FEATURE_NAMES},
+            "cell_means": {
+                c: [float(v) for v in self.cell_means_[c]] for c in REGIME_FEATURE_NAMES
+            },
             "versions": _library_versions(),
         }
         return arrays, meta
@@ -1667,7 +1677,7 @@ class RegimeModel:
             metadata["occupancy"], index=list(CELL_NAMES), name="share", dtype=float
         )
         model.cell_means_ = pd.DataFrame(
-            {c: metadata["cell_means"][c] for c in FEATURE_NAMES},
+            {c: metadata["cell_means"][c] for c in REGIME_FEATURE_NAMES},
             index=list(CELL_NAMES),
             dtype=float,
         )
@@ -1727,7 +1737,7 @@ def _level_durations(
 
 def _used_features(chains: tuple[_GaussianChain, ...]) -> tuple[str, ...]:
     """Return the features the chains read, in feature order."""
-    return tuple(f for f in FEATURE_NAMES if any(f in c.columns for c in chains))
+    return tuple(f for f in REGIME_FEATURE_NAMES if any(f in c.columns for c in chains))
 
 
 def _cell_probabilities(parts: list[np.ndarray]) -> np.ndarray:
@@ -1758,7 +1768,7 @@ def _regime_frame(probs: np.ndarray, index: pd.Index) -> pd.DataFrame:
     vol = pd.array(VOL_LABELS, dtype="str").take(state // 3)
     trend = pd.array(TREND_LABELS, dtype="str").take(state % 3)
     frame = pd.DataFrame({"state": state, "vol_label": vol, "trend_label": trend}, index=index)
-    for c, name in enumerate(STATE_COLUMNS):
+    for c, name in enumerate(REGIME_PROBABILITY_COLUMNS):
         frame[name] = probs[:, c]
     frame.index.name = "ts"
     return frame
