@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from quantdesk.config import DEFAULT_COMMISSION_BPS, DEFAULT_SLIPPAGE_BPS, settings
+from quantdesk.core.jsonable import jsonable
 
 __all__ = ["app", "main"]
 
@@ -452,26 +453,6 @@ def _symbol_list(text: str | None) -> list[str] | None:
     return [s.strip() for s in text.split(",") if s.strip()] if text else None
 
 
-def _jsonable(value: Any) -> Any:
-    """Return ``value`` with NaN as None and numpy/pandas scalars as plain Python."""
-    import math
-
-    import numpy as np
-    import pandas as pd
-
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, pd.Timestamp):
-        return value.isoformat()
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 ModelsOption = Annotated[
     str | None,
     typer.Option(
@@ -610,7 +591,7 @@ def regimes_fit(
                 symbol,
                 version=version,
                 data_fingerprint=data_fingerprint(trained),
-                extra={"command": "quantdesk regimes fit", **_jsonable(extra)},
+                extra={"command": "quantdesk regimes fit", **jsonable(extra)},
             )
             written = target.write_regimes(regimes, source=f"regimes fit {run_id}")
         except Exception as exc:
@@ -636,7 +617,7 @@ def regimes_fit(
         }
     if as_json:
         doc = {"name": name, "version": version, "symbols": report, "errors": errors}
-        typer.echo(json.dumps(_jsonable(doc), indent=2))
+        typer.echo(json.dumps(jsonable(doc), indent=2))
     else:
         for symbol, row in report.items():
             typer.echo(row["summary"])
@@ -719,7 +700,7 @@ def regimes_show(
             ],
             "stats": [{"regime": name, **row} for name, row in stats.to_dict("index").items()],
         }
-        typer.echo(json.dumps(_jsonable(doc), indent=2))
+        typer.echo(json.dumps(jsonable(doc), indent=2))
         return
     typer.echo(
         f"{symbol} {regimes.index[-1]:%Y-%m-%d}: {current['vol_label']} volatility, "

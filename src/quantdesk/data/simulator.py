@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from quantdesk.core.markov import expected_durations, stationary_distribution
 from quantdesk.data.schemas import (
     BAR_COLUMNS,
     SYMBOL_COLUMNS,
@@ -227,12 +228,12 @@ class RegimeParams:
     @property
     def expected_vol_durations(self) -> tuple[float, float, float]:
         """Return the expected duration in days, ``1 / (1 - p_ii)``, of each vol state."""
-        return _durations(self.vol_transition)
+        return _level_durations(self.vol_transition)
 
     @property
     def expected_trend_durations(self) -> tuple[float, float, float]:
         """Return the expected duration in days, ``1 / (1 - p_ii)``, of each trend state."""
-        return _durations(self.trend_transition)
+        return _level_durations(self.trend_transition)
 
     def true_filter(self, returns: np.ndarray, vol_scale: float = 1.0) -> np.ndarray:
         """Return the filtered regime cell (vol x 3 + trend) of each close-to-close return.
@@ -253,10 +254,8 @@ class RegimeParams:
         return cells
 
 
-def _durations(matrix: tuple[tuple[float, ...], ...]) -> tuple[float, float, float]:
-    stay = np.diag(np.asarray(matrix, dtype=float))
-    with np.errstate(divide="ignore"):
-        d = 1.0 / (1.0 - stay)
+def _level_durations(matrix: tuple[tuple[float, ...], ...]) -> tuple[float, float, float]:
+    d = expected_durations(matrix)
     return (float(d[0]), float(d[1]), float(d[2]))
 
 
@@ -597,13 +596,6 @@ def _equicorrelation_factor(n: int, correlation: float) -> np.ndarray:
         return factor
 
 
-def _stationary(matrix: np.ndarray) -> np.ndarray:
-    """Return the long-run distribution of a Markov chain (start the chain in equilibrium)."""
-    pi = np.full(3, 1.0 / 3.0) @ np.linalg.matrix_power(matrix, 4096)
-    out: np.ndarray = pi / pi.sum()
-    return out
-
-
 def _markov_paths(
     matrix: tuple[tuple[float, ...], ...], n_days: int, n_paths: int, rng: np.random.Generator
 ) -> np.ndarray:
@@ -613,7 +605,7 @@ def _markov_paths(
     to_medium, to_high = cum[:, 0], cum[:, 1]
     u = rng.random((n_days, n_paths))
     states = np.empty((n_days, n_paths), dtype=np.int8)
-    start = np.cumsum(_stationary(p))
+    start = np.cumsum(stationary_distribution(p))
     s = (u[0] >= start[0]).astype(np.int8) + (u[0] >= start[1])
     states[0] = s
     # The chain is sequential in time, so loop over days and vectorise over paths.

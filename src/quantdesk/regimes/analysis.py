@@ -29,6 +29,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from quantdesk.core import markov
 from quantdesk.data.frequency import resolve_periods_per_year
 from quantdesk.data.schemas import (
     REGIME_CELL_NAMES,
@@ -223,16 +224,11 @@ def expected_durations(transition_matrix: pd.DataFrame | np.ndarray) -> pd.Serie
     pandas.Series
         Expected duration per state, named ``expected_duration``.
     """
-    matrix = np.asarray(transition_matrix, dtype=float)
-    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
-        raise ValueError(f"transition matrix must be square, got shape {matrix.shape}")
-    stay = np.diag(matrix)
-    with np.errstate(divide="ignore"):
-        durations = np.where(stay >= 1.0, np.inf, 1.0 / (1.0 - stay))
+    durations = markov.expected_durations(transition_matrix)
     index = (
         transition_matrix.index
         if isinstance(transition_matrix, pd.DataFrame)
-        else pd.RangeIndex(len(stay))
+        else pd.RangeIndex(len(durations))
     )
     return pd.Series(durations, index=index, name="expected_duration")
 

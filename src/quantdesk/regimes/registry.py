@@ -45,11 +45,13 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib import metadata as importlib_metadata
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+from quantdesk.core.jsonable import json_scalar
+from quantdesk.core.provenance import library_versions
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
@@ -124,27 +126,6 @@ def data_fingerprint(bars: pd.DataFrame) -> str:
         values = np.where(np.isnan(values), np.nan, values + 0.0)
         digest.update(values.astype("<f8").tobytes())
     return f"sha256:{digest.hexdigest()}"
-
-
-def _library_versions() -> dict[str, str | None]:
-    versions: dict[str, str | None] = {}
-    for name in _LIBRARIES:
-        try:
-            versions[name] = importlib_metadata.version(name)
-        except importlib_metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
-
-
-def _json_default(value: Any) -> Any:
-    """Return a JSON-able stand-in for numpy and pandas scalars; refuse anything else."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, (pd.Timestamp, datetime)):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def _iso(value: Any) -> str | None:
@@ -341,12 +322,12 @@ class ModelRegistry:
             "kind": getattr(model, "kind_", None),
             "degenerate": getattr(model, "degenerate_", None),
             "state_map": getattr(model, "state_map_", None),
-            "libraries": _library_versions(),
+            "libraries": library_versions(_LIBRARIES, python=False),
             "model": model_meta,
             "extra": dict(extra or {}),
         }
         # Serialise before touching storage, so a bad `extra` leaves nothing behind.
-        text = json.dumps(doc, indent=2, default=_json_default, allow_nan=True)
+        text = json.dumps(doc, indent=2, default=json_scalar, allow_nan=True)
         folder = self._join(name, version, symbol)
         final = f"{folder}/{_METADATA}"
         if self.fs.exists(final):

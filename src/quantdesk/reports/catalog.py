@@ -43,6 +43,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from quantdesk.core.paths import find_project_root, package_checkout
+
 __all__ = [
     "Catalog",
     "CatalogError",
@@ -56,6 +58,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 CATALOG_ENV = "QUANTDESK_CATALOG"
+_CATALOG_FILE = "research/reports.yaml"
 DEFAULT_TIMEOUT = 600.0
 # Cron's own five fields only: croniter also takes seconds and years, which crontab
 # lines (see quantdesk.reports.scheduler.crontab_lines) could not express.
@@ -169,19 +172,6 @@ def _locate_notebook(notebook: str, root: Path, check: bool) -> tuple[str, Path 
     return notebook, resolve_notebook(notebook)
 
 
-def _project_root() -> Path:
-    """Return the project root: the nearest folder up from the cwd with ``research/``."""
-    cwd = Path.cwd().resolve()
-    for folder in (cwd, *cwd.parents):
-        if (folder / "research" / "reports.yaml").is_file():
-            return folder
-    # An editable install run from elsewhere still finds the checkout it came from.
-    checkout = Path(__file__).resolve().parents[3]
-    if (checkout / "research" / "reports.yaml").is_file():
-        return checkout
-    return cwd
-
-
 def default_catalog_path() -> Path:
     """Return the catalog file: ``$QUANTDESK_CATALOG`` or ``research/reports.yaml``.
 
@@ -194,7 +184,12 @@ def default_catalog_path() -> Path:
     value = os.environ.get(CATALOG_ENV)
     if value:
         return Path(value).expanduser()
-    return _project_root() / "research" / "reports.yaml"
+    root = (
+        find_project_root(marker=_CATALOG_FILE)
+        or package_checkout(_CATALOG_FILE)
+        or Path.cwd().resolve()
+    )
+    return root / _CATALOG_FILE
 
 
 @dataclass(frozen=True)

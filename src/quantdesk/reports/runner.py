@@ -64,11 +64,13 @@ import threading
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from quantdesk.config import settings
+from quantdesk.core.jsonable import jsonable
+from quantdesk.core.paths import find_project_root, package_checkout
+from quantdesk.core.provenance import library_versions
 from quantdesk.reports.publish import atomic_write_text, banner_html, render_html, write_index
 
 if TYPE_CHECKING:
@@ -307,29 +309,7 @@ def _check_declared(nb_path: Path, parameters: Mapping[str, Any]) -> None:
         )
 
 
-def _jsonable(parameters: Mapping[str, Any]) -> dict[str, Any]:
-    # Papermill writes values as Python literals and falls back to str(); a JSON round
-    # trip with the same fallback makes the record equal to what the notebook received.
-    result: dict[str, Any] = json.loads(json.dumps(dict(parameters), default=str))
-    return result
-
-
 # -- locating notebooks --------------------------------------------------------------
-
-
-def find_project_root(start: str | Path | None = None) -> Path | None:
-    """Return the nearest folder at or above ``start`` (default: cwd) with a pyproject.toml."""
-    here = Path(start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        if (folder / "pyproject.toml").is_file():
-            return folder
-    return None
-
-
-def _package_repo() -> Path | None:
-    # src/quantdesk/reports/runner.py -> the checkout (only for an editable install).
-    repo = Path(__file__).resolve().parents[3]
-    return repo if (repo / "notebooks").is_dir() else None
 
 
 def resolve_notebook(notebook: str | Path) -> Path:
@@ -353,7 +333,7 @@ def resolve_notebook(notebook: str | Path) -> Path:
     if path.suffix == ".ipynb" and path.is_file():
         return path.resolve()
     relative = path if path.suffix == ".ipynb" else path.with_name(path.name + ".ipynb")
-    roots = [r for r in (find_project_root(), _package_repo()) if r is not None]
+    roots = [r for r in (find_project_root(), package_checkout("notebooks")) if r is not None]
     folders = list(dict.fromkeys(r / "notebooks" for r in roots))
     for folder in folders:
         candidate = folder / relative
@@ -434,17 +414,6 @@ def _register_engine() -> str:
 
 
 # -- provenance ----------------------------------------------------------------------
-
-
-def _package_versions() -> dict[str, str]:
-    # importlib.metadata reads dist-info files: no package is imported.
-    versions = {"python": platform.python_version()}
-    for name in _VERSIONED_PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
 
 
 def store_fingerprint(path: str | Path | None = None) -> tuple[str, dict[str, Any]]:
@@ -704,7 +673,9 @@ def run_report(
     check_parameters(params)
     nb_path = resolve_notebook(notebook)
     _check_declared(nb_path, params)
-    params = _jsonable(params)
+    # Papermill writes values as Python literals and falls back to str(); the same
+    # fallback makes the record equal to what the notebook received.
+    params = jsonable(params, non_finite="keep", fallback=str)
     if timeout is not None:
         if not timeout > 0:
             raise ValueError(f"timeout must be positive seconds or None, got {timeout!r}")
@@ -819,7 +790,7 @@ def run_report(
         outputs=names,
         kernel_name=kernel_name,
         timeout=timeout,
-        versions=_package_versions(),
+        versions=library_versions(_VERSIONED_PACKAGES, skip_missing=True),
         data_fingerprint=fingerprint,
         data_summary=data_summary,
         host=platform.node(),
