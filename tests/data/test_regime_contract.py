@@ -62,3 +62,14 @@ def test_names_that_meant_two_things_are_now_two_names() -> None:
     assert len(signals.COMMON_FEATURE_NAMES) == 14
     assert regime_features.REGIME_FEATURE_NAMES == ("log_return", "log_vol", "trend")
 
+
+def test_no_probability_column_is_spelled_by_hand_outside_the_schema() -> None:
+    # issue 11: cli.py, the walk-forward summary and the notebooks rebuilt p_{vol}_{trend}
+    spelled = re.compile(r"""f\\?["']p_\{""")
+    files = [*(ROOT / "src").rglob("*.py"), *(ROOT / "notebooks").rglob("*.ipynb")]
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in files
+        if path.name != "schemas.py" and spelled.search(path.read_text(encoding="utf-8"))
+    ]
+    assert files and offenders == []
