@@ -15,7 +15,6 @@ from typing import Annotated, Any
 import typer
 
 from quantdesk.config import DEFAULT_COMMISSION_BPS, DEFAULT_SLIPPAGE_BPS, settings
-from quantdesk.core.jsonable import jsonable
 
 __all__ = ["app", "main"]
 
@@ -512,124 +511,32 @@ def regimes_fit(
     before it (out of sample).  Models go to the registry as NAME/VERSION/SYMBOL, regime
     rows to the store with model_version NAME/VERSION (plus /wf-YYYYMMDD per refit).
     """
-    from quantdesk.regimes.registry import ModelRegistry, data_fingerprint
-    from quantdesk.regimes.walkforward import WalkForwardRegimes, fit_symbols
-
-    target = _store(store)
-    names = _symbol_list(symbols)
-    from quantdesk.data.store import UnknownSymbolError
+    from quantdesk.regimes.jobs import fit_regimes
 
     try:
-        bars = target.bars(names, start, end, "1d")
-    except UnknownSymbolError as exc:
+        run = fit_regimes(
+            _store(store),
+            _symbol_list(symbols),
+            start=start,
+            end=end,
+            walk_forward=walk_forward,
+            window=window,
+            refit=refit,
+            expanding=expanding,
+            name=name,
+            version=version,
+            seed=seed,
+            registry=models,
+            workers=workers,
+            scheduler=scheduler,
+            command="quantdesk regimes fit",
+        )
+    except (LookupError, ValueError) as exc:
         _fail(str(exc))
-    missing = sorted(set(names or []) - set(bars["symbol"].unique()))
-    if missing:
-        _fail(f"no daily bars for {missing}; see `quantdesk data info`")
-    if bars.empty:
-        _fail("no daily bars for that selection; see `quantdesk data info`")
-    try:
-        registry = ModelRegistry(models)
-    except (ImportError, ValueError) as exc:  # e.g. s3:// without s3fs installed
-        _fail(f"model registry {models!r}: {exc}")
-    name = name or ("regimes-wf" if walk_forward else "regimes")
-    try:
-        version = version or registry.next_version(name)
-    except ValueError as exc:
-        _fail(str(exc))
-    run_id = f"{name}/{version}"
-    executor: Any = scheduler or "process"
-    if walk_forward:
-        kwargs: dict[str, Any] = {
-            "window": window,
-            "refit": refit,
-            "expanding": expanding,
-            "model_kwargs": {"random_state": seed},
-            "version_prefix": f"{run_id}/wf",
-        }
-    else:
-        kwargs = {"random_state": seed}
-    fits = fit_symbols(
-        bars, walk_forward=walk_forward, executor=executor, max_workers=workers, **kwargs
-    )
-    errors = dict(fits.errors)
-    report: dict[str, Any] = {}
-    by_symbol = {str(s): g for s, g in bars.groupby("symbol", sort=True)}
-    for symbol, result in fits.results.items():
-        symbol_bars = by_symbol[symbol]
-        try:
-            if isinstance(result, WalkForwardRegimes):
-                if result.model is None:
-                    raise ValueError("walk-forward fitted no model")
-                model, regimes = result.model, result.regimes
-                last = result.refits.iloc[-1]
-                trained = symbol_bars[
-                    (symbol_bars["ts"] >= last["train_start"])
-                    & (symbol_bars["ts"] <= last["train_end"])
-                ]
-                extra = {
-                    "walk_forward": {
-                        "window": window,
-                        "refit": refit,
-                        "expanding": expanding,
-                        "refits": len(result.refits),
-                        "mean_agreement": result.refits["agreement"].mean(),
-                        "first_oos": regimes["ts"].iloc[0],
-                        "last_oos": regimes["ts"].iloc[-1],
-                    }
-                }
-                text = result.summary()
-            else:
-                model, trained, extra = result, symbol_bars, {}
-                regimes = model.filter(symbol_bars).reset_index()
-                regimes.insert(0, "symbol", symbol)
-                regimes.insert(2, "model_version", run_id)
-                text = ""
-            record = registry.save(
-                model,
-                name,
-                symbol,
-                version=version,
-                data_fingerprint=data_fingerprint(trained),
-                extra={"command": "quantdesk regimes fit", **jsonable(extra)},
-            )
-            written = target.write_regimes(regimes, source=f"regimes fit {run_id}")
-        except Exception as exc:
-            logger.exception("%s: saving the fit failed", symbol)
-            errors[symbol] = f"{type(exc).__name__}: {exc}"
-            continue
-        latest = regimes.iloc[-1]
-        cell = f"p_{latest['vol_label']}_{latest['trend_label']}"
-        report[symbol] = {
-            "model": record.model_version,
-            "url": record.url,
-            "kind": record.metadata.get("kind"),
-            "degenerate": record.metadata.get("degenerate"),
-            "converged": record.metadata.get("converged"),
-            "log_likelihood": record.metadata.get("log_likelihood"),
-            "rows": len(regimes),
-            "written": written,
-            "first": regimes["ts"].iloc[0],
-            "last": latest["ts"],
-            "regime": f"{latest['vol_label']}/{latest['trend_label']}",
-            "probability": float(latest[cell]),
-            "summary": text or record.summary(),
-        }
-    if as_json:
-        doc = {"name": name, "version": version, "symbols": report, "errors": errors}
-        typer.echo(json.dumps(jsonable(doc), indent=2))
-    else:
-        for symbol, row in report.items():
-            typer.echo(row["summary"])
-            typer.echo(
-                f"  {symbol}: {row['rows']} regime rows {row['first']:%Y-%m-%d}.."
-                f"{row['last']:%Y-%m-%d} ({row['written']} new or changed) as {row['model']}; "
-                f"latest {row['regime']} (p={row['probability']:.2f})"
-            )
-        typer.echo(fits.summary().splitlines()[0])
-    for symbol, error in sorted(errors.items()):
+    typer.echo(json.dumps(run.to_dict(), indent=2) if as_json else run.summary())
+    for symbol, error in sorted(run.errors.items()):
         typer.echo(f"error: {symbol}: {error.strip().splitlines()[-1]}", err=True)
-    if errors:
+    if run.errors:
         raise typer.Exit(1)
 
 
@@ -648,76 +555,15 @@ def regimes_show(
     store: StoreOption = None,
 ) -> None:
     """Show a symbol's current regime and probabilities, recent bars and per-regime stats."""
-    from quantdesk.regimes.analysis import (
-        empirical_transition_matrix,
-        expected_durations,
-        regime_stats,
-    )
-    from quantdesk.regimes.model import CELL_NAMES, STATE_COLUMNS
-
-    source = _store(store, read_only=True)
-    regimes = source.regimes(symbol, model_version=version)
-    if regimes.empty:
-        _fail(f"no regimes stored for {symbol!r}; run `quantdesk regimes fit --symbols {symbol}`")
-    regimes = regimes.set_index("ts")
-    from quantdesk.data.store import UnknownSymbolError
+    from quantdesk.regimes.snapshot import regime_snapshot
 
     try:
-        close = source.panel("close", symbols=[symbol])
-    except UnknownSymbolError as exc:
+        snapshot = regime_snapshot(
+            _store(store, read_only=True), symbol, last=last, version=version
+        )
+    except LookupError as exc:
         _fail(str(exc))
-    returns = close[symbol].pct_change() if symbol in close.columns else close.iloc[:, 0]
-    stats = regime_stats(returns, regimes)
-    stats["expected_duration"] = expected_durations(
-        empirical_transition_matrix(regimes["state"])
-    ).to_numpy()
-    current = regimes.iloc[-1]
-    probabilities = {
-        name: float(current[column]) for name, column in zip(CELL_NAMES, STATE_COLUMNS, strict=True)
-    }
-    recent = regimes.tail(max(last, 0))
-    if as_json:
-        doc = {
-            "symbol": symbol,
-            "current": {
-                "ts": regimes.index[-1],
-                "model_version": current["model_version"],
-                "state": int(current["state"]),
-                "vol_label": current["vol_label"],
-                "trend_label": current["trend_label"],
-                "probabilities": probabilities,
-            },
-            "history": [
-                {
-                    "ts": ts,
-                    "model_version": row["model_version"],
-                    "state": int(row["state"]),
-                    "vol_label": row["vol_label"],
-                    "trend_label": row["trend_label"],
-                    "probability": float(row[f"p_{row['vol_label']}_{row['trend_label']}"]),
-                }
-                for ts, row in recent.iterrows()
-            ],
-            "stats": [{"regime": name, **row} for name, row in stats.to_dict("index").items()],
-        }
-        typer.echo(json.dumps(jsonable(doc), indent=2))
-        return
-    typer.echo(
-        f"{symbol} {regimes.index[-1]:%Y-%m-%d}: {current['vol_label']} volatility, "
-        f"{current['trend_label']} trend (model {current['model_version']})"
-    )
-    typer.echo("probabilities:")
-    for cell, p in sorted(probabilities.items(), key=lambda kv: -kv[1]):
-        typer.echo(f"  {cell:<16} {p:6.1%}")
-    typer.echo(f"last {len(recent)} bars:")
-    for ts, row in recent.iterrows():
-        p = float(row[f"p_{row['vol_label']}_{row['trend_label']}"])
-        typer.echo(f"  {ts:%Y-%m-%d}  {row['vol_label']:<6} {row['trend_label']:<8} {p:6.1%}")
-    typer.echo(f"per-regime statistics ({len(regimes)} bars, same-bar returns, annualised):")
-    table = stats[
-        ["count", "frequency", "ann_return", "ann_vol", "sharpe", "expected_duration"]
-    ].rename(columns={"expected_duration": "mean_stay"})
-    typer.echo(table.to_string(float_format=lambda x: f"{x:.3f}"))
+    typer.echo(json.dumps(snapshot.to_dict(), indent=2) if as_json else snapshot.summary())
 
 
 @regimes_app.command("models")

@@ -16,8 +16,8 @@ import pytest
 from quantdesk.data.schemas import BAR_COLUMNS, TICK_COLUMNS
 from quantdesk.data.simulator import (
     METADATA_COLUMNS,
-    REGIME_COLUMNS,
     TREND_LABELS,
+    TRUE_REGIME_COLUMNS,
     VOL_LABELS,
     RegimeParams,
     SimulatedMarket,
@@ -111,7 +111,7 @@ def test_symbol_names_widen_past_one_thousand() -> None:
 
 def test_regimes_layout(market: SimulatedMarket) -> None:
     regimes = market.regimes
-    assert tuple(regimes.columns) == REGIME_COLUMNS
+    assert tuple(regimes.columns) == TRUE_REGIME_COLUMNS
     assert regimes["ts"].equals(market.bars["ts"])
     assert regimes["symbol"].equals(market.bars["symbol"])
     assert set(regimes["vol_state"]) <= {0, 1, 2}

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from quantdesk.data import MarketStore, ValidationError
-from quantdesk.data.store import REGIME_COLUMNS, REGIME_PROBABILITY_COLUMNS
+from quantdesk.data.schemas import REGIME_COLUMNS, REGIME_PROBABILITY_COLUMNS
 
 VOL = ("low", "medium", "high")
 TREND = ("bearish", "neutral", "bullish")

@@ -11,7 +11,7 @@ import pytest
 
 from quantdesk.data import simulate
 from quantdesk.regimes.features import (
-    FEATURE_NAMES,
+    REGIME_FEATURE_NAMES,
     FeatureConfig,
     Standardizer,
     compute_features,
@@ -26,7 +26,7 @@ def bars() -> pd.DataFrame:
 def test_columns_index_and_warmup(bars: pd.DataFrame) -> None:
     config = FeatureConfig()
     features = compute_features(bars, config)
-    assert tuple(features.columns) == FEATURE_NAMES == config.names
+    assert tuple(features.columns) == REGIME_FEATURE_NAMES == config.names
     assert features.index.name == "ts"
     assert str(features.index.tz) == "UTC"
     assert len(features) == len(bars) - config.warmup
@@ -121,7 +121,7 @@ def test_rejects_duplicate_ts_and_missing_columns(bars: pd.DataFrame) -> None:
 def test_short_input_gives_empty_frame(bars: pd.DataFrame) -> None:
     features = compute_features(bars.iloc[:20])
     assert features.empty
-    assert list(features.columns) == list(FEATURE_NAMES)
+    assert list(features.columns) == list(REGIME_FEATURE_NAMES)
 
 
 def test_config_validation_and_round_trip() -> None:

@@ -21,19 +21,19 @@ from quantdesk.data import load_sample, simulate
 from quantdesk.data.simulator import TREND_LABELS as SIM_TREND_LABELS
 from quantdesk.data.simulator import VOL_LABELS as SIM_VOL_LABELS
 from quantdesk.data.simulator import RegimeParams
+from quantdesk.regimes.em import factorial_start as _factorial_start
+from quantdesk.regimes.em import run_em as _run_em
+from quantdesk.regimes.factorial import factorial_emissions as _factorial_emissions
+from quantdesk.regimes.factorial import factorial_transmat as _factorial_transmat
+from quantdesk.regimes.factorial import trend_prior_counts as _trend_prior_counts
 from quantdesk.regimes.features import compute_features
+from quantdesk.regimes.labels import assign_cells as _assign_cells
 from quantdesk.regimes.model import (
     CELL_NAMES,
     STATE_COLUMNS,
     TREND_LABELS,
     VOL_LABELS,
     RegimeModel,
-    _assign_cells,
-    _factorial_emissions,
-    _factorial_start,
-    _factorial_transmat,
-    _run_em,
-    _trend_prior_counts,
     forward_filter,
 )
 

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from quantdesk.data import MarketStore
+from quantdesk.data.schemas import REGIME_COLUMNS
 from quantdesk.data.simulator import simulate
-from quantdesk.data.store import REGIME_COLUMNS
 from quantdesk.regimes.model import STATE_COLUMNS, RegimeModel
 from quantdesk.regimes.walkforward import (
     SymbolFits,

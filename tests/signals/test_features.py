@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from quantdesk.signals.features import FEATURE_NAMES, common_features
+from quantdesk.signals.features import COMMON_FEATURE_NAMES, common_features
 
 
 @pytest.fixture
@@ -31,8 +31,8 @@ def panels() -> dict[str, pd.DataFrame]:
 
 def test_fourteen_named_features(panels) -> None:
     feats = common_features(panels)
-    assert tuple(feats) == FEATURE_NAMES
-    assert len(FEATURE_NAMES) == 14
+    assert tuple(feats) == COMMON_FEATURE_NAMES
+    assert len(COMMON_FEATURE_NAMES) == 14
     for frame in feats.values():
         assert frame.shape == panels["close"].shape
 
@@ -59,7 +59,7 @@ def test_causal_truncation(panels) -> None:
     full = common_features(panels)
     for cut in (70, 120):
         short = common_features({k: v.iloc[:cut] for k, v in panels.items()})
-        for name in FEATURE_NAMES:
+        for name in COMMON_FEATURE_NAMES:
             pd.testing.assert_frame_equal(short[name], full[name].iloc[:cut], obj=name)
 
 
@@ -74,7 +74,7 @@ def test_scale_invariance(panels) -> None:
             "volume": panels["volume"] / 100,
         }
     )
-    for name in FEATURE_NAMES:
+    for name in COMMON_FEATURE_NAMES:
         pd.testing.assert_frame_equal(base[name], scaled[name], obj=name, rtol=1e-9)
 
 

@@ -6,6 +6,12 @@ Timeframes are strings such as ``"1s"``, ``"5min"``, ``"1h"``, ``"1d"``, ``"1w"`
 ``"1mo"``.  ``"1M"`` is refused as ambiguous (pandas reads it as month-end, many
 vendors as one minute); lower-case ``"m"`` means minutes, as in ``"15m"``.
 
+Regimes are long frames with the columns :data:`REGIME_COLUMNS`: one row per ``(symbol,
+ts, model_version)``, the most probable cell (``state``, ``vol_label``, ``trend_label``) and
+the nine cell probabilities :data:`REGIME_PROBABILITY_COLUMNS`.  The cells of the 3 x 3 grid
+are numbered ``vol_index * 3 + trend_index`` over :data:`VOL_LABELS` and
+:data:`TREND_LABELS`, so cell 0 is ``low/bearish`` and cell 8 ``high/bullish``.
+
 Calendar bars (weeks and months) are labelled by the start of their period, like daily
 bars: a weekly bar's ``ts`` is the Monday of its ISO week and a monthly bar's is the 1st
 of its month, both at 00:00 UTC, whatever day of the period the source dated it.
@@ -23,12 +29,17 @@ if TYPE_CHECKING:
 __all__ = [
     "BAR_COLUMNS",
     "PRICE_COLUMNS",
+    "REGIME_CELL_NAMES",
+    "REGIME_COLUMNS",
+    "REGIME_ESTIMATE_COLUMNS",
+    "REGIME_PROBABILITY_COLUMNS",
     "SYMBOL_COLUMNS",
     "TICK_COLUMNS",
     "TREND_LABELS",
     "VOL_LABELS",
     "Timeframe",
     "parse_timeframe",
+    "regime_probability_column",
     "to_utc_ns",
 ]
 
@@ -48,6 +59,42 @@ SYMBOL_COLUMNS: tuple[str, ...] = (
 #: Regime labels, in state order: volatility levels and trend directions (3 x 3 cells).
 VOL_LABELS: tuple[str, str, str] = ("low", "medium", "high")
 TREND_LABELS: tuple[str, str, str] = ("bearish", "neutral", "bullish")
+
+
+def regime_probability_column(vol_label: str, trend_label: str) -> str:
+    """Return the name of the probability column of one regime cell, ``p_{vol}_{trend}``.
+
+    Raises :class:`ValueError` for a label that is not in :data:`VOL_LABELS` or
+    :data:`TREND_LABELS`, so that a typo never selects a column that does not exist.
+
+    Examples
+    --------
+    >>> regime_probability_column("high", "bearish")
+    'p_high_bearish'
+    """
+    if vol_label not in VOL_LABELS or trend_label not in TREND_LABELS:
+        raise ValueError(
+            f"unknown regime cell {vol_label!r}/{trend_label!r}: volatility is one of "
+            f"{VOL_LABELS}, trend one of {TREND_LABELS}"
+        )
+    return f"p_{vol_label}_{trend_label}"
+
+
+#: Regime cells as ``"vol/trend"`` in cell order (cell id ``vol_index * 3 + trend_index``).
+REGIME_CELL_NAMES: tuple[str, ...] = tuple(f"{v}/{t}" for v in VOL_LABELS for t in TREND_LABELS)
+#: The nine cell probabilities of a regime row, in cell order.
+REGIME_PROBABILITY_COLUMNS: tuple[str, ...] = tuple(
+    regime_probability_column(v, t) for v in VOL_LABELS for t in TREND_LABELS
+)
+#: What a regime model says about one bar: the most probable cell and the nine probabilities.
+REGIME_ESTIMATE_COLUMNS: tuple[str, ...] = (
+    "state",
+    "vol_label",
+    "trend_label",
+    *REGIME_PROBABILITY_COLUMNS,
+)
+#: Stored regimes: one row per ``(symbol, ts, model_version)``.
+REGIME_COLUMNS: tuple[str, ...] = ("symbol", "ts", "model_version", *REGIME_ESTIMATE_COLUMNS)
 
 # A month has no fixed length: 30 days is its nominal size, used for ordering only.
 _UNIT_SECONDS = {"s": 1, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "mo": 30 * 86400}

@@ -35,8 +35,8 @@ from quantdesk.data.schemas import (
 
 __all__ = [
     "METADATA_COLUMNS",
-    "REGIME_COLUMNS",
     "TREND_LABELS",
+    "TRUE_REGIME_COLUMNS",
     "VOL_LABELS",
     "RegimeParams",
     "SimulatedMarket",
@@ -45,7 +45,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-REGIME_COLUMNS: tuple[str, ...] = (
+# The simulator's ground truth (level indices and labels per bar), not the fitted regime
+# contract of quantdesk.data.schemas.REGIME_COLUMNS.
+TRUE_REGIME_COLUMNS: tuple[str, ...] = (
     "ts",
     "symbol",
     "vol_state",
@@ -771,7 +773,7 @@ def simulate(
             "vol_label": pd.array(VOL_LABELS, dtype="str").take(vol_long),
             "trend_label": pd.array(TREND_LABELS, dtype="str").take(trend_long),
         },
-        columns=list(REGIME_COLUMNS),
+        columns=list(TRUE_REGIME_COLUMNS),
     )
     market = SimulatedMarket(
         bars=bars,

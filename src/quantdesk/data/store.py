@@ -35,8 +35,17 @@ import numpy as np
 import pandas as pd
 
 from quantdesk.config import settings
-from quantdesk.data.schemas import BAR_COLUMNS, SYMBOL_COLUMNS, Timeframe, parse_timeframe
-from quantdesk.data.simulator import TREND_LABELS, VOL_LABELS
+from quantdesk.data.schemas import (
+    BAR_COLUMNS,
+    REGIME_COLUMNS,
+    REGIME_ESTIMATE_COLUMNS,
+    REGIME_PROBABILITY_COLUMNS,
+    SYMBOL_COLUMNS,
+    TREND_LABELS,
+    VOL_LABELS,
+    Timeframe,
+    parse_timeframe,
+)
 from quantdesk.data.validation import (
     ValidationError,
     ValidationResult,
@@ -48,8 +57,6 @@ if TYPE_CHECKING:
     import duckdb
 
 __all__ = [
-    "REGIME_COLUMNS",
-    "REGIME_PROBABILITY_COLUMNS",
     "SYMBOL_COLUMNS",
     "IngestReport",
     "MarketStore",
@@ -63,21 +70,6 @@ logger = logging.getLogger(__name__)
 
 _VALUE_FIELDS = ("open", "high", "low", "close", "volume")
 
-# The regime contract of quantdesk.regimes, spelled here because data depends on no other
-# subpackage: a cell id is vol_index * 3 + trend_index, and the nine filtered probabilities
-# are named p_{vol}_{trend} in cell order.  The labels are the simulator's ground-truth ones.
-REGIME_PROBABILITY_COLUMNS: tuple[str, ...] = tuple(
-    f"p_{vol}_{trend}" for vol in VOL_LABELS for trend in TREND_LABELS
-)
-REGIME_COLUMNS: tuple[str, ...] = (
-    "symbol",
-    "ts",
-    "model_version",
-    "state",
-    "vol_label",
-    "trend_label",
-    *REGIME_PROBABILITY_COLUMNS,
-)
 _PROBABILITY_DDL = "\n".join(f"    {name} DOUBLE NOT NULL," for name in REGIME_PROBABILITY_COLUMNS)
 # A probability row must sum to one within this; filtered probabilities from a forward
 # pass are normalised to ~1e-15, the slack allows float32 or rounded inputs.
@@ -606,7 +598,7 @@ class MarketStore:
         """
         good = validate_regimes(frame, source=source)
         good["written_at"] = datetime.now(UTC)
-        values = ["state", "vol_label", "trend_label", *REGIME_PROBABILITY_COLUMNS]
+        values = REGIME_ESTIMATE_COLUMNS
         changed = " OR ".join(f"r.{c} IS DISTINCT FROM s.{c}" for c in values)
         with self._transaction() as con:
             con.register("incoming", good)

@@ -8,6 +8,8 @@ fsspec, HoloViews and Dask load only when a model, registry, figure or cluster i
     regimes = model.filter(bars)            # causal: P(state_t | data up to t)
     wf = walk_forward(bars, window=2520, refit=21)
     print(wf.summary())
+    run = fit_regimes(store, ["SPX"])        # fit, save to the registry, store the regimes
+    print(regime_snapshot(store, "SPX").summary())
 """
 
 from __future__ import annotations
@@ -36,8 +38,29 @@ _EXPORTS = {
     "price_by_regime_figure": "quantdesk.regimes.analysis",
     "regime_probability_figure": "quantdesk.regimes.analysis",
     "regime_stats": "quantdesk.regimes.analysis",
+    "RegimeFitRun": "quantdesk.regimes.jobs",
+    "fit_regimes": "quantdesk.regimes.jobs",
+    "RegimeSnapshot": "quantdesk.regimes.snapshot",
+    "regime_snapshot": "quantdesk.regimes.snapshot",
 }
-_SUBMODULES = frozenset({"analysis", "features", "model", "registry", "walkforward"})
+_SUBMODULES = frozenset(
+    {
+        "analysis",
+        "chain",
+        "diagnostics",
+        "em",
+        "factorial",
+        "features",
+        "filtering",
+        "jobs",
+        "labels",
+        "model",
+        "persistence",
+        "registry",
+        "snapshot",
+        "walkforward",
+    }
+)
 
 __all__ = [
     "CELL_NAMES",
@@ -47,16 +70,20 @@ __all__ = [
     "FeatureConfig",
     "ModelRecord",
     "ModelRegistry",
+    "RegimeFitRun",
     "RegimeModel",
+    "RegimeSnapshot",
     "SymbolFits",
     "WalkForwardRegimes",
     "compute_features",
     "data_fingerprint",
     "empirical_transition_matrix",
     "expected_durations",
+    "fit_regimes",
     "fit_symbols",
     "price_by_regime_figure",
     "regime_probability_figure",
+    "regime_snapshot",
     "regime_stats",
     "walk_forward",
 ]
@@ -70,6 +97,7 @@ if TYPE_CHECKING:
         regime_stats,
     )
     from quantdesk.regimes.features import FeatureConfig, compute_features
+    from quantdesk.regimes.jobs import RegimeFitRun, fit_regimes
     from quantdesk.regimes.model import (
         CELL_NAMES,
         STATE_COLUMNS,
@@ -78,6 +106,7 @@ if TYPE_CHECKING:
         RegimeModel,
     )
     from quantdesk.regimes.registry import ModelRecord, ModelRegistry, data_fingerprint
+    from quantdesk.regimes.snapshot import RegimeSnapshot, regime_snapshot
     from quantdesk.regimes.walkforward import (
         SymbolFits,
         WalkForwardRegimes,

@@ -31,11 +31,15 @@ import pandas as pd
 
 from quantdesk.core import markov
 from quantdesk.data.frequency import resolve_periods_per_year
-from quantdesk.regimes.model import CELL_NAMES, STATE_COLUMNS, TREND_LABELS, VOL_LABELS
+from quantdesk.data.schemas import (
+    REGIME_CELL_NAMES,
+    REGIME_PROBABILITY_COLUMNS,
+    TREND_LABELS,
+    VOL_LABELS,
+)
 
 __all__ = [
     "CELL_COLORS",
-    "CELL_NAMES",
     "empirical_transition_matrix",
     "expected_durations",
     "price_by_regime_figure",
@@ -45,7 +49,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-N_CELLS = len(CELL_NAMES)
+N_CELLS = len(REGIME_CELL_NAMES)
 
 # Trend picks the hue (red, grey-gold, green), volatility its depth: darker is more volatile.
 CELL_COLORS: dict[str, str] = {
@@ -161,7 +165,7 @@ def regime_stats(
             "ann_return": ann_return.to_numpy(),
             "ann_vol": ann_vol.to_numpy(),
         },
-        index=pd.Index(CELL_NAMES, name="regime"),
+        index=pd.Index(REGIME_CELL_NAMES, name="regime"),
     )
     with np.errstate(divide="ignore", invalid="ignore"):
         out["sharpe"] = np.where(out["ann_vol"] > 0, out["ann_return"] / out["ann_vol"], np.nan)
@@ -197,8 +201,8 @@ def empirical_transition_matrix(states: pd.Series | pd.DataFrame) -> pd.DataFram
         matrix = np.where(rows > 0, counts / rows, np.nan)
     return pd.DataFrame(
         matrix,
-        index=pd.Index(CELL_NAMES, name="from"),
-        columns=pd.Index(CELL_NAMES, name="to"),
+        index=pd.Index(REGIME_CELL_NAMES, name="from"),
+        columns=pd.Index(REGIME_CELL_NAMES, name="to"),
     )
 
 
@@ -332,7 +336,7 @@ def regime_probability_figure(regimes: pd.DataFrame) -> Any:
     """
     hv = _holoviews()
     frame = _indexed(regimes)
-    missing = [c for c in STATE_COLUMNS if c not in frame.columns]
+    missing = [c for c in REGIME_PROBABILITY_COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"regimes lacks probability column(s) {missing}")
     x = "ts"
@@ -343,7 +347,7 @@ def regime_probability_figure(regimes: pd.DataFrame) -> Any:
             vdims=["probability"],
             label=name,
         ).opts(color=CELL_COLORS[name], line_width=0, alpha=0.9)
-        for name, column in zip(CELL_NAMES, STATE_COLUMNS, strict=True)
+        for name, column in zip(REGIME_CELL_NAMES, REGIME_PROBABILITY_COLUMNS, strict=True)
     ]
     return hv.Area.stack(hv.Overlay(areas)).opts(
         hv.opts.Overlay(

@@ -50,11 +50,17 @@ import pandas as pd
 
 from quantdesk.data.frequency import resolve_periods_per_year
 
-__all__ = ["FEATURE_NAMES", "FeatureConfig", "Standardizer", "compute_features", "ohlc_frame"]
+__all__ = [
+    "REGIME_FEATURE_NAMES",
+    "FeatureConfig",
+    "Standardizer",
+    "compute_features",
+    "ohlc_frame",
+]
 
 logger = logging.getLogger(__name__)
 
-FEATURE_NAMES: tuple[str, str, str] = ("log_return", "log_vol", "trend")
+REGIME_FEATURE_NAMES: tuple[str, str, str] = ("log_return", "log_vol", "trend")
 
 _OHLC = ("open", "high", "low", "close")
 # Floor of the rolling daily variance (about 0.016% annualised): a market that did not move
@@ -111,7 +117,7 @@ class FeatureConfig:
     @property
     def names(self) -> tuple[str, str, str]:
         """Return the feature column names, in order."""
-        return FEATURE_NAMES
+        return REGIME_FEATURE_NAMES
 
     @property
     def warmup(self) -> int:
@@ -237,7 +243,7 @@ def compute_features(bars: pd.DataFrame, config: FeatureConfig | None = None) ->
     Returns
     -------
     pandas.DataFrame
-        Index ``ts`` (as in ``bars``, sorted), columns :data:`FEATURE_NAMES`, float64.  The
+        Index ``ts`` (as in ``bars``, sorted), columns :data:`REGIME_FEATURE_NAMES`, float64.  The
         first ``config.warmup`` bars are dropped (incomplete windows); a row depends on the
         bars up to its ``ts`` only, and on at most the last ``config.warmup + 1`` of them.
 

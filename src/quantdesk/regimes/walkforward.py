@@ -32,6 +32,13 @@ import numpy as np
 import pandas as pd
 
 from quantdesk.core.parallel import check_executor, cpu_count, run_tasks
+from quantdesk.data.schemas import (
+    REGIME_COLUMNS,
+    REGIME_PROBABILITY_COLUMNS,
+    TREND_LABELS,
+    VOL_LABELS,
+    regime_probability_column,
+)
 
 if TYPE_CHECKING:
     from quantdesk.regimes.model import RegimeModel
@@ -66,24 +73,6 @@ _REFIT_COLUMNS = (
     "fit_seconds",
     "error",
 )
-
-
-def _contract() -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
-    from quantdesk.regimes.model import STATE_COLUMNS, TREND_LABELS, VOL_LABELS
-
-    return tuple(VOL_LABELS), tuple(TREND_LABELS), tuple(STATE_COLUMNS)
-
-
-def _regime_columns() -> list[str]:
-    return [
-        "symbol",
-        "ts",
-        "model_version",
-        "state",
-        "vol_label",
-        "trend_label",
-        *_contract()[2],
-    ]
 
 
 def _one_symbol(bars: pd.DataFrame, symbol: str | None) -> tuple[pd.DataFrame, str]:
@@ -155,7 +144,7 @@ class WalkForwardRegimes:
     @property
     def probabilities(self) -> pd.DataFrame:
         """Return the nine filtered probabilities indexed by ts."""
-        return self.regimes.set_index("ts")[list(_contract()[2])]
+        return self.regimes.set_index("ts")[list(REGIME_PROBABILITY_COLUMNS)]
 
     def summary(self) -> str:
         """Return a short account: refits, out-of-sample span, convergence, agreement."""
@@ -193,15 +182,14 @@ class WalkForwardRegimes:
         if len(regimes):
             share = regimes["vol_label"].value_counts(normalize=True)
             trend = regimes["trend_label"].value_counts(normalize=True)
-            vol_labels, trend_labels, _ = _contract()
             lines.append(
                 "  volatility: "
-                + ", ".join(f"{v} {share.get(v, 0.0):.0%}" for v in vol_labels)
+                + ", ".join(f"{v} {share.get(v, 0.0):.0%}" for v in VOL_LABELS)
                 + "; trend: "
-                + ", ".join(f"{t} {trend.get(t, 0.0):.0%}" for t in trend_labels)
+                + ", ".join(f"{t} {trend.get(t, 0.0):.0%}" for t in TREND_LABELS)
             )
             last = regimes.iloc[-1]
-            cell = f"p_{last['vol_label']}_{last['trend_label']}"
+            cell = regime_probability_column(last["vol_label"], last["trend_label"])
             lines.append(
                 f"  latest {last['ts']:%Y-%m-%d}: {last['vol_label']}/{last['trend_label']} "
                 f"(p={float(last[cell]):.2f})"
@@ -357,7 +345,7 @@ def walk_forward(
         log.append(row)
         previous, previous_version, previous_filtered = model, version, filtered
     regimes = pd.concat(pieces, ignore_index=True) if pieces else pd.DataFrame()
-    regimes = regimes.reindex(columns=_regime_columns())
+    regimes = regimes.reindex(columns=list(REGIME_COLUMNS))
     regimes["state"] = regimes["state"].astype("int64")
     refits = pd.DataFrame(log).reindex(columns=list(_REFIT_COLUMNS))
     logger.info("%s walk-forward: %d refits, %d out-of-sample bars", name, len(log), len(regimes))
@@ -444,7 +432,7 @@ class SymbolFits:
         """Return the walk-forward regimes of every symbol as one long frame."""
         frames = [r.regimes for r in self.results.values() if isinstance(r, WalkForwardRegimes)]
         if not frames:
-            return pd.DataFrame(columns=_regime_columns())
+            return pd.DataFrame(columns=list(REGIME_COLUMNS))
         return pd.concat(frames, ignore_index=True)
 
     def summary(self) -> str:

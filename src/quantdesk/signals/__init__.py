@@ -11,12 +11,12 @@
 from __future__ import annotations
 
 from quantdesk.signals.cross_section import demean, rank, winsorize, zscore
-from quantdesk.signals.features import FEATURE_NAMES, common_features
+from quantdesk.signals.features import COMMON_FEATURE_NAMES, common_features
 from quantdesk.signals.trend import blended_tsmom, donchian_breakout, ma_crossover, tsmom
 from quantdesk.signals.volatility import ewma_vol, garch_vol, garman_klass_vol, parkinson_vol
 
 __all__ = [
-    "FEATURE_NAMES",
+    "COMMON_FEATURE_NAMES",
     "blended_tsmom",
     "common_features",
     "demean",

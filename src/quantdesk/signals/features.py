@@ -16,7 +16,7 @@ import pandas as pd
 from quantdesk.data.frequency import resolve_periods_per_year
 from quantdesk.signals.windows import rolling_mean, rolling_std
 
-__all__ = ["FEATURE_NAMES", "RANGE_FEATURES", "VOLUME_FEATURES", "common_features"]
+__all__ = ["COMMON_FEATURE_NAMES", "RANGE_FEATURES", "VOLUME_FEATURES", "common_features"]
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ VOL_WINDOWS = (5, 20, 60)
 MA_WINDOWS = (5, 20, 60)
 VOLUME_WINDOWS = (5, 20)
 
-FEATURE_NAMES: tuple[str, ...] = (
+COMMON_FEATURE_NAMES: tuple[str, ...] = (
     *(f"ret_{h}" for h in RETURN_HORIZONS),
     *(f"vol_{w}" for w in VOL_WINDOWS),
     *(f"ma_ratio_{w}" for w in MA_WINDOWS),
@@ -41,7 +41,7 @@ VOLUME_FEATURES: tuple[str, ...] = tuple(f"volume_ratio_{w}" for w in VOLUME_WIN
 def common_features(
     panels: Mapping[str, pd.DataFrame], *, periods_per_year: float | None = None
 ) -> dict[str, pd.DataFrame]:
-    """Return 14 causal features as wide panels keyed by :data:`FEATURE_NAMES`.
+    """Return 14 causal features as wide panels keyed by :data:`COMMON_FEATURE_NAMES`.
 
     Parameters
     ----------
@@ -94,7 +94,7 @@ def common_features(
         np.log(ratio.to_numpy()), index=ratio.index, columns=ratio.columns
     )
     _warn_missing(close, range_hl=ratio, volume=volume)
-    return {name: out[name] for name in FEATURE_NAMES}
+    return {name: out[name] for name in COMMON_FEATURE_NAMES}
 
 
 def _field(panels: Mapping[str, pd.DataFrame], name: str, close: pd.DataFrame) -> pd.DataFrame:
