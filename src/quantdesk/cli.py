@@ -67,26 +67,11 @@ def _fail(message: str, code: int = 1) -> Any:
     raise typer.Exit(code)
 
 
-def _print_report(report: Any) -> None:
-    typer.echo(report.summary())
-    if report.rejected:
-        typer.echo(
-            f"  {report.rejected} rejected rows stored with their reasons: "
-            f"quantdesk data rejects --ingest {report.ingest_id}"
-        )
-
-
-def _fail_if_nothing_stored(target: Any, report: Any) -> None:
-    """Exit non-zero when an ingest stored no row, saying why (the commonest reasons)."""
-    if report.stored:
-        return
-    if report.rows_in == 0:
-        _fail(f"{report.source}: no rows to store")
-    reasons = (
-        target.rejects(report.ingest_id)["reason"].str.split("; ").explode().value_counts().head(3)
-    )
-    why = "; ".join(f"{reason} ({count} rows)" for reason, count in reasons.items())
-    _fail(f"{report.source}: nothing stored, all {report.rows_in} rows rejected: {why}")
+def _print_ingest(result: Any) -> None:
+    """Print an ingest's account; exit non-zero, saying why, when it stored nothing."""
+    typer.echo(result.summary())
+    if result.problem:
+        _fail(result.problem)
 
 
 @app.callback()
@@ -112,14 +97,9 @@ def ingest_sample(
     store: StoreOption = None,
 ) -> None:
     """Load the real daily S&P 500 and NASDAQ data (1999-2018) that ships with `arch`."""
-    from tqdm.auto import tqdm
+    from quantdesk.data.ingest import ingest_samples
 
-    from quantdesk.data.samples import SAMPLES, load_sample
-
-    target = _store(store)
-    for name in tqdm(names or list(SAMPLES), desc="samples", unit="set", file=sys.stderr):
-        bars, meta = load_sample(name)
-        _print_report(target.write_bars(bars, "1d", source=f"arch:{name}", metadata=meta))
+    _print_ingest(ingest_samples(_store(store), names))
 
 
 @ingest_app.command("simulate")
@@ -134,37 +114,12 @@ def ingest_simulate(
     store: StoreOption = None,
 ) -> None:
     """Simulate a correlated regime-switching market and store its daily bars."""
-    from tqdm.auto import tqdm
+    from quantdesk.data.ingest import ingest_simulated
 
-    from quantdesk.data.simulator import simulate
-
-    target = _store(store)
-    market = simulate(n_symbols=symbols, n_days=days, seed=seed, start=start)
-    source = f"simulator:seed={seed}"
-    meta = market.metadata()
-    chunk = 25
-    names = market.symbols
-    progress = tqdm(total=len(market.bars), desc="bars", unit="row", file=sys.stderr)
-    totals = {"inserted": 0, "updated": 0, "unchanged": 0, "rejected": 0}
-    for i in range(0, len(names), chunk):
-        part = names[i : i + chunk]
-        bars = market.bars[market.bars["symbol"].isin(part)]
-        report = target.write_bars(
-            bars, "1d", source=source, metadata=meta[meta["symbol"].isin(part)]
-        )
-        for key in totals:
-            totals[key] += getattr(report, key)
-        progress.update(len(bars))
-    progress.close()
-    typer.echo(
-        f"{source}: {len(names)} symbols x {days} days -> "
-        + ", ".join(f"{v} {k}" for k, v in totals.items())
+    result = ingest_simulated(
+        _store(store), symbols=symbols, days=days, seed=seed, start=start, tick_days=tick_days
     )
-    if tick_days > 0:
-        sessions = market.bars["ts"].drop_duplicates().sort_values()
-        first = sessions.iloc[-min(tick_days, len(sessions))]
-        ticks = market.ticks(start=first)
-        _print_report(target.write_ticks(ticks, source=source))
+    _print_ingest(result)
 
 
 @ingest_app.command("file")
@@ -212,7 +167,7 @@ def ingest_file(
 
     Exits non-zero when nothing is stored (every row rejected, or none in the file).
     """
-    from quantdesk.data.files import read_bars_file
+    from quantdesk.data.ingest import ingest_file as ingest
     from quantdesk.data.schemas import parse_timeframe
     from quantdesk.data.validation import ValidationError
 
@@ -227,8 +182,9 @@ def ingest_file(
         src, dst = item.split("=", 1)
         columns[src.strip()] = dst.strip()
     try:
-        result = read_bars_file(
+        result = ingest(
             path,
+            store,
             symbol=symbol,
             timeframe=timeframe,
             columns=columns,
@@ -242,10 +198,7 @@ def ingest_file(
         )
     except (ValidationError, FileNotFoundError) as exc:
         _fail(f"{exc}{'; nothing written (--strict)' if strict else ''}")
-    target = _store(store)
-    report = target.write_bars(result.good, timeframe, source=result.source, validation=result)
-    _print_report(report)
-    _fail_if_nothing_stored(target, report)
+    _print_ingest(result)
 
 
 @ingest_app.command("yahoo")
@@ -256,54 +209,23 @@ def ingest_yahoo(
     store: StoreOption = None,
 ) -> None:
     """Download daily bars from Yahoo Finance (needs quantdesk[online] and a network)."""
-    from quantdesk.data.online import SourceUnavailableError, fetch_yahoo
+    from quantdesk.data.ingest import ingest_yahoo as ingest
+    from quantdesk.data.online import SourceUnavailableError
 
     try:
-        bars = fetch_yahoo(symbols, start, end)
+        result = ingest(symbols, store, start=start, end=end)
     except SourceUnavailableError as exc:
         _fail(str(exc))
-    target = _store(store)
-    report = target.write_bars(bars, "1d", source="yahoo")
-    _print_report(report)
-    _fail_if_nothing_stored(target, report)
+    _print_ingest(result)
 
 
 @data_app.command("info")
 def data_info(as_json: JsonOption = False, store: StoreOption = None) -> None:
     """Show symbols, date ranges, row counts per timeframe and rejects."""
-    info = _store(store, read_only=True).info()
-    if as_json:
-        typer.echo(json.dumps(info, indent=2))
-        return
-    typer.echo(f"store: {info['path']}")
-    typer.echo(f"symbols: {info['symbols']}   ingests: {info['ingests']}")
-    if info["series"]:
-        typer.echo(f"  {'symbol':<16} {'timeframe':>9} {'rows':>10}  first .. last  source")
-    for row in info["series"]:
-        typer.echo(
-            f"  {row['symbol']:<16} {row['timeframe']:>9} {row['rows']:>10,}  "
-            f"{row['first'][:10]} .. {row['last'][:10]}  {row['source'] or '?'}"
-        )
-    typer.echo("bars by timeframe:")
-    for row in info["bars"]:
-        typer.echo(
-            f"  {row['timeframe']:>6}  {row['symbols']:>5} symbols  {row['rows']:>10,} rows  "
-            f"{row['first'][:10]} .. {row['last'][:10]}"
-        )
-    typer.echo("bars by source:")
-    for row in info["sources"]:
-        typer.echo(
-            f"  {row['source']:<24} {row['symbols']:>5} symbols  {row['rows']:>10,} rows  "
-            f"{row['first'][:10]} .. {row['last'][:10]}"
-        )
-    ticks = info["ticks"]
-    if ticks["rows"]:
-        typer.echo(
-            f"ticks: {ticks['rows']:,} rows, {ticks['symbols']} symbols, "
-            f"{ticks['first']} .. {ticks['last']}"
-        )
-    rejected = sum(info["rejects"].values())
-    typer.echo(f"rejects: {rejected}" + (f" {info['rejects']}" if rejected else ""))
+    from quantdesk.data.inventory import store_contents
+
+    contents = store_contents(_store(store, read_only=True))
+    typer.echo(json.dumps(contents.to_dict(), indent=2) if as_json else contents.summary())
 
 
 @data_app.command("rejects")
@@ -314,14 +236,10 @@ def data_rejects(
     store: StoreOption = None,
 ) -> None:
     """List rejected rows with their file, row number, field and reason."""
-    frame = _store(store, read_only=True).rejects(ingest)
-    if as_json:
-        typer.echo(frame.head(limit).to_json(orient="records"))
-        return
-    if frame.empty:
-        typer.echo("no rejects")
-        return
-    typer.echo(frame.head(limit)[["ingest_id", "source", "row", "field", "reason"]].to_string())
+    from quantdesk.data.inventory import rejected_rows
+
+    rows = rejected_rows(_store(store, read_only=True), ingest, limit)
+    typer.echo(rows.to_json() if as_json else rows.summary())
 
 
 def _int_list(text: str) -> list[int]:
@@ -375,77 +293,33 @@ def backtest(
     store: StoreOption = None,
 ) -> None:
     """Backtest volatility-targeted trend following on stored closes (any bar length)."""
-    from quantdesk.backtest import run
-    from quantdesk.strategies import vol_target_trend
+    from quantdesk.backtest.jobs import backtest_trend
+    from quantdesk.data.store import UnknownSymbolError
 
     if rebalance not in ("daily", "weekly", "monthly"):
         _fail(f"--rebalance must be daily, weekly or monthly, not {rebalance!r}")
-    names = [s.strip() for s in symbols.split(",") if s.strip()] if symbols else None
-    from quantdesk.data.store import UnknownSymbolError
-
-    source = _store(store, read_only=True)
     try:
-        close = source.panel("close", symbols=names, start=start, end=end)
-    except UnknownSymbolError as exc:
+        job = backtest_trend(
+            _store(store, read_only=True),
+            [s.strip() for s in symbols.split(",") if s.strip()] if symbols else None,
+            start=start,
+            end=end,
+            lookbacks=_int_list(lookbacks),
+            target_vol=target_vol,
+            rebalance=rebalance,  # type: ignore[arg-type]
+            band=band,
+            max_weight=max_weight,
+            max_gross=max_gross,
+            long_only=long_only,
+            commission_bps=commission_bps,
+            slippage_bps=slippage_bps,
+            init_cash=init_cash,
+            benchmark=benchmark,
+            out=out,
+        )
+    except (UnknownSymbolError, ValueError) as exc:
         _fail(str(exc))
-    if close.empty:
-        _fail("no daily closes for that selection; see `quantdesk data info`")
-    missing = sorted(set(names or []) - set(close.columns))
-    if missing:
-        _fail(f"no data for {missing}")
-    weights = vol_target_trend(
-        close,
-        lookbacks=_int_list(lookbacks),
-        target_vol=target_vol,
-        max_weight=max_weight,
-        max_gross=max_gross,
-        long_only=long_only,
-        rebalance=rebalance,  # type: ignore[arg-type]
-        band=band,
-    )
-    result = run(
-        close,
-        weights,
-        commission_bps=commission_bps,
-        slippage_bps=slippage_bps,
-        init_cash=init_cash,
-    )
-    bench = None
-    if benchmark:
-        try:
-            prices = source.panel("close", symbols=[benchmark], start=start, end=end)
-        except UnknownSymbolError as exc:
-            _fail(f"benchmark {benchmark!r}: {exc}")
-        if benchmark not in prices.columns:
-            _fail(f"no closes for benchmark {benchmark!r}; see `quantdesk data info`")
-        bench = prices[benchmark]
-    metrics = result.metrics(benchmark=bench)
-    written: dict[str, Path] = {}
-    if out is not None:
-        from quantdesk.backtest.export import write_result
-
-        written = write_result(result, out, metrics=metrics)
-        logger.info("wrote %d files to %s", len(written), out)
-    if as_json:
-        doc = {
-            "symbols": [str(c) for c in close.columns],
-            "start": close.index[0].isoformat(),
-            "end": close.index[-1].isoformat(),
-            "benchmark": benchmark,
-            "final_equity": float(result.equity.iloc[-1]),
-            "metrics": {k: (None if v != v else float(v)) for k, v in metrics.items()},
-            "files": [str(p) for p in written.values()],
-        }
-        typer.echo(json.dumps(doc, indent=2))
-        return
-    typer.echo(result.summary())
-    if bench is not None:
-        from quantdesk.backtest.metrics import BENCHMARK_METRICS
-
-        typer.echo(f"against {benchmark}:")
-        typer.echo("\n".join(f"  {k:<24}{metrics[k]:,.4f}" for k in BENCHMARK_METRICS))
-    if written:
-        typer.echo(f"wrote {len(written)} files to {out}")
+    typer.echo(json.dumps(job.to_dict(), indent=2) if as_json else job.summary())
 
 
 def _symbol_list(text: str | None) -> list[str] | None:

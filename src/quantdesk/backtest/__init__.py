@@ -16,6 +16,7 @@ __all__ = [
     "BacktestResult",
     "export",
     "figures",
+    "jobs",
     "metrics",
     "run",
     "sweep",
@@ -23,10 +24,10 @@ __all__ = [
     "walk_forward",
 ]
 
-_SUBMODULES = frozenset({"export", "figures", "metrics", "sweeps"})
+_SUBMODULES = frozenset({"export", "figures", "jobs", "metrics", "sweeps"})
 
 if TYPE_CHECKING:
-    from quantdesk.backtest import export, figures, metrics, sweeps
+    from quantdesk.backtest import export, figures, jobs, metrics, sweeps
     from quantdesk.backtest.sweeps import sweep, walk_forward
 
 

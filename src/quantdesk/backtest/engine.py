@@ -464,8 +464,15 @@ def run(
 
     Examples
     --------
-    >>> result = run(close, weights, commission_bps=1, slippage_bps=2)  # doctest: +SKIP
-    >>> result.equity.iloc[-1], result.metrics()["Sharpe"]  # doctest: +SKIP
+    All in one asset at the first close, no costs: the equity follows the price.
+
+    >>> import pandas as pd
+    >>> ts = pd.date_range("2024-01-01", periods=3, freq="D", tz="UTC", name="ts")
+    >>> close = pd.DataFrame({"SPX": [100.0, 110.0, 99.0]}, index=ts)
+    >>> weights = pd.DataFrame({"SPX": [1.0, float("nan"), float("nan")]}, index=ts)
+    >>> result = run(close, weights, commission_bps=0, slippage_bps=0)
+    >>> result.equity.round(2).tolist()
+    [1000000.0, 1100000.0, 990000.0]
     """
     _check_panels(close, weights)
     if close.isna().to_numpy().any():

@@ -34,6 +34,8 @@ _SUBMODULES = frozenset(
         "candles",
         "frequency",
         "timestamps",
+        "ingest",
+        "inventory",
     }
 )
 

@@ -124,11 +124,11 @@ def report_batch(
     from quantdesk.reports.batch import run_batch
 
     cat = _catalog(catalog)
-    if job not in cat.jobs:
-        _fail(f"no job {job!r} in {cat.path}; jobs: {sorted(cat.jobs)}")
-    result = run_batch(
-        cat.jobs[job], executor=scheduler, max_workers=workers, reports_dir=reports_dir
-    )
+    try:
+        spec = cat.job(job)
+    except KeyError as exc:
+        _fail(exc.args[0])
+    result = run_batch(spec, executor=scheduler, max_workers=workers, reports_dir=reports_dir)
     typer.echo(result.summary())
     if not result.ok:
         raise typer.Exit(1)
@@ -141,49 +141,10 @@ def report_list(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
 ) -> None:
     """Show the catalog's jobs, their schedules and each notebook's last run by the job."""
-    from datetime import UTC, datetime
+    from quantdesk.reports.status import catalog_status
 
-    from quantdesk.reports.publish import list_runs
-
-    cat = _catalog(catalog)
-    runs = list_runs(reports_dir)
-    now = datetime.now(UTC)
-    jobs = []
-    for name, job in cat.jobs.items():
-        last = {}
-        # Only runs made by this job's batches count: a one-off `report run` of the same
-        # notebook (other parameters, another store) is not the job's last run.
-        own = runs[runs["job"] == name] if len(runs) else runs
-        for notebook in job.notebooks:
-            stem = Path(str(notebook)).stem
-            mine = own[own["notebook"] == stem] if len(own) else own
-            if len(mine):
-                top = mine.iloc[0]
-                last[stem] = {"run_id": top["run_id"], "status": top["status"],
-                              "started_at": str(top["started_at"])}  # fmt: skip
-        jobs.append(
-            {
-                "job": name,
-                "description": job.description,
-                "schedule": job.schedule,
-                "timezone": job.timezone,
-                "next_run": job.next_run(now).isoformat() if job.schedule else None,
-                "runs": len(job.runs()),
-                "last_runs": last,
-            }
-        )
-    if as_json:
-        typer.echo(json.dumps(jobs, indent=2, default=str))
-        return
-    for j in jobs:
-        when = (
-            f"{j['schedule']} {j['timezone']} (next {j['next_run']})" if j["schedule"] else "manual"
-        )
-        typer.echo(f"{j['job']}: {j['runs']} runs, {when}")
-        if j["description"]:
-            typer.echo(f"  {j['description']}")
-        for stem, last in j["last_runs"].items():
-            typer.echo(f"  last {stem}: {last['status']} {last['started_at']} ({last['run_id']})")
+    status = catalog_status(_catalog(catalog), reports_dir)
+    typer.echo(json.dumps(status.jobs, indent=2, default=str) if as_json else status.summary())
 
 
 @schedule_app.command("run")

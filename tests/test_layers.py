@@ -1,0 +1,248 @@
+"""The house rules of docs/architecture.md, checked on the source of every module.
+
+Each module of ``src/quantdesk`` sits on a floor; it may import from its own floor and
+the floors below, never above.  Only ``reports`` and ``dashboards`` may know papermill,
+Voila or Panel, and no package imports another package's private (``_name``) names.
+Imports inside functions count, and so do module paths given as strings (the lazy
+``_EXPORTS`` tables, ``importlib.import_module("quantdesk...")``).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+PACKAGE = SRC / "quantdesk"
+
+# The floors, bottom first.  ``quantdesk.core`` is the bottom floor whether or not it
+# exists yet in this checkout; top-level modules not named here (and the package root
+# ``quantdesk`` itself, which lazily exposes every package) sit where listed below.
+FLOORS: dict[str, int] = {
+    "core": 0,
+    "_lazy": 0,
+    "config": 0,
+    "numba_cache": 0,
+    "data": 1,
+    "signals": 2,
+    "regimes": 2,
+    "sentiment": 2,
+    "strategies": 3,
+    "portfolio": 3,
+    "backtest": 3,
+    "screener": 3,
+    "reports": 4,
+    "dashboards": 4,
+    "cli": 5,
+    "__main__": 5,
+}
+FLOOR_NAMES = ["core", "data", "analytics", "decisions", "publishing", "cli"]
+ROOT_FLOOR = 5  # ``quantdesk/__init__.py`` names every package (lazily): the facade.
+
+# Only publishing knows these (DESIGN.md: "the only places that know about papermill,
+# Voila or Panel").
+PUBLISHING_ONLY = {"papermill", "voila", "panel"}
+PUBLISHING = {"reports", "dashboards"}
+
+# Known breaks of the rules, each with who removes it: (importing module, imported
+# module); an entry covers that module and every name imported from it.  The lead
+# empties this list once the issue-11 branches are merged; a new entry needs a reason
+# as good as these.
+KNOWN_VIOLATIONS: set[tuple[str, str]] = {
+    # analytics reaching into decisions for a private chart helper: the "charts"
+    # engineer (issue 11) moves the chart theme to quantdesk.core and removes this.
+    ("quantdesk.regimes.analysis", "quantdesk.backtest.figures"),
+    # warm_numba_cache() compiles the kernels of data, signals and backtest, so it
+    # knows floors above core by nature; it should move up (to the cli floor) or take
+    # the kernels as arguments: for the lead to decide when merging issue 11.
+    ("quantdesk.numba_cache", "quantdesk.backtest"),
+    ("quantdesk.numba_cache", "quantdesk.data.candles"),
+    ("quantdesk.numba_cache", "quantdesk.signals.windows"),
+}
+
+_MODULE_PATH = re.compile(r"quantdesk(\.[A-Za-z_]\w*)+")
+
+
+@dataclass(frozen=True)
+class Import:
+    """One import of a module: where it is and what it names."""
+
+    module: str  # the importing module
+    target: str  # the imported module or ``module.name``
+    line: int
+
+
+def module_name(path: Path, src: Path = SRC) -> str:
+    """Return the dotted module name of a file under ``src``."""
+    parts = list(path.relative_to(src).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _resolve(module: str, is_package: bool, node: ast.ImportFrom) -> str:
+    """Return the absolute module of a (possibly relative) ``from ... import``."""
+    if not node.level:
+        return node.module or ""
+    base = module.split(".")
+    if not is_package:
+        base.pop()
+    base = base[: len(base) - (node.level - 1)]
+    return ".".join([*base, node.module] if node.module else base)
+
+
+def imports_of(path: Path, src: Path = SRC) -> list[Import]:
+    """Return every import of ``path``: statements anywhere, and quantdesk paths as strings."""
+    module = module_name(path, src)
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found: list[Import] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [Import(module, alias.name, node.lineno) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            source = _resolve(module, path.name == "__init__.py", node)
+            found += [Import(module, source, node.lineno)]
+            found += [Import(module, f"{source}.{a.name}", node.lineno) for a in node.names]
+        elif (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and _MODULE_PATH.fullmatch(node.value)
+        ):
+            found.append(Import(module, node.value, node.lineno))
+    return found
+
+
+def floor_of(module: str) -> int | None:
+    """Return the floor of a quantdesk module (None outside quantdesk or unknown)."""
+    parts = module.split(".")
+    if parts[0] != "quantdesk":
+        return None
+    if len(parts) == 1:
+        return ROOT_FLOOR
+    return FLOORS.get(parts[1])
+
+
+def violations(found: list[Import]) -> list[str]:
+    """Return the broken rules among ``found``, one readable line each."""
+    out: list[str] = []
+    for imp in found:
+        here, there = imp.module.split("."), imp.target.split(".")
+        where = f"{imp.module} (line {imp.line}) imports {imp.target}"
+        if there[0] in PUBLISHING_ONLY and (len(here) < 2 or here[1] not in PUBLISHING):
+            out.append(f"{where}: only reports and dashboards may use {there[0]}")
+        if there[0] != "quantdesk" or len(there) < 2:
+            continue
+        mine, theirs = floor_of(imp.module), floor_of(imp.target)
+        if mine is not None and theirs is not None and theirs > mine:
+            out.append(
+                f"{where}: {FLOOR_NAMES[mine]} may not import {FLOOR_NAMES[theirs]} "
+                f"(a higher floor)"
+            )
+        # ``quantdesk._lazy`` is a module of the whole project; private names *inside*
+        # another package (``quantdesk.backtest.figures._holoviews``) are that package's.
+        other_package = len(here) < 2 or here[1] != there[1]
+        private = [p for p in there[2:] if p.startswith("_") and not p.startswith("__")]
+        if other_package and private:
+            out.append(f"{where}: {private[0]} is private to quantdesk.{there[1]}")
+    return out
+
+
+def known(imp: Import, entry: tuple[str, str]) -> bool:
+    """Return whether the allow-list ``entry`` covers ``imp``."""
+    module, target = entry
+    return imp.module == module and (imp.target + ".").startswith(target + ".")
+
+
+def all_imports() -> list[Import]:
+    """Return the imports of every module under ``src/quantdesk``."""
+    return [imp for path in sorted(PACKAGE.rglob("*.py")) for imp in imports_of(path)]
+
+
+def test_every_module_sits_on_a_known_floor() -> None:
+    unknown = {
+        module_name(path) for path in PACKAGE.rglob("*.py") if floor_of(module_name(path)) is None
+    }
+    assert not unknown, f"give these a floor in FLOORS and in docs/architecture.md: {unknown}"
+
+
+def test_no_module_imports_from_a_higher_floor_or_a_private_name() -> None:
+    found = [imp for imp in all_imports() if not any(known(imp, e) for e in KNOWN_VIOLATIONS)]
+    assert violations(found) == []
+
+
+def test_the_known_violations_still_exist() -> None:
+    # An allow-list entry whose import is gone must leave the list, so it cannot hide
+    # a new break later.
+    found = all_imports()
+    stale = {e for e in KNOWN_VIOLATIONS if not any(known(imp, e) for imp in found)}
+    assert stale == set()
+
+
+def _check(tmp_path: Path, name: str, source: str) -> list[str]:
+    path = tmp_path / "src" / Path(*name.split(".")).with_suffix(".py")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(source, encoding="utf-8")
+    return violations(imports_of(path, tmp_path / "src"))
+
+
+@pytest.mark.parametrize(
+    ("name", "source", "expected"),
+    [
+        # data knows nothing above it, even inside a function
+        (
+            "quantdesk.data.thing",
+            "def f():\n    from quantdesk.signals import trend\n",
+            "data may not import analytics",
+        ),
+        # analytics never import decisions or publishing
+        ("quantdesk.regimes.thing", "import quantdesk.backtest.engine\n", "analytics may not"),
+        ("quantdesk.signals.thing", "from quantdesk.reports import runner\n", "analytics may not"),
+        # core is the bottom floor, whether or not it exists yet
+        ("quantdesk.core.thing", "from quantdesk.data import store\n", "core may not import data"),
+        # a relative import is resolved before it is judged
+        ("quantdesk.data.thing", "from ..backtest import run\n", "data may not import decisions"),
+        # a lazy export table names a module as a string
+        (
+            "quantdesk.data.__init__",
+            "_EXPORTS = {'x': 'quantdesk.regimes.model'}\n",
+            "data may not import analytics",
+        ),
+        # papermill, Voila and Panel belong to publishing
+        ("quantdesk.backtest.thing", "import panel as pn\n", "only reports and dashboards"),
+        ("quantdesk.regimes.thing", "def f():\n    import papermill\n", "only reports"),
+        # another package's private name
+        (
+            "quantdesk.backtest.thing",
+            "from quantdesk.data.simulator import _symbol_names\n",
+            "_symbol_names is private to quantdesk.data",
+        ),
+        (
+            "quantdesk.signals.thing",
+            "from quantdesk.backtest._order_kernel import k\n",
+            "_order_kernel is private",
+        ),
+    ],
+)
+def test_a_broken_rule_is_reported(tmp_path: Path, name: str, source: str, expected: str) -> None:
+    problems = _check(tmp_path, name, source)
+    assert len(problems) >= 1 and any(expected in p for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    ("name", "source"),
+    [
+        ("quantdesk.backtest.thing", "from quantdesk.data.frequency import periods_per_year\n"),
+        ("quantdesk.data.thing", "from quantdesk.core import provenance\n"),
+        ("quantdesk.data.thing", "from quantdesk.data.simulator import _symbol_names\n"),
+        ("quantdesk.reports.thing", "import papermill\nfrom quantdesk.backtest import run\n"),
+        ("quantdesk.cli", "from quantdesk.reports.commands import report_app\n"),
+        ("quantdesk.signals.thing", "from quantdesk._lazy import lazy_attributes\n"),
+        ("quantdesk.signals.thing", "LOG = 'quantdesk.signals uses this text'\n"),
+    ],
+)
+def test_allowed_imports_pass(tmp_path: Path, name: str, source: str) -> None:
+    assert _check(tmp_path, name, source) == []
