@@ -30,7 +30,7 @@ demo: install
 	$(VENV)/bin/quantdesk ingest sample
 	$(VENV)/bin/quantdesk ingest simulate --symbols 50 --days 2520 --seed 7
 	$(VENV)/bin/quantdesk data info
-	@$(PY) -c 'from quantdesk.numba_cache import warm_numba_cache as w; print("numba cache (warm):", w())'
+	@$(PY) -c 'from quantdesk.backtest.warmup import warm_numba_cache as w; print("numba cache (warm):", w())'
 	$(VENV)/bin/quantdesk report batch demo
 	@echo "reports: $$($(PY) -c 'from quantdesk.config import settings; print((settings().reports_dir / "index.html").resolve())')"
 

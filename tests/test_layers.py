@@ -56,12 +56,6 @@ KNOWN_VIOLATIONS: set[tuple[str, str]] = {
     # analytics reaching into decisions for a private chart helper: the "charts"
     # engineer (issue 11) moves the chart theme to quantdesk.core and removes this.
     ("quantdesk.regimes.analysis", "quantdesk.backtest.figures"),
-    # warm_numba_cache() compiles the kernels of data, signals and backtest, so it
-    # knows floors above core by nature; it should move up (to the cli floor) or take
-    # the kernels as arguments: for the lead to decide when merging issue 11.
-    ("quantdesk.numba_cache", "quantdesk.backtest"),
-    ("quantdesk.numba_cache", "quantdesk.data.candles"),
-    ("quantdesk.numba_cache", "quantdesk.signals.windows"),
 }
 
 _MODULE_PATH = re.compile(r"quantdesk(\.[A-Za-z_]\w*)+")

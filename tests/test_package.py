@@ -156,7 +156,7 @@ def test_warm_numba_cache_compiles_the_first_backtest_kernels(tmp_path) -> None:
     home = tmp_path / "home"
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
     env["QUANTDESK_HOME"] = str(home)
-    code = "from quantdesk.numba_cache import warm_numba_cache; print(warm_numba_cache())"
+    code = "from quantdesk.backtest.warmup import warm_numba_cache; print(warm_numba_cache())"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
     )

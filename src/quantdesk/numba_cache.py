@@ -22,8 +22,8 @@ pools, Dask workers on this machine) use the same cache.  numba keys each entry 
 source file's path and modification time, so checkouts and versions never collide.
 Setting it costs microseconds and imports nothing heavy.
 
-:func:`warm_numba_cache` (run by ``make demo``) compiles the kernels a first backtest
-needs into that directory.
+``quantdesk.backtest.warmup.warm_numba_cache`` (run by ``make demo``) compiles the
+kernels a first backtest needs into that directory.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import os
 import sys
 from collections.abc import Mapping
 
-__all__ = ["configure_numba_cache", "default_numba_cache_dir", "warm_numba_cache"]
+__all__ = ["configure_numba_cache", "default_numba_cache_dir"]
 
 _VARIABLE = "NUMBA_CACHE_DIR"
 
@@ -78,27 +78,3 @@ def configure_numba_cache() -> str:
     if config is not None:
         config.reload_config()
     return chosen
-
-
-def warm_numba_cache() -> str:
-    """Return the cache directory after compiling the kernels of a first backtest into it.
-
-    Runs a tiny backtest (order simulation and equity replay), the rolling windows of
-    the signals and a candle aggregation; each kernel compiles once, or loads from the
-    cache when it is already there.
-    """
-    import numpy as np
-    import pandas as pd
-
-    from quantdesk.backtest import run
-    from quantdesk.data.candles import aggregate
-    from quantdesk.signals.windows import rolling_mean, rolling_std
-
-    directory = configure_numba_cache()
-    index = pd.date_range("2024-01-01", periods=8, freq="D", tz="UTC")
-    close = pd.DataFrame({"A": np.linspace(10.0, 12.0, 8), "B": np.linspace(20.0, 18.0, 8)}, index)
-    run(close, close * 0 + 0.4).equity  # noqa: B018 (the equity replay is a kernel too)
-    rolling_mean(close, 3), rolling_std(close, 3)
-    ticks = pd.DataFrame({"symbol": "A", "ts": index, "price": close["A"].to_numpy(), "size": 1.0})
-    aggregate(ticks, "1d")
-    return directory

@@ -24,7 +24,7 @@ __all__ = [
     "walk_forward",
 ]
 
-_SUBMODULES = frozenset({"export", "figures", "jobs", "metrics", "sweeps"})
+_SUBMODULES = frozenset({"export", "figures", "jobs", "metrics", "sweeps", "warmup"})
 
 if TYPE_CHECKING:
     from quantdesk.backtest import export, figures, jobs, metrics, sweeps
