@@ -19,7 +19,7 @@ _EXPORTS = {
     "validate_bars": "quantdesk.data.validation",
     "ValidationError": "quantdesk.data.validation",
     "aggregate": "quantdesk.data.candles",
-    "CandleAggregator": "quantdesk.data.candles",
+    "CandleAggregator": "quantdesk.data.candle_stream",
     "parse_timeframe": "quantdesk.data.schemas",
 }
 _SUBMODULES = frozenset(
@@ -32,6 +32,9 @@ _SUBMODULES = frozenset(
         "files",
         "online",
         "candles",
+        "candle_kernels",
+        "candle_stream",
+        "ticks",
         "frequency",
         "timestamps",
     }
@@ -52,7 +55,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from quantdesk.data.candles import CandleAggregator, aggregate
+    from quantdesk.data.candle_stream import CandleAggregator
+    from quantdesk.data.candles import aggregate
     from quantdesk.data.files import read_bars_file
     from quantdesk.data.samples import load_sample
     from quantdesk.data.schemas import parse_timeframe
