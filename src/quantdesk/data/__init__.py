@@ -12,6 +12,8 @@ from quantdesk._lazy import lazy_attributes
 _EXPORTS = {
     "MarketStore": "quantdesk.data.store",
     "UnknownSymbolError": "quantdesk.data.store",
+    "IngestReport": "quantdesk.data.store",
+    "StoreBusyError": "quantdesk.data.store_locking",
     "simulate": "quantdesk.data.simulator",
     "SimulatedMarket": "quantdesk.data.simulator",
     "load_sample": "quantdesk.data.samples",
@@ -27,6 +29,9 @@ _SUBMODULES = frozenset(
         "schemas",
         "validation",
         "store",
+        "store_locking",
+        "store_schema",
+        "wide",
         "simulator",
         "samples",
         "files",
@@ -42,8 +47,10 @@ _SUBMODULES = frozenset(
 
 __all__ = [
     "CandleAggregator",
+    "IngestReport",
     "MarketStore",
     "SimulatedMarket",
+    "StoreBusyError",
     "UnknownSymbolError",
     "ValidationError",
     "aggregate",
@@ -61,7 +68,8 @@ if TYPE_CHECKING:
     from quantdesk.data.samples import load_sample
     from quantdesk.data.schemas import parse_timeframe
     from quantdesk.data.simulator import SimulatedMarket, simulate
-    from quantdesk.data.store import MarketStore, UnknownSymbolError
+    from quantdesk.data.store import IngestReport, MarketStore, UnknownSymbolError
+    from quantdesk.data.store_locking import StoreBusyError
     from quantdesk.data.validation import ValidationError, validate_bars
 
 
