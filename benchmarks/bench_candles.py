@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from quantdesk.data import candles
+from quantdesk.data import candle_kernels, candles
+from quantdesk.data.candle_stream import CandleAggregator
 
 __all__ = ["make_ticks", "run"]
 
@@ -113,7 +114,7 @@ def _python_stream(ticks: pd.DataFrame, tf_ns: int) -> list[tuple[Any, ...]]:
 
 
 def _stream(ticks: pd.DataFrame) -> pd.DataFrame:
-    agg = candles.CandleAggregator("1min")
+    agg = CandleAggregator("1min")
     parts = [agg.update_many(ticks.iloc[i : i + BATCH]) for i in range(0, len(ticks), BATCH)]
     parts.append(agg.flush())
     return pd.concat(parts, ignore_index=True)
@@ -130,9 +131,9 @@ def run() -> list[dict[str, Any]]:
     unit = "ticks/s"
 
     # Cold: the first call in this process pays numba's import and compile (or cache load).
-    was_loaded = candles._kernels.cache_info().currsize > 0
+    was_loaded = candle_kernels.kernels.cache_info().currsize > 0
     cold_s, bars = _seconds(lambda: candles.aggregate(ticks, "1min", engine="numba"))
-    kernels = candles._kernels()
+    kernels = candle_kernels.kernels()
     cache_hits = sum(
         sum(k.stats.cache_hits.values())  # type: ignore[attr-defined]
         for k in (kernels.validate, kernels.count, kernels.fill)

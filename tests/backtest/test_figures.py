@@ -19,9 +19,9 @@ from quantdesk.backtest.figures import (
     monthly_returns_heatmap,
     monthly_returns_table,
     rolling_sharpe_figure,
-    save_figure,
 )
 from quantdesk.backtest.metrics import drawdown_series, rolling_sharpe, sharpe
+from quantdesk.core.charts import save_figure
 
 
 def daily_returns(kind: str = "datetime", n: int = 400, seed: int = 3) -> pd.Series:

@@ -19,7 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from quantdesk.data.candles import CandleAggregator, CandleStats, aggregate
+from quantdesk.data.candle_stream import CandleAggregator, CandleStats
+from quantdesk.data.candles import aggregate
 from quantdesk.data.schemas import BAR_COLUMNS
 
 NY = "America/New_York"
@@ -351,7 +352,7 @@ def test_stream_tolerance_accepts_late_ticks_and_drops_older(
     assert [(c["open"], c["high"], c["low"], c["close"], c["volume"]) for c in closed] == [
         (1.0, 3.0, 0.5, 3.0, 3.0)
     ]
-    with caplog.at_level(logging.WARNING, logger="quantdesk.data.candles"):
+    with caplog.at_level(logging.WARNING, logger="quantdesk.data.candle_stream"):
         assert agg.update("A", "2024-01-02 09:30:59", 9.0, 1) == []  # < W - 30 s: dropped
     assert "dropped 1 tick" in caplog.text
     assert agg.stats == CandleStats(ticks_seen=6, ticks_applied=5, late_applied=2, late_dropped=1)
@@ -374,7 +375,7 @@ def test_stream_drop_warnings_are_rate_limited(caplog: pytest.LogCaptureFixture)
             "size": 1.0,
         }
     )
-    with caplog.at_level(logging.WARNING, logger="quantdesk.data.candles"):
+    with caplog.at_level(logging.WARNING, logger="quantdesk.data.candle_stream"):
         for _ in range(25):
             assert agg.update_many(late).empty
     assert agg.stats.late_dropped == 2500
@@ -546,3 +547,37 @@ def test_property_late_ticks_dropped_and_counted_exactly(
     # Every accepted tick landed in a still-open candle, so the candles are exactly those
     # of the accepted ticks.
     assert_bars_equal(streamed, aggregate(arrival[accepted], timeframe, tz=tz))
+
+
+# --------------------------------------------------------------------------------------
+# The modules the candles are cut into (issue 11): each imports light, examples run.
+# --------------------------------------------------------------------------------------
+
+
+def test_importing_each_candle_module_loads_neither_numba_nor_duckdb() -> None:
+    modules = ("candle_kernels", "ticks", "candles", "candle_stream")
+    code = (
+        "import sys, importlib; "
+        + "; ".join(f"importlib.import_module('quantdesk.data.{m}')" for m in modules)
+        + "; print(sorted(m for m in ('numba', 'duckdb') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("name", ["candles", "candle_stream"])
+def test_candle_module_examples_run(name: str) -> None:
+    import doctest
+    import importlib
+
+    module = importlib.import_module(f"quantdesk.data.{name}")
+    result = doctest.testmod(module, raise_on_error=False)
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_package_names_point_at_the_new_modules() -> None:
+    import quantdesk.data as data
+    from quantdesk.data import candle_stream, candles
+
+    assert data.aggregate is candles.aggregate
+    assert data.CandleAggregator is candle_stream.CandleAggregator

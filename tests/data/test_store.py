@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from quantdesk.data import MarketStore, ValidationError
-from quantdesk.data import store as store_module
+from quantdesk.data import store_locking as store_module
 from quantdesk.data.store import StoreBusyError
 
 from ..conftest import make_bars

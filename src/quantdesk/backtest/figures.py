@@ -8,8 +8,10 @@ first call loads its bokeh extension unless something (``hv.extension("bokeh")``
 ``import hvplot.pandas``) already has: a notebook displays the figures inline
 without further setup.
 
-:func:`save_figure` writes a figure to a static HTML file (self-contained by default,
-so it opens offline) or, where a headless browser is installed, to PNG.
+The look (sizes, colours, hover text) comes from :mod:`quantdesk.core.charts`, whose
+:func:`~quantdesk.core.charts.save_figure` writes any figure to a static HTML file
+(self-contained by default, so it opens offline) or, where a headless browser is
+installed, to PNG.
 
 Examples
 --------
@@ -20,11 +22,7 @@ Examples
 
 from __future__ import annotations
 
-import os
-import shutil
-import uuid
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -36,6 +34,7 @@ from quantdesk.backtest.metrics import (
     rolling_sharpe,
     sharpe,
 )
+from quantdesk.core import charts
 
 __all__ = [
     "drawdown_figure",
@@ -45,62 +44,9 @@ __all__ = [
     "monthly_returns_heatmap",
     "monthly_returns_table",
     "rolling_sharpe_figure",
-    "save_figure",
 ]
 
 MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-
-_WIDTH = 800
-_HEIGHT = 300
-_PNG_HELP = (
-    "PNG export renders the figure in a headless browser through selenium, and needs "
-    "chromium with chromedriver on PATH (Debian packages 'chromium' and "
-    "'chromium-driver'; or set BOKEH_CHROMEDRIVER_PATH), or firefox with geckodriver. "
-    "Save to .html instead, which needs no browser."
-)
-
-
-def _holoviews() -> Any:
-    """Return the holoviews module with the bokeh plotting extension loaded once."""
-    import holoviews as hv
-
-    # Load bokeh only when no one has: in a notebook this emits BokehJS once, where a
-    # per-call ``import hvplot.pandas`` would re-emit it with every figure's cell.
-    if "bokeh" not in hv.Store.loaded_backends():
-        hv.extension("bokeh", logo=False)
-    return hv
-
-
-def _x_name(index: pd.Index) -> str:
-    """Return the name of the x dimension for a series indexed by ``index``."""
-    if index.name is not None:
-        return str(index.name)
-    return "ts" if isinstance(index, pd.DatetimeIndex) else "period"
-
-
-def _as_series(values: pd.Series | np.ndarray, name: str) -> pd.Series:
-    """Return ``values`` as a float Series named ``name`` (an array gets a RangeIndex)."""
-    if isinstance(values, pd.Series):
-        series = values.astype("float64")
-    else:
-        series = pd.Series(np.asarray(values, dtype="float64"))
-    series.name = name
-    return series
-
-
-def _curve(series: pd.Series, vdim: str, vlabel: str, label: str) -> Any:
-    """Return an ``hv.Curve`` of ``series`` against its index."""
-    hv = _holoviews()
-    x = _x_name(series.index)
-    frame = pd.DataFrame({x: series.index, vdim: series.to_numpy()})
-    return hv.Curve(frame, kdims=[x], vdims=[hv.Dimension(vdim, label=vlabel)], label=label)
-
-
-def _percent_formatter() -> Any:
-    """Return a bokeh tick formatter that shows fractions as percentages."""
-    from bokeh.models import NumeralTickFormatter
-
-    return NumeralTickFormatter(format="0%")
 
 
 def _normalised(series: pd.Series) -> pd.Series:
@@ -136,19 +82,23 @@ def equity_figure(
     holoviews.Overlay
         Curve ``"Strategy"`` (and ``"Benchmark"``) with value dimension ``growth``.
     """
-    hv = _holoviews()
-    strategy = _normalised(_as_series(equity, "growth"))
-    curves = [_curve(strategy, "growth", "Growth of 1", "Strategy")]
+    hv = charts.load_holoviews()
+    strategy = _normalised(charts.as_series(equity, "growth"))
+    curves = [charts.curve(strategy, "growth", "Growth of 1", "Strategy")]
     if benchmark is not None:
-        bench = _as_series(benchmark, "growth")
+        bench = charts.as_series(benchmark, "growth")
         present = strategy.dropna()
         if not present.empty:
             bench = bench.loc[bench.index >= present.index[0]]
-        curves.append(_curve(_normalised(bench), "growth", "Growth of 1", "Benchmark"))
+        curves.append(charts.curve(_normalised(bench), "growth", "Growth of 1", "Benchmark"))
     return hv.Overlay(curves).opts(
-        hv.opts.Curve(tools=["hover"], line_width=1.5),
+        hv.opts.Curve(line_width=charts.LINE_WIDTH),
         hv.opts.Overlay(
-            title="Equity", width=_WIDTH, height=_HEIGHT, logy=logy, legend_position="top_left"
+            title="Equity",
+            width=charts.WIDTH,
+            height=charts.HEIGHT,
+            logy=logy,
+            legend_position="top_left",
         ),
     )
 
@@ -167,22 +117,22 @@ def drawdown_figure(returns: ReturnsLike) -> Any:
         :func:`~quantdesk.backtest.metrics.drawdown_series` against its index, value
         dimension ``drawdown``.
     """
-    hv = _holoviews()
+    hv = charts.load_holoviews()
     drawdown = drawdown_series(returns)
-    x = _x_name(drawdown.index)
+    x = charts.x_name(drawdown.index)
     frame = pd.DataFrame({x: drawdown.index, "drawdown": drawdown.to_numpy()})
     area = hv.Area(
         frame, kdims=[x], vdims=[hv.Dimension("drawdown", label="Drawdown")], label="Drawdown"
     )
     return area.opts(
         title="Drawdown",
-        color="#d62728",
+        color=charts.LOSS_COLOR,
         alpha=0.5,
         line_width=0.5,
         tools=["hover"],
-        width=_WIDTH,
-        height=_HEIGHT // 2 + 50,
-        yformatter=_percent_formatter(),
+        width=charts.WIDTH,
+        height=charts.HEIGHT // 2 + 50,
+        yformatter=charts.percent_formatter(),
     )
 
 
@@ -209,18 +159,22 @@ def rolling_sharpe_figure(
         (value dimension ``sharpe``), a zero line, and a dashed line at the
         full-sample Sharpe when it is defined.
     """
-    hv = _holoviews()
+    hv = charts.load_holoviews()
     rolling = rolling_sharpe(returns, window, periods_per_year=periods_per_year)
     layers = [
-        _curve(rolling, "sharpe", f"Sharpe ({window} periods)", "Rolling Sharpe"),
-        hv.HLine(0.0).opts(color="grey", line_width=1),
+        charts.curve(rolling, "sharpe", f"Sharpe ({window} periods)", "Rolling Sharpe"),
+        hv.HLine(0.0).opts(color=charts.ZERO_COLOR, line_width=1),
     ]
     full = sharpe(returns, periods_per_year=periods_per_year)
     if np.isfinite(full):
-        layers.append(hv.HLine(full).opts(color="black", line_dash="dashed", line_width=1))
+        layers.append(
+            hv.HLine(full).opts(color=charts.REFERENCE_COLOR, line_dash="dashed", line_width=1)
+        )
     return hv.Overlay(layers).opts(
-        hv.opts.Curve(tools=["hover"], line_width=1.5),
-        hv.opts.Overlay(title=f"Rolling Sharpe ({window} periods)", width=_WIDTH, height=_HEIGHT),
+        hv.opts.Curve(line_width=charts.LINE_WIDTH),
+        hv.opts.Overlay(
+            title=f"Rolling Sharpe ({window} periods)", width=charts.WIDTH, height=charts.HEIGHT
+        ),
     )
 
 
@@ -249,12 +203,12 @@ def metrics_table(metrics: pd.Series) -> Any:
         Key dimension ``metric``, value dimension ``value`` (text: percentages for
         returns, volatilities, drawdowns and shares; ``n/a`` where undefined).
     """
-    hv = _holoviews()
+    hv = charts.load_holoviews()
     rows = [(str(name), _format_metric(str(name), float(value))) for name, value in metrics.items()]
     relative = any(name in BENCHMARK_METRICS for name, _ in rows)
     table = hv.Table(rows, kdims=["metric"], vdims=["value"])
     title = "Metrics against the benchmark" if relative else "Metrics"
-    return table.opts(title=title, width=_WIDTH // 2, height=25 * (len(rows) + 2))
+    return table.opts(title=title, width=charts.WIDTH // 2, height=25 * (len(rows) + 2))
 
 
 def _format_metric(name: str, value: float) -> str:
@@ -320,7 +274,7 @@ def monthly_returns_heatmap(returns: pd.Series) -> Any:
         ``hv.Labels`` with each month's return in percent.  Months without returns
         are blank.
     """
-    hv = _holoviews()
+    hv = charts.load_holoviews()
     table = monthly_returns_table(returns)[list(range(1, 13))]
     # Latest year first: bokeh stacks categorical factors bottom-up, so the earliest
     # year lands on top.  The full grid (NaN included) fixes the order of the axes.
@@ -339,18 +293,18 @@ def monthly_returns_heatmap(returns: pd.Series) -> Any:
         kdims=["month", "year"],
         vdims=[hv.Dimension("return", label="Monthly return")],
     ).opts(
-        cmap="RdYlGn",
-        symmetric=True,
-        colorbar=True,
-        tools=["hover"],
-        xlabel="",
-        ylabel="",
+        **charts.heatmap_options(
+            [("month", "Month", "text"), ("year", "Year", "text"), ("return", "Return", "percent")],
+            symmetric=True,
+            xlabel="",
+            ylabel="",
+        )
     )
     text = hv.Labels(labels, kdims=["month", "year"], vdims=["text"]).opts(
-        text_font_size="8pt", text_color="black"
+        text_font_size=charts.LABEL_FONT_SIZE, text_color=charts.REFERENCE_COLOR
     )
     height = max(150, 40 + 30 * len(table))
-    return (heatmap * text).opts(title="Monthly returns", width=_WIDTH, height=height)
+    return (heatmap * text).opts(title="Monthly returns", width=charts.WIDTH, height=height)
 
 
 def exposure_figure(gross_exposure: pd.Series, net_exposure: pd.Series | None = None) -> Any:
@@ -368,95 +322,19 @@ def exposure_figure(gross_exposure: pd.Series, net_exposure: pd.Series | None = 
     holoviews.Overlay
         Curves ``"Gross"`` (and ``"Net"``) with value dimension ``exposure``.
     """
-    hv = _holoviews()
-    curves = [_curve(_as_series(gross_exposure, "exposure"), "exposure", "Exposure", "Gross")]
+    hv = charts.load_holoviews()
+    gross = charts.as_series(gross_exposure, "exposure")
+    curves = [charts.curve(gross, "exposure", "Exposure", "Gross", "percent")]
     if net_exposure is not None:
-        net = _as_series(net_exposure, "exposure")
-        curves.append(_curve(net, "exposure", "Exposure", "Net"))
+        net = charts.as_series(net_exposure, "exposure")
+        curves.append(charts.curve(net, "exposure", "Exposure", "Net", "percent"))
     return hv.Overlay(curves).opts(
-        hv.opts.Curve(tools=["hover"], line_width=1.5),
+        hv.opts.Curve(line_width=charts.LINE_WIDTH),
         hv.opts.Overlay(
             title="Exposure",
-            width=_WIDTH,
-            height=_HEIGHT,
+            width=charts.WIDTH,
+            height=charts.HEIGHT,
             legend_position="top_left",
-            yformatter=_percent_formatter(),
+            yformatter=charts.percent_formatter(),
         ),
     )
-
-
-def _png_driver_available() -> bool:
-    """Return whether bokeh can find a browser and its driver for PNG export."""
-    chromedriver = os.environ.get("BOKEH_CHROMEDRIVER_PATH") or any(
-        shutil.which(name) for name in ("chromedriver", "chromium.chromedriver")
-    )
-    firefox = shutil.which("firefox") and shutil.which("geckodriver")
-    return bool(chromedriver or firefox)
-
-
-def save_figure(
-    fig: Any,
-    path: str | os.PathLike[str],
-    *,
-    resources: Literal["inline", "cdn"] = "inline",
-) -> Path:
-    """Return the path of the file that a figure was saved to, as HTML or PNG by suffix.
-
-    Parameters
-    ----------
-    fig
-        A HoloViews object (element, overlay or layout).
-    path
-        Target file; its suffix picks the format: ``.html`` or ``.png``.  Missing
-        parent folders are created.
-    resources
-        For HTML: ``"inline"`` embeds BokehJS (a few MB; opens offline), ``"cdn"``
-        links it from the CDN (small; needs the network to display).
-
-    Returns
-    -------
-    pathlib.Path
-        The file written.
-
-    Raises
-    ------
-    ValueError
-        If the suffix is neither ``.html`` nor ``.png``.
-    RuntimeError
-        For PNG, when no headless browser with a driver is installed (PNG export needs
-        selenium and chromium + chromedriver, or firefox + geckodriver).
-    """
-    target = Path(path)
-    suffix = target.suffix.lower()
-    if suffix not in (".html", ".png"):
-        raise ValueError(f"cannot save a figure as {target.name!r}: use a .html or .png path")
-    hv = _holoviews()
-    if suffix == ".png":
-        try:
-            import selenium  # noqa: F401
-        except ImportError as err:
-            raise RuntimeError(
-                f"cannot save {target}: selenium is not installed. {_PNG_HELP}"
-            ) from err
-        if not _png_driver_available():
-            raise RuntimeError(f"cannot save {target}: no browser driver found. {_PNG_HELP}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Write beside the target and move into place: a failed export leaves any previous
-    # file untouched, and holoviews sees the lower-case suffix it expects (it would
-    # append ".html" to "report.HTML").
-    tmp = target.with_name(f".{target.stem}.{uuid.uuid4().hex}{suffix}")
-    tmp_name = str(tmp)
-    try:
-        if suffix == ".html":
-            hv.save(fig, tmp_name, fmt="html", backend="bokeh", resources=resources)
-        else:
-            try:
-                hv.save(fig, tmp_name, fmt="png", backend="bokeh")
-            except Exception as err:  # selenium's WebDriverException, bokeh's RuntimeError
-                raise RuntimeError(
-                    f"cannot save {target}: PNG export failed ({err}). {_PNG_HELP}"
-                ) from err
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return target

@@ -62,15 +62,17 @@ class SweepResult:
 
     def heatmap(self, metric: str = "Sharpe") -> Any:
         """Return a HoloViews heatmap of ``metric`` over lookback x target volatility."""
-        from quantdesk.backtest.figures import _holoviews
+        from quantdesk.core import charts
 
-        hv = _holoviews()
+        hv = charts.load_holoviews()
         data = self.table.assign(lookback=self.table["lookback"].astype(str))
         heatmap = hv.HeatMap(data, kdims=["lookback", "target_vol"], vdims=[metric])
-        return heatmap.opts(
-            cmap="RdYlGn", colorbar=True, tools=["hover"], title=f"{metric} by parameters",
-            width=600, height=350,
+        options = charts.heatmap_options(
+            [("lookback", "Lookback", "text"), ("target_vol", "Target vol", "percent"),
+             (metric, metric, "number")],
+            title=f"{metric} by parameters", width=600, height=350,
         )  # fmt: skip
+        return heatmap.opts(**options)
 
     def summary(self) -> str:
         """Return the table as text, best combinations first."""

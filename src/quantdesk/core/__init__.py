@@ -8,6 +8,7 @@ Nothing here imports from the rest of quantdesk, and every module is cheap to im
 - :mod:`quantdesk.core.paths`: the project root and quantdesk's own checkout.
 - :mod:`quantdesk.core.markov`: stationary distribution and expected stays of a chain.
 - :mod:`quantdesk.core.parallel`: one runner for batches on a process pool or Dask.
+- :mod:`quantdesk.core.charts`: the chart theme, hover formats and regime colours.
 """
 
 from __future__ import annotations

@@ -12,6 +12,8 @@ from quantdesk._lazy import lazy_attributes
 _EXPORTS = {
     "MarketStore": "quantdesk.data.store",
     "UnknownSymbolError": "quantdesk.data.store",
+    "IngestReport": "quantdesk.data.store",
+    "StoreBusyError": "quantdesk.data.store_locking",
     "simulate": "quantdesk.data.simulator",
     "SimulatedMarket": "quantdesk.data.simulator",
     "load_sample": "quantdesk.data.samples",
@@ -19,7 +21,7 @@ _EXPORTS = {
     "validate_bars": "quantdesk.data.validation",
     "ValidationError": "quantdesk.data.validation",
     "aggregate": "quantdesk.data.candles",
-    "CandleAggregator": "quantdesk.data.candles",
+    "CandleAggregator": "quantdesk.data.candle_stream",
     "parse_timeframe": "quantdesk.data.schemas",
 }
 _SUBMODULES = frozenset(
@@ -27,11 +29,17 @@ _SUBMODULES = frozenset(
         "schemas",
         "validation",
         "store",
+        "store_locking",
+        "store_schema",
+        "wide",
         "simulator",
         "samples",
         "files",
         "online",
         "candles",
+        "candle_kernels",
+        "candle_stream",
+        "ticks",
         "frequency",
         "timestamps",
         "ingest",
@@ -41,8 +49,10 @@ _SUBMODULES = frozenset(
 
 __all__ = [
     "CandleAggregator",
+    "IngestReport",
     "MarketStore",
     "SimulatedMarket",
+    "StoreBusyError",
     "UnknownSymbolError",
     "ValidationError",
     "aggregate",
@@ -54,12 +64,14 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from quantdesk.data.candles import CandleAggregator, aggregate
+    from quantdesk.data.candle_stream import CandleAggregator
+    from quantdesk.data.candles import aggregate
     from quantdesk.data.files import read_bars_file
     from quantdesk.data.samples import load_sample
     from quantdesk.data.schemas import parse_timeframe
     from quantdesk.data.simulator import SimulatedMarket, simulate
-    from quantdesk.data.store import MarketStore, UnknownSymbolError
+    from quantdesk.data.store import IngestReport, MarketStore, UnknownSymbolError
+    from quantdesk.data.store_locking import StoreBusyError
     from quantdesk.data.validation import ValidationError, validate_bars
 
 

@@ -1,18 +1,13 @@
-"""MarketStore: the embedded DuckDB market-data store.
+"""MarketStore: the embedded DuckDB market-data store, its reads and writes.
 
-Concurrency design
-------------------
-DuckDB lets one process hold a database file read-write, and a process holding the
-file in any mode blocks a process that wants another mode.  A notebook kernel, a
-dashboard and an ingest job must all work on the store at once, so the store never
-keeps a connection open between calls: every operation opens a short-lived
-connection (read-only for reads, read-write for writes), does its work in one
-transaction and closes.  When another process holds a conflicting lock the operation
-retries with jittered exponential back-off until ``lock_timeout`` (default 60 s,
-``QUANTDESK_LOCK_TIMEOUT``), so lock conflicts never surface to the user as errors;
-only a lock held longer than the timeout raises :class:`StoreBusyError`.  A write is
-one transaction, so readers see all of an ingest or none of it, and a failed write
-changes nothing.
+Every operation opens a short-lived connection and closes it, retrying while another
+process holds the file (:mod:`quantdesk.data.store_locking`: why, and
+:class:`StoreBusyError` past ``lock_timeout``, default 60 s,
+``QUANTDESK_LOCK_TIMEOUT``), so a notebook kernel, a dashboard and an ingest job work
+on the store at once.  A write is one transaction, so readers see all of an ingest or
+none of it, and a failed write changes nothing.  The tables are in
+:mod:`quantdesk.data.store_schema`; wide panels are assembled by
+:mod:`quantdesk.data.wide`.
 
 All SQL built here uses bound parameters for user values; identifiers that vary
 (the field name in :meth:`MarketStore.panel`) are checked against a fixed set.
@@ -23,8 +18,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import random
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -46,12 +39,15 @@ from quantdesk.data.schemas import (
     Timeframe,
     parse_timeframe,
 )
+from quantdesk.data.store_locking import StoreBusyError, connect, transaction
+from quantdesk.data.store_schema import create_schema
 from quantdesk.data.validation import (
     ValidationError,
     ValidationResult,
     validate_bars,
     validate_ticks,
 )
+from quantdesk.data.wide import VALUE_FIELDS, check_fields, panels_from_bars
 
 if TYPE_CHECKING:
     import duckdb
@@ -62,63 +58,17 @@ __all__ = [
     "MarketStore",
     "StoreBusyError",
     "UnknownSymbolError",
-    "to_wide",
     "validate_regimes",
 ]
 
 logger = logging.getLogger(__name__)
-
-_VALUE_FIELDS = ("open", "high", "low", "close", "volume")
 
 _PROBABILITY_DDL = "\n".join(f"    {name} DOUBLE NOT NULL," for name in REGIME_PROBABILITY_COLUMNS)
 # A probability row must sum to one within this; filtered probabilities from a forward
 # pass are normalised to ~1e-15, the slack allows float32 or rounded inputs.
 _PROBABILITY_SUM_TOLERANCE = 1e-6
 
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS bars (
-    symbol VARCHAR NOT NULL,
-    timeframe VARCHAR NOT NULL,
-    ts TIMESTAMPTZ NOT NULL,
-    open DOUBLE,
-    high DOUBLE,
-    low DOUBLE,
-    close DOUBLE NOT NULL,
-    volume DOUBLE,
-    PRIMARY KEY (symbol, timeframe, ts)
-);
-CREATE TABLE IF NOT EXISTS ticks (
-    symbol VARCHAR NOT NULL,
-    ts TIMESTAMPTZ NOT NULL,
-    seq INTEGER NOT NULL,
-    price DOUBLE NOT NULL,
-    size DOUBLE NOT NULL,
-    PRIMARY KEY (symbol, ts, seq)
-);
-CREATE TABLE IF NOT EXISTS symbols (
-    symbol VARCHAR PRIMARY KEY,
-    name VARCHAR,
-    asset_class VARCHAR,
-    currency VARCHAR,
-    timezone VARCHAR NOT NULL DEFAULT 'UTC',
-    source VARCHAR,
-    updated_at TIMESTAMPTZ
-);
-CREATE SEQUENCE IF NOT EXISTS ingest_id_seq START 1;
-CREATE TABLE IF NOT EXISTS ingest_log (
-    ingest_id BIGINT PRIMARY KEY,
-    started_at TIMESTAMPTZ NOT NULL,
-    finished_at TIMESTAMPTZ NOT NULL,
-    source VARCHAR NOT NULL,
-    kind VARCHAR NOT NULL,
-    timeframe VARCHAR,
-    rows_in BIGINT NOT NULL,
-    inserted BIGINT NOT NULL,
-    updated BIGINT NOT NULL,
-    unchanged BIGINT NOT NULL,
-    duplicates BIGINT NOT NULL,
-    rejected BIGINT NOT NULL
-);
+_REGIMES_DDL = f"""
 CREATE TABLE IF NOT EXISTS regimes (
     symbol VARCHAR NOT NULL,
     ts TIMESTAMPTZ NOT NULL,
@@ -130,19 +80,7 @@ CREATE TABLE IF NOT EXISTS regimes (
     written_at TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (symbol, ts, model_version)
 );
-CREATE TABLE IF NOT EXISTS rejects (
-    ingest_id BIGINT NOT NULL,
-    source VARCHAR NOT NULL,
-    "row" BIGINT NOT NULL,
-    field VARCHAR,
-    reason VARCHAR NOT NULL,
-    raw VARCHAR
-);
 """
-
-
-class StoreBusyError(TimeoutError):
-    """Raised when another process held the store's lock for longer than the timeout."""
 
 
 class UnknownSymbolError(KeyError):
@@ -204,17 +142,6 @@ class IngestReport:
         return asdict(self)
 
 
-def _allow_close_only(con: duckdb.DuckDBPyConnection) -> None:
-    """Let open/high/low be NULL in a store file created before close-only series."""
-    strict = con.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_name = 'bars' "
-        "AND column_name IN ('open', 'high', 'low') AND is_nullable = 'NO'"
-    ).fetchall()
-    for (column,) in strict:
-        # column names come from the fixed list above, never from input
-        con.execute(f"ALTER TABLE bars ALTER COLUMN {column} DROP NOT NULL")
-
-
 def _bucket_sql(target: Timeframe, source: Timeframe) -> str:
     """Return the SQL expression of the target bar that holds each source bar ``b.ts``.
 
@@ -230,11 +157,6 @@ def _bucket_sql(target: Timeframe, source: Timeframe) -> str:
     if target.is_calendar:
         day = f"date_trunc('{'week' if target.name == '1w' else 'month'}', {day})"
     return f"CAST({day} AS TIMESTAMP) AT TIME ZONE 'UTC'"
-
-
-def _is_lock_conflict(exc: Exception) -> bool:
-    text = str(exc)
-    return "lock" in text.lower() or "different configuration" in text
 
 
 def _as_utc(value: Any) -> pd.Timestamp | None:
@@ -268,26 +190,6 @@ def _utc_ns(frame: pd.DataFrame, column: str = "ts") -> pd.DataFrame:
     else:
         frame[column] = pd.Series(dtype="datetime64[ns, UTC]")
     return frame
-
-
-def to_wide(bars: pd.DataFrame, fields: Sequence[str]) -> dict[str, pd.DataFrame]:
-    """Return wide panels (index ``ts``, columns symbols) of ``fields`` from unique long bars.
-
-    A scatter into preallocated arrays: several times faster than ``DataFrame.pivot``
-    on millions of rows, which matters when a notebook loads a whole universe.
-    """
-    import numpy as np
-
-    ts_codes, ts_index = pd.factorize(bars["ts"], sort=True)
-    sym_codes, sym_index = pd.factorize(bars["symbol"], sort=True)
-    index = pd.DatetimeIndex(ts_index, name="ts")
-    columns = pd.Index([str(s) for s in sym_index])
-    out = {}
-    for field in fields:
-        grid = np.full((len(index), len(columns)), np.nan)
-        grid[ts_codes, sym_codes] = bars[field].to_numpy(dtype=float)
-        out[field] = pd.DataFrame(grid, index=index, columns=columns)
-    return out
 
 
 def validate_regimes(frame: pd.DataFrame, source: str = "<regimes>") -> pd.DataFrame:
@@ -402,8 +304,7 @@ class MarketStore:
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self._connect(write=True) as con:
-                con.execute(_SCHEMA)
-                _allow_close_only(con)
+                create_schema(con, _REGIMES_DDL)
 
     def __repr__(self) -> str:
         mode = "read-only" if self.read_only else "read-write"
@@ -414,46 +315,17 @@ class MarketStore:
     @contextlib.contextmanager
     def _connect(self, write: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         """Yield a short-lived connection, retrying while another process holds a lock."""
-        import duckdb
-
         if write and self.read_only:
             raise PermissionError(f"{self!r} was opened read-only")
-        deadline = time.monotonic() + self.lock_timeout
-        delay = 0.005
-        attempts = 0
-        while True:
-            try:
-                con = duckdb.connect(str(self.path), read_only=not write)
-                break
-            except (duckdb.IOException, duckdb.ConnectionException) as exc:
-                if not _is_lock_conflict(exc):
-                    raise
-                attempts += 1
-                if time.monotonic() + delay > deadline:
-                    raise StoreBusyError(
-                        f"{self.path}: another process held the lock for more than "
-                        f"{self.lock_timeout:.0f} s ({attempts} attempts); last error: {exc}"
-                    ) from exc
-                time.sleep(delay * (0.5 + random.random()))
-                delay = min(delay * 2, 0.25)
-        if attempts:
-            logger.debug("opened %s after %d lock retries", self.path, attempts)
-        try:
-            con.execute("SET TimeZone = 'UTC'")
+        with connect(self.path, write=write, lock_timeout=self.lock_timeout) as con:
             yield con
-        finally:
-            con.close()
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        with self._connect(write=True) as con:
-            con.execute("BEGIN TRANSACTION")
-            try:
-                yield con
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            con.execute("COMMIT")
+        if self.read_only:
+            raise PermissionError(f"{self!r} was opened read-only")
+        with transaction(self.path, lock_timeout=self.lock_timeout) as con:
+            yield con
 
     # -- writes ------------------------------------------------------------------------
 
@@ -483,7 +355,7 @@ class MarketStore:
         result = validation or validate_bars(df, tf.name, source=source, strict=strict)
         if strict:
             result.raise_first()
-        good = result.good.assign(timeframe=tf.name)[["symbol", "timeframe", "ts", *_VALUE_FIELDS]]
+        good = result.good.assign(timeframe=tf.name)[["symbol", "timeframe", "ts", *VALUE_FIELDS]]
         started = datetime.now(UTC)
         with self._transaction() as con:
             con.register("incoming", good)
@@ -901,22 +773,17 @@ class MarketStore:
 
     def panels(
         self,
-        fields: Sequence[str] = _VALUE_FIELDS,
+        fields: Sequence[str] = VALUE_FIELDS,
         symbols: str | Sequence[str] | None = None,
         start: Any = None,
         end: Any = None,
         timeframe: str = "1d",
     ) -> dict[str, pd.DataFrame]:
         """Return one wide panel per field, all on the same ``ts`` index and symbol columns."""
-        unknown = [f for f in fields if f not in _VALUE_FIELDS]
-        if unknown:
-            raise ValueError(f"unknown field {unknown[0]!r}; choose from {_VALUE_FIELDS}")
+        check_fields(fields)
         tf = parse_timeframe(timeframe)
-        panels = to_wide(self._query_bars(symbols, start, end, tf.name, ordered=False), fields)
-        for frame in panels.values():
-            # Downstream annualisation (quantdesk.data.frequency) reads the bar length here.
-            frame.attrs["timeframe"] = tf.name
-        return panels
+        bars = self._query_bars(symbols, start, end, tf.name, ordered=False)
+        return panels_from_bars(bars, fields, tf.name)
 
     def ticks(
         self,

@@ -29,7 +29,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from quantdesk.core import markov
+from quantdesk.core import charts, markov
 from quantdesk.data.frequency import resolve_periods_per_year
 from quantdesk.data.schemas import (
     REGIME_CELL_NAMES,
@@ -39,7 +39,6 @@ from quantdesk.data.schemas import (
 )
 
 __all__ = [
-    "CELL_COLORS",
     "empirical_transition_matrix",
     "expected_durations",
     "price_by_regime_figure",
@@ -50,26 +49,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 N_CELLS = len(REGIME_CELL_NAMES)
-
-# Trend picks the hue (red, grey-gold, green), volatility its depth: darker is more volatile.
-CELL_COLORS: dict[str, str] = {
-    "low/bearish": "#f4a3a3",
-    "low/neutral": "#d9d4c0",
-    "low/bullish": "#a8dba8",
-    "medium/bearish": "#e0524f",
-    "medium/neutral": "#b3a878",
-    "medium/bullish": "#4caf50",
-    "high/bearish": "#8b0000",
-    "high/neutral": "#6b5e2e",
-    "high/bullish": "#1b5e20",
-}
-_GROUP_COLORS: dict[str, dict[str, str]] = {
-    "vol": {"low": "#9ecae1", "medium": "#fdae6b", "high": "#d62728"},
-    "trend": {"bearish": "#d62728", "neutral": "#999999", "bullish": "#2ca02c"},
-}
-
-_WIDTH = 800
-_HEIGHT = 300
 
 
 def _states(regimes: pd.DataFrame | pd.Series) -> pd.Series:
@@ -236,13 +215,6 @@ def expected_durations(transition_matrix: pd.DataFrame | np.ndarray) -> pd.Serie
 # -- figures ---------------------------------------------------------------------------
 
 
-def _holoviews() -> Any:
-    """Return holoviews with the bokeh extension loaded once (shared with the tearsheets)."""
-    from quantdesk.backtest.figures import _holoviews as load
-
-    return load()
-
-
 def _indexed(regimes: pd.DataFrame) -> pd.DataFrame:
     """Return one symbol's regime frame indexed by ``ts``."""
     if "symbol" in regimes.columns and regimes["symbol"].nunique() > 1:
@@ -279,26 +251,23 @@ def price_by_regime_figure(
         A ``Curve`` labelled ``"Price"`` and a ``Scatter`` labelled ``"Regime"`` with
         value dimensions ``close`` and ``regime``.
     """
-    hv = _holoviews()
-    if color_by not in ("cell", "vol", "trend"):
-        raise ValueError(f"color_by must be 'cell', 'vol' or 'trend', not {color_by!r}")
+    hv = charts.load_holoviews()
+    palette = charts.regime_palette(color_by)
     frame = _indexed(regimes)
     price = pd.to_numeric(close, errors="coerce").astype("float64")
     joined = pd.DataFrame({"close": price}).join(frame[["vol_label", "trend_label"]], how="inner")
     joined = joined.dropna()
     if color_by == "cell":
         joined["regime"] = joined["vol_label"] + "/" + joined["trend_label"]
-        palette = CELL_COLORS
     else:
         joined["regime"] = joined[f"{color_by}_label"]
-        palette = _GROUP_COLORS[color_by]
     x = "ts"
     line = hv.Curve(
         pd.DataFrame({x: price.index, "close": price.to_numpy()}),
         kdims=[x],
         vdims=["close"],
         label="Price",
-    ).opts(color="#bbbbbb", line_width=1)
+    ).opts(color=charts.MUTED_COLOR, line_width=1)
     points = pd.DataFrame(
         {x: joined.index, "close": joined["close"].to_numpy(), "regime": joined["regime"]}
     )
@@ -306,13 +275,15 @@ def price_by_regime_figure(
     scatter = hv.Scatter(points, kdims=[x], vdims=["close", "regime"], label="Regime").opts(
         color=hv.dim("regime").categorize({k: palette[k] for k in present}, default="#000000"),
         size=3,
-        tools=["hover"],
+        **charts.hover_options(
+            [("close", "Close", "price"), ("regime", "Regime", "text")], x=x, index=joined.index
+        ),
     )
     return (line * scatter).opts(
         hv.opts.Overlay(
             title=f"Price by regime ({color_by})",
-            width=_WIDTH,
-            height=_HEIGHT,
+            width=charts.WIDTH,
+            height=charts.HEIGHT,
             logy=logy,
             show_legend=False,
         )
@@ -334,7 +305,7 @@ def regime_probability_figure(regimes: pd.DataFrame) -> Any:
         Nine stacked ``Area`` elements in cell order, labelled by cell name, that sum to
         1 on every bar.
     """
-    hv = _holoviews()
+    hv = charts.load_holoviews()
     frame = _indexed(regimes)
     missing = [c for c in REGIME_PROBABILITY_COLUMNS if c not in frame.columns]
     if missing:
@@ -346,14 +317,14 @@ def regime_probability_figure(regimes: pd.DataFrame) -> Any:
             kdims=[x],
             vdims=["probability"],
             label=name,
-        ).opts(color=CELL_COLORS[name], line_width=0, alpha=0.9)
+        ).opts(color=charts.REGIME_COLORS[name], line_width=0, alpha=0.9)
         for name, column in zip(REGIME_CELL_NAMES, REGIME_PROBABILITY_COLUMNS, strict=True)
     ]
     return hv.Area.stack(hv.Overlay(areas)).opts(
         hv.opts.Overlay(
             title="Filtered regime probabilities",
-            width=_WIDTH,
-            height=_HEIGHT,
+            width=charts.WIDTH,
+            height=charts.HEIGHT,
             legend_position="right",
             ylim=(0, 1),
         )

@@ -1,0 +1,102 @@
+"""Short-lived connections to the store's DuckDB file, retried while another process holds it.
+
+DuckDB lets one process hold a database file read-write, and a process holding the
+file in any mode blocks a process that wants another mode.  A notebook kernel, a
+dashboard and an ingest job must all work on the store at once, so the store never
+keeps a connection open between calls: every operation opens a short-lived
+connection (read-only for reads, read-write for writes) with :func:`connect`, does
+its work in one transaction (:func:`transaction`) and closes.  When another process
+holds a conflicting lock the connection is retried with jittered exponential back-off
+until ``lock_timeout``, so lock conflicts never surface to the user as errors; only a
+lock held longer than the timeout raises :class:`StoreBusyError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import duckdb
+
+__all__ = ["StoreBusyError", "connect", "is_lock_conflict", "transaction"]
+
+logger = logging.getLogger(__name__)
+
+
+class StoreBusyError(TimeoutError):
+    """Raised when another process held the store's lock for longer than the timeout."""
+
+
+def is_lock_conflict(exc: Exception) -> bool:
+    """Return whether a DuckDB connection error means another process holds the file."""
+    text = str(exc)
+    return "lock" in text.lower() or "different configuration" in text
+
+
+@contextlib.contextmanager
+def connect(
+    path: Path, *, write: bool = False, lock_timeout: float
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Yield a short-lived connection, retrying while another process holds a lock.
+
+    Parameters
+    ----------
+    path
+        The DuckDB file.
+    write
+        Open read-write (else read-only).
+    lock_timeout
+        Seconds to keep retrying a lock conflict before raising :class:`StoreBusyError`.
+
+    The connection's session time zone is UTC, and it is closed on exit.
+    """
+    import duckdb
+
+    deadline = time.monotonic() + lock_timeout
+    delay = 0.005
+    attempts = 0
+    while True:
+        try:
+            con = duckdb.connect(str(path), read_only=not write)
+            break
+        except (duckdb.IOException, duckdb.ConnectionException) as exc:
+            if not is_lock_conflict(exc):
+                raise
+            attempts += 1
+            if time.monotonic() + delay > deadline:
+                raise StoreBusyError(
+                    f"{path}: another process held the lock for more than "
+                    f"{lock_timeout:.0f} s ({attempts} attempts); last error: {exc}"
+                ) from exc
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 0.25)
+    if attempts:
+        logger.debug("opened %s after %d lock retries", path, attempts)
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        yield con
+    finally:
+        con.close()
+
+
+@contextlib.contextmanager
+def transaction(path: Path, *, lock_timeout: float) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Yield a read-write connection inside one transaction, rolled back if the block raises.
+
+    Readers see all of the block's writes or none of them, and a failed block (or a
+    process killed inside it) changes nothing.
+    """
+    with connect(path, write=True, lock_timeout=lock_timeout) as con:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            yield con
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        con.execute("COMMIT")

@@ -1,0 +1,107 @@
+"""Short-lived connections against a real second process that holds the DuckDB file.
+
+The child process signals over its stdout when it holds the lock and releases it when
+its stdin closes, so the test never waits on a clock.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from quantdesk.data.store import StoreBusyError as StoreBusyErrorFromStore
+from quantdesk.data.store_locking import StoreBusyError, connect, is_lock_conflict, transaction
+
+HOLDER = """
+import sys, duckdb
+con = duckdb.connect(sys.argv[1])
+print("held", flush=True)
+sys.stdin.read()  # hold the file until the parent closes our stdin
+con.close()
+"""
+
+
+@contextmanager
+def held(path: Path) -> Iterator[subprocess.Popen[str]]:
+    """Hold ``path`` read-write in another process for the duration of the block."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None and child.stdin is not None
+    try:
+        assert child.stdout.readline().strip() == "held"
+        yield child
+    finally:
+        child.stdin.close()
+        child.wait(timeout=60)
+
+
+def make_store_file(path: Path) -> None:
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE TABLE t (x INTEGER)")
+
+
+def test_the_store_re_exports_the_busy_error() -> None:
+    assert StoreBusyErrorFromStore is StoreBusyError
+    assert issubclass(StoreBusyError, TimeoutError)
+
+
+def test_a_lock_held_past_the_timeout_raises_store_busy(tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    make_store_file(path)
+    with held(path):
+        with pytest.raises(duckdb.Error) as raw:
+            duckdb.connect(str(path), read_only=True)
+        assert is_lock_conflict(raw.value)
+        busy_match = r"another process held the lock"
+        with (
+            pytest.raises(StoreBusyError, match=busy_match) as busy,
+            connect(path, lock_timeout=0.05),
+        ):
+            pass
+        assert str(path) in str(busy.value)
+        assert isinstance(busy.value.__cause__, duckdb.Error)
+    # released: the same call now opens, in UTC
+    with connect(path, lock_timeout=0.05) as con:
+        assert con.execute("SELECT current_setting('TimeZone')").fetchone() == ("UTC",)
+
+
+def test_other_connection_errors_are_not_retried(tmp_path: Path) -> None:
+    folder = tmp_path / "a_directory.duckdb"
+    folder.mkdir()
+    with pytest.raises(duckdb.Error) as err, connect(folder, write=True, lock_timeout=60):
+        pass
+    assert not isinstance(err.value, StoreBusyError)
+    assert not is_lock_conflict(err.value)
+
+
+def test_transaction_commits_or_changes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    make_store_file(path)
+    with transaction(path, lock_timeout=1) as con:
+        con.execute("INSERT INTO t VALUES (1), (2)")
+    with pytest.raises(RuntimeError, match="midway"), transaction(path, lock_timeout=1) as con:
+        con.execute("INSERT INTO t VALUES (3)")
+        raise RuntimeError("midway")
+    with connect(path, lock_timeout=1) as con:
+        assert con.execute("SELECT list(x ORDER BY x) FROM t").fetchone() == ([1, 2],)
+    # a read-only connection refuses writes
+    with pytest.raises(duckdb.Error), connect(path, lock_timeout=1) as con:
+        con.execute("INSERT INTO t VALUES (4)")
+
+
+def test_the_store_names_are_importable_from_the_package() -> None:
+    import quantdesk.data as data
+    from quantdesk.data import store
+
+    for name in ("MarketStore", "StoreBusyError", "UnknownSymbolError", "IngestReport"):
+        assert getattr(data, name) is getattr(store, name), name
