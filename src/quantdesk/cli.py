@@ -301,7 +301,7 @@ def backtest(
     try:
         job = backtest_trend(
             _store(store, read_only=True),
-            [s.strip() for s in symbols.split(",") if s.strip()] if symbols else None,
+            _symbol_list(symbols),
             start=start,
             end=end,
             lookbacks=_int_list(lookbacks),

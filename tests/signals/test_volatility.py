@@ -231,19 +231,12 @@ def garch_at_fixed_parameters(monkeypatch: pytest.MonkeyPatch) -> Callable[[floa
     """
     scale = {"s": 1.0}
 
-    def fixed_fit(y: np.ndarray, k: int, *, window: int | None, mean: str, **_: object):
+    def fixed_fit(y: np.ndarray, k: int, *, window: int | None, dist, mean: str, **_: object):
         s = scale["s"]
         mu, omega, alpha, beta = GARCH_PARAMS
         params = (s * mu if mean == "constant" else 0.0, s**2 * omega, alpha, beta)
-        start = 0 if window is None else max(0, k + 1 - window)
-        model = arch_model(
-            y[start : k + 1],
-            mean="Constant" if mean == "constant" else "Zero",
-            vol="GARCH",
-            p=1,
-            q=1,
-            rescale=False,
-        )
+        # The model garch_vol fits, here with its parameters fixed instead of fitted.
+        model = volatility._garch_model(y, k, window=window, dist=dist, mean=mean)
         values = list(params) if mean == "constant" else list(params[1:])
         forecast = model.fix(values).forecast(horizon=1, reindex=False).variance
         return params, float(forecast.to_numpy()[-1, 0])

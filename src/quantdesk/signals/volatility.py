@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import warnings
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -390,6 +390,22 @@ def _garch_forecasts(
     return forecast
 
 
+def _garch_model(y: np.ndarray, k: int, *, window: int | None, dist: GarchDist, mean: str) -> Any:
+    """Return arch's GARCH(1,1) model of the returns ``y`` in the window ending at ``k``."""
+    from arch import arch_model
+
+    start = 0 if window is None else max(0, k + 1 - window)
+    return arch_model(
+        y[start : k + 1],
+        mean="Constant" if mean == "constant" else "Zero",
+        vol="GARCH",
+        p=1,
+        q=1,
+        dist=dist,
+        rescale=False,
+    )
+
+
 def _fit_garch(
     y: np.ndarray,
     k: int,
@@ -403,18 +419,7 @@ def _fit_garch(
 
     None when the fit fails or does not converge (logged).
     """
-    from arch import arch_model
-
-    start = 0 if window is None else max(0, k + 1 - window)
-    model = arch_model(
-        y[start : k + 1],
-        mean="Constant" if mean == "constant" else "Zero",
-        vol="GARCH",
-        p=1,
-        q=1,
-        dist=dist,
-        rescale=False,
-    )
+    model = _garch_model(y, k, window=window, dist=dist, mean=mean)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # convergence is checked below
