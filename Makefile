@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # so what `make demo` compiles is what notebooks, reports and cron jobs load.
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install demo test lint typecheck bench clean help
+.PHONY: install browser demo test lint typecheck bench clean help
 
 help:
 	@echo "make demo   - set up .venv, fill the store, run the demo reports, print reports/index.html"
@@ -25,6 +25,13 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+# The browser tests drive Debian's Chromium through Playwright (never `playwright install`).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
+	@chromium --version
 
 demo: install
 	$(VENV)/bin/quantdesk ingest sample
@@ -42,7 +49,7 @@ typecheck: install
 	$(VENV)/bin/mypy
 
 # pytest exits 5 when it collected no test: that is a failure, never a silent pass.
-test: lint typecheck
+test: lint typecheck browser
 	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
 

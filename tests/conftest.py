@@ -53,3 +53,112 @@ def make_bars(
             )
         )
     return pd.concat(frames, ignore_index=True)
+
+
+# -- real servers and a real headless Chromium (issues 12 and 13) -------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+# DESIGN.md: without the background-networking flags the closed network refuses
+# Chromium's own connections at every start.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-sync",
+]
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+# Bokeh 3 draws inside shadow roots: walk every element's shadowRoot to find canvases.
+CANVAS_SIZES_JS = """() => {
+  const out = [];
+  const walk = (root) => {
+    for (const el of root.querySelectorAll('*')) {
+      if (el.tagName === 'CANVAS') out.push([el.width, el.height]);
+      if (el.shadowRoot) walk(el.shadowRoot);
+    }
+  };
+  walk(document);
+  return out;
+}"""
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that was free a moment ago."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_http(url: str, proc=None, timeout: float = 120.0, ok=(200,)) -> int:
+    """Poll ``url`` until it answers with a status in ``ok``; return that status.
+
+    Fails at once (with the server's output) when ``proc`` exits first, so a server that
+    cannot start is reported, not waited for.  ``timeout`` only bounds a hang.
+    """
+    import time
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            out = proc.stdout.read() if proc.stdout else ""
+            pytest.fail(f"server exited with {proc.returncode} before {url} answered:\n{out}")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                if resp.status in ok:
+                    return int(resp.status)
+                last = resp.status
+        except urllib.error.HTTPError as exc:
+            if exc.code in ok:
+                return int(exc.code)
+            last = exc
+        except OSError as exc:
+            last = exc
+        time.sleep(0.1)  # polling interval of a liveness probe, not a synchronisation
+    pytest.fail(f"{url} did not answer within {timeout:g} s (last: {last!r})")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """A real headless Debian Chromium driven by Playwright (never `playwright install`)."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(
+            f"{CHROMIUM} is missing: `make test` installs it (apt-get install chromium); "
+            "browser tests never skip silently"
+        )
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, request):
+    """A fresh browser page whose console errors and page errors are collected.
+
+    ``page.console_errors`` lists them; a screenshot of the page at the end of the test
+    goes to ``test-artifacts/<test name>.png`` (git-ignored).
+    """
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    pg.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
+    pg.console_errors = errors
+    yield pg
+    ARTIFACTS.mkdir(exist_ok=True)
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in request.node.name)
+    try:
+        pg.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    except Exception:  # a crashed page has no screenshot; the test already says why
+        pass
+    context.close()

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BAR_COLUMNS",
     "PRICE_COLUMNS",
+    "QUOTE_COLUMNS",
     "REGIME_CELL_NAMES",
     "REGIME_COLUMNS",
     "REGIME_ESTIMATE_COLUMNS",
@@ -46,6 +47,16 @@ __all__ = [
 BAR_COLUMNS: tuple[str, ...] = ("symbol", "ts", "open", "high", "low", "close", "volume")
 PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close")
 TICK_COLUMNS: tuple[str, ...] = ("symbol", "ts", "price", "size")
+#: The latest-quote contract of the live layer (:mod:`quantdesk.data.live.quotes`).
+QUOTE_COLUMNS: tuple[str, ...] = (
+    "symbol",
+    "ts",
+    "price",
+    "prev_close",
+    "change",
+    "direction",
+    "version",
+)
 #: Symbol metadata: what a symbol is and the timezone its daily sessions follow.
 SYMBOL_COLUMNS: tuple[str, ...] = (
     "symbol",

@@ -1,0 +1,37 @@
+"""Live market data: feeds (simulator, replay, provider), the latest-quote cache, live candles.
+
+A :class:`MarketFeed` runs a source on a background thread and publishes tick batches;
+the :class:`QuoteCache` keeps the latest quote per symbol for any number of pollers.
+Names load on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from quantdesk._lazy import lazy_attributes
+
+_EXPORTS = {
+    "Backoff": "quantdesk.data.live.feed",
+    "FeedError": "quantdesk.data.live.feed",
+    "FeedStatus": "quantdesk.data.live.feed",
+    "MarketFeed": "quantdesk.data.live.feed",
+    "Quote": "quantdesk.data.live.quotes",
+    "QuoteCache": "quantdesk.data.live.quotes",
+}
+_SUBMODULES = frozenset({"feed", "quotes"})
+
+__all__ = [
+    "Backoff",
+    "FeedError",
+    "FeedStatus",
+    "MarketFeed",
+    "Quote",
+    "QuoteCache",
+]
+
+__getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS, _SUBMODULES)
+
+if TYPE_CHECKING:
+    from quantdesk.data.live.feed import Backoff, FeedError, FeedStatus, MarketFeed
+    from quantdesk.data.live.quotes import Quote, QuoteCache
