@@ -26,6 +26,7 @@ _SUBMODULES = frozenset(
         "strategies",
         "backtest",
         "reports",
+        "dashboards",
         "cli",
     }
 )
@@ -35,6 +36,7 @@ __all__ = [
     "backtest",
     "cli",
     "config",
+    "dashboards",
     "data",
     "portfolio",
     "regimes",
@@ -48,6 +50,7 @@ if TYPE_CHECKING:
         backtest,
         cli,
         config,
+        dashboards,
         data,
         portfolio,
         regimes,
