@@ -18,8 +18,9 @@ _EXPORTS = {
     "MarketFeed": "quantdesk.data.live.feed",
     "Quote": "quantdesk.data.live.quotes",
     "QuoteCache": "quantdesk.data.live.quotes",
+    "SimulatedFeed": "quantdesk.data.live.simulated",
 }
-_SUBMODULES = frozenset({"feed", "quotes"})
+_SUBMODULES = frozenset({"feed", "quotes", "simulated"})
 
 __all__ = [
     "Backoff",
@@ -28,6 +29,7 @@ __all__ = [
     "MarketFeed",
     "Quote",
     "QuoteCache",
+    "SimulatedFeed",
 ]
 
 __getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS, _SUBMODULES)
@@ -35,3 +37,4 @@ __getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS, _SUBMODULES)
 if TYPE_CHECKING:
     from quantdesk.data.live.feed import Backoff, FeedError, FeedStatus, MarketFeed
     from quantdesk.data.live.quotes import Quote, QuoteCache
+    from quantdesk.data.live.simulated import SimulatedFeed
