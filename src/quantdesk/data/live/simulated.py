@@ -115,14 +115,16 @@ class SimulatedFeed(MarketFeed):
         cache: QuoteCache | None = None,
         backoff: Backoff | None = None,
     ) -> None:
-        if isinstance(symbols, (int, np.integer)) and not isinstance(symbols, bool):
-            if symbols <= 0:
-                raise ValueError(f"symbols must be a positive count or names, got {symbols!r}")
-            names = _symbol_names(int(symbols))
-        elif isinstance(symbols, str):
+        if isinstance(symbols, np.integer):
+            symbols = int(symbols)
+        if isinstance(symbols, str):
             names = [symbols]
+        elif isinstance(symbols, int):
+            if isinstance(symbols, bool) or symbols <= 0:
+                raise ValueError(f"symbols must be a positive count or names, got {symbols!r}")
+            names = _symbol_names(symbols)
         else:
-            names = list(dict.fromkeys(str(s) for s in symbols))  # type: ignore[union-attr]
+            names = list(dict.fromkeys(str(s) for s in symbols))
         super().__init__(names, cache=cache, backoff=backoff)
         for label, value in (("rate", rate), ("interval", interval), ("day_seconds", day_seconds)):
             if not (isinstance(value, (int, float)) and 0 < value < math.inf):
