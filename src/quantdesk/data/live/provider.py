@@ -77,8 +77,11 @@ class WebsocketFeed(MarketFeed):
     proxy
         Passed to :func:`websockets.sync.client.connect`: ``True`` uses the system's
         proxy settings, ``None`` none.
-    cache, backoff, start_timeout
+    cache, backoff
         As for :class:`~quantdesk.data.live.feed.MarketFeed`.
+    start_timeout
+        Seconds :meth:`start` waits for the first session; by default enough for the
+        connection and two handshake replies, ``3 * open_timeout + 5``.
     """
 
     kind = "websocket"
@@ -101,7 +104,8 @@ class WebsocketFeed(MarketFeed):
             symbols,
             cache=cache,
             backoff=backoff,
-            start_timeout=start_timeout if start_timeout is not None else open_timeout + 5.0,
+            # Opening, then the provider's welcome and auth replies, each within open_timeout.
+            start_timeout=start_timeout if start_timeout is not None else 3 * open_timeout + 5.0,
         )
         self.url = url
         self.open_timeout = float(open_timeout)
@@ -174,6 +178,8 @@ class WebsocketFeed(MarketFeed):
             return connect(
                 self.url,
                 open_timeout=self.open_timeout,
+                # Closing a dead connection must not hold up stop() or the reconnect.
+                close_timeout=2.0,
                 proxy=self.proxy if self.proxy is not False else None,  # type: ignore[arg-type]
                 logger=_WIRE_LOGGER,
                 legacy=True,
