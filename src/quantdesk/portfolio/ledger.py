@@ -80,11 +80,13 @@ __all__ = [
     "MAX_BAR_AGE",
     "MAX_QUOTE_AGE",
     "SHORT_MARGIN",
+    "STRATEGIES",
     "LedgerSnapshot",
     "PaperLedger",
     "RebalanceResult",
     "Trade",
     "TradeRejected",
+    "follow_strategy",
 ]
 
 logger = logging.getLogger(__name__)
@@ -1150,6 +1152,50 @@ class PaperLedger:
                 [self.name, str(symbol).strip()],
             )
         return self.watchlist()
+
+
+#: Strategies a ledger can follow by name (the CLI's ``--strategy``): each takes a wide
+#: close panel and keyword parameters and returns target weights.
+STRATEGIES = ("vol_target_trend",)
+
+
+def follow_strategy(
+    ledger: PaperLedger,
+    strategy: str = "vol_target_trend",
+    symbols: Sequence[str] | None = None,
+    *,
+    prices: Any = None,
+    **params: Any,
+) -> RebalanceResult:
+    """Return the rebalance of ``ledger`` to ``strategy``'s latest weights on stored closes.
+
+    The strategy runs on the store's daily closes of ``symbols`` (default: every stored
+    symbol); its last row (decided on data up to the latest close) becomes the target,
+    traded at ``prices`` (default: the ledger's quote cache, then the latest bars).  What
+    the CLI's ``quantdesk paper rebalance`` and the after-close job call.
+
+    Raises
+    ------
+    ValueError
+        For a strategy not in :data:`STRATEGIES`.
+    TradeRejected
+        As :meth:`PaperLedger.rebalance`.
+    """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; one of {list(STRATEGIES)}")
+    from quantdesk.strategies import vol_target_trend
+
+    close = ledger.store.panel("close", symbols=list(symbols) if symbols else None)
+    weights = vol_target_trend(close, **params)
+    latest = weights.iloc[-1]
+    if latest.isna().all():
+        raise TradeRejected(
+            f"{strategy} has no weights on {close.index[-1]:%Y-%m-%d} yet (too little history "
+            f"for its lookbacks: {len(close)} bars)",
+            reason="bad_weights",
+        )
+    logger.info("%s on %d symbols: weights of %s", strategy, close.shape[1], close.index[-1])
+    return ledger.rebalance(latest, prices)
 
 
 def _is_quote_cache(prices: Any) -> bool:
