@@ -770,24 +770,36 @@ class PaperLedger:
         )  # fmt: skip
         return equity
 
-    def _save(self, con: duckdb.DuckDBPyConnection, book: _Book, symbols: Sequence[str]) -> None:
-        for symbol in symbols:
+    def _save(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        book: _Book,
+        symbols: Sequence[str],
+        trades: Sequence[list[Any]] = (),
+    ) -> None:
+        """Write ``trades``, then the positions and lots of ``symbols`` and the cash."""
+        _insert(con, "paper_trades", trades)
+        names = list(symbols)
+        con.execute(
+            "DELETE FROM paper_positions WHERE ledger = ? AND list_contains(?, symbol)",
+            [self.name, names],
+        )
+        con.execute(
+            "DELETE FROM paper_lots WHERE ledger = ? AND list_contains(?, symbol)",
+            [self.name, names],
+        )
+        positions, lots = [], []
+        for symbol in names:
             pos = book.positions[symbol]
-            con.execute(
-                "INSERT OR REPLACE INTO paper_positions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            positions.append(
                 [
                     self.name, symbol, pos.qty, pos.avg_cost, pos.realized_avg,
                     pos.realized_fifo, pos.last_price, pos.last_price_ts,
-                ],
+                ]
             )  # fmt: skip
-            con.execute(
-                "DELETE FROM paper_lots WHERE ledger = ? AND symbol = ?", [self.name, symbol]
-            )
-            if pos.lots:
-                con.executemany(
-                    "INSERT INTO paper_lots VALUES (?, ?, ?, ?, ?)",
-                    [[self.name, symbol, int(lot[0]), lot[1], lot[2]] for lot in pos.lots],
-                )
+            lots += [[self.name, symbol, int(lot[0]), lot[1], lot[2]] for lot in pos.lots]
+        _insert(con, "paper_positions", positions)
+        _insert(con, "paper_lots", lots)
         con.execute(
             "UPDATE paper_ledgers SET cash = ?, updated_at = ? WHERE ledger = ?",
             [book.cash, _now(), self.name],
@@ -804,8 +816,8 @@ class PaperLedger:
 
     def _book_fill(
         self,
-        con: duckdb.DuckDBPyConnection,
         book: _Book,
+        trades: list[list[Any]],
         *,
         trade_id: int,
         batch_id: int,
@@ -816,7 +828,7 @@ class PaperLedger:
         commission: float,
         found: _Price,
     ) -> tuple[float, float]:
-        """Book one fill in ``book`` and write its trade row; return realised (avg, fifo)."""
+        """Book one fill in ``book`` and append its trade row; return realised (avg, fifo)."""
         qty = abs(units)
         # cash moves as in the order kernel, so a ledger and a backtest agree to the last bit
         if units > 0:
@@ -828,13 +840,12 @@ class PaperLedger:
         pos = book.positions.setdefault(symbol, _Position())
         realized = pos.apply(trade_id, units, effective)
         pos.last_price, pos.last_price_ts = found.price, found.ts
-        con.execute(
-            "INSERT INTO paper_trades VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        trades.append(
             [
                 trade_id, self.name, ts, _now(), symbol, "buy" if units > 0 else "sell", qty,
                 fill_price, found.price, commission, qty * abs(fill_price - found.price),
                 found.source, found.ts, realized[0], realized[1], batch_id,
-            ],
+            ]
         )  # fmt: skip
         return realized
 
@@ -942,11 +953,12 @@ class PaperLedger:
                     )
             trade_id, batch_id = self._next_ids(con)
             trade_ts = found.ts if found.source == "explicit" else now
+            rows: list[list[Any]] = []
             realized = self._book_fill(
-                con, book, trade_id=trade_id, batch_id=batch_id, ts=trade_ts, symbol=symbol,
+                book, rows, trade_id=trade_id, batch_id=batch_id, ts=trade_ts, symbol=symbol,
                 units=signed, fill_price=fill_price, commission=commission, found=found,
             )  # fmt: skip
-            self._save(con, book, [symbol])
+            self._save(con, book, [symbol], rows)
             self._write_snapshot(con, book, trade_ts, batch_id)
         trade = Trade(
             trade_id=trade_id,
@@ -1052,6 +1064,7 @@ class PaperLedger:
             trade_id, batch_id = self._next_ids(con)
             trade_ts = now if ts is None else _utc(ts)
             records = []
+            rows: list[list[Any]] = []
             fill_rows = zip(
                 fills["symbol"].map(str),
                 fills["units"].to_numpy(np.float64),
@@ -1062,7 +1075,7 @@ class PaperLedger:
             for i, (symbol, signed, fill_price, commission) in enumerate(fill_rows):
                 f = found[symbol]
                 self._book_fill(
-                    con, book, trade_id=trade_id + i, batch_id=batch_id, ts=trade_ts,
+                    book, rows, trade_id=trade_id + i, batch_id=batch_id, ts=trade_ts,
                     symbol=symbol, units=float(signed), fill_price=float(fill_price),
                     commission=float(commission), found=f,
                 )  # fmt: skip
@@ -1084,7 +1097,7 @@ class PaperLedger:
                 if symbol in book.positions:
                     pos = book.positions[symbol]
                     pos.last_price, pos.last_price_ts = found[symbol].price, found[symbol].ts
-            self._save(con, book, [s for s in found if s in book.positions])
+            self._save(con, book, [s for s in found if s in book.positions], rows)
             equity = self._write_snapshot(con, book, trade_ts, batch_id)
         columns = [
             "trade_id", "symbol", "side", "qty", "price", "ref_price", "commission",
@@ -1196,6 +1209,35 @@ def follow_strategy(
         )
     logger.info("%s on %d symbols: weights of %s", strategy, close.shape[1], close.index[-1])
     return ledger.rebalance(latest, prices)
+
+
+# Column names of the rows _insert writes, in table order.
+_COLUMNS = {
+    "paper_trades": [
+        "trade_id", "ledger", "ts", "recorded_at", "symbol", "side", "qty", "price",
+        "ref_price", "commission", "slippage", "price_source", "price_ts", "realized_avg",
+        "realized_fifo", "batch_id",
+    ],
+    "paper_positions": [
+        "ledger", "symbol", "qty", "avg_cost", "realized_avg", "realized_fifo", "last_price",
+        "last_price_ts",
+    ],
+    "paper_lots": ["ledger", "symbol", "trade_id", "qty", "cost"],
+}  # fmt: skip
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: Sequence[list[Any]]) -> None:
+    """Insert ``rows`` into ``table`` in one statement (a 500-fill rebalance is one insert)."""
+    if not rows:
+        return
+    if len(rows) == 1:
+        marks = ", ".join("?" * len(rows[0]))
+        con.execute(f"INSERT INTO {table} VALUES ({marks})", rows[0])  # table: a fixed name
+        return
+    ledger_rows = pd.DataFrame(list(rows), columns=_COLUMNS[table])
+    # DuckDB reads the local DataFrame by its name (a replacement scan); table: a fixed name
+    con.execute(f"INSERT INTO {table} SELECT * FROM ledger_rows")
+    del ledger_rows
 
 
 def _is_quote_cache(prices: Any) -> bool:
