@@ -127,3 +127,35 @@ def test_a_process_killed_mid_trade_leaves_the_ledger_as_it_was(tmp_path, action
     # the file is whole and writable again: the same trade now goes through
     after = PaperLedger(store, name="kill").buy("AAA", 1, price=100.0)
     assert after.trade_id == len(before[1]["trade_id"]) + 1
+
+
+WRITER = """
+    import sys
+    from quantdesk.portfolio.ledger import PaperLedger
+
+    ledger = PaperLedger(sys.argv[1], name="busy")
+    for i in range(int(sys.argv[2])):
+        ledger.buy("AAA" if i % 2 else "BBB", 1 + i % 3)
+    print("done", flush=True)
+"""
+
+
+def test_readers_see_whole_trades_while_another_process_writes(tmp_path):
+    store = make_store(tmp_path / "store.duckdb")
+    ledger = PaperLedger(store, 1_000_000.0, "busy")
+    n_trades = 30
+    writer = child(WRITER, str(store.path), str(n_trades))
+    seen = set()
+    while True:
+        book = ledger.snapshot()
+        # only buys: every unit of cash spent is in some position's cost (costs included)
+        spent = float(book.positions["cost_basis"].sum()) if len(book.positions) else 0.0
+        assert book.cash + spent == pytest.approx(1_000_000.0, rel=1e-12)
+        seen.add(len(ledger.trades()))
+        if writer.poll() is not None:
+            break
+    assert writer.returncode == 0
+    final = ledger.snapshot()
+    assert len(ledger.trades()) == n_trades
+    assert final.positions["qty"].sum() == sum(1 + i % 3 for i in range(n_trades))
+    assert len(seen) > 1, "the reader must have seen the book change"
