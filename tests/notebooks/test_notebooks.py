@@ -42,6 +42,15 @@ SMALL_PARAMETERS: dict[str, list[dict]] = {
             "walk_forward_test": 252,
         },
     ],
+    "paper_portfolio": [
+        {
+            "universe": "simulated",
+            "n_symbols": 4,
+            "lookbacks": [21, 63],
+            "target_vol": 0.2,
+            "max_price_age_days": 100_000,  # the simulated market's bars are years old
+        }
+    ],
 }
 CASES = [
     pytest.param(path, params, id=f"{path.stem}-{i}")

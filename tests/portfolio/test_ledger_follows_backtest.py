@@ -16,7 +16,7 @@ from quantdesk.backtest import run
 from quantdesk.backtest.engine import fill_costs, rebalance_fills, simulate_fills
 from quantdesk.data import simulate
 from quantdesk.data.store import MarketStore
-from quantdesk.portfolio.ledger import PaperLedger
+from quantdesk.portfolio.ledger import PaperLedger, drift_from_backtest
 from quantdesk.strategies import vol_target_trend
 
 STRATEGY = {"lookbacks": (10, 20, 40), "vol_halflife": 10, "target_vol": 0.4, "max_gross": 1.0}
@@ -83,6 +83,13 @@ def test_ledger_following_the_strategy_ends_where_the_backtest_does(
     )
     assert set(trades["price_source"]) == {"explicit"}
     assert (trades["price_ts"] == trades["ts"]).all()
+    if not limits:  # the report's drift: none for a ledger that followed every session
+        drift = drift_from_backtest(ledger, close.loc[days], full.loc[days])
+        assert len(drift) == DAYS
+        np.testing.assert_allclose(drift["drift"], 0.0, atol=1e-9)
+        activity = ledger.activity()
+        np.testing.assert_allclose(activity["commission"], backtest.costs["commission"]
+                                   .loc[activity.index], rtol=1e-9)  # fmt: skip
     if not long_only:
         assert (backtest.positions < 0).any().any(), "the long-short case must hold shorts"
     if limits:  # the limits bind, so the comparison covers them

@@ -86,6 +86,7 @@ __all__ = [
     "RebalanceResult",
     "Trade",
     "TradeRejected",
+    "drift_from_backtest",
     "follow_strategy",
 ]
 
@@ -575,6 +576,30 @@ class PaperLedger:
             "SELECT * EXCLUDE (ledger) FROM paper_snapshots WHERE ledger = ? ORDER BY batch_id, ts",
             [self.name],
         )
+
+    def activity(self) -> pd.DataFrame:
+        """Return trading per day: trades, traded value, commission, slippage, turnover.
+
+        ``turnover`` is the day's traded value over the equity of its last snapshot; the
+        index is the UTC date at 00:00 (a daily bar's ``ts``).
+        """
+        trades = self.trades()
+        snaps = self.snapshots()
+        columns = ["trades", "traded_value", "commission", "slippage", "turnover"]
+        if trades.empty:
+            return pd.DataFrame(columns=columns, index=pd.DatetimeIndex([], tz="UTC", name="ts"))
+        day = trades["ts"].dt.floor("D").rename("ts")
+        per_day = pd.DataFrame(
+            {
+                "trades": trades.groupby(day)["trade_id"].count(),
+                "traded_value": (trades["qty"] * trades["price"]).groupby(day).sum(),
+                "commission": trades.groupby(day)["commission"].sum(),
+                "slippage": trades.groupby(day)["slippage"].sum(),
+            }
+        )
+        equity = snaps.groupby(snaps["ts"].dt.floor("D").rename("ts"))["equity"].last()
+        per_day["turnover"] = per_day["traded_value"] / equity.reindex(per_day.index)
+        return per_day[columns]
 
     def watchlist(self) -> list[str]:
         """Return the symbols on this ledger's watchlist, in the order they were added."""
@@ -1238,6 +1263,48 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: Sequence[list[Any]
     # DuckDB reads the local DataFrame by its name (a replacement scan); table: a fixed name
     con.execute(f"INSERT INTO {table} SELECT * FROM ledger_rows")
     del ledger_rows
+
+
+def drift_from_backtest(
+    ledger: PaperLedger, close: pd.DataFrame, weights: pd.DataFrame
+) -> pd.DataFrame:
+    """Return the ledger's equity at each close since its first trade beside the backtest's.
+
+    The backtest (:func:`quantdesk.backtest.run`, the ledger's costs, lots and starting
+    cash) trades ``weights`` on ``close`` from the session of the ledger's first trade;
+    the ledger's equity on a session is its last snapshot of a write that traded at that
+    session's prices (the date of the prices' ``ts``; a snapshot without trades counts
+    on its own date).  Columns
+    ``ledger``, ``backtest`` and ``drift`` (ledger over backtest, minus one); a ledger
+    that followed the weights every session has no drift (to rounding), and manual
+    trades, missed sessions or live prices away from the close show up here.
+    """
+    from quantdesk.backtest import run
+
+    columns = ["ledger", "backtest", "drift"]
+    trades = ledger.trades()
+    if trades.empty:
+        return pd.DataFrame(columns=columns, index=close.index[:0])
+    # a write belongs to the session of the prices it traded at (a rebalance after the
+    # close of day d trades d's bars), not to the wall-clock time it ran
+    session = trades.groupby("batch_id")["price_ts"].max().dt.floor("D")
+    days = close.index[close.index >= session.min()]
+    if days.empty:
+        return pd.DataFrame(columns=columns, index=close.index[:0])
+    result = run(
+        close.loc[days],
+        weights.reindex_like(close).loc[days],
+        init_cash=ledger.initial_cash,
+        commission_bps=ledger.commission_bps,
+        slippage_bps=ledger.slippage_bps,
+        lot_size=ledger.lot_size,
+    )
+    snaps = ledger.snapshots()
+    snaps["session"] = snaps["batch_id"].map(session).fillna(snaps["ts"].dt.floor("D"))
+    equity = snaps.groupby("session")["equity"].last()
+    frame = pd.DataFrame({"ledger": equity.reindex(days), "backtest": result.equity})
+    frame["drift"] = frame["ledger"] / frame["backtest"] - 1.0
+    return frame.dropna(subset=["ledger"])
 
 
 def _is_quote_cache(prices: Any) -> bool:
