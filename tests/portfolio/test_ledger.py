@@ -219,3 +219,28 @@ def test_snapshot_summary_and_dict_are_readable(store):
     data = book.to_dict()
     assert data["positions"][0]["symbol"] == "AAA" and data["equity"] == pytest.approx(1_010.0)
     assert np.isfinite(data["total_pnl"])
+
+
+def test_two_threads_buying_60_percent_each_fill_exactly_once(store):
+    """The monitor's sessions share one process: its threads queue like processes do."""
+    import threading
+
+    ledger = PaperLedger(store, 100_000.0, "threads", **FREE)
+    start = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def buyer() -> None:
+        start.wait(timeout=60)
+        try:
+            ledger.buy("AAA", 600, price=100.0)
+            outcomes.append("filled")
+        except TradeRejected as exc:
+            outcomes.append(exc.reason)
+
+    threads = [threading.Thread(target=buyer) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert sorted(outcomes) == ["filled", "insufficient_cash"]
+    assert ledger.cash == 40_000.0 and len(ledger.trades()) == 1

@@ -566,8 +566,8 @@ def fill_costs(
     The compiled simulation's rule (:mod:`quantdesk.backtest.orders`), written once more
     for an order of a given size (the paper ledger's buy and sell): buys fill at
     ``price * (1 + slippage)``, sells at ``price * (1 - slippage)``, and the commission
-    is that share of the traded value.  ``tests/backtest/test_engine.py`` checks that it
-    agrees with the kernel.
+    is that share of the traded value.  ``tests/portfolio/test_ledger_follows_backtest.py``
+    checks that it agrees with the kernel.
 
     Examples
     --------
