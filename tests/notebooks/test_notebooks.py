@@ -23,6 +23,12 @@ SMALL_PARAMETERS: dict[str, list[dict]] = {
     "regime_report": [
         {"symbols": "SPX,IXIC", "universe": "samples", "start": "2006-01-01", "n_init": 1}
     ],
+    "regime_explorer": [
+        {"symbols": "SPX,IXIC", "universe": "samples", "start": "2015-01-01", "n_init": 1}
+    ],
+    "strategy_explorer": [
+        {"universe": "simulated", "n_symbols": 5, "start": "2018-01-01", "lookbacks": [21, 126]}
+    ],
     "strategy_tearsheet": [
         {
             "symbols": "SPX,IXIC",

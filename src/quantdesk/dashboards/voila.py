@@ -13,6 +13,12 @@ What :func:`voila_argv` asks Voila 0.5 for, and why:
   tree, no other notebooks), and ``/voila/files/`` serves images under that folder
   alone; notebooks and ``.py`` files are refused (Voila's deny list).
 * ``--no-browser``: a server started from a terminal on a research box has no browser.
+* ``--template=quantdesk``: Voila's lab page without its Font Awesome stylesheets from
+  a CDN (shipped in ``jupyter_data/``, found through ``JUPYTER_PATH``), and the
+  ``@pyviz/jupyterlab_pyviz`` lab extension left out (built for a newer JupyterLab
+  than Voila's, it fails to load and logs an error; HoloViews output renders without
+  it).  With the charts' BokehJS inline (:func:`quantdesk.dashboards.explorers.load_bokeh`)
+  an app then needs no network at all.
 
 Examples
 --------
@@ -25,6 +31,7 @@ Examples
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from quantdesk.dashboards.security import DEFAULT_ADDRESS, check_bind
@@ -32,9 +39,12 @@ from quantdesk.dashboards.security import DEFAULT_ADDRESS, check_bind
 __all__ = [
     "DEFAULT_POOL_SIZE",
     "DEFAULT_PORT",
+    "JUPYTER_DATA",
+    "TEMPLATE",
     "TOKEN_ENV",
     "serve_voila",
     "voila_argv",
+    "voila_env",
 ]
 
 logger = logging.getLogger(__name__)
@@ -43,6 +53,19 @@ DEFAULT_PORT = 8866
 DEFAULT_POOL_SIZE = 1
 TOKEN_ENV = "QUANTDESK_VOILA_TOKEN"
 """The environment variable ``quantdesk voila`` reads its token from."""
+JUPYTER_DATA = Path(__file__).resolve().parent / "jupyter_data"
+"""A Jupyter data folder holding quantdesk's Voila template."""
+TEMPLATE = "quantdesk"
+# Lab extensions that cannot load in Voila 0.5.13's JupyterLab 4.2 core.
+_DENIED_EXTENSIONS = ["@pyviz/jupyterlab_pyviz"]
+
+
+def voila_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """Return ``environ`` (default ``os.environ``) with :data:`JUPYTER_DATA` on ``JUPYTER_PATH``."""
+    env = dict(os.environ if environ is None else environ)
+    paths = [str(JUPYTER_DATA), *filter(None, env.get("JUPYTER_PATH", "").split(os.pathsep))]
+    env["JUPYTER_PATH"] = os.pathsep.join(dict.fromkeys(paths))
+    return env
 
 
 def voila_argv(
@@ -85,6 +108,8 @@ def voila_argv(
         f"--preheat_kernel={preheat}",
         f"--pool_size={int(pool_size) if preheat else 0}",
         "--show_tracebacks=False",
+        f"--template={TEMPLATE}",
+        f"--VoilaConfiguration.extension_denylist={_DENIED_EXTENSIONS!r}",
     ]
 
 
@@ -119,6 +144,8 @@ def serve_voila(
         how=f"--token or the {TOKEN_ENV} environment variable",
     )
     argv = voila_argv(notebook, port=port, address=address, pool_size=pool_size, preheat=preheat)
+    # Voila looks templates up on the Jupyter path when it starts, in this process.
+    os.environ["JUPYTER_PATH"] = voila_env()["JUPYTER_PATH"]
     from traitlets.config import Config
     from voila.app import Voila
 
