@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FIT_NOW",
+    "STATIC_ENV",
     "RegimeView",
     "load_bokeh",
     "metrics_html",
@@ -52,6 +53,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+STATIC_ENV = "QUANTDESK_VOILA_STATIC"
+"""Where ``quantdesk voila`` serves chart assets from (set for its kernels)."""
 FIT_NOW = "fit now"
 """The model choice that fits a fresh model on the symbol's bars."""
 
@@ -62,20 +65,58 @@ def served_by_voila() -> bool:
 
 
 def load_bokeh() -> Any:
-    """Return ``holoviews`` with its bokeh extension loaded, BokehJS inline under Voila.
+    """Return ``holoviews`` with its bokeh backend and Panel's notebook extension loaded.
 
-    Call it before ``import hvplot.pandas``: the first extension load decides how
-    BokehJS reaches the browser.
+    BokehJS reaches the browser once, through ``panel.extension`` (HoloViews' own
+    ``hv.extension`` would emit a second loader).  Served by ``quantdesk voila``, every
+    output's CDN URLs are rewritten as it is sent to point at files the Voila server
+    serves itself (:data:`STATIC_ENV`), so the app needs no network and the browser
+    caches BokehJS; elsewhere the CDN URLs stay and publishing localises them.  Call
+    it before ``import hvplot.pandas`` or anything else that draws.
     """
     import holoviews as hv
+    import holoviews.plotting.bokeh
     import panel as pn
 
-    inline = served_by_voila()
-    # HoloViews' flag inlines the BokehJS loader; Panel's makes each rendered plot
-    # carry its stylesheets instead of links to cdn.holoviz.org.
-    pn.config.inline = inline  # type: ignore[misc]  # a param property at runtime
-    hv.extension("bokeh", inline=inline, logo=False)
+    static_dir = os.environ.get(STATIC_ENV)
+    if served_by_voila() and static_dir:
+        _rewrite_outputs(static_dir, os.environ.get("VOILA_BASE_URL") or "/")
+    pn.extension()
+    hv.Store.set_current_backend("bokeh")
     return hv
+
+
+def _rewrite_outputs(static_dir: str, base_url: str) -> None:
+    from IPython import get_ipython
+
+    from quantdesk.reports.offline import localise_assets
+
+    shell = get_ipython()
+    publisher = getattr(shell, "display_pub", None)
+    if publisher is None or not hasattr(publisher, "register_hook"):
+        return
+    prefix = f"{base_url.rstrip('/')}/voila/static"
+
+    def rewrite(value: Any) -> Any:
+        if isinstance(value, str):
+            return localise_assets(value, static_dir, url_prefix=prefix)
+        if isinstance(value, list):
+            return [rewrite(v) for v in value]
+        if isinstance(value, dict):
+            return {k: rewrite(v) for k, v in value.items()}
+        return value
+
+    def hook(msg: dict[str, Any]) -> dict[str, Any]:
+        content = msg.get("content", {})
+        if isinstance(content, dict) and "data" in content:
+            content["data"] = rewrite(content["data"])
+        return msg
+
+    publisher.register_hook(hook)
+    # execute_result (a cell's last value) goes through the display hook instead.
+    displayhook = getattr(shell, "displayhook", None)
+    if displayhook is not None and hasattr(displayhook, "register_hook"):
+        displayhook.register_hook(hook)
 
 
 def _show(figure: Any) -> None:

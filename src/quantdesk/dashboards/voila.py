@@ -14,11 +14,14 @@ What :func:`voila_argv` asks Voila 0.5 for, and why:
   alone; notebooks and ``.py`` files are refused (Voila's deny list).
 * ``--no-browser``: a server started from a terminal on a research box has no browser.
 * ``--template=quantdesk``: Voila's lab page without its Font Awesome stylesheets from
-  a CDN (shipped in ``jupyter_data/``, found through ``JUPYTER_PATH``), and the
-  ``@pyviz/jupyterlab_pyviz`` lab extension left out (built for a newer JupyterLab
-  than Voila's, it fails to load and logs an error; HoloViews output renders without
-  it).  With the charts' BokehJS inline (:func:`quantdesk.dashboards.explorers.load_bokeh`)
-  an app then needs no network at all.
+  a CDN (shipped in ``jupyter_data/``, copied into a temporary Jupyter data folder put
+  first on ``JUPYTER_PATH``), and the ``@pyviz/jupyterlab_pyviz`` lab extension left
+  out (built for a newer JupyterLab than Voila's, it fails to load and logs an error;
+  HoloViews output renders without it).  The template's ``static/`` folder, served at
+  ``/voila/static/``, receives BokehJS and Panel's files from the kernels
+  (:func:`quantdesk.dashboards.explorers.load_bokeh` rewrites the CDN URLs of every
+  output to it), so an app needs no network and the browser caches BokehJS instead
+  of parsing 3 MB of inline script on every visit.
 
 Examples
 --------
@@ -32,6 +35,8 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 from quantdesk.dashboards.security import DEFAULT_ADDRESS, check_bind
@@ -42,9 +47,9 @@ __all__ = [
     "JUPYTER_DATA",
     "TEMPLATE",
     "TOKEN_ENV",
+    "prepare_jupyter_data",
     "serve_voila",
     "voila_argv",
-    "voila_env",
 ]
 
 logger = logging.getLogger(__name__)
@@ -60,12 +65,18 @@ TEMPLATE = "quantdesk"
 _DENIED_EXTENSIONS = ["@pyviz/jupyterlab_pyviz"]
 
 
-def voila_env(environ: dict[str, str] | None = None) -> dict[str, str]:
-    """Return ``environ`` (default ``os.environ``) with :data:`JUPYTER_DATA` on ``JUPYTER_PATH``."""
-    env = dict(os.environ if environ is None else environ)
-    paths = [str(JUPYTER_DATA), *filter(None, env.get("JUPYTER_PATH", "").split(os.pathsep))]
-    env["JUPYTER_PATH"] = os.pathsep.join(dict.fromkeys(paths))
-    return env
+def prepare_jupyter_data(folder: str | Path) -> Path:
+    """Return the template's ``static`` folder after copying quantdesk's template into ``folder``.
+
+    ``folder`` becomes a Jupyter data folder (``voila/templates/quantdesk/``) whose
+    ``static/`` Voila serves at ``/voila/static/``: the kernels copy BokehJS and Panel's
+    files there (:func:`quantdesk.dashboards.explorers.load_bokeh`).
+    """
+    target = Path(folder) / "voila" / "templates" / TEMPLATE
+    shutil.copytree(JUPYTER_DATA / "voila" / "templates" / TEMPLATE, target, dirs_exist_ok=True)
+    static = target / "static"
+    static.mkdir(exist_ok=True)
+    return static
 
 
 def voila_argv(
@@ -144,8 +155,20 @@ def serve_voila(
         how=f"--token or the {TOKEN_ENV} environment variable",
     )
     argv = voila_argv(notebook, port=port, address=address, pool_size=pool_size, preheat=preheat)
-    # Voila looks templates up on the Jupyter path when it starts, in this process.
-    os.environ["JUPYTER_PATH"] = voila_env()["JUPYTER_PATH"]
+    from quantdesk.dashboards.explorers import STATIC_ENV
+
+    with tempfile.TemporaryDirectory(prefix="quantdesk-voila-") as data:
+        # Voila looks templates up on the Jupyter path when it starts, in this process;
+        # its kernels inherit the environment and find the static folder through it.
+        static = prepare_jupyter_data(data)
+        os.environ["JUPYTER_PATH"] = os.pathsep.join(
+            [data, *filter(None, os.environ.get("JUPYTER_PATH", "").split(os.pathsep))]
+        )
+        os.environ[STATIC_ENV] = str(static)
+        _launch(argv, token, address, port)
+
+
+def _launch(argv: list[str], token: str | None, address: str, port: int) -> None:
     from traitlets.config import Config
     from voila.app import Voila
 

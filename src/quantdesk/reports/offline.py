@@ -166,21 +166,34 @@ class _AssetFolder:
         return local
 
 
-def localise_assets(page: str, static_dir: str | Path, page_dir: str | Path) -> str:
+def localise_assets(
+    page: str,
+    static_dir: str | Path,
+    page_dir: str | Path | None = None,
+    *,
+    url_prefix: str | None = None,
+) -> str:
     """Return ``page`` with its bokeh and Panel CDN URLs pointing into ``static_dir``.
 
     Each file is copied from the installed package into
     ``<static_dir>/<package>-<version>/`` (once; later pages reuse it) and the URL
     becomes a path relative to ``page_dir``, the folder the page will be published
-    in.  A URL whose version is not the installed one, or whose file the package does
-    not ship, is left alone and logged: the page would need the network for it.
+    in, or ``url_prefix`` + the file's path when a server serves ``static_dir`` there
+    (``"/voila/static"``).  A URL whose version is not the installed one, or whose
+    file the package does not ship, is left alone and logged: the page would need the
+    network for it.
     """
-    static_dir, page_dir = Path(static_dir), Path(page_dir)
-    prefix = Path(os.path.relpath(static_dir, page_dir)).as_posix()
+    static_dir = Path(static_dir)
+    if url_prefix is not None:
+        prefix = url_prefix.rstrip("/")
+    elif page_dir is not None:
+        prefix = Path(os.path.relpath(static_dir, Path(page_dir))).as_posix()
+    else:
+        raise TypeError("localise_assets needs page_dir or url_prefix")
     assets = _AssetFolder(static_dir)
 
     def relative(local: str) -> str:
-        return quote(f"{prefix}/{local}", safe="/.-_~")
+        return quote(f"{prefix}/{local}", safe="/.-_~:")
 
     def bokeh(match: re.Match[str]) -> str:
         name, version = match.group(1), match.group(2)
