@@ -8,8 +8,8 @@ pick symbols from the store and display :func:`regime_explorer` or
 figures from their figure modules; a widget change re-runs the computation and
 redraws the chart inside an ``ipywidgets.Output``.
 
-Charts need BokehJS in the browser.  Served by Voila there is no shared asset folder
-to link to, so :func:`load_bokeh` embeds BokehJS in the page (``inline=True``);
+Charts need BokehJS in the browser.  Served by ``quantdesk voila``, :func:`load_bokeh`
+points every output at files the Voila server serves itself (``/voila/static/``);
 executed elsewhere (papermill, JupyterLab) it keeps the CDN loader, which publishing
 rewrites to ``reports/_static`` (:mod:`quantdesk.reports.offline`).
 
@@ -120,8 +120,8 @@ def _rewrite_outputs(static_dir: str, base_url: str) -> None:
 
 
 def _show(figure: Any) -> None:
-    # Through a Panel pane, so that with ``panel.config.inline`` the plot's stylesheets
-    # are inlined too (HoloViews' own display path keeps their CDN links).
+    # Through a Panel pane: load_bokeh loads Panel's notebook extension only, not
+    # HoloViews' display hooks (whose loader would send BokehJS a second time).
     import panel as pn
     from IPython.display import display
 
