@@ -464,6 +464,34 @@ def regimes_models(
     typer.echo(frame[columns].to_string(index=False))
 
 
+@app.command("voila")
+def voila(
+    notebook: Annotated[Path, typer.Argument(help="The notebook to serve as an app.")],
+    port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8866,
+    address: Annotated[
+        str, typer.Option("--address", help="Interface to listen on (non-loopback needs a token).")
+    ] = "127.0.0.1",
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            envvar="QUANTDESK_VOILA_TOKEN",
+            help="Token visitors must present (prefer $QUANTDESK_VOILA_TOKEN to the flag).",
+            show_envvar=True,
+        ),
+    ] = None,
+    pool_size: Annotated[int, typer.Option("--pool-size", help="Preheated kernels.")] = 1,
+) -> None:
+    """Serve a notebook as a Voila app: preheated kernels, its folder only, 127.0.0.1."""
+    from quantdesk.dashboards.security import InsecureBindError
+    from quantdesk.dashboards.voila import serve_voila
+
+    try:
+        serve_voila(notebook, port=port, address=address, token=token, pool_size=pool_size)
+    except (InsecureBindError, FileNotFoundError) as exc:
+        _fail(str(exc))
+
+
 def main() -> None:
     """Run the ``quantdesk`` command line."""
     app()
