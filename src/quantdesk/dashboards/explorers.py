@@ -128,6 +128,38 @@ def _show(figure: Any) -> None:
     display(pn.panel(figure))
 
 
+def _figure_html(figure: Any) -> str:
+    """Return a self-contained HTML embed of ``figure`` (it needs BokehJS on the page)."""
+    import panel as pn
+
+    pane: Any = pn.panel(figure)
+    data = pane._repr_mimebundle_()
+    bundle = data[0] if isinstance(data, tuple) else data
+    return str(bundle.get("text/html", ""))
+
+
+def _with_snapshot(box: Any, snapshot: Callable[[], str]) -> Any:
+    """Return ``box``, whose display also carries a static HTML snapshot of what it shows.
+
+    A frontend with a widget manager (JupyterLab, Voila) shows the live widget; a page
+    published by :mod:`quantdesk.reports` has none, and its template shows the
+    ``text/html`` snapshot instead, so an app notebook run by papermill still publishes
+    its charts and tables.
+    """
+    widget_bundle = box._repr_mimebundle_
+
+    def _repr_mimebundle_(**kwargs: Any) -> dict[str, Any]:
+        data = dict(widget_bundle(**kwargs) or {})
+        try:
+            data["text/html"] = snapshot()
+        except Exception:  # the live widget still shows; only the static copy is lost
+            logger.exception("could not render the explorer's static snapshot")
+        return data
+
+    box._repr_mimebundle_ = _repr_mimebundle_
+    return box
+
+
 def _guarded(action: Callable[[], None], out: Any) -> Callable[..., None]:
     # An exception inside a widget callback would vanish into the kernel log and the
     # app would just stop reacting: show it in the app and log it instead.
@@ -279,6 +311,7 @@ def regime_explorer(
     status = widgets.HTML()
     chart = widgets.Output()
     tables = widgets.HTML()
+    shown: dict[str, Any] = {}
 
     def draw() -> None:
         view = regime_view(
@@ -295,9 +328,10 @@ def regime_explorer(
             f"{view.symbol} on {view.regimes.index[-1]:%Y-%m-%d}: {last['vol_label']} "
             f"volatility, {last['trend_label']} trend ({view.source})"
         )
+        shown["figure"] = regime_figure(view)
         with chart:
             chart.clear_output(wait=True)
-            _show(regime_figure(view))
+            _show(shown["figure"])
         tables.value = (
             "<h4>Current regime probabilities</h4>"
             + _frame_html(view.current_probabilities(), percent=True)
@@ -316,7 +350,13 @@ def regime_explorer(
     symbol_pick.observe(_guarded(on_symbol, chart), "value")
     model_pick.observe(_guarded(draw, chart), "value")
     _guarded(draw, chart)()
-    return widgets.VBox([symbol_pick, model_pick, status, chart, tables])
+
+    def snapshot() -> str:
+        figure = _figure_html(shown["figure"]) if "figure" in shown else ""
+        return f"<p>{status.value}</p>{figure}{tables.value}"
+
+    box = widgets.VBox([symbol_pick, model_pick, status, chart, tables])
+    return _with_snapshot(box, snapshot)
 
 
 # -- the strategy explorer ----------------------------------------------------------------
@@ -433,6 +473,7 @@ def strategy_explorer(
     )
     chart = widgets.Output()
     metrics = widgets.HTML()
+    shown: dict[str, Any] = {}
 
     def draw() -> None:
         low, high = lookback_pick.value
@@ -444,9 +485,10 @@ def strategy_explorer(
             commission_bps=float(commission_pick.value),
             slippage_bps=float(slippage_pick.value),
         )
+        shown["figure"] = strategy_figure(result)
         with chart:
             chart.clear_output(wait=True)
-            _show(strategy_figure(result))
+            _show(shown["figure"])
         metrics.value = metrics_html(result.metrics())
 
     controls = [lookback_pick, vol_pick, rebalance_pick, commission_pick, slippage_pick]
@@ -454,4 +496,9 @@ def strategy_explorer(
     for control in controls:
         control.observe(callback, "value")
     callback()
-    return widgets.VBox([widgets.VBox(controls), chart, metrics])
+
+    def snapshot() -> str:
+        figure = _figure_html(shown["figure"]) if "figure" in shown else ""
+        return figure + str(metrics.value)
+
+    return _with_snapshot(widgets.VBox([widgets.VBox(controls), chart, metrics]), snapshot)

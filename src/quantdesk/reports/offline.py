@@ -63,8 +63,20 @@ OFFLINE_TEMPLATE = """{%- extends 'index.html.j2' -%}
 {% block html_head_js_mathjax %}{% endblock html_head_js_mathjax %}
 {% block html_head_js_mermaidjs %}{% endblock html_head_js_mermaidjs %}
 {% block jupyter_widgets %}{% endblock jupyter_widgets %}
+{%- block data_widget_view scoped %}
+{%- if 'text/html' in output.data %}
+<div class="jp-RenderedHTMLCommon jp-RenderedHTML jp-OutputArea-output {{ extra_class }}">
+{{ output.data['text/html'] }}
+</div>
+{%- else %}
+<pre>{{ output.data['text/plain'] | escape }}</pre>
+{%- endif %}
+{%- endblock data_widget_view %}
 """
-"""nbconvert's lab page without its CDN scripts (require.js, MathJax, mermaid, widgets)."""
+"""nbconvert's lab page without its CDN scripts (require.js, MathJax, mermaid, widgets).
+
+With no widget manager a widget cannot draw, so a widget output shows its static
+``text/html`` snapshot when it has one (the explorers do), else its plain text."""
 
 # The CDN URLs that notebook outputs of bokeh, HoloViews, hvplot and Panel carry:
 # group 1 is the package's version, group 2 the file's path in the package.
