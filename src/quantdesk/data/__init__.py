@@ -44,6 +44,7 @@ _SUBMODULES = frozenset(
         "timestamps",
         "ingest",
         "inventory",
+        "live",
     }
 )
 

@@ -18,16 +18,24 @@ _EXPORTS = {
     "MarketFeed": "quantdesk.data.live.feed",
     "Quote": "quantdesk.data.live.quotes",
     "QuoteCache": "quantdesk.data.live.quotes",
+    "SimulatedFeed": "quantdesk.data.live.simulated",
+    "ReplayFeed": "quantdesk.data.live.replay",
+    "bar_ticks": "quantdesk.data.live.replay",
+    "CandleRecorder": "quantdesk.data.live.recorder",
 }
-_SUBMODULES = frozenset({"feed", "quotes"})
+_SUBMODULES = frozenset({"feed", "quotes", "simulated", "replay", "recorder"})
 
 __all__ = [
     "Backoff",
+    "CandleRecorder",
     "FeedError",
     "FeedStatus",
     "MarketFeed",
     "Quote",
     "QuoteCache",
+    "ReplayFeed",
+    "SimulatedFeed",
+    "bar_ticks",
 ]
 
 __getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS, _SUBMODULES)
@@ -35,3 +43,6 @@ __getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS, _SUBMODULES)
 if TYPE_CHECKING:
     from quantdesk.data.live.feed import Backoff, FeedError, FeedStatus, MarketFeed
     from quantdesk.data.live.quotes import Quote, QuoteCache
+    from quantdesk.data.live.recorder import CandleRecorder
+    from quantdesk.data.live.replay import ReplayFeed, bar_ticks
+    from quantdesk.data.live.simulated import SimulatedFeed
