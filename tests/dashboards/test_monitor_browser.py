@@ -155,6 +155,15 @@ def test_a_fast_replay_draws_the_stored_bars(page, tmp_path: Path) -> None:
         _open(page, url)
         page.wait_for_function(f"() => ({ROWS_JS})('candles-closed') >= 250", timeout=60_000)
         chart = page.evaluate(CHART_JS)
+        # The watchlist ends on each symbol's last stored close.
+        last = bars.groupby("symbol")["close"].last()
+        expected = {s: f"{last[s]:,.2f}" for s in ("AAA", "BBB")}
+        page.wait_for_function(
+            f"(want) => {{ const now = ({PRICES_JS})();"
+            " return Object.keys(want).every((s) => now[s] === want[s]); }",
+            arg=expected,
+            timeout=60_000,
+        )
     finally:
         _stop(proc)
     assert chart["title"] == "AAA 1d"

@@ -199,10 +199,17 @@ class Watchlist(Viewer):
     def bind(self, cache: QuoteCache, symbols: list[str]) -> None:
         """Show ``symbols`` from ``cache`` (a new feed: the one time the table is rebuilt)."""
         self.cache = cache
-        self.version = 0
         self._rows = {s: i for i, s in enumerate(symbols)}
-        self.table.value = self._frame(list(symbols))
-        self.refresh()
+        # The new table starts with the quotes so far: a patch sent before the browser
+        # has drawn the table would be lost.
+        self.version, quotes = cache.changed_since(0)
+        frame = self._frame(list(symbols))
+        for quote in quotes:
+            if quote.symbol in self._rows:
+                for column, value in _quote_row(quote).items():
+                    frame.loc[quote.symbol, column] = value
+        self.table.value = frame
+        self.table.height = min(420, 40 + 29 * max(len(symbols), 1))
 
     def refresh(self) -> int:
         """Return the number of rows patched with the quotes changed since the last call."""
