@@ -3,7 +3,7 @@
 ``python -m benchmarks._panel_baseline markdown PORT`` serves one Markdown pane;
 ``python -m benchmarks._panel_baseline ticker PORT N`` serves one HTML pane that shows
 the time of the newest tick of an N-symbol :class:`~quantdesk.data.live.SimulatedFeed`,
-refreshed by the same 300 ms periodic callback as the monitor: the floor of "tick to
+refreshed every 250 ms like the monitor: the floor of "tick to
 DOM" lag that Panel's server and a browser allow, with none of the monitor's work.
 Both answer ``/liveness``.
 """
@@ -41,7 +41,7 @@ def main(argv: list[str]) -> None:
                 text = newest.strftime("%H:%M:%S.%f")[:-3]
                 pane.object = f"<span class='qd-tick'>{text}</span>"
 
-            pn.state.add_periodic_callback(update, period=300)
+            pn.state.add_periodic_callback(update, period=250)
             return pane
 
     else:

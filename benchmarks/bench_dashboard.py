@@ -15,7 +15,7 @@ Rows:
   row's tick time and subtracts that tick's timestamp (same machine, same clock).
   p50 and p99 over the run, and p50/p99 of the first and last windows (a minute, or a
   third of a short run): if the lag grew, the last window says so.  Peer: one HTML
-  pane showing the newest tick's time, refreshed by the same 300 ms callback.
+  pane showing the newest tick's time, refreshed by the same 250 ms callback.
 - server RSS growth (psutil) and page JS heap growth (CDP ``Performance.getMetrics``
   after a forced GC) over the run, monitor beside the baseline ticker.
 - saturation: short runs at 200 and 500 symbols: lag p99 and updates reaching the page.
@@ -334,7 +334,7 @@ def run() -> list[dict[str, Any]]:
                     bas["p50"],
                     "s",
                     "-",
-                    "peer: one HTML pane of the newest tick time, same 300 ms callback",
+                    "peer: one HTML pane of the newest tick time, same 250 ms callback",
                 )
             )
             rows.append(

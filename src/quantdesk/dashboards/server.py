@@ -94,7 +94,7 @@ def monitor_server(
     store_path: str | Path | None = None,
     simulated: int = 10,
     rate: float = 2.0,
-    period: int = 300,
+    period: int = 250,
     websocket_origin: Sequence[str] = (),
 ) -> MonitorServer:
     """Return the monitor's server, checked and built but not yet listening for sessions.
