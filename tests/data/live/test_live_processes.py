@@ -31,6 +31,9 @@ recorder = CandleRecorder("1s", store=store, batch_size=20, max_delay=0.2).attac
 feed.start()
 for line in sys.stdin:
     if line.strip() == "step":
+        # Everything committed so far is counted first, so the target lies above any
+        # count a reader saw before this step.
+        recorder.flush(60)
         target = recorder.written + {per_step}
         deadline = time.monotonic() + 120  # bounds a hang only
         while recorder.written < target and time.monotonic() < deadline:

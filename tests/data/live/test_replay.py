@@ -102,23 +102,35 @@ def test_prev_close_is_the_previous_bar_close_and_speed_paces_the_replay() -> No
 
 
 def test_loop_replays_again_with_later_timestamps() -> None:
-    bars = load_sample("sp500")[0].head(5)
-    feed = ReplayFeed(bars, speed=math.inf, loop=True)
+    bars = load_sample("sp500")[0].head(3)
+    # Two days of history per wall second: ticks 6 h apart arrive 125 ms apart, so some
+    # batch ends inside the first bar of the second lap.
+    feed = ReplayFeed(bars, speed=2 * 86_400.0, loop=True)
     stamps: list[pd.Timestamp] = []
+    quotes: list[tuple[pd.Timestamp, float]] = []  # (last tick, its prev_close) per batch
     two_laps = threading.Event()
 
     def listen(ticks: pd.DataFrame) -> None:
         stamps.extend(ticks["ts"])
+        quote = feed.cache.get("SPX")
+        assert quote is not None
+        quotes.append((quote.ts, quote.prev_close))
         if len(stamps) >= 2 * 4 * len(bars):
             two_laps.set()
 
     feed.add_listener(listen)
     with feed:
-        assert two_laps.wait(30)
-    lap1, lap2 = stamps[:20], stamps[20:40]
+        assert two_laps.wait(60)
+    n = 4 * len(bars)
+    lap1, lap2 = stamps[:n], stamps[n : 2 * n]
     assert pd.Series(stamps).is_monotonic_increasing
     shift = lap2[0] - lap1[0]
     assert shift.days % 7 == 0 and [t + shift for t in lap1] == lap2
+    # On the second lap the first bar's reference is the first lap's last close.
+    first_bar = [prev for ts, prev in quotes if lap2[0] <= ts < lap2[4]]
+    assert first_bar and set(first_bar) == {bars["close"].iloc[-1]}
+    second_bar = [prev for ts, prev in quotes if lap2[4] <= ts < lap2[8]]
+    assert set(second_bar) <= {bars["close"].iloc[0]}
 
 
 def test_replay_of_ticks_keeps_their_timestamps() -> None:

@@ -151,3 +151,42 @@ def test_unsubscribed_symbols_stop_ticking() -> None:
 def test_bad_arguments_are_refused(kwargs: dict[str, object], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         SimulatedFeed(3, **kwargs)  # type: ignore[arg-type]
+
+
+def test_live_prev_close_rolls_to_each_simulated_day_close() -> None:
+    # 10 steps of 0.02 s per simulated day: a new day every 0.2 s of wall time.
+    feed = SimulatedFeed(["A", "B"], rate=50.0, day_seconds=0.2, interval=0.02, seed=9)
+    batches: list[pd.DataFrame] = []
+    third_day = threading.Event()
+    lock = threading.Lock()
+
+    def listen(ticks: pd.DataFrame) -> None:
+        with lock:
+            batches.append(ticks)
+            n = sum(len(b) for b in batches)
+        if n >= 2 * 10 * 3 + 2:  # the first tick of day 3 is out
+            third_day.set()
+
+    feed.add_listener(listen)
+    with feed:
+        assert third_day.wait(60), feed.status.summary()
+    with lock:
+        ticks = pd.concat(batches, ignore_index=True)
+    day = ticks.groupby("symbol").cumcount() // 10  # one tick per symbol per step
+    last_day = int(day.max())
+    assert last_day >= 3
+    for symbol in ("A", "B"):
+        closes = ticks[(ticks["symbol"] == symbol) & (day == last_day - 1)]["price"]
+        quote = feed.cache.get(symbol)
+        assert quote is not None
+        assert quote.prev_close == closes.iloc[-1]
+        assert quote.change == quote.price - quote.prev_close
+
+
+def test_subscribing_past_the_correlation_bound_is_refused_and_generate_waits() -> None:
+    feed = SimulatedFeed(4, correlation=-0.3)  # -1/(n-1) >= -0.3 while n <= 4
+    with pytest.raises(ValueError, match="positive semi-definite"):
+        feed.subscribe("EXTRA")
+    assert feed.symbols == ["SIM000", "SIM001", "SIM002", "SIM003"]
+    with feed, pytest.raises(RuntimeError, match="stop it"):
+        feed.generate(5)

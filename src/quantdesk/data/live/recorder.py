@@ -198,7 +198,8 @@ class CandleRecorder:
         rows = frame[frame["symbol"] == symbol]
         if rows.empty:
             return None
-        return {str(k): v for k, v in rows.iloc[-1].items()}
+        record = rows.iloc[[-1]].to_dict("records")[0]  # plain Python values
+        return {str(k): v for k, v in record.items()}
 
     def closed_since(self, version: int) -> tuple[int, pd.DataFrame]:
         """Return the current version and the candles closed by updates after ``version``.

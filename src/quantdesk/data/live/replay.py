@@ -176,6 +176,7 @@ class ReplayFeed(MarketFeed):
         self._speed = _check_speed(speed)
         self._ticks: pd.DataFrame | None = None
         self._prev_close: np.ndarray = np.zeros(0)
+        self._final_close: dict[str, float] = {}  # each symbol's last close, for a new lap
         self._position = 0  # index of the next tick to publish
         self._lap = 0
         if isinstance(source, pd.DataFrame):
@@ -225,6 +226,8 @@ class ReplayFeed(MarketFeed):
             # Each tick carries the close of the bar before its own (NaN for a first bar).
             prev = bars.groupby("symbol", sort=False)["close"].shift(1).to_numpy(dtype=float)
             self._prev_close = prev[row]
+            last = bars.groupby("symbol", sort=False)["close"].last()
+            self._final_close = {str(k): float(v) for k, v in last.items()}
         elif set(TICK_COLUMNS) <= set(frame.columns):
             ticks = frame[list(TICK_COLUMNS)].sort_values("ts", kind="stable")
             ticks = ticks.reset_index(drop=True)
@@ -307,6 +310,10 @@ class ReplayFeed(MarketFeed):
         last = lo + (hi - lo - 1 - first_rev)
         prev = self._prev_close[last]
         closes = {str(s): float(p) for s, p in zip(names, prev, strict=True) if math.isfinite(p)}
+        if self._lap:
+            for s, p in zip(names, prev, strict=True):
+                if not math.isfinite(p) and str(s) in self._final_close:
+                    closes[str(s)] = self._final_close[str(s)]
         if closes:
             self.cache.set_prev_close(closes)
         self.publish(batch)

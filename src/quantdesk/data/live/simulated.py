@@ -26,7 +26,7 @@ import math
 import threading
 import time
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -115,14 +115,16 @@ class SimulatedFeed(MarketFeed):
         cache: QuoteCache | None = None,
         backoff: Backoff | None = None,
     ) -> None:
-        if isinstance(symbols, (int, np.integer)) and not isinstance(symbols, bool):
-            if symbols <= 0:
-                raise ValueError(f"symbols must be a positive count or names, got {symbols!r}")
-            names = _symbol_names(int(symbols))
-        elif isinstance(symbols, str):
+        if isinstance(symbols, np.integer):
+            symbols = int(symbols)
+        if isinstance(symbols, str):
             names = [symbols]
+        elif isinstance(symbols, int):
+            if isinstance(symbols, bool) or symbols <= 0:
+                raise ValueError(f"symbols must be a positive count or names, got {symbols!r}")
+            names = _symbol_names(symbols)
         else:
-            names = list(dict.fromkeys(str(s) for s in symbols))  # type: ignore[union-attr]
+            names = list(dict.fromkeys(str(s) for s in symbols))
         super().__init__(names, cache=cache, backoff=backoff)
         for label, value in (("rate", rate), ("interval", interval), ("day_seconds", day_seconds)):
             if not (isinstance(value, (int, float)) and 0 < value < math.inf):
@@ -166,6 +168,8 @@ class SimulatedFeed(MarketFeed):
         self._pending = _Block.empty()
         self._origin_ns: int | None = None
         self._regime_now: tuple[int, int, int] | None = None
+        self._day_closes: dict[int, dict[str, float]] = {}
+        self._quote_day = 0  # the simulated day the quotes' previous close refers to
         self._streams = {
             key: np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(key,)))
             for key in (
@@ -178,6 +182,20 @@ class SimulatedFeed(MarketFeed):
         }
 
     # -- subscriptions -----------------------------------------------------------------
+
+    def subscribe(self, symbols: str | Iterable[str]) -> list[str]:
+        """Return the symbols newly subscribed; they start ticking with the next step.
+
+        Raises
+        ------
+        ValueError
+            With a negative ``correlation``, when this many symbols can no longer be
+            equicorrelated (the bound is ``-1 / (n - 1)``).
+        """
+        wanted = [symbols] if isinstance(symbols, str) else list(symbols)
+        n = len(set(self.symbols) | set(wanted))
+        equicorrelation_factor(max(n, 2), self.correlation)
+        return super().subscribe(wanted)
 
     def _on_subscribe(self, symbols: list[str]) -> None:
         with self._gen_lock:
@@ -277,6 +295,12 @@ class SimulatedFeed(MarketFeed):
         log_price = np.cumsum(np.vstack([start, mu + sigma * z]), axis=0)[1:]
         for s, value in zip(self._active, log_price[-1], strict=True):
             self._log_price[s] = float(value)
+        # Each simulated day's closing prices: the live quotes' previous close rolls to them.
+        for row in np.flatnonzero((steps + 1) % self._steps_per_day == 0):
+            day = int(steps[row] // self._steps_per_day)
+            closes = np.exp(log_price[row]).tolist()
+            self._day_closes[day] = dict(zip(self._active, closes, strict=True))
+            self._day_closes.pop(day - 2, None)
 
         offsets = self._streams[_STREAM_TIMES].random((n_steps, n_sym))
         t_ns = steps[:, None] * self._step_ns + (offsets * self._step_ns).astype(np.int64)
@@ -341,6 +365,8 @@ class SimulatedFeed(MarketFeed):
         """
         if isinstance(n_ticks, bool) or not isinstance(n_ticks, (int, np.integer)) or n_ticks < 0:
             raise ValueError(f"n_ticks must be a non-negative int, got {n_ticks!r}")
+        if self.running:
+            raise RuntimeError("generate() draws the ticks the running feed would publish; stop it")
         with self._gen_lock:
             if self._origin_ns is None:
                 self._origin_ns = time.time_ns()
@@ -388,6 +414,9 @@ class SimulatedFeed(MarketFeed):
                 assert self._origin_ns is not None
                 block = self._take(until_ns=now_ns - self._origin_ns)
                 origin = self._origin_ns
+                closes = self._new_day_closes(block)
+            if closes:
+                self.cache.set_prev_close(closes)
             if len(block):
                 self.publish(block.frame(origin))
             next_wake += self.interval
@@ -396,6 +425,16 @@ class SimulatedFeed(MarketFeed):
                 next_wake = time.monotonic()
                 delay = 0.0
             stop.wait(max(delay, 0.0))
+
+    def _new_day_closes(self, block: _Block) -> dict[str, float]:
+        """Return the previous day's closes when ``block`` reaches a new simulated day."""
+        if not len(block):
+            return {}
+        day = int(block.t_ns[-1] // self._step_ns // self._steps_per_day)
+        if day <= self._quote_day:
+            return {}
+        self._quote_day = day
+        return self._day_closes.get(day - 1, {})
 
     def __repr__(self) -> str:
         return (
