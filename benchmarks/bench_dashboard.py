@@ -140,6 +140,8 @@ LAG_RECORDER_JS = """() => {
     }
   };
   walk(document);
+  // The rows seen drawn (Tabulator draws those in view and a few more).
+  window.__rows = () => seen.size;
   for (const root of roots) {
     scan(root, true);
     new MutationObserver(() => scan(root, false)).observe(
@@ -252,6 +254,7 @@ def _lag_run(
     t0 = time.time() * 1000
     time.sleep(seconds)
     lags = np.asarray(page.evaluate("() => window.__lags"), dtype=float).reshape(-1, 2)
+    page_rows = page.evaluate("() => window.__rows()")
     rss1, heap1 = server.memory_info().rss, _heap(cdp)
     context.close()
     window = min(60.0, seconds / 3) * 1000
@@ -269,6 +272,7 @@ def _lag_run(
         "last_p50": pct(last, 50),
         "last_p99": pct(last, 99),
         "updates_per_s": len(lags) / seconds,
+        "rows": int(page_rows),
         "rss_mb": (rss1 - rss0) / 2**20,
         "heap_mb": (heap1 - heap0) / 2**20,
     }
@@ -323,7 +327,8 @@ def run() -> list[dict[str, Any]]:
                 _stop(proc)
             grew = mon["last_p50"] > mon["first_p50"] + 0.1
             note = (
-                f"{seconds:g} s, {mon['updates_per_s']:.0f} row updates/s seen; first/last "
+                f"{seconds:g} s, {mon['updates_per_s']:.0f} of {2 * mon['rows']} row updates/s "
+                f"drawn ({mon['rows']} rows in view); first/last "
                 f"window p50 {mon['first_p50']:.3f}/{mon['last_p50']:.3f} s, p99 "
                 f"{mon['first_p99']:.3f}/{mon['last_p99']:.3f} s ({'grows' if grew else 'flat'})"
             )
@@ -384,7 +389,8 @@ def run() -> list[dict[str, Any]]:
                         "s",
                         "-",
                         f"{sat_seconds:g} s; p50 {sat['p50']:.3f} s; {sat['updates_per_s']:.0f} "
-                        f"row updates/s seen; RSS +{sat['rss_mb']:.0f} MB; peer: 50 symbols",
+                        f"of {2 * sat['rows']} row updates/s drawn ({sat['rows']} rows in view); "
+                        f"RSS +{sat['rss_mb']:.0f} MB; peer: 50 symbols",
                     )
                 )
         finally:

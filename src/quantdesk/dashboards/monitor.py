@@ -546,6 +546,11 @@ class MarketMonitor(Viewer):
         shared by every session).
     period
         Milliseconds between two updates of a served session.
+
+    Notes
+    -----
+    The feeds are the server's: changing the replay speed changes it for every session
+    watching the replay.
     """
 
     feed: param.Selector = param.Selector(objects=list(FEED_KINDS), default="simulator")
@@ -574,6 +579,10 @@ class MarketMonitor(Viewer):
         self._filled: set[str] = set()
         self._message = pn.pane.Alert("", alert_type="warning", visible=False, name="message")
         self.speed = hub.speed
+        # The replay speed is the server's (every session watches the same replay).
+        self._speed_input = pn.widgets.FloatInput.from_param(
+            self.param.speed, label="replay speed", width=120, start=1.0
+        )
         self.watchlist.param.watch(self._on_row_click, "selected")
         self._connect(self.feed)
 
@@ -587,6 +596,7 @@ class MarketMonitor(Viewer):
             return False
         self.message = ""
         self.source = source
+        self._speed_input.disabled = source.kind != "replay"
         self.watchlist.bind(source.cache, source.symbols)
         symbols = source.symbols
         self.param.symbol.objects = symbols
@@ -610,8 +620,7 @@ class MarketMonitor(Viewer):
         previous = self.source.kind if self.source is not None else None
         if not self._connect(self.feed) and previous is not None:
             message = self.message
-            with param.parameterized.discard_events(self):
-                self.feed = previous
+            self.feed = previous  # back to the feed that works (its widget follows)
             self.message = message
 
     @param.depends("symbol", "timeframe", watch=True)
@@ -705,9 +714,7 @@ class MarketMonitor(Viewer):
             pn.widgets.RadioButtonGroup.from_param(self.param.feed),
             pn.widgets.Select.from_param(self.param.symbol, width=140),
             pn.widgets.Select.from_param(self.param.timeframe, width=100),
-            pn.widgets.FloatInput.from_param(
-                self.param.speed, label="replay speed", width=120, start=1.0
-            ),
+            self._speed_input,
         )
         self._on_message()
         return pn.Column(
