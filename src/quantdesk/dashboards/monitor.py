@@ -122,8 +122,13 @@ def guarded(fn: Callable[[], Any], name: str) -> Callable[[], None]:
 
 
 def _time_text(ts: pd.Timestamp) -> str:
-    """Return the tick time as ``HH:MM:SS.mmm`` (UTC) for the watchlist."""
-    return ts.strftime("%H:%M:%S.%f")[:-3]
+    """Return the tick time for the watchlist: ``HH:MM:SS.mmm`` today, else the date too (UTC).
+
+    A replay's ticks are history: their date is what matters.
+    """
+    if ts.date() == pd.Timestamp.now(tz="UTC").date():
+        return ts.strftime("%H:%M:%S.%f")[:-3]
+    return ts.strftime("%Y-%m-%d %H:%M")
 
 
 def _quote_row(quote: Quote) -> dict[str, Any]:
