@@ -25,6 +25,7 @@ MODULES = (
     "bench_batch",
     "bench_live",
     "bench_voila",
+    "bench_dashboard",
 )
 
 
