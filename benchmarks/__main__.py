@@ -25,6 +25,8 @@ MODULES = (
     "bench_batch",
     "bench_live",
     "bench_ledger",
+    "bench_voila",
+    "bench_dashboard",
 )
 
 

@@ -623,6 +623,98 @@ def paper_watch(
                else "\n".join(symbols) or "(watchlist empty)")  # fmt: skip
 
 
+@app.command("dashboard")
+def dashboard(
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 5006,
+    address: Annotated[
+        str,
+        typer.Option(
+            "--address",
+            help="Address to listen on (default 127.0.0.1; any other needs --basic-auth).",
+        ),
+    ] = "127.0.0.1",
+    feed: Annotated[
+        str, typer.Option("--feed", help="Feed a new session starts on: simulator or replay.")
+    ] = "simulator",
+    symbols: Annotated[
+        str | None,
+        typer.Option(
+            "--symbols",
+            help="Comma-separated symbols (default: 10 simulated ones; every stored daily "
+            "symbol for a replay).",
+        ),
+    ] = None,
+    speed: Annotated[
+        float, typer.Option("--speed", help="Replay speed, x real time (3600: a day in 24 s).")
+    ] = 3600.0,
+    basic_auth: Annotated[
+        Path | None,
+        typer.Option(
+            "--basic-auth",
+            help="Credentials file: JSON {user: password} or user:password lines.",
+        ),
+    ] = None,
+    cookie_secret: Annotated[
+        str | None,
+        typer.Option(
+            "--cookie-secret",
+            help="Secret signing the login cookie (default $QUANTDESK_COOKIE_SECRET); "
+            "required with --basic-auth.",
+        ),
+    ] = None,
+    store: StoreOption = None,
+) -> None:
+    """Serve the live market monitor (Panel): watchlist, candles, regimes."""
+    from quantdesk.dashboards.hub import FeedUnavailableError
+    from quantdesk.dashboards.security import InsecureBindError
+    from quantdesk.dashboards.server import monitor_server
+    from quantdesk.data.live import FeedError
+
+    try:
+        server = monitor_server(
+            port=port,
+            address=address,
+            feed=feed,
+            symbols=_symbol_list(symbols),
+            speed=speed,
+            basic_auth=basic_auth,
+            cookie_secret=cookie_secret,
+            store_path=store,
+        )
+    except (InsecureBindError, FeedUnavailableError, FeedError, OSError, ValueError) as exc:
+        _fail(str(exc))
+    typer.echo(f"quantdesk market monitor: {server.url} (Ctrl-C to stop)")
+    server.run()
+
+
+@app.command("voila")
+def voila(
+    notebook: Annotated[Path, typer.Argument(help="The notebook to serve as an app.")],
+    port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8866,
+    address: Annotated[
+        str, typer.Option("--address", help="Interface to listen on (non-loopback needs a token).")
+    ] = "127.0.0.1",
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            envvar="QUANTDESK_VOILA_TOKEN",
+            help="Token visitors must present (prefer $QUANTDESK_VOILA_TOKEN to the flag).",
+            show_envvar=True,
+        ),
+    ] = None,
+    pool_size: Annotated[int, typer.Option("--pool-size", help="Preheated kernels.")] = 1,
+) -> None:
+    """Serve a notebook as a Voila app: preheated kernels, its folder only, 127.0.0.1."""
+    from quantdesk.dashboards.security import InsecureBindError
+    from quantdesk.dashboards.voila import serve_voila
+
+    try:
+        serve_voila(notebook, port=port, address=address, token=token, pool_size=pool_size)
+    except (InsecureBindError, FileNotFoundError) as exc:
+        _fail(str(exc))
+
+
 def main() -> None:
     """Run the ``quantdesk`` command line."""
     app()
