@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BAR_COLUMNS",
+    "NEWS_COLUMNS",
     "PRICE_COLUMNS",
     "QUOTE_COLUMNS",
     "REGIME_CELL_NAMES",
@@ -56,6 +57,17 @@ QUOTE_COLUMNS: tuple[str, ...] = (
     "change",
     "direction",
     "version",
+)
+#: News items (:mod:`quantdesk.data.news`): ``ts`` is when the item was published (UTC),
+#: ``symbols`` a list of the symbols it is about, ``content_hash`` the de-duplication key.
+NEWS_COLUMNS: tuple[str, ...] = (
+    "id",
+    "ts",
+    "source",
+    "headline",
+    "body",
+    "symbols",
+    "content_hash",
 )
 #: Symbol metadata: what a symbol is and the timezone its daily sessions follow.
 SYMBOL_COLUMNS: tuple[str, ...] = (
