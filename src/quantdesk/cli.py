@@ -464,6 +464,135 @@ def regimes_models(
     typer.echo(frame[columns].to_string(index=False))
 
 
+# -- news and sentiment (quantdesk.data.news*, quantdesk.sentiment) ---------------------
+
+news_app = typer.Typer(
+    help="Import news into the store.", no_args_is_help=True, rich_markup_mode=None
+)
+sentiment_app = typer.Typer(
+    help="Score the store's news and show sentiment.", no_args_is_help=True, rich_markup_mode=None
+)
+app.add_typer(news_app, name="news")
+app.add_typer(sentiment_app, name="sentiment")
+
+
+@news_app.command("import")
+def news_import(
+    path: Annotated[Path, typer.Argument(help="A .csv, .json, .jsonl or .ndjson file of news.")],
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Write nothing and fail at the first bad row.")
+    ] = False,
+    tz: Annotated[str, typer.Option("--tz", help="Timezone of naive timestamps.")] = "UTC",
+    store: StoreOption = None,
+) -> None:
+    """Import news items; bad rows are rejected with their file, row, field and reason."""
+    from quantdesk.data.news_ingest import ingest_news_file
+    from quantdesk.data.validation import ValidationError
+
+    try:
+        result = ingest_news_file(path, _store(store), tz=tz, strict=strict)
+    except (ValidationError, FileNotFoundError) as exc:
+        _fail(f"{exc}{'; nothing written (--strict)' if strict else ''}")
+    _print_ingest(result)
+
+
+@news_app.command("demo")
+def news_demo(
+    symbols: Annotated[int, typer.Option("--symbols", help="Number of symbols.")] = 50,
+    days: Annotated[int, typer.Option("--days", help="Number of business days.")] = 2520,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of `ingest simulate`.")] = 0,
+    start: Annotated[str, typer.Option("--start", help="First session date.")] = "2010-01-04",
+    rate: Annotated[
+        float, typer.Option("--rate", help="Probability of a headline per symbol-day.")
+    ] = 0.3,
+    store: StoreOption = None,
+) -> None:
+    """Store synthetic headlines (source 'synthetic') whose tone follows the simulated regimes.
+
+    Use the options given to `quantdesk ingest simulate`, so the headlines match its market.
+    """
+    from quantdesk.data.news_ingest import ingest_synthetic_news
+
+    _print_ingest(
+        ingest_synthetic_news(
+            _store(store), symbols=symbols, days=days, seed=seed, start=start, rate=rate
+        )
+    )
+
+
+@sentiment_app.command("score")
+def sentiment_score(
+    model: Annotated[
+        str,
+        typer.Option("--model", help="auto, finbert, lexicon, or a FinBERT directory / hub id."),
+    ] = "auto",
+    rescore: Annotated[
+        bool, typer.Option("--rescore", help="Score every story again under this model.")
+    ] = False,
+    quantize: Annotated[
+        str, typer.Option("--quantize", help="FinBERT on CPU: auto, none or int8.")
+    ] = "auto",
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler",
+            help="'process' or a Dask scheduler address: score chunks on workers "
+            "(default: in this process, torch uses every core).",
+        ),
+    ] = None,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Score the stored news that this model has not scored yet (the cache makes it incremental)."""
+    from quantdesk.sentiment.finbert import FinBertUnavailableError
+    from quantdesk.sentiment.jobs import score_news
+
+    options = {} if model == "lexicon" else {"quantize": quantize}
+    try:
+        result = score_news(
+            _store(store),
+            model,
+            rescore=rescore,
+            scheduler=scheduler,
+            progress=not as_json,
+            **options,
+        )
+    except (FinBertUnavailableError, ImportError, ValueError) as exc:
+        _fail(str(exc))
+    typer.echo(json.dumps(result.to_dict(), indent=2) if as_json else result.summary())
+    if result.failed:
+        raise typer.Exit(1)
+
+
+@sentiment_app.command("show")
+def sentiment_show(
+    symbol: Annotated[str, typer.Argument(help="The symbol.")],
+    n: Annotated[int, typer.Option("--n", help="Headlines shown.")] = 10,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show a symbol's latest scored headlines (by the most recently used model)."""
+    from quantdesk.data.news_store import NewsStore
+    from quantdesk.sentiment.headlines import latest_headlines
+
+    news = NewsStore(_store(store, read_only=True))
+    keys = news.score_keys()
+    frame = latest_headlines(news.scored_news([symbol]), n=n)
+    if as_json:
+        payload = {
+            "symbol": symbol,
+            "model": str(keys[0]) if keys else None,
+            "headlines": json.loads(frame.to_json(orient="records", date_format="iso")),
+        }
+        typer.echo(json.dumps(payload, indent=2))
+        return
+    if frame.empty:
+        _fail(f"no scored news for {symbol!r}; run `quantdesk sentiment score` first")
+    typer.echo(f"{symbol}: latest {len(frame)} headlines, scored by {keys[0]}")
+    shown = frame.assign(ts=frame["ts"].dt.strftime("%Y-%m-%d %H:%M"))
+    typer.echo(shown[["ts", "score", "source", "headline"]].round(3).to_string(index=False))
+
+
 def main() -> None:
     """Run the ``quantdesk`` command line."""
     app()
