@@ -233,13 +233,12 @@ def validate_news(
             "ts": ts.to_numpy(),
             "source": src.astype(object).to_numpy(),
             "headline": headline.astype(object).to_numpy(),
-            "body": body.astype(object).to_numpy(),
+            "body": pd.Series([None if pd.isna(b) else str(b) for b in body], dtype=object),
             "symbols": [sorted(dict.fromkeys(s)) if s is not None else [] for s in symbols],
             "content_hash": hashes,
         }
     )
     out["ts"] = pd.to_datetime(out["ts"], utc=True).dt.as_unit("ns")
-    out["body"] = out["body"].where(out["body"].notna(), None)
     # Earliest copy first, so that collapsing duplicates keeps when the story was out.
     order = np.argsort(out["ts"].to_numpy(dtype="datetime64[ns]"), kind="stable")
     inverse = np.empty(n, dtype=np.int64)

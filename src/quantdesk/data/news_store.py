@@ -225,6 +225,10 @@ class NewsStore:
             {"syms": _symbol_list(symbols), "start": _bound(start), "end": _bound(end)},
         )
         frame["symbols"] = frame["symbols"].map(lambda s: [str(x) for x in s])
+        # An absent body is None, as validate_news gives it (not NaN).
+        frame["body"] = pd.Series(
+            [None if pd.isna(b) else str(b) for b in frame["body"]], index=frame.index, dtype=object
+        )
         return _utc_ns(frame)
 
     def unscored(self, key: ScoreKey | None) -> pd.DataFrame:
