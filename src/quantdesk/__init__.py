@@ -22,6 +22,7 @@ _SUBMODULES = frozenset(
         "data",
         "signals",
         "regimes",
+        "sentiment",
         "portfolio",
         "strategies",
         "backtest",
@@ -41,6 +42,7 @@ __all__ = [
     "portfolio",
     "regimes",
     "reports",
+    "sentiment",
     "signals",
     "strategies",
 ]
@@ -55,6 +57,7 @@ if TYPE_CHECKING:
         portfolio,
         regimes,
         reports,
+        sentiment,
         signals,
         strategies,
     )

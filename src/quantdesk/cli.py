@@ -490,7 +490,7 @@ def news_import(
     from quantdesk.data.validation import ValidationError
 
     try:
-        result = ingest_news_file(path, _store(store), tz=tz, strict=strict)
+        result = ingest_news_file(path, store, tz=tz, strict=strict)
     except (ValidationError, FileNotFoundError) as exc:
         _fail(f"{exc}{'; nothing written (--strict)' if strict else ''}")
     _print_ingest(result)

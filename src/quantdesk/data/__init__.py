@@ -11,6 +11,7 @@ from quantdesk._lazy import lazy_attributes
 
 _EXPORTS = {
     "MarketStore": "quantdesk.data.store",
+    "NewsStore": "quantdesk.data.news_store",
     "UnknownSymbolError": "quantdesk.data.store",
     "IngestReport": "quantdesk.data.store",
     "StoreBusyError": "quantdesk.data.store_locking",
@@ -44,6 +45,10 @@ _SUBMODULES = frozenset(
         "timestamps",
         "ingest",
         "inventory",
+        "news",
+        "news_store",
+        "news_ingest",
+        "synthetic_news",
     }
 )
 
@@ -51,6 +56,7 @@ __all__ = [
     "CandleAggregator",
     "IngestReport",
     "MarketStore",
+    "NewsStore",
     "SimulatedMarket",
     "StoreBusyError",
     "UnknownSymbolError",
@@ -67,6 +73,7 @@ if TYPE_CHECKING:
     from quantdesk.data.candle_stream import CandleAggregator
     from quantdesk.data.candles import aggregate
     from quantdesk.data.files import read_bars_file
+    from quantdesk.data.news_store import NewsStore
     from quantdesk.data.samples import load_sample
     from quantdesk.data.schemas import parse_timeframe
     from quantdesk.data.simulator import SimulatedMarket, simulate
