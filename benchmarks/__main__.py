@@ -23,6 +23,7 @@ MODULES = (
     "bench_regimes_universe",
     "bench_reports",
     "bench_batch",
+    "bench_sentiment",
 )
 
 
