@@ -1,0 +1,183 @@
+"""The streaming scan: a rule set on each new candle, with a short window per symbol.
+
+:class:`StreamingScan` keeps, for every symbol it has seen, its last ``lookback + 1``
+bars (the most any rule looks back, plus the bar itself) in preallocated arrays, and
+evaluates the rule set on the symbols of each closed candle only.  History is never
+rescanned: a candle costs the same on day one and after a year.  Because the rules
+sum their windows in a fixed order (:mod:`quantdesk.screener.rules`), the streaming
+alerts equal the batch :func:`~quantdesk.screener.scan.scan` of the same bars.
+
+A live pane calls :meth:`StreamingScan.update` with each batch of closed candles and
+shows what it returns; :func:`recent_alerts` reads the stored ones.
+
+Examples
+--------
+>>> stream = StreamingScan(["gap_up"])
+>>> ts = pd.Timestamp("2024-01-02", tz="UTC")
+>>> bar = dict(high=10.0, low=10.0, volume=1e6)
+>>> stream.update(pd.DataFrame([dict(symbol="A", ts=ts, open=10.0, close=10.0, **bar)])).empty
+True
+>>> nxt = dict(symbol="A", ts=ts + pd.Timedelta(days=1), open=10.6, close=10.7, **bar)
+>>> stream.update(pd.DataFrame([nxt]))[["symbol", "rule", "trigger_price"]].to_dict("records")
+[{'symbol': 'A', 'rule': 'gap_up', 'trigger_price': 10.6}]
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from quantdesk.data.schemas import parse_timeframe
+from quantdesk.screener.rulesets import RulesLike, resolve_rules
+from quantdesk.screener.scan import _alerts_frame, empty_alerts, evaluate
+
+if TYPE_CHECKING:
+    from quantdesk.data.store import MarketStore
+
+__all__ = ["StreamingScan", "recent_alerts"]
+
+_NAT = np.iinfo(np.int64).min
+
+
+class StreamingScan:
+    """A rule set evaluated incrementally on closed candles, symbol by symbol.
+
+    Parameters
+    ----------
+    rules
+        As for :func:`~quantdesk.screener.scan.scan`: names, rule objects or a YAML file.
+    timeframe
+        The candles' bar length (recorded in each alert's metadata).
+    new_only
+        Alert only when a symbol newly enters a rule's scan.
+    """
+
+    def __init__(self, rules: RulesLike, *, timeframe: str = "1d", new_only: bool = False) -> None:
+        self.rules = resolve_rules(rules)
+        self.timeframe = parse_timeframe(timeframe).name
+        self.new_only = new_only
+        self.fields = sorted(set().union(*(r.fields for r in self.rules)) | {"close"})
+        self.window = max(r.lookback for r in self.rules) + 1
+        self._columns: dict[str, int] = {}
+        self._names: list[str] = []
+        self._capacity = 0
+        self._buffers = {f: np.empty((self.window, 0)) for f in self.fields}
+        self._last_ts = np.empty(0, dtype=np.int64)
+        self._fired = np.empty((len(self.rules), 0), dtype=bool)
+
+    def __repr__(self) -> str:
+        names = ", ".join(r.name for r in self.rules)
+        return f"StreamingScan([{names}], {len(self._names)} symbols, window {self.window})"
+
+    @property
+    def symbols(self) -> list[str]:
+        """Return the symbols seen so far, in the order first seen."""
+        return list(self._names)
+
+    def _grow(self, names: list[str]) -> None:
+        for name in names:
+            self._columns[name] = len(self._names)
+            self._names.append(name)
+        need = len(self._names)
+        if need <= self._capacity:
+            return
+        capacity = max(need, 2 * self._capacity, 64)
+        for f, buf in self._buffers.items():
+            wider = np.full((self.window, capacity), np.nan)
+            wider[:, : buf.shape[1]] = buf
+            self._buffers[f] = wider
+        last = np.full(capacity, _NAT, dtype=np.int64)
+        last[: len(self._last_ts)] = self._last_ts
+        self._last_ts = last
+        fired = np.zeros((len(self.rules), capacity), dtype=bool)
+        fired[:, : self._fired.shape[1]] = self._fired
+        self._fired = fired
+        self._capacity = capacity
+
+    def update(self, candles: pd.DataFrame) -> pd.DataFrame:
+        """Return the alerts of newly closed candles (long: ``symbol, ts`` and the fields).
+
+        Candles are taken in time order; a candle not newer than its symbol's last one
+        (a repeat) is ignored.  Columns the rules read (``open``, ``volume``, and
+        ``regime`` or ``sentiment`` for those rules) must be present.
+        """
+        missing = [c for c in ("symbol", "ts", *self.fields) if c not in candles.columns]
+        if missing:
+            raise ValueError(f"candles lack column(s) {missing} that the rules read")
+        if candles.empty:
+            return empty_alerts()
+        ts = pd.DatetimeIndex(pd.to_datetime(candles["ts"], utc=True))
+        stamps = ts.as_unit("ns").asi8
+        if len(candles) > 1 and (np.diff(stamps) < 0).any():
+            order = np.argsort(stamps, kind="stable")
+            candles, stamps = candles.iloc[order], stamps[order]
+        frames = []
+        # One step per distinct bar time (usually one): never a loop over symbols.
+        bounds = np.flatnonzero(np.diff(stamps)) + 1 if len(stamps) > 1 else np.empty(0, int)
+        for lo, hi in zip([0, *bounds], [*bounds, len(stamps)], strict=True):
+            step = self._step(candles.iloc[lo:hi], int(stamps[lo]))
+            if len(step):
+                frames.append(step)
+        if not frames:
+            return empty_alerts()
+        return pd.concat(frames, ignore_index=True)
+
+    def warm(self, bars: pd.DataFrame) -> None:
+        """Feed history (long bars) through the scan without returning its alerts."""
+        self.update(bars)
+
+    def _step(self, candles: pd.DataFrame, stamp: int) -> pd.DataFrame:
+        names = candles["symbol"].astype(str).tolist()
+        new = [n for n in dict.fromkeys(names) if n not in self._columns]
+        if new:
+            self._grow(new)
+        cols = np.fromiter((self._columns[n] for n in names), dtype=np.int64, count=len(names))
+        fresh = self._last_ts[cols] < stamp
+        if not fresh.all():
+            candles, cols = candles.iloc[fresh], cols[fresh]
+        if not len(cols):
+            return empty_alerts()
+        _, first = np.unique(cols, return_index=True)  # one candle per symbol per bar
+        if len(first) < len(cols):
+            candles, cols = candles.iloc[np.sort(first)], cols[np.sort(first)]
+        self._last_ts[cols] = stamp
+        data: dict[str, np.ndarray] = {}
+        for f, buf in self._buffers.items():
+            window = buf[:, cols]
+            window[:-1] = window[1:]
+            window[-1] = candles[f].to_numpy(dtype=np.float64)
+            buf[:, cols] = window
+            data[f] = window
+        frames = []
+        index = pd.DatetimeIndex([pd.Timestamp(stamp, tz="UTC")] * self.window)
+        names_now = [self._names[c] for c in cols]
+        for i, (rule, (out, hits)) in enumerate(
+            zip(self.rules, evaluate(self.rules, data), strict=True)
+        ):
+            now = hits[-1].copy()
+            if self.new_only:
+                before = self._fired[i, cols]
+                self._fired[i, cols] = now
+                now &= ~before
+            if now.any():
+                mask = np.zeros_like(hits)
+                mask[-1] = now
+                frames.append(_alerts_frame(rule, out, mask, index, names_now, self.timeframe))
+        if not frames:
+            return empty_alerts()
+        return pd.concat(frames, ignore_index=True)
+
+
+def recent_alerts(store: MarketStore | Any, n: int = 50, **filters: Any) -> pd.DataFrame:
+    """Return the ``n`` most recent stored alerts (newest bar first) with delivery state.
+
+    ``filters`` go to :meth:`quantdesk.data.alert_store.AlertStore.alerts` (``symbols``,
+    ``rules``, ``undelivered``, ...).  Reads only: safe from a dashboard process.
+    """
+    from quantdesk.data.alert_store import AlertStore
+    from quantdesk.data.store import MarketStore
+
+    market = store if isinstance(store, MarketStore) else MarketStore(store, read_only=True)
+    return AlertStore(market).alerts(limit=n, **filters)
