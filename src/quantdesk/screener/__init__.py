@@ -11,7 +11,7 @@ Names load on first use, so importing :mod:`quantdesk.screener` stays cheap::
 
 - :mod:`~quantdesk.screener.rules`: the rules and their combinators (pure).
 - :mod:`~quantdesk.screener.rulesets`: rule sets from YAML or Python, validated.
-- :mod:`~quantdesk.screener.scan`: batch scans (latest bar, one date, backfills).
+- :mod:`~quantdesk.screener.batch`: batch scans (latest bar, one date, backfills).
 - :mod:`~quantdesk.screener.streaming`: the incremental scan of live candles.
 - :mod:`~quantdesk.screener.webhooks`: the webhook sink, with retries and idempotency keys.
 """
@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING
 from quantdesk._lazy import lazy_attributes
 
 _EXPORTS = {
-    "scan": "quantdesk.screener.scan",
-    "evaluate": "quantdesk.screener.scan",
+    "scan": "quantdesk.screener.batch",
+    "evaluate": "quantdesk.screener.batch",
     "StreamingScan": "quantdesk.screener.streaming",
     "recent_alerts": "quantdesk.screener.streaming",
     "Rule": "quantdesk.screener.rules",
@@ -49,7 +49,7 @@ _EXPORTS = {
     "deliver": "quantdesk.screener.webhooks",
     "record_alerts": "quantdesk.screener.webhooks",
 }
-_SUBMODULES = frozenset({"rules", "rulesets", "scan", "streaming", "webhooks"})
+_SUBMODULES = frozenset({"batch", "rules", "rulesets", "streaming", "webhooks"})
 
 __all__ = [
     "BUILTIN_RULES",
@@ -80,6 +80,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from quantdesk.screener.batch import evaluate, scan
     from quantdesk.screener.rules import (
         BUILTIN_RULES,
         Rule,
@@ -98,7 +99,6 @@ if TYPE_CHECKING:
         volume_spike,
     )
     from quantdesk.screener.rulesets import RuleSetError, load_rules
-    from quantdesk.screener.scan import evaluate, scan
     from quantdesk.screener.streaming import StreamingScan, recent_alerts
     from quantdesk.screener.webhooks import DeliveryReport, WebhookConfig, deliver, record_alerts
 

@@ -5,7 +5,7 @@ bars (the most any rule looks back, plus the bar itself) in preallocated arrays,
 evaluates the rule set on the symbols of each closed candle only.  History is never
 rescanned: a candle costs the same on day one and after a year.  Because the rules
 sum their windows in a fixed order (:mod:`quantdesk.screener.rules`), the streaming
-alerts equal the batch :func:`~quantdesk.screener.scan.scan` of the same bars.
+alerts equal the batch :func:`~quantdesk.screener.batch.scan` of the same bars.
 
 A live pane calls :meth:`StreamingScan.update` with each batch of closed candles and
 shows what it returns; :func:`recent_alerts` reads the stored ones.
@@ -30,8 +30,8 @@ import numpy as np
 import pandas as pd
 
 from quantdesk.data.schemas import parse_timeframe
+from quantdesk.screener.batch import _alerts_frame, empty_alerts, evaluate
 from quantdesk.screener.rulesets import RulesLike, resolve_rules
-from quantdesk.screener.scan import _alerts_frame, empty_alerts, evaluate
 
 if TYPE_CHECKING:
     from quantdesk.data.store import MarketStore
@@ -47,7 +47,7 @@ class StreamingScan:
     Parameters
     ----------
     rules
-        As for :func:`~quantdesk.screener.scan.scan`: names, rule objects or a YAML file.
+        As for :func:`~quantdesk.screener.batch.scan`: names, rule objects or a YAML file.
     timeframe
         The candles' bar length (recorded in each alert's metadata).
     new_only

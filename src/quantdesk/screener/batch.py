@@ -56,6 +56,8 @@ EXTRA_FIELDS: dict[str, str] = {
 def empty_alerts() -> pd.DataFrame:
     """Return an alerts frame with no rows and the columns of ALERT_COLUMNS."""
     frame = pd.DataFrame({c: pd.Series(dtype=object) for c in ALERT_COLUMNS})
+    frame["symbol"] = pd.Series(dtype="str")
+    frame["rule"] = pd.Series(dtype="str")
     frame["ts"] = pd.Series(dtype="datetime64[ns, UTC]")
     frame["trigger_price"] = pd.Series(dtype="float64")
     return frame
@@ -100,8 +102,8 @@ def _alerts_frame(
     metadata = {"timeframe": timeframe, "params": rule.params}
     return pd.DataFrame(
         {
-            "symbol": np.asarray(columns, dtype=object)[si],
-            "rule": rule.name,
+            "symbol": pd.array(np.asarray(columns, dtype=object)[si], dtype="str"),
+            "rule": pd.array([rule.name] * len(ti), dtype="str"),
             "ts": index[ti],
             "trigger_price": out.trigger[ti, si].astype(np.float64),
             "conditions": conditions,
