@@ -287,22 +287,32 @@ rules:
     assert resolve_rules(str(path))[2].params == {"all": ["big_gap", "heavy"]}
 
 
+RULE_A = "rules:\n  - name: a\n"
+AT_A = "rule 'a' (#1): "
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("rules:\n  - name: a\n    rule: gap_upp\n", "rule 'a' (#1): field 'rule': unknown rule 'gap_upp'"),
-        ("rules:\n  - name: a\n    rule: gap_up\n    pct: -2\n", "rule 'a' (#1): field 'pct': must be positive"),
-        ("rules:\n  - name: a\n    rule: gap_up\n    pct: lots\n", "rule 'a' (#1): field 'pct': must be a number"),
-        ("rules:\n  - name: a\n    rule: volume_spike\n    window: 3\n", "rule 'a' (#1): field 'window': unknown parameter"),
-        ("rules:\n  - name: a\n    all: [gap_up, nope]\n", "rule 'a' (#1): field 'all': 'nope' is neither"),
-        ("rules:\n  - name: a\n    rule: gap_up\n  - name: a\n    rule: gap_down\n", "rule 'a' (#2): field 'name': defined twice"),
+        (RULE_A + "    rule: gap_upp\n", AT_A + "field 'rule': unknown rule 'gap_upp'"),
+        (RULE_A + "    rule: gap_up\n    pct: -2\n", AT_A + "field 'pct': must be positive"),
+        (RULE_A + "    rule: gap_up\n    pct: lots\n", AT_A + "field 'pct': must be a number"),
+        (
+            RULE_A + "    rule: volume_spike\n    window: 3\n",
+            AT_A + "field 'window': unknown parameter",
+        ),
+        (RULE_A + "    all: [gap_up, nope]\n", AT_A + "field 'all': 'nope' is neither"),
+        (
+            RULE_A + "    rule: gap_up\n  - name: a\n    rule: gap_down\n",
+            "rule 'a' (#2): field 'name': defined twice",
+        ),
         ("rules:\n  - rule: gap_up\n", "rule #1: field 'name'"),
-        ("rules:\n  - name: a\n", "rule 'a' (#1): needs exactly one of"),
-        ("rules:\n  - name: a\n    python: no_such_module:f\n", "rule 'a' (#1): field 'python': cannot import"),
+        (RULE_A, AT_A + "needs exactly one of"),
+        (RULE_A + "    python: no_such_module:f\n", AT_A + "field 'python': cannot import"),
         ("rules: []\n", "field 'rules': must be a non-empty list"),
         ("rules: [\n", "not valid YAML"),
     ],
-)  # fmt: skip
+)
 def test_rule_set_errors_name_the_file_rule_and_field(
     tmp_path: Path, text: str, message: str
 ) -> None:
