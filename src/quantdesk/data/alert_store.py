@@ -363,6 +363,12 @@ class AlertStore:
             [_from_json(m) for m in frame["metadata"]], index=frame.index, dtype=object
         )
         frame["attempts"] = frame["attempts"].astype("Int64")
+        for column in ("idempotency_key", "status", "last_error"):  # NULL reads as None
+            frame[column] = pd.Series(
+                [None if pd.isna(v) else str(v) for v in frame[column]],
+                index=frame.index,
+                dtype=object,
+            )
         for column in ("ts", "created_at", "last_attempt_at", "delivered_at"):
             frame = _utc_ns(frame, column)
         return frame[columns]
