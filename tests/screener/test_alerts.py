@@ -1,4 +1,4 @@
-"""The alerts table: one row per symbol/rule/bar, enforced by the database, even across processes."""
+"""The alerts table: one row per symbol, rule and bar, enforced by the database."""
 
 from __future__ import annotations
 
