@@ -593,6 +593,150 @@ def sentiment_show(
     typer.echo(shown[["ts", "score", "source", "headline"]].round(3).to_string(index=False))
 
 
+# -- screener and alerts (quantdesk.screener, quantdesk.data.alert_store) --------------
+
+screen_app = typer.Typer(
+    help="Scan the whole universe with a rule set and store its alerts.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+alerts_app = typer.Typer(
+    help="List stored alerts and deliver them to the webhook.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(screen_app, name="screen")
+app.add_typer(alerts_app, name="alerts")
+
+
+def _alert_records(frame: Any) -> list[dict[str, Any]]:
+    """Return alert rows as JSON-able dicts (timestamps in ISO 8601, NaN as null)."""
+    from quantdesk.core.jsonable import jsonable
+
+    records: list[dict[str, Any]] = jsonable(frame.to_dict("records"))
+    return records
+
+
+def _alert_table(frame: Any) -> str:
+    """Return alerts as an aligned text table, one line per alert."""
+    columns = [c for c in ("ts", "symbol", "rule", "trigger_price", "status", "attempts",
+                           "last_error") if c in frame.columns]  # fmt: skip
+    shown = frame[columns].copy()
+    shown["ts"] = shown["ts"].dt.strftime("%Y-%m-%d %H:%M")
+    shown["trigger_price"] = shown["trigger_price"].round(4)
+    return str(shown.to_string(index=False))
+
+
+@screen_app.command("run")
+def screen_run(
+    rules: Annotated[
+        Path, typer.Option("--rules", help="YAML rule set (see quantdesk.screener.rulesets).")
+    ],
+    date: Annotated[str | None, typer.Option("--date", help="Alert on this day's bars.")] = None,
+    start: Annotated[str | None, typer.Option("--start", help="Backfill from this date.")] = None,
+    end: Annotated[str | None, typer.Option("--end", help="Backfill to this date.")] = None,
+    new_only: Annotated[
+        bool, typer.Option("--new-only", help="Alert only when a symbol newly enters a scan.")
+    ] = False,
+    timeframe: Annotated[str, typer.Option("--timeframe", help="Bar length.")] = "1d",
+    deliver_now: Annotated[
+        bool,
+        typer.Option(
+            "--deliver/--no-deliver",
+            help="POST the new alerts to the configured webhook (if any) after storing them.",
+        ),
+    ] = True,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Scan the store with a rule set (default: the latest bar) and store the alerts."""
+    from quantdesk.screener import scan
+    from quantdesk.screener.rulesets import RuleSetError, load_rules
+    from quantdesk.screener.webhooks import WebhookConfig, deliver, record_alerts
+
+    if date is not None and (start is not None or end is not None):
+        _fail("give either --date or --start/--end, not both")
+    try:
+        rule_set = load_rules(rules)
+        webhook = WebhookConfig.from_env()
+    except (RuleSetError, ValueError) as exc:
+        _fail(str(exc))
+    market = _store(store)
+    alerts = scan(
+        market, rule_set, date=date, start=start, end=end, timeframe=timeframe, new_only=new_only
+    )
+    written = record_alerts(market, alerts, webhook)
+    delivery = deliver(market, webhook) if webhook is not None and deliver_now else None
+    if as_json:
+        payload = {
+            "rules": [r.name for r in rule_set],
+            "found": written.found,
+            "stored": written.stored,
+            "queued": written.queued,
+            "delivery": delivery.to_dict() if delivery else None,
+            "alerts": _alert_records(alerts),
+        }
+        typer.echo(json.dumps(payload, indent=2))
+    else:
+        typer.echo(f"{len(rule_set)} rules: {written.summary()}")
+        if len(alerts):
+            typer.echo(_alert_table(alerts))
+        if delivery is not None:
+            typer.echo(delivery.summary())
+    if delivery is not None and delivery.failed:
+        raise typer.Exit(1)
+
+
+@alerts_app.command("list")
+def alerts_list(
+    today: Annotated[bool, typer.Option("--today", help="Only alerts on today's bars.")] = False,
+    symbol: Annotated[str | None, typer.Option("--symbol", help="Only this symbol.")] = None,
+    undelivered: Annotated[
+        bool, typer.Option("--undelivered", help="Only alerts the webhook still owes.")
+    ] = False,
+    limit: Annotated[int, typer.Option("--limit", help="Newest alerts shown.")] = 50,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List stored alerts, newest first, with their webhook delivery state."""
+    import pandas as pd
+
+    from quantdesk.data.alert_store import AlertStore
+
+    start = pd.Timestamp.now(tz="UTC").normalize() if today else None
+    frame = AlertStore(_store(store, read_only=True)).alerts(
+        symbol, start=start, undelivered=undelivered, limit=limit
+    )
+    if as_json:
+        typer.echo(json.dumps(_alert_records(frame), indent=2))
+        return
+    if frame.empty:
+        typer.echo("no alerts")
+        return
+    typer.echo(_alert_table(frame))
+
+
+@alerts_app.command("deliver")
+def alerts_deliver(
+    limit: Annotated[int | None, typer.Option("--limit", help="Deliver at most this many.")] = None,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """POST the pending alerts to the webhook (QUANTDESK_WEBHOOK_URL or webhook.yaml).
+
+    Exits 1 when some stay pending (the receiver failed); the next run retries them.
+    """
+    from quantdesk.screener.webhooks import deliver
+
+    try:
+        report = deliver(_store(store), limit=limit)
+    except ValueError as exc:
+        _fail(str(exc))
+    typer.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.summary())
+    if report.failed:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     """Run the ``quantdesk`` command line."""
     app()
