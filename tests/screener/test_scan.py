@@ -226,3 +226,15 @@ def test_empty_and_bad_inputs(bars: pd.DataFrame, tmp_path: Path) -> None:
         scan(42, ["gap_up"])
     with pytest.raises(ValueError, match="lack column"):
         scan(bars.drop(columns=["open"]), ["gap_up"])
+
+
+def test_importing_the_screener_is_cheap() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, quantdesk; quantdesk.screener.__name__; "
+        "print([m for m in ('pandas', 'numpy', 'duckdb', 'yaml') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from quantdesk._lazy import lazy_attributes
 
 _EXPORTS = {
+    "AlertStore": "quantdesk.data.alert_store",
     "MarketStore": "quantdesk.data.store",
     "NewsStore": "quantdesk.data.news_store",
     "UnknownSymbolError": "quantdesk.data.store",
@@ -49,10 +50,12 @@ _SUBMODULES = frozenset(
         "news_store",
         "news_ingest",
         "synthetic_news",
+        "alert_store",
     }
 )
 
 __all__ = [
+    "AlertStore",
     "CandleAggregator",
     "IngestReport",
     "MarketStore",
@@ -70,6 +73,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from quantdesk.data.alert_store import AlertStore
     from quantdesk.data.candle_stream import CandleAggregator
     from quantdesk.data.candles import aggregate
     from quantdesk.data.files import read_bars_file
