@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from quantdesk.data.schemas import ALERT_COLUMNS, parse_timeframe
-from quantdesk.data.wide import VALUE_FIELDS, to_wide
+from quantdesk.data.wide import VALUE_FIELDS, panels_from_bars, to_wide
 from quantdesk.screener.rules import Rule, RuleOutput
 from quantdesk.screener.rulesets import RulesLike, resolve_rules
 
@@ -53,14 +53,23 @@ EXTRA_FIELDS: dict[str, str] = {
 }
 
 
+def _empty_alerts() -> pd.DataFrame:
+    dtypes = {
+        "symbol": "str",
+        "rule": "str",
+        "ts": "datetime64[ns, UTC]",
+        "trigger_price": "float64",
+    }
+    return pd.DataFrame({c: pd.Series(dtype=dtypes.get(c, object)) for c in ALERT_COLUMNS})
+
+
+_EMPTY = _empty_alerts()
+
+
 def empty_alerts() -> pd.DataFrame:
     """Return an alerts frame with no rows and the columns of ALERT_COLUMNS."""
-    frame = pd.DataFrame({c: pd.Series(dtype=object) for c in ALERT_COLUMNS})
-    frame["symbol"] = pd.Series(dtype="str")
-    frame["rule"] = pd.Series(dtype="str")
-    frame["ts"] = pd.Series(dtype="datetime64[ns, UTC]")
-    frame["trigger_price"] = pd.Series(dtype="float64")
-    return frame
+    # A copy of one template: a live scan returns this for most candles.
+    return _EMPTY.copy()
 
 
 def _as_utc(value: Any) -> pd.Timestamp | None:
@@ -314,22 +323,56 @@ def _store_panels(
     lookback: int,
     timeframe: str,
 ) -> dict[str, pd.DataFrame]:
-    if hi is None:
-        latest = store.sql(
-            "SELECT max(ts) AS ts FROM bars WHERE timeframe = $tf", {"tf": timeframe}
-        )["ts"].iloc[0]
-        hi = None if pd.isna(latest) else _as_utc(latest)
-    anchor = lo if lo is not None else hi
-    first = None
-    if anchor is not None:
-        # Bars are read from `lookback` stored bars before the range, not all history.
-        before = store.sql(
-            "SELECT min(ts) AS ts FROM (SELECT DISTINCT ts FROM bars WHERE timeframe = $tf "
-            "AND ts < $lo ORDER BY ts DESC LIMIT $n)",
-            {"tf": timeframe, "lo": anchor.to_pydatetime(), "n": lookback},
-        )["ts"].iloc[0]
-        first = anchor if pd.isna(before) else before
-    return store.panels(fields, symbols, start=first, end=hi, timeframe=timeframe)
+    from quantdesk.data.store_locking import connect
+
+    def fetch(con: Any, query: str, params: dict[str, Any]) -> pd.DataFrame:
+        frame: pd.DataFrame = con.sql(query, params=params).to_arrow_table().to_pandas()
+        return frame
+
+    syms = list(symbols) if symbols is not None else None
+    # One short read-only connection for the whole plan: each one costs tens of ms.
+    with connect(store.path, write=False, lock_timeout=store.lock_timeout) as con:
+        held = fetch(
+            con,
+            "SELECT max(ts) FILTER (WHERE timeframe = $tf) AS latest, "
+            "count(DISTINCT symbol) FILTER (WHERE timeframe = $tf) AS native, "
+            "count(DISTINCT symbol) AS symbols FROM bars "
+            "WHERE $syms IS NULL OR list_contains($syms, symbol)",
+            {"tf": timeframe, "syms": syms},
+        ).iloc[0]
+        if hi is None and not pd.isna(held["latest"]):
+            hi = _as_utc(held["latest"])
+        anchor = lo if lo is not None else hi
+        first = None
+        if anchor is not None:
+            # Bars are read from `lookback` stored bars before the range, not all history.
+            before = fetch(
+                con,
+                "SELECT min(ts) AS ts FROM (SELECT DISTINCT ts FROM bars WHERE timeframe = $tf "
+                "AND ts < $lo ORDER BY ts DESC LIMIT $n)",
+                {"tf": timeframe, "lo": anchor.to_pydatetime(warn=False), "n": lookback},
+            )["ts"].iloc[0]
+            first = anchor if pd.isna(before) else _as_utc(before)
+        native = held["native"] == held["symbols"] and syms is None
+        if native:
+            # Every symbol is stored at this timeframe: one SQL read, without the
+            # per-symbol planning of MarketStore.panels (seconds at 9,000 symbols).
+            bars = fetch(
+                con,
+                f"SELECT symbol, ts, {', '.join(fields)} FROM bars WHERE timeframe = $tf "
+                "AND ($lo IS NULL OR ts >= $lo) AND ($hi IS NULL OR ts <= $hi)",
+                {
+                    "tf": timeframe,
+                    "lo": None if first is None else first.to_pydatetime(warn=False),
+                    "hi": None if hi is None else hi.to_pydatetime(warn=False),
+                },
+            )
+    if not native:
+        # Some symbols are aggregated from finer bars (or asked-for symbols must be
+        # checked): the store's general reader does that.
+        return store.panels(fields, symbols, start=first, end=hi, timeframe=timeframe)
+    bars["ts"] = pd.to_datetime(bars["ts"], utc=True).dt.as_unit("ns")
+    return panels_from_bars(bars, fields, timeframe)
 
 
 def _regime_panel(

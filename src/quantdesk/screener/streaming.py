@@ -108,17 +108,19 @@ class StreamingScan:
             raise ValueError(f"candles lack column(s) {missing} that the rules read")
         if candles.empty:
             return empty_alerts()
-        ts = pd.DatetimeIndex(pd.to_datetime(candles["ts"], utc=True))
-        stamps = ts.as_unit("ns").asi8
-        if len(candles) > 1 and (np.diff(stamps) < 0).any():
+        stamps = _stamps(candles["ts"])
+        names = np.asarray(candles["symbol"].to_numpy(), dtype=object)
+        # Column by column: a list selection of columns costs more than the whole step.
+        values = np.column_stack([candles[f].to_numpy(dtype=np.float64) for f in self.fields])
+        if len(stamps) > 1 and (np.diff(stamps) < 0).any():
             order = np.argsort(stamps, kind="stable")
-            candles, stamps = candles.iloc[order], stamps[order]
+            stamps, names, values = stamps[order], names[order], values[order]
         frames = []
         # One step per distinct bar time (usually one): never a loop over symbols.
         bounds = np.flatnonzero(np.diff(stamps)) + 1 if len(stamps) > 1 else np.empty(0, int)
         for lo, hi in zip([0, *bounds], [*bounds, len(stamps)], strict=True):
-            step = self._step(candles.iloc[lo:hi], int(stamps[lo]))
-            if len(step):
+            step = self._step(names[lo:hi], values[lo:hi], int(stamps[lo]))
+            if step is not None:
                 frames.append(step)
         if not frames:
             return empty_alerts()
@@ -128,31 +130,33 @@ class StreamingScan:
         """Feed history (long bars) through the scan without returning its alerts."""
         self.update(bars)
 
-    def _step(self, candles: pd.DataFrame, stamp: int) -> pd.DataFrame:
-        names = candles["symbol"].astype(str).tolist()
-        new = [n for n in dict.fromkeys(names) if n not in self._columns]
+    def _step(self, names: np.ndarray, values: np.ndarray, stamp: int) -> pd.DataFrame | None:
+        """Push one bar time's candles into the windows; return their alerts (None: none)."""
+        columns = self._columns
+        new = [n for n in dict.fromkeys(names.tolist()) if n not in columns]
         if new:
-            self._grow(new)
-        cols = np.fromiter((self._columns[n] for n in names), dtype=np.int64, count=len(names))
+            self._grow([str(n) for n in new])
+        cols = np.fromiter((columns[n] for n in names), dtype=np.int64, count=len(names))
         fresh = self._last_ts[cols] < stamp
         if not fresh.all():
-            candles, cols = candles.iloc[fresh], cols[fresh]
+            cols, values = cols[fresh], values[fresh]
         if not len(cols):
-            return empty_alerts()
-        _, first = np.unique(cols, return_index=True)  # one candle per symbol per bar
-        if len(first) < len(cols):
-            candles, cols = candles.iloc[np.sort(first)], cols[np.sort(first)]
+            return None
+        if len(cols) > 1:
+            _, first = np.unique(cols, return_index=True)  # one candle per symbol per bar
+            if len(first) < len(cols):
+                keep = np.sort(first)
+                cols, values = cols[keep], values[keep]
         self._last_ts[cols] = stamp
         data: dict[str, np.ndarray] = {}
-        for f, buf in self._buffers.items():
+        for j, f in enumerate(self.fields):
+            buf = self._buffers[f]
             window = buf[:, cols]
             window[:-1] = window[1:]
-            window[-1] = candles[f].to_numpy(dtype=np.float64)
+            window[-1] = values[:, j]
             buf[:, cols] = window
             data[f] = window
         frames = []
-        index = pd.DatetimeIndex([pd.Timestamp(stamp, tz="UTC")] * self.window)
-        names_now = [self._names[c] for c in cols]
         for i, (rule, (out, hits)) in enumerate(
             zip(self.rules, evaluate(self.rules, data), strict=True)
         ):
@@ -164,10 +168,22 @@ class StreamingScan:
             if now.any():
                 mask = np.zeros_like(hits)
                 mask[-1] = now
-                frames.append(_alerts_frame(rule, out, mask, index, names_now, self.timeframe))
+                index = pd.DatetimeIndex([pd.Timestamp(stamp, tz="UTC")] * self.window)
+                symbols = [self._names[c] for c in cols]
+                frames.append(_alerts_frame(rule, out, mask, index, symbols, self.timeframe))
         if not frames:
-            return empty_alerts()
+            return None
         return pd.concat(frames, ignore_index=True)
+
+
+def _stamps(ts: pd.Series) -> np.ndarray:
+    """Return bar times as int64 nanoseconds since the epoch, UTC (naive times are UTC)."""
+    if isinstance(ts.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(ts.dtype):
+        values = ts.array
+    else:
+        values = pd.to_datetime(ts, utc=True).array
+    stamps: np.ndarray = values.as_unit("ns").asi8
+    return stamps
 
 
 def recent_alerts(store: MarketStore | Any, n: int = 50, **filters: Any) -> pd.DataFrame:
