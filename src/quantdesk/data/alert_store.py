@@ -254,29 +254,57 @@ class AlertStore:
         ``status`` is ``"delivered"``, ``"pending"`` (failed, to be retried by the next
         run) or ``"rejected"`` (refused for good); ``attempts`` are added to the count.
         """
-        if status not in _STATUSES:
-            raise ValueError(f"unknown delivery status {status!r}; choose from {_STATUSES}")
-        now = datetime.now(UTC)
-        with self.market._transaction() as con:
-            con.execute(
-                """
-                UPDATE alert_deliveries
-                SET status = $status, attempts = attempts + $attempts, last_error = $error,
-                    last_attempt_at = $now,
-                    delivered_at = CASE WHEN $status = 'delivered' THEN $now END
-                WHERE symbol = $symbol AND rule = $rule AND ts = $ts AND sink = $sink
-                """,
+        self.record_attempts(
+            [
                 {
+                    "symbol": symbol,
+                    "rule": rule,
+                    "ts": ts,
                     "status": status,
                     "attempts": attempts,
                     "error": error,
-                    "now": now,
-                    "symbol": symbol,
-                    "rule": rule,
-                    "ts": _as_utc(ts),
-                    "sink": sink,
-                },
+                }
+            ],
+            sink,
+        )
+
+    def record_attempts(self, outcomes: Sequence[dict[str, Any]], sink: str) -> None:
+        """Record the outcomes of several deliveries to ``sink`` in one transaction.
+
+        Each outcome has ``symbol, rule, ts, status, attempts, error`` as for
+        :meth:`record_attempt`.
+        """
+        if not outcomes:
+            return
+        bad = sorted({str(o["status"]) for o in outcomes} - set(_STATUSES))
+        if bad:
+            raise ValueError(f"unknown delivery status {bad[0]!r}; choose from {_STATUSES}")
+        now = datetime.now(UTC)
+        frame = pd.DataFrame(
+            {
+                "symbol": [str(o["symbol"]) for o in outcomes],
+                "rule": [str(o["rule"]) for o in outcomes],
+                "ts": pd.to_datetime([o["ts"] for o in outcomes], utc=True),
+                "status": [str(o["status"]) for o in outcomes],
+                "attempts": [int(o["attempts"]) for o in outcomes],
+                "error": pd.Series([o.get("error") for o in outcomes], dtype=object),
+            }
+        )
+        with self.market._transaction() as con:
+            con.register("outcomes", frame)
+            con.execute(
+                """
+                UPDATE alert_deliveries AS d
+                SET status = o.status, attempts = d.attempts + o.attempts,
+                    last_error = o.error, last_attempt_at = $now,
+                    delivered_at = CASE WHEN o.status = 'delivered' THEN $now END
+                FROM outcomes AS o
+                WHERE d.symbol = o.symbol AND d.rule = o.rule AND d.ts = o.ts
+                  AND d.sink = $sink
+                """,
+                {"now": now, "sink": sink},
             )
+            con.unregister("outcomes")
 
     def queue_all(self, sink: str) -> int:
         """Return how many stored alerts were newly queued for ``sink`` (those not yet queued)."""

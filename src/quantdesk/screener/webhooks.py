@@ -6,7 +6,10 @@ POSTs the pending alerts one by one, each with an ``Idempotency-Key`` header der
 from the alert (so a receiver can drop the duplicate a crash may cause), a timeout,
 and retries with exponential back-off; it records each outcome as soon as it is known.
 What fails stays pending and is retried by the next run: a process killed between
-the POST and the record re-sends that alert next time, with the same key.
+the POST and the record re-sends that alert next time, with the same key.  Outcomes
+are recorded in small batches (every ``flush_every`` alerts, at most ``flush_seconds``
+apart, and at once on a failure), since each record is a write transaction on the
+store; a crash re-sends at most one batch, each with its key.
 
 * 2xx: delivered.
 * 5xx, 408, 429, a timeout or a refused connection: retried; after the last retry the
@@ -212,6 +215,8 @@ def deliver(
     *,
     limit: int | None = None,
     sleep: Any = time.sleep,
+    flush_every: int = 50,
+    flush_seconds: float = 1.0,
 ) -> DeliveryReport:
     """Return the report of POSTing the pending alerts of ``store`` to the webhook.
 
@@ -225,6 +230,8 @@ def deliver(
         Deliver at most this many alerts in this run.
     sleep
         How to wait between retries (``time.sleep``); the back-off doubles each retry.
+    flush_every, flush_seconds
+        Record outcomes after this many alerts or this long, whichever comes first.
     """
     alerts = store if isinstance(store, AlertStore) else AlertStore(store)
     config = config or WebhookConfig.from_env()
@@ -235,6 +242,8 @@ def deliver(
         )
     report = DeliveryReport()
     pending = alerts.pending(SINK, limit=limit)
+    outcomes: list[dict[str, Any]] = []
+    flushed = time.monotonic()
     for position, (_, alert) in enumerate(pending.iterrows()):
         payload = alert_payload(alert)
         body = json.dumps(payload).encode()
@@ -258,18 +267,24 @@ def deliver(
             outcome, error = "delivered", None
             break
         report.attempts += tries
-        alerts.record_attempt(
-            str(alert["symbol"]),
-            str(alert["rule"]),
-            alert["ts"],
-            SINK,
-            status=outcome,
-            attempts=tries,
-            error=error,
+        outcomes.append(
+            {
+                "symbol": alert["symbol"],
+                "rule": alert["rule"],
+                "ts": alert["ts"],
+                "status": outcome,
+                "attempts": tries,
+                "error": error,
+            }
         )
         if outcome == "delivered":
             report.delivered += 1
+            if len(outcomes) >= flush_every or time.monotonic() - flushed >= flush_seconds:
+                alerts.record_attempts(outcomes, SINK)
+                outcomes, flushed = [], time.monotonic()
             continue
+        alerts.record_attempts(outcomes, SINK)  # failures are recorded at once
+        outcomes, flushed = [], time.monotonic()
         assert error is not None
         report.errors.append(f"{alert['symbol']}/{alert['rule']}: {error}")
         if outcome == "rejected":
@@ -287,5 +302,6 @@ def deliver(
             report.pending,
         )
         break
+    alerts.record_attempts(outcomes, SINK)
     logger.info("%s", report.summary())
     return report
