@@ -17,6 +17,7 @@ regime simulator is too slow for 9,000 symbols and not what is measured).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import statistics
 import tempfile
@@ -101,7 +102,7 @@ class _Flaky(BaseHTTPRequestHandler):
     count = 0
     lock = threading.Lock()
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
         with _Flaky.lock:
             _Flaky.count += 1
@@ -175,7 +176,7 @@ def run() -> list[dict[str, Any]]:
         t_stream = statistics.median(times)
         symbol_window = recent[recent["symbol"].isin(last["symbol"].iloc[:20])]
         rescans = []
-        for symbol, group in symbol_window.groupby("symbol"):
+        for _symbol, group in symbol_window.groupby("symbol"):
             t0 = time.perf_counter()
             scan(group, rules)
             rescans.append(time.perf_counter() - t0)
@@ -208,10 +209,8 @@ def run() -> list[dict[str, Any]]:
             t0 = time.perf_counter()
             for body in bodies:
                 request = urllib.request.Request(url, data=body, method="POST")
-                try:
+                with contextlib.suppress(urllib.error.HTTPError):
                     urllib.request.urlopen(request, timeout=5).read()
-                except urllib.error.HTTPError:
-                    pass
             t_raw = time.perf_counter() - t0
         finally:
             server.shutdown()
