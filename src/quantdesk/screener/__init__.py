@@ -49,7 +49,7 @@ _EXPORTS = {
     "deliver": "quantdesk.screener.webhooks",
     "record_alerts": "quantdesk.screener.webhooks",
 }
-_SUBMODULES = frozenset({"batch", "rules", "rulesets", "streaming", "webhooks"})
+_SUBMODULES = frozenset({"analysis", "batch", "rules", "rulesets", "streaming", "webhooks"})
 
 __all__ = [
     "BUILTIN_RULES",
