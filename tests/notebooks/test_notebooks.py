@@ -22,6 +22,9 @@ SMALL_PARAMETERS: dict[str, list[dict]] = {
     "regime_report": [
         {"symbols": "SPX,IXIC", "universe": "samples", "start": "2006-01-01", "n_init": 1}
     ],
+    "screener_report": [
+        {"symbols": "SPX,IXIC", "universe": "samples", "start": "2005-01-01", "store_alerts": True}
+    ],
     "strategy_tearsheet": [
         {
             "symbols": "SPX,IXIC",
