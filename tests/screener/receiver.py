@@ -16,10 +16,13 @@ from typing import Any
 class Receiver:
     """A webhook endpoint; ``requests`` holds ``(headers, body)`` of every POST read."""
 
-    def __init__(self, fail_first: int = 0, status: int = 200, hold: bool = False) -> None:
+    def __init__(
+        self, fail_first: int = 0, status: int = 200, hold: bool = False, hold_from: int = 0
+    ) -> None:
         self.fail_first = fail_first
         self.status = status
-        self.hold = hold
+        self.hold = hold or hold_from > 0
+        self.hold_from = hold_from  # requests after this many are held (0: all, with hold)
         self.requests: list[tuple[dict[str, str], dict[str, Any]]] = []
         self.received = threading.Event()  # set when a request has been read
         self.release = threading.Event()  # held requests answer once set
@@ -33,8 +36,9 @@ class Receiver:
                 with receiver._lock:
                     receiver.requests.append((dict(self.headers.items()), body))
                     n = len(receiver.requests)
-                receiver.received.set()
-                if receiver.hold:
+                if n > receiver.hold_from:
+                    receiver.received.set()
+                if receiver.hold and n > receiver.hold_from:
                     receiver.release.wait(60)  # bounds a hang only; released by the test
                 code = 500 if n <= receiver.fail_first else receiver.status
                 try:

@@ -187,6 +187,41 @@ def test_a_client_killed_mid_delivery_redelivers_with_the_same_key(
     assert alerts_store.alerts(undelivered=True).empty
 
 
+BATCHED = """
+import sys
+from quantdesk.screener.webhooks import deliver
+deliver(sys.argv[1], flush_every=50, flush_seconds=3600)
+"""
+
+
+def test_a_kill_before_a_batch_is_recorded_resends_it_with_the_same_keys(
+    alerts_store: AlertStore,
+) -> None:
+    n = len(alerts_store.alerts(undelivered=True))
+    assert n > 3
+    with Receiver(hold_from=2) as receiver:  # two are accepted, the third hangs
+        env = {**os.environ, "PYTHONPATH": str(SRC), "QUANTDESK_WEBHOOK_URL": receiver.url()}
+        proc = subprocess.Popen(
+            [sys.executable, "-c", BATCHED, str(alerts_store.path)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            assert receiver.received.wait(120), proc.communicate(timeout=5)
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=60)
+        first_run = receiver.keys()
+    assert len(first_run) == 3
+    # two alerts reached the receiver but their batch was never recorded: still owed
+    assert len(alerts_store.alerts(undelivered=True)) == n
+    with Receiver() as server:
+        assert deliver(alerts_store, config(server.url())).delivered == n
+    assert server.keys()[:3] == first_run  # re-sent in order, each with its key
+    assert len(set(server.keys())) == n and alerts_store.alerts(undelivered=True).empty
+
+
 def test_configuration_from_the_environment_and_a_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
