@@ -238,3 +238,29 @@ def test_importing_the_screener_is_cheap() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_live_candles_from_the_aggregator_stream_into_the_scan() -> None:
+    from quantdesk.data import CandleAggregator, aggregate
+
+    rng = np.random.default_rng(3)
+    n = 6000
+    ts = pd.Timestamp("2024-01-02 14:30", tz="UTC") + pd.to_timedelta(
+        np.sort(rng.uniform(0, 3 * 3600, n)), unit="s"
+    )
+    symbols = rng.choice(["AAA", "BBB", "CCC"], n)
+    price = 100 * np.exp(np.cumsum(rng.normal(0, 0.002, n)))
+    price[n // 2 :] *= 1.03  # a jump: a gap up on the next minute's open
+    ticks = pd.DataFrame({"symbol": symbols, "ts": ts, "price": price,
+                          "size": rng.integers(1, 500, n).astype(float)})  # fmt: skip
+    rules = [R.gap_up(pct=1.0), R.volume_spike(k=2.0, n=5), R.new_high(n=10)]
+    aggregator = StreamingScan(rules, timeframe="1min")
+    candles = CandleAggregator("1min")
+    chunks = [ticks.iloc[i : i + 150] for i in range(0, n, 150)]
+    live = [aggregator.update(candles.update_many(chunk)) for chunk in chunks]
+    live.append(aggregator.update(candles.flush()))
+    streamed = pd.concat(live, ignore_index=True)
+    bars = aggregate(ticks, "1min")
+    batch = scan(bars, rules, start=bars["ts"].min(), timeframe="1min")
+    assert (batch["rule"] == "gap_up").any()
+    assert_same_alerts(streamed, batch)
