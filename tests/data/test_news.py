@@ -202,3 +202,19 @@ def _same(headline: str, template: str) -> bool:
 
     pattern = re.escape(template).replace(r"\{s\}", r"\S+").replace(r"\{p\}", r"\d+")
     return re.fullmatch(pattern, headline) is not None
+
+
+def test_a_failed_write_changes_nothing(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    store = NewsStore(tmp_path / "store.duckdb")
+    store.write_news(pd.DataFrame({"ts": ["2024-03-01"], "headline": ["First story"]}))
+    result = validate_news(
+        pd.DataFrame({"ts": ["2024-03-02", "2024-03-03"], "headline": ["Second", "Third"]})
+    )
+    broken = result.good.copy()
+    broken.loc[1, "id"] = None  # the news table refuses a story without an id
+    with pytest.raises(Exception, match=r"(?i)null"):
+        store.write_news(broken, validation=replace(result, good=broken))
+    assert store.news()["headline"].tolist() == ["First story"]
+    assert len(store.market.ingest_log()) == 1

@@ -14,14 +14,20 @@ Where the weights come from (nothing is ever downloaded: ``local_files_only`` al
 When none holds them, :class:`FinBertUnavailableError` is raised at once, saying where to
 put them and how to fetch them on a connected machine.
 
-Speed: texts are tokenized once, sorted by length so that a batch pads little,
-truncated to ``max_length`` tokens and run under ``torch.inference_mode``; on a GPU the
-model runs in bfloat16 (float16 where bf16 is not supported).  On a CPU,
-``quantize="int8"`` applies dynamic int8 quantisation to the linear layers
-(``torch.ao.quantization.quantize_dynamic``; deprecated in favour of torchao, which is
-not installed here, but present and working in torch 2.13): about 1.5-2x the fp32
-throughput on BERT-base, class probabilities within 0.02 of fp32 (see
-``benchmarks/bench_sentiment.py``).
+Speed: texts are tokenized once (by the Rust tokenizer directly), sorted by length so
+that a batch pads little, truncated to ``max_length`` tokens and run under
+``torch.inference_mode``; on a GPU the model runs in bfloat16 (float16 where bf16 is not
+supported) and results are copied back once.  On a CPU, ``quantize="int8"`` applies
+dynamic int8 quantisation to the linear layers (``torch.ao.quantization.quantize_dynamic``:
+deprecated in favour of torchao, which is not installed here, but present and working in
+torch 2.13; its deprecation warnings are silenced where it is called): 1.5x the fp32
+throughput on BERT-base, class probabilities within 0.01 of fp32 on random BERT-base
+weights (``benchmarks/bench_sentiment.py``, ``benchmarks/RESULTS.md``).  ONNX Runtime and
+torchao are not installed in this environment and were not measured.
+
+The default (``quantize="auto"``) stays full precision on a CPU: int8 kernels differ by
+CPU (fbgemm, oneDNN), so fp32 keeps cached scores the same on every machine; the cache
+key records the quantisation, so an int8 run never mixes with fp32 scores.
 """
 
 from __future__ import annotations
