@@ -60,13 +60,21 @@ def test_daily_mean_count_and_decay_by_hand() -> None:
     )
     pd.testing.assert_frame_equal(daily.mean, expected_mean, check_names=False)
     assert daily.count.to_numpy().tolist() == [[1, 0], [2, 1], [1, 0], [0, 0]]
-    # weights halve every session: A on Monday is (0.5 * 0.5 - 1.0 + 0.25) / (0.5 + 2)
+    # weights halve every session, a session without news counts 0, from the first story:
+    # A on Monday is (0.5 * 0.5 - 0.375) / (0.5 + 1), on Wednesday (no news)
+    # (0.125 * 0.5 - 0.375 * 0.25 + 1.0 * 0.5 + 0) / (0.125 + 0.25 + 0.5 + 1)
     expected_decayed = {
-        "A": [0.5, -0.5 / 2.5, 0.75 / 2.25, 0.375 / 1.125],
-        "B": [nan, -0.5, -0.5, -0.5],
+        "A": [0.5, -0.125 / 1.5, 0.9375 / 1.75, 0.46875 / 1.875],
+        "B": [nan, -0.5, -0.25 / 1.5, -0.125 / 1.75],
     }
     for symbol, values in expected_decayed.items():
         np.testing.assert_allclose(daily.decayed[symbol], values)
+    # the same as pandas' adjusted EWM of the daily means (0 without news) from the first story
+    for symbol in ("A", "B"):
+        series = daily.mean[symbol]
+        first = series.first_valid_index()
+        reference = series.fillna(0.0)[first:].ewm(halflife=1.0, adjust=True).mean()
+        np.testing.assert_allclose(daily.decayed[symbol][first:], reference)
     assert "4 sessions x 2 symbols, 5 stories" in daily.summary()
 
 
