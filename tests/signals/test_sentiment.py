@@ -190,3 +190,35 @@ def test_news_after_the_close_would_break_causality_if_counted_the_same_day(
 
     with pytest.raises(AssertionError):
         assert_causal(leaky, prices, CUTS)
+
+
+def _session_twin(ts: pd.Timestamp, dates: list, timezone: str, close: str) -> int:
+    """Plain-Python twin of session_positions for one time: zoneinfo and a loop."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    local = ts.to_pydatetime().astimezone(ZoneInfo(timezone))
+    hour, minute = map(int, close.split(":"))
+    day = local.date()
+    if (local.hour, local.minute, local.second, local.microsecond) >= (hour, minute, 0, 0):
+        day += dt.timedelta(days=1)
+    for i, session in enumerate(dates):
+        if session >= day:
+            return i
+    return -1
+
+
+@pytest.mark.parametrize(
+    ("timezone", "close"), [("America/New_York", "16:00"), ("Europe/London", "16:30")]
+)
+def test_session_positions_match_a_plain_python_twin(timezone: str, close: str) -> None:
+    rng = np.random.default_rng(5)
+    calendar = pd.bdate_range("2024-03-01", "2024-11-29", tz="UTC")
+    calendar = calendar.delete(rng.choice(len(calendar), 15, replace=False))  # holidays
+    start = pd.Timestamp("2024-02-25", tz="UTC").value
+    stamps = pd.to_datetime(
+        rng.integers(start, start + pd.Timedelta(days=290).value, 3000), utc=True
+    ).floor("s")  # whole seconds: Python datetimes have no nanoseconds
+    dates = [d.date() for d in calendar]
+    expected = [_session_twin(t, dates, timezone, close) for t in stamps]
+    assert session_positions(stamps, calendar, timezone, close).tolist() == expected
