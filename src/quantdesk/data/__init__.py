@@ -49,6 +49,7 @@ _SUBMODULES = frozenset(
         "news_store",
         "news_ingest",
         "synthetic_news",
+        "live",
     }
 )
 
