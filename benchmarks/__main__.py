@@ -24,6 +24,7 @@ MODULES = (
     "bench_reports",
     "bench_batch",
     "bench_sentiment",
+    "bench_live",
     "bench_screener",
 )
 

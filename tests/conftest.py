@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -157,8 +158,7 @@ def page(browser, request):
     yield pg
     ARTIFACTS.mkdir(exist_ok=True)
     name = "".join(c if c.isalnum() or c in "-_." else "_" for c in request.node.name)
-    try:
+    # A crashed page has no screenshot; the test itself already says why.
+    with contextlib.suppress(Exception):
         pg.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-    except Exception:  # a crashed page has no screenshot; the test already says why
-        pass
     context.close()

@@ -83,6 +83,9 @@ def test_benzinga_like_jsonl_with_nested_fields(tmp_path: Path) -> None:
     assert good["source"].tolist() == ["Benzinga Newsdesk"] * 2
     assert good["ts"].iloc[0] == pd.Timestamp("2024-03-05 19:32:11", tz="UTC")
     assert good["body"].tolist() == ["An analyst cut the stock to sell.", None]
+    # the offset in the text wins over the timezone given for naive values
+    in_new_york = read_news_file(path, tz="America/New_York").good
+    pd.testing.assert_series_equal(in_new_york["ts"], good["ts"])
 
 
 def test_newsapi_like_json_without_symbols_is_market_wide(tmp_path: Path) -> None:
@@ -202,3 +205,26 @@ def _same(headline: str, template: str) -> bool:
 
     pattern = re.escape(template).replace(r"\{s\}", r"\S+").replace(r"\{p\}", r"\d+")
     return re.fullmatch(pattern, headline) is not None
+
+
+def test_a_failed_write_changes_nothing(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    store = NewsStore(tmp_path / "store.duckdb")
+    store.write_news(pd.DataFrame({"ts": ["2024-03-01"], "headline": ["First story"]}))
+    result = validate_news(
+        pd.DataFrame({"ts": ["2024-03-02", "2024-03-03"], "headline": ["Second", "Third"]})
+    )
+    broken = result.good.copy()
+    broken.loc[1, "id"] = None  # the news table refuses a story without an id
+    with pytest.raises(Exception, match=r"(?i)null"):
+        store.write_news(broken, validation=replace(result, good=broken))
+    assert store.news()["headline"].tolist() == ["First story"]
+    assert len(store.market.ingest_log()) == 1
+
+
+def test_naive_times_are_read_in_the_given_timezone(tmp_path: Path) -> None:
+    path = tmp_path / "naive.csv"
+    path.write_text("date,headline\n2024-03-01 09:30,Open\n2024-07-01 16:30,After close\n")
+    ts = read_news_file(path, tz="America/New_York").good["ts"]
+    assert ts.dt.strftime("%Y-%m-%d %H:%M").tolist() == ["2024-03-01 14:30", "2024-07-01 20:30"]

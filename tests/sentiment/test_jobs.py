@@ -117,3 +117,11 @@ def test_auto_falls_back_to_the_lexicon_with_one_warning(
 def test_a_path_picks_finbert(tiny_dir: Path) -> None:
     assert isinstance(load_model(tiny_dir), FinBertSentiment)
     assert isinstance(load_model("lexicon"), LexiconSentiment)
+
+
+def test_scheduler_runs_chunks_on_the_parallel_runner(news: NewsStore) -> None:
+    result = score_news(news, "lexicon", scheduler="serial", progress=False)
+    assert (result.scored, result.failed) == (4, 0)
+    direct = LexiconSentiment().score(news.news()["headline"].tolist())["score"]
+    stored = news.scored_news().drop_duplicates("content_hash")["score"]
+    assert stored.tolist() == pytest.approx(direct.tolist())

@@ -60,13 +60,21 @@ def test_daily_mean_count_and_decay_by_hand() -> None:
     )
     pd.testing.assert_frame_equal(daily.mean, expected_mean, check_names=False)
     assert daily.count.to_numpy().tolist() == [[1, 0], [2, 1], [1, 0], [0, 0]]
-    # weights halve every session: A on Monday is (0.5 * 0.5 - 1.0 + 0.25) / (0.5 + 2)
+    # weights halve every session, a session without news counts 0, from the first story:
+    # A on Monday is (0.5 * 0.5 - 0.375) / (0.5 + 1), on Wednesday (no news)
+    # (0.125 * 0.5 - 0.375 * 0.25 + 1.0 * 0.5 + 0) / (0.125 + 0.25 + 0.5 + 1)
     expected_decayed = {
-        "A": [0.5, -0.5 / 2.5, 0.75 / 2.25, 0.375 / 1.125],
-        "B": [nan, -0.5, -0.5, -0.5],
+        "A": [0.5, -0.125 / 1.5, 0.9375 / 1.75, 0.46875 / 1.875],
+        "B": [nan, -0.5, -0.25 / 1.5, -0.125 / 1.75],
     }
     for symbol, values in expected_decayed.items():
         np.testing.assert_allclose(daily.decayed[symbol], values)
+    # the same as pandas' adjusted EWM of the daily means (0 without news) from the first story
+    for symbol in ("A", "B"):
+        series = daily.mean[symbol]
+        first = series.first_valid_index()
+        reference = series.fillna(0.0)[first:].ewm(halflife=1.0, adjust=True).mean()
+        np.testing.assert_allclose(daily.decayed[symbol][first:], reference)
     assert "4 sessions x 2 symbols, 5 stories" in daily.summary()
 
 
@@ -182,3 +190,35 @@ def test_news_after_the_close_would_break_causality_if_counted_the_same_day(
 
     with pytest.raises(AssertionError):
         assert_causal(leaky, prices, CUTS)
+
+
+def _session_twin(ts: pd.Timestamp, dates: list, timezone: str, close: str) -> int:
+    """Plain-Python twin of session_positions for one time: zoneinfo and a loop."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    local = ts.to_pydatetime().astimezone(ZoneInfo(timezone))
+    hour, minute = map(int, close.split(":"))
+    day = local.date()
+    if (local.hour, local.minute, local.second, local.microsecond) >= (hour, minute, 0, 0):
+        day += dt.timedelta(days=1)
+    for i, session in enumerate(dates):
+        if session >= day:
+            return i
+    return -1
+
+
+@pytest.mark.parametrize(
+    ("timezone", "close"), [("America/New_York", "16:00"), ("Europe/London", "16:30")]
+)
+def test_session_positions_match_a_plain_python_twin(timezone: str, close: str) -> None:
+    rng = np.random.default_rng(5)
+    calendar = pd.bdate_range("2024-03-01", "2024-11-29", tz="UTC")
+    calendar = calendar.delete(rng.choice(len(calendar), 15, replace=False))  # holidays
+    start = pd.Timestamp("2024-02-25", tz="UTC").value
+    stamps = pd.to_datetime(
+        rng.integers(start, start + pd.Timedelta(days=290).value, 3000), utc=True
+    ).floor("s")  # whole seconds: Python datetimes have no nanoseconds
+    dates = [d.date() for d in calendar]
+    expected = [_session_twin(t, dates, timezone, close) for t in stamps]
+    assert session_positions(stamps, calendar, timezone, close).tolist() == expected

@@ -50,6 +50,7 @@ _SUBMODULES = frozenset(
         "news_store",
         "news_ingest",
         "synthetic_news",
+        "live",
         "alert_store",
     }
 )

@@ -27,6 +27,7 @@ the kernels live in :mod:`~quantdesk.data.candle_kernels`, the tick checks in
 
 from __future__ import annotations
 
+import functools
 import zoneinfo
 
 import numpy as np
@@ -288,6 +289,13 @@ def bars_frame(
 
 
 def empty_bars() -> pd.DataFrame:
+    # A copy of one template: the streaming aggregator returns this for every batch that
+    # closes no candle, and building it (astype included) costs ten times the copy.
+    return _empty_bars_template().copy()
+
+
+@functools.cache
+def _empty_bars_template() -> pd.DataFrame:
     empty_f = np.empty(0, dtype=np.float64)
     bars = bars_frame(np.empty(0, dtype=object), EMPTY_I64, *([empty_f] * 5))
     # An empty object column would not get the text dtype that non-empty frames infer.

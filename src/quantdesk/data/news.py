@@ -92,6 +92,7 @@ NEWS_FIELD_ALIASES: dict[str, tuple[str, ...]] = {
 _JSON_CONTAINERS = ("articles", "data", "items", "news", "results")
 _SYMBOL_SPLIT = re.compile(r"[,;|\s]+")
 _SPACE = re.compile(r"\s+")
+_OFFSET = r"(?:[+-]\d{2}:?\d{2}|Z|GMT|UTC)$"
 
 
 def _normalise(text: str) -> str:
@@ -375,7 +376,13 @@ def read_news_file(
     )
     values = parsed.values
     if values.dt.tz is None:
-        values = values.dt.tz_localize(tz, nonexistent="NaT", ambiguous="NaT")
+        # Text dates with an offset ("Tue, 05 Mar 2024 14:32:11 -0500") come back as naive
+        # UTC; only values written without one are wall-clock times in ``tz``.
+        has_offset = (
+            ts_raw.astype("string").str.strip().str.contains(_OFFSET, regex=True).fillna(False)
+        )
+        local = values.dt.tz_localize(tz, nonexistent="NaT", ambiguous="NaT")
+        values = local.dt.tz_convert("UTC").where(~has_offset, values.dt.tz_localize("UTC"))
     frame["ts"] = values.dt.tz_convert("UTC")
     # Nested values are stored in rejects as JSON text, as the file held them.
     shown = raw.map(lambda v: json.dumps(v) if isinstance(v, dict | list) else v)

@@ -40,6 +40,8 @@ __all__ = [
     "VOL_LABELS",
     "RegimeParams",
     "SimulatedMarket",
+    "equicorrelation_factor",
+    "markov_paths",
     "simulate",
 ]
 
@@ -570,8 +572,18 @@ def _symbol_names(n_symbols: int) -> list[str]:
     return [f"SIM{i:0{width}d}" for i in range(n_symbols)]
 
 
-def _equicorrelation_factor(n: int, correlation: float) -> np.ndarray:
-    """Return a lower-triangular L with L @ L.T the n x n equicorrelation matrix."""
+def equicorrelation_factor(n: int, correlation: float) -> np.ndarray:
+    """Return a lower-triangular L with L @ L.T the n x n equicorrelation matrix.
+
+    The factor is prefix-stable: its top-left k x k block is the factor of the k x k
+    matrix, so appending symbols leaves the shocks of the earlier ones unchanged.
+
+    Raises
+    ------
+    ValueError
+        ``correlation`` is outside ``[-1 / (n - 1), 1]``, where the matrix stops being
+        positive semi-definite.
+    """
     rho = float(correlation)
     # The eigenvalues are 1 + (n - 1) rho (once) and 1 - rho, so the matrix is positive
     # semi-definite exactly when -1 / (n - 1) <= rho <= 1.
@@ -596,17 +608,31 @@ def _equicorrelation_factor(n: int, correlation: float) -> np.ndarray:
         return factor
 
 
-def _markov_paths(
-    matrix: tuple[tuple[float, ...], ...], n_days: int, n_paths: int, rng: np.random.Generator
+def markov_paths(
+    matrix: tuple[tuple[float, ...], ...],
+    n_days: int,
+    n_paths: int,
+    rng: np.random.Generator,
+    initial: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Return (n_days, n_paths) int8 states of independent chains started in equilibrium."""
+    """Return (n_days, n_paths) int8 states of independent 3-state Markov chains.
+
+    Without ``initial`` the chains start in equilibrium (day 0 drawn from the stationary
+    distribution); with it, day 0 is one transition from the states ``initial``.  One
+    uniform is drawn per (day, path), so drawing 10 days and then 5 more from the last
+    state gives the same path as drawing 15 days at once.
+    """
     p = np.asarray(matrix, dtype=float)
     cum = np.cumsum(p, axis=1)
     to_medium, to_high = cum[:, 0], cum[:, 1]
     u = rng.random((n_days, n_paths))
     states = np.empty((n_days, n_paths), dtype=np.int8)
-    start = np.cumsum(stationary_distribution(p))
-    s = (u[0] >= start[0]).astype(np.int8) + (u[0] >= start[1])
+    if initial is None:
+        start = np.cumsum(stationary_distribution(p))
+        s = (u[0] >= start[0]).astype(np.int8) + (u[0] >= start[1])
+    else:
+        prev = np.asarray(initial, dtype=np.int8)
+        s = (u[0] >= to_medium[prev]).astype(np.int8) + (u[0] >= to_high[prev])
     states[0] = s
     # The chain is sequential in time, so loop over days and vectorise over paths.
     for t in range(1, n_days):
@@ -674,7 +700,7 @@ def simulate(
         raise ValueError(f"regime_scope must be 'market' or 'symbol', got {regime_scope!r}")
     if params is None:
         params = RegimeParams()
-    factor = _equicorrelation_factor(n_symbols, correlation)
+    factor = equicorrelation_factor(n_symbols, correlation)
     dates = pd.bdate_range(start=start, periods=n_days).tz_localize("UTC").as_unit("ns")
     symbols = _symbol_names(n_symbols)
 
@@ -682,8 +708,8 @@ def simulate(
         return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(key,)))
 
     n_paths = 1 if regime_scope == "market" else n_symbols
-    vol_state = _markov_paths(params.vol_transition, n_days, n_paths, stream(_STREAM_VOL_CHAIN))
-    trend_state = _markov_paths(
+    vol_state = markov_paths(params.vol_transition, n_days, n_paths, stream(_STREAM_VOL_CHAIN))
+    trend_state = markov_paths(
         params.trend_transition, n_days, n_paths, stream(_STREAM_TREND_CHAIN)
     )
     if n_paths == 1:

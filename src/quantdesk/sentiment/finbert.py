@@ -14,20 +14,27 @@ Where the weights come from (nothing is ever downloaded: ``local_files_only`` al
 When none holds them, :class:`FinBertUnavailableError` is raised at once, saying where to
 put them and how to fetch them on a connected machine.
 
-Speed: texts are tokenized once, sorted by length so that a batch pads little,
-truncated to ``max_length`` tokens and run under ``torch.inference_mode``; on a GPU the
-model runs in bfloat16 (float16 where bf16 is not supported).  On a CPU,
-``quantize="int8"`` applies dynamic int8 quantisation to the linear layers
-(``torch.ao.quantization.quantize_dynamic``; deprecated in favour of torchao, which is
-not installed here, but present and working in torch 2.13): about 1.5-2x the fp32
-throughput on BERT-base, class probabilities within 0.02 of fp32 (see
-``benchmarks/bench_sentiment.py``).
+Speed: texts are tokenized once (by the Rust tokenizer directly), sorted by length so
+that a batch pads little, truncated to ``max_length`` tokens and run under
+``torch.inference_mode``; on a GPU the model runs in bfloat16 (float16 where bf16 is not
+supported) and results are copied back once.  On a CPU, ``quantize="int8"`` applies
+dynamic int8 quantisation to the linear layers (``torch.ao.quantization.quantize_dynamic``:
+deprecated in favour of torchao, which is not installed here, but present and working in
+torch 2.13; its deprecation warnings are silenced where it is called): 1.5x the fp32
+throughput on BERT-base, class probabilities within 0.01 of fp32 on random BERT-base
+weights (``benchmarks/bench_sentiment.py``, ``benchmarks/RESULTS.md``).  ONNX Runtime and
+torchao are not installed in this environment and were not measured.
+
+The default (``quantize="auto"``) stays full precision on a CPU: int8 kernels differ by
+CPU (fbgemm, oneDNN), so fp32 keeps cached scores the same on every machine; the cache
+key records the quantisation, so an int8 run never mixes with fp32 scores.
 """
 
 from __future__ import annotations
 
 import copy
 import hashlib
+import itertools
 import logging
 import os
 import warnings
@@ -259,28 +266,40 @@ class FinBertSentiment:
         probs = np.zeros((len(texts), 3), dtype=np.float64)
         if texts:
             ids, type_ids = self._encode(texts)
-            lengths = np.array([len(row) for row in ids])
+            lengths = np.fromiter((len(r) for r in ids), dtype=np.int64, count=len(ids))
             # Longest first, stable: a batch holds texts of similar length, so little padding.
             order = np.argsort(-lengths, kind="stable")
-            pad = self.tokenizer.pad_token_id or 0
+            sorted_lengths = lengths[order]
+            # One padded matrix for all texts, filled in one step (no per-text Python work).
+            valid = np.arange(int(sorted_lengths[0])) < sorted_lengths[:, None]
+            total = int(sorted_lengths.sum())
+            input_ids = np.full(valid.shape, self.tokenizer.pad_token_id or 0, dtype=np.int64)
+            input_ids[valid] = np.fromiter(
+                itertools.chain.from_iterable(ids[i] for i in order), np.int64, total
+            )
+            token_types = np.zeros(valid.shape, dtype=np.int64)
+            token_types[valid] = np.fromiter(
+                itertools.chain.from_iterable(type_ids[i] for i in order), np.int64, total
+            )
+            arrays = {"input_ids": input_ids, "attention_mask": valid.astype(np.int64)}
+            if self._token_types:
+                arrays["token_type_ids"] = token_types
+            outputs = []
             with torch.inference_mode():
                 for start in range(0, len(order), self.batch_size):
-                    batch = order[start : start + self.batch_size]
-                    width = int(lengths[batch].max())
-                    input_ids = np.full((len(batch), width), pad, dtype=np.int64)
-                    token_types = np.zeros((len(batch), width), dtype=np.int64)
-                    mask = np.zeros((len(batch), width), dtype=np.int64)
-                    for row, i in enumerate(batch):
-                        n = lengths[i]
-                        input_ids[row, :n] = ids[i]
-                        token_types[row, :n] = type_ids[i]
-                        mask[row, :n] = 1
-                    inputs = {"input_ids": input_ids, "attention_mask": mask}
-                    if self._token_types:
-                        inputs["token_type_ids"] = token_types
-                    tensors = {k: torch.from_numpy(v).to(self.device) for k, v in inputs.items()}
-                    logits = self.model(**tensors).logits.float()
-                    probs[batch] = torch.softmax(logits, dim=-1).cpu().numpy()[:, self._order]
+                    stop = min(start + self.batch_size, len(order))
+                    width = int(sorted_lengths[start])
+                    batch = {
+                        k: torch.from_numpy(np.ascontiguousarray(v[start:stop, :width])).to(
+                            self.device, non_blocking=True
+                        )
+                        for k, v in arrays.items()
+                    }
+                    logits = self.model(**batch).logits.float()
+                    # Kept on the device: one copy back at the end, no sync per batch.
+                    outputs.append(torch.softmax(logits, dim=-1))
+                stacked = torch.cat(outputs).cpu().numpy()
+            probs[order] = stacked[:, self._order]
         frame = pd.DataFrame(probs, columns=list(_LABELS))
         frame["score"] = frame["positive"] - frame["negative"]
         return frame[list(SCORE_COLUMNS)]

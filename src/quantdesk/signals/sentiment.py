@@ -104,8 +104,11 @@ class DailySentiment:
     count
         Number of stories counted for each session (0 without news).
     decayed
-        Exponentially decayed mean score: past sessions' stories weighted by
-        ``0.5 ** (sessions ago / halflife)`` (NaN before a symbol's first story).
+        Exponentially weighted mean of the daily mean score, a session without news
+        counting as neutral (0): session ``t - k`` weighs ``0.5 ** (k / halflife)``,
+        from the symbol's first story on (NaN before it), normalised by the weights
+        so far (pandas' ``ewm(halflife, adjust=True)``).  Without news it fades toward
+        0, so an old story never reads as today's tone.
     halflife
         The half-life used, in sessions.
     """
@@ -167,13 +170,15 @@ def daily_sentiment(
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(counts > 0, sums / counts, np.nan)
     decay = 0.5 ** (1.0 / halflife)
+    daily = np.where(counts > 0, mean, 0.0)  # no news is neutral news
+    started = np.maximum.accumulate(counts > 0, axis=0).astype(float)
     weighted = np.empty_like(sums)
     weights = np.empty_like(counts)
     s = np.zeros(n_sym)
     w = np.zeros(n_sym)
     for t in range(n_days):  # a causal recursion: each session adds to the decayed past
-        s = decay * s + sums[t]
-        w = decay * w + counts[t]
+        s = decay * s + daily[t]
+        w = decay * w + started[t]
         weighted[t], weights[t] = s, w
     with np.errstate(invalid="ignore", divide="ignore"):
         decayed = np.where(weights > 0, weighted / weights, np.nan)

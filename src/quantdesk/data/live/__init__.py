@@ -1,8 +1,12 @@
 """Live market data: feeds (simulator, replay, provider), the latest-quote cache, live candles.
 
-A :class:`MarketFeed` runs a source on a background thread and publishes tick batches;
-the :class:`QuoteCache` keeps the latest quote per symbol for any number of pollers.
-Names load on first use.
+A :class:`MarketFeed` runs a source on a background thread and publishes tick batches:
+:class:`SimulatedFeed` (the regime-switching simulator in wall-clock time),
+:class:`ReplayFeed` (stored bars or ticks at N x speed) and :class:`AlpacaFeed` (a
+provider's websocket, on the generic :class:`WebsocketFeed`).  The :class:`QuoteCache`
+keeps the latest quote per symbol for any number of pollers, and a
+:class:`CandleRecorder` builds candles from the ticks and writes them to the store.
+Names load on first use (``websockets`` only when a provider session opens).
 """
 
 from __future__ import annotations
@@ -18,20 +22,36 @@ _EXPORTS = {
     "MarketFeed": "quantdesk.data.live.feed",
     "Quote": "quantdesk.data.live.quotes",
     "QuoteCache": "quantdesk.data.live.quotes",
+    "SimulatedFeed": "quantdesk.data.live.simulated",
+    "ReplayFeed": "quantdesk.data.live.replay",
+    "bar_ticks": "quantdesk.data.live.replay",
+    "CandleRecorder": "quantdesk.data.live.recorder",
+    "WebsocketFeed": "quantdesk.data.live.provider",
+    "AlpacaFeed": "quantdesk.data.live.provider",
 }
-_SUBMODULES = frozenset({"feed", "quotes"})
+_SUBMODULES = frozenset({"feed", "quotes", "simulated", "replay", "recorder", "provider"})
 
 __all__ = [
+    "AlpacaFeed",
     "Backoff",
+    "CandleRecorder",
     "FeedError",
     "FeedStatus",
     "MarketFeed",
     "Quote",
     "QuoteCache",
+    "ReplayFeed",
+    "SimulatedFeed",
+    "WebsocketFeed",
+    "bar_ticks",
 ]
 
 __getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS, _SUBMODULES)
 
 if TYPE_CHECKING:
     from quantdesk.data.live.feed import Backoff, FeedError, FeedStatus, MarketFeed
+    from quantdesk.data.live.provider import AlpacaFeed, WebsocketFeed
     from quantdesk.data.live.quotes import Quote, QuoteCache
+    from quantdesk.data.live.recorder import CandleRecorder
+    from quantdesk.data.live.replay import ReplayFeed, bar_ticks
+    from quantdesk.data.live.simulated import SimulatedFeed

@@ -320,10 +320,13 @@ class MarketFeed(ABC):
         with self._lock:
             wanted = self._symbols
             listeners = list(self._listeners)
+        # Test the batch's few distinct symbols against the subscription, not every tick
+        # (Series.isin on arrow strings builds a scalar per subscribed symbol each call).
         symbols = ticks["symbol"]
-        keep = symbols.isin(wanted)
-        if not keep.all():
-            ticks = ticks.loc[keep]
+        present = pd.unique(symbols).tolist()
+        unwanted = [s for s in present if s not in wanted]
+        if unwanted:
+            ticks = ticks.loc[~symbols.isin(unwanted)]
             if ticks.empty:
                 return 0
         ticks = ticks.reset_index(drop=True)[list(TICK_COLUMNS)]

@@ -155,24 +155,28 @@ class QuoteCache:
         ``ts`` are UTC nanoseconds (int64) or timezone-aware timestamps; the ticks of a
         symbol are taken in the order given and only the last one is kept.
         """
-        sym = np.asarray(symbols, dtype=object)
-        if len(sym) == 0:
+        n = len(symbols)
+        if n == 0:
             return self._version
         ts_ns = _as_ns(ts)
         px = np.asarray(prices, dtype=np.float64)
-        if not (len(sym) == len(ts_ns) == len(px)):
+        if not (n == len(ts_ns) == len(px)):
             raise ValueError(
-                f"symbols, ts and prices differ in length: {len(sym)}, {len(ts_ns)}, {len(px)}"
+                f"symbols, ts and prices differ in length: {n}, {len(ts_ns)}, {len(px)}"
             )
-        # The last occurrence of each symbol: unique on the reversed array.
-        names, first_rev = np.unique(sym[::-1], return_index=True)
-        last = len(sym) - 1 - first_rev
-        stamps = pd.to_datetime(ts_ns[last], utc=True)
+        # The last tick of each symbol: hash the symbols once (no string sort), then the
+        # first occurrence of each code in the reversed batch.
+        codes, names = pd.factorize(np.asarray(symbols, dtype=object))
+        _, first_rev = np.unique(codes[::-1], return_index=True)
+        last = n - 1 - first_rev
+        names = np.asarray(names, dtype=object)[codes[last]]
+        stamps = pd.DatetimeIndex(ts_ns[last].view("datetime64[ns]"), tz="UTC")
+        prices_last = px[last].tolist()
         with self._lock:
             self._version += 1
             version = self._version
-            for name, i, stamp in zip(names, last, stamps, strict=True):
-                self._apply(str(name), stamp, float(px[i]), version)
+            for name, stamp, price in zip(names, stamps, prices_last, strict=True):
+                self._apply(str(name), stamp, price, version)
             return version
 
     def get(self, symbol: str) -> Quote | None:
