@@ -9,7 +9,9 @@ What fails stays pending and is retried by the next run: a process killed betwee
 the POST and the record re-sends that alert next time, with the same key.  Outcomes
 are recorded in small batches (every ``flush_every`` alerts, at most ``flush_seconds``
 apart, and at once on a failure), since each record is a write transaction on the
-store; a crash re-sends at most one batch, each with its key.
+store; a crash re-sends at most one batch, each with its key.  Two delivery runs at
+once may both send an alert still pending (the same key twice); run one at a time
+(cron) or let the receiver drop repeated keys.
 
 * 2xx: delivered.
 * 5xx, 408, 429, a timeout or a refused connection: retried; after the last retry the
