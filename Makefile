@@ -36,6 +36,10 @@ browser:
 demo: install
 	$(VENV)/bin/quantdesk ingest sample
 	$(VENV)/bin/quantdesk ingest simulate --symbols 50 --days 2520 --seed 7
+# Synthetic headlines whose tone follows the simulated regimes, scored by what `auto`
+# finds here (FinBERT when its weights are local, else the lexicon: seconds).
+	$(VENV)/bin/quantdesk news demo --symbols 50 --days 2520 --seed 7
+	$(VENV)/bin/quantdesk sentiment score --model auto
 	$(VENV)/bin/quantdesk data info
 	@$(PY) -c 'from quantdesk.backtest.warmup import warm_numba_cache as w; print("numba cache (warm):", w())'
 	$(VENV)/bin/quantdesk report batch demo

@@ -23,10 +23,12 @@ MODULES = (
     "bench_regimes_universe",
     "bench_reports",
     "bench_batch",
+    "bench_sentiment",
     "bench_live",
     "bench_ledger",
     "bench_voila",
     "bench_dashboard",
+    "bench_screener",
 )
 
 

@@ -715,6 +715,279 @@ def voila(
         _fail(str(exc))
 
 
+# -- news and sentiment (quantdesk.data.news*, quantdesk.sentiment) ---------------------
+
+news_app = typer.Typer(
+    help="Import news into the store.", no_args_is_help=True, rich_markup_mode=None
+)
+sentiment_app = typer.Typer(
+    help="Score the store's news and show sentiment.", no_args_is_help=True, rich_markup_mode=None
+)
+app.add_typer(news_app, name="news")
+app.add_typer(sentiment_app, name="sentiment")
+
+
+@news_app.command("import")
+def news_import(
+    path: Annotated[Path, typer.Argument(help="A .csv, .json, .jsonl or .ndjson file of news.")],
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Write nothing and fail at the first bad row.")
+    ] = False,
+    tz: Annotated[str, typer.Option("--tz", help="Timezone of naive timestamps.")] = "UTC",
+    store: StoreOption = None,
+) -> None:
+    """Import news items; bad rows are rejected with their file, row, field and reason."""
+    from quantdesk.data.news_ingest import ingest_news_file
+    from quantdesk.data.validation import ValidationError
+
+    try:
+        result = ingest_news_file(path, store, tz=tz, strict=strict)
+    except (ValidationError, FileNotFoundError) as exc:
+        _fail(f"{exc}{'; nothing written (--strict)' if strict else ''}")
+    _print_ingest(result)
+
+
+@news_app.command("demo")
+def news_demo(
+    symbols: Annotated[int, typer.Option("--symbols", help="Number of symbols.")] = 50,
+    days: Annotated[int, typer.Option("--days", help="Number of business days.")] = 2520,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of `ingest simulate`.")] = 0,
+    start: Annotated[str, typer.Option("--start", help="First session date.")] = "2010-01-04",
+    rate: Annotated[
+        float, typer.Option("--rate", help="Probability of a headline per symbol-day.")
+    ] = 0.3,
+    store: StoreOption = None,
+) -> None:
+    """Store synthetic headlines (source 'synthetic') whose tone follows the simulated regimes.
+
+    Use the options given to `quantdesk ingest simulate`, so the headlines match its market.
+    """
+    from quantdesk.data.news_ingest import ingest_synthetic_news
+
+    _print_ingest(
+        ingest_synthetic_news(
+            _store(store), symbols=symbols, days=days, seed=seed, start=start, rate=rate
+        )
+    )
+
+
+@sentiment_app.command("score")
+def sentiment_score(
+    model: Annotated[
+        str,
+        typer.Option("--model", help="auto, finbert, lexicon, or a FinBERT directory / hub id."),
+    ] = "auto",
+    rescore: Annotated[
+        bool, typer.Option("--rescore", help="Score every story again under this model.")
+    ] = False,
+    quantize: Annotated[
+        str, typer.Option("--quantize", help="FinBERT on CPU: auto, none or int8.")
+    ] = "auto",
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler",
+            help="'process' or a Dask scheduler address: score chunks on workers "
+            "(default: in this process, torch uses every core).",
+        ),
+    ] = None,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Score the stored news that this model has not scored yet (the cache makes it incremental)."""
+    from quantdesk.sentiment.finbert import FinBertUnavailableError
+    from quantdesk.sentiment.jobs import score_news
+
+    options = {} if model == "lexicon" else {"quantize": quantize}
+    try:
+        result = score_news(
+            _store(store),
+            model,
+            rescore=rescore,
+            scheduler=scheduler,
+            progress=not as_json,
+            **options,
+        )
+    except (FinBertUnavailableError, ImportError, ValueError) as exc:
+        _fail(str(exc))
+    typer.echo(json.dumps(result.to_dict(), indent=2) if as_json else result.summary())
+    if result.failed:
+        raise typer.Exit(1)
+
+
+@sentiment_app.command("show")
+def sentiment_show(
+    symbol: Annotated[str, typer.Argument(help="The symbol.")],
+    n: Annotated[int, typer.Option("--n", help="Headlines shown.")] = 10,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show a symbol's latest scored headlines (by the most recently used model)."""
+    from quantdesk.data.news_store import NewsStore
+    from quantdesk.sentiment.headlines import latest_headlines
+
+    news = NewsStore(_store(store, read_only=True))
+    keys = news.score_keys()
+    frame = latest_headlines(news.scored_news([symbol]), n=n)
+    if as_json:
+        payload = {
+            "symbol": symbol,
+            "model": str(keys[0]) if keys else None,
+            "headlines": json.loads(frame.to_json(orient="records", date_format="iso")),
+        }
+        typer.echo(json.dumps(payload, indent=2))
+        return
+    if frame.empty:
+        _fail(f"no scored news for {symbol!r}; run `quantdesk sentiment score` first")
+    typer.echo(f"{symbol}: latest {len(frame)} headlines, scored by {keys[0]}")
+    shown = frame.assign(ts=frame["ts"].dt.strftime("%Y-%m-%d %H:%M"))
+    typer.echo(shown[["ts", "score", "source", "headline"]].round(3).to_string(index=False))
+
+
+# -- screener and alerts (quantdesk.screener, quantdesk.data.alert_store) --------------
+
+screen_app = typer.Typer(
+    help="Scan the whole universe with a rule set and store its alerts.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+alerts_app = typer.Typer(
+    help="List stored alerts and deliver them to the webhook.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(screen_app, name="screen")
+app.add_typer(alerts_app, name="alerts")
+
+
+def _alert_records(frame: Any) -> list[dict[str, Any]]:
+    """Return alert rows as JSON-able dicts (timestamps in ISO 8601, NaN as null)."""
+    from quantdesk.core.jsonable import jsonable
+
+    records: list[dict[str, Any]] = jsonable(frame.to_dict("records"))
+    return records
+
+
+def _alert_table(frame: Any) -> str:
+    """Return alerts as an aligned text table, one line per alert."""
+    columns = [c for c in ("ts", "symbol", "rule", "trigger_price", "status", "attempts",
+                           "last_error") if c in frame.columns]  # fmt: skip
+    shown = frame[columns].copy()
+    shown["ts"] = shown["ts"].dt.strftime("%Y-%m-%d %H:%M")
+    shown["trigger_price"] = shown["trigger_price"].round(4)
+    return str(shown.to_string(index=False))
+
+
+@screen_app.command("run")
+def screen_run(
+    rules: Annotated[
+        Path, typer.Option("--rules", help="YAML rule set (see quantdesk.screener.rulesets).")
+    ],
+    date: Annotated[str | None, typer.Option("--date", help="Alert on this day's bars.")] = None,
+    start: Annotated[str | None, typer.Option("--start", help="Backfill from this date.")] = None,
+    end: Annotated[str | None, typer.Option("--end", help="Backfill to this date.")] = None,
+    new_only: Annotated[
+        bool, typer.Option("--new-only", help="Alert only when a symbol newly enters a scan.")
+    ] = False,
+    timeframe: Annotated[str, typer.Option("--timeframe", help="Bar length.")] = "1d",
+    deliver_now: Annotated[
+        bool,
+        typer.Option(
+            "--deliver/--no-deliver",
+            help="POST the new alerts to the configured webhook (if any) after storing them.",
+        ),
+    ] = True,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Scan the store with a rule set (default: the latest bar) and store the alerts."""
+    from quantdesk.screener import scan
+    from quantdesk.screener.rulesets import RuleSetError, load_rules
+    from quantdesk.screener.webhooks import WebhookConfig, deliver, record_alerts
+
+    if date is not None and (start is not None or end is not None):
+        _fail("give either --date or --start/--end, not both")
+    try:
+        rule_set = load_rules(rules)
+        webhook = WebhookConfig.from_env()
+    except (RuleSetError, ValueError) as exc:
+        _fail(str(exc))
+    market = _store(store)
+    alerts = scan(
+        market, rule_set, date=date, start=start, end=end, timeframe=timeframe, new_only=new_only
+    )
+    written = record_alerts(market, alerts, webhook)
+    delivery = deliver(market, webhook) if webhook is not None and deliver_now else None
+    if as_json:
+        payload = {
+            "rules": [r.name for r in rule_set],
+            "found": written.found,
+            "stored": written.stored,
+            "queued": written.queued,
+            "delivery": delivery.to_dict() if delivery else None,
+            "alerts": _alert_records(alerts),
+        }
+        typer.echo(json.dumps(payload, indent=2))
+    else:
+        typer.echo(f"{len(rule_set)} rules: {written.summary()}")
+        if len(alerts):
+            typer.echo(_alert_table(alerts))
+        if delivery is not None:
+            typer.echo(delivery.summary())
+    if delivery is not None and delivery.failed:
+        raise typer.Exit(1)
+
+
+@alerts_app.command("list")
+def alerts_list(
+    today: Annotated[bool, typer.Option("--today", help="Only alerts on today's bars.")] = False,
+    symbol: Annotated[str | None, typer.Option("--symbol", help="Only this symbol.")] = None,
+    undelivered: Annotated[
+        bool, typer.Option("--undelivered", help="Only alerts the webhook still owes.")
+    ] = False,
+    limit: Annotated[int, typer.Option("--limit", help="Newest alerts shown.")] = 50,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List stored alerts, newest first, with their webhook delivery state."""
+    import pandas as pd
+
+    from quantdesk.data.alert_store import AlertStore
+
+    start = pd.Timestamp.now(tz="UTC").normalize() if today else None
+    frame = AlertStore(_store(store, read_only=True)).alerts(
+        symbol, start=start, undelivered=undelivered, limit=limit
+    )
+    if as_json:
+        typer.echo(json.dumps(_alert_records(frame), indent=2))
+        return
+    if frame.empty:
+        typer.echo("no alerts")
+        return
+    typer.echo(_alert_table(frame))
+
+
+@alerts_app.command("deliver")
+def alerts_deliver(
+    limit: Annotated[int | None, typer.Option("--limit", help="Deliver at most this many.")] = None,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """POST the pending alerts to the webhook (QUANTDESK_WEBHOOK_URL or webhook.yaml).
+
+    Exits 1 when some stay pending (the receiver failed); the next run retries them.
+    """
+    from quantdesk.screener.webhooks import deliver
+
+    try:
+        report = deliver(_store(store), limit=limit)
+    except ValueError as exc:
+        _fail(str(exc))
+    typer.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.summary())
+    if report.failed:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     """Run the ``quantdesk`` command line."""
     app()

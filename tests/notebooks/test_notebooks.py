@@ -29,6 +29,9 @@ SMALL_PARAMETERS: dict[str, list[dict]] = {
     "strategy_explorer": [
         {"universe": "simulated", "n_symbols": 5, "start": "2018-01-01", "lookbacks": [21, 126]}
     ],
+    "screener_report": [
+        {"symbols": "SPX,IXIC", "universe": "samples", "start": "2005-01-01", "store_alerts": True}
+    ],
     "strategy_tearsheet": [
         {
             "symbols": "SPX,IXIC",

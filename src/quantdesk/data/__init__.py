@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING
 from quantdesk._lazy import lazy_attributes
 
 _EXPORTS = {
+    "AlertStore": "quantdesk.data.alert_store",
     "MarketStore": "quantdesk.data.store",
+    "NewsStore": "quantdesk.data.news_store",
     "UnknownSymbolError": "quantdesk.data.store",
     "IngestReport": "quantdesk.data.store",
     "StoreBusyError": "quantdesk.data.store_locking",
@@ -44,14 +46,21 @@ _SUBMODULES = frozenset(
         "timestamps",
         "ingest",
         "inventory",
+        "news",
+        "news_store",
+        "news_ingest",
+        "synthetic_news",
         "live",
+        "alert_store",
     }
 )
 
 __all__ = [
+    "AlertStore",
     "CandleAggregator",
     "IngestReport",
     "MarketStore",
+    "NewsStore",
     "SimulatedMarket",
     "StoreBusyError",
     "UnknownSymbolError",
@@ -65,9 +74,11 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from quantdesk.data.alert_store import AlertStore
     from quantdesk.data.candle_stream import CandleAggregator
     from quantdesk.data.candles import aggregate
     from quantdesk.data.files import read_bars_file
+    from quantdesk.data.news_store import NewsStore
     from quantdesk.data.samples import load_sample
     from quantdesk.data.schemas import parse_timeframe
     from quantdesk.data.simulator import SimulatedMarket, simulate

