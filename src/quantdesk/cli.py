@@ -662,9 +662,20 @@ def dashboard(
             "required with --basic-auth.",
         ),
     ] = None,
+    rules: Annotated[
+        Path | None,
+        typer.Option(
+            "--rules",
+            help="YAML rule set of the alerts pane's live scan "
+            "(default $QUANTDESK_MONITOR_RULES, else short breakouts and volume spikes).",
+        ),
+    ] = None,
+    ledger: Annotated[
+        str, typer.Option("--ledger", help="Paper ledger of the positions pane.")
+    ] = "default",
     store: StoreOption = None,
 ) -> None:
-    """Serve the live market monitor (Panel): watchlist, candles, regimes."""
+    """Serve the live market monitor (Panel): quotes, candles, regimes, alerts, paper P&L, news."""
     from quantdesk.dashboards.hub import FeedUnavailableError
     from quantdesk.dashboards.security import InsecureBindError
     from quantdesk.dashboards.server import monitor_server
@@ -680,6 +691,8 @@ def dashboard(
             basic_auth=basic_auth,
             cookie_secret=cookie_secret,
             store_path=store,
+            rules=rules,
+            ledger=ledger,
         )
     except (InsecureBindError, FeedUnavailableError, FeedError, OSError, ValueError) as exc:
         _fail(str(exc))

@@ -14,11 +14,18 @@ the server shuts down (:meth:`LiveHub.stop`).
   candles stay in memory (nothing is written back to the store it reads).
 
 Candles are recorded per timeframe on first use (:meth:`LiveSource.candles`).
+
+Each running feed also has one streaming scan (:meth:`LiveHub.scanner`, a
+:class:`~quantdesk.dashboards.live_scan.LiveScanner`) over its closed candles
+(``scan_timeframe`` on the simulator, daily on a replay), started with the feed: the
+alerts pane of every session shows the same alerts.  The simulator's alerts are
+recorded in the store's alert tables; a replay's stay in memory, like its candles.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,7 +34,10 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import pandas as pd
 
+from quantdesk.dashboards.live_scan import RULES_ENV
+
 if TYPE_CHECKING:
+    from quantdesk.dashboards.live_scan import LiveScanner
     from quantdesk.data.live.feed import MarketFeed
     from quantdesk.data.live.quotes import QuoteCache
     from quantdesk.data.store import MarketStore
@@ -156,6 +166,14 @@ class LiveHub:
         The simulator's random seed.
     loop
         Whether the replay starts over at the end of the stored bars.
+    rules
+        The live scan's rule set (names, rules or a YAML file; default
+        ``$QUANTDESK_MONITOR_RULES`` when set, else
+        :func:`~quantdesk.dashboards.live_scan.default_live_rules`).
+    scan_timeframe
+        The simulator's candles that the live scan reads (a replay scans its daily ones).
+    ledger
+        The paper ledger the monitor's positions pane trades.
     """
 
     def __init__(
@@ -169,6 +187,9 @@ class LiveHub:
         seed: int = 0,
         loop: bool = False,
         max_replay: int = 50,
+        rules: Any = None,
+        scan_timeframe: str = "5s",
+        ledger: str = "default",
     ) -> None:
         self.store_path = Path(store_path) if store_path is not None else None
         self.symbols = [s for s in symbols] if symbols else None
@@ -178,7 +199,18 @@ class LiveHub:
         self.seed = int(seed)
         self.loop = bool(loop)
         self.max_replay = int(max_replay)
+        if rules is None and os.environ.get(RULES_ENV):
+            rules = os.environ[RULES_ENV]
+        self.rules = rules
+        if scan_timeframe not in SIMULATOR_TIMEFRAMES:
+            raise ValueError(
+                f"scan_timeframe must be one of {list(SIMULATOR_TIMEFRAMES)}, "
+                f"not {scan_timeframe!r}"
+            )
+        self.scan_timeframe = scan_timeframe
+        self.ledger = ledger
         self._sources: dict[FeedKind, LiveSource] = {}
+        self._scanners: dict[FeedKind, LiveScanner] = {}
         self._lock = threading.Lock()
         self._store: MarketStore | None = None
 
@@ -226,8 +258,34 @@ class LiveHub:
                 return existing
             made = self._start_simulator() if kind == "simulator" else self._start_replay()
             self._sources[kind] = made
+            try:
+                self._scanners[kind] = self._start_scanner(made)
+            except BaseException:
+                self._sources.pop(kind).close()
+                raise
             logger.info("started the %s feed: %s", kind, made.feed)
             return made
+
+    def scanner(self, kind: FeedKind) -> LiveScanner:
+        """Return the streaming scan of the ``kind`` feed (starting the feed on first use)."""
+        self.source(kind)
+        with self._lock:
+            return self._scanners[kind]
+
+    def _start_scanner(self, source: LiveSource) -> LiveScanner:
+        from quantdesk.dashboards.live_scan import LiveScanner
+
+        timeframe = self.scan_timeframe if source.kind == "simulator" else source.timeframes[0]
+        # The recorder is made (and attached) before the scanner: the feed calls its
+        # listeners in order, so the scanner sees each candle in the tick that closed it.
+        candles = source.candles(timeframe)
+        scanner = LiveScanner(
+            candles,
+            self.rules,
+            timeframe=timeframe,
+            store=self.store if source.kind == "simulator" else None,
+        )
+        return scanner.attach(source.feed)
 
     def _start_simulator(self) -> LiveSource:
         from quantdesk.data.live import SimulatedFeed
@@ -273,7 +331,11 @@ class LiveHub:
         """Stop every feed (and flush its candles); the hub can start them again later."""
         with self._lock:
             sources = list(self._sources.values())
+            scanners = list(self._scanners.values())
             self._sources.clear()
+            self._scanners.clear()
+        for scanner in scanners:
+            scanner.close()
         for source in sources:
             source.close()
             logger.info("stopped the %s feed", source.kind)

@@ -21,7 +21,11 @@ Later issues add their panes to the named slots of :attr:`MarketMonitor.slots`
     monitor.add_pane("alerts", AlertsPane(...))
 
 A slot shows a short placeholder until a pane is added; :meth:`MarketMonitor.add_pane`
-replaces the placeholder (further panes stack below the first).
+replaces the placeholder (further panes stack below the first).  By default the monitor
+fills them with :mod:`quantdesk.dashboards.panes` (``panes=False`` leaves them empty).
+A pane may have ``bind_source(source, hub)`` (called when the monitor connects to a
+feed), ``show_symbol(symbol)``, ``refresh()`` (called on each guarded tick) and
+``release()`` (called when the session is destroyed); the monitor calls what it has.
 """
 
 from __future__ import annotations
@@ -564,7 +568,9 @@ class MarketMonitor(Viewer):
     speed = param.Number(default=3600.0, bounds=(1.0, None), doc="Replay speed (x real time).")
     message = param.String(default="", doc="What the monitor wants the user to know.")
 
-    def __init__(self, hub: LiveHub, *, period: int = 250, **params: Any) -> None:
+    def __init__(
+        self, hub: LiveHub, *, period: int = 250, panes: bool = True, **params: Any
+    ) -> None:
         super().__init__(**params)
         self.hub = hub
         self.period = int(period)
@@ -582,6 +588,7 @@ class MarketMonitor(Viewer):
             for name, text in SLOTS.items()
         }
         self._filled: set[str] = set()
+        self.panes: list[Any] = []
         self._message = pn.pane.Alert("", alert_type="warning", visible=False, name="message")
         self.speed = hub.speed
         # The replay speed is the server's (every session watches the same replay).
@@ -589,6 +596,10 @@ class MarketMonitor(Viewer):
             self.param.speed, label="replay speed", width=120, start=1.0
         )
         self.watchlist.param.watch(self._on_row_click, "selected")
+        if panes:
+            from quantdesk.dashboards.panes import add_default_panes
+
+            add_default_panes(self, hub)
         self._connect(self.feed)
 
     # -- state -------------------------------------------------------------------------
@@ -603,6 +614,9 @@ class MarketMonitor(Viewer):
         self.source = source
         self._speed_input.disabled = source.kind != "replay"
         self.watchlist.bind(source.cache, source.symbols)
+        for pane in self.panes:
+            if hasattr(pane, "bind_source"):
+                pane.bind_source(source, self.hub)
         symbols = source.symbols
         self.param.symbol.objects = symbols
         self.param.timeframe.objects = list(source.timeframes)
@@ -619,6 +633,9 @@ class MarketMonitor(Viewer):
         self.chart.bind(candles, self.symbol, self.timeframe)
         daily = self.timeframe == "1d"
         self.regime.bind(self.symbol, candles if daily else None)
+        for pane in self.panes:
+            if hasattr(pane, "show_symbol"):
+                pane.show_symbol(self.symbol)
 
     @param.depends("feed", watch=True)
     def _on_feed(self) -> None:
@@ -648,10 +665,14 @@ class MarketMonitor(Viewer):
     # -- updates -----------------------------------------------------------------------
 
     def update(self) -> None:
-        """Bring the watchlist, the chart and the regime view up to date (one tick)."""
+        """Bring the watchlist, the chart, the regime view and the panes up to date (one tick)."""
         self.watchlist.refresh()
         self.chart.refresh()
         self.regime.refresh()
+        for pane in self.panes:
+            if hasattr(pane, "refresh"):
+                # One pane failing leaves the others (and the next tick) running.
+                guarded(pane.refresh, f"{type(pane).__name__} refresh")()
 
     def start_updates(self) -> Any:
         """Return the session's periodic callback after starting it (guarded; released on close).
@@ -690,6 +711,9 @@ class MarketMonitor(Viewer):
         self.watchlist.cache = None
         self.chart.candles = None
         self.regime.candles = None
+        for pane in self.panes:
+            if hasattr(pane, "release"):
+                pane.release()
         logger.debug("market monitor session released")
 
     # -- slots -------------------------------------------------------------------------
@@ -711,6 +735,11 @@ class MarketMonitor(Viewer):
             column.objects = []
             self._filled.add(slot)
         column.append(viewable)
+        self.panes.append(viewable)
+        if self.source is not None and hasattr(viewable, "bind_source"):
+            viewable.bind_source(self.source, self.hub)
+        if self.symbol and hasattr(viewable, "show_symbol"):
+            viewable.show_symbol(self.symbol)
 
     # -- layout ------------------------------------------------------------------------
 

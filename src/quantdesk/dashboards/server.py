@@ -96,6 +96,8 @@ def monitor_server(
     rate: float = 2.0,
     period: int = 250,
     websocket_origin: Sequence[str] = (),
+    rules: str | Path | None = None,
+    ledger: str = "default",
 ) -> MonitorServer:
     """Return the monitor's server, checked and built but not yet listening for sessions.
 
@@ -123,6 +125,13 @@ def monitor_server(
         Milliseconds between two updates of a browser session.
     websocket_origin
         More allowed origins (``host:port``) beyond this address's own.
+    rules
+        YAML rule set of the live scan behind the alerts pane (default
+        ``$QUANTDESK_MONITOR_RULES``, else
+        :func:`~quantdesk.dashboards.live_scan.default_live_rules`); checked before
+        anything listens.
+    ledger
+        The paper ledger the positions pane shows and trades.
 
     Raises
     ------
@@ -150,7 +159,19 @@ def monitor_server(
         )
     if not port:
         raise ValueError("give an explicit --port: the allowed websocket origins name it")
-    hub = LiveHub(store_path, symbols=symbols, simulated=simulated, rate=rate, speed=speed)
+    if rules is not None:
+        from quantdesk.screener.rulesets import load_rules
+
+        load_rules(rules)  # a mistake in the file is refused now, naming rule and field
+    hub = LiveHub(
+        store_path,
+        symbols=symbols,
+        simulated=simulated,
+        rate=rate,
+        speed=speed,
+        rules=str(rules) if rules is not None else None,
+        ledger=ledger,
+    )
     if feed == "replay" and not hub.replay_symbols():
         raise FeedUnavailableError(
             f"the store at {hub.store.path} holds no daily bars to replay; run "
