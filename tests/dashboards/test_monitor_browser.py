@@ -60,8 +60,9 @@ CHART_JS = """() => {
 }"""
 
 
-def _env(home: Path) -> dict[str, str]:
+def _env(home: Path, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
+    env.update(extra)
     env["QUANTDESK_HOME"] = str(home)
     env.pop("QUANTDESK_STORE", None)
     src = str(Path(__file__).resolve().parents[2] / "src")
@@ -69,11 +70,13 @@ def _env(home: Path) -> dict[str, str]:
     return env
 
 
-def _start(home: Path, *args: str) -> tuple[subprocess.Popen[str], str]:
+def _start(
+    home: Path, *args: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[str], str]:
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "quantdesk", "dashboard", "--port", str(port), *args],
-        env=_env(home),
+        env=_env(home, **(env or {})),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -92,11 +95,57 @@ def _stop(proc: subprocess.Popen[str]) -> None:
         proc.wait()
 
 
+# Headlines a vendor might send: shown as text, never run.
+HOSTILE = [
+    "AAA beats estimates <script>window.qdPwned = 1</script>",
+    'AAA warns <img src=x onerror="window.qdPwned = 2"> on weak guidance',
+]
+# A live rule that fires on the second closed 5 s candle of every symbol (any volume
+# at all is a "spike" over the one before), set through $QUANTDESK_MONITOR_RULES.
+FIRST_CANDLES_RULES = """rules:
+  - name: fires_fast
+    rule: volume_spike
+    k: 0.0001
+    n: 1
+"""
+
+
+def _seed_news(path: Path) -> None:
+    from quantdesk.data.news_store import NewsStore
+    from quantdesk.sentiment.jobs import score_news
+
+    news = NewsStore(path)
+    items = pd.DataFrame(
+        {
+            "id": ["a", "b"],
+            "ts": pd.to_datetime(["2024-03-04 14:00", "2024-03-05 14:00"], utc=True),
+            "headline": HOSTILE,
+            "source": "wire",
+            "symbols": "AAA",
+        }
+    )
+    news.write_news(items, strict=True)
+    score_news(news, "lexicon", progress=False)
+
+
 @pytest.fixture(scope="module")
-def sim_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A monitor on the simulator (6 symbols, 4 updates/s each) over an empty store."""
+def sim_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """QUANTDESK_HOME of the simulator's server: its store holds two hostile headlines."""
     home = tmp_path_factory.mktemp("sim_home")
-    proc, url = _start(home, "--symbols", "AAA,BBB,CCC,DDD,EEE,FFF")
+    _seed_news(home / "quantdesk.duckdb")
+    (home / "rules.yaml").write_text(FIRST_CANDLES_RULES)
+    return home
+
+
+@pytest.fixture(scope="module")
+def sim_server(sim_home: Path) -> Iterator[str]:
+    """A monitor on the simulator (6 symbols) over a store with news and no bars."""
+    proc, url = _start(
+        sim_home,
+        "--symbols",
+        "AAA,BBB,CCC,DDD,EEE,FFF",
+        env={"QUANTDESK_MONITOR_RULES": str(sim_home / "rules.yaml")},
+    )
     yield url
     _stop(proc)
 
@@ -247,3 +296,52 @@ def test_a_missing_credentials_file_is_an_error_not_a_password(tmp_path: Path) -
     )
     assert done.returncode != 0
     assert "does not exist" in done.stderr and str(missing) in done.stderr
+
+
+def _paper_trades(home: Path) -> int:
+    from quantdesk.data.store import MarketStore
+
+    store = MarketStore(home / "quantdesk.duckdb", read_only=True)
+    return int(store.sql("SELECT count(*) AS n FROM paper_trades")["n"].iloc[0])
+
+
+def test_the_panes_show_live_alerts_paper_trades_and_escaped_headlines(
+    page, sim_server: str, sim_home: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    _open(page, sim_server)
+    # The sentiment pane shows the selected symbol's headlines as text.
+    headlines = page.locator(".qd-sentiment .qd-headline")
+    expect(headlines).to_have_count(2, timeout=30_000)
+    expect(headlines.nth(0)).to_have_text(HOSTILE[1])
+    expect(headlines.nth(1)).to_have_text(HOSTILE[0])
+    assert page.locator(".qd-sentiment img").count() == 0
+    assert page.locator(".qd-sentiment script").count() == 0
+    expect(page.locator(".qd-sentiment .qd-daily-score")).to_be_visible()
+    # An alert of the streaming scan arrives once the second candle has closed.
+    rule_cells = page.locator('.qd-alerts .tabulator-cell[tabulator-field="rule"]')
+    expect(rule_cells.first).to_have_text("fires_fast", timeout=60_000)
+    symbol_cell = page.locator('.qd-alerts .tabulator-cell[tabulator-field="symbol"]').first
+    assert symbol_cell.inner_text().strip() in {"AAA", "BBB", "CCC", "DDD", "EEE", "FFF"}
+    # An impossible buy is refused with the ledger's reason, and nothing is written.
+    expect(page.locator(".qd-trade-symbol input")).to_have_value("AAA")
+    qty = page.locator(".qd-trade-qty input")
+    qty.fill("1000000000")
+    qty.press("Enter")
+    page.locator(".qd-buy button").click()
+    expect(page.locator(".qd-trade-rejected")).to_contain_text("cash is 100,000.00")
+    assert _paper_trades(sim_home) == 0
+    # A buy the cash covers fills and shows in the positions table.
+    qty.fill("3")
+    qty.press("Enter")
+    page.locator(".qd-buy button").click()
+    expect(page.locator(".qd-trade-filled")).to_contain_text("AAA")
+    cell = page.locator('.qd-positions .tabulator-cell[tabulator-field="symbol"]')
+    expect(cell.first).to_have_text("AAA", timeout=30_000)
+    expect(page.locator('.qd-positions .tabulator-cell[tabulator-field="qty"]').first).to_have_text(
+        "3"
+    )
+    assert _paper_trades(sim_home) == 1
+    assert page.evaluate("() => window.qdPwned === undefined")
+    assert page.console_errors == []

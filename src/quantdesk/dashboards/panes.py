@@ -89,6 +89,7 @@ class AlertsPane(Viewer):
             height=260,
             formatters={"trigger_price": NumberFormatter(format="0,0.00")},
             titles={"time": "time (UTC)", "trigger_price": "trigger price"},
+            css_classes=["qd-alerts"],
         )
         if scanner is not None:
             self.bind(scanner)
@@ -178,13 +179,23 @@ class PositionsPane(Viewer):
             layout="fit_data_table",
             height=200,
             formatters={c: money for c in POSITION_COLUMNS if c not in ("symbol", "qty")},
+            css_classes=["qd-positions"],
+            sizing_mode="stretch_width",
         )
         self.summary = pn.pane.HTML("", name="account", sizing_mode="stretch_width")
         self.feedback = pn.pane.HTML("", name="trade-message", sizing_mode="stretch_width")
-        self.symbol_input = pn.widgets.TextInput.from_param(self.param.symbol, width=100)
-        self.qty_input = pn.widgets.FloatInput.from_param(self.param.qty, width=110)
-        self.buy_button = pn.widgets.Button(label="Buy", color="success", width=70)
-        self.sell_button = pn.widgets.Button(label="Sell", color="danger", width=70)
+        self.symbol_input = pn.widgets.TextInput.from_param(
+            self.param.symbol, width=100, css_classes=["qd-trade-symbol"]
+        )
+        self.qty_input = pn.widgets.FloatInput.from_param(
+            self.param.qty, width=110, css_classes=["qd-trade-qty"]
+        )
+        self.buy_button = pn.widgets.Button(
+            label="Buy", color="success", width=70, css_classes=["qd-buy"]
+        )
+        self.sell_button = pn.widgets.Button(
+            label="Sell", color="danger", width=70, css_classes=["qd-sell"]
+        )
         self.buy_button.on_click(self._on_buy)
         self.sell_button.on_click(self._on_sell)
         self._on_tradable()
