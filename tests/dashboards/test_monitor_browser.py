@@ -266,10 +266,10 @@ def test_basic_auth_refuses_strangers_and_lets_users_in(page, tmp_path: Path) ->
         _stop(proc)
 
 
-def _run_cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _run_cli(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "quantdesk", "dashboard", *args],
-        env=_env(home),
+        env=_env(home, **env),
         capture_output=True,
         text=True,
         timeout=120,
@@ -281,6 +281,20 @@ def test_a_non_loopback_bind_without_auth_exits_with_a_message(tmp_path: Path) -
     assert done.returncode != 0
     assert "refuses to listen on '0.0.0.0' without authentication" in done.stderr
     assert "--basic-auth FILE" in done.stderr
+
+
+def test_a_mistaken_rule_set_exits_with_the_rule_and_field_before_serving(
+    tmp_path: Path,
+) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  - name: gaps\n    rule: gap_up\n    pcnt: 3\n")
+    expected = "rule 'gaps' (#1): field 'pcnt': unknown parameter of gap_up"
+    done = _run_cli(tmp_path / "home", "--rules", str(rules), "--port", str(free_port()))
+    assert done.returncode != 0 and expected in done.stderr
+    from_env = _run_cli(
+        tmp_path / "home", "--port", str(free_port()), QUANTDESK_MONITOR_RULES=str(rules)
+    )
+    assert from_env.returncode != 0 and expected in from_env.stderr
 
 
 def test_a_missing_credentials_file_is_an_error_not_a_password(tmp_path: Path) -> None:
