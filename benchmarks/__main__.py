@@ -29,6 +29,7 @@ MODULES = (
     "bench_voila",
     "bench_dashboard",
     "bench_screener",
+    "bench_panes",
 )
 
 
