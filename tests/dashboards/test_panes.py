@@ -80,6 +80,9 @@ def test_hub_runs_one_scan_per_feed_and_the_monitor_shows_it(tmp_path: Path) -> 
         assert first.panes[0].scanner is scanner and second.panes[0].scanner is scanner
         assert first.panes[1].prices is hub.source("simulator").cache
         assert first.panes[2].symbol == first.symbol == "AAA"
+        first.symbol = "BBB"  # the sentiment pane and the trade follow the selection
+        assert first.panes[2].symbol == first.panes[1].symbol == "BBB"
+        assert second.panes[2].symbol == "AAA"  # another session keeps its own
         first.update()
         first.release()
         assert first.panes[0].scanner is None and first.panes[1].prices is None
@@ -207,3 +210,32 @@ def test_sentiment_pane_without_news_tables_says_no_news(tmp_path: Path) -> None
     pane = SentimentPane(store.path)
     pane.show_symbol("AAA")
     assert "no news" in pane.pane.object
+
+
+def test_a_failing_pane_is_logged_and_the_others_still_update(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from quantdesk.dashboards.hub import LiveHub
+    from quantdesk.dashboards.monitor import MarketMonitor
+
+    class Pane:
+        def __init__(self, fail: bool) -> None:
+            self.fail, self.calls = fail, 0
+
+        def refresh(self) -> None:
+            self.calls += 1
+            if self.fail:
+                raise RuntimeError("store unreadable")
+
+    hub = LiveHub(tmp_path / "store.duckdb", symbols=["AAA"])
+    try:
+        monitor = MarketMonitor(hub, panes=False)
+        broken, fine = Pane(fail=True), Pane(fail=False)
+        monitor.add_pane("alerts", broken)
+        monitor.add_pane("sentiment", fine)
+        monitor.update()
+        monitor.update()
+        assert broken.calls == fine.calls == 2
+        assert "Pane.refresh failed; updates go on" in caplog.text
+    finally:
+        hub.stop()

@@ -30,6 +30,7 @@ feed), ``show_symbol(symbol)``, ``refresh()`` (called on each guarded tick) and
 
 from __future__ import annotations
 
+import functools
 import html
 import logging
 import math
@@ -614,9 +615,7 @@ class MarketMonitor(Viewer):
         self.source = source
         self._speed_input.disabled = source.kind != "replay"
         self.watchlist.bind(source.cache, source.symbols)
-        for pane in self.panes:
-            if hasattr(pane, "bind_source"):
-                pane.bind_source(source, self.hub)
+        self._call_panes("bind_source", source, self.hub)
         symbols = source.symbols
         self.param.symbol.objects = symbols
         self.param.timeframe.objects = list(source.timeframes)
@@ -633,9 +632,7 @@ class MarketMonitor(Viewer):
         self.chart.bind(candles, self.symbol, self.timeframe)
         daily = self.timeframe == "1d"
         self.regime.bind(self.symbol, candles if daily else None)
-        for pane in self.panes:
-            if hasattr(pane, "show_symbol"):
-                pane.show_symbol(self.symbol)
+        self._call_panes("show_symbol", self.symbol)
 
     @param.depends("feed", watch=True)
     def _on_feed(self) -> None:
@@ -669,10 +666,7 @@ class MarketMonitor(Viewer):
         self.watchlist.refresh()
         self.chart.refresh()
         self.regime.refresh()
-        for pane in self.panes:
-            if hasattr(pane, "refresh"):
-                # One pane failing leaves the others (and the next tick) running.
-                guarded(pane.refresh, f"{type(pane).__name__} refresh")()
+        self._call_panes("refresh")
 
     def start_updates(self) -> Any:
         """Return the session's periodic callback after starting it (guarded; released on close).
@@ -711,12 +705,21 @@ class MarketMonitor(Viewer):
         self.watchlist.cache = None
         self.chart.candles = None
         self.regime.candles = None
-        for pane in self.panes:
-            if hasattr(pane, "release"):
-                pane.release()
+        self._call_panes("release")
         logger.debug("market monitor session released")
 
     # -- slots -------------------------------------------------------------------------
+
+    def _call_panes(self, method: str, *args: Any) -> None:
+        """Call ``method`` of every pane that has it, each guarded.
+
+        One pane failing (a store locked too long, a bad row) is logged and leaves the
+        others, the monitor and the next tick running.
+        """
+        for pane in self.panes:
+            fn = getattr(pane, method, None)
+            if callable(fn):
+                guarded(functools.partial(fn, *args), f"{type(pane).__name__}.{method}")()
 
     def add_pane(self, slot: str, viewable: Any) -> None:
         """Put ``viewable`` in the named slot (``alerts``, ``positions``, ``sentiment``).
