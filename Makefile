@@ -12,7 +12,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 .PHONY: install browser demo test lint typecheck bench clean help
 
 help:
-	@echo "make demo   - set up .venv, fill the store, run the demo reports, print reports/index.html"
+	@echo "make demo   - set up .venv, fill the store, run the demo reports, print how to open them and the monitor"
 	@echo "make test   - set up .venv, lint, type-check and run the test suite"
 	@echo "make bench  - run the benchmark table (not part of make test)"
 
@@ -44,6 +44,7 @@ demo: install
 	@$(PY) -c 'from quantdesk.backtest.warmup import warm_numba_cache as w; print("numba cache (warm):", w())'
 	$(VENV)/bin/quantdesk report batch demo
 	@echo "reports: $$($(PY) -c 'from quantdesk.config import settings; print((settings().reports_dir / "index.html").resolve())')"
+	@echo "market monitor: run '$(VENV)/bin/quantdesk dashboard' and open http://127.0.0.1:5006/"
 
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -25,6 +25,9 @@ MODULES = (
     "bench_batch",
     "bench_sentiment",
     "bench_live",
+    "bench_ledger",
+    "bench_voila",
+    "bench_dashboard",
 )
 
 

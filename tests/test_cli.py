@@ -190,6 +190,10 @@ def test_info_on_missing_store_is_a_clear_error() -> None:
         ["data", "info"],
         ["data", "rejects"],
         ["backtest"],
+        ["paper"],
+        ["paper", "buy"],
+        ["paper", "rebalance"],
+        ["paper", "watch"],
     ],
 )
 def test_help_everywhere(args: list[str]) -> None:
@@ -269,3 +273,47 @@ def test_backtest_out_writes_tables_and_benchmark_metrics(
     assert code == 1 and "benchmark 'NOPE'" in text
     code, text = run("backtest", "--symbols", "IXIC", "--benchmark", "SPX")
     assert code == 0 and "against SPX:" in text and "Information ratio" in text
+
+
+def test_paper_commands_trade_show_watch_and_reject_with_the_reason(tmp_path: Path) -> None:
+    store = tmp_path / "paper.duckdb"
+    today = pd.Timestamp.now(tz="UTC").normalize()
+    days = pd.bdate_range(end=today, periods=80, tz="UTC", name="ts")
+    rows = [
+        {"symbol": s, "ts": ts, "open": p, "high": p, "low": p, "close": p, "volume": 1e6}
+        for s, drift in (("AAA", 1.0), ("BBB", -0.2))
+        for i, ts in enumerate(days)
+        for p in [100.0 + drift * i + (i % 3)]
+    ]
+    MarketStore(store).write_bars(pd.DataFrame(rows), "1d")
+    opts = ["--store", str(store), "--ledger", "cli"]
+    code, out = run("paper", "buy", "AAA", "10", "--price", "150", "--cash", "5000", *opts)
+    assert code == 0 and "buy 10 AAA" in out and "explicit" in out
+    code, out = run("paper", "buy", "AAA", "100", *opts)
+    assert code == 1 and "rejected (insufficient_cash)" in out
+    code, out = run("paper", "sell", "BBB", "1", *opts)
+    assert code == 1 and "rejected (insufficient_position)" in out
+    code, out = run("paper", "sell", "AAA", "4", "--json", *opts)
+    assert code == 0
+    sold = json.loads(out)
+    assert sold["side"] == "sell" and sold["price_source"] == "store_bar"
+    code, out = run("paper", "watch", "add", "BBB", *opts)
+    assert code == 0 and out.split() == ["BBB"]
+    code, out = run("paper", "watch", "add", "NOPE", *opts)
+    assert code == 1 and "unknown_symbol" in out
+    code, out = run("paper", "watch", "list", "--json", *opts)
+    assert json.loads(out) == {"ledger": "cli", "watchlist": ["BBB"]}
+    code, out = run(
+        "paper", "rebalance", "--strategy", "vol_target_trend", "--symbols", "AAA,BBB",
+        "--lookbacks", "5,20", "--target-vol", "0.5", *opts,
+    )  # fmt: skip
+    assert code == 0, out
+    assert "rebalanced" in out and " 0 fills" not in out
+    code, out = run("paper", "show", "--json", *opts)
+    assert code == 0
+    shown = json.loads(out)
+    assert shown["ledger"] == "cli"
+    assert shown["equity"] == pytest.approx(shown["initial_cash"] + shown["total_pnl"])
+    assert {p["symbol"] for p in shown["positions"]} >= {"AAA"}
+    code, out = run("paper", "rebalance", "--strategy", "momentum", *opts)
+    assert code == 1 and "unknown strategy" in out

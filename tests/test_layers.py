@@ -26,6 +26,7 @@ FLOORS: dict[str, int] = {
     "core": 0,
     "_lazy": 0,
     "config": 0,
+    "errors": 0,
     "numba_cache": 0,
     "data": 1,
     "signals": 2,

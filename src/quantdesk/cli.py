@@ -45,6 +45,12 @@ from quantdesk.reports.commands import report_app, schedule_app  # noqa: E402
 app.add_typer(report_app, name="report")
 app.add_typer(schedule_app, name="schedule")
 app.add_typer(regimes_app, name="regimes")
+paper_app = typer.Typer(
+    help="Trade a paper ledger in the store: buy, sell, follow a strategy, show, watch.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(paper_app, name="paper")
 
 StoreOption = Annotated[
     Path | None,
@@ -591,6 +597,251 @@ def sentiment_show(
     typer.echo(f"{symbol}: latest {len(frame)} headlines, scored by {keys[0]}")
     shown = frame.assign(ts=frame["ts"].dt.strftime("%Y-%m-%d %H:%M"))
     typer.echo(shown[["ts", "score", "source", "headline"]].round(3).to_string(index=False))
+
+
+# -- paper trading (quantdesk.portfolio.ledger) ------------------------------------------
+
+LedgerOption = Annotated[str, typer.Option("--ledger", help="Ledger name (default 'default').")]
+CashOption = Annotated[
+    float, typer.Option("--cash", help="Starting cash of a ledger created by this command.")
+]
+MaxAgeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--max-price-age",
+        help="Oldest bar or quote a trade may use, e.g. '30min' or '10d' "
+        "(default: 5 min for quotes, 4 days for bars).",
+    ),
+]
+
+
+def _ledger(store: Path | None, name: str, cash: float, max_price_age: str | None = None) -> Any:
+    import pandas as pd
+
+    from quantdesk.portfolio.ledger import PaperLedger
+
+    try:
+        age = None if max_price_age is None else pd.Timedelta(max_price_age)
+    except ValueError as exc:
+        _fail(f"--max-price-age {max_price_age!r}: {exc}")
+    return PaperLedger(_store(store), initial_cash=cash, name=name, max_price_age=age)
+
+
+def _paper_trade(side: str, symbol: str, qty: float, price: float | None, **opts: Any) -> None:
+    from quantdesk.errors import TradeRejected
+
+    ledger = _ledger(opts["store"], opts["ledger"], opts["cash"], opts["max_price_age"])
+    try:
+        trade = ledger.buy(symbol, qty, price) if side == "buy" else ledger.sell(symbol, qty, price)
+    except TradeRejected as exc:
+        _fail(f"rejected ({exc.reason}): {exc}")
+    typer.echo(json.dumps(trade.to_dict(), indent=2) if opts["as_json"] else trade.summary())
+
+
+@paper_app.command("buy")
+def paper_buy(
+    symbol: Annotated[str, typer.Argument(help="Symbol to buy.")],
+    qty: Annotated[float, typer.Argument(help="Units to buy.")],
+    price: Annotated[
+        float | None, typer.Option("--price", help="Explicit price (default: latest bar).")
+    ] = None,
+    ledger: LedgerOption = "default",
+    cash: CashOption = 100_000.0,
+    max_price_age: MaxAgeOption = None,
+    as_json: JsonOption = False,
+    store: StoreOption = None,
+) -> None:
+    """Buy units at an explicit price or the latest stored bar; a rejection exits 1."""
+    _paper_trade("buy", symbol, qty, price, ledger=ledger, cash=cash, store=store,
+                 max_price_age=max_price_age, as_json=as_json)  # fmt: skip
+
+
+@paper_app.command("sell")
+def paper_sell(
+    symbol: Annotated[str, typer.Argument(help="Symbol to sell.")],
+    qty: Annotated[float, typer.Argument(help="Units to sell.")],
+    price: Annotated[
+        float | None, typer.Option("--price", help="Explicit price (default: latest bar).")
+    ] = None,
+    ledger: LedgerOption = "default",
+    cash: CashOption = 100_000.0,
+    max_price_age: MaxAgeOption = None,
+    as_json: JsonOption = False,
+    store: StoreOption = None,
+) -> None:
+    """Sell units at an explicit price or the latest stored bar; a rejection exits 1."""
+    _paper_trade("sell", symbol, qty, price, ledger=ledger, cash=cash, store=store,
+                 max_price_age=max_price_age, as_json=as_json)  # fmt: skip
+
+
+@paper_app.command("rebalance")
+def paper_rebalance(
+    strategy: Annotated[
+        str, typer.Option("--strategy", help="Strategy to follow (vol_target_trend).")
+    ] = "vol_target_trend",
+    symbols: Annotated[
+        str | None, typer.Option("--symbols", help="Comma-separated symbols (default: all).")
+    ] = None,
+    lookbacks: Annotated[
+        str, typer.Option("--lookbacks", help="Momentum lookbacks in bars, blended.")
+    ] = "21,63,126,252",
+    target_vol: Annotated[
+        float, typer.Option("--target-vol", help="Annualised volatility target.")
+    ] = 0.10,
+    ledger: LedgerOption = "default",
+    cash: CashOption = 100_000.0,
+    max_price_age: MaxAgeOption = None,
+    as_json: JsonOption = False,
+    store: StoreOption = None,
+) -> None:
+    """Rebalance the ledger to the strategy's latest weights at the latest stored bars."""
+    from quantdesk.errors import TradeRejected
+    from quantdesk.portfolio.ledger import follow_strategy
+
+    book = _ledger(store, ledger, cash, max_price_age)
+    try:
+        result = follow_strategy(
+            book, strategy, _symbol_list(symbols), lookbacks=_int_list(lookbacks),
+            target_vol=target_vol, long_only=True,  # the command's ledgers do not short
+        )  # fmt: skip
+    except TradeRejected as exc:
+        _fail(f"rejected ({exc.reason}): {exc}")
+    except ValueError as exc:
+        _fail(str(exc))
+    typer.echo(json.dumps(result.to_dict(), indent=2) if as_json else result.summary())
+
+
+@paper_app.command("show")
+def paper_show(
+    ledger: LedgerOption = "default",
+    cash: CashOption = 100_000.0,
+    as_json: JsonOption = False,
+    store: StoreOption = None,
+) -> None:
+    """Show cash, positions at the latest stored bars, and P&L."""
+    snapshot = _ledger(store, ledger, cash).snapshot()
+    typer.echo(json.dumps(snapshot.to_dict(), indent=2) if as_json else snapshot.summary())
+
+
+@paper_app.command("watch")
+def paper_watch(
+    action: Annotated[str, typer.Argument(help="add, remove or list.")],
+    symbol: Annotated[str | None, typer.Argument(help="Symbol (for add and remove).")] = None,
+    ledger: LedgerOption = "default",
+    as_json: JsonOption = False,
+    store: StoreOption = None,
+) -> None:
+    """Add a symbol to the ledger's watchlist, remove one, or list them."""
+    from quantdesk.errors import TradeRejected
+
+    book = _ledger(store, ledger, 100_000.0)
+    if action not in ("add", "remove", "list"):
+        _fail(f"watch action must be add, remove or list, not {action!r}")
+    if action != "list" and not symbol:
+        _fail(f"watch {action} needs a symbol")
+    try:
+        if action == "add":
+            symbols = book.watch_add(symbol)
+        elif action == "remove":
+            symbols = book.watch_remove(symbol)
+        else:
+            symbols = book.watchlist()
+    except TradeRejected as exc:
+        _fail(f"rejected ({exc.reason}): {exc}")
+    typer.echo(json.dumps({"ledger": ledger, "watchlist": symbols}) if as_json
+               else "\n".join(symbols) or "(watchlist empty)")  # fmt: skip
+
+
+@app.command("dashboard")
+def dashboard(
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 5006,
+    address: Annotated[
+        str,
+        typer.Option(
+            "--address",
+            help="Address to listen on (default 127.0.0.1; any other needs --basic-auth).",
+        ),
+    ] = "127.0.0.1",
+    feed: Annotated[
+        str, typer.Option("--feed", help="Feed a new session starts on: simulator or replay.")
+    ] = "simulator",
+    symbols: Annotated[
+        str | None,
+        typer.Option(
+            "--symbols",
+            help="Comma-separated symbols (default: 10 simulated ones; every stored daily "
+            "symbol for a replay).",
+        ),
+    ] = None,
+    speed: Annotated[
+        float, typer.Option("--speed", help="Replay speed, x real time (3600: a day in 24 s).")
+    ] = 3600.0,
+    basic_auth: Annotated[
+        Path | None,
+        typer.Option(
+            "--basic-auth",
+            help="Credentials file: JSON {user: password} or user:password lines.",
+        ),
+    ] = None,
+    cookie_secret: Annotated[
+        str | None,
+        typer.Option(
+            "--cookie-secret",
+            help="Secret signing the login cookie (default $QUANTDESK_COOKIE_SECRET); "
+            "required with --basic-auth.",
+        ),
+    ] = None,
+    store: StoreOption = None,
+) -> None:
+    """Serve the live market monitor (Panel): watchlist, candles, regimes."""
+    from quantdesk.dashboards.hub import FeedUnavailableError
+    from quantdesk.dashboards.security import InsecureBindError
+    from quantdesk.dashboards.server import monitor_server
+    from quantdesk.data.live import FeedError
+
+    try:
+        server = monitor_server(
+            port=port,
+            address=address,
+            feed=feed,
+            symbols=_symbol_list(symbols),
+            speed=speed,
+            basic_auth=basic_auth,
+            cookie_secret=cookie_secret,
+            store_path=store,
+        )
+    except (InsecureBindError, FeedUnavailableError, FeedError, OSError, ValueError) as exc:
+        _fail(str(exc))
+    typer.echo(f"quantdesk market monitor: {server.url} (Ctrl-C to stop)")
+    server.run()
+
+
+@app.command("voila")
+def voila(
+    notebook: Annotated[Path, typer.Argument(help="The notebook to serve as an app.")],
+    port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8866,
+    address: Annotated[
+        str, typer.Option("--address", help="Interface to listen on (non-loopback needs a token).")
+    ] = "127.0.0.1",
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            envvar="QUANTDESK_VOILA_TOKEN",
+            help="Token visitors must present (prefer $QUANTDESK_VOILA_TOKEN to the flag).",
+            show_envvar=True,
+        ),
+    ] = None,
+    pool_size: Annotated[int, typer.Option("--pool-size", help="Preheated kernels.")] = 1,
+) -> None:
+    """Serve a notebook as a Voila app: preheated kernels, its folder only, 127.0.0.1."""
+    from quantdesk.dashboards.security import InsecureBindError
+    from quantdesk.dashboards.voila import serve_voila
+
+    try:
+        serve_voila(notebook, port=port, address=address, token=token, pool_size=pool_size)
+    except (InsecureBindError, FileNotFoundError) as exc:
+        _fail(str(exc))
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from ..data.test_samples import contents, goog_csv
+from ..reports.test_offline_html import assert_renders_offline
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").rglob("*.ipynb"))
@@ -21,6 +22,12 @@ SMALL_PARAMETERS: dict[str, list[dict]] = {
     ],
     "regime_report": [
         {"symbols": "SPX,IXIC", "universe": "samples", "start": "2006-01-01", "n_init": 1}
+    ],
+    "regime_explorer": [
+        {"symbols": "SPX,IXIC", "universe": "samples", "start": "2015-01-01", "n_init": 1}
+    ],
+    "strategy_explorer": [
+        {"universe": "simulated", "n_symbols": 5, "start": "2018-01-01", "lookbacks": [21, 126]}
     ],
     "strategy_tearsheet": [
         {
@@ -42,6 +49,15 @@ SMALL_PARAMETERS: dict[str, list[dict]] = {
             "walk_forward_test": 252,
         },
     ],
+    "paper_portfolio": [
+        {
+            "universe": "simulated",
+            "n_symbols": 4,
+            "lookbacks": [21, 63],
+            "target_vol": 0.2,
+            "max_price_age_days": 100_000,  # the simulated market's bars are years old
+        }
+    ],
 }
 CASES = [
     pytest.param(path, params, id=f"{path.stem}-{i}")
@@ -55,7 +71,9 @@ def test_there_are_notebooks() -> None:
 
 
 @pytest.mark.parametrize(("path", "parameters"), CASES)
-def test_notebook_executes_and_publishes(path: Path, parameters: dict, tmp_path: Path) -> None:
+def test_notebook_executes_and_publishes(
+    path: Path, parameters: dict, tmp_path: Path, page
+) -> None:
     import nbformat
 
     from quantdesk.reports import run_report
@@ -93,6 +111,14 @@ def test_notebook_executes_and_publishes(path: Path, parameters: dict, tmp_path:
         assert all(name in html for name in BENCHMARK_METRICS)
     index = (tmp_path / "reports" / "index.html").read_text()
     assert record.run_id in index
+    # Issue 13: the index and the report draw every chart with the network refused
+    # (the report last, so the test's screenshot shows it).
+    assert_renders_offline(page, tmp_path / "reports" / "index.html", figures=0)
+    page.unroute("**/*")
+    drawn = assert_renders_offline(page, record.html_path)
+    if path.stem in ("regime_explorer", "strategy_explorer"):
+        # An app's widgets are inert in a published page: its static snapshot draws.
+        assert drawn, f"{path.name}: the app's chart snapshot did not draw"
 
 
 # ------------------------------------------------------- notebooks on the researcher's data

@@ -72,6 +72,7 @@ def fill_target_percent(
     slippage: float,
     granularity: float,
     init_cash: float,
+    init_position: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     n_bars, n_cols = orders.shape
     n_groups = n_cols // group_size
@@ -93,7 +94,9 @@ def fill_target_percent(
     for g in range(n_groups):
         first = g * group_size
         cash = init_cash
-        position[:] = 0.0
+        # every group starts from the same holdings (flat in a backtest; the paper
+        # ledger's current book when it trades one bar)
+        position[:] = init_position
         val_price[:] = np.nan
         for t in range(n_bars):
             active = False

@@ -40,6 +40,9 @@ __all__ = [
     "DEFAULT_SLIPPAGE_BPS",
     "BacktestResult",
     "Fills",
+    "fill_costs",
+    "order_inputs",
+    "rebalance_fills",
     "run",
     "simulate_fills",
     "simulate_orders",
@@ -219,19 +222,21 @@ def simulate_fills(
     init_cash: float,
     max_size: Any = np.inf,
     lot_size: float | None = None,
+    init_position: np.ndarray | None = None,
 ) -> Fills:
     """Return the fills of target-percent ``orders`` from the compiled simulation.
 
     The same orders, costs and limits as :func:`simulate_orders`, with the same fills
     (to rounding), without importing vectorbt.  ``valuation`` may be one group wide
-    when every group trades the same assets (a sweep).
+    when every group trades the same assets (a sweep).  ``init_position`` is the units
+    each group holds before the first bar (default flat).
     """
     from quantdesk.backtest.orders import fill_target_percent
 
     bar, col, signed, price, fees = fill_target_percent(
         valuation, orders, group_size=group_size, fees=commission_bps * BPS,
         slippage=slippage_bps * BPS, init_cash=init_cash, max_size=max_size,
-        granularity=lot_size,
+        granularity=lot_size, init_position=init_position,
     )  # fmt: skip
     return Fills(bar=bar, col=col, signed=signed, price=price, fees=fees)
 
@@ -475,25 +480,9 @@ def run(
     [1000000.0, 1100000.0, 990000.0]
     """
     _check_panels(close, weights)
-    if close.isna().to_numpy().any():
-        # Prices before a listing only value a zero position; back-fill keeps vectorbt's
-        # valuation finite there without placing any order on them.
-        valuation = close.ffill().bfill()
-        orders = weights.where(close.notna())
-    else:
-        valuation, orders = close, weights
-    max_size: Any = np.inf
-    if max_volume_share is not None:
-        if volume is None:
-            raise ValueError("max_volume_share needs the volume panel")
-        if not 0 < max_volume_share <= 1:
-            raise ValueError("max_volume_share must be in (0, 1]")
-        vol = volume.reindex_like(close)
-        tradable = vol > 0
-        orders = orders.where(tradable)
-        max_size = (vol * max_volume_share).where(tradable, np.inf).to_numpy()
-    if lot_size is not None and lot_size <= 0:
-        raise ValueError("lot_size must be positive")
+    valuation, orders, max_size = order_inputs(
+        close, weights, volume=volume, max_volume_share=max_volume_share, lot_size=lot_size
+    )
     if periods_per_year is None:
         periods_per_year = _periods_per_year(close)
     inputs: dict[str, Any] = {
@@ -525,6 +514,150 @@ def run(
         periods_per_year=float(periods_per_year),
         options={"max_volume_share": max_volume_share, "lot_size": lot_size},
         reference=reference,
+    )
+
+
+def order_inputs(
+    close: pd.DataFrame,
+    weights: pd.DataFrame,
+    *,
+    volume: pd.DataFrame | None = None,
+    max_volume_share: float | None = None,
+    lot_size: float | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame, Any]:
+    """Return the ``(valuation, orders, max_size)`` that :func:`run` simulates.
+
+    Prices before a listing are back-filled for valuation only (no order is placed on
+    them); with ``max_volume_share`` bars without volume place no order and every other
+    order is capped at that share of the bar's volume.  :func:`run` and
+    :func:`rebalance_fills` (the paper ledger's one bar) both go through here.
+    """
+    if close.isna().to_numpy().any():
+        # Prices before a listing only value a zero position; back-fill keeps vectorbt's
+        # valuation finite there without placing any order on them.
+        valuation = close.ffill().bfill()
+        orders = weights.where(close.notna())
+    else:
+        valuation, orders = close, weights
+    max_size: Any = np.inf
+    if max_volume_share is not None:
+        if volume is None:
+            raise ValueError("max_volume_share needs the volume panel")
+        if not 0 < max_volume_share <= 1:
+            raise ValueError("max_volume_share must be in (0, 1]")
+        vol = volume.reindex_like(close)
+        tradable = vol > 0
+        orders = orders.where(tradable)
+        max_size = (vol * max_volume_share).where(tradable, np.inf).to_numpy()
+    if lot_size is not None and lot_size <= 0:
+        raise ValueError("lot_size must be positive")
+    return valuation, orders, max_size
+
+
+def fill_costs(
+    signed_units: float,
+    price: float,
+    *,
+    commission_bps: float = DEFAULT_COMMISSION_BPS,
+    slippage_bps: float = DEFAULT_SLIPPAGE_BPS,
+) -> tuple[float, float]:
+    """Return ``(fill_price, commission)`` of one order filled in full at ``price``.
+
+    The compiled simulation's rule (:mod:`quantdesk.backtest.orders`), written once more
+    for an order of a given size (the paper ledger's buy and sell): buys fill at
+    ``price * (1 + slippage)``, sells at ``price * (1 - slippage)``, and the commission
+    is that share of the traded value.  ``tests/portfolio/test_ledger_follows_backtest.py``
+    checks that it agrees with the kernel.
+
+    Examples
+    --------
+    >>> price, commission = fill_costs(10.0, 100.0, commission_bps=10, slippage_bps=50)
+    >>> round(price, 6), round(commission, 6)
+    (100.5, 1.005)
+    """
+    slip = slippage_bps * BPS
+    fill_price = price * (1 + slip) if signed_units > 0 else price * (1 - slip)
+    return fill_price, abs(signed_units) * fill_price * (commission_bps * BPS)
+
+
+def rebalance_fills(
+    prices: pd.Series,
+    weights: pd.Series,
+    *,
+    cash: float,
+    units: pd.Series,
+    commission_bps: float = DEFAULT_COMMISSION_BPS,
+    slippage_bps: float = DEFAULT_SLIPPAGE_BPS,
+    volume: pd.Series | None = None,
+    max_volume_share: float | None = None,
+    lot_size: float | None = None,
+) -> pd.DataFrame:
+    """Return the fills (``symbol, units, price, commission``) of one rebalance at ``prices``.
+
+    One bar of :func:`run` for a book that already holds ``units`` and ``cash``: the same
+    order inputs (:func:`order_inputs`) and the same compiled simulation
+    (:func:`simulate_fills`), so weights are fractions of total value, sells go first,
+    lots round down, the volume cap and both costs apply exactly as in a backtest.
+    ``units`` signed fills come in the order they execute.
+
+    Parameters
+    ----------
+    prices
+        Price of every symbol in ``weights`` and every symbol held (index: symbols).
+    weights
+        Target fraction of total value per symbol; NaN (or absent) places no order.
+    cash, units
+        The book before the rebalance; ``units`` may hold symbols without a weight.
+    commission_bps, slippage_bps, volume, max_volume_share, lot_size
+        As for :func:`run` (``volume`` is this bar's volume per symbol).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> fills = rebalance_fills(
+    ...     pd.Series({"A": 10.0, "B": 20.0}), pd.Series({"A": 0.0, "B": 1.0}),
+    ...     cash=0.0, units=pd.Series({"A": 100.0}), commission_bps=0, slippage_bps=0,
+    ... )
+    >>> fills.to_dict("list")
+    {'symbol': ['A', 'B'], 'units': [-100.0, 50.0], 'price': [10.0, 20.0], 'commission': [0.0, 0.0]}
+    """
+    held = units[units != 0]
+    wanted = weights.dropna()
+    symbols = list(dict.fromkeys([*map(str, wanted.index), *map(str, held.index)]))
+    if not symbols:
+        empty = {"units": np.empty(0), "price": np.empty(0), "commission": np.empty(0)}
+        return pd.DataFrame({"symbol": pd.Series([], dtype=object), **empty})
+    missing = [s for s in symbols if not np.isfinite(prices.get(s, np.nan))]
+    if missing:
+        raise ValueError(f"no price for {missing[:5]} (held or weighted)")
+    index = pd.DatetimeIndex([pd.Timestamp(0, tz="UTC")], name="ts")
+    close = pd.DataFrame([prices.reindex(symbols).to_numpy(dtype=np.float64)], index, symbols)
+    target = pd.DataFrame([weights.reindex(symbols).to_numpy(dtype=np.float64)], index, symbols)
+    _check_panels(close, target)
+    bar_volume = None
+    if volume is not None:
+        bar_volume = pd.DataFrame([volume.reindex(symbols).to_numpy(np.float64)], index, symbols)
+    valuation, orders, max_size = order_inputs(
+        close, target, volume=bar_volume, max_volume_share=max_volume_share, lot_size=lot_size
+    )
+    fills = simulate_fills(
+        valuation.to_numpy(dtype=np.float64),
+        orders.to_numpy(dtype=np.float64),
+        group_size=len(symbols),
+        commission_bps=commission_bps,
+        slippage_bps=slippage_bps,
+        init_cash=float(cash),
+        max_size=max_size,
+        lot_size=lot_size,
+        init_position=units.reindex(symbols, fill_value=0.0).to_numpy(dtype=np.float64),
+    )
+    return pd.DataFrame(
+        {
+            "symbol": [symbols[c] for c in fills.col],
+            "units": fills.signed.astype(np.float64),
+            "price": fills.price.astype(np.float64),
+            "commission": fills.fees.astype(np.float64),
+        }
     )
 
 

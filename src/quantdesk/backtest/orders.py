@@ -50,6 +50,7 @@ def fill_target_percent(
     init_cash: float,
     max_size: Any = np.inf,
     granularity: float | None = None,
+    init_position: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Return the fills ``(bar, col, signed units, price, commission)`` of target weights.
 
@@ -72,6 +73,10 @@ def fill_target_percent(
         one group wide).
     granularity
         Round order units down to multiples of this; None for fractional units.
+    init_position
+        Units each group holds before the first bar, one group wide (default flat).  With
+        ``init_cash`` it lets one bar of a running book (the paper ledger's rebalance) go
+        through the same simulation as a whole backtest.
 
     Fills come group by group, in bar order within a group, in call order within a bar.
     """
@@ -88,7 +93,12 @@ def fill_target_percent(
         cap.shape[0] != orders.shape[0] or cap.shape[1] not in (orders.shape[1], group_size)
     ):
         raise ValueError("max_size must be a scalar or bars x columns")
+    start = np.zeros(group_size) if init_position is None else init_position
+    start = np.ascontiguousarray(start, dtype=np.float64)
+    if start.shape != (group_size,) or not np.isfinite(start).all():
+        raise ValueError(f"init_position must be {group_size} finite units (one group wide)")
     return _kernel()(
         valuation, orders, np.ascontiguousarray(cap), int(group_size), float(fees),
         float(slippage), np.nan if granularity is None else float(granularity), float(init_cash),
+        start,
     )  # fmt: skip

@@ -5,11 +5,34 @@ Names load on first use, so importing :mod:`quantdesk.dashboards` stays cheap.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from quantdesk._lazy import lazy_attributes
 
-_EXPORTS: dict[str, str] = {}
-_SUBMODULES = frozenset({"security"})
+_EXPORTS: dict[str, str] = {
+    "CandleChart": "quantdesk.dashboards.monitor",
+    "LiveHub": "quantdesk.dashboards.hub",
+    "MarketMonitor": "quantdesk.dashboards.monitor",
+    "RegimeView": "quantdesk.dashboards.monitor",
+    "Watchlist": "quantdesk.dashboards.monitor",
+    "monitor_server": "quantdesk.dashboards.server",
+    "serve_monitor": "quantdesk.dashboards.server",
+}
+_SUBMODULES = frozenset({"hub", "monitor", "security", "server"})
 
-__all__: list[str] = []
+__all__ = [
+    "CandleChart",
+    "LiveHub",
+    "MarketMonitor",
+    "RegimeView",
+    "Watchlist",
+    "monitor_server",
+    "serve_monitor",
+]
 
 __getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS, _SUBMODULES)
+
+if TYPE_CHECKING:
+    from quantdesk.dashboards.hub import LiveHub
+    from quantdesk.dashboards.monitor import CandleChart, MarketMonitor, RegimeView, Watchlist
+    from quantdesk.dashboards.server import monitor_server, serve_monitor

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from quantdesk.config import settings
+from quantdesk.reports.offline import OFFLINE_TEMPLATE, localise_assets, markdown_has_tex
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -120,6 +121,8 @@ def render_html(
     *,
     banner: str | None = None,
     title: str | None = None,
+    static_dir: str | Path | None = None,
+    page_dir: str | Path | None = None,
 ) -> Path:
     """Return ``html_path`` after rendering a notebook to static HTML with inputs hidden.
 
@@ -139,12 +142,26 @@ def render_html(
         failed runs: "Run failed: cell error: ValueError: ...").
     title
         The page ``<title>`` (default: the notebook's file stem).
+    static_dir
+        The shared asset folder (``<reports_dir>/_static``).  When given, the bokeh
+        and Panel files the charts load from CDNs are copied there once and the page
+        points at them by relative paths, so it renders with no network (see
+        :mod:`quantdesk.reports.offline`).  Without it the page keeps the CDN URLs.
+    page_dir
+        The folder the page will finally be published in, when ``html_path`` is a
+        staging path (default: ``html_path``'s folder); relative asset paths start there.
+
+    The page never loads require.js, MathJax or mermaid (none is installed locally and
+    the charts do not need them).
     """
     import nbformat
-    from nbconvert import HTMLExporter
 
     executed_nb_path, html_path = Path(executed_nb_path), Path(html_path)
     nb = nbformat.read(executed_nb_path, as_version=4)
+    if markdown_has_tex([c.source for c in nb.cells if c.cell_type == "markdown"]):
+        logger.warning(
+            "%s has TeX in its markdown: no local MathJax, shown as source", executed_nb_path.name
+        )
     for cell in nb.cells:
         if cell.cell_type == "code":
             # An empty display_data (holoviews emits one) has nothing to show, and
@@ -159,14 +176,27 @@ def render_html(
         # because an exporter is not documented as safe to share between threads.
         global _EXPORTER
         if _EXPORTER is None:
-            _EXPORTER = HTMLExporter(
-                exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True
-            )
+            _EXPORTER = _offline_exporter()
         body, _ = _EXPORTER.from_notebook_node(nb, resources=resources)
+    if static_dir is not None:
+        body = localise_assets(body, static_dir, page_dir or html_path.parent)
     if banner:
         body = _inject_after_body(body, banner_html(banner))
     html_path.parent.mkdir(parents=True, exist_ok=True)
     return atomic_write_text(html_path, body)
+
+
+def _offline_exporter() -> Any:
+    from jinja2 import DictLoader
+    from nbconvert import HTMLExporter
+
+    return HTMLExporter(
+        exclude_input=True,
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
+        extra_loaders=[DictLoader({"quantdesk_offline.html.j2": OFFLINE_TEMPLATE})],
+        template_file="quantdesk_offline.html.j2",
+    )
 
 
 # -- the index -----------------------------------------------------------------------

@@ -56,6 +56,7 @@ from quantdesk.core.provenance import library_versions
 from quantdesk.reports.engine import kernel_data_env, register_engine
 from quantdesk.reports.fingerprint import store_fingerprint
 from quantdesk.reports.notebooks import check_declared, resolve_notebook
+from quantdesk.reports.offline import STATIC_DIR_NAME
 from quantdesk.reports.publish import atomic_write_text, banner_html, render_html, write_index
 from quantdesk.reports.records import RECORD_NAME, RunRecord
 from quantdesk.reports.redaction import check_parameters, redact_secrets, secret_values
@@ -300,7 +301,14 @@ def run_report(
         staged_html = Path(staging) / names["html"]
         banner = None if reason is None else f"Run failed: {reason}"
         try:
-            render_html(ipynb_path, staged_html, banner=banner, title=f"{stem} · {run_id}")
+            render_html(
+                ipynb_path,
+                staged_html,
+                banner=banner,
+                title=f"{stem} · {run_id}",
+                static_dir=root / STATIC_DIR_NAME,
+                page_dir=run_dir,
+            )
             page = staged_html.read_text(encoding="utf-8")
         except Exception as exc:  # a report without its HTML is a failed report
             logger.exception("rendering %s failed", ipynb_path)

@@ -240,7 +240,10 @@ class CandleRecorder:
             self._queued += len(candles)
             if self._pending_since is None:
                 self._pending_since = time.monotonic()
-            if self._pending_rows >= self.batch_size:
+                # The writer sleeps without a timeout while nothing is pending: wake it
+                # so that it starts the max_delay clock of this batch.
+                self._cond.notify_all()
+            elif self._pending_rows >= self.batch_size:
                 self._cond.notify_all()
 
     def _due(self) -> bool:

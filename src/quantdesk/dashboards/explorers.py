@@ -1,0 +1,504 @@
+"""The Voila apps' logic: the regime explorer and the strategy explorer, as ipywidgets.
+
+The notebooks in ``notebooks/dashboards/`` only assemble: they read their parameters,
+pick symbols from the store and display :func:`regime_explorer` or
+:func:`strategy_explorer`.  The numbers come from the regimes and backtest packages
+(:class:`~quantdesk.regimes.model.RegimeModel`, :mod:`quantdesk.regimes.analysis`,
+:func:`quantdesk.strategies.vol_target_trend`, :func:`quantdesk.backtest.run`) and the
+figures from their figure modules; a widget change re-runs the computation and
+redraws the chart inside an ``ipywidgets.Output``.
+
+Charts need BokehJS in the browser.  Served by ``quantdesk voila``, :func:`load_bokeh`
+points every output at files the Voila server serves itself (``/voila/static/``);
+executed elsewhere (papermill, JupyterLab) it keeps the CDN loader, which publishing
+rewrites to ``reports/_static`` (:mod:`quantdesk.reports.offline`).
+
+Examples
+--------
+>>> from quantdesk.data import MarketStore
+>>> app = regime_explorer(MarketStore(), ["SPX", "IXIC"])  # doctest: +SKIP
+>>> app.children[0].value = "IXIC"  # the chart redraws for IXIC  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+if TYPE_CHECKING:
+    from quantdesk.backtest.engine import BacktestResult
+    from quantdesk.data.store import MarketStore
+    from quantdesk.regimes.model import RegimeModel
+
+__all__ = [
+    "FIT_NOW",
+    "STATIC_ENV",
+    "RegimeView",
+    "load_bokeh",
+    "metrics_html",
+    "regime_explorer",
+    "regime_figure",
+    "regime_view",
+    "run_strategy",
+    "served_by_voila",
+    "strategy_explorer",
+    "strategy_figure",
+]
+
+logger = logging.getLogger(__name__)
+
+STATIC_ENV = "QUANTDESK_VOILA_STATIC"
+"""Where ``quantdesk voila`` serves chart assets from (set for its kernels)."""
+FIT_NOW = "fit now"
+"""The model choice that fits a fresh model on the symbol's bars."""
+
+
+def served_by_voila() -> bool:
+    """Return whether this kernel was started by a Voila server (it sets ``VOILA_*``)."""
+    return any(name.startswith("VOILA_") for name in os.environ)
+
+
+def load_bokeh() -> Any:
+    """Return ``holoviews`` with its bokeh backend and Panel's notebook extension loaded.
+
+    BokehJS reaches the browser once, through ``panel.extension`` (HoloViews' own
+    ``hv.extension`` would emit a second loader).  Served by ``quantdesk voila``, every
+    output's CDN URLs are rewritten as it is sent to point at files the Voila server
+    serves itself (:data:`STATIC_ENV`), so the app needs no network and the browser
+    caches BokehJS; elsewhere the CDN URLs stay and publishing localises them.  Call
+    it before ``import hvplot.pandas`` or anything else that draws.
+    """
+    import holoviews as hv
+    import holoviews.plotting.bokeh
+    import panel as pn
+
+    static_dir = os.environ.get(STATIC_ENV)
+    if served_by_voila() and static_dir:
+        _rewrite_outputs(static_dir, os.environ.get("VOILA_BASE_URL") or "/")
+    pn.extension()
+    hv.Store.set_current_backend("bokeh")
+    return hv
+
+
+def _rewrite_outputs(static_dir: str, base_url: str) -> None:
+    from IPython import get_ipython
+
+    from quantdesk.reports.offline import localise_assets
+
+    shell = get_ipython()
+    publisher = getattr(shell, "display_pub", None)
+    if publisher is None or not hasattr(publisher, "register_hook"):
+        return
+    prefix = f"{base_url.rstrip('/')}/voila/static"
+
+    def rewrite(value: Any) -> Any:
+        if isinstance(value, str):
+            return localise_assets(value, static_dir, url_prefix=prefix)
+        if isinstance(value, list):
+            return [rewrite(v) for v in value]
+        if isinstance(value, dict):
+            return {k: rewrite(v) for k, v in value.items()}
+        return value
+
+    def hook(msg: dict[str, Any]) -> dict[str, Any]:
+        content = msg.get("content", {})
+        if isinstance(content, dict) and "data" in content:
+            content["data"] = rewrite(content["data"])
+        return msg
+
+    publisher.register_hook(hook)
+    # execute_result (a cell's last value) goes through the display hook instead.
+    displayhook = getattr(shell, "displayhook", None)
+    if displayhook is not None and hasattr(displayhook, "register_hook"):
+        displayhook.register_hook(hook)
+
+
+def _show(figure: Any) -> None:
+    # Through a Panel pane: load_bokeh loads Panel's notebook extension only, not
+    # HoloViews' display hooks (whose loader would send BokehJS a second time).
+    import panel as pn
+    from IPython.display import display
+
+    display(pn.panel(figure))
+
+
+def _figure_html(figure: Any) -> str:
+    """Return a self-contained HTML embed of ``figure`` (it needs BokehJS on the page)."""
+    import panel as pn
+
+    pane: Any = pn.panel(figure)
+    data = pane._repr_mimebundle_()
+    bundle = data[0] if isinstance(data, tuple) else data
+    return str(bundle.get("text/html", ""))
+
+
+def _with_snapshot(box: Any, snapshot: Callable[[], str]) -> Any:
+    """Return ``box``, whose display also carries a static HTML snapshot of what it shows.
+
+    A frontend with a widget manager (JupyterLab, Voila) shows the live widget; a page
+    published by :mod:`quantdesk.reports` has none, and its template shows the
+    ``text/html`` snapshot instead, so an app notebook run by papermill still publishes
+    its charts and tables.
+    """
+    widget_bundle = box._repr_mimebundle_
+
+    def _repr_mimebundle_(**kwargs: Any) -> dict[str, Any]:
+        data = dict(widget_bundle(**kwargs) or {})
+        try:
+            data["text/html"] = snapshot()
+        except Exception:  # the live widget still shows; only the static copy is lost
+            logger.exception("could not render the explorer's static snapshot")
+        return data
+
+    box._repr_mimebundle_ = _repr_mimebundle_
+    return box
+
+
+def _guarded(action: Callable[[], None], out: Any) -> Callable[..., None]:
+    # An exception inside a widget callback would vanish into the kernel log and the
+    # app would just stop reacting: show it in the app and log it instead.
+    def callback(*_: Any) -> None:
+        try:
+            action()
+        except Exception as exc:
+            logger.exception("dashboard update failed")
+            with out:
+                out.clear_output(wait=True)
+                print(f"could not update: {type(exc).__name__}: {exc}")
+
+    return callback
+
+
+# -- the regime explorer ------------------------------------------------------------------
+
+
+@dataclass
+class RegimeView:
+    """One symbol's closes, the model used, and its filtered regimes (indexed by ts)."""
+
+    symbol: str
+    close: pd.Series
+    regimes: pd.DataFrame
+    model: RegimeModel
+    source: str
+
+    def current_probabilities(self) -> pd.Series:
+        """Return the nine filtered regime probabilities of the last bar, by cell name."""
+        from quantdesk.data.schemas import REGIME_CELL_NAMES, REGIME_PROBABILITY_COLUMNS
+
+        last = self.regimes.iloc[-1][list(REGIME_PROBABILITY_COLUMNS)].astype(float)
+        return pd.Series(last.to_numpy(), index=list(REGIME_CELL_NAMES), name=self.symbol)
+
+    def statistics(self) -> pd.DataFrame:
+        """Return the per-regime statistics of the next bar's return (annualised)."""
+        from quantdesk.regimes import analysis
+
+        nxt = self.close.pct_change().shift(-1).rename("next_return")
+        return analysis.regime_stats(nxt, self.regimes)
+
+
+def regime_view(
+    store: MarketStore,
+    symbol: str,
+    *,
+    model: str = FIT_NOW,
+    models_url: str | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    n_init: int = 1,
+    random_state: int = 0,
+) -> RegimeView:
+    """Return a symbol's regimes filtered by a stored model or one fitted now.
+
+    Parameters
+    ----------
+    store
+        The market store with the symbol's daily bars.
+    symbol
+        The symbol.
+    model
+        :data:`FIT_NOW`, or the name of a model saved in the registry for this symbol
+        (its latest version is used).
+    models_url
+        The model registry (default: ``settings().models_url``).
+    start, end
+        The bars to filter (and to fit on).
+    n_init, random_state
+        For a fit: EM restarts and seed.
+
+    Raises
+    ------
+    ValueError
+        The store has no daily bars for ``symbol`` in the window.
+    """
+    from quantdesk.regimes.model import RegimeModel
+    from quantdesk.regimes.registry import ModelRegistry
+
+    bars = store.bars(symbol, start=start, end=end)
+    if bars.empty:
+        raise ValueError(f"no daily bars for {symbol!r} between {start} and {end}")
+    if model == FIT_NOW:
+        fitted = RegimeModel(random_state=random_state, n_init=n_init).fit(bars)
+        source = f"fitted now on {len(bars)} bars"
+    else:
+        fitted = ModelRegistry(models_url).load(model, symbol)
+        source = f"stored model {model!r}"
+    regimes = fitted.filter(bars)
+    close = bars.set_index("ts")["close"]
+    return RegimeView(symbol=symbol, close=close, regimes=regimes, model=fitted, source=source)
+
+
+def regime_figure(view: RegimeView) -> Any:
+    """Return the price coloured by filtered regime, titled with the symbol."""
+    from quantdesk.regimes import analysis
+
+    close = view.close.loc[view.regimes.index]
+    return analysis.price_by_regime_figure(close, view.regimes).opts(
+        title=f"{view.symbol}: price by regime"
+    )
+
+
+def stored_models(symbol: str, models_url: str | None = None) -> list[str]:
+    """Return the names of registry models saved for ``symbol`` (none if no registry)."""
+    from quantdesk.regimes.registry import ModelRegistry
+
+    try:
+        frame = ModelRegistry(models_url).list()
+    except (ImportError, ValueError, OSError) as exc:
+        logger.warning("no model registry: %s", exc)
+        return []
+    if frame.empty:
+        return []
+    return sorted(set(frame.loc[frame["symbol"] == symbol, "name"].astype(str)))
+
+
+def _frame_html(frame: pd.DataFrame | pd.Series, percent: bool = False) -> str:
+    shown = frame.to_frame() if isinstance(frame, pd.Series) else frame
+    formatter = "{:.1%}".format if percent else "{:.3f}".format
+    return str(shown.to_html(float_format=formatter, escape=True, border=0))
+
+
+def regime_explorer(
+    store: MarketStore,
+    symbols: Sequence[str],
+    *,
+    models_url: str | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    n_init: int = 1,
+) -> Any:
+    """Return the regime explorer: symbol and model pickers, the chart, probabilities, stats.
+
+    The returned ``ipywidgets.VBox`` holds, in order: the symbol ``Dropdown``, the
+    model ``Dropdown`` (:data:`FIT_NOW` and the symbol's stored models), a status
+    ``HTML``, the chart ``Output`` and the tables ``HTML``.  Changing either picker
+    redraws the chart and tables.
+    """
+    import ipywidgets as widgets
+
+    if not symbols:
+        raise ValueError("the regime explorer needs at least one symbol")
+    symbol_pick = widgets.Dropdown(options=list(symbols), value=symbols[0], description="Symbol")
+    model_pick = widgets.Dropdown(
+        options=[FIT_NOW, *stored_models(symbols[0], models_url)], description="Model"
+    )
+    status = widgets.HTML()
+    chart = widgets.Output()
+    tables = widgets.HTML()
+    shown: dict[str, Any] = {}
+
+    def draw() -> None:
+        view = regime_view(
+            store,
+            symbol_pick.value,
+            model=model_pick.value,
+            models_url=models_url,
+            start=start,
+            end=end,
+            n_init=n_init,
+        )
+        last = view.regimes.iloc[-1]
+        status.value = html.escape(
+            f"{view.symbol} on {view.regimes.index[-1]:%Y-%m-%d}: {last['vol_label']} "
+            f"volatility, {last['trend_label']} trend ({view.source})"
+        )
+        shown["figure"] = regime_figure(view)
+        with chart:
+            chart.clear_output(wait=True)
+            _show(shown["figure"])
+        tables.value = (
+            "<h4>Current regime probabilities</h4>"
+            + _frame_html(view.current_probabilities(), percent=True)
+            + "<h4>What each regime has meant (next bar's return, annualised)</h4>"
+            + _frame_html(view.statistics())
+        )
+
+    def on_symbol(*_: Any) -> None:
+        choices = [FIT_NOW, *stored_models(symbol_pick.value, models_url)]
+        if list(model_pick.options) != choices:
+            model_pick.options = choices  # resets the value, which redraws
+            if model_pick.value == FIT_NOW:
+                return
+        draw()
+
+    symbol_pick.observe(_guarded(on_symbol, chart), "value")
+    model_pick.observe(_guarded(draw, chart), "value")
+    _guarded(draw, chart)()
+
+    def snapshot() -> str:
+        figure = _figure_html(shown["figure"]) if "figure" in shown else ""
+        return f"<p>{status.value}</p>{figure}{tables.value}"
+
+    box = widgets.VBox([symbol_pick, model_pick, status, chart, tables])
+    return _with_snapshot(box, snapshot)
+
+
+# -- the strategy explorer ----------------------------------------------------------------
+
+
+def run_strategy(
+    close: pd.DataFrame,
+    *,
+    lookbacks: Sequence[int],
+    target_vol: float,
+    rebalance: str,
+    commission_bps: float,
+    slippage_bps: float,
+) -> BacktestResult:
+    """Return the backtest of the vol-targeted trend strategy on ``close``."""
+    import quantdesk.backtest as backtest
+    from quantdesk.strategies import vol_target_trend
+
+    weights = vol_target_trend(
+        close,
+        lookbacks=list(lookbacks),
+        target_vol=target_vol,
+        rebalance=rebalance,  # type: ignore[arg-type]
+    )
+    result: BacktestResult = backtest.run(
+        close, weights, commission_bps=commission_bps, slippage_bps=slippage_bps
+    )
+    return result
+
+
+def strategy_figure(result: BacktestResult) -> Any:
+    """Return the equity curve above the drawdown, one column."""
+    from quantdesk.backtest import figures
+
+    equity = figures.equity_figure(result.equity).opts(title="Equity (growth of 1)")
+    drawdown = figures.drawdown_figure(result.returns)
+    return (equity + drawdown).cols(1)
+
+
+def metrics_html(metrics: pd.Series) -> str:
+    """Return the metrics as an HTML table; each row carries ``data-metric="<name>"``."""
+    rows = "".join(
+        f'<tr data-metric="{html.escape(str(name))}"><th>{html.escape(str(name))}</th>'
+        f'<td class="value">{float(value):.4f}</td></tr>'
+        for name, value in metrics.items()
+    )
+    return f'<table class="quantdesk-metrics">{rows}</table>'
+
+
+def strategy_explorer(
+    close: pd.DataFrame,
+    *,
+    lookbacks: Sequence[int] = (21, 252),
+    target_vol: float = 0.10,
+    rebalance: str = "weekly",
+    commission_bps: float = 1.0,
+    slippage_bps: float = 2.0,
+) -> Any:
+    """Return the strategy explorer: sliders, the equity and drawdown chart, the metrics.
+
+    The ``ipywidgets.VBox`` holds the controls (lookback range, target volatility,
+    rebalance, commission, slippage; each re-runs the backtest when released), the
+    chart ``Output`` and the metrics ``HTML`` (:func:`metrics_html`).
+    """
+    import ipywidgets as widgets
+
+    if close.empty:
+        raise ValueError("the strategy explorer needs closes")
+    layout = {"width": "520px"}
+    style = {"description_width": "160px"}
+    lookback_pick = widgets.IntRangeSlider(
+        value=(min(lookbacks), max(lookbacks)),
+        min=5,
+        max=504,
+        step=1,
+        description="Lookbacks (bars)",
+        continuous_update=False,
+        layout=layout,
+        style=style,
+    )
+    vol_pick = widgets.FloatSlider(
+        value=target_vol,
+        min=0.02,
+        max=0.40,
+        step=0.01,
+        description="Target volatility",
+        readout_format=".2f",
+        continuous_update=False,
+        layout=layout,
+        style=style,
+    )
+    rebalance_pick = widgets.Dropdown(
+        options=["daily", "weekly", "monthly"], value=rebalance, description="Rebalance"
+    )
+    commission_pick = widgets.FloatSlider(
+        value=commission_bps,
+        min=0.0,
+        max=20.0,
+        step=0.5,
+        description="Commission (bps)",
+        continuous_update=False,
+        layout=layout,
+        style=style,
+    )
+    slippage_pick = widgets.FloatSlider(
+        value=slippage_bps,
+        min=0.0,
+        max=20.0,
+        step=0.5,
+        description="Slippage (bps)",
+        continuous_update=False,
+        layout=layout,
+        style=style,
+    )
+    chart = widgets.Output()
+    metrics = widgets.HTML()
+    shown: dict[str, Any] = {}
+
+    def draw() -> None:
+        low, high = lookback_pick.value
+        result = run_strategy(
+            close,
+            lookbacks=sorted({int(low), int(high)}),
+            target_vol=float(vol_pick.value),
+            rebalance=str(rebalance_pick.value),
+            commission_bps=float(commission_pick.value),
+            slippage_bps=float(slippage_pick.value),
+        )
+        shown["figure"] = strategy_figure(result)
+        with chart:
+            chart.clear_output(wait=True)
+            _show(shown["figure"])
+        metrics.value = metrics_html(result.metrics())
+
+    controls = [lookback_pick, vol_pick, rebalance_pick, commission_pick, slippage_pick]
+    callback = _guarded(draw, chart)
+    for control in controls:
+        control.observe(callback, "value")
+    callback()
+
+    def snapshot() -> str:
+        figure = _figure_html(shown["figure"]) if "figure" in shown else ""
+        return figure + str(metrics.value)
+
+    return _with_snapshot(widgets.VBox([widgets.VBox(controls), chart, metrics]), snapshot)

@@ -1,0 +1,218 @@
+"""Serve the market monitor with Panel's server, on 127.0.0.1 unless authentication is set.
+
+:func:`monitor_server` checks everything before anything listens: the bind rule
+(:func:`~quantdesk.dashboards.security.check_bind`: an address beyond this machine
+needs ``basic_auth``), the credentials file (read strictly by
+:func:`~quantdesk.dashboards.security.read_credentials` and handed to Panel as a
+``{user: password}`` dict, so Panel never takes a mistyped path for the password,
+holoviz/panel#4703), the cookie secret that basic auth needs (argument or
+``QUANTDESK_COOKIE_SECRET``), and, for a replay, that the store holds bars to replay.
+Allowed websocket origins are always explicit.  The server answers ``/liveness``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from quantdesk.dashboards.hub import FEED_KINDS, FeedUnavailableError, LiveHub, set_hub
+from quantdesk.dashboards.security import DEFAULT_ADDRESS, check_bind, is_loopback, read_credentials
+
+if TYPE_CHECKING:
+    from bokeh.server.server import Server
+
+__all__ = ["COOKIE_SECRET_ENV", "DEFAULT_PORT", "MonitorServer", "monitor_server", "serve_monitor"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PORT = 5006
+COOKIE_SECRET_ENV = "QUANTDESK_COOKIE_SECRET"
+TITLE = "quantdesk market monitor"
+
+
+def _origins(address: str, port: int, extra: Sequence[str]) -> list[str]:
+    """Return the explicit websocket origins (``host:port``) the browser may connect from."""
+    hosts = [address]
+    if is_loopback(address):
+        hosts += ["127.0.0.1", "localhost"]
+    elif address in ("0.0.0.0", "::", ""):
+        # Every interface: the names this machine is reached by.
+        hosts = [socket.gethostname(), socket.getfqdn(), "127.0.0.1", "localhost"]
+    origins = [f"{h}:{port}" for h in dict.fromkeys(h for h in hosts if h)]
+    return list(dict.fromkeys([*origins, *extra]))
+
+
+@dataclass
+class MonitorServer:
+    """A built (not yet running) monitor server: its URL, the hub and Panel's server."""
+
+    server: Server
+    hub: LiveHub
+    url: str
+    authenticated: bool
+
+    def run(self) -> None:
+        """Serve until interrupted (Ctrl-C or SIGTERM), then stop the feeds and the server."""
+
+        def stop(*_: Any) -> None:
+            self.server.io_loop.add_callback_from_signal(self.server.io_loop.stop)
+
+        try:
+            signal.signal(signal.SIGTERM, stop)
+            signal.signal(signal.SIGINT, stop)
+        except ValueError:  # not the main thread: the caller stops the loop
+            pass
+        self.server.start()
+        try:
+            self.server.io_loop.start()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop the feeds (flushing their candles) and the server."""
+        self.hub.stop()
+        with contextlib.suppress(AssertionError):  # already stopped
+            self.server.stop()
+
+
+def monitor_server(
+    *,
+    port: int = DEFAULT_PORT,
+    address: str = DEFAULT_ADDRESS,
+    feed: str = "simulator",
+    symbols: Sequence[str] | None = None,
+    speed: float = 3600.0,
+    basic_auth: str | Path | None = None,
+    cookie_secret: str | None = None,
+    store_path: str | Path | None = None,
+    simulated: int = 10,
+    rate: float = 2.0,
+    period: int = 250,
+    websocket_origin: Sequence[str] = (),
+) -> MonitorServer:
+    """Return the monitor's server, checked and built but not yet listening for sessions.
+
+    Parameters
+    ----------
+    port, address
+        Where to listen (``127.0.0.1`` by default).
+    feed
+        The feed a new session starts on: ``"simulator"`` or ``"replay"``.
+    symbols
+        Symbols to watch (default: ``simulated`` simulator symbols; every stored daily
+        symbol for a replay).
+    speed
+        Replay speed, x real time.
+    basic_auth
+        Credentials file (JSON ``{user: password}`` or ``user:password`` lines).
+    cookie_secret
+        Secret that signs the login cookie (default ``$QUANTDESK_COOKIE_SECRET``);
+        required with ``basic_auth``.
+    store_path
+        The market store (default under ``QUANTDESK_HOME``).
+    simulated, rate
+        Number of simulated symbols and updates per second per symbol.
+    period
+        Milliseconds between two updates of a browser session.
+    websocket_origin
+        More allowed origins (``host:port``) beyond this address's own.
+
+    Raises
+    ------
+    InsecureBindError
+        ``address`` is not loopback and no ``basic_auth`` is given.
+    FileNotFoundError, PermissionError, ValueError
+        The credentials file is missing, unreadable or malformed; basic auth without
+        a cookie secret; an unknown feed.
+    FeedUnavailableError
+        ``feed="replay"`` on a store with no daily bars (the message says what to ingest).
+    """
+    if feed not in FEED_KINDS:
+        raise ValueError(f"--feed must be one of {list(FEED_KINDS)}, not {feed!r}")
+    credentials = read_credentials(basic_auth) if basic_auth is not None else None
+    check_bind(
+        address,
+        authenticated=credentials is not None,
+        what="quantdesk dashboard",
+        how="--basic-auth FILE --cookie-secret S",
+    )
+    secret = cookie_secret or os.environ.get(COOKIE_SECRET_ENV) or None
+    if credentials is not None and not secret:
+        raise ValueError(
+            f"basic auth needs a cookie secret: pass --cookie-secret or set {COOKIE_SECRET_ENV}"
+        )
+    if not port:
+        raise ValueError("give an explicit --port: the allowed websocket origins name it")
+    hub = LiveHub(store_path, symbols=symbols, simulated=simulated, rate=rate, speed=speed)
+    if feed == "replay" and not hub.replay_symbols():
+        raise FeedUnavailableError(
+            f"the store at {hub.store.path} holds no daily bars to replay; run "
+            "`quantdesk ingest sample` (real S&P 500 and NASDAQ bars) or "
+            "`quantdesk ingest simulate`, or use --feed simulator"
+        )
+    # The first session should not wait for the feed: start the default one now.
+    hub.source(feed)  # type: ignore[arg-type]
+    try:
+        server = _panel_server(
+            hub, feed, port, address, period, websocket_origin, credentials, secret
+        )
+    except BaseException:
+        hub.stop()
+        raise
+    set_hub(hub)
+    host = address if ":" not in address else f"[{address}]"
+    return MonitorServer(server, hub, f"http://{host}:{port}/", credentials is not None)
+
+
+def _panel_server(
+    hub: LiveHub,
+    feed: str,
+    port: int,
+    address: str,
+    period: int,
+    websocket_origin: Sequence[str],
+    credentials: dict[str, str] | None,
+    secret: str | None,
+) -> Server:
+    """Return Panel's server for the monitor (one :class:`MarketMonitor` per session)."""
+    from panel.io.server import get_server
+
+    from quantdesk.dashboards.monitor import MarketMonitor
+
+    def session() -> MarketMonitor:
+        monitor = MarketMonitor(hub, period=period, feed=feed)
+        monitor.start_updates()
+        return monitor
+
+    options: dict[str, Any] = {}
+    if credentials is not None:
+        # A dict, never a path string: Panel would take a path it cannot open as the
+        # password itself (holoviz/panel#4703).
+        options["basic_auth"] = credentials
+    if secret:
+        options["cookie_secret"] = secret
+    return get_server(
+        session,
+        port=port,
+        address=address,
+        websocket_origin=_origins(address, port, websocket_origin),
+        show=False,
+        start=False,
+        title=TITLE,
+        liveness=True,
+        **options,
+    )
+
+
+def serve_monitor(**kwargs: Any) -> None:
+    """Serve the monitor until interrupted; the arguments are :func:`monitor_server`'s."""
+    built = monitor_server(**kwargs)
+    logger.info("serving the market monitor at %s", built.url)
+    built.run()

@@ -1,0 +1,158 @@
+"""The live hub (one feed of each kind per process) and the monitor server's checks."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ..conftest import free_port, make_bars
+
+
+def _poll(predicate, timeout: float = 60.0, what: str = "condition"):  # type: ignore[no-untyped-def]
+    """Return the predicate's first truthy value; ``timeout`` only bounds a hang."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    pytest.fail(f"{what} not reached within {timeout:g} s")
+
+
+def test_sessions_share_one_feed_and_simulated_candles_reach_the_store(tmp_path: Path) -> None:
+    from quantdesk.dashboards.hub import LiveHub
+    from quantdesk.dashboards.monitor import MarketMonitor
+    from quantdesk.data import MarketStore
+
+    path = tmp_path / "store.duckdb"
+    hub = LiveHub(path, symbols=["AAA", "BBB"], rate=4.0)
+    try:
+        first, second = MarketMonitor(hub), MarketMonitor(hub)
+        assert first.source is second.source is hub.source("simulator")
+        assert first.watchlist.cache is second.watchlist.cache
+        assert hub.running() == ["simulator"]
+        recorder = hub.source("simulator").candles("5s")
+        assert first.chart.candles is recorder is second.chart.candles
+        # Closed 5 s candles are written to the store through the recorder.
+        reader = MarketStore(path, read_only=True)
+        stored = _poll(
+            lambda: len(reader.sql("SELECT * FROM bars WHERE timeframe = '5s'")),
+            what="a simulated candle in the store",
+        )
+        assert stored >= 1
+        feed = hub.source("simulator").feed
+    finally:
+        hub.stop()
+    assert not feed.running and hub.running() == []
+
+
+def test_replay_source_replays_stored_bars_without_writing_back(tmp_path: Path) -> None:
+    from quantdesk.dashboards.hub import LiveHub
+    from quantdesk.data import MarketStore
+
+    path = tmp_path / "store.duckdb"
+    store = MarketStore(path)
+    store.write_bars(make_bars(["AAA"], 40, seed=1), "1d")
+    before = store.sql("SELECT count(*) AS n FROM bars")["n"].iat[0]
+    hub = LiveHub(path, speed=1e9)
+    try:
+        source = hub.source("replay")
+        assert source.feed.wait(60)
+        recorder = source.candles("1d")
+        drawn = recorder.recent("AAA", 100)
+        stored = store.bars("AAA")
+        assert len(drawn) == 39  # the last bar stays open: no later tick closed it
+        np.testing.assert_allclose(
+            drawn[["open", "high", "low", "close"]].to_numpy(),
+            stored[["open", "high", "low", "close"]].iloc[:39].to_numpy(),
+        )
+        hub.set_speed(10.0)
+        assert source.feed.speed == 10.0  # type: ignore[attr-defined]
+    finally:
+        hub.stop()
+    assert store.sql("SELECT count(*) AS n FROM bars")["n"].iat[0] == before
+
+
+def test_the_server_refuses_an_open_bind_without_auth_before_starting_anything(
+    tmp_path: Path,
+) -> None:
+    from quantdesk.dashboards.security import InsecureBindError
+    from quantdesk.dashboards.server import monitor_server
+
+    with pytest.raises(InsecureBindError, match="--basic-auth FILE --cookie-secret S"):
+        monitor_server(address="0.0.0.0", port=free_port(), store_path=tmp_path / "s.duckdb")
+    assert not (tmp_path / "s.duckdb").exists()  # refused before the store was touched
+
+
+def test_basic_auth_needs_a_cookie_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from quantdesk.dashboards.server import monitor_server
+
+    monkeypatch.delenv("QUANTDESK_COOKIE_SECRET", raising=False)
+    creds = tmp_path / "users"
+    creds.write_text("alice:pw\n")
+    with pytest.raises(ValueError, match="QUANTDESK_COOKIE_SECRET"):
+        monitor_server(basic_auth=creds, port=free_port(), store_path=tmp_path / "s.duckdb")
+
+
+def test_panel_gets_the_credentials_never_a_path_it_could_take_as_a_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from panel.io.state import state
+
+    from quantdesk.dashboards.server import monitor_server
+
+    monkeypatch.setenv("QUANTDESK_COOKIE_SECRET", "x" * 40)
+    creds = tmp_path / "users.json"
+    creds.write_text('{"alice": "pw1", "bob": "pw2"}')
+    built = monitor_server(
+        basic_auth=creds,
+        address="0.0.0.0",
+        port=free_port(),
+        store_path=tmp_path / "s.duckdb",
+        symbols=["AAA"],
+    )
+    try:
+        config = state._server_config[built.server._tornado]
+        assert config["basic_auth"] == {"alice": "pw1", "bob": "pw2"}
+        assert built.authenticated
+        origins = built.server._tornado._websocket_origins
+        assert origins and "*" not in origins
+    finally:
+        built.close()
+
+
+def test_a_replay_server_on_an_empty_store_says_what_to_ingest(tmp_path: Path) -> None:
+    from quantdesk.dashboards.hub import FeedUnavailableError
+    from quantdesk.dashboards.server import monitor_server
+
+    with pytest.raises(FeedUnavailableError, match="quantdesk ingest sample"):
+        monitor_server(feed="replay", port=free_port(), store_path=tmp_path / "s.duckdb")
+
+
+def test_regime_view_filters_with_the_saved_model(tmp_path: Path) -> None:
+    from quantdesk.dashboards.monitor import RegimeView
+    from quantdesk.data import MarketStore, simulate
+    from quantdesk.regimes import ModelRegistry, RegimeModel
+    from quantdesk.regimes.model import STATE_COLUMNS
+
+    bars = simulate(n_symbols=1, n_days=800, seed=2).bars
+    symbol = str(bars["symbol"].iat[0])
+    store = MarketStore(tmp_path / "store.duckdb")
+    store.write_bars(bars, "1d")
+    model = RegimeModel().fit(bars)
+    registry_url = str(tmp_path / "models")
+    ModelRegistry(registry_url).save(model, "regimes", symbol)
+
+    view = RegimeView(store=store, models=registry_url)
+    view.bind(symbol)
+    expected = model.filter(store.bars(symbol)).iloc[-1]
+    assert view.label == f"{expected['vol_label']} volatility, {expected['trend_label']}"
+    assert view.probabilities == pytest.approx({c: float(expected[c]) for c in STATE_COLUMNS})
+    assert sum(view.probabilities.values()) == pytest.approx(1.0)
+    assert "model regimes" in view.source
+
+    view.bind("NOPE")  # no model, no stored regimes
+    assert view.label == "no model" and view.probabilities == {}
