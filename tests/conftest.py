@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import settings as hypothesis_settings
+
+# Property tests draw the same examples on every machine ("derandomize"), so `make test`
+# passes or fails the same way everywhere; `HYPOTHESIS_PROFILE=explore pytest ...` draws
+# fresh random examples to hunt for new failures (add each one found as a plain test).
+hypothesis_settings.register_profile("repeatable", derandomize=True, print_blob=True)
+hypothesis_settings.register_profile("explore", derandomize=False, print_blob=True)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 
 @pytest.fixture(autouse=True)

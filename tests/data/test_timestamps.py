@@ -105,6 +105,16 @@ def test_text_months_and_values_of_another_shape() -> None:
     assert pd.isna(out.iloc[2])
 
 
+def test_may_is_a_full_month_name_and_an_abbreviation() -> None:
+    # Found by the property test below: a format guessed from "May 1, 2001" (%B) must
+    # not leave "Nov 1, 2001" (%b) unread.
+    out = read(["May 1, 2001", "Nov 1, 2001", "Jan 13, 2005", "June 2, 2003", "May 30, 2003"])
+    assert out.tolist() == [
+        pd.Timestamp(x)
+        for x in ["2001-05-01", "2001-11-01", "2005-01-13", "2003-06-02", "2003-05-30"]
+    ]
+
+
 def _format(day: pd.Timestamp, style: str) -> str:
     return {
         "dmy": f"{day.day:02d}/{day.month:02d}/{day.year}",

@@ -211,10 +211,21 @@ def _parse_text(text: pd.Series) -> tuple[pd.Series, str]:
     out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns]")
     formats: set[str] = set()
     for _, group in text.groupby(shape, sort=True):
-        fmt = guess_datetime_format(str(group.min()))
-        if fmt is None:
+        # "May" is a full month name and an abbreviation at once: a format guessed from
+        # one value may not fit its neighbours, so every candidate is tried on the whole
+        # group and the one that reads the most values wins (the first on a tie).
+        candidates: list[str] = []
+        for value in sorted(set(group.dropna().astype(str)))[:8]:
+            guess = guess_datetime_format(value)
+            if guess is None:
+                continue
+            for fmt in (guess, guess.replace("%B", "%b"), guess.replace("%b", "%B")):
+                if fmt not in candidates:
+                    candidates.append(fmt)
+        if not candidates:
             continue
-        parsed = pd.to_datetime(group, format=fmt, errors="coerce")
+        tried = [(fmt, pd.to_datetime(group, format=fmt, errors="coerce")) for fmt in candidates]
+        fmt, parsed = max(tried, key=lambda item: int(item[1].notna().sum()))
         if parsed.dt.tz is not None:
             parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
         out[group.index] = parsed.dt.as_unit("ns")
