@@ -6,6 +6,8 @@
 - :mod:`~quantdesk.sentiment.jobs`: :func:`score_news` scores the store's news
   incrementally through the score cache.
 - :mod:`~quantdesk.sentiment.headlines`: :func:`latest_headlines` for monitors and reports.
+- :mod:`~quantdesk.sentiment.analysis`: :func:`coverage`, :func:`event_study`,
+  :func:`information_coefficient` for the sentiment report.
 
 News items themselves (import, validation, the store) live in :mod:`quantdesk.data.news`
 and :mod:`quantdesk.data.news_store`; daily sentiment signals in
@@ -28,21 +30,35 @@ _EXPORTS = {
     "ScoreResult": "quantdesk.sentiment.jobs",
     "score_news": "quantdesk.sentiment.jobs",
     "latest_headlines": "quantdesk.sentiment.headlines",
+    "Coverage": "quantdesk.sentiment.analysis",
+    "coverage": "quantdesk.sentiment.analysis",
+    "event_study": "quantdesk.sentiment.analysis",
+    "information_coefficient": "quantdesk.sentiment.analysis",
 }
-_SUBMODULES = frozenset({"finbert", "lexicon", "loading", "jobs", "headlines"})
+_SUBMODULES = frozenset({"finbert", "lexicon", "loading", "jobs", "headlines", "analysis"})
 
 __all__ = [
+    "Coverage",
     "FinBertSentiment",
     "FinBertUnavailableError",
     "LexiconSentiment",
     "ScoreResult",
     "SentimentModel",
+    "coverage",
+    "event_study",
+    "information_coefficient",
     "latest_headlines",
     "load_model",
     "score_news",
 ]
 
 if TYPE_CHECKING:
+    from quantdesk.sentiment.analysis import (
+        Coverage,
+        coverage,
+        event_study,
+        information_coefficient,
+    )
     from quantdesk.sentiment.finbert import FinBertSentiment, FinBertUnavailableError
     from quantdesk.sentiment.headlines import latest_headlines
     from quantdesk.sentiment.jobs import ScoreResult, score_news
