@@ -191,14 +191,17 @@ def information_coefficient(
     if by not in ("date", "symbol"):
         raise ValueError(f"by must be 'date' or 'symbol', not {by!r}")
     nxt = returns.reindex(index=scores.index, columns=scores.columns).shift(-1)
-    both = scores.notna() & nxt.notna()
-    axis = 1 if by == "date" else 0
-    a = scores.where(both).rank(axis=axis)
-    b = nxt.where(both).rank(axis=axis)
-    a = a.sub(a.mean(axis=axis), axis=1 - axis)
-    b = b.sub(b.mean(axis=axis), axis=1 - axis)
-    covariance = (a * b).sum(axis=axis)
-    norm = np.sqrt((a * a).sum(axis=axis) * (b * b).sum(axis=axis))
-    ic = covariance / norm.where(norm > 0)
-    ic = ic.where(both.sum(axis=axis) >= min_observations)
-    return ic.rename("ic")
+    x, y = (scores, nxt) if by == "date" else (scores.T, nxt.T)
+    # One IC per row: rank the pairs where both are known, then Pearson on the ranks.
+    both = x.notna() & y.notna()
+    mask = both.to_numpy()
+    a = np.where(mask, x.where(both).rank(axis=1).to_numpy(dtype=float), 0.0)
+    b = np.where(mask, y.where(both).rank(axis=1).to_numpy(dtype=float), 0.0)
+    n = mask.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        a = np.where(mask, a - a.sum(axis=1, keepdims=True) / n[:, None], 0.0)
+        b = np.where(mask, b - b.sum(axis=1, keepdims=True) / n[:, None], 0.0)
+        covariance = (a * b).sum(axis=1)
+        norm = np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
+        ic = np.where((norm > 0) & (n >= min_observations), covariance / norm, np.nan)
+    return pd.Series(ic, index=x.index, name="ic")
