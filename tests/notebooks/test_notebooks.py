@@ -52,6 +52,9 @@ SMALL_PARAMETERS: dict[str, list[dict]] = {
             "walk_forward_test": 252,
         },
     ],
+    "sentiment_report": [
+        {"universe": "simulated", "n_symbols": 5, "start": "2016-01-01", "horizons": [1, 5]}
+    ],
     "paper_portfolio": [
         {
             "universe": "simulated",
