@@ -161,6 +161,8 @@ def cell_error(record) -> str:
             {"symbols": ["WTI", "GOOG"], "universe": "samples"},
             "UnknownSymbolError: unknown symbol(s)",
         ),
+        # A stored symbol without scored news: a clear message, not an empty report.
+        ("sentiment_report", {"symbols": "GOOG"}, "ValueError: no scored news for GOOG"),
     ],
 )
 def test_unknown_symbol_fails_the_run_and_writes_nothing(
