@@ -44,18 +44,9 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks._browser import CHROMIUM, CHROMIUM_ARGS
 from benchmarks._timing import row
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-sync",
-]
 ROOT = Path(__file__).resolve().parents[1]
 
 MONITOR_PAINTED_JS = """() => {

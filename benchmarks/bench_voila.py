@@ -25,20 +25,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks._browser import CHROMIUM, CHROMIUM_ARGS
 from benchmarks._timing import best_of, row
 
 ROOT = Path(__file__).resolve().parents[1]
 APPS = ROOT / "notebooks" / "dashboards"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-sync",
-]
 CANVAS_DRAWN_JS = """() => {
   const out = [];
   const walk = (root) => {

@@ -25,14 +25,13 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from quantdesk.core.jsonable import jsonable
 from quantdesk.data.schemas import ALERT_COLUMNS
-from quantdesk.data.store import MarketStore, _as_utc, _symbol_list, _utc_ns
+from quantdesk.data.store import StoreTables, _as_utc, _symbol_list, _utc_ns
 
 __all__ = [
     "DELIVERY_COLUMNS",
@@ -131,7 +130,7 @@ def _from_json(text: Any) -> dict[str, Any]:
     return loaded if isinstance(loaded, dict) else {"value": loaded}
 
 
-class AlertStore:
+class AlertStore(StoreTables):
     """Screener alerts and their delivery outbox, in the market store's file.
 
     Parameters
@@ -148,26 +147,8 @@ class AlertStore:
     >>> alerts.alerts(undelivered=True)  # doctest: +SKIP
     """
 
-    def __init__(
-        self, store: MarketStore | str | Path | None = None, read_only: bool = False
-    ) -> None:
-        self.market = (
-            store if isinstance(store, MarketStore) else MarketStore(store, read_only=read_only)
-        )
-        self.path = self.market.path
-        if not self.market.read_only:
-            with self.market._connect(write=True) as con:
-                con.execute(_ALERTS_DDL)
-
-    def __repr__(self) -> str:
-        return f"AlertStore({str(self.path)!r})"
-
-    def _has_tables(self) -> bool:
-        frame = self.market.sql(
-            "SELECT count(*) AS n FROM information_schema.tables "
-            "WHERE table_name = 'alert_deliveries'"
-        )
-        return bool(frame["n"].iloc[0])
+    DDL = _ALERTS_DDL
+    MARKER_TABLE = "alert_deliveries"
 
     # -- writes ------------------------------------------------------------------------
 

@@ -21,14 +21,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from quantdesk.data.news import validate_news
 from quantdesk.data.schemas import NEWS_COLUMNS
-from quantdesk.data.store import IngestReport, MarketStore, _fetch, _symbol_list, _utc_ns
+from quantdesk.data.store import (
+    IngestReport,
+    MarketStore,
+    StoreTables,
+    _fetch,
+    _symbol_list,
+    _utc_ns,
+)
 from quantdesk.data.validation import ValidationResult
 
 __all__ = ["SCORE_COLUMNS", "NewsStore", "ScoreKey"]
@@ -74,7 +80,7 @@ class ScoreKey:
         return f"{self.model_id}@{self.model_revision} ({self.quantization})"
 
 
-class NewsStore:
+class NewsStore(StoreTables):
     """News items and their cached sentiment scores, in the market store's file.
 
     Parameters
@@ -91,25 +97,8 @@ class NewsStore:
     >>> news.news(["ACME"]).head()  # doctest: +SKIP
     """
 
-    def __init__(
-        self, store: MarketStore | str | Path | None = None, read_only: bool = False
-    ) -> None:
-        self.market = (
-            store if isinstance(store, MarketStore) else MarketStore(store, read_only=read_only)
-        )
-        self.path = self.market.path
-        if not self.market.read_only:
-            with self.market._connect(write=True) as con:
-                con.execute(_NEWS_DDL)
-
-    def __repr__(self) -> str:
-        return f"NewsStore({str(self.path)!r})"
-
-    def _has_tables(self) -> bool:
-        frame = self.market.sql(
-            "SELECT count(*) AS n FROM information_schema.tables WHERE table_name = 'news'"
-        )
-        return bool(frame["n"].iloc[0])
+    DDL = _NEWS_DDL
+    MARKER_TABLE = "news"
 
     # -- writes ------------------------------------------------------------------------
 

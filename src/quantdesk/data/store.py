@@ -57,6 +57,7 @@ __all__ = [
     "IngestReport",
     "MarketStore",
     "StoreBusyError",
+    "StoreTables",
     "UnknownSymbolError",
     "validate_regimes",
 ]
@@ -944,3 +945,37 @@ class MarketStore:
     def to_json(self) -> str:
         """Return :meth:`info` as a JSON document."""
         return json.dumps(self.info(), indent=2)
+
+
+class StoreTables:
+    """Base of the stores that keep their own tables in the market store's DuckDB file.
+
+    A subclass names its DDL (``CREATE TABLE IF NOT EXISTS ...``) and one table whose
+    presence says the DDL has run; the tables are created on opening unless the store
+    is read-only (a read-only store simply has none until a writer creates them), and
+    every write re-runs the DDL inside its own transaction.
+    """
+
+    DDL: str = ""
+    MARKER_TABLE: str = ""
+
+    def __init__(
+        self, store: MarketStore | str | Path | None = None, read_only: bool = False
+    ) -> None:
+        self.market = (
+            store if isinstance(store, MarketStore) else MarketStore(store, read_only=read_only)
+        )
+        self.path = self.market.path
+        if not self.market.read_only:
+            with self.market._connect(write=True) as con:
+                con.execute(self.DDL)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.path)!r})"
+
+    def _has_tables(self) -> bool:
+        frame = self.market.sql(
+            "SELECT count(*) AS n FROM information_schema.tables WHERE table_name = ?",
+            [self.MARKER_TABLE],
+        )
+        return bool(frame["n"].iloc[0])
