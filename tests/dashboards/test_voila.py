@@ -42,11 +42,14 @@ def markdown_notebook(path: Path, text: str = "# Hello from Voila") -> Path:
     return path
 
 
-def start_voila(notebook: Path, port: int, env: dict[str, str], *extra: str) -> subprocess.Popen:
+def start_voila(
+    notebook: Path, port: int, env: dict[str, str], *extra: str, cwd: Path | None = None
+) -> subprocess.Popen:
     """Return a running ``python -m quantdesk voila`` process (stdout and stderr merged)."""
     return subprocess.Popen(
         [sys.executable, "-m", "quantdesk", "voila", str(notebook), "--port", str(port), *extra],
         env=env,
+        cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -37,24 +37,31 @@ VOLATILITY = 'tr[data-metric="Annual volatility"] td.value'
 
 
 @pytest.fixture(scope="module")
-def app_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """The environment of the servers: a store with the bundled SPX and IXIC."""
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A new user's project folder: the store where `make demo` puts it, ``./data``.
+
+    The servers start in this folder with no QUANTDESK_* variables set, as a user types
+    `quantdesk voila notebooks/dashboards/...` after `make demo`; the app's kernels run
+    in the notebook's folder and must still read this store.
+    """
     from quantdesk.data import MarketStore, samples
 
-    home = tmp_path_factory.mktemp("voila_apps")
-    store_path = home / "quantdesk.duckdb"
-    samples.select_symbols(MarketStore(store_path), None, universe="samples")
-    return {
-        **os.environ,
-        "QUANTDESK_HOME": str(home),
-        "QUANTDESK_STORE": str(store_path),
-        "QUANTDESK_REPORTS": str(home / "reports"),
-    }
+    root = tmp_path_factory.mktemp("voila_apps")
+    store = MarketStore(root / "data" / "quantdesk.duckdb")
+    samples.select_symbols(store, None, universe="samples")
+    return root
 
 
-def _serve(name: str, env: dict[str, str]) -> Iterator[str]:
+@pytest.fixture(scope="module")
+def app_env(project: Path) -> dict[str, str]:
+    """The servers' environment: this one without any QUANTDESK_* store setting."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QUANTDESK_")}
+    return {**env, "QUANTDESK_REPORTS": str(project / "reports")}
+
+
+def _serve(name: str, env: dict[str, str], cwd: Path) -> Iterator[str]:
     port = free_port()
-    proc = start_voila(APPS / f"{name}.ipynb", port, env)
+    proc = start_voila(APPS / f"{name}.ipynb", port, env, cwd=cwd)
     try:
         url = f"http://127.0.0.1:{port}/"
         wait_for_http(url, proc, timeout=300)
@@ -64,13 +71,13 @@ def _serve(name: str, env: dict[str, str]) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def regime_app(app_env: dict[str, str]) -> Iterator[str]:
-    yield from _serve("regime_explorer", app_env)
+def regime_app(app_env: dict[str, str], project: Path) -> Iterator[str]:
+    yield from _serve("regime_explorer", app_env, project)
 
 
 @pytest.fixture(scope="module")
-def strategy_app(app_env: dict[str, str]) -> Iterator[str]:
-    yield from _serve("strategy_explorer", app_env)
+def strategy_app(app_env: dict[str, str], project: Path) -> Iterator[str]:
+    yield from _serve("strategy_explorer", app_env, project)
 
 
 def _only_local(page, url: str) -> list[str]:

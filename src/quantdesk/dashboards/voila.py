@@ -156,6 +156,14 @@ def serve_voila(
     )
     argv = voila_argv(notebook, port=port, address=address, pool_size=pool_size, preheat=preheat)
     from quantdesk.dashboards.explorers import STATIC_ENV
+    from quantdesk.reports.engine import kernel_data_env
+
+    # The kernels start in the notebook's folder, where the default QUANTDESK_HOME
+    # (``./data``) is another, empty store: pin this process's store for them, as the
+    # report runner does for papermill's kernels.
+    pinned, store = kernel_data_env({}, Path(notebook).resolve().parent)
+    os.environ.update(pinned)
+    logger.info("the app's kernels read the store %s", store)
 
     with tempfile.TemporaryDirectory(prefix="quantdesk-voila-") as data:
         # Voila looks templates up on the Jupyter path when it starts, in this process;
