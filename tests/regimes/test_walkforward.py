@@ -282,6 +282,10 @@ def test_a_killed_worker_fails_its_symbol_and_a_fresh_pool_fits_the_rest(
     inputs = {"KILLER": killer, **inputs}
     fits = fit_symbols(inputs, executor="process", max_workers=2, progress=False, **FAST)
     assert "BrokenProcessPool" in fits.errors["KILLER"]
-    # KILLER and the symbol beside it in the first pool are lost; the rest still run.
-    assert {"SIM001", "SIM002"} <= set(fits.results)
+    # KILLER and at most the one symbol in flight beside it (which one depends on the
+    # scheduling) are lost; every other symbol still runs in a fresh pool.
+    lost = set(fits.errors) - {"KILLER"}
+    assert len(lost) <= 1
+    assert set(fits.results) | lost == {"SIM000", "SIM001", "SIM002"}
+    assert all("BrokenProcessPool" in fits.errors[s] for s in lost)
     assert all(isinstance(m, RegimeModel) for m in fits.results.values())
