@@ -105,3 +105,74 @@ def test_the_store_names_are_importable_from_the_package() -> None:
 
     for name in ("MarketStore", "StoreBusyError", "UnknownSymbolError", "IngestReport"):
         assert getattr(data, name) is getattr(store, name), name
+
+
+@contextmanager
+def attached_in_this_process(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Hold ``path`` attached by another connection of this process (another DuckDB
+    instance), the case in which opening it raises ``ResourceInUseException``."""
+    holder = duckdb.connect(":memory:")
+    holder.execute(f"ATTACH '{path}' AS held")
+    try:
+        yield holder
+    finally:
+        holder.close()
+
+
+def test_a_file_attached_by_another_connection_of_this_process_is_waited_out(
+    tmp_path: Path,
+) -> None:
+    """DuckDB's ResourceInUseException (two connections to the file inside one process)
+    is a lock conflict: retried until the holder lets go, never raised as is."""
+    import logging
+    import threading
+
+    path = tmp_path / "s.duckdb"
+    make_store_file(path)
+    with attached_in_this_process(path) as holder:
+        with pytest.raises(duckdb.Error) as raw:
+            duckdb.connect(str(path))
+        assert type(raw.value).__name__ == "ResourceInUseException"
+        assert is_lock_conflict(raw.value)
+        with (
+            pytest.raises(StoreBusyError) as busy,
+            transaction(path, lock_timeout=0.05),
+        ):
+            pass
+        assert type(busy.value.__cause__).__name__ == "ResourceInUseException"
+
+        # A writer waits while the file is held and writes once it is released: the
+        # holder lets go when the writer's first retry is logged (an event, no clock).
+        retrying = threading.Event()
+
+        class OnRetry(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                if "is busy" in record.getMessage():
+                    retrying.set()
+
+        handler = OnRetry(level=logging.DEBUG)
+        locking_log = logging.getLogger("quantdesk.data.store_locking")
+        old_level = locking_log.level
+        locking_log.addHandler(handler)
+        locking_log.setLevel(logging.DEBUG)
+        errors: list[BaseException] = []
+
+        def write() -> None:
+            try:
+                with transaction(path, lock_timeout=60) as con:
+                    con.execute("INSERT INTO t VALUES (7)")
+            except BaseException as exc:  # reported to the test thread
+                errors.append(exc)
+
+        writer = threading.Thread(target=write)
+        try:
+            writer.start()
+            assert retrying.wait(60)
+            holder.execute("DETACH held")
+            writer.join(60)
+        finally:
+            locking_log.removeHandler(handler)
+            locking_log.setLevel(old_level)
+    assert not writer.is_alive() and errors == []
+    with connect(path, lock_timeout=1) as con:
+        assert con.execute("SELECT list(x) FROM t").fetchone() == ([7],)

@@ -9,6 +9,13 @@ its work in one transaction (:func:`transaction`) and closes.  When another proc
 holds a conflicting lock the connection is retried with jittered exponential back-off
 until ``lock_timeout``, so lock conflicts never surface to the user as errors; only a
 lock held longer than the timeout raises :class:`StoreBusyError`.
+
+A conflict inside this process counts the same: DuckDB refuses a second connection to
+a file that another connection of the process holds in another mode ("different
+configuration") or has attached under another database instance
+(``ResourceInUseException``, "Unique file handle conflict"), which happens when two
+threads (the live alert writer and a session's reads) open the file at the same time.
+Both are waited out and retried like another process's lock.
 """
 
 from __future__ import annotations
@@ -33,10 +40,28 @@ class StoreBusyError(TimeoutError):
     """Raised when another process held the store's lock for longer than the timeout."""
 
 
+def _conflict_types() -> tuple[type[Exception], ...]:
+    """Return the DuckDB error classes a lock conflict is raised as (by version)."""
+    import duckdb
+
+    names = ("IOException", "ConnectionException", "ResourceInUseException")
+    return tuple(getattr(duckdb, n) for n in names if hasattr(duckdb, n))
+
+
 def is_lock_conflict(exc: Exception) -> bool:
-    """Return whether a DuckDB connection error means another process holds the file."""
+    """Return whether a DuckDB connection error means another connection holds the file.
+
+    Another process's lock, another connection of this process opened in another mode,
+    or the file attached by another database instance of this process.
+    """
+    if type(exc).__name__ == "ResourceInUseException":
+        return True
     text = str(exc)
-    return "lock" in text.lower() or "different configuration" in text
+    return (
+        "lock" in text.lower()
+        or "different configuration" in text
+        or "file handle conflict" in text.lower()
+    )
 
 
 @contextlib.contextmanager
@@ -65,10 +90,12 @@ def connect(
         try:
             con = duckdb.connect(str(path), read_only=not write)
             break
-        except (duckdb.IOException, duckdb.ConnectionException) as exc:
+        except _conflict_types() as exc:
             if not is_lock_conflict(exc):
                 raise
             attempts += 1
+            if attempts == 1:
+                logger.debug("%s is busy (%s); retrying for up to %g s", path, exc, lock_timeout)
             if time.monotonic() + delay > deadline:
                 raise StoreBusyError(
                     f"{path}: another process held the lock for more than "
