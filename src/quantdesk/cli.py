@@ -865,7 +865,7 @@ screen_app = typer.Typer(
     rich_markup_mode=None,
 )
 alerts_app = typer.Typer(
-    help="List stored alerts and deliver them to the webhook.",
+    help="List stored alerts, queue them for the webhook and deliver them.",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
@@ -882,13 +882,39 @@ def _alert_records(frame: Any) -> list[dict[str, Any]]:
 
 
 def _alert_table(frame: Any) -> str:
-    """Return alerts as an aligned text table, one line per alert."""
+    """Return alerts as an aligned text table, one line per alert, times in UTC.
+
+    With a delivery state, ``delivery`` says ``never queued``, ``pending``, ``delivered``
+    or ``rejected``.
+    """
     columns = [c for c in ("ts", "symbol", "rule", "trigger_price", "status", "attempts",
                            "last_error") if c in frame.columns]  # fmt: skip
     shown = frame[columns].copy()
-    shown["ts"] = shown["ts"].dt.strftime("%Y-%m-%d %H:%M")
+    shown["ts"] = shown["ts"].dt.tz_convert("UTC").dt.strftime("%Y-%m-%d %H:%M")
     shown["trigger_price"] = shown["trigger_price"].round(4)
+    if "status" in shown.columns:
+        shown["status"] = shown["status"].fillna("never queued")
+    shown = shown.rename(columns={"ts": "ts (UTC)", "status": "delivery"})
     return str(shown.to_string(index=False))
+
+
+def _delivery_failed(report: Any, as_json: bool) -> None:
+    """Exit 1, saying why on stderr (unless --json), when a delivery was not complete."""
+    if report is None or report.ok:
+        return
+    if not as_json:
+        typer.echo(f"error: webhook delivery incomplete: {report.errors[-1]}", err=True)
+    raise typer.Exit(1)
+
+
+QueueOption = Annotated[
+    str,
+    typer.Option(
+        "--queue",
+        help="Which new alerts go to the webhook: latest (the latest session's, the "
+        "default: a backfill sends no history), all, none, or a max age such as 3d.",
+    ),
+]
 
 
 @screen_app.command("run")
@@ -910,10 +936,15 @@ def screen_run(
             help="POST the new alerts to the configured webhook (if any) after storing them.",
         ),
     ] = True,
+    queue: QueueOption = "latest",
     store: StoreOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Scan the store with a rule set (default: the latest bar) and store the alerts."""
+    """Scan the store with a rule set (default: the latest bar) and store the alerts.
+
+    Alert times are UTC.  Only the latest session's alerts are queued for the webhook
+    unless --queue says otherwise; `quantdesk alerts queue` queues stored ones later.
+    """
     from quantdesk.screener import scan
     from quantdesk.screener.rulesets import RuleSetError, load_rules
     from quantdesk.screener.webhooks import WebhookConfig, deliver, record_alerts
@@ -929,7 +960,10 @@ def screen_run(
     alerts = scan(
         market, rule_set, date=date, start=start, end=end, timeframe=timeframe, new_only=new_only
     )
-    written = record_alerts(market, alerts, webhook)
+    try:
+        written = record_alerts(market, alerts, webhook, queue=queue)
+    except ValueError as exc:
+        _fail(str(exc))
     delivery = deliver(market, webhook) if webhook is not None and deliver_now else None
     if as_json:
         payload = {
@@ -947,8 +981,7 @@ def screen_run(
             typer.echo(_alert_table(alerts))
         if delivery is not None:
             typer.echo(delivery.summary())
-    if delivery is not None and delivery.failed:
-        raise typer.Exit(1)
+    _delivery_failed(delivery, as_json)
 
 
 @alerts_app.command("list")
@@ -962,7 +995,8 @@ def alerts_list(
     store: StoreOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """List stored alerts, newest first, with their webhook delivery state."""
+    """List stored alerts, newest first (times in UTC), with their webhook delivery state:
+    never queued, pending, delivered or rejected."""
     import pandas as pd
 
     from quantdesk.data.alert_store import AlertStore
@@ -980,6 +1014,35 @@ def alerts_list(
     typer.echo(_alert_table(frame))
 
 
+@alerts_app.command("queue")
+def alerts_queue(
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only alerts on bars from this date (UTC).")
+    ] = None,
+    symbols: Annotated[
+        str | None, typer.Option("--symbols", help="Only these symbols (comma-separated).")
+    ] = None,
+    rejected: Annotated[
+        bool,
+        typer.Option(
+            "--rejected", help="Also queue again the alerts the webhook rejected (once fixed)."
+        ),
+    ] = False,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Queue stored alerts for the webhook: those never queued (stored before a webhook
+    was configured, or by a backfill), and with --rejected those it rejected."""
+    from quantdesk.screener.webhooks import queue_alerts
+
+    market = _store(store)
+    try:
+        result = queue_alerts(market, since=since, symbols=_symbol_list(symbols), rejected=rejected)
+    except ValueError as exc:
+        _fail(f"--since {since!r}: {exc}")
+    typer.echo(json.dumps(result.to_dict(), indent=2) if as_json else result.summary())
+
+
 @alerts_app.command("deliver")
 def alerts_deliver(
     limit: Annotated[int | None, typer.Option("--limit", help="Deliver at most this many.")] = None,
@@ -988,7 +1051,10 @@ def alerts_deliver(
 ) -> None:
     """POST the pending alerts to the webhook (QUANTDESK_WEBHOOK_URL or webhook.yaml).
 
-    Exits 1 when some stay pending (the receiver failed); the next run retries them.
+    Exits 1 when the webhook rejected an alert (the status and URL are shown; fix the
+    configuration, then `alerts queue --rejected`) or some stay pending (the receiver
+    failed; the next run retries them).  Alerts never queued are not sent: see
+    `alerts queue`.
     """
     from quantdesk.screener.webhooks import deliver
 
@@ -997,8 +1063,7 @@ def alerts_deliver(
     except ValueError as exc:
         _fail(str(exc))
     typer.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.summary())
-    if report.failed:
-        raise typer.Exit(1)
+    _delivery_failed(report, as_json)
 
 
 def main() -> None:

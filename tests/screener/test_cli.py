@@ -102,7 +102,7 @@ def test_alerts_deliver_retries_what_failed(
     monkeypatch.setenv("QUANTDESK_WEBHOOK_TOKEN", TOKEN)
     (rules.parent / "webhook.yaml").unlink(missing_ok=True)
     code, out = run("screen", "run", "--rules", str(rules), "--start", "2023-02-01",
-                    "--store", store, "--json")  # fmt: skip
+                    "--queue", "all", "--store", store, "--json")  # fmt: skip
     payload = json.loads(out)
     assert code == 1  # stored and queued, but the receiver is down
     n = payload["stored"]

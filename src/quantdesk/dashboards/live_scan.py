@@ -8,7 +8,11 @@ tick that closed its candle has been published.  The recent alerts are kept in m
 numbered, for the monitor's panes to stream (:meth:`LiveScanner.alerts_since`); when a
 store is given they are also recorded through
 :func:`~quantdesk.screener.webhooks.record_alerts` (the store's key drops duplicates)
-by a writer thread, so a slow or locked store never holds up the feed.
+by a writer thread, so a slow or locked store never holds up the feed.  Alerts the
+writer cannot record yet (the store busy past its lock timeout, or any other error)
+stay in memory and are recorded on the writer's next attempt: with the next batch, every
+``retry_seconds`` meanwhile, and once more on :meth:`LiveScanner.close`.  Live alerts are
+queued for the webhook (``queue="all"``): each is of the session being streamed.
 
 The default rules (:func:`default_live_rules`) fire on the simulator's 5 s and 1 min
 candles: short breakouts and volume spikes.  Another rule set comes from a YAML file
@@ -73,6 +77,8 @@ class LiveScanner:
         Where alerts are recorded (``None``: memory only).
     keep
         Alerts kept in memory.
+    retry_seconds
+        How often the writer retries alerts it could not record yet.
     """
 
     def __init__(
@@ -83,6 +89,7 @@ class LiveScanner:
         timeframe: str = "5s",
         store: MarketStore | None = None,
         keep: int = 200,
+        retry_seconds: float = 5.0,
     ) -> None:
         from quantdesk.screener.streaming import StreamingScan
 
@@ -99,6 +106,10 @@ class LiveScanner:
         self._detach: Any = None
         self.recorded = 0
         self.record_errors = 0
+        self.retry_seconds = float(retry_seconds)
+        # Alerts not recorded yet (touched by the writer thread only).
+        self._unrecorded: list[pd.DataFrame] = []
+        self._unrecorded_count = 0
         self._queue: queue.Queue[pd.DataFrame | None] = queue.Queue()
         self._writer: threading.Thread | None = None
         if store is not None:
@@ -157,22 +168,51 @@ class LiveScanner:
         with self._lock:
             return self._seq, [a for a in self._recent if a["seq"] > seq]
 
+    @property
+    def unrecorded(self) -> int:
+        """Return the number of alerts raised but not recorded in the store yet."""
+        return self._unrecorded_count
+
     def _write_loop(self) -> None:
+        while True:
+            try:
+                wait = self.retry_seconds if self._unrecorded else None
+                alerts = self._queue.get(timeout=wait)
+            except queue.Empty:  # time to retry what is kept
+                alerts = pd.DataFrame()
+            if alerts is not None and not alerts.empty:
+                self._unrecorded.append(alerts)
+                self._unrecorded_count += len(alerts)
+            if self._unrecorded:
+                self._record_kept()
+            if alerts is None:
+                if self._unrecorded:
+                    logger.error(
+                        "the live scan closed with %d alert(s) not recorded", self.unrecorded
+                    )
+                return
+
+    def _record_kept(self) -> None:
+        """Record the alerts kept in memory; on failure keep them for the next attempt."""
         from quantdesk.screener.webhooks import record_alerts
 
-        while True:
-            alerts = self._queue.get()
-            if alerts is None:
-                return
-            try:
-                result = record_alerts(self.store, alerts)
-                self.recorded += result.stored
-            except Exception:  # the scan goes on; the log says what was not recorded
-                self.record_errors += 1
-                logger.exception("could not record %d live alert(s)", len(alerts))
+        batch = pd.concat(self._unrecorded, ignore_index=True)
+        try:
+            result = record_alerts(self.store, batch, queue="all")
+        except Exception as exc:  # the scan goes on; the alerts wait for the next attempt
+            self.record_errors += 1
+            logger.warning(
+                "could not record %d live alert(s) yet (%s: %s); kept in memory, retrying",
+                len(batch),
+                type(exc).__name__,
+                exc,
+            )
+            return
+        self.recorded += result.stored
+        self._unrecorded, self._unrecorded_count = [], 0
 
     def close(self, timeout: float = 30.0) -> None:
-        """Stop listening and let the writer record what is queued."""
+        """Stop listening and let the writer record what is queued (one last attempt)."""
         if self._detach is not None:
             self._detach()
             self._detach = None

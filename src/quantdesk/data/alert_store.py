@@ -13,7 +13,10 @@ monitor work on the file at once:
   recorded before anything tries to deliver it; a delivery stays ``pending`` until a
   sink confirms it (``delivered``) or refuses it for good (``rejected``), and every
   attempt's count, time and error (never the sink's URL) is kept, so
-  ``quantdesk alerts list --undelivered`` shows what is owed.
+  ``quantdesk alerts list --undelivered`` shows what is owed.  An alert with no
+  delivery row for a sink was never queued for it (stored before the sink was set up,
+  or a backfill not asked to queue); :meth:`AlertStore.queue` queues such alerts, and
+  re-queues rejected ones once the sink's configuration is fixed.
 
 ``conditions`` and ``metadata`` are stored as JSON text and read back as dicts.
 """
@@ -35,7 +38,9 @@ from quantdesk.data.store import StoreTables, _as_utc, _symbol_list, _utc_ns
 
 __all__ = [
     "DELIVERY_COLUMNS",
+    "DELIVERY_STATES",
     "AlertStore",
+    "QueueResult",
     "WriteResult",
     "idempotency_key",
 ]
@@ -77,6 +82,9 @@ CREATE TABLE IF NOT EXISTS alert_deliveries (
 """
 
 _STATUSES = ("pending", "delivered", "rejected")
+#: The delivery state of an alert for a sink, as :meth:`AlertStore.alerts` names it in
+#: ``status``: never queued (None), or one of the outbox's statuses.
+DELIVERY_STATES: tuple[str | None, ...] = (None, *_STATUSES)
 
 
 def idempotency_key(symbol: str, rule: str, ts: Any) -> str:
@@ -119,6 +127,65 @@ class WriteResult:
         )
 
 
+@dataclass(frozen=True)
+class QueueResult:
+    """What queueing stored alerts did: ``queued`` never-queued, ``requeued`` rejected ones."""
+
+    sink: str
+    queued: int
+    requeued: int
+
+    def summary(self) -> str:
+        """Return one line: alerts newly queued and rejected alerts queued again."""
+        return (
+            f"{self.sink}: {self.queued} never-queued alerts queued, "
+            f"{self.requeued} rejected alerts queued again"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the result as a JSON-able dict."""
+        return {"sink": self.sink, "queued": self.queued, "requeued": self.requeued}
+
+
+_QUEUE_SQL = """
+INSERT INTO alert_deliveries
+SELECT DISTINCT symbol, rule, ts, $sink, '', 'pending', 0, NULL, NULL, NULL
+FROM {source}
+ON CONFLICT (symbol, rule, ts, sink) DO NOTHING
+"""
+
+
+def _queue_rows(con: Any, source: str, sink: str) -> int:
+    """Return how many of ``source``'s ``(symbol, rule, ts)`` got a pending delivery row.
+
+    Rows already queued for ``sink`` (in any state) are left alone; the idempotency
+    keys of the new rows are filled in by the same transaction.
+    """
+    count = "SELECT count(*) FROM alert_deliveries WHERE sink = $sink"
+    before = int(con.execute(count, {"sink": sink}).fetchall()[0][0])
+    con.execute(_QUEUE_SQL.format(source=source), {"sink": sink})
+    fresh = con.execute(
+        "SELECT symbol, rule, ts FROM alert_deliveries WHERE sink = $sink AND idempotency_key = ''",
+        {"sink": sink},
+    ).df()
+    if not fresh.empty:
+        fresh["idempotency_key"] = [
+            idempotency_key(s, r, t)
+            for s, r, t in zip(fresh["symbol"], fresh["rule"], fresh["ts"], strict=True)
+        ]
+        con.register("fresh_keys", fresh)
+        con.execute(
+            """
+            UPDATE alert_deliveries AS d SET idempotency_key = f.idempotency_key
+            FROM fresh_keys AS f
+            WHERE d.symbol = f.symbol AND d.rule = f.rule AND d.ts = f.ts AND d.sink = $sink
+            """,
+            {"sink": sink},
+        )
+        con.unregister("fresh_keys")
+    return int(con.execute(count, {"sink": sink}).fetchall()[0][0]) - before
+
+
 def _json_text(value: Any) -> str:
     return json.dumps(jsonable(value if value is not None else {}), sort_keys=True)
 
@@ -152,18 +219,28 @@ class AlertStore(StoreTables):
 
     # -- writes ------------------------------------------------------------------------
 
-    def write_alerts(self, alerts: pd.DataFrame, sinks: Sequence[str] = ()) -> WriteResult:
-        """Return what storing ``alerts`` did; new alerts get a pending delivery per sink.
+    def write_alerts(
+        self,
+        alerts: pd.DataFrame,
+        sinks: Sequence[str] = (),
+        *,
+        queue: Sequence[bool] | None = None,
+    ) -> WriteResult:
+        """Return what storing ``alerts`` did; the alerts asked for are queued per sink.
 
         ``alerts`` has :data:`~quantdesk.data.schemas.ALERT_COLUMNS`.  An alert whose
-        ``(symbol, rule, ts)`` is stored already is left as it is (the first copy wins)
-        and queues nothing; the key is the table's PRIMARY KEY, so two processes writing
-        the same alert at once still store it once.  One transaction: a failed write
-        changes nothing.
+        ``(symbol, rule, ts)`` is stored already is left as it is (the first copy wins);
+        the key is the table's PRIMARY KEY, so two processes writing the same alert at
+        once still store it once.  ``queue`` (one flag per row, default all) says which
+        alerts get a pending delivery for each of ``sinks``: those not queued for the
+        sink yet, new or stored before.  One transaction: a failed write changes nothing.
         """
         missing = [c for c in ALERT_COLUMNS if c not in alerts.columns]
         if missing:
             raise ValueError(f"alerts lack column(s) {missing}; expected {ALERT_COLUMNS}")
+        flags = [True] * len(alerts) if queue is None else [bool(q) for q in queue]
+        if len(flags) != len(alerts):
+            raise ValueError(f"queue has {len(flags)} flags for {len(alerts)} alerts")
         now = datetime.now(UTC)
         frame = pd.DataFrame(
             {
@@ -174,6 +251,7 @@ class AlertStore(StoreTables):
                 "conditions": [_json_text(c) for c in alerts["conditions"]],
                 "metadata": [_json_text(m) for m in alerts["metadata"]],
                 "created_at": now,
+                "queue": flags,
             }
         )
         with self.market._transaction() as con:
@@ -190,33 +268,14 @@ class AlertStore(StoreTables):
                 ON CONFLICT (symbol, rule, ts) DO NOTHING
                 """
             )
-            con.unregister("incoming")
             stored = int(con.execute("SELECT count(*) FROM alerts").fetchall()[0][0]) - before
             queued = 0
-            for sink in sinks:
-                fresh = con.execute(
-                    "SELECT symbol, rule, ts FROM alerts WHERE created_at = $now",
-                    {"now": now},
-                ).df()
-                if fresh.empty:
-                    continue
-                fresh["sink"] = sink
-                fresh["idempotency_key"] = [
-                    idempotency_key(s, r, t)
-                    for s, r, t in zip(fresh["symbol"], fresh["rule"], fresh["ts"], strict=True)
-                ]
-                con.register("queue", fresh)
-                con.execute(
-                    """
-                    INSERT INTO alert_deliveries
-                    SELECT symbol, rule, ts, sink, idempotency_key, 'pending', 0,
-                           NULL, NULL, NULL
-                    FROM queue
-                    ON CONFLICT (symbol, rule, ts, sink) DO NOTHING
-                    """
-                )
-                con.unregister("queue")
-                queued += len(fresh)
+            con.unregister("incoming")
+            if any(flags):
+                con.register("to_queue", frame.loc[frame["queue"], ["symbol", "rule", "ts"]])
+                for sink in sinks:
+                    queued += _queue_rows(con, "to_queue", sink)
+                con.unregister("to_queue")
         return WriteResult(found=len(alerts), stored=stored, queued=queued)
 
     def record_attempt(
@@ -287,35 +346,58 @@ class AlertStore(StoreTables):
             )
             con.unregister("outcomes")
 
-    def queue_all(self, sink: str) -> int:
-        """Return how many stored alerts were newly queued for ``sink`` (those not yet queued)."""
+    def queue(
+        self,
+        sink: str,
+        *,
+        start: Any = None,
+        end: Any = None,
+        symbols: str | Sequence[str] | None = None,
+        rejected: bool = False,
+    ) -> QueueResult:
+        """Return what queueing the stored alerts for ``sink`` did (one transaction).
+
+        Alerts never queued for ``sink`` get a pending delivery; with ``rejected``, the
+        alerts ``sink`` rejected are made pending again too (their attempts and last
+        error are kept).  ``start``/``end`` bound the alerts' ``ts`` (inclusive) and
+        ``symbols`` picks symbols; a delivered or pending alert is left alone.
+        """
+        params = {
+            "sink": sink,
+            "syms": _symbol_list(symbols),
+            "lo": _as_utc(start),
+            "hi": _as_utc(end),
+        }
+        where = """($syms IS NULL OR list_contains($syms, symbol))
+            AND ($lo IS NULL OR ts >= $lo) AND ($hi IS NULL OR ts <= $hi)"""
         with self.market._transaction() as con:
             con.execute(_ALERTS_DDL)
-            fresh = con.execute(
-                """
-                SELECT a.symbol, a.rule, a.ts FROM alerts a
-                ANTI JOIN (SELECT symbol, rule, ts FROM alert_deliveries WHERE sink = $sink)
-                USING (symbol, rule, ts)
-                """,
-                {"sink": sink},
+            chosen = con.execute(
+                f"SELECT symbol, rule, ts FROM alerts WHERE {where}",
+                {k: v for k, v in params.items() if k != "sink"},
             ).df()
-            if fresh.empty:
-                return 0
-            fresh["sink"] = sink
-            fresh["idempotency_key"] = [
-                idempotency_key(s, r, t)
-                for s, r, t in zip(fresh["symbol"], fresh["rule"], fresh["ts"], strict=True)
-            ]
-            con.register("queue", fresh)
-            con.execute(
-                """
-                INSERT INTO alert_deliveries
-                SELECT symbol, rule, ts, sink, idempotency_key, 'pending', 0, NULL, NULL, NULL
-                FROM queue ON CONFLICT (symbol, rule, ts, sink) DO NOTHING
-                """
-            )
-            con.unregister("queue")
-        return len(fresh)
+            con.register("chosen", chosen)
+            queued = _queue_rows(con, "chosen", sink)
+            con.unregister("chosen")
+            requeued = 0
+            if rejected:
+                requeued = int(
+                    con.execute(
+                        f"""
+                        UPDATE alert_deliveries SET status = 'pending'
+                        WHERE sink = $sink AND status = 'rejected' AND {where}
+                        RETURNING 1
+                        """,
+                        params,
+                    )
+                    .df()
+                    .shape[0]
+                )
+        return QueueResult(sink=sink, queued=queued, requeued=requeued)
+
+    def queue_all(self, sink: str) -> int:
+        """Return how many stored alerts were newly queued for ``sink`` (those not yet queued)."""
+        return self.queue(sink).queued
 
     # -- reads -------------------------------------------------------------------------
 

@@ -16,13 +16,28 @@ once may both send an alert still pending (the same key twice); run one at a tim
 * 2xx: delivered.
 * 5xx, 408, 429, a timeout or a refused connection: retried; after the last retry the
   alert stays pending and the run stops (the receiver is unwell; the rest waits).
-* any other 4xx: the receiver refuses the alert for good: ``rejected``, not retried.
+* any other 4xx: the receiver refuses the alert: ``rejected``, not retried by the next
+  run.  A rejection is an error (:attr:`DeliveryReport.ok` is false; the command exits
+  1) that names the status and the URL without its secrets (:func:`safe_url`).  A
+  4xx is often the configuration's fault (a wrong path, a stale token): once it is
+  fixed, :func:`queue_alerts` with ``rejected=True`` (``quantdesk alerts queue
+  --rejected``) makes the rejected alerts pending again.
+
+What is queued: :func:`record_alerts` stores every alert it is given but, by default,
+queues only the alerts of the latest session (a backfill from 2015 sends today's
+alerts, not ten years of history); ``queue="all"`` opts in to every alert, a max age
+(``queue="3d"``) queues those newer than that, ``queue="none"`` none.  Alerts stored
+before a webhook was configured, or not queued by a backfill, are queued later with
+:func:`queue_alerts` (``quantdesk alerts queue``); a delivery run says how many stored
+alerts were never queued.
 
 The URL and token come from the environment (``QUANTDESK_WEBHOOK_URL``,
 ``QUANTDESK_WEBHOOK_TOKEN``) or a config file (``QUANTDESK_WEBHOOK_CONFIG``, default
 ``$QUANTDESK_HOME/webhook.yaml``, keys ``url``, ``token``, ``timeout``, ``retries``,
-``backoff``), never from notebook parameters.  Neither appears in a log line, an
-error, the store or a repr.
+``backoff``), never from notebook parameters.  The token appears nowhere; the URL
+appears in errors and reports only as :func:`safe_url` gives it (scheme, host, port and
+the first path segment: no user info, query, fragment or later segments), and never in
+the store or a repr.
 """
 
 from __future__ import annotations
@@ -32,7 +47,10 @@ import logging
 import os
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,15 +58,19 @@ from typing import Any
 import pandas as pd
 
 from quantdesk.core.jsonable import jsonable
-from quantdesk.data.alert_store import AlertStore, WriteResult, idempotency_key
+from quantdesk.data.alert_store import AlertStore, QueueResult, WriteResult, idempotency_key
 
 __all__ = [
+    "QUEUE_CHOICES",
     "SINK",
     "DeliveryReport",
     "WebhookConfig",
     "alert_payload",
     "deliver",
+    "queue_alerts",
+    "queue_mask",
     "record_alerts",
+    "safe_url",
 ]
 
 logger = logging.getLogger(__name__)
@@ -56,6 +78,29 @@ logger = logging.getLogger(__name__)
 #: The sink name of the webhook in the delivery outbox.
 SINK = "webhook"
 _RETRYABLE_STATUS = frozenset({408, 425, 429})
+#: What :func:`record_alerts` queues (besides a max age such as ``"3d"``).
+QUEUE_CHOICES: tuple[str, ...] = ("latest", "all", "none")
+
+
+def safe_url(url: str) -> str:
+    """Return ``url`` without what may be secret: user info, query, fragment, later path.
+
+    Scheme, host, port and the first path segment are kept; each later segment is shown
+    as ``…``, since webhook URLs often carry their token there (Slack's
+    ``/services/T…/B…/XXXX``, Discord's ``/api/webhooks/ID/TOKEN``).
+
+    Examples
+    --------
+    >>> safe_url("https://user:pw@hooks.example.com:8443/services/T0/B0/XYZ?token=s3c#x")
+    'https://hooks.example.com:8443/services/…/…/…'
+    >>> safe_url("http://127.0.0.1:8000/hook")
+    'http://127.0.0.1:8000/hook'
+    """
+    parts = urllib.parse.urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    first, *rest = parts.path.lstrip("/").split("/") if parts.path else [""]
+    path = "/".join(["", first, *("…" for _ in rest)]) if parts.path else ""
+    return urllib.parse.urlunsplit((parts.scheme, host, path, "", ""))
 
 
 @dataclass(frozen=True)
@@ -118,7 +163,12 @@ class WebhookConfig:
 
 @dataclass
 class DeliveryReport:
-    """What one delivery run did: alerts delivered, rejected, left pending, attempts made."""
+    """What one delivery run did: alerts delivered, rejected, left pending, attempts made.
+
+    ``unqueued`` counts the stored alerts never queued for the webhook (not sent by
+    this run; :func:`queue_alerts` queues them); ``url`` is the webhook's
+    :func:`safe_url`.
+    """
 
     delivered: int = 0
     rejected: int = 0
@@ -126,14 +176,33 @@ class DeliveryReport:
     pending: int = 0
     attempts: int = 0
     errors: list[str] = field(default_factory=list)
+    unqueued: int = 0
+    url: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """Return whether every alert tried was delivered (nothing rejected or failed)."""
+        return not (self.rejected or self.failed)
 
     def summary(self) -> str:
-        """Return one line: delivered, rejected, still pending, attempts."""
+        """Return what the run did, and what to do about a rejection or unqueued alerts."""
         line = (
             f"webhook: {self.delivered} delivered, {self.rejected} rejected, "
             f"{self.pending} pending ({self.attempts} attempts)"
         )
-        return line + (f"; last error: {self.errors[-1]}" if self.errors else "")
+        line += f"; last error: {self.errors[-1]}" if self.errors else ""
+        if self.rejected:
+            line += (
+                f"\n{self.rejected} alert(s) rejected by {self.url or 'the webhook'}: fix the "
+                "webhook configuration, then `quantdesk alerts queue --rejected` and "
+                "`quantdesk alerts deliver`"
+            )
+        if self.unqueued:
+            line += (
+                f"\n{self.unqueued} stored alert(s) were never queued for the webhook; "
+                "`quantdesk alerts queue [--since DATE]` queues them"
+            )
+        return line
 
     def to_dict(self) -> dict[str, Any]:
         """Return the report as a JSON-able dict."""
@@ -144,6 +213,9 @@ class DeliveryReport:
             "pending": self.pending,
             "attempts": self.attempts,
             "errors": list(self.errors),
+            "unqueued": self.unqueued,
+            "url": self.url,
+            "ok": self.ok,
         }
 
 
@@ -198,17 +270,92 @@ def _post(config: WebhookConfig, body: bytes, key: str) -> None:
         raise _Failure(f"connection failed: {type(exc).__name__}", retryable=True) from None
 
 
+def _latest_session(store: AlertStore, alerts: pd.DataFrame) -> pd.Timestamp:
+    """Return the UTC day of the newest bar: of the alerts' symbols in the store, or alerts."""
+    newest = pd.to_datetime(alerts["ts"], utc=True).max()
+    stored = store.market.sql(
+        "SELECT max(ts) AS ts FROM bars WHERE list_contains($syms, symbol)",
+        {"syms": sorted({str(s) for s in alerts["symbol"]})},
+    )["ts"].iloc[0]
+    if stored is not None and not pd.isna(stored):
+        newest = max(newest, pd.Timestamp(stored).tz_convert("UTC"))
+    return pd.Timestamp(newest).normalize()
+
+
+def queue_mask(
+    store: AlertStore, alerts: pd.DataFrame, queue: str = "latest", now: Any = None
+) -> list[bool]:
+    """Return which of ``alerts`` go to the webhook under the policy ``queue``.
+
+    ``"latest"``: the alerts of the latest session, the UTC day of the newest bar of
+    their symbols in the store (or of the newest alert, for bars the store lacks);
+    ``"all"``; ``"none"``; or a max age (``"3d"``, ``"12h"``: alerts whose bar is
+    newer than ``now`` minus that).
+    """
+    if alerts.empty:
+        return []
+    ts = pd.to_datetime(alerts["ts"], utc=True)
+    if queue == "all":
+        return [True] * len(alerts)
+    if queue == "none":
+        return [False] * len(alerts)
+    if queue == "latest":
+        return list(ts >= _latest_session(store, alerts))
+    try:
+        with warnings.catch_warnings():  # "3d" means three days, deprecated spelling or not
+            warnings.simplefilter("ignore", category=Warning)
+            age = pd.Timedelta(queue)
+    except ValueError:
+        age = pd.NaT
+    if pd.isna(age) or age <= pd.Timedelta(0):
+        raise ValueError(
+            f"queue={queue!r}: choose {', '.join(QUEUE_CHOICES)} or a positive max age "
+            "such as '3d' or '12h'"
+        )
+    cutoff = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
+    return list(ts >= cutoff - age)
+
+
 def record_alerts(
-    store: Any, alerts: pd.DataFrame, config: WebhookConfig | None = None
+    store: Any,
+    alerts: pd.DataFrame,
+    config: WebhookConfig | None = None,
+    *,
+    queue: str = "latest",
 ) -> WriteResult:
-    """Return what storing ``alerts`` did; new ones are queued for the webhook if one is set.
+    """Return what storing ``alerts`` did; those ``queue`` picks are queued for the webhook.
 
     ``config`` defaults to :meth:`WebhookConfig.from_env`; the alerts are stored either
-    way (the store is always a sink), and queued before any delivery is tried.
+    way (the store is always a sink), and queued, if a webhook is set, before any
+    delivery is tried.  ``queue`` (see :func:`queue_mask`) defaults to the latest
+    session's alerts, so a backfill stores history without sending it; ``"all"`` opts in.
     """
     target = store if isinstance(store, AlertStore) else AlertStore(store)
     webhook = config or WebhookConfig.from_env()
-    return target.write_alerts(alerts, sinks=[SINK] if webhook is not None else [])
+    if webhook is None:
+        return target.write_alerts(alerts, sinks=[])
+    mask = queue_mask(target, alerts, queue)
+    return target.write_alerts(alerts, sinks=[SINK], queue=mask)
+
+
+def queue_alerts(
+    store: Any,
+    *,
+    since: Any = None,
+    symbols: str | Sequence[str] | None = None,
+    rejected: bool = False,
+) -> QueueResult:
+    """Return what queueing stored alerts for the webhook did.
+
+    Alerts never queued (stored before a webhook was set, or by a backfill) whose bar
+    is at or after ``since`` and whose symbol is in ``symbols`` become pending; with
+    ``rejected``, so do the alerts the webhook rejected (after its configuration was
+    fixed).  :func:`deliver` sends them.
+    """
+    target = store if isinstance(store, AlertStore) else AlertStore(store)
+    result = target.queue(SINK, start=since, symbols=symbols, rejected=rejected)
+    logger.info("%s", result.summary())
+    return result
 
 
 def deliver(
@@ -242,7 +389,7 @@ def deliver(
             "no webhook configured: set QUANTDESK_WEBHOOK_URL (and QUANTDESK_WEBHOOK_TOKEN) "
             "or write $QUANTDESK_HOME/webhook.yaml"
         )
-    report = DeliveryReport()
+    report = DeliveryReport(url=safe_url(config.url))
     pending = alerts.pending(SINK, limit=limit)
     outcomes: list[dict[str, Any]] = []
     flushed = time.monotonic()
@@ -288,11 +435,15 @@ def deliver(
         alerts.record_attempts(outcomes, SINK)  # failures are recorded at once
         outcomes, flushed = [], time.monotonic()
         assert error is not None
-        report.errors.append(f"{alert['symbol']}/{alert['rule']}: {error}")
+        report.errors.append(f"{alert['symbol']}/{alert['rule']}: {error} from {report.url}")
         if outcome == "rejected":
             report.rejected += 1
             logger.warning(
-                "webhook rejected alert %s/%s: %s", alert["symbol"], alert["rule"], error
+                "webhook %s rejected alert %s/%s: %s",
+                report.url,
+                alert["symbol"],
+                alert["rule"],
+                error,
             )
             continue
         report.failed += 1
@@ -305,5 +456,7 @@ def deliver(
         )
         break
     alerts.record_attempts(outcomes, SINK)
+    counts = alerts.counts(SINK)
+    report.unqueued = counts["alerts"] - sum(counts[s] for s in ("pending", "delivered", "rejected"))
     logger.info("%s", report.summary())
     return report
