@@ -1,8 +1,9 @@
 """A real webhook receiver for tests: an HTTP server on 127.0.0.1 in a thread.
 
 Its behaviour is set per test: accept, fail with 500 a number of times first, answer a
-fixed status, answer 404 off one path (a wrong URL), or hold each request until released (slow past the client's timeout, or
-blocking while the test kills the client).  It records every request it read.
+fixed status, answer 404 off one path (a wrong URL), or hold each request until released
+(slow past the client's timeout, or blocking while the test kills the client).  It
+records every request it read.
 """
 
 from __future__ import annotations

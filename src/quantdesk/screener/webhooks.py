@@ -301,13 +301,14 @@ def queue_mask(
         return [False] * len(alerts)
     if queue == "latest":
         return list(ts >= _latest_session(store, alerts))
+    age: pd.Timedelta | None
     try:
         with warnings.catch_warnings():  # "3d" means three days, deprecated spelling or not
             warnings.simplefilter("ignore", category=Warning)
             age = pd.Timedelta(queue)
     except ValueError:
-        age = pd.NaT
-    if pd.isna(age) or age <= pd.Timedelta(0):
+        age = None
+    if age is None or pd.isna(age) or age <= pd.Timedelta(0):
         raise ValueError(
             f"queue={queue!r}: choose {', '.join(QUEUE_CHOICES)} or a positive max age "
             "such as '3d' or '12h'"
@@ -457,6 +458,8 @@ def deliver(
         break
     alerts.record_attempts(outcomes, SINK)
     counts = alerts.counts(SINK)
-    report.unqueued = counts["alerts"] - sum(counts[s] for s in ("pending", "delivered", "rejected"))
+    report.unqueued = (
+        counts["alerts"] - counts["pending"] - counts["delivered"] - counts["rejected"]
+    )
     logger.info("%s", report.summary())
     return report
