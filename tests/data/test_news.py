@@ -292,7 +292,7 @@ def test_strict_refuses_a_jsonl_file_with_a_malformed_line(tmp_path: Path) -> No
         ingest_news_file(path, store_path, strict=True)
     assert not store_path.exists()
     path.write_text(
-        json.dumps({"ts": "2024-03-11T13:30:00Z", "headline": "Fine"}) + "\n{\"ts\": \"2024\n"
+        json.dumps({"ts": "2024-03-11T13:30:00Z", "headline": "Fine"}) + '\n{"ts": "2024\n'
     )
     with pytest.raises(ValidationError, match=r"row 2, field 'line': not JSON"):
         ingest_news_file(path, store_path, strict=True)

@@ -35,8 +35,8 @@ def ingest_news_file(
     The file is read and validated (:func:`~quantdesk.data.news.read_news_file`) before
     the store is opened; bad rows (a JSONL line that is not a JSON object among them)
     are kept in ``rejects`` once, however often the file is imported, and the good rows
-    are stored; with ``strict`` the first bad row raises :class:`~quantdesk.data.validation.ValidationError` and nothing is
-    written.
+    are stored; with ``strict`` the first bad row raises
+    :class:`~quantdesk.data.validation.ValidationError` and nothing is written.
     """
     result = read_news_file(path, tz=tz, ts_format=ts_format, dayfirst=dayfirst, strict=strict)
     news = _news(store)
