@@ -223,7 +223,7 @@ class NewsStore(StoreTables):
         return _utc_ns(frame)
 
     def unscored(self, key: ScoreKey | None) -> pd.DataFrame:
-        """Return ``content_hash, headline`` of the stored news that ``key`` has not scored.
+        """Return ``content_hash, headline, body`` of the stored news ``key`` has not scored.
 
         ``key=None`` returns every stored story (for a full rescore).
         """
@@ -233,7 +233,7 @@ class NewsStore(StoreTables):
             return _fetch(
                 con,
                 """
-                SELECT n.content_hash, n.headline FROM news n
+                SELECT n.content_hash, n.headline, n.body FROM news n
                 ANTI JOIN (SELECT content_hash FROM news_scores
                            WHERE model_id = $m AND model_revision = $r AND quantization = $q)
                 USING (content_hash)
