@@ -73,7 +73,7 @@ def _worker_model(name: str, options: tuple[tuple[str, Any], ...]) -> SentimentM
 
 
 def _score_stories(model: SentimentModel, chunk: pd.DataFrame) -> pd.DataFrame:
-    """Return the scores of a chunk of stories: headlines, and bodies for a model that reads them."""
+    """Return the scores of a chunk of stories (with bodies for a model that reads them)."""
     headlines = chunk["headline"].tolist()
     if getattr(model, "reads_body", False) and "body" in chunk.columns:
         bodies = [b if isinstance(b, str) else None for b in chunk["body"]]
