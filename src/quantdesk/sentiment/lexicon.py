@@ -127,7 +127,7 @@ def _phrase(verbs: str, objects: str | None = None) -> re.Pattern[str]:
     return re.compile(rf"\b(?:{verbs}){_GAP}{objects}\b")
 
 
-#: Directional news phrases and their side (+1 positive, -1 negative), in match order.
+#: Directional news phrases and their side (+1 positive, -1 negative, 0 neither), by priority.
 PHRASES: tuple[tuple[re.Pattern[str], int], ...] = (
     (
         _phrase(
@@ -199,6 +199,11 @@ PHRASES: tuple[tuple[re.Pattern[str], int], ...] = (
         -1,
     ),
 )
+
+
+# One pass over a text finds every phrase: at each place the first listed phrase wins.
+_ANY_PHRASE = re.compile("|".join(f"(?P<p{i}>{p.pattern})" for i, (p, _) in enumerate(PHRASES)))
+_PHRASE_SIGN = {f"p{i}": sign for i, (_, sign) in enumerate(PHRASES)}
 
 
 def _lm_path() -> Path:
@@ -290,18 +295,14 @@ class LexiconSentiment:
 
     def _items(self, text: str) -> list[tuple[str, int]]:
         """Return the text's words and phrase hits in order: (word, 0) or (phrase, sign)."""
-        spans: list[tuple[int, int, int]] = []
-        for pattern, sign in PHRASES:
-            for match in pattern.finditer(text):
-                start, end = match.span()
-                if all(end <= s or start >= e for s, e, _ in spans):
-                    spans.append((start, end, sign))
-        items = [(start, "", sign) for start, _, sign in spans]
-        for match in _WORD.finditer(text):
-            if all(match.end() <= s or match.start() >= e for s, e, _ in spans):
-                items.append((match.start(), match.group(), 0))
-        items.sort()
-        return [(word, sign) for _, word, sign in items]
+        items: list[tuple[str, int]] = []
+        pos = 0
+        for match in _ANY_PHRASE.finditer(text):
+            items.extend((w, 0) for w in _WORD.findall(text, pos, match.start()))
+            items.append(("", _PHRASE_SIGN[match.lastgroup or ""]))
+            pos = match.end()
+        items.extend((w, 0) for w in _WORD.findall(text, pos))
+        return items
 
     def counts(self, text: str) -> tuple[int, int]:
         """Return the positive and negative hits (words and phrases) of ``text`` after negation."""
