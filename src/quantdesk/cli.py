@@ -835,7 +835,7 @@ def sentiment_show(
     store: StoreOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Show a symbol's latest scored headlines (by the most recently used model)."""
+    """Show a symbol's latest scored headlines (by the most recently used model); times in UTC."""
     from quantdesk.data.news_store import NewsStore
     from quantdesk.sentiment.headlines import latest_headlines
 
@@ -853,8 +853,9 @@ def sentiment_show(
     if frame.empty:
         _fail(f"no scored news for {symbol!r}; run `quantdesk sentiment score` first")
     typer.echo(f"{symbol}: latest {len(frame)} headlines, scored by {keys[0]}")
-    shown = frame.assign(ts=frame["ts"].dt.strftime("%Y-%m-%d %H:%M"))
-    typer.echo(shown[["ts", "score", "source", "headline"]].round(3).to_string(index=False))
+    shown = frame.assign(ts=frame["ts"].dt.tz_convert("UTC").dt.strftime("%Y-%m-%d %H:%M"))
+    shown = shown[["ts", "score", "source", "headline"]].round(3)
+    typer.echo(shown.rename(columns={"ts": "time (UTC)"}).to_string(index=False))
 
 
 # -- screener and alerts (quantdesk.screener, quantdesk.data.alert_store) --------------

@@ -228,3 +228,83 @@ def test_naive_times_are_read_in_the_given_timezone(tmp_path: Path) -> None:
     path.write_text("date,headline\n2024-03-01 09:30,Open\n2024-07-01 16:30,After close\n")
     ts = read_news_file(path, tz="America/New_York").good["ts"]
     assert ts.dt.strftime("%Y-%m-%d %H:%M").tolist() == ["2024-03-01 14:30", "2024-07-01 20:30"]
+
+
+def _vendor_jsonl(path: Path) -> Path:
+    """Write a JSONL file the way exports and hand edits leave them (issue 20, item 12).
+
+    A byte-order mark, Windows line ends, a blank line and one of spaces, a timestamp
+    that is no time, a line cut short by an interrupted export, a second byte-order
+    mark where two files were joined with ``cat``, and a headline holding U+2028.
+    """
+    good = [
+        {"ts": "2024-03-11T13:30:00Z", "headline": "Acme beats estimates", "symbols": ["ACME"]},
+        {"ts": "2024-03-11T14:00:00-04:00", "headline": "Bolt names CFO", "symbols": "BOLT"},
+        {"ts": "2024-03-12T15:00:00Z", "headline": "Acme wins\u2028contract", "tickers": "ACME"},
+    ]
+    lines = [
+        "\ufeff" + json.dumps(good[0]),  # line 1
+        "",  # line 2
+        json.dumps(good[1]) + "\r",  # line 3
+        json.dumps({"ts": "11 March 2024 25:61", "headline": "Bad time", "symbols": ["ACME"]}),
+        '{"ts": "2024-03-11T15:00:00Z", "headline": "Acme cuts gui',  # line 5, truncated
+        "   ",  # line 6
+        "\ufeff" + json.dumps(good[2], ensure_ascii=False),  # line 7
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_malformed_jsonl_lines_are_rejected_once_and_the_rest_imported(tmp_path: Path) -> None:
+    path = _vendor_jsonl(tmp_path / "vendor.jsonl")
+    store = NewsStore(tmp_path / "store.duckdb")
+    first = ingest_news_file(path, store)
+    assert first.ok, first.summary()
+    report = first.reports[0]
+    assert (report.rows_in, report.inserted, report.rejected) == (5, 3, 2)
+    assert "2 blank line(s) skipped" in report.notes
+    stored = store.news()
+    assert stored["headline"].tolist() == [
+        "Acme beats estimates",
+        "Bolt names CFO",
+        "Acme wins\u2028contract",
+    ]
+    rejects = store.market.rejects()
+    assert rejects["source"].tolist() == [str(path)] * 2
+    assert rejects["row"].tolist() == [4, 5]  # file lines, blank ones counted
+    assert rejects["field"].tolist() == ["ts", "line"]
+    assert rejects["reason"].iloc[0] == "unparseable timestamp '11 March 2024 25:61'"
+    assert rejects["reason"].iloc[1].startswith("not JSON: Unterminated string")
+    assert "truncated" in rejects["reason"].iloc[1]
+    assert rejects["raw"].iloc[1] == '{"ts": "2024-03-11T15:00:00Z", "headline": "Acme cuts gui'
+
+    again = ingest_news_file(path, store).reports[0]
+    assert (again.inserted, again.unchanged, again.rejected) == (0, 3, 0)
+    assert any(f"--ingest {report.ingest_id}" in note for note in again.notes)
+    assert len(store.news()) == 3
+    assert len(store.market.rejects()) == 2
+
+
+def test_strict_refuses_a_jsonl_file_with_a_malformed_line(tmp_path: Path) -> None:
+    path = _vendor_jsonl(tmp_path / "vendor.jsonl")
+    store_path = tmp_path / "store.duckdb"
+    with pytest.raises(ValidationError, match=r"row 4, field 'ts'"):
+        ingest_news_file(path, store_path, strict=True)
+    assert not store_path.exists()
+    path.write_text(
+        json.dumps({"ts": "2024-03-11T13:30:00Z", "headline": "Fine"}) + '\n{"ts": "2024\n'
+    )
+    with pytest.raises(ValidationError, match=r"row 2, field 'line': not JSON"):
+        ingest_news_file(path, store_path, strict=True)
+    assert not store_path.exists()
+
+
+def test_a_jsonl_file_of_only_broken_lines_stores_its_rejects(tmp_path: Path) -> None:
+    path = tmp_path / "broken.jsonl"
+    path.write_text('{"ts": "2024-03-11", "headline": "cut\n[1, 2]\n')
+    store = NewsStore(tmp_path / "store.duckdb")
+    result = ingest_news_file(path, store)
+    assert not result.ok and "all 2 rows rejected" in str(result.problem)
+    rejects = store.market.rejects()
+    assert rejects["row"].tolist() == [1, 2]
+    assert rejects["reason"].iloc[1] == "a line is not a JSON object (found list)"

@@ -89,3 +89,35 @@ def test_import_quantdesk_sentiment_loads_no_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == []
+
+
+def test_show_says_its_times_are_utc(tmp_path: Path) -> None:
+    path = tmp_path / "news.csv"
+    # 09:30 in New York on 1 March 2024 is 14:30 UTC
+    pd.DataFrame(
+        {"ts": ["2024-03-01T09:30:00-05:00"], "headline": ["Acme opens"], "symbols": ["ACME"]}
+    ).to_csv(path, index=False)
+    store = str(tmp_path / "s.duckdb")
+    assert run("news", "import", str(path), "--store", store)[0] == 0
+    assert run("sentiment", "score", "--model", "lexicon", "--store", store)[0] == 0
+    code, out = run("sentiment", "show", "ACME", "--store", store)
+    assert code == 0, out
+    header, first = out.splitlines()[1:3]
+    assert header.split()[:2] == ["time", "(UTC)"]
+    assert first.split()[:2] == ["2024-03-01", "14:30"]
+
+
+def test_import_cli_keeps_the_good_lines_of_a_malformed_jsonl(tmp_path: Path) -> None:
+    path = tmp_path / "news.jsonl"
+    path.write_text(
+        '{"ts": "2024-03-01T14:30:00Z", "headline": "Acme opens", "symbols": ["ACME"]}\n'
+        '{"ts": "2024-03-01T15:00:00Z", "headline": "Acme cl\n'
+    )
+    store = str(tmp_path / "s.duckdb")
+    code, out = run("news", "import", str(path), "--store", store)
+    assert code == 0, out
+    assert "1 inserted" in out and "1 rejected" in out
+    code, out = run("news", "import", str(path), "--store", store)
+    assert code == 0 and "0 rejected" in out and "not stored again" in out
+    code, out = run("news", "import", str(path), "--strict", "--store", store)
+    assert code == 1 and "row 2, field 'line': not JSON" in out

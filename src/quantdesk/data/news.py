@@ -26,7 +26,10 @@ flattened as noted):
   ``news_id``, ``uuid``, ``url``.
 
 A JSON file may be a list of items or an object holding one under ``articles``
-(NewsAPI), ``data``, ``items``, ``news`` or ``results``.
+(NewsAPI), ``data``, ``items``, ``news`` or ``results``.  A JSONL file holds one object
+per line; its rows are numbered by file line, a line that is not a JSON object (cut
+short, say) is a reject like any bad row (field ``line``), blank lines are skipped and
+counted, and byte-order marks and ``\r\n`` endings are read as a user's editor wrote them.
 
 The content hash is the SHA-256 of the normalised headline and body (Unicode NFKC,
 case-folded, whitespace collapsed), so the same story carried by two vendors or
@@ -42,7 +45,7 @@ import logging
 import re
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +55,7 @@ import pandas as pd
 from quantdesk.data.schemas import NEWS_COLUMNS
 from quantdesk.data.timestamps import parse_timestamp_column
 from quantdesk.data.validation import (
+    REJECT_COLUMNS,
     ValidationError,
     ValidationResult,
     _finish,
@@ -272,39 +276,93 @@ def validate_news(
     return result
 
 
-def _read_records(path: Path) -> pd.DataFrame:
+@dataclass(frozen=True)
+class _Records:
+    """A JSON or JSONL file's items: raw values, their line numbers, the unreadable lines."""
+
+    frame: pd.DataFrame
+    rows: np.ndarray | None
+    rejects: pd.DataFrame
+    notes: tuple[str, ...] = ()
+
+
+def _no_rejects() -> pd.DataFrame:
+    frame = pd.DataFrame({c: pd.Series(dtype="object") for c in REJECT_COLUMNS})
+    frame["row"] = frame["row"].astype("int64")
+    return frame
+
+
+def _read_lines(path: Path, text: str) -> _Records:
+    """Return the items of a JSONL file; a line that is not a JSON object is a reject.
+
+    Lines are split at ``\n`` only (JSON strings may hold U+2028 and other breaks that
+    :meth:`str.splitlines` would cut at); a trailing ``\r`` and a byte-order mark at a
+    line's start (files joined with ``cat``) are dropped, blank lines skipped and counted.
+    """
+    records: list[dict[str, Any]] = []
+    rows: list[int] = []
+    bad: list[tuple[int, str, str]] = []
+    blank = 0
+    lines = text.split("\n")
+    if lines and not lines[-1]:
+        lines.pop()  # the newline that ends the last line
+    for number, line in enumerate(lines, start=1):
+        line = line.removesuffix("\r").lstrip("\ufeff")
+        if not line.strip():
+            blank += 1
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as exc:
+            reason = f"not JSON: {exc.msg} (column {exc.colno})"
+            if not line.rstrip().endswith(("}", "]")):
+                reason += "; the line ends before its object closes (truncated?)"
+        else:
+            if isinstance(item, dict):
+                records.append(item)
+                rows.append(number)
+                continue
+            reason = f"a line is not a JSON object (found {type(item).__name__})"
+        bad.append((number, reason, line))
+    rejects = (
+        pd.DataFrame(
+            {
+                "source": str(path),
+                "row": np.array([b[0] for b in bad], dtype=np.int64),
+                "field": "line",
+                "reason": [b[1] for b in bad],
+                "raw": [b[2] for b in bad],
+            }
+        )
+        if bad
+        else _no_rejects()
+    )
+    notes = (f"{blank} blank line(s) skipped",) if blank else ()
+    frame = pd.DataFrame.from_records(records)
+    return _Records(frame, np.asarray(rows, dtype=np.int64), rejects, notes)
+
+
+def _read_records(path: Path) -> _Records:
     """Return a JSON or JSONL file's items as a frame of raw values (nested ones kept)."""
     text = path.read_text(encoding="utf-8-sig")
     name = path.name.lower()
     if name.endswith((".jsonl", ".ndjson")):
-        records = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValidationError(str(path), number, None, f"not JSON: {exc.msg}") from exc
-            if not isinstance(item, dict):
-                raise ValidationError(str(path), number, None, "a line is not a JSON object")
-            records.append(item)
-    else:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValidationError(str(path), None, None, f"not JSON: {exc}") from exc
-        if isinstance(data, dict):
-            data = next((data[k] for k in _JSON_CONTAINERS if isinstance(data.get(k), list)), None)
-        if not isinstance(data, list) or not all(isinstance(d, dict) for d in data):
-            raise ValidationError(
-                str(path),
-                None,
-                None,
-                "expected a list of objects, or an object holding one under "
-                + ", ".join(_JSON_CONTAINERS),
-            )
-        records = data
-    return pd.DataFrame.from_records(records)
+        return _read_lines(path, text)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValidationError(str(path), None, None, f"not JSON: {exc}") from exc
+    if isinstance(data, dict):
+        data = next((data[k] for k in _JSON_CONTAINERS if isinstance(data.get(k), list)), None)
+    if not isinstance(data, list) or not all(isinstance(d, dict) for d in data):
+        raise ValidationError(
+            str(path),
+            None,
+            None,
+            "expected a list of objects, or an object holding one under "
+            + ", ".join(_JSON_CONTAINERS),
+        )
+    return _Records(pd.DataFrame.from_records(data), None, _no_rejects())
 
 
 def _plan(columns: Sequence[str], path: Path) -> dict[str, str]:
@@ -361,10 +419,14 @@ def read_news_file(
     if not path.exists():
         raise FileNotFoundError(path)
     name = path.name.lower()
+    records = _Records(pd.DataFrame(), None, _no_rejects())
     if name.endswith((".csv", ".csv.gz")):
         raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
     elif name.endswith((".json", ".jsonl", ".ndjson")):
-        raw = _read_records(path)
+        records = _read_records(path)
+        raw = records.frame
+        if raw.columns.empty and len(records.rejects):
+            raw = pd.DataFrame({"ts": pd.Series(dtype=object), "headline": []})
     else:
         raise ValidationError(str(path), None, None, "unsupported file type (.csv, .json, .jsonl)")
     source = str(path)
@@ -390,10 +452,21 @@ def read_news_file(
         frame,
         source=source,
         default_source=path.name,
+        rows=records.rows,
         raw=shown,
         ts_text=ts_raw.astype("string"),
-        strict=strict,
     )
-    result = replace(result, notes=(f"timestamps read as {parsed.reading}", *result.notes))
+    rejects = result.rejects
+    if len(records.rejects):
+        rejects = pd.concat([records.rejects, rejects], ignore_index=True)
+        rejects = rejects.sort_values("row", kind="stable").reset_index(drop=True)
+    result = replace(
+        result,
+        rejects=rejects,
+        rows_in=result.rows_in + len(records.rejects),
+        notes=(f"timestamps read as {parsed.reading}", *records.notes, *result.notes),
+    )
+    if strict:
+        result.raise_first()  # the first bad line of the file, whatever is wrong with it
     logger.info(result.summary())
     return result

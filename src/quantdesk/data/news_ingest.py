@@ -33,9 +33,10 @@ def ingest_news_file(
     """Return the account of importing a CSV, JSON or JSONL file of news into the store.
 
     The file is read and validated (:func:`~quantdesk.data.news.read_news_file`) before
-    the store is opened; bad rows are kept in ``rejects``, and with ``strict`` the first
-    bad row raises :class:`~quantdesk.data.validation.ValidationError` and nothing is
-    written.
+    the store is opened; bad rows (a JSONL line that is not a JSON object among them)
+    are kept in ``rejects`` once, however often the file is imported, and the good rows
+    are stored; with ``strict`` the first bad row raises
+    :class:`~quantdesk.data.validation.ValidationError` and nothing is written.
     """
     result = read_news_file(path, tz=tz, ts_format=ts_format, dayfirst=dayfirst, strict=strict)
     news = _news(store)
@@ -46,7 +47,11 @@ def ingest_news_file(
             f"{report.source}: no rows to store"
             if report.rows_in == 0
             else f"{report.source}: nothing stored, all {report.rows_in} rows rejected "
-            f"(quantdesk data rejects --ingest {report.ingest_id})"
+            + (
+                f"(quantdesk data rejects --ingest {report.ingest_id})"
+                if report.rejected
+                else "(kept by an earlier import: see the notes)"
+            )
         )
     return IngestResult((report,), problem=problem)
 

@@ -19,7 +19,7 @@ the store's ``ingest_log`` and their bad rows kept in ``rejects``, like bars.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -142,6 +142,8 @@ class NewsStore(StoreTables):
                 """
             )
             con.unregister("incoming")
+            result = _new_rejects(con, result)
+            rejected = len(result.rejects)
             report = IngestReport(
                 ingest_id=ingest_id,
                 source=result.source,
@@ -152,7 +154,7 @@ class NewsStore(StoreTables):
                 updated=0,
                 unchanged=len(good) - inserted,
                 duplicates=result.duplicates,
-                rejected=len(result.rejects),
+                rejected=rejected,
                 notes=result.notes,
             )
             self.market._log_ingest(con, report, result, started)
@@ -221,7 +223,7 @@ class NewsStore(StoreTables):
         return _utc_ns(frame)
 
     def unscored(self, key: ScoreKey | None) -> pd.DataFrame:
-        """Return ``content_hash, headline`` of the stored news that ``key`` has not scored.
+        """Return ``content_hash, headline, body`` of the stored news ``key`` has not scored.
 
         ``key=None`` returns every stored story (for a full rescore).
         """
@@ -231,7 +233,7 @@ class NewsStore(StoreTables):
             return _fetch(
                 con,
                 """
-                SELECT n.content_hash, n.headline FROM news n
+                SELECT n.content_hash, n.headline, n.body FROM news n
                 ANTI JOIN (SELECT content_hash FROM news_scores
                            WHERE model_id = $m AND model_revision = $r AND quantization = $q)
                 USING (content_hash)
@@ -295,6 +297,40 @@ class NewsStore(StoreTables):
             },
         )
         return _utc_ns(frame[columns])
+
+
+def _new_rejects(con: Any, result: ValidationResult) -> ValidationResult:
+    """Return ``result`` without the rejects an earlier import already stored, noting them.
+
+    A reject is the same when its source, row, field, reason and raw text are: importing
+    one file again stores each of its bad rows once.
+    """
+    if not len(result.rejects):
+        return result
+    rejects = result.rejects.reset_index(drop=True)
+    con.register("incoming_rejects", rejects.assign(pos=range(len(rejects))))
+    seen = con.execute(
+        """
+        SELECT DISTINCT i.pos, r.ingest_id FROM incoming_rejects i
+        JOIN rejects r ON r.source = i.source AND r."row" = i."row"
+            AND r.field IS NOT DISTINCT FROM i.field AND r.reason = i.reason
+            AND r.raw IS NOT DISTINCT FROM i.raw
+        """
+    ).fetchall()
+    con.unregister("incoming_rejects")
+    if not seen:
+        return result
+    positions = sorted({int(pos) for pos, _ in seen})
+    earlier = ", ".join(str(i) for i in sorted({int(i) for _, i in seen}))
+    note = (
+        f"{len(positions)} rejected row(s) not stored again: an earlier import kept them "
+        f"(quantdesk data rejects --ingest {earlier})"
+    )
+    return replace(
+        result,
+        rejects=rejects.drop(index=positions).reset_index(drop=True),
+        notes=(*result.notes, note),
+    )
 
 
 def _bound(value: Any) -> datetime | None:

