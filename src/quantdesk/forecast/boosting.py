@@ -63,7 +63,8 @@ def feature_rows(panels: Panels) -> pd.DataFrame:
         columns[name] = frame.to_numpy().ravel()[mask]
     for name, frame in features.items():
         ranks = frame.rank(axis=1, pct=True)
-        ranks = ranks.where(frame.count(axis=1).gt(1).to_numpy()[:, None], 0.5)
+        several = np.broadcast_to(frame.count(axis=1).gt(1).to_numpy()[:, None], ranks.shape)
+        ranks = ranks.where(several, 0.5)
         columns[f"{name}_rank"] = ranks.where(frame.notna()).to_numpy().ravel()[mask]
     ts = close.index.repeat(close.shape[1])[mask]
     symbols = np.tile(close.columns.astype(str).to_numpy(), len(close))[mask]

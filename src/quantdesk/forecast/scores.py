@@ -187,20 +187,21 @@ def skill(
 ) -> tuple[float, float, float, float, float]:
     """Return ``(value, baseline_value, skill, lo, hi)`` from per-session metric series.
 
-    Sessions where either series is NaN are dropped first, so both are scored on the same
-    sessions.  See the module docstring for the skill and its Newey-West interval.
+    ``value`` and ``baseline_value`` are each series' mean; the skill and its interval use
+    the sessions where both have a value.  See the module docstring for the skill and its Newey-West interval.
     """
+    value, base = float(model.mean()), float(baseline.mean())
     both = pd.concat([model.rename("m"), baseline.rename("b")], axis=1).dropna()
     if both.empty:
-        return (float("nan"),) * 5
+        return value, base, float("nan"), float("nan"), float("nan")
     m, b = both["m"].to_numpy(), both["b"].to_numpy()
-    value, base = float(m.mean()), float(b.mean())
     lower_better = metric in LOSSES
     d = b - m if lower_better else m - b
     se = newey_west_se(d, newey_west_lag(len(d), horizon))
     centre = float(d.mean())
     lo, hi = centre - _Z * se, centre + _Z * se
     if lower_better:
+        base = float(b.mean())
         if not base > 0:
             return value, base, float("nan"), float("nan"), float("nan")
         return value, base, centre / base, lo / base, hi / base
