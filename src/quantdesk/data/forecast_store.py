@@ -202,7 +202,7 @@ class ForecastStore(StoreTables):
             """,
             {"syms": _symbol_list(symbols), "target": target, "model": model, "origin": origin},
         )
-        return _utc_ns(frame[columns])
+        return _utc_ns(_utc_ns(frame[columns], "as_of"), "made_at")
 
     def pending(self) -> pd.DataFrame:
         """Return ``symbol, target, horizon, as_of`` of the forecasts with no outcome yet."""
@@ -216,6 +216,6 @@ class ForecastStore(StoreTables):
             ORDER BY f.as_of, f.symbol, f.target
             """
         )
-        return _utc_ns(frame)
+        return _utc_ns(frame, "as_of")
 
 
