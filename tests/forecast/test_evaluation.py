@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from quantdesk.data.simulator import simulate
@@ -70,8 +69,9 @@ def test_regime_forecasts_are_scored_against_the_filter_and_the_truth(market, pa
     # The filter knows far more about tomorrow than the long-run shares do.
     assert hmm.loc["log_loss", "skill"] > 0 and hmm.loc["log_loss", "lo"] > 0
     calib = wf.calibration("hmm")
-    assert calib["n"].sum() == 9 * len(wf.forecasts.query("model == 'hmm'").merge(
-        wf.outcomes["filter"], on=["ts", "symbol"]))
+    assert calib["n"].sum() == 9 * len(
+        wf.forecasts.query("model == 'hmm'").merge(wf.outcomes["filter"], on=["ts", "symbol"])
+    )
 
 
 def test_refit_must_be_positive_and_start_inside_the_data(panels):

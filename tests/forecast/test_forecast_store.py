@@ -13,11 +13,20 @@ from quantdesk.data.store import MarketStore
 
 
 def _rows(as_of, origin="backfill", version="1", value=0.2):
-    return pd.DataFrame({
-        "model": ["har"], "version": [version], "symbol": ["SIM000"], "target": ["vol_1d"],
-        "horizon": [1], "as_of": [pd.to_datetime(as_of, utc=True)], "value": [value],
-        "data_fingerprint": ["sha256:d"], "code_fingerprint": ["sha256:c"], "origin": [origin],
-    })
+    return pd.DataFrame(
+        {
+            "model": ["har"],
+            "version": [version],
+            "symbol": ["SIM000"],
+            "target": ["vol_1d"],
+            "horizon": [1],
+            "as_of": [pd.to_datetime(as_of, utc=True)],
+            "value": [value],
+            "data_fingerprint": ["sha256:d"],
+            "code_fingerprint": ["sha256:c"],
+            "origin": [origin],
+        }
+    )
 
 
 @pytest.fixture
@@ -41,7 +50,7 @@ def test_forecasts_are_appended_never_overwritten(store):
 def test_live_forecast_refused_when_later_bars_exist(store):
     record = ForecastStore(store)
     last = store.bars()["ts"].max()
-    with pytest.raises(ValueError, match="live forecast .* refused"):
+    with pytest.raises(ValueError, match=r"live forecast .* refused"):
         record.append(_rows("2010-01-05", origin="live"))
     assert record.append(_rows(last, origin="live")) == 1
     with pytest.raises(ValueError, match="origin"):
@@ -53,8 +62,14 @@ def test_outcomes_are_joined_when_recorded(store):
     record.append(_rows("2010-01-05"))
     record.append(_rows("2010-01-06"))
     assert len(record.pending()) == 2
-    outcome = pd.DataFrame({"symbol": ["SIM000"], "target": ["vol_1d"],
-                            "as_of": [pd.Timestamp("2010-01-05", tz="UTC")], "value": [0.25]})
+    outcome = pd.DataFrame(
+        {
+            "symbol": ["SIM000"],
+            "target": ["vol_1d"],
+            "as_of": [pd.Timestamp("2010-01-05", tz="UTC")],
+            "value": [0.25],
+        }
+    )
     assert record.record_outcomes(outcome) == 1
     assert record.record_outcomes(outcome.assign(value=9.0)) == 0  # outcomes written once
     got = record.forecasts(target="vol_1d")

@@ -24,8 +24,11 @@ def panels() -> dict[str, pd.DataFrame]:
     return panels_from_bars(bars, FIELDS, "1d")
 
 
-ALL = [(target, i) for target in ("return_1d", "vol_1d", "vol_5d", "regime_1d")
-       for i in range(len(models_for(target)))]
+ALL = [
+    (target, i)
+    for target in ("return_1d", "vol_1d", "vol_5d", "regime_1d")
+    for i in range(len(models_for(target)))
+]
 
 
 @pytest.mark.parametrize(("target", "i"), ALL)
@@ -90,10 +93,12 @@ def test_regime_target_shifts_by_one_session_per_symbol():
     from quantdesk.data.schemas import REGIME_PROBABILITY_COLUMNS as P
 
     eye = np.eye(9)
-    frame = pd.concat([
-        pd.DataFrame(eye[[0, 4, 8]], columns=list(P)).assign(symbol="A", ts=ts),
-        pd.DataFrame(eye[[1, 2, 3]], columns=list(P)).assign(symbol="B", ts=ts),
-    ])
+    frame = pd.concat(
+        [
+            pd.DataFrame(eye[[0, 4, 8]], columns=list(P)).assign(symbol="A", ts=ts),
+            pd.DataFrame(eye[[1, 2, 3]], columns=list(P)).assign(symbol="B", ts=ts),
+        ]
+    )
     out = regime_1d(frame)
     assert len(out) == 4 and cols
     a = out[out["symbol"] == "A"][list(P)].to_numpy()
@@ -108,7 +113,9 @@ def test_ewma_and_previous_match_pandas(panels):
     ref = np.sqrt(252 * q[sym].ewm(alpha=0.06, adjust=False).mean().loc[sessions[0]])
     assert np.isclose(ewma["value"].iloc[0], ref)
     prev = PreviousVol("vol_5d").predict_many(panels, sessions)
-    assert np.isclose(prev["value"].iloc[0], np.sqrt(252 * q[sym].loc[:sessions[0]].iloc[-5:].mean()))
+    assert np.isclose(
+        prev["value"].iloc[0], np.sqrt(252 * q[sym].loc[: sessions[0]].iloc[-5:].mean())
+    )
 
 
 def test_garch_one_step_matches_arch_forecast(panels):
@@ -127,8 +134,11 @@ def test_garch_one_step_matches_arch_forecast(panels):
 @pytest.mark.parametrize("name", sorted(MODEL_CLASSES))
 def test_models_round_trip_through_the_registry(panels, tmp_path, name):
     cls = MODEL_CLASSES[name]
-    target = {"LightGBMReturn": "return_1d", "ZeroReturn": "return_1d",
-              "LastReturn": "return_1d"}.get(name)
+    target = {
+        "LightGBMReturn": "return_1d",
+        "ZeroReturn": "return_1d",
+        "LastReturn": "return_1d",
+    }.get(name)
     if target is None:
         target = "regime_1d" if "Regime" in name or "Stationary" in name else "vol_5d"
     model = cls(target).fit(panels, end=panels["close"].index[700])  # type: ignore[call-arg]

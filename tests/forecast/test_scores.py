@@ -55,7 +55,9 @@ def test_newey_west_matches_statsmodels():
 
     rng = np.random.default_rng(2)
     x = np.convolve(rng.normal(size=500), np.ones(5) / 5, mode="valid")
-    res = sm.OLS(x, np.ones_like(x)).fit(cov_type="HAC", cov_kwds={"maxlags": 4, "use_correction": False})
+    res = sm.OLS(x, np.ones_like(x)).fit(
+        cov_type="HAC", cov_kwds={"maxlags": 4, "use_correction": False}
+    )
     assert np.isclose(sc.newey_west_se(x, 4), float(res.bse[0]), rtol=1e-10)
 
 

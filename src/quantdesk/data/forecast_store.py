@@ -21,7 +21,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-
 import pandas as pd
 
 from quantdesk.data.store import StoreTables, _symbol_list, _utc_ns
@@ -217,5 +216,3 @@ class ForecastStore(StoreTables):
             """
         )
         return _utc_ns(frame, "as_of")
-
-

@@ -28,7 +28,7 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, cast
 
 import numpy as np
 import pandas as pd
@@ -41,6 +41,7 @@ __all__ = [
     "as_session",
     "check_session",
     "code_fingerprint",
+    "stack_long",
     "symbol_bars",
     "truncate",
 ]
@@ -99,6 +100,13 @@ def symbol_bars(panels: Panels, symbol: str) -> pd.DataFrame:
         index=close.index,
     )
     return frame.loc[close.notna().to_numpy()].rename_axis("ts")
+
+
+def stack_long(wide: pd.DataFrame, name: str) -> pd.DataFrame:
+    """Return a wide panel (index ``ts``, columns symbols) as long ``ts, symbol, {name}``."""
+    frame = wide.rename_axis(index="ts", columns="symbol")
+    stacked = cast("pd.Series", frame.stack(future_stack=True))
+    return stacked.rename(name).reset_index()
 
 
 def code_fingerprint(model: ForecastModel) -> str:
@@ -173,7 +181,8 @@ class ForecastModel(ABC):
         frame = frame.drop(columns="ts")
         if self.probabilistic:
             return frame
-        return frame["value"].rename(f"{self.name}:{self.target}@{ts:%Y-%m-%d}")
+        values: pd.Series = frame["value"]
+        return values.rename(f"{self.name}:{self.target}@{ts:%Y-%m-%d}")
 
     @abstractmethod
     def predict_many(self, panels: Panels, sessions: Iterable[Any]) -> pd.DataFrame:
@@ -192,7 +201,7 @@ class ForecastModel(ABC):
         picked = wide.reindex(wanted)
         picked.index.name = "ts"
         picked.columns.name = "symbol"
-        long = picked.stack(future_stack=True).rename("value").reset_index()
+        long = stack_long(picked, "value")
         return long.dropna(subset=["value"]).reset_index(drop=True)
 
     def _require_fitted(self) -> None:
@@ -216,5 +225,7 @@ class ForecastModel(ABC):
     def _state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         return {}, {}
 
-    def _load_state(self, arrays: Mapping[str, np.ndarray], state: Mapping[str, Any]) -> None:
+    def _load_state(  # noqa: B027 - baselines have no state
+        self, arrays: Mapping[str, np.ndarray], state: Mapping[str, Any]
+    ) -> None:
         """Restore what :meth:`_state` saved (baselines have nothing)."""

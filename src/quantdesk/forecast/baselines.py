@@ -3,9 +3,10 @@
 Returns: :class:`ZeroReturn` (no move) and :class:`LastReturn` (today's return again).
 Volatility: :class:`PreviousVol` (the realised volatility of the last ``h`` sessions, ``h``
 the target's horizon) and :class:`EWMAVol` (RiskMetrics: an exponentially weighted mean of
-the per-bar variance, ``lambda = 0.94``).  Both read :func:`~quantdesk.forecast.targets.bar_variance`,
-the estimator of the target itself.  The regime baselines (persistence, the stationary
-distribution) live with the regime model in :mod:`quantdesk.forecast.regime_models`.
+the per-bar variance, ``lambda = 0.94``).  Both read
+:func:`~quantdesk.forecast.targets.bar_variance`, the estimator of the target itself.
+The regime baselines (persistence, the stationary distribution) live with the regime
+model in :mod:`quantdesk.forecast.regime_models`.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ __all__ = ["EWMAVol", "LastReturn", "PreviousVol", "ZeroReturn", "annualised_vol
 def annualised_vol(variance: pd.DataFrame, panels: Panels) -> pd.DataFrame:
     """Return ``sqrt(periods_per_year * variance)`` of a per-bar variance panel."""
     ppy = resolve_periods_per_year(None, panels["close"], what="the close panel")
-    return np.sqrt(variance.clip(lower=0.0) * ppy)
+    vol: pd.DataFrame = (variance.clip(lower=0.0) * ppy) ** 0.5
+    return vol
 
 
 class ZeroReturn(ForecastModel):
@@ -107,7 +109,9 @@ class EWMAVol(ForecastModel):
 
     def predict_many(self, panels: Panels, sessions: Iterable[Any]) -> pd.DataFrame:
         """Return the annualised square root of the EWMA variance at each session."""
-        variance = bar_variance(panels).ewm(
-            alpha=1.0 - self.lam, adjust=False, min_periods=self.min_periods
-        ).mean()
+        variance = (
+            bar_variance(panels)
+            .ewm(alpha=1.0 - self.lam, adjust=False, min_periods=self.min_periods)
+            .mean()
+        )
         return self._long(annualised_vol(variance, panels), sessions)

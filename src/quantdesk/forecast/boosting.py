@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from quantdesk.forecast.base import ForecastModel, Panels, as_session
+from quantdesk.forecast.base import ForecastModel, Panels, as_session, stack_long
 from quantdesk.forecast.targets import return_1d
 from quantdesk.signals.features import COMMON_FEATURE_NAMES, common_features
 
@@ -102,8 +102,7 @@ class LightGBMReturn(ForecastModel):
 
         rows = feature_rows(panels)
         target = return_1d(panels)
-        target.index.name, target.columns.name = "ts", "symbol"
-        y = target.stack(future_stack=True).rename("y").reset_index()
+        y = stack_long(target, "y")
         y["symbol"] = y["symbol"].astype(str)
         rows = rows.merge(y, on=["ts", "symbol"], how="inner").dropna(subset=["y"])
         if len(rows) < 500:

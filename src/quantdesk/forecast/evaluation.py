@@ -33,7 +33,7 @@ import pandas as pd
 
 from quantdesk.data.schemas import REGIME_PROBABILITY_COLUMNS
 from quantdesk.forecast import scores as sc
-from quantdesk.forecast.base import ForecastModel, Panels, as_session, truncate
+from quantdesk.forecast.base import ForecastModel, Panels, as_session, stack_long, truncate
 from quantdesk.forecast.models import models_for
 from quantdesk.forecast.regime_models import HMMRegimeForecast, filtered_regimes
 from quantdesk.forecast.targets import (
@@ -101,9 +101,7 @@ def _wide_outcome(panels: Panels, target: str) -> pd.DataFrame:
 def _one_hot(true_regimes: pd.DataFrame) -> pd.DataFrame:
     cell = true_regimes["vol_state"].to_numpy() * 3 + true_regimes["trend_state"].to_numpy()
     probs = pd.DataFrame(np.eye(9)[cell.astype(int)], columns=_PROBS)
-    return pd.concat(
-        [true_regimes[["symbol", "ts"]].reset_index(drop=True), probs], axis=1
-    )
+    return pd.concat([true_regimes[["symbol", "ts"]].reset_index(drop=True), probs], axis=1)
 
 
 @dataclass
@@ -203,13 +201,23 @@ class WalkForwardForecasts:
                         value, base, skill, lo, hi = sc.skill(
                             series, theirs[metric], metric, self.horizon
                         )
-                        rows.append((model, self.target, metric, value, baseline, base,
-                                     skill, lo, hi))
+                        rows.append(
+                            (model, self.target, metric, value, baseline, base, skill, lo, hi)
+                        )
                         if metric == "ic":
-                            rows.append((model, self.target, "icir", sc.icir(series),
-                                         baseline, sc.icir(theirs[metric]),
-                                         sc.icir(series) - sc.icir(theirs[metric]),
-                                         np.nan, np.nan))
+                            rows.append(
+                                (
+                                    model,
+                                    self.target,
+                                    "icir",
+                                    sc.icir(series),
+                                    baseline,
+                                    sc.icir(theirs[metric]),
+                                    sc.icir(series) - sc.icir(theirs[metric]),
+                                    np.nan,
+                                    np.nan,
+                                )
+                            )
         self._scores = pd.DataFrame(rows, columns=list(SCORE_COLUMNS))
         return self._scores.copy()
 
@@ -251,7 +259,10 @@ class WalkForwardForecasts:
     def _repr_html_(self) -> str:
         head = html.escape(self.summary().splitlines()[0])
         body = self.scores().to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="")
-        return f"<div><p><b>{head}</b></p><details open><summary>scores</summary>{body}</details></div>"
+        return (
+            f"<div><p><b>{head}</b></p>"
+            f"<details open><summary>scores</summary>{body}</details></div>"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Return the scores and the settings as JSON-ready data."""
@@ -311,13 +322,13 @@ def walk_forward(
     --------
     >>> from quantdesk.data import simulate
     >>> from quantdesk.data.wide import panels_from_bars
-    >>> panels = panels_from_bars(simulate(n_symbols=2, n_days=400, seed=1).bars,
+    >>> panels = panels_from_bars(simulate(n_symbols=2, n_days=700, seed=1).bars,
     ...                           ["open", "high", "low", "close"], "1d")
-    >>> wf = walk_forward(panels, target="vol_1d", min_train=300, refit=50)
+    >>> wf = walk_forward(panels, target="vol_1d", min_train=550, refit=50)
     >>> sorted(set(wf.scores()["model"]))
     ['ewma', 'garch', 'har', 'previous']
     """
-    horizon = target_horizon(target)
+    target_horizon(target)
     every = _refit_every(refit)
     panels = load_panels(store_or_panels, symbols)
     index = panels["close"].index
@@ -342,10 +353,7 @@ def walk_forward(
     outcome_kinds: dict[str, list[pd.DataFrame]] = {}
     if target != "regime_1d":
         wide = _wide_outcome(panels, target)
-        wide.index.name, wide.columns.name = "ts", "symbol"
-        outcome_kinds["realised"] = [
-            wide.stack(future_stack=True).rename("value").reset_index().dropna()
-        ]
+        outcome_kinds["realised"] = [stack_long(wide, "value").dropna()]
     else:
         outcome_kinds["filter"] = []
         if true_regimes is not None:
@@ -377,10 +385,22 @@ def walk_forward(
             filt = filtered_regimes(hmm.models_, reach)
             nxt = regime_1d(filt)
             outcome_kinds["filter"].append(nxt.loc[nxt["ts"].isin(sessions)])
-        refits.append({"refit": fit_end, "first": sessions[0], "last": sessions[-1],
-                       "sessions": len(sessions), **{f"{n}_s": t for n, t in timings.items()}})
-        logger.info("forecast walk-forward %s: refit %d/%d at %s", target, k + 1, len(starts),
-                    f"{fit_end:%Y-%m-%d}")
+        refits.append(
+            {
+                "refit": fit_end,
+                "first": sessions[0],
+                "last": sessions[-1],
+                "sessions": len(sessions),
+                **{f"{n}_s": t for n, t in timings.items()},
+            }
+        )
+        logger.info(
+            "forecast walk-forward %s: refit %d/%d at %s",
+            target,
+            k + 1,
+            len(starts),
+            f"{fit_end:%Y-%m-%d}",
+        )
     if not forecasts:
         raise ValueError("no model could be fitted: too little history before the start")
     cols = _PROBS if target == "regime_1d" else ["value"]
@@ -388,8 +408,11 @@ def walk_forward(
     frame["symbol"] = frame["symbol"].astype(str)
     outcomes = {}
     for kind, parts in outcome_kinds.items():
-        o = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
-            columns=["ts", "symbol", *cols])
+        o = (
+            pd.concat(parts, ignore_index=True)
+            if parts
+            else pd.DataFrame(columns=["ts", "symbol", *cols])
+        )
         o["symbol"] = o["symbol"].astype(str)
         outcomes[kind] = o[["ts", "symbol", *cols]]
     return WalkForwardForecasts(

@@ -37,10 +37,7 @@ _CATALOGUE: dict[str, tuple[Callable[[str], ForecastModel], ...]] = {
     "regime_1d": (RegimePersistence, StationaryRegimes, HMMRegimeForecast),
 }
 MODEL_CLASSES: dict[str, type[ForecastModel]] = {
-    cls.__name__: cls
-    for classes in _CATALOGUE.values()
-    for cls in classes
-    if isinstance(cls, type)
+    cls.__name__: cls for classes in _CATALOGUE.values() for cls in classes if isinstance(cls, type)
 }
 
 

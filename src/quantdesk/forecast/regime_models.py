@@ -45,7 +45,7 @@ _MIN_OBS = 320  # the HMM's 250 training rows after the feature warm-up
 
 
 def _digest(bars: pd.DataFrame) -> str:
-    digest = hashlib.sha256(bars.index.asi8.tobytes())
+    digest = hashlib.sha256(pd.DatetimeIndex(bars.index).asi8.tobytes())
     digest.update(np.ascontiguousarray(bars.to_numpy(dtype=np.float64)).tobytes())
     return digest.hexdigest()
 
@@ -95,8 +95,9 @@ class _RegimeForecast(ForecastModel):
         for symbol in panels["close"].columns:
             bars = symbol_bars(panels, str(symbol))
             if len(bars) < _MIN_OBS:
-                logger.info("%s: %s has %d bars (< %d): no fit", self.name, symbol, len(bars),
-                            _MIN_OBS)
+                logger.info(
+                    "%s: %s has %d bars (< %d): no fit", self.name, symbol, len(bars), _MIN_OBS
+                )
                 continue
             self.models_[str(symbol)] = _fitted(bars, self.random_state)
 
@@ -115,9 +116,7 @@ class _RegimeForecast(ForecastModel):
             filt = model.filter(symbol_bars(panels, symbol))[cols]
             filt = filt.reindex(wanted).dropna()
             probs = self._forecast(filt.to_numpy(), model.transition_matrix().to_numpy())
-            frames.append(
-                pd.DataFrame(probs, columns=cols).assign(ts=filt.index, symbol=symbol)
-            )
+            frames.append(pd.DataFrame(probs, columns=cols).assign(ts=filt.index, symbol=symbol))
         if not frames:
             return pd.DataFrame(columns=["ts", "symbol", *cols])
         out = pd.concat(frames, ignore_index=True)[["ts", "symbol", *cols]]
@@ -148,7 +147,7 @@ class HMMRegimeForecast(_RegimeForecast):
     name: ClassVar[str] = "hmm"
 
     def _forecast(self, filtered: np.ndarray, transmat: np.ndarray) -> np.ndarray:
-        return filtered @ transmat
+        return np.asarray(filtered @ transmat)
 
 
 class RegimePersistence(_RegimeForecast):

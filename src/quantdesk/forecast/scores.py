@@ -73,7 +73,7 @@ def daily_ic(
     fc = f.sub(f.mean(axis=1), axis=0)
     yc = y.sub(y.mean(axis=1), axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        ic = (fc * yc).sum(axis=1) / np.sqrt((fc**2).sum(axis=1) * (yc**2).sum(axis=1))
+        ic: pd.Series = (fc * yc).sum(axis=1) / np.sqrt((fc**2).sum(axis=1) * (yc**2).sum(axis=1))
     ic[ok.sum(axis=1) < min_symbols] = np.nan
     return ic.replace([np.inf, -np.inf], np.nan).rename("ic")
 
@@ -96,7 +96,8 @@ def hit_rate(forecast: pd.DataFrame, outcome: pd.DataFrame) -> pd.Series:
     valid = f.notna() & y.notna() & (f != 0) & (y != 0)
     hits = (np.sign(f) == np.sign(y)) & valid
     with np.errstate(invalid="ignore", divide="ignore"):
-        return (hits.sum(axis=1) / valid.sum(axis=1)).where(valid.any(axis=1)).rename("hit_rate")
+        rate: pd.Series = hits.sum(axis=1) / valid.sum(axis=1)
+    return rate.where(valid.any(axis=1)).rename("hit_rate")
 
 
 def squared_error(forecast: np.ndarray, outcome: np.ndarray) -> np.ndarray:
@@ -158,7 +159,8 @@ def calibration_table(probs: np.ndarray, outcome: np.ndarray, bins: int = 10) ->
 
 def newey_west_lag(n: int, horizon: int = 1) -> int:
     """Return the Newey-West lag: ``max(horizon - 1, floor(4 (n/100)**(2/9)))``."""
-    return max(horizon - 1, math.floor(4.0 * (max(n, 1) / 100.0) ** (2.0 / 9.0)))
+    automatic: int = math.floor(4.0 * (max(n, 1) / 100.0) ** (2.0 / 9.0))
+    return max(horizon - 1, automatic)
 
 
 def newey_west_se(values: np.ndarray, lag: int) -> float:
@@ -188,7 +190,8 @@ def skill(
     """Return ``(value, baseline_value, skill, lo, hi)`` from per-session metric series.
 
     ``value`` and ``baseline_value`` are each series' mean; the skill and its interval use
-    the sessions where both have a value.  See the module docstring for the skill and its Newey-West interval.
+    the sessions where both have a value.  See the module docstring for the skill and its
+    Newey-West interval.
     """
     value, base = float(model.mean()), float(baseline.mean())
     both = pd.concat([model.rename("m"), baseline.rename("b")], axis=1).dropna()

@@ -123,8 +123,10 @@ def bar_variance(panels: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     has = _has_range(panels).to_numpy()
     if has.any():
         cols = close.columns[has]
-        lo, hi, op = (_log(panels[f].reindex(index=close.index, columns=cols)) for f in
-                      ("low", "high", "open"))
+        lo, hi, op = (
+            _log(panels[f].reindex(index=close.index, columns=cols))
+            for f in ("low", "high", "open")
+        )
         lc = _log(close[cols])
         overnight = np.full(lc.shape, np.nan)
         overnight[1:] = op[1:] - lc[:-1]
@@ -149,7 +151,8 @@ def realised_vol(
         raise ValueError(f"horizon must be >= 1, got {horizon}")
     variance = bar_variance(panels)
     ahead = variance.rolling(horizon, min_periods=horizon).mean().shift(-horizon)
-    return np.sqrt(ahead * _ppy(panels, periods_per_year))
+    vol: pd.DataFrame = (ahead * _ppy(panels, periods_per_year)) ** 0.5
+    return vol
 
 
 def return_1d(panels: Mapping[str, pd.DataFrame]) -> pd.DataFrame:

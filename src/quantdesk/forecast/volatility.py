@@ -41,9 +41,7 @@ _HAR_LAGS = (1, 5, 22)
 
 def har_design(variance: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Return the HAR regressors: the daily, weekly (5) and monthly (22) mean variance."""
-    return {
-        f"rv_{lag}": variance.rolling(lag, min_periods=lag).mean() for lag in _HAR_LAGS
-    }
+    return {f"rv_{lag}": variance.rolling(lag, min_periods=lag).mean() for lag in _HAR_LAGS}
 
 
 class HARVol(ForecastModel):
@@ -72,8 +70,9 @@ class HARVol(ForecastModel):
             y = target[symbol].to_numpy()
             ok = np.isfinite(x).all(axis=1) & np.isfinite(y)
             if ok.sum() < self.min_obs:
-                logger.info("har: %s has %d training rows (< %d): no fit", symbol, ok.sum(),
-                            self.min_obs)
+                logger.info(
+                    "har: %s has %d training rows (< %d): no fit", symbol, ok.sum(), self.min_obs
+                )
                 continue
             a = np.column_stack([np.ones(ok.sum()), x[ok]])
             beta = np.linalg.lstsq(a, y[ok], rcond=None)[0]
@@ -127,8 +126,7 @@ class GARCHVol(ForecastModel):
         for symbol in returns.columns:
             y = returns[symbol].dropna().to_numpy()
             if len(y) < self.min_obs:
-                logger.info("garch: %s has %d returns (< %d): no fit", symbol, len(y),
-                            self.min_obs)
+                logger.info("garch: %s has %d returns (< %d): no fit", symbol, len(y), self.min_obs)
                 continue
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -176,9 +174,7 @@ class GARCHVol(ForecastModel):
                 uncond = np.where(persistence < 1, par[:, 1] / (1 - persistence), np.nan)
             steps = np.array([persistence**k for k in range(h)]).mean(axis=0)
             s1 = next_var[symbols].to_numpy()
-            mean_var = np.where(
-                np.isfinite(uncond), uncond + steps * (s1 - uncond), s1
-            )
+            mean_var = np.where(np.isfinite(uncond), uncond + steps * (s1 - uncond), s1)
             next_var.loc[:, symbols] = mean_var
         # arch works on returns in percent: back to per-bar variance in log-return units.
         return self._long(annualised_vol(next_var / 1e4, panels), sessions)
