@@ -32,6 +32,7 @@ FLOORS: dict[str, int] = {
     "signals": 2,
     "regimes": 2,
     "sentiment": 2,
+    "forecast": 2,
     "strategies": 3,
     "portfolio": 3,
     "backtest": 3,

@@ -45,7 +45,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -58,7 +58,7 @@ if TYPE_CHECKING:
 
     from quantdesk.regimes.model import RegimeModel
 
-__all__ = ["ARTIFACT_FORMAT", "ModelRecord", "ModelRegistry", "data_fingerprint"]
+__all__ = ["ARTIFACT_FORMAT", "Artifact", "ModelRecord", "ModelRegistry", "data_fingerprint"]
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +85,14 @@ _LIST_COLUMNS = (
     "data_fingerprint",
     "url",
 )
+
+
+class Artifact(Protocol):
+    """What the registry saves: a model that gives its ``(arrays, metadata)``."""
+
+    def to_artifact(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Return the model's numeric arrays and JSON-serialisable metadata."""
+        ...
 
 
 def data_fingerprint(bars: pd.DataFrame) -> str:
@@ -265,7 +273,7 @@ class ModelRegistry:
 
     def save(
         self,
-        model: RegimeModel,
+        model: Artifact,
         name: str,
         symbol: str,
         *,
@@ -411,6 +419,23 @@ class ModelRegistry:
         """
         from quantdesk.regimes.model import RegimeModel
 
+        return RegimeModel.from_artifact(*self.load_artifact(name, symbol, version))
+
+    def load_artifact(
+        self, name: str, symbol: str, version: str = "latest"
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Return ``(arrays, model metadata)`` of a saved artifact, as its ``to_artifact`` gave.
+
+        For models other than regime models (the forecast models save here too), whose
+        class rebuilds itself from the pair.
+
+        Raises
+        ------
+        KeyError
+            When no such artifact was saved.
+        ValueError
+            When the stored arrays do not match the checksum in the metadata.
+        """
         record = self.record(name, symbol, version)
         folder = self._join(record.name, record.version, record.symbol)
         blob = self.fs.cat_file(f"{folder}/{_ARRAYS}")
@@ -418,7 +443,7 @@ class ModelRegistry:
             raise ValueError(f"{record.url}/{_ARRAYS} does not match its recorded checksum")
         with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
-        return RegimeModel.from_artifact(arrays, record.metadata["model"])
+        return arrays, dict(record.metadata["model"])
 
     def list(self, name: str | None = None) -> pd.DataFrame:
         """Return one row per saved artifact, sorted by name, version and symbol.

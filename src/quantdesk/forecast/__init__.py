@@ -1,0 +1,63 @@
+"""Forecasts with a tracked accuracy: targets, models, scores, walk-forward evaluation.
+
+Names load on first use (LightGBM, arch and hmmlearn only when a model needs them)::
+
+    from quantdesk.forecast import walk_forward, models_for
+    wf = walk_forward(store, target="vol_1d")      # every vol model beside its baselines
+    wf.scores()                                   # model, target, metric, value, baseline, ...
+    print(wf.summary())
+
+Targets are ``return_1d``, ``vol_1d``, ``vol_5d`` and ``regime_1d``
+(:mod:`quantdesk.forecast.targets`); models share one interface
+(:class:`~quantdesk.forecast.base.ForecastModel`: ``fit(panels, end)``,
+``predict(panels, as_of)``); forecasts are recorded in the store by
+:class:`quantdesk.data.forecast_store.ForecastStore`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from quantdesk._lazy import lazy_attributes
+
+_EXPORTS = {
+    "TARGETS": "quantdesk.forecast.targets",
+    "ForecastModel": "quantdesk.forecast.base",
+    "models_for": "quantdesk.forecast.models",
+    "load_model": "quantdesk.forecast.models",
+    "save_model": "quantdesk.forecast.models",
+    "WalkForwardForecasts": "quantdesk.forecast.evaluation",
+    "walk_forward": "quantdesk.forecast.evaluation",
+}
+_SUBMODULES = frozenset(
+    {
+        "base",
+        "baselines",
+        "boosting",
+        "evaluation",
+        "models",
+        "regime_models",
+        "scores",
+        "targets",
+        "volatility",
+    }
+)
+
+__all__ = [
+    "TARGETS",
+    "ForecastModel",
+    "WalkForwardForecasts",
+    "load_model",
+    "models_for",
+    "save_model",
+    "walk_forward",
+]
+
+if TYPE_CHECKING:
+    from quantdesk.forecast.base import ForecastModel
+    from quantdesk.forecast.evaluation import WalkForwardForecasts, walk_forward
+    from quantdesk.forecast.models import load_model, models_for, save_model
+    from quantdesk.forecast.targets import TARGETS
+
+
+__getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS, _SUBMODULES)
