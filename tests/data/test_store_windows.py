@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 
 from quantdesk.cli import app
 from quantdesk.data import MarketStore
-from quantdesk.screener import scan
 from quantdesk.screener import rules as R
+from quantdesk.screener import scan
 
 ZONE = "America/New_York"
 DAYS = ("2024-03-07", "2024-03-08", "2024-03-11")
@@ -78,9 +78,10 @@ def test_ingest_tz_is_the_symbols_zone_and_days_follow_it(
     daily = store.bars("AAPL", timeframe="1d").set_index("ts").drop(columns="symbol")
     pd.testing.assert_frame_equal(daily, _expected_daily(vendor_csv), check_freq=False)
     # The 19:30 New York bar of Mar 7 (00:30 UTC Mar 8) is in Mar 7's daily bar.
-    assert daily.loc["2024-03-07", "close"] == pd.read_csv(vendor_csv).query(
-        "Date == '2024-03-07 19:59'"
-    )["Close"].item()
+    assert (
+        daily.loc["2024-03-07", "close"]
+        == pd.read_csv(vendor_csv).query("Date == '2024-03-07 19:59'")["Close"].item()
+    )
 
 
 def test_day_bounds_are_whole_days_in_the_symbols_zone(store: MarketStore) -> None:

@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from quantdesk.data import MarketStore
-from quantdesk.screener import scan
 from quantdesk.screener import rules as R
+from quantdesk.screener import scan
 
 ZONE = "America/New_York"
 RULES = [
@@ -84,9 +84,7 @@ def test_one_day_scan_equals_the_backfill_of_that_day(
         zones = pd.DataFrame({"symbol": ["AAA", "BBB"], "timezone": ZONE})
         store.write_bars(minute_bars(seed, density), "1min", metadata=zones)
         first, last = DAYS[0].date().isoformat(), DAYS[-1].date().isoformat()
-        backfill = scan(
-            store, RULES, start=first, end=last, timeframe=timeframe, new_only=new_only
-        )
+        backfill = scan(store, RULES, start=first, end=last, timeframe=timeframe, new_only=new_only)
         assert len(backfill)  # the rules fire: the comparison says something
         daily = timeframe == "1d"
         for day in DAYS[5:]:

@@ -544,7 +544,7 @@ class MarketStore:
 
     @staticmethod
     def _set_timezone(con: duckdb.DuckDBPyConnection, symbols: Any, timezone: str) -> list[str]:
-        """Return notes of the symbols whose stored zone changed after setting it to ``timezone``."""
+        """Return notes of the symbols whose stored zone changed on setting it to ``timezone``."""
         names = [str(s) for s in symbols]
         changed = con.execute(
             "SELECT symbol, timezone FROM symbols "
@@ -674,8 +674,8 @@ class MarketStore:
 
         ``start`` and ``end`` are inclusive; a bound given as a day (``"2024-03-08"``)
         is that whole day in the symbol's time zone, one with a time part an instant
-        (:func:`~quantdesk.data.timestamps.bound_window`).  A symbol stored only at a finer timeframe
-        is aggregated on the fly from the coarsest finer timeframe that divides the
+        (:func:`~quantdesk.data.timestamps.bound_window`).  A symbol stored only at a
+        finer timeframe is aggregated on the fly from the coarsest finer timeframe that divides the
         requested one; daily buckets follow the symbol's own timezone (a New York
         symbol's 1d bar covers its New York calendar day) and are labelled with the
         session date at 00:00 UTC.  Weekly (``"1w"``) and monthly (``"1mo"``) bars of a
@@ -720,7 +720,7 @@ class MarketStore:
                 for (lo, hi), members in _windows_by_zone(
                     group, zones, start, end, tf.is_daily
                 ).items():
-                    params = {"syms": members, "tf": source_tf, "lo": lo, "hi": hi}
+                    params: dict[str, Any] = {"syms": members, "tf": source_tf, "lo": lo, "hi": hi}
                     if source_tf != tf.name and not tf.is_daily:
                         params["width"] = tf.seconds
                     parts.append(_fetch(con, self._bars_sql(tf, source_tf) + order, params))

@@ -368,8 +368,10 @@ def bound_window(
 
     Examples
     --------
-    >>> bound_window("2024-03-08", "2024-03-08", "America/New_York")
-    (Timestamp('2024-03-08 05:00:00+0000', tz='UTC'), Timestamp('2024-03-09 05:00:00+0000', tz='UTC'))
+    >>> lo, hi = bound_window("2024-03-08", "2024-03-08", "America/New_York")
+    >>> lo, hi  # doctest: +NORMALIZE_WHITESPACE
+    (Timestamp('2024-03-08 05:00:00+0000', tz='UTC'),
+     Timestamp('2024-03-09 05:00:00+0000', tz='UTC'))
     >>> bound_window("2024-03-08", "2024-03-08", "America/New_York", daily=True)[1]
     Timestamp('2024-03-09 00:00:00+0000', tz='UTC')
     >>> bound_window(None, "2024-03-08 15:30")[1]

@@ -90,10 +90,7 @@ def _windows(
         if start is not None or end is not None:
             raise ValueError("give either date or start/end, not both")
         start = end = date
-    return {
-        zone: bound_window(start, end, zone, daily=daily)
-        for zone in {"UTC", *zones.values()}
-    }
+    return {zone: bound_window(start, end, zone, daily=daily) for zone in {"UTC", *zones.values()}}
 
 
 def _span(windows: Mapping[str, Window]) -> Window:
@@ -389,7 +386,7 @@ def _store_panels(
         ).iloc[0]
         native = held["native"] == held["symbols"] and syms is None
         if hi is None and native and not pd.isna(held["latest"]):
-            hi = as_utc(held["latest"]) + _ONE_US
+            hi = pd.Timestamp(held["latest"]).tz_convert("UTC") + _ONE_US
         # Without a start, the look-back is counted back from the last bar read.
         anchor = lo if lo is not None else (None if hi is None else hi - _ONE_US)
         if native:
@@ -432,8 +429,10 @@ def _store_panels(
     anchor = anchor + _ONE_US if lo is None else lo
     # A bar's label may lie before its first stored bar (a week's Monday, a day in a
     # zone behind UTC): history is complete once the read starts that far earlier.
-    margin = pd.Timedelta(seconds=timeframe.seconds) + pd.Timedelta(days=31 if timeframe.is_calendar else 2)
-    complete_from = as_utc(held["earliest"]) - margin
+    margin = pd.Timedelta(seconds=timeframe.seconds) + pd.Timedelta(
+        days=31 if timeframe.is_calendar else 2
+    )
+    complete_from = pd.Timestamp(held["earliest"]).tz_convert("UTC") - margin
     span = pd.Timedelta(seconds=timeframe.seconds) * (lookback + 1) * 2 + pd.Timedelta(days=7)
     while True:
         begin = anchor - span
