@@ -141,7 +141,14 @@ def ingest_file(
     strict: Annotated[
         bool, typer.Option("--strict", help="Write nothing and fail at the first bad row.")
     ] = False,
-    tz: Annotated[str, typer.Option("--tz", help="Timezone of naive timestamps.")] = "UTC",
+    tz: Annotated[
+        str | None,
+        typer.Option(
+            "--tz",
+            help="Time zone of naive timestamps (default UTC); recorded as the symbols' "
+            "zone, whose calendar days daily bars built from intraday bars follow.",
+        ),
+    ] = None,
     ts_format: Annotated[
         str | None, typer.Option("--format", help="strftime format of the timestamps.")
     ] = None,

@@ -190,7 +190,7 @@ def ingest_file(
     columns: Mapping[str, str] | None = None,
     ts_format: str | None = None,
     dayfirst: bool | None = None,
-    tz: str = "UTC",
+    tz: str | None = None,
     sep: str | None = None,
     decimal: str | None = None,
     adjusted: bool = False,
@@ -222,14 +222,16 @@ def ingest_file(
         columns=dict(columns or {}),
         ts_format=ts_format,
         dayfirst=dayfirst,
-        tz=tz,
+        tz=tz or "UTC",
         sep=sep,
         decimal=decimal,
         adjusted=adjusted,
         strict=strict,
     )
     target = _open(store)
-    report = target.write_bars(result.good, timeframe, source=result.source, validation=result)
+    report = target.write_bars(
+        result.good, timeframe, source=result.source, validation=result, timezone=tz
+    )
     return IngestResult((report,), problem=_why_nothing_stored(target, report))
 
 

@@ -41,6 +41,7 @@ from quantdesk.data.schemas import (
 )
 from quantdesk.data.store_locking import StoreBusyError, connect, transaction
 from quantdesk.data.store_schema import create_schema
+from quantdesk.data.timestamps import as_utc, bound_window
 from quantdesk.data.validation import (
     ValidationError,
     ValidationResult,
@@ -160,11 +161,30 @@ def _bucket_sql(target: Timeframe, source: Timeframe) -> str:
     return f"CAST({day} AS TIMESTAMP) AT TIME ZONE 'UTC'"
 
 
-def _as_utc(value: Any) -> pd.Timestamp | None:
-    if value is None:
-        return None
-    ts = pd.Timestamp(value)
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+# Kept under its old name for the modules that import it from here.
+_as_utc = as_utc
+
+
+def _windows_by_zone(
+    symbols: Sequence[str],
+    zones: dict[str, str],
+    start: Any,
+    end: Any,
+    daily: bool,
+) -> dict[tuple[pd.Timestamp | None, pd.Timestamp | None], list[str]]:
+    """Return the symbols grouped by the ``[lo, hi)`` instants of ``start..end`` in their zone.
+
+    One group per distinct window (usually one: every symbol in one zone, or bounds
+    that are instants), so a read runs one query per window.
+    """
+    windows: dict[str, tuple[pd.Timestamp | None, pd.Timestamp | None]] = {}
+    groups: dict[tuple[pd.Timestamp | None, pd.Timestamp | None], list[str]] = {}
+    for symbol in symbols:
+        zone = zones.get(symbol, "UTC")
+        if zone not in windows:
+            windows[zone] = bound_window(start, end, zone, daily=daily)
+        groups.setdefault(windows[zone], []).append(symbol)
+    return groups
 
 
 def _symbol_list(symbols: str | Sequence[str] | None) -> list[str] | None:
@@ -339,6 +359,7 @@ class MarketStore:
         strict: bool = False,
         metadata: pd.DataFrame | None = None,
         validation: ValidationResult | None = None,
+        timezone: str | None = None,
     ) -> IngestReport:
         """Return the report of an idempotent upsert of long bars, in one transaction.
 
@@ -349,8 +370,12 @@ class MarketStore:
         updated (a vendor correction) and counted.  If anything fails, nothing changes.
 
         ``metadata`` (columns of :data:`SYMBOL_COLUMNS`) is upserted with the bars;
-        symbols without metadata get a default row (timezone UTC).  ``validation`` lets
-        a caller that already validated (e.g. a file reader) pass its result.
+        symbols without metadata get a default row (timezone UTC).  ``timezone`` (e.g.
+        ``"America/New_York"``, the zone a file's times were read in) becomes the time
+        zone of every symbol written: the zone its days follow when daily bars are built
+        from its intraday bars; a change of a symbol's zone is noted in the report.
+        ``validation`` lets a caller that already validated (e.g. a file reader) pass
+        its result.
         """
         tf = parse_timeframe(timeframe)
         result = validation or validate_bars(df, tf.name, source=source, strict=strict)
@@ -389,7 +414,9 @@ class MarketStore:
                 """
             )
             con.execute("DROP TABLE staged")
-            self._upsert_symbols(con, good["symbol"].unique(), metadata, source)
+            symbols = good["symbol"].unique()
+            moved = self._set_timezone(con, symbols, timezone) if timezone else []
+            self._upsert_symbols(con, symbols, metadata, source, timezone or "UTC")
             report = IngestReport(
                 ingest_id=self._next_ingest_id(con),
                 source=source,
@@ -402,7 +429,7 @@ class MarketStore:
                 duplicates=result.duplicates,
                 rejected=len(result.rejects),
                 weekend_rows=result.weekend_rows,
-                notes=result.notes,
+                notes=(*result.notes, *moved),
             )
             self._log_ingest(con, report, result, started)
         logger.info(report.summary())
@@ -516,11 +543,27 @@ class MarketStore:
         return int(con.execute("SELECT nextval('ingest_id_seq')").fetchall()[0][0])
 
     @staticmethod
+    def _set_timezone(con: duckdb.DuckDBPyConnection, symbols: Any, timezone: str) -> list[str]:
+        """Return notes of the symbols whose stored zone changed on setting it to ``timezone``."""
+        names = [str(s) for s in symbols]
+        changed = con.execute(
+            "SELECT symbol, timezone FROM symbols "
+            "WHERE list_contains($syms, symbol) AND timezone <> $tz ORDER BY symbol",
+            {"syms": names, "tz": timezone},
+        ).fetchall()
+        con.execute(
+            "UPDATE symbols SET timezone = $tz WHERE list_contains($syms, symbol)",
+            {"syms": names, "tz": timezone},
+        )
+        return [f"time zone of {sym} changed from {old} to {timezone}" for sym, old in changed]
+
+    @staticmethod
     def _upsert_symbols(
         con: duckdb.DuckDBPyConnection,
         symbols: Any,
         metadata: pd.DataFrame | None,
         source: str,
+        timezone: str = "UTC",
     ) -> None:
         now = datetime.now(UTC)
         if metadata is not None and len(metadata):
@@ -540,12 +583,13 @@ class MarketStore:
             con.unregister("meta")
         defaults = pd.DataFrame({"symbol": pd.Series(symbols, dtype=object).astype(str)})
         defaults["source"] = source
+        defaults["timezone"] = timezone
         defaults["updated_at"] = now
         con.register("defaults", defaults)
         con.execute(
             """
             INSERT INTO symbols (symbol, timezone, source, updated_at)
-            SELECT symbol, 'UTC', source, updated_at FROM defaults
+            SELECT symbol, timezone, source, updated_at FROM defaults
             ON CONFLICT (symbol) DO NOTHING
             """
         )
@@ -628,8 +672,10 @@ class MarketStore:
     ) -> pd.DataFrame:
         """Return long bars (``symbol, ts, open, high, low, close, volume``) sorted by symbol, ts.
 
-        ``start`` and ``end`` are inclusive.  A symbol stored only at a finer timeframe
-        is aggregated on the fly from the coarsest finer timeframe that divides the
+        ``start`` and ``end`` are inclusive; a bound given as a day (``"2024-03-08"``)
+        is that whole day in the symbol's time zone, one with a time part an instant
+        (:func:`~quantdesk.data.timestamps.bound_window`).  A symbol stored only at a
+        finer timeframe is aggregated on the fly from the coarsest finer timeframe that divides the
         requested one; daily buckets follow the symbol's own timezone (a New York
         symbol's 1d bar covers its New York calendar day) and are labelled with the
         session date at 00:00 UTC.  Weekly (``"1w"``) and monthly (``"1mo"``) bars of a
@@ -656,7 +702,6 @@ class MarketStore:
     ) -> pd.DataFrame:
         tf = parse_timeframe(timeframe)
         syms = _symbol_list(symbols)
-        lo, hi = _as_utc(start), _as_utc(end)
         # Sorting millions of rows costs more than the scan; wide panels do not need it.
         order = " ORDER BY symbol, ts" if ordered else ""
         with self._connect() as con:
@@ -669,34 +714,16 @@ class MarketStore:
             plan = self._plan_sources(stored, tf)
             if syms is not None:
                 self._check_known(con, syms, plan, tf)
+            zones = self._zones(con, [s for group in plan.values() for s in group])
             parts = []
             for source_tf, group in plan.items():
-                params: dict[str, Any] = {"syms": group, "tf": source_tf, "lo": lo, "hi": hi}
-                if source_tf == tf.name:
-                    query = """
-                        SELECT symbol, ts, open, high, low, close, volume FROM bars
-                        WHERE timeframe = $tf AND symbol IN (SELECT unnest($syms))
-                          AND ($lo IS NULL OR ts >= $lo) AND ($hi IS NULL OR ts <= $hi)
-                    """
-                else:
-                    bucket = _bucket_sql(tf, parse_timeframe(source_tf))
-                    if not tf.is_daily:
+                for (lo, hi), members in _windows_by_zone(
+                    group, zones, start, end, tf.is_daily
+                ).items():
+                    params: dict[str, Any] = {"syms": members, "tf": source_tf, "lo": lo, "hi": hi}
+                    if source_tf != tf.name and not tf.is_daily:
                         params["width"] = tf.seconds
-                    query = f"""
-                        WITH src AS (
-                            SELECT b.symbol, {bucket} AS bucket, b.ts, b.open, b.high, b.low,
-                                   b.close, b.volume
-                            FROM bars b JOIN symbols s USING (symbol)
-                            WHERE b.timeframe = $tf AND b.symbol IN (SELECT unnest($syms))
-                        )
-                        SELECT symbol, bucket AS ts, arg_min_null(open, ts) AS open,
-                               max(high) AS high, min(low) AS low, arg_max(close, ts) AS close,
-                               sum(volume) AS volume
-                        FROM src
-                        WHERE ($lo IS NULL OR bucket >= $lo) AND ($hi IS NULL OR bucket <= $hi)
-                        GROUP BY symbol, bucket
-                    """
-                parts.append(_fetch(con, query + order, params))
+                    parts.append(_fetch(con, self._bars_sql(tf, source_tf) + order, params))
         if not parts:
             empty = pd.DataFrame({c: pd.Series(dtype="float64") for c in BAR_COLUMNS})
             empty["symbol"] = empty["symbol"].astype(object)
@@ -708,6 +735,45 @@ class MarketStore:
         else:
             out = parts[0]
         return _utc_ns(out)[list(BAR_COLUMNS)]
+
+    @staticmethod
+    def _zones(con: duckdb.DuckDBPyConnection, symbols: Sequence[str]) -> dict[str, str]:
+        """Return each symbol's time zone from the symbols table (absent ones are UTC)."""
+        frame = _fetch(
+            con,
+            "SELECT symbol, timezone FROM symbols WHERE list_contains($syms, symbol)",
+            {"syms": list(symbols)},
+        )
+        return dict(zip(frame["symbol"].astype(str), frame["timezone"].astype(str), strict=True))
+
+    @staticmethod
+    def _bars_sql(target: Timeframe, source_tf: str) -> str:
+        """Return the query of bars at ``target`` read from stored ``source_tf`` bars.
+
+        Parameters: ``$syms``, ``$tf`` (the source), the window ``[$lo, $hi)`` (either
+        may be NULL) and, for intraday aggregation, the bar ``$width`` in seconds.
+        """
+        if source_tf == target.name:
+            return """
+                SELECT symbol, ts, open, high, low, close, volume FROM bars
+                WHERE timeframe = $tf AND symbol IN (SELECT unnest($syms))
+                  AND ($lo IS NULL OR ts >= $lo) AND ($hi IS NULL OR ts < $hi)
+            """
+        bucket = _bucket_sql(target, parse_timeframe(source_tf))
+        return f"""
+            WITH src AS (
+                SELECT b.symbol, {bucket} AS bucket, b.ts, b.open, b.high, b.low,
+                       b.close, b.volume
+                FROM bars b JOIN symbols s USING (symbol)
+                WHERE b.timeframe = $tf AND b.symbol IN (SELECT unnest($syms))
+            )
+            SELECT symbol, bucket AS ts, arg_min_null(open, ts) AS open,
+                   max(high) AS high, min(low) AS low, arg_max(close, ts) AS close,
+                   sum(volume) AS volume
+            FROM src
+            WHERE ($lo IS NULL OR bucket >= $lo) AND ($hi IS NULL OR bucket < $hi)
+            GROUP BY symbol, bucket
+        """
 
     @staticmethod
     def _plan_sources(stored: pd.DataFrame, target: Timeframe) -> dict[str, list[str]]:
@@ -792,17 +858,28 @@ class MarketStore:
         start: Any = None,
         end: Any = None,
     ) -> pd.DataFrame:
-        """Return stored ticks (``symbol, ts, price, size``) in time order; bounds inclusive."""
-        frame = self.sql(
-            """
+        """Return stored ticks (``symbol, ts, price, size``) in time order; bounds inclusive.
+
+        A bound given as a day is that whole day in the symbol's time zone, as in :meth:`bars`.
+        """
+        syms = _symbol_list(symbols)
+        query = """
             SELECT symbol, ts, price, size FROM ticks
-            WHERE ($syms IS NULL OR list_contains($syms, symbol))
-              AND ($lo IS NULL OR ts >= $lo) AND ($hi IS NULL OR ts <= $hi)
+            WHERE list_contains($syms, symbol)
+              AND ($lo IS NULL OR ts >= $lo) AND ($hi IS NULL OR ts < $hi)
             ORDER BY ts, symbol, seq
-            """,
-            {"syms": _symbol_list(symbols), "lo": _as_utc(start), "hi": _as_utc(end)},
-        )
-        return _utc_ns(frame)
+        """
+        with self._connect() as con:
+            if syms is None:
+                syms = [str(s) for s in _fetch(con, "SELECT DISTINCT symbol FROM ticks")["symbol"]]
+            windows = _windows_by_zone(syms, self._zones(con, syms), start, end, False)
+            parts = [
+                _fetch(con, query, {"syms": members, "lo": lo, "hi": hi})
+                for (lo, hi), members in (windows or {(None, None): []}).items()
+            ]
+        frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+        # Ticks of one (ts, symbol) come from one query, so their seq order is kept.
+        return _utc_ns(frame.sort_values(["ts", "symbol"], kind="stable", ignore_index=True))
 
     def regimes(
         self,
@@ -828,19 +905,16 @@ class MarketStore:
         query = f"""
             SELECT {columns} FROM regimes
             WHERE ($syms IS NULL OR list_contains($syms, symbol))
-              AND ($lo IS NULL OR ts >= $lo) AND ($hi IS NULL OR ts <= $hi)
+              AND ($lo IS NULL OR ts >= $lo) AND ($hi IS NULL OR ts < $hi)
               AND ($version IS NULL OR model_version GLOB $version)
             QUALIFY row_number() OVER (
                 PARTITION BY symbol, ts ORDER BY written_at DESC, model_version DESC
             ) = 1
             ORDER BY symbol, ts
         """
-        params = {
-            "syms": _symbol_list(symbols),
-            "lo": _as_utc(start),
-            "hi": _as_utc(end),
-            "version": model_version,
-        }
+        # Regimes are daily: labelled by their session date at 00:00 UTC.
+        lo, hi = bound_window(start, end, daily=True)
+        params = {"syms": _symbol_list(symbols), "lo": lo, "hi": hi, "version": model_version}
         import duckdb
 
         try:

@@ -20,21 +20,28 @@ another shape are left unparsed, so the validator rejects them with their text.
 
 Because the decision depends on the set of values and not their order, a file reads
 the same whatever the order of its rows.
+
+Bounds given to reads (``start``, ``end``, a scan's ``date``) are turned into instants
+here too, by one rule (:func:`bound_window`): a bound given as a day (``"2024-03-08"``,
+a :class:`datetime.date`) means that whole day in the symbol's time zone; a bound with
+a time part (``"2024-03-08 15:30"``, a :class:`pandas.Timestamp`) is an instant
+(naive ones are UTC).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from quantdesk.data.validation import ValidationError
 
-__all__ = ["ParsedTimestamps", "parse_timestamp_column"]
+__all__ = ["ParsedTimestamps", "as_utc", "bound_window", "is_day_bound", "parse_timestamp_column"]
 
 logger = logging.getLogger(__name__)
 
@@ -303,3 +310,82 @@ def parse_timestamp_column(
         out, parsed = _in_utc(out), _in_utc(parsed)
     out[chosen.index] = parsed.dt.as_unit("ns")
     return ParsedTimestamps(out, reading)
+
+
+# A day written without a time part: 2024-03-08, 2024/3/8, 2024.03.08 or 20240308.
+_DAY_TEXT = re.compile(r"^\s*(\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{8})\s*$")
+_ONE_US = pd.Timedelta(1, "us")
+
+
+def as_utc(value: Any) -> pd.Timestamp | None:
+    """Return ``value`` as a UTC instant (naive values are taken to be UTC), None for None.
+
+    Examples
+    --------
+    >>> as_utc("2024-03-08 14:30")
+    Timestamp('2024-03-08 14:30:00+0000', tz='UTC')
+    """
+    if value is None:
+        return None
+    ts = pd.Timestamp(value)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def is_day_bound(value: Any) -> bool:
+    """Return True when a bound names a whole day: a date, or date text without a time part.
+
+    Timestamps and datetimes are instants, even at midnight.
+
+    Examples
+    --------
+    >>> is_day_bound("2024-03-08"), is_day_bound("2024-03-08 00:00"), is_day_bound(
+    ...     pd.Timestamp("2024-03-08"))
+    (True, False, False)
+    """
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return True
+    return isinstance(value, str) and _DAY_TEXT.match(value) is not None
+
+
+def _day_start(value: Any, tz: str) -> pd.Timestamp:
+    day = pd.Timestamp(value).normalize()
+    # A zone whose clocks skip midnight (DST at 00:00) starts that day at the first hour.
+    return day.tz_localize(tz, nonexistent="shift_forward").tz_convert("UTC")
+
+
+def bound_window(
+    start: Any, end: Any, tz: str = "UTC", *, daily: bool = False
+) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+    """Return the UTC instants ``[lo, hi)`` that the inclusive bounds ``start..end`` cover.
+
+    The one rule for bounds, used by every read: a bound given as a day (see
+    :func:`is_day_bound`) is that whole day in the time zone ``tz`` (the symbol's), so
+    ``end="2024-03-08"`` reaches up to, not including, 00:00 of Mar 9 there.  Bars of a
+    day or longer (``daily=True``) are labelled by their session date at 00:00 UTC, so
+    their days are read in UTC.  A bound with a time part is an instant (naive ones
+    UTC); an instant ``end`` is included, to the microsecond (the store's resolution).
+    ``None`` leaves that side open.
+
+    Examples
+    --------
+    >>> lo, hi = bound_window("2024-03-08", "2024-03-08", "America/New_York")
+    >>> lo, hi  # doctest: +NORMALIZE_WHITESPACE
+    (Timestamp('2024-03-08 05:00:00+0000', tz='UTC'),
+     Timestamp('2024-03-09 05:00:00+0000', tz='UTC'))
+    >>> bound_window("2024-03-08", "2024-03-08", "America/New_York", daily=True)[1]
+    Timestamp('2024-03-09 00:00:00+0000', tz='UTC')
+    >>> bound_window(None, "2024-03-08 15:30")[1]
+    Timestamp('2024-03-08 15:30:00.000001+0000', tz='UTC')
+    """
+    zone = "UTC" if daily else tz
+    lo = hi = None
+    if start is not None:
+        lo = _day_start(start, zone) if is_day_bound(start) else as_utc(start)
+    if end is not None:
+        if is_day_bound(end):
+            hi = _day_start(pd.Timestamp(end) + pd.Timedelta(days=1), zone)
+        else:
+            instant = as_utc(end)
+            assert instant is not None
+            hi = instant.floor("us") + _ONE_US
+    return lo, hi

@@ -34,7 +34,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from quantdesk.data.schemas import ALERT_COLUMNS, parse_timeframe
+from quantdesk.data.schemas import ALERT_COLUMNS, Timeframe, parse_timeframe
+from quantdesk.data.timestamps import as_utc, bound_window
 from quantdesk.data.wide import VALUE_FIELDS, panels_from_bars, to_wide
 from quantdesk.screener.rules import Rule, RuleOutput
 from quantdesk.screener.rulesets import RulesLike, resolve_rules
@@ -72,23 +73,34 @@ def empty_alerts() -> pd.DataFrame:
     return _EMPTY.copy()
 
 
-def _as_utc(value: Any) -> pd.Timestamp | None:
-    if value is None:
-        return None
-    ts = pd.Timestamp(value)
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+Window = tuple[pd.Timestamp | None, pd.Timestamp | None]
+_ONE_US = pd.Timedelta(1, "us")
 
 
-def _window(date: Any, start: Any, end: Any) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
-    """Return the inclusive bounds of the bars to alert on (None, None: the latest bar)."""
+def _windows(
+    date: Any, start: Any, end: Any, zones: Mapping[str, str], daily: bool
+) -> dict[str, Window]:
+    """Return the ``[lo, hi)`` instants of the bars to alert on, per time zone.
+
+    ``date`` (or a ``start``/``end`` given as a day) is the whole day in each symbol's
+    zone (:func:`~quantdesk.data.timestamps.bound_window`); ``"UTC"`` is always present.
+    (None, None) means the latest bar.
+    """
     if date is not None:
         if start is not None or end is not None:
             raise ValueError("give either date or start/end, not both")
-        day = _as_utc(date)
-        assert day is not None
-        day = day.normalize()
-        return day, day + pd.Timedelta(days=1) - pd.Timedelta(1, "ns")
-    return _as_utc(start), _as_utc(end)
+        start = end = date
+    return {zone: bound_window(start, end, zone, daily=daily) for zone in {"UTC", *zones.values()}}
+
+
+def _span(windows: Mapping[str, Window]) -> Window:
+    """Return the smallest window that holds every one of ``windows`` (None: open)."""
+    los = [w[0] for w in windows.values()]
+    his = [w[1] for w in windows.values()]
+    return (
+        None if any(x is None for x in los) else min(x for x in los if x is not None),
+        None if any(x is None for x in his) else max(x for x in his if x is not None),
+    )
 
 
 def _alerts_frame(
@@ -167,10 +179,15 @@ def scan(
         Built-in rule names (``gap_up``, ``gap_down``, ``volume_spike``, ``new_high``,
         ``new_low``, ``ma_cross``, ...), rule objects, or a YAML rule-set file.
     date
-        Alert on the bars of this day only.
+        Alert on the bars of this day only: the whole day in each symbol's time zone
+        (the store's symbols table; UTC for bars in memory).
     start, end
-        Alert on the bars between these (inclusive): a backfill.  Without ``date``,
-        ``start`` or ``end`` the scan alerts on the latest bar.
+        Alert on the bars between these (inclusive): a backfill.  A bound given as a
+        day is that whole day, one with a time part an instant
+        (:func:`~quantdesk.data.timestamps.bound_window`).  Without ``date``,
+        ``start`` or ``end`` the scan alerts on the latest bar.  A one-day scan alerts
+        on exactly what a backfill over that day does: each rule's look-back is read
+        at the scanned timeframe, also when it is built from finer stored bars.
     timeframe
         The bar length (read from the store at this timeframe; metadata otherwise).
     new_only
@@ -191,8 +208,8 @@ def scan(
         ``rule``, ``symbol``; ``conditions`` and ``metadata`` are dicts.
     """
     rule_list = resolve_rules(rules)
-    tf = parse_timeframe(timeframe).name
-    lo, hi = _window(date, start, end)
+    timeframe_ = parse_timeframe(timeframe)
+    tf = timeframe_.name
     # One more bar than the rules look back: new_only compares with the bar before.
     lookback = max(r.lookback for r in rule_list) + (1 if new_only else 0)
     needed = set().union(*(r.fields for r in rule_list)) | {"close"}
@@ -208,8 +225,14 @@ def scan(
         store = bars_or_store
     elif isinstance(bars_or_store, (str, Path)):
         store = MarketStore(bars_or_store, read_only=True)
+    zones: dict[str, str] = {}
     if store is not None:
-        panels = _store_panels(store, value_fields, symbols, lo, hi, lookback, tf)
+        meta = store.metadata(symbols)
+        zones = dict(zip(meta["symbol"].astype(str), meta["timezone"].astype(str), strict=True))
+    windows = _windows(date, start, end, zones, timeframe_.is_daily)
+    lo, hi = _span(windows)
+    if store is not None:
+        panels = _store_panels(store, value_fields, symbols, lo, hi, lookback, timeframe_)
     elif isinstance(bars_or_store, pd.DataFrame):
         panels = _long_panels(bars_or_store, value_fields, symbols, lo, hi, lookback)
     elif isinstance(bars_or_store, Mapping):
@@ -221,23 +244,17 @@ def scan(
     close = panels["close"]
     if close.empty:
         return empty_alerts()
-    if lo is None and hi is None:
-        lo = hi = close.index[-1]
     if "regime" in needed:
         panels["regime"] = _regime_panel(regimes, store, close)
     if "sentiment" in needed:
         panels["sentiment"] = _sentiment_panel(sentiment, store, close)
     data = {f: panels[f].to_numpy(dtype=np.float64) for f in needed}
-    keep = np.ones(len(close.index), dtype=bool)
-    if lo is not None:
-        keep &= close.index >= lo
-    if hi is not None:
-        keep &= close.index <= hi
+    keep = _kept_bars(pd.DatetimeIndex(close.index), list(close.columns), windows, zones)
     frames = []
     for rule, (out, hits) in zip(
         rule_list, evaluate(rule_list, data, new_only=new_only), strict=True
     ):
-        hits[~keep] = False
+        hits &= keep
         frames.append(
             _alerts_frame(rule, out, hits, pd.DatetimeIndex(close.index), list(close.columns), tf)
         )
@@ -247,10 +264,32 @@ def scan(
         "scan: %d rules over %d symbols x %d bars: %d alerts",
         len(rule_list),
         close.shape[1],
-        int(keep.sum()),
+        int(keep.any(axis=1).sum()),
         len(alerts),
     )
     return alerts
+
+
+def _kept_bars(
+    index: pd.DatetimeIndex,
+    columns: Sequence[str],
+    windows: Mapping[str, Window],
+    zones: Mapping[str, str],
+) -> np.ndarray:
+    """Return which bars (bars x symbols) to alert on: each symbol's window, or the latest bar."""
+    keep = np.zeros((len(index), len(columns)), dtype=bool)
+    for j, symbol in enumerate(columns):
+        lo, hi = windows[zones.get(symbol, "UTC")]
+        if lo is None and hi is None:
+            keep[-1:, j] = True
+            continue
+        rows = np.ones(len(index), dtype=bool)
+        if lo is not None:
+            rows &= np.asarray(index >= lo)
+        if hi is not None:
+            rows &= np.asarray(index < hi)
+        keep[:, j] = rows
+    return keep
 
 
 def _first_kept(times: pd.DatetimeIndex, lo: pd.Timestamp | None, lookback: int) -> Any:
@@ -277,7 +316,7 @@ def _long_panels(
     if symbols is not None:
         mask &= bars["symbol"].isin(list(symbols)).to_numpy()
     if hi is not None:
-        mask &= (ts <= hi).to_numpy()
+        mask &= (ts < hi).to_numpy()
     times = pd.DatetimeIndex(pd.unique(ts[mask])).sort_values()
     first = _first_kept(times, lo, lookback)
     if first is not None:
@@ -301,7 +340,7 @@ def _wide_panels(
     index = pd.DatetimeIndex(close.index)
     if index.tz is None:
         index = index.tz_localize("UTC")
-    rows = np.ones(len(index), dtype=bool) if hi is None else np.asarray(index <= hi)
+    rows = np.ones(len(index), dtype=bool) if hi is None else np.asarray(index < hi)
     first = _first_kept(index[rows], lo, lookback)
     if first is not None:
         rows &= np.asarray(index >= first)
@@ -321,14 +360,19 @@ def _store_panels(
     lo: pd.Timestamp | None,
     hi: pd.Timestamp | None,
     lookback: int,
-    timeframe: str,
+    timeframe: Timeframe,
 ) -> dict[str, pd.DataFrame]:
+    """Return the panels of ``[lo, hi)`` at ``timeframe`` and ``lookback`` bars before ``lo``.
+
+    ``hi`` None reads up to the latest bar; ``lo`` None reads ``lookback`` bars before it.
+    """
     from quantdesk.data.store_locking import connect
 
     def fetch(con: Any, query: str, params: dict[str, Any]) -> pd.DataFrame:
         frame: pd.DataFrame = con.sql(query, params=params).to_arrow_table().to_pandas()
         return frame
 
+    tf = timeframe.name
     syms = list(symbols) if symbols is not None else None
     # One short read-only connection for the whole plan: each one costs tens of ms.
     with connect(store.path, write=False, lock_timeout=store.lock_timeout) as con:
@@ -336,43 +380,81 @@ def _store_panels(
             con,
             "SELECT max(ts) FILTER (WHERE timeframe = $tf) AS latest, "
             "count(DISTINCT symbol) FILTER (WHERE timeframe = $tf) AS native, "
-            "count(DISTINCT symbol) AS symbols FROM bars "
+            "count(DISTINCT symbol) AS symbols, min(ts) AS earliest, max(ts) AS last FROM bars "
             "WHERE $syms IS NULL OR list_contains($syms, symbol)",
-            {"tf": timeframe, "syms": syms},
+            {"tf": tf, "syms": syms},
         ).iloc[0]
-        if hi is None and not pd.isna(held["latest"]):
-            hi = _as_utc(held["latest"])
-        anchor = lo if lo is not None else hi
-        first = None
-        if anchor is not None:
-            # Bars are read from `lookback` stored bars before the range, not all history.
-            before = fetch(
-                con,
-                "SELECT min(ts) AS ts FROM (SELECT DISTINCT ts FROM bars WHERE timeframe = $tf "
-                "AND ts < $lo ORDER BY ts DESC LIMIT $n)",
-                {"tf": timeframe, "lo": anchor.to_pydatetime(warn=False), "n": lookback},
-            )["ts"].iloc[0]
-            first = anchor if pd.isna(before) else _as_utc(before)
         native = held["native"] == held["symbols"] and syms is None
+        if hi is None and native and not pd.isna(held["latest"]):
+            hi = pd.Timestamp(held["latest"]).tz_convert("UTC") + _ONE_US
+        # Without a start, the look-back is counted back from the last bar read.
+        anchor = lo if lo is not None else (None if hi is None else hi - _ONE_US)
         if native:
+            first = None
+            if anchor is not None:
+                # Bars are read from `lookback` stored bars before the range, not all history.
+                before = fetch(
+                    con,
+                    "SELECT min(ts) AS ts FROM (SELECT DISTINCT ts FROM bars "
+                    "WHERE timeframe = $tf AND ts < $lo ORDER BY ts DESC LIMIT $n)",
+                    {"tf": tf, "lo": anchor.to_pydatetime(warn=False), "n": lookback},
+                )["ts"].iloc[0]
+                first = anchor if pd.isna(before) else as_utc(before)
             # Every symbol is stored at this timeframe: one SQL read, without the
             # per-symbol planning of MarketStore.panels (seconds at 9,000 symbols).
             bars = fetch(
                 con,
                 f"SELECT symbol, ts, {', '.join(fields)} FROM bars WHERE timeframe = $tf "
-                "AND ($lo IS NULL OR ts >= $lo) AND ($hi IS NULL OR ts <= $hi)",
+                "AND ($lo IS NULL OR ts >= $lo) AND ($hi IS NULL OR ts < $hi)",
                 {
-                    "tf": timeframe,
+                    "tf": tf,
                     "lo": None if first is None else first.to_pydatetime(warn=False),
                     "hi": None if hi is None else hi.to_pydatetime(warn=False),
                 },
             )
-    if not native:
-        # Some symbols are aggregated from finer bars (or asked-for symbols must be
-        # checked): the store's general reader does that.
-        return store.panels(fields, symbols, start=first, end=hi, timeframe=timeframe)
-    bars["ts"] = pd.to_datetime(bars["ts"], utc=True).dt.as_unit("ns")
-    return panels_from_bars(bars, fields, timeframe)
+    if native:
+        bars["ts"] = pd.to_datetime(bars["ts"], utc=True).dt.as_unit("ns")
+        return panels_from_bars(bars, fields, tf)
+    if pd.isna(held["earliest"]):
+        return store.panels(fields, symbols, timeframe=tf)  # no bars: the store says which
+    # Some symbols are aggregated from finer bars (or asked-for symbols must be checked):
+    # the store's general reader does that.  The look-back is counted in bars of the
+    # scanned timeframe, so the read reaches back until it holds `lookback` of them
+    # before the range or the start of the stored history.
+    end = None if hi is None else hi - _ONE_US
+    # Without a start, the last bar read is needed besides its look-back.
+    needed = lookback if lo is not None else lookback + 1
+    anchor = as_utc(held["last"]) if end is None else end
+    assert anchor is not None
+    anchor = anchor + _ONE_US if lo is None else lo
+    # A bar's label may lie before its first stored bar (a week's Monday, a day in a
+    # zone behind UTC): history is complete once the read starts that far earlier.
+    margin = pd.Timedelta(seconds=timeframe.seconds) + pd.Timedelta(
+        days=31 if timeframe.is_calendar else 2
+    )
+    complete_from = pd.Timestamp(held["earliest"]).tz_convert("UTC") - margin
+    span = pd.Timedelta(seconds=timeframe.seconds) * (lookback + 1) * 2 + pd.Timedelta(days=7)
+    while True:
+        begin = anchor - span
+        panels = store.panels(fields, symbols, start=begin, end=end, timeframe=tf)
+        index = pd.DatetimeIndex(panels["close"].index)
+        if begin <= complete_from or int((index < anchor).sum()) >= needed:
+            return _trim_history(panels, index, anchor if lo is not None else None, lookback)
+        span *= 4
+
+
+def _trim_history(
+    panels: dict[str, pd.DataFrame],
+    index: pd.DatetimeIndex,
+    lo: pd.Timestamp | None,
+    lookback: int,
+) -> dict[str, pd.DataFrame]:
+    """Return ``panels`` from ``lookback`` bars before ``lo`` (before the last bar when None)."""
+    first = _first_kept(index, lo, lookback)
+    if first is None:
+        return panels
+    rows = np.asarray(index >= first)
+    return {f: frame.loc[rows] for f, frame in panels.items()}
 
 
 def _regime_panel(
