@@ -135,7 +135,7 @@ def test_a_rejected_first_trade_leaves_no_ledger_behind(tmp_path: Path) -> None:
     store = MarketStore(tmp_path / "store.duckdb")
     store.write_bars(daily_bars({"AAA": [100.0, 101.0]}), "1d")
     fresh = PaperLedger(store, 1_000.0, "fresh", **FREE)
-    with pytest.raises(TradeRejected, match="cash is 1,000.00"):
+    with pytest.raises(TradeRejected, match=r"cash is 1,000\.00"):
         fresh.buy("AAA", 1_000)
     assert PaperLedger.ledgers(store) == []
     assert fresh.snapshots().empty and fresh.trades().empty and fresh.cash == 1_000.0
