@@ -8,6 +8,7 @@ import pytest
 
 from quantdesk.backtest import run
 from quantdesk.data import simulate
+from quantdesk.portfolio.sizing import rebalance_mask
 from quantdesk.strategies import ma_crossover_weights, vol_target_trend
 
 
@@ -41,9 +42,11 @@ def test_lag_shifts_decisions(close: pd.DataFrame) -> None:
 
 def test_equal_risk_budget_and_caps(close: pd.DataFrame) -> None:
     w = vol_target_trend(close, target_vol=0.5, max_weight=0.3, max_gross=1.5)
-    assert (w.abs() <= 0.3 + 1e-12).all().all()
-    assert (w.abs().sum(axis=1) <= 1.5 + 1e-12).all()
-    assert (w.iloc[:253] == 0).all().all()  # flat until the longest lookback is known
+    assert w.iloc[:253].isna().all().all()  # no opinion until the longest lookback is known
+    live = w.iloc[253:]
+    assert live.notna().all().all()
+    assert (live.abs() <= 0.3 + 1e-12).all().all()
+    assert (live.abs().sum(axis=1) <= 1.5 + 1e-12).all()
 
 
 def test_hits_its_volatility_target() -> None:
@@ -141,7 +144,8 @@ def test_close_only_series_trade_and_measure() -> None:
     oil = wti.load()["DCOILWTICO"].dropna().loc["2005":]
     close = oil.to_frame("WTI").tz_localize("UTC")
     w = vol_target_trend(close, lookbacks=(126,), target_vol=0.10)  # signal +1 or -1
-    assert np.isfinite(w.to_numpy()).all()
+    assert w["WTI"].iloc[:127].isna().all()  # warm-up: no opinion, not flat
+    assert np.isfinite(w.iloc[127:].to_numpy()).all()
     result = run(close, w, periods_per_year=None)
     metrics = result.metrics()
     assert metrics[["CAGR", "Annual volatility", "Sharpe", "Max drawdown"]].notna().all()
@@ -150,3 +154,36 @@ def test_close_only_series_trade_and_measure() -> None:
     # Measured 10.4%; oil's volatility jumps (2008, 2014-15) faster than a 20-day EWMA
     # follows, hence a wider band than on simulated prices.
     assert annual_volatility(result.returns.iloc[300:]) == pytest.approx(0.10, rel=0.2)
+
+
+# Issue 20, item 9: during its warm-up the strategy returned weight 0.0, so a paper ledger
+# that followed it on six bars of history sold everything.  Warm-up is "no opinion": NaN.
+@pytest.mark.parametrize("rebalance", ["daily", "weekly"])
+def test_weights_are_nan_exactly_during_warm_up(close: pd.DataFrame, rebalance: str) -> None:
+    # B is listed 100 bars after A.  By hand, with lag 1: the 63-bar momentum of a
+    # symbol listed at row k is known from row k + 63, its volatility (20 returns) from
+    # row k + 20, so its first weight is at row k + 64; every bar before has no opinion.
+    prices = close[["SIM000", "SIM001"]].set_axis(["A", "B"], axis=1)
+    prices.iloc[:100, 1] = np.nan
+    w = vol_target_trend(prices, lookbacks=(21, 63), rebalance=rebalance)  # type: ignore[arg-type]
+    rows = np.arange(len(w))
+    for symbol, first in (("A", 64), ("B", 164)):
+        assert w[symbol].iloc[:first].isna().all()
+        # after warm-up, a weight on every bar of the schedule and on no other
+        sized = w[symbol].notna().to_numpy()
+        scheduled = rebalance_mask(w.index, rebalance)  # type: ignore[arg-type]
+        assert (sized[rows >= first] == scheduled[rows >= first]).all()
+    # Causal: the warm-up of a cut panel is the warm-up of the full one.
+    pd.testing.assert_frame_equal(
+        vol_target_trend(prices.iloc[:150], lookbacks=(21, 63), rebalance=rebalance),  # type: ignore[arg-type]
+        w.iloc[:150],
+    )
+    # A backtest starts flat, so "no opinion" during warm-up trades exactly as the old flat
+    # 0.0 did: the same equity, bar for bar.
+    flat = w.copy()
+    flat.iloc[:64, 0] = 0.0
+    flat.iloc[:164, 1] = 0.0
+    pd.testing.assert_series_equal(
+        run(prices, w, commission_bps=1, slippage_bps=2).equity,
+        run(prices, flat, commission_bps=1, slippage_bps=2).equity,
+    )

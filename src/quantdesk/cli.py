@@ -572,7 +572,12 @@ def paper_rebalance(
     as_json: JsonOption = False,
     store: StoreOption = None,
 ) -> None:
-    """Rebalance the ledger to the strategy's latest weights at the latest stored bars."""
+    """Rebalance the ledger, long only, to the strategy's latest weights at the latest bars.
+
+    Long only: the strategy's short signals become weight 0 (flat), never a short sale.
+    A held symbol the strategy has no opinion on yet (too little history) is kept, and
+    the summary says so; with no opinion on any symbol nothing trades (exit 1).
+    """
     from quantdesk.errors import TradeRejected
     from quantdesk.portfolio.ledger import follow_strategy
 

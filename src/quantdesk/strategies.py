@@ -55,6 +55,11 @@ def vol_target_trend(
     the default 1, the weight held from close t is decided on data up to close t-1, so
     the backtest needs no look-ahead even when it trades at the close.
 
+    Until an asset's longest lookback and its volatility forecast are known (its warm-up:
+    ``max(lookbacks) + lag`` bars from its first close, at least ``20 + lag`` for the
+    volatility), its weight is NaN, no opinion: a backtest stays flat and a paper ledger
+    keeps what it holds.
+
     Lookbacks, the volatility half-life and ``lag`` are counted in bars (the default
     lookbacks are one month to one year of daily bars).  ``target_vol`` is annual, and the
     volatility forecast is annualised with ``periods_per_year``, by default the bars in a

@@ -143,6 +143,7 @@ WRITER = """
 def test_readers_see_whole_trades_while_another_process_writes(tmp_path):
     store = make_store(tmp_path / "store.duckdb")
     ledger = PaperLedger(store, 1_000_000.0, "busy")
+    ledger.record_snapshot()  # a ledger is created by its first write, with this cash
     n_trades = 30
     writer = child(WRITER, str(store.path), str(n_trades))
     seen = set()

@@ -319,28 +319,31 @@ def test_bad_state_file_and_naive_clock_are_clear_errors(catalog: Catalog, tmp_p
 def test_crontab_lines(catalog: Catalog, tmp_path: Path) -> None:
     root = catalog.root
     environ = {"QUANTDESK_HOME": "/srv/qd", "QUANTDESK_REPORTS": "/srv/reports"}
-    env = "QUANTDESK_HOME=/srv/qd QUANTDESK_REPORTS=/srv/reports"
+    env = "mkdir -p /srv/reports && QUANTDESK_HOME=/srv/qd QUANTDESK_REPORTS=/srv/reports"
+    log = ">> /srv/reports/cron.log 2>&1"  # the reports directory's, not the checkout's
     lines = crontab_lines(catalog, command="quantdesk", environ=environ)
     assert lines == [
         f"# quantdesk report jobs from {catalog.path} (quantdesk schedule crontab)",
         "# settings of the shell that printed these lines: QUANTDESK_HOME, QUANTDESK_REPORTS",
         "CRON_TZ=America/New_York",
         "# daily: After the US close",
-        f"15 17 * * 1-5 cd {root} && {env} quantdesk report batch daily >> reports/cron.log 2>&1",
+        f"15 17 * * 1-5 cd {root} && {env} quantdesk report batch daily {log}",
         "CRON_TZ=UTC",
-        f"0 * * * * cd {root} && {env} quantdesk report batch hourly >> reports/cron.log 2>&1",
+        f"0 * * * * cd {root} && {env} quantdesk report batch hourly {log}",
     ]
     py = crontab_lines(catalog, python="/opt/py 3/bin/python", jobs=["daily"], environ=environ)
     assert py[-1] == (
         f"15 17 * * 1-5 cd {root} && {env} '/opt/py 3/bin/python' -m quantdesk report batch "
-        "daily >> reports/cron.log 2>&1"
+        f"daily {log}"
     )
     assert not any("hourly" in line for line in py)
     # A catalog elsewhere than research/reports.yaml is passed on; cron's % is escaped.
     other = tmp_path / "cat%s.yaml"
     other.write_text(textwrap.dedent(CATALOG))
     line = crontab_lines(Catalog.load(other), command="quantdesk", environ=environ)[4]
-    assert line.startswith(f"15 17 * * 1-5 cd {tmp_path} && QUANTDESK_CATALOG=")
+    assert line.startswith(
+        f"15 17 * * 1-5 cd {tmp_path} && mkdir -p /srv/reports && QUANTDESK_CATALOG="
+    )
     assert r"cat\%s.yaml" in line
 
 
@@ -393,6 +396,39 @@ def test_crontab_carries_the_shells_settings_never_secrets(
         "QUANTDESK_REPORTS": str(tmp_path / "reports"),  # pinned: its default is relative
         "NUMBA_CACHE_DIR": str(tmp_path / "cache"),
     }
+
+
+def test_crontab_log_goes_to_the_reports_directory_not_the_checkout(
+    catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 20: cron's log went to the checkout's reports/ whatever QUANTDESK_REPORTS said."""
+    shell = tmp_path / "shell"
+    shell.mkdir()
+    monkeypatch.chdir(shell)
+    cases = [
+        ({"QUANTDESK_REPORTS": str(tmp_path / "my reports")}, tmp_path / "my reports"),
+        ({}, shell / "reports"),  # unset: this shell's ./reports, as settings() reads it
+    ]
+    for environ, reports in cases:
+        daily = next(
+            line
+            for line in crontab_lines(catalog, command="quantdesk", environ=environ)
+            if "batch daily" in line
+        )
+        command = daily.split(" ", 5)[5].replace(
+            "quantdesk report batch daily", f"{sys.executable} -c \"print('ran')\""
+        )
+        result = subprocess.run(
+            ["/bin/sh", "-c", command.replace(r"\%", "%")],
+            cwd="/",
+            env={"PATH": os.defpath},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        assert (reports / "cron.log").read_text() == "ran\n"
+        assert not (catalog.root / "reports").exists()
 
 
 def test_crontab_refuses_a_value_cron_cannot_carry(catalog: Catalog) -> None:

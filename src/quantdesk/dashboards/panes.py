@@ -275,6 +275,7 @@ class PositionsPane(Viewer):
         self.summary.object = (
             f'<div class="qd-account"><b>Paper ledger {html.escape(snap.ledger)}</b>: '
             f"cash {snap.cash:,.2f} &middot; equity {snap.equity:,.2f} &middot; "
+            f"P&amp;L {snap.total_pnl:,.2f}: "
             f"unrealised P&amp;L {snap.unrealized_pnl:,.2f} &middot; "
             f"realised P&amp;L {snap.realized_pnl:,.2f}</div>"
         )

@@ -9,6 +9,10 @@ mid-trade.  Validation reads cash and positions *inside* that transaction, and D
 lets one process at a time hold the file for writing, so two processes trading the
 same ledger can never both spend the same cash.
 
+A ledger is created by its first successful write (a trade, a rebalance, a recorded
+snapshot, a watchlist entry), in that write's transaction: a rejected first trade
+leaves no ledger behind.  Until then it reads as its ``initial_cash`` and nothing else.
+
 Validation (each failure raises :class:`~quantdesk.errors.TradeRejected` with a
 ``reason``, and nothing is written):
 
@@ -46,7 +50,11 @@ unit cost or brought in cash).  Units that open or add to a position enter its c
 
 Both are kept for every position; ``cost_method`` chooses the one that
 :meth:`~PaperLedger.positions` and :meth:`~PaperLedger.snapshot` report.  Either way
-realised plus unrealised P&L equals equity minus the initial cash.
+realised plus unrealised P&L equals equity minus the initial cash.  One function,
+:func:`pnl_split`, splits it, over every symbol ever traded (a closed position keeps
+its realised P&L); :class:`LedgerSnapshot` uses it, and so does every surface that
+shows a ledger (``quantdesk paper show``, the monitor's positions pane, the
+``paper_portfolio`` report).
 """
 
 from __future__ import annotations
@@ -83,11 +91,13 @@ __all__ = [
     "STRATEGIES",
     "LedgerSnapshot",
     "PaperLedger",
+    "PnLSplit",
     "RebalanceResult",
     "Trade",
     "TradeRejected",
     "drift_from_backtest",
     "follow_strategy",
+    "pnl_split",
 ]
 
 logger = logging.getLogger(__name__)
@@ -242,8 +252,48 @@ class Trade:
 
 
 @dataclass(frozen=True)
+class PnLSplit:
+    """Return value of :func:`pnl_split`: a book's P&L, realised and unrealised."""
+
+    realized: float
+    unrealized: float
+
+    @property
+    def total(self) -> float:
+        """Realised plus unrealised P&L (equity minus the initial cash)."""
+        return self.realized + self.unrealized
+
+
+def pnl_split(positions: pd.DataFrame) -> PnLSplit:
+    """Return the realised and unrealised P&L of a book's positions, closed ones included.
+
+    ``positions`` has a row for every symbol the ledger ever traded (the ``positions``
+    frame of :meth:`PaperLedger.snapshot` with ``include_closed=True``), with columns
+    ``realized_pnl`` and ``unrealized_pnl``.  A closed position has no unrealised P&L
+    but keeps what it realised, so leaving it out understates the realised P&L.
+
+    Examples
+    --------
+    >>> book = pd.DataFrame({"symbol": ["A", "B"], "qty": [0.0, 5.0],
+    ...                      "realized_pnl": [-160.0, 12.0], "unrealized_pnl": [0.0, 25.0]})
+    >>> pnl_split(book)
+    PnLSplit(realized=-148.0, unrealized=25.0)
+    """
+    if positions.empty:
+        return PnLSplit(0.0, 0.0)
+    return PnLSplit(
+        float(positions["realized_pnl"].sum()), float(positions["unrealized_pnl"].sum())
+    )
+
+
+@dataclass(frozen=True)
 class LedgerSnapshot:
-    """Return value of :meth:`PaperLedger.snapshot`: the book valued at one set of prices."""
+    """Return value of :meth:`PaperLedger.snapshot`: the book valued at one set of prices.
+
+    ``positions`` is what the snapshot shows (open positions only, or every symbol ever
+    traded); ``book`` is the whole book, closed positions included, when ``positions``
+    is not.  The P&L always comes from the whole book (:func:`pnl_split`).
+    """
 
     ledger: str
     ts: pd.Timestamp
@@ -251,6 +301,12 @@ class LedgerSnapshot:
     cash: float
     positions: pd.DataFrame = field(repr=False)
     cost_method: str = "average"
+    book: pd.DataFrame | None = field(default=None, repr=False)
+
+    @property
+    def pnl(self) -> PnLSplit:
+        """Realised and unrealised P&L over every symbol ever traded."""
+        return pnl_split(self.positions if self.book is None else self.book)
 
     @property
     def positions_value(self) -> float:
@@ -265,12 +321,12 @@ class LedgerSnapshot:
     @property
     def realized_pnl(self) -> float:
         """Realised P&L by the ledger's cost method, over every symbol ever traded."""
-        return float(self.positions["realized_pnl"].sum()) if len(self.positions) else 0.0
+        return self.pnl.realized
 
     @property
     def unrealized_pnl(self) -> float:
         """Unrealised P&L of the open positions at these prices."""
-        return float(self.positions["unrealized_pnl"].sum()) if len(self.positions) else 0.0
+        return self.pnl.unrealized
 
     @property
     def total_pnl(self) -> float:
@@ -328,6 +384,7 @@ class RebalanceResult:
     cash_before: float
     cash_after: float
     equity: float
+    kept: tuple[str, ...] = ()
 
     @property
     def turnover(self) -> float:
@@ -352,6 +409,11 @@ class RebalanceResult:
         ]
         for row in self.fills.itertuples():
             lines.append(f"  {row.side:<4} {row.qty:>14,.4f} {row.symbol:<10} @ {row.price:,.4f}")
+        if self.kept:
+            lines.append(
+                f"kept {len(self.kept)} held symbol(s) with no target weight (no opinion, "
+                f"e.g. too little history): {', '.join(self.kept)}"
+            )
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -366,6 +428,7 @@ class RebalanceResult:
                     "equity": self.equity,
                     "turnover": self.turnover,
                     "costs": self.costs,
+                    "kept": list(self.kept),
                     "fills": self.fills.to_dict("records"),
                 }
             )
@@ -430,6 +493,7 @@ class _Book:
     cash: float
     initial_cash: float
     positions: dict[str, _Position]
+    new: bool = False  # not in the store yet: the first successful write creates it
 
 
 @dataclass(frozen=True)
@@ -514,19 +578,9 @@ class PaperLedger:
         self.price_source = price_source
         self.cost_method = cost_method
         self.before_commit = before_commit
+        self._initial_cash = float(initial_cash)
         with self._transaction() as con:
             con.execute(LEDGER_DDL)
-            now = _now()
-            created = con.execute(
-                "INSERT INTO paper_ledgers VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING "
-                "RETURNING ledger",
-                [name, float(initial_cash), float(initial_cash), now, now],
-            ).fetchall()
-            if created:
-                self._write_snapshot(
-                    con, _Book(float(initial_cash), float(initial_cash), {}), now, 0
-                )
-                logger.info("created paper ledger %r with %.2f cash", name, initial_cash)
 
     def __repr__(self) -> str:
         return f"PaperLedger({str(self.store.path)!r}, name={self.name!r})"
@@ -553,15 +607,15 @@ class PaperLedger:
 
     @property
     def cash(self) -> float:
-        """Cash now (committed trades only)."""
+        """Cash now (committed trades only; ``initial_cash`` before the first write)."""
         rows = self._read("SELECT cash FROM paper_ledgers WHERE ledger = ?", [self.name])
-        return float(rows["cash"].iloc[0])
+        return float(rows["cash"].iloc[0]) if len(rows) else self._initial_cash
 
     @property
     def initial_cash(self) -> float:
-        """Cash the ledger started with."""
+        """Cash the ledger started with (or will start with, before its first write)."""
         rows = self._read("SELECT initial_cash FROM paper_ledgers WHERE ledger = ?", [self.name])
-        return float(rows["initial_cash"].iloc[0])
+        return float(rows["initial_cash"].iloc[0]) if len(rows) else self._initial_cash
 
     def trades(self) -> pd.DataFrame:
         """Return every trade of this ledger, oldest first (the append-only log)."""
@@ -641,15 +695,15 @@ class PaperLedger:
             book = self._load(con)
             now = _now()
             frame = self._valued(con, book, prices, now)
-        if not include_closed:
-            frame = frame[frame["qty"] != 0].reset_index(drop=True)
+        shown = frame if include_closed else frame[frame["qty"] != 0].reset_index(drop=True)
         return LedgerSnapshot(
             ledger=self.name,
             ts=now,
             initial_cash=book.initial_cash,
             cash=book.cash,
-            positions=frame,
+            positions=shown,
             cost_method=self.cost_method,
+            book=frame,
         )
 
     def _valued(
@@ -696,8 +750,8 @@ class PaperLedger:
         row = con.execute(
             "SELECT cash, initial_cash FROM paper_ledgers WHERE ledger = ?", [self.name]
         ).fetchone()
-        if row is None:
-            raise KeyError(f"no paper ledger {self.name!r} in {self.store.path}")
+        if row is None:  # created by its first successful write (_create)
+            return _Book(self._initial_cash, self._initial_cash, {}, new=True)
         positions: dict[str, _Position] = {}
         for symbol, qty, avg, r_avg, r_fifo, last, last_ts in con.execute(
             "SELECT symbol, qty, avg_cost, realized_avg, realized_fifo, last_price, last_price_ts "
@@ -778,6 +832,19 @@ class PaperLedger:
             )
         return found
 
+    def _create(self, con: duckdb.DuckDBPyConnection, book: _Book) -> None:
+        """Create the ledger of a ``new`` book, inside the write that first succeeds."""
+        if not book.new:
+            return
+        now = _now()
+        con.execute(
+            "INSERT INTO paper_ledgers VALUES (?, ?, ?, ?, ?)",
+            [self.name, book.initial_cash, book.initial_cash, now, now],
+        )
+        self._write_snapshot(con, _Book(book.initial_cash, book.initial_cash, {}), now, 0)
+        book.new = False
+        logger.info("created paper ledger %r with %.2f cash", self.name, book.initial_cash)
+
     def _write_snapshot(
         self, con: duckdb.DuckDBPyConnection, book: _Book, ts: pd.Timestamp, batch_id: int
     ) -> float:
@@ -802,7 +869,11 @@ class PaperLedger:
         symbols: Sequence[str],
         trades: Sequence[list[Any]] = (),
     ) -> None:
-        """Write ``trades``, then the positions and lots of ``symbols`` and the cash."""
+        """Write ``trades``, then the positions and lots of ``symbols`` and the cash.
+
+        The first write of a new ledger creates it (:meth:`_create`) before anything else.
+        """
+        self._create(con, book)
         _insert(con, "paper_trades", trades)
         names = list(symbols)
         con.execute(
@@ -1019,7 +1090,8 @@ class PaperLedger:
         book's total value at ``prices``, sells go first, buys that cash cannot cover fill
         partially, ``lot_size`` rounds down and ``max_volume_share`` caps each order at a
         share of ``volume`` (or the stored bar's volume).  NaN or absent weights place no
-        order; symbols held without a weight are kept.
+        order: a held symbol without a weight (the strategy has no opinion on it, e.g.
+        in its warm-up) is kept, and the result's ``kept`` and summary name it.
 
         Parameters
         ----------
@@ -1064,6 +1136,7 @@ class PaperLedger:
             book = self._load(con)
             held = [s for s, p in book.positions.items() if p.qty != 0]
             wanted = [str(s) for s in weights.dropna().index]
+            kept = tuple(sorted(set(held) - set(wanted)))
             found: dict[str, _Price] = {}
             for symbol in dict.fromkeys([*wanted, *held]):
                 if symbol not in book.positions and not self._known(con, symbol, prices):
@@ -1135,6 +1208,7 @@ class PaperLedger:
             cash_before=cash_before,
             cash_after=book.cash,
             equity=equity,
+            kept=kept,
         )
         logger.info("%s", result.summary().splitlines()[0])
         return result
@@ -1176,6 +1250,7 @@ class PaperLedger:
                     f"watch {symbol}: unknown symbol (not in the store, not in the quote cache)",
                     reason="unknown_symbol",
                 )
+            self._create(con, self._load(con))
             con.execute(
                 "INSERT INTO paper_watchlist VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                 [self.name, symbol, _now()],
@@ -1212,12 +1287,16 @@ def follow_strategy(
     traded at ``prices`` (default: the ledger's quote cache, then the latest bars).  What
     the CLI's ``quantdesk paper rebalance`` and the after-close job call.
 
+    A symbol still in its warm-up has no weight (no opinion): held, it is kept, and the
+    result's summary says so; when no symbol has a weight, nothing trades.
+
     Raises
     ------
     ValueError
         For a strategy not in :data:`STRATEGIES`.
     TradeRejected
-        As :meth:`PaperLedger.rebalance`.
+        As :meth:`PaperLedger.rebalance`, and with reason ``bad_weights`` when the
+        strategy has no weight on the latest close (too little history).
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; one of {list(STRATEGIES)}")
@@ -1227,9 +1306,13 @@ def follow_strategy(
     weights = vol_target_trend(close, **params)
     latest = weights.iloc[-1]
     if latest.isna().all():
+        why = (
+            "not a rebalance bar of its schedule"
+            if weights.notna().any().any()
+            else f"too little history for its lookbacks: {len(close)} bars"
+        )
         raise TradeRejected(
-            f"{strategy} has no weights on {close.index[-1]:%Y-%m-%d} yet (too little history "
-            f"for its lookbacks: {len(close)} bars)",
+            f"{strategy} has no weights on {close.index[-1]:%Y-%m-%d} ({why}); nothing traded",
             reason="bad_weights",
         )
     logger.info("%s on %d symbols: weights of %s", strategy, close.shape[1], close.index[-1])

@@ -3,7 +3,10 @@
 Weights are fractions of total portfolio value (not of free cash), one column per
 asset, aligned to the price panel.  A NaN weight means "no order on this bar": the
 position is held and its weight drifts with prices.  That is how rebalance schedules
-and no-trade bands reach the backtest and the paper ledger.
+and no-trade bands reach the backtest and the paper ledger, and how a strategy says
+it has no opinion yet: during an asset's warm-up (before its signal and volatility are
+both known) its weight is NaN, never 0, so a paper ledger keeps what it holds instead
+of selling it, and a backtest, which starts flat, is not changed by it.
 
 Everything here is pure and causal: the weight at t uses inputs up to t only.
 """
@@ -15,7 +18,13 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-__all__ = ["REBALANCE_FREQUENCIES", "apply_band", "rebalance_mask", "vol_target_weights"]
+__all__ = [
+    "REBALANCE_FREQUENCIES",
+    "apply_band",
+    "rebalance_mask",
+    "vol_target_weights",
+    "warmup_mask",
+]
 
 Rebalance = Literal["daily", "weekly", "monthly"]
 REBALANCE_FREQUENCIES: tuple[str, ...] = ("daily", "weekly", "monthly")
@@ -46,6 +55,25 @@ def rebalance_mask(index: pd.Index, rebalance: Rebalance = "daily") -> np.ndarra
     mask = np.ones(n, dtype=bool)
     mask[1:] = period[1:] != period[:-1]
     return mask
+
+
+def warmup_mask(signal: pd.DataFrame, vol: pd.DataFrame) -> np.ndarray:
+    """Return a boolean array marking each asset's warm-up: the bars before it is first sized.
+
+    An asset is sized from the first bar on which its signal is known and its volatility
+    forecast is known and positive; every bar before that is warm-up.  Later gaps are
+    not warm-up (the asset had an opinion and is then sized flat).
+
+    Examples
+    --------
+    >>> sig = pd.DataFrame({"a": [np.nan, 1.0, np.nan], "b": [np.nan, np.nan, 1.0]})
+    >>> vol = pd.DataFrame({"a": [0.1, 0.1, 0.1], "b": [0.1, 0.1, 0.1]})
+    >>> warmup_mask(sig, vol).tolist()
+    [[True, True], [False, True], [False, False]]
+    """
+    sigma = vol.to_numpy(dtype=np.float64)
+    known = np.isfinite(signal.to_numpy(dtype=np.float64)) & np.isfinite(sigma) & (sigma > 0)
+    return ~np.logical_or.accumulate(known, axis=0)
 
 
 def apply_band(weights: pd.DataFrame, band: float) -> pd.DataFrame:
@@ -118,8 +146,9 @@ def vol_target_weights(
     Returns
     -------
     pd.DataFrame
-        Target weights as fractions of total portfolio value.  Bars where an asset's
-        signal or volatility is not yet known get weight 0 (flat) on rebalance bars.
+        Target weights as fractions of total portfolio value.  An asset's weight is NaN
+        (no opinion, no order) during its warm-up (:func:`warmup_mask`); after it, a bar
+        whose signal or volatility is missing gets weight 0 (flat) on rebalance bars.
 
     Examples
     --------
@@ -150,5 +179,6 @@ def vol_target_weights(
         scale = np.where(gross > max_gross, max_gross / gross, 1.0)
     weights = raw * scale
     weights[~rebalance_mask(signal.index, rebalance)] = np.nan
+    weights[warmup_mask(signal, vol)] = np.nan
     out = pd.DataFrame(weights, index=signal.index, columns=signal.columns)
     return apply_band(out, band)

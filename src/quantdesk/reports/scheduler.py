@@ -552,7 +552,7 @@ def crontab_lines(
     *,
     command: str | None = None,
     python: str | None = None,
-    log: str = "reports/cron.log",
+    log: str | None = None,
     jobs: Iterable[str] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> list[str]:
@@ -568,7 +568,11 @@ def crontab_lines(
     python
         Call ``PYTHON -m quantdesk`` instead of ``command``.
     log
-        Where each run's output is appended, relative to the project root.
+        Where each run's output is appended (a relative path is taken from the project
+        root); default ``cron.log`` in the reports directory of the settings the lines
+        carry (``QUANTDESK_REPORTS``, else this shell's ``./reports``), never the
+        checkout's own ``reports/`` unless that is the reports directory.  The line
+        creates the log's directory first.
     jobs
         Only these jobs (default all scheduled jobs).
     environ
@@ -580,10 +584,10 @@ def crontab_lines(
     list of str
         Header comments (the catalog; which variables the lines carry and which were left
         out because their names look like secrets), then per timezone a ``CRON_TZ=`` line
-        followed by one line per job: ``15 17 * * 1-5 cd /path && QUANTDESK_HOME=/path/data
-        ... quantdesk report batch daily >> reports/cron.log 2>&1``, every value
-        shell-quoted.  ``CRON_TZ`` is honoured by cronie (Fedora, RHEL, Arch) and
-        systemd-cron; crons that ignore it read the times in the system timezone.
+        followed by one line per job: ``15 17 * * 1-5 cd /path && mkdir -p /srv/reports &&
+        QUANTDESK_HOME=/path/data ... quantdesk report batch daily >> /srv/reports/cron.log
+        2>&1``, every value shell-quoted.  ``CRON_TZ`` is honoured by cronie (Fedora, RHEL,
+        Arch) and systemd-cron; crons that ignore it read the times in the system timezone.
     """
     if python is not None:
         cmd = f"{shlex.quote(python)} -m quantdesk"
@@ -595,6 +599,8 @@ def crontab_lines(
     root = shlex.quote(str(catalog.root))
     variables, secrets = cron_environment(catalog, environ)
     env = "".join(f"{name}={shlex.quote(value)} " for name, value in variables.items())
+    log_file = Path(variables["QUANTDESK_REPORTS"]) / "cron.log" if log is None else Path(log)
+    mkdir = f"mkdir -p {shlex.quote(str(log_file.parent))} && " if log_file.parent.name else ""
     wanted = None if jobs is None else set(jobs)
     by_zone: dict[str, list[Job]] = {}
     for job in catalog.scheduled():
@@ -612,7 +618,6 @@ def crontab_lines(
             if job.description:
                 lines.append(f"# {job.name}: {' '.join(job.description.split())}")
             run = f"{env}{cmd} report batch {shlex.quote(job.name)}"
-            lines.append(
-                _cron_escape(f"{job.schedule} cd {root} && {run} >> {shlex.quote(log)} 2>&1")
-            )
+            target = shlex.quote(str(log_file))
+            lines.append(_cron_escape(f"{job.schedule} cd {root} && {mkdir}{run} >> {target} 2>&1"))
     return lines
