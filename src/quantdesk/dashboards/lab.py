@@ -112,7 +112,6 @@ def lab_launch(
         "--ServerApp.port_retries=0",
         *extra,
     ]
-    logger.info("JupyterLab at %s reads the store %s (%s)", root, cfg.store_path, cfg.store_source)
     return LabLaunch(
         argv=argv,
         env=env,
