@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from quantdesk.config import settings
+from quantdesk.core.html import summary_html
 from quantdesk.data.schemas import (
     BAR_COLUMNS,
     REGIME_COLUMNS,
@@ -315,6 +316,16 @@ class MarketStore:
         mode = "read-only" if self.read_only else "read-write"
         state = "" if self.path.exists() else ", not created yet"
         return f"MarketStore({str(self.path)!r}, {mode}, chosen by: {self.source}{state})"
+
+    def _repr_html_(self) -> str:
+        headline: dict[str, Any] = {"file": str(self.path), "chosen by": self.source}
+        if not self.path.exists():
+            headline["state"] = "not created yet: `quantdesk ingest sample` fills it"
+            return summary_html("MarketStore", headline)
+        series = pd.DataFrame(self.info()["series"])
+        headline["symbols"] = int(series["symbol"].nunique()) if len(series) else 0
+        headline["bars"] = int(series["rows"].sum()) if len(series) else 0
+        return summary_html("MarketStore", headline, {"series": series})
 
     # -- connections -------------------------------------------------------------------
 
