@@ -175,7 +175,7 @@ def test_streaming_alerts_are_stored_like_batch_ones(store: MarketStore) -> None
 
 
 def test_a_read_only_store_has_no_alerts_yet(tmp_path: Path) -> None:
-    MarketStore(tmp_path / "fresh.duckdb")
+    MarketStore(tmp_path / "fresh.duckdb").create()  # a store with no alert tables yet
     reader = AlertStore(MarketStore(tmp_path / "fresh.duckdb", read_only=True))
     assert reader.alerts().empty
     assert reader.counts()["alerts"] == 0

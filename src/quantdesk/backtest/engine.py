@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from quantdesk.config import DEFAULT_COMMISSION_BPS, DEFAULT_SLIPPAGE_BPS
+from quantdesk.core.html import summary_html
 
 __all__ = [
     "DEFAULT_COMMISSION_BPS",
@@ -429,6 +430,25 @@ class BacktestResult:
 
     def __repr__(self) -> str:
         return self.summary()
+
+    def _repr_html_(self) -> str:
+        m = self.metrics()
+        final = float(self.equity.iloc[-1])
+        headline = {
+            "symbols": ", ".join(map(str, self.close.columns[:8]))
+            + (" ..." if self.close.shape[1] > 8 else ""),
+            "final equity": final,
+            "total return": final / self.init_cash - 1.0,
+            **{k: m[k] for k in ("CAGR", "Sharpe", "Max drawdown") if k in m.index},
+            "fills": len(self.trades),
+            "costs paid": float(self.costs["total"].sum()),
+        }
+        title = (
+            f"Backtest: {self.close.shape[1]} assets x {self.close.shape[0]} bars "
+            f"({self.close.index[0]:%Y-%m-%d} .. {self.close.index[-1]:%Y-%m-%d})"
+        )
+        details = {"metrics": m, "trades": self.trades, "account": self.summary()}
+        return summary_html(title, headline, details)
 
 
 def run(

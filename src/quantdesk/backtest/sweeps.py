@@ -31,6 +31,7 @@ from quantdesk.backtest.engine import (
     run,
     simulate_fills,
 )
+from quantdesk.core.html import summary_html, summary_text
 from quantdesk.data.frequency import resolve_periods_per_year
 from quantdesk.strategies import DEFAULT_LOOKBACKS, size_trend, trend_inputs
 
@@ -77,6 +78,23 @@ class SweepResult:
     def summary(self) -> str:
         """Return the table as text, best combinations first."""
         return self.table.sort_values("Sharpe", ascending=False).to_string(index=False)
+
+    def _headline(self) -> dict[str, Any]:
+        best = self.best()
+        return {
+            "combinations": len(self.table),
+            "best lookback": int(best["lookback"]),
+            "best target vol": float(best["target_vol"]),
+            "best Sharpe": float(best["Sharpe"]),
+        }
+
+    def __repr__(self) -> str:
+        return summary_text(f"Sweep of {len(self.table)} combinations", self._headline())
+
+    def _repr_html_(self) -> str:
+        table = self.table.sort_values("Sharpe", ascending=False)
+        title = f"Sweep of {len(self.table)} combinations"
+        return summary_html(title, self._headline(), {"all combinations, best first": table})
 
 
 def _grid_weights(
@@ -206,6 +224,23 @@ class WalkForwardResult:
         return pd.Series(
             {"in-sample": is_, "out-of-sample": oos, "gap": is_ - oos}, name=self.metric
         )
+
+    def _headline(self) -> dict[str, Any]:
+        gap = self.overfitting()
+        return {
+            "folds": len(self.folds),
+            f"mean in-sample {self.metric}": float(gap["in-sample"]),
+            f"mean out-of-sample {self.metric}": float(gap["out-of-sample"]),
+            "gap": float(gap["gap"]),
+            "out-of-sample final equity": float(self.equity.iloc[-1]),
+        }
+
+    def __repr__(self) -> str:
+        return summary_text(f"Walk-forward on {self.metric}", self._headline())
+
+    def _repr_html_(self) -> str:
+        details = {"folds": self.folds, "out-of-sample backtest": self.oos.summary()}
+        return summary_html(f"Walk-forward on {self.metric}", self._headline(), details)
 
     def summary(self) -> str:
         """Return the fold table and the in-sample/out-of-sample comparison."""

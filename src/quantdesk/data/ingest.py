@@ -70,6 +70,27 @@ class IngestResult:
                 )
         return "\n".join(lines)
 
+    def _headline(self) -> dict[str, Any]:
+        total = {
+            name: sum(getattr(r, name) for r in self.reports)
+            for name in ("rows_in", "inserted", "updated", "unchanged", "rejected")
+        }
+        return {"writes": len(self.reports), **total, "problem": self.problem or "none"}
+
+    def __repr__(self) -> str:
+        from quantdesk.core.html import summary_text
+
+        return summary_text(self.headline or "Ingest", self._headline())
+
+    def _repr_html_(self) -> str:
+        import pandas as pd
+
+        from quantdesk.core.html import summary_html
+
+        frame = pd.DataFrame([r.to_dict() for r in self.reports])
+        details = {"writes": frame, "account": self.summary()}
+        return summary_html(self.headline or "Ingest", self._headline(), details)
+
     def to_dict(self) -> dict[str, Any]:
         """Return the result as plain data (for JSON output)."""
         return {

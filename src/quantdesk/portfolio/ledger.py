@@ -73,6 +73,7 @@ import numpy as np
 import pandas as pd
 
 from quantdesk.config import DEFAULT_COMMISSION_BPS, DEFAULT_SLIPPAGE_BPS
+from quantdesk.core.html import summary_html, summary_text
 from quantdesk.core.jsonable import jsonable
 from quantdesk.data.store import MarketStore
 from quantdesk.data.store_locking import connect, transaction
@@ -333,6 +334,24 @@ class LedgerSnapshot:
         """Equity minus the initial cash (= realised + unrealised)."""
         return self.equity - self.initial_cash
 
+    def _headline(self) -> dict[str, Any]:
+        return {
+            "as of": self.ts,
+            "equity": self.equity,
+            "cash": self.cash,
+            "positions value": self.positions_value,
+            "P&L": self.total_pnl,
+            "realised": self.realized_pnl,
+            "unrealised": self.unrealized_pnl,
+        }
+
+    def __repr__(self) -> str:
+        return summary_text(f"LedgerSnapshot {self.ledger!r}", self._headline())
+
+    def _repr_html_(self) -> str:
+        title = f"Paper ledger {self.ledger!r} ({self.cost_method} cost)"
+        return summary_html(title, self._headline(), {"positions": self.positions})
+
     def summary(self) -> str:
         """Return a readable account: cash, equity, P&L and one line per open position."""
         lines = [
@@ -585,11 +604,26 @@ class PaperLedger:
     def __repr__(self) -> str:
         return f"PaperLedger({str(self.store.path)!r}, name={self.name!r})"
 
+    def _repr_html_(self) -> str:
+        # Stored figures only: valuing the book needs prices a notebook may not have.
+        trades = self.trades()
+        snapshots = self.snapshots()
+        headline: dict[str, Any] = {
+            "cash": self.cash,
+            "initial cash": self.initial_cash,
+            "trades": len(trades),
+        }
+        if len(snapshots) and "equity" in snapshots:
+            headline["last recorded equity"] = float(snapshots["equity"].iloc[-1])
+        headline["store"] = str(self.store.path)
+        details = {"trades": trades, "snapshots": snapshots}
+        return summary_html(f"Paper ledger {self.name!r}", headline, details)
+
     # -- connections -------------------------------------------------------------------
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        path = self.store.path
+        path = self.store.create().path
         with _write_lock(path), transaction(path, lock_timeout=self.store.lock_timeout) as con:
             yield con
             if self.before_commit is not None:

@@ -24,6 +24,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from quantdesk.core.html import summary_html
 from quantdesk.core.markov import expected_durations, stationary_distribution
 from quantdesk.data.schemas import (
     REGIME_CELL_NAMES,
@@ -732,6 +733,28 @@ class RegimeModel:
             )
         )
         return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        if not self.is_fitted:
+            return summary_html(repr(self), {})
+        headline = {
+            "bars": self.n_obs_,
+            "from": self.train_start_,
+            "to": self.train_end_,
+            "log-likelihood": float(self.log_likelihood_),
+            "converged": bool(self.converged_),
+            "structure": self.structure,
+            "HMM features": ", ".join(self.hmm_features_),
+        }
+        if self.degenerate_:
+            headline["degenerate"] = str(self.degenerate_)
+        cells = pd.DataFrame({"share": self.occupancy_, "expected bars": self.expected_durations()})
+        details = {
+            "cells: share of bars and expected stay": cells,
+            "transition matrix": self.transition_matrix(),
+            "summary": self.summary(),
+        }
+        return summary_html(f"RegimeModel ({self.kind_})", headline, details)
 
     def __repr__(self) -> str:
         if not self.is_fitted:

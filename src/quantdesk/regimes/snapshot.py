@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from quantdesk.core.html import summary_html, summary_text
 from quantdesk.core.jsonable import jsonable
 from quantdesk.data.schemas import (
     REGIME_CELL_NAMES,
@@ -90,6 +91,29 @@ class RegimeSnapshot:
             }
         )
         return doc
+
+    def _headline(self) -> dict[str, Any]:
+        current = self.current
+        return {
+            "as of": self.regimes.index[-1],
+            "regime": f"{current['vol_label']} volatility, {current['trend_label']} trend",
+            "probability": _cell_probability(current),
+            "model": current["model_version"],
+        }
+
+    def __repr__(self) -> str:
+        return summary_text(f"RegimeSnapshot {self.symbol}", self._headline())
+
+    def _repr_html_(self) -> str:
+        probabilities = pd.Series(self.probabilities, name="probability").sort_values(
+            ascending=False
+        )
+        details = {
+            "probabilities": probabilities,
+            f"last {len(self.recent)} bars": self.recent,
+            "statistics by regime": self.stats,
+        }
+        return summary_html(f"RegimeSnapshot {self.symbol}", self._headline(), details)
 
     def summary(self) -> str:
         """Return the current regime, its probabilities, the recent bars and the stats."""
