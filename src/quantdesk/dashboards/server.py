@@ -8,6 +8,10 @@ needs ``basic_auth``), the credentials file (read strictly by
 holoviz/panel#4703), the cookie secret that basic auth needs (argument or
 ``QUANTDESK_COOKIE_SECRET``), and, for a replay, that the store holds bars to replay.
 Allowed websocket origins are always explicit.  The server answers ``/liveness``.
+
+The simulator's candles and alerts go to the live store beside the research store
+(:attr:`LiveHub.live_store <quantdesk.dashboards.hub.LiveHub.live_store>`) unless
+``record_to_store`` asks for the research store itself.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from quantdesk.dashboards.hub import FEED_KINDS, FeedUnavailableError, LiveHub, set_hub
+from quantdesk.dashboards.hub import FEED_KINDS, LiveHub, set_hub
 from quantdesk.dashboards.security import DEFAULT_ADDRESS, check_bind, is_loopback, read_credentials
 
 if TYPE_CHECKING:
@@ -98,6 +102,8 @@ def monitor_server(
     websocket_origin: Sequence[str] = (),
     rules: str | Path | None = None,
     ledger: str = "default",
+    timeframe: str = "1d",
+    record_to_store: bool = False,
 ) -> MonitorServer:
     """Return the monitor's server, checked and built but not yet listening for sessions.
 
@@ -108,8 +114,8 @@ def monitor_server(
     feed
         The feed a new session starts on: ``"simulator"`` or ``"replay"``.
     symbols
-        Symbols to watch (default: ``simulated`` simulator symbols; every stored daily
-        symbol for a replay).
+        Symbols to watch (default: ``simulated`` simulator symbols; every symbol stored
+        at ``timeframe`` for a replay).
     speed
         Replay speed, x real time.
     basic_auth
@@ -132,6 +138,11 @@ def monitor_server(
         anything listens.
     ledger
         The paper ledger the positions pane shows and trades.
+    timeframe
+        The stored bars a replay plays (``"1d"``, or intraday such as ``"1min"``).
+    record_to_store
+        Record the simulator's candles and alerts into the research store (default: into
+        the live store beside it, so research never meets simulated data).
 
     Raises
     ------
@@ -141,7 +152,8 @@ def monitor_server(
         The credentials file is missing, unreadable or malformed; basic auth without
         a cookie secret; an unknown feed.
     FeedUnavailableError
-        ``feed="replay"`` on a store with no daily bars (the message says what to ingest).
+        ``feed="replay"`` on a store with no bars of the symbols at ``timeframe`` (the
+        message names them, the timeframes it holds and what to do).
     """
     if feed not in FEED_KINDS:
         raise ValueError(f"--feed must be one of {list(FEED_KINDS)}, not {feed!r}")
@@ -171,13 +183,11 @@ def monitor_server(
         speed=speed,
         rules=str(rules) if rules is not None else None,
         ledger=ledger,
+        replay_timeframe=timeframe,
+        record_to_store=record_to_store,
     )
-    if feed == "replay" and not hub.replay_symbols():
-        raise FeedUnavailableError(
-            f"the store at {hub.store.path} holds no daily bars to replay; run "
-            "`quantdesk ingest sample` (real S&P 500 and NASDAQ bars) or "
-            "`quantdesk ingest simulate`, or use --feed simulator"
-        )
+    if feed == "replay":
+        hub.check_replay()
     # The first session should not wait for the feed: start the default one now.
     hub.source(feed)  # type: ignore[arg-type]
     try:
