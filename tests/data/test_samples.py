@@ -163,15 +163,15 @@ def test_a_users_sim_named_symbols_are_not_the_simulated_universe(
     store: MarketStore, tmp_path: Path
 ) -> None:
     """Issue 20 item 8: the simulated universe is told by its source, not a SIM prefix."""
-    from quantdesk.data.samples import simulated_symbols
-
     _ingest_user_file(store, tmp_path, ["SIMPLY", "SIMX"])
     # Live candles the monitor's simulator recorded (asked for with --record-to-store).
     live = make_live_candles(["SIM000"])
     store.write_bars(live, "5s", source="live:simulator")
-    assert simulated_symbols(store) == []
     chosen = select_symbols(store, universe="simulated", n_symbols=3)
     assert chosen == ["SIM000", "SIM001", "SIM002"]  # the daily universe was written
+
+    from quantdesk.data.samples import simulated_symbols
+
     assert simulated_symbols(store) == ["SIM000", "SIM001", "SIM002"]
     assert len(store.bars("SIM001")) == 2520
     # The user's symbols stay theirs: untouched, and never picked as simulated.
