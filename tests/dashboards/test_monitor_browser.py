@@ -225,6 +225,11 @@ def test_a_fast_replay_draws_the_stored_bars(page, tmp_path: Path) -> None:
     assert page.console_errors == []
 
 
+def _outside(urls: list[str], server: str) -> list[str]:
+    """Return the URLs not served by ``server`` (inline ``data:`` and its ``blob:`` are its)."""
+    return [u for u in urls if not u.removeprefix("blob:").startswith((server, "data:"))]
+
+
 def test_basic_auth_refuses_strangers_and_lets_users_in(page, tmp_path: Path) -> None:
     import urllib.error
     import urllib.request
@@ -252,7 +257,12 @@ def test_basic_auth_refuses_strangers_and_lets_users_in(page, tmp_path: Path) ->
         assert refused.value.code in (302, 401, 403)
         assert "/login" in (refused.value.headers.get("Location") or "/login")
 
+        # The login page asks nothing of the CDN (Panel's own fetched its logo there).
+        requested: list[str] = []
+        page.on("request", lambda request: requested.append(request.url))
         page.goto(f"{url}/")
+        page.wait_for_load_state("load")
+        assert requested and _outside(requested, url) == []
         page.fill("input[name=username]", "alice")
         page.fill("input[name=password]", "wrong")
         page.click("button[type=submit], input[type=submit]")
@@ -262,8 +272,13 @@ def test_basic_auth_refuses_strangers_and_lets_users_in(page, tmp_path: Path) ->
         page.click("button[type=submit], input[type=submit]")
         page.wait_for_function(DOC_READY_JS, timeout=60_000)
         assert page.evaluate(CHART_JS)["title"] == "AAA 5s"
+        page.goto(f"{url}/logout")
+        page.wait_for_load_state("load")
+        assert "Logged out" in page.content()
     finally:
         _stop(proc)
+    assert _outside(requested, url) == []
+    assert page.console_errors == []
 
 
 def _run_cli(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:

@@ -5,7 +5,8 @@
 needs ``basic_auth``), the credentials file (read strictly by
 :func:`~quantdesk.dashboards.security.read_credentials` and handed to Panel as a
 ``{user: password}`` dict, so Panel never takes a mistyped path for the password,
-holoviz/panel#4703), the cookie secret that basic auth needs (argument or
+holoviz/panel#4703; its login page is quantdesk's own, which asks no CDN for a logo), the
+cookie secret that basic auth needs (argument or
 ``QUANTDESK_COOKIE_SECRET``), and, for a replay, that the store holds bars to replay.
 Allowed websocket origins are always explicit.  The server answers ``/liveness``.
 
@@ -39,6 +40,9 @@ logger = logging.getLogger(__name__)
 DEFAULT_PORT = 5006
 COOKIE_SECRET_ENV = "QUANTDESK_COOKIE_SECRET"
 TITLE = "quantdesk market monitor"
+# Login and logout pages that fetch nothing from elsewhere (Panel's own ask its CDN for
+# a logo and an icon: a request a machine without internet waits on, and a leak).
+TEMPLATES = Path(__file__).with_name("templates")
 
 
 def _origins(address: str, port: int, extra: Sequence[str]) -> list[str]:
@@ -227,6 +231,8 @@ def _panel_server(
         # A dict, never a path string: Panel would take a path it cannot open as the
         # password itself (holoviz/panel#4703).
         options["basic_auth"] = credentials
+        options["login_template"] = str(TEMPLATES / "login.html")
+        options["logout_template"] = str(TEMPLATES / "logout.html")
     if secret:
         options["cookie_secret"] = secret
     return get_server(
