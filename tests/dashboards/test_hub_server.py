@@ -173,3 +173,47 @@ def test_regime_view_filters_with_the_saved_model(tmp_path: Path) -> None:
 
     view.bind("NOPE")  # no model, no stored regimes
     assert view.label == "no model" and view.probabilities == {}
+
+
+def test_a_closed_browser_tab_is_a_debug_line_not_an_error_traceback(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 20: closing a tab logged "Task exception was never retrieved" (WebSocketClosedError).
+
+    Tornado's ``write_message`` returns a task that fails once the tab is gone; Panel
+    leaves some of them unawaited.  Here such a task fails on the server's own loop and
+    is dropped unretrieved, as after a closed tab, and Bokeh warns as it does then.
+    """
+    import asyncio
+    import gc
+    import logging
+
+    from tornado.websocket import WebSocketClosedError
+
+    from quantdesk.dashboards.server import monitor_server
+
+    built = monitor_server(port=free_port(), store_path=tmp_path / "s.duckdb", symbols=["AAA"])
+    try:
+        loop = built.server.io_loop.asyncio_loop  # type: ignore[attr-defined]
+
+        async def write_to_closed_tab() -> None:
+            raise WebSocketClosedError()
+
+        caplog.set_level(logging.DEBUG)
+        task = loop.create_task(write_to_closed_tab())
+        loop.run_until_complete(asyncio.wait([task]))
+        del task
+        gc.collect()  # the unretrieved exception is reported when the task goes
+        logging.getLogger("bokeh.server.views.ws").warning(
+            "Failed sending message as connection was closed"
+        )
+        # Any other failure on the loop is still an error.
+        loop.call_exception_handler({"message": "boom", "exception": RuntimeError("boom")})
+    finally:
+        built.close()
+    loud = [(r.name, r.getMessage()) for r in caplog.records if r.levelno >= logging.WARNING]
+    assert loud == [("asyncio", "boom")]
+    assert any(
+        r.name == "quantdesk.dashboards.server" and "WebSocketClosedError" in r.getMessage()
+        for r in caplog.records
+    )

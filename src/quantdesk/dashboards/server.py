@@ -17,6 +17,7 @@ The simulator's candles and alerts go to the live store beside the research stor
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -33,7 +34,16 @@ from quantdesk.dashboards.security import DEFAULT_ADDRESS, check_bind, is_loopba
 if TYPE_CHECKING:
     from bokeh.server.server import Server
 
-__all__ = ["COOKIE_SECRET_ENV", "DEFAULT_PORT", "MonitorServer", "monitor_server", "serve_monitor"]
+__all__ = [
+    "COOKIE_SECRET_ENV",
+    "DEFAULT_PORT",
+    "ClosedSessionFilter",
+    "MonitorServer",
+    "closed_session_handler",
+    "monitor_server",
+    "quiet_closed_sessions",
+    "serve_monitor",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +65,63 @@ def _origins(address: str, port: int, extra: Sequence[str]) -> list[str]:
         hosts = [socket.gethostname(), socket.getfqdn(), "127.0.0.1", "localhost"]
     origins = [f"{h}:{port}" for h in dict.fromkeys(h for h in hosts if h)]
     return list(dict.fromkeys([*origins, *extra]))
+
+
+# What a browser tab that closes leaves behind: Bokeh's warning about a message it could
+# not send, and Tornado's write futures that fail with WebSocketClosedError after it.
+_CLOSED_SOCKET_MESSAGES = ("Failed sending message as connection was closed",)
+_CLOSED_SOCKET_LOGGERS = ("bokeh.server.views.ws", "panel.io.document")
+
+
+class ClosedSessionFilter(logging.Filter):
+    """A logging filter that makes "connection was closed" a debug line (a tab closed).
+
+    Returns ``True`` for every other record.  A closed browser session is normal: its
+    last messages have nowhere to go, and that is not a warning.
+
+    Examples
+    --------
+    >>> record = logging.makeLogRecord({"msg": _CLOSED_SOCKET_MESSAGES[0], "levelno": 30})
+    >>> ClosedSessionFilter().filter(record), record.levelname
+    (False, 'DEBUG')
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING or not str(record.msg).startswith(
+            _CLOSED_SOCKET_MESSAGES
+        ):
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+def closed_session_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """Log a write to a closed browser session at debug level, anything else as asyncio does.
+
+    Tornado's ``write_message`` returns a task that fails with ``WebSocketClosedError``
+    when the tab has gone; Panel does not always await it, and asyncio would log "Task
+    exception was never retrieved" with a traceback at error level.  Installed on the
+    monitor's event loop by :func:`monitor_server`.
+    """
+    from tornado.iostream import StreamClosedError
+    from tornado.websocket import WebSocketClosedError
+
+    exc = context.get("exception")
+    if isinstance(exc, (WebSocketClosedError, StreamClosedError)):
+        logger.debug(
+            "a browser session closed before a message reached it (%s)", type(exc).__name__
+        )
+        return
+    loop.default_exception_handler(context)
+
+
+def quiet_closed_sessions(loop: asyncio.AbstractEventLoop) -> None:
+    """Make closed browser sessions a debug line on ``loop`` and Bokeh's and Panel's loggers."""
+    loop.set_exception_handler(closed_session_handler)
+    for name in _CLOSED_SOCKET_LOGGERS:
+        target = logging.getLogger(name)
+        if not any(isinstance(f, ClosedSessionFilter) for f in target.filters):
+            target.addFilter(ClosedSessionFilter())
 
 
 @dataclass
@@ -201,6 +268,8 @@ def monitor_server(
     except BaseException:
         hub.stop()
         raise
+    # A closed tab is not an error (Tornado's loop here is an asyncio one).
+    quiet_closed_sessions(getattr(server.io_loop, "asyncio_loop", None) or asyncio.get_event_loop())
     set_hub(hub)
     host = address if ":" not in address else f"[{address}]"
     return MonitorServer(server, hub, f"http://{host}:{port}/", credentials is not None)
