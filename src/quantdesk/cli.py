@@ -655,10 +655,16 @@ def dashboard(
         str | None,
         typer.Option(
             "--symbols",
-            help="Comma-separated symbols (default: 10 simulated ones; every stored daily "
-            "symbol for a replay).",
+            help="Comma-separated symbols (default: 10 simulated ones; every symbol stored "
+            "at --timeframe for a replay).",
         ),
     ] = None,
+    timeframe: Annotated[
+        str,
+        typer.Option(
+            "--timeframe", help="Stored bars a replay plays: 1d (default) or intraday, e.g. 1min."
+        ),
+    ] = "1d",
     speed: Annotated[
         float, typer.Option("--speed", help="Replay speed, x real time (3600: a day in 24 s).")
     ] = 3600.0,
@@ -688,6 +694,14 @@ def dashboard(
     ledger: Annotated[
         str, typer.Option("--ledger", help="Paper ledger of the positions pane.")
     ] = "default",
+    record_to_store: Annotated[
+        bool,
+        typer.Option(
+            "--record-to-store",
+            help="Record the simulator's candles and alerts into the research store "
+            "(default: into the live store beside it, <store>.live.duckdb).",
+        ),
+    ] = False,
     store: StoreOption = None,
 ) -> None:
     """Serve the live market monitor (Panel): quotes, candles, regimes, alerts, paper P&L, news."""
@@ -708,6 +722,8 @@ def dashboard(
             store_path=store,
             rules=rules,
             ledger=ledger,
+            timeframe=timeframe,
+            record_to_store=record_to_store,
         )
     except (InsecureBindError, FeedUnavailableError, FeedError, OSError, ValueError) as exc:
         _fail(str(exc))

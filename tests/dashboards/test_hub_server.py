@@ -22,12 +22,27 @@ def _poll(predicate, timeout: float = 60.0, what: str = "condition"):  # type: i
     pytest.fail(f"{what} not reached within {timeout:g} s")
 
 
-def test_sessions_share_one_feed_and_simulated_candles_reach_the_store(tmp_path: Path) -> None:
+def _bar_counts(path: Path) -> dict[tuple[str, str], int]:
+    """Return the store's bar count per (symbol, timeframe), read through a fresh reader."""
+    from quantdesk.data import MarketStore
+
+    frame = MarketStore(path, read_only=True).sql(
+        "SELECT symbol, timeframe, count(*) AS n FROM bars GROUP BY ALL"
+    )
+    return {(r.symbol, r.timeframe): int(r.n) for r in frame.itertuples()}
+
+
+def test_sessions_share_one_feed_and_simulated_candles_reach_the_live_store(
+    tmp_path: Path,
+) -> None:
     from quantdesk.dashboards.hub import LiveHub
     from quantdesk.dashboards.monitor import MarketMonitor
     from quantdesk.data import MarketStore
+    from quantdesk.data.live import live_store_path
 
     path = tmp_path / "store.duckdb"
+    MarketStore(path).write_bars(make_bars(["AAA"], 5, seed=1), "1d")
+    before = _bar_counts(path)
     hub = LiveHub(path, symbols=["AAA", "BBB"], rate=4.0)
     try:
         first, second = MarketMonitor(hub), MarketMonitor(hub)
@@ -36,17 +51,19 @@ def test_sessions_share_one_feed_and_simulated_candles_reach_the_store(tmp_path:
         assert hub.running() == ["simulator"]
         recorder = hub.source("simulator").candles("5s")
         assert first.chart.candles is recorder is second.chart.candles
-        # Closed 5 s candles are written to the store through the recorder.
-        reader = MarketStore(path, read_only=True)
+        # Closed 5 s candles are written to the live store beside the research store.
+        assert hub.live_store.path == live_store_path(path) == tmp_path / "store.live.duckdb"
+        reader = MarketStore(hub.live_store.path, read_only=True)
         stored = _poll(
             lambda: len(reader.sql("SELECT * FROM bars WHERE timeframe = '5s'")),
-            what="a simulated candle in the store",
+            what="a simulated candle in the live store",
         )
         assert stored >= 1
         feed = hub.source("simulator").feed
     finally:
         hub.stop()
     assert not feed.running and hub.running() == []
+    assert _bar_counts(path) == before  # the research store is the user's
 
 
 def test_replay_source_replays_stored_bars_without_writing_back(tmp_path: Path) -> None:
@@ -156,3 +173,47 @@ def test_regime_view_filters_with_the_saved_model(tmp_path: Path) -> None:
 
     view.bind("NOPE")  # no model, no stored regimes
     assert view.label == "no model" and view.probabilities == {}
+
+
+def test_a_closed_browser_tab_is_a_debug_line_not_an_error_traceback(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 20: closing a tab logged "Task exception was never retrieved" (WebSocketClosedError).
+
+    Tornado's ``write_message`` returns a task that fails once the tab is gone; Panel
+    leaves some of them unawaited.  Here such a task fails on the server's own loop and
+    is dropped unretrieved, as after a closed tab, and Bokeh warns as it does then.
+    """
+    import asyncio
+    import gc
+    import logging
+
+    from tornado.websocket import WebSocketClosedError
+
+    from quantdesk.dashboards.server import monitor_server
+
+    built = monitor_server(port=free_port(), store_path=tmp_path / "s.duckdb", symbols=["AAA"])
+    try:
+        loop = built.server.io_loop.asyncio_loop  # type: ignore[attr-defined]
+
+        async def write_to_closed_tab() -> None:
+            raise WebSocketClosedError()
+
+        caplog.set_level(logging.DEBUG)
+        task = loop.create_task(write_to_closed_tab())
+        loop.run_until_complete(asyncio.wait([task]))
+        del task
+        gc.collect()  # the unretrieved exception is reported when the task goes
+        logging.getLogger("bokeh.server.views.ws").warning(
+            "Failed sending message as connection was closed"
+        )
+        # Any other failure on the loop is still an error.
+        loop.call_exception_handler({"message": "boom", "exception": RuntimeError("boom")})
+    finally:
+        built.close()
+    loud = [(r.name, r.getMessage()) for r in caplog.records if r.levelno >= logging.WARNING]
+    assert loud == [("asyncio", "boom")]
+    assert any(
+        r.name == "quantdesk.dashboards.server" and "WebSocketClosedError" in r.getMessage()
+        for r in caplog.records
+    )

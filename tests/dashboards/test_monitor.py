@@ -263,3 +263,33 @@ def test_replay_on_an_empty_store_says_what_to_ingest(tmp_path: Any) -> None:
         assert "quantdesk ingest sample" in monitor.message
     finally:
         hub.stop()
+
+
+def test_the_watchlist_arrow_is_the_sign_of_the_change_beside_it() -> None:
+    """Issue 20: the arrow often disagreed with the sign of the change (property test)."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from quantdesk.dashboards.monitor import Watchlist
+
+    prices = st.floats(min_value=0.01, max_value=1e6, allow_nan=False, allow_infinity=False)
+
+    @settings(max_examples=150, deadline=None)
+    @given(prev_close=prices, path=st.lists(prices, min_size=1, max_size=6))
+    def check(prev_close: float, path: list[float]) -> None:
+        cache = QuoteCache()
+        cache.set_prev_close({"AAA": prev_close})
+        watchlist = Watchlist(cache, ["AAA"])
+        for i, price in enumerate(path):
+            cache.update(
+                "AAA", pd.Timestamp("2024-03-08 14:30", tz="UTC") + pd.Timedelta(i, "s"), price
+            )
+            watchlist.refresh()
+            row = watchlist.table.value.loc["AAA"]
+            change = row["change"]
+            expected = "up" if change > 0 else "down" if change < 0 else "flat"
+            assert row["direction"] == expected, (prev_close, path[: i + 1], change)
+            # The change shown is the price's move from the previous close.
+            assert change == pytest.approx(price - prev_close, abs=0.005 + 1e-9 * price)
+
+    check()

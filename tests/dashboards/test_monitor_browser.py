@@ -225,6 +225,11 @@ def test_a_fast_replay_draws_the_stored_bars(page, tmp_path: Path) -> None:
     assert page.console_errors == []
 
 
+def _outside(urls: list[str], server: str) -> list[str]:
+    """Return the URLs not served by ``server`` (inline ``data:`` and its ``blob:`` are its)."""
+    return [u for u in urls if not u.removeprefix("blob:").startswith((server, "data:"))]
+
+
 def test_basic_auth_refuses_strangers_and_lets_users_in(page, tmp_path: Path) -> None:
     import urllib.error
     import urllib.request
@@ -252,7 +257,12 @@ def test_basic_auth_refuses_strangers_and_lets_users_in(page, tmp_path: Path) ->
         assert refused.value.code in (302, 401, 403)
         assert "/login" in (refused.value.headers.get("Location") or "/login")
 
+        # The login page asks nothing of the CDN (Panel's own fetched its logo there).
+        requested: list[str] = []
+        page.on("request", lambda request: requested.append(request.url))
         page.goto(f"{url}/")
+        page.wait_for_load_state("load")
+        assert requested and _outside(requested, url) == []
         page.fill("input[name=username]", "alice")
         page.fill("input[name=password]", "wrong")
         page.click("button[type=submit], input[type=submit]")
@@ -262,8 +272,13 @@ def test_basic_auth_refuses_strangers_and_lets_users_in(page, tmp_path: Path) ->
         page.click("button[type=submit], input[type=submit]")
         page.wait_for_function(DOC_READY_JS, timeout=60_000)
         assert page.evaluate(CHART_JS)["title"] == "AAA 5s"
+        page.goto(f"{url}/logout")
+        page.wait_for_load_state("load")
+        assert "Logged out" in page.content()
     finally:
         _stop(proc)
+    assert _outside(requested, url) == []
+    assert page.console_errors == []
 
 
 def _run_cli(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -359,3 +374,141 @@ def test_the_panes_show_live_alerts_paper_trades_and_escaped_headlines(
     assert _paper_trades(sim_home) == 1
     assert page.evaluate("() => window.qdPwned === undefined")
     assert page.console_errors == []
+
+
+# ------------------------------------------------ the research store stays the user's (issue 20)
+
+
+def _bar_counts(path: Path) -> dict[tuple[str, str], int]:
+    """Return the bar count per (symbol, timeframe) of the store at ``path``."""
+    from quantdesk.data.store import MarketStore
+
+    frame = MarketStore(path, read_only=True).sql(
+        "SELECT symbol, timeframe, count(*) AS n FROM bars GROUP BY ALL"
+    )
+    return {(r.symbol, r.timeframe): int(r.n) for r in frame.itertuples()}
+
+
+def _alert_count(path: Path) -> int:
+    """Return the number of alerts stored at ``path`` (0 without an alerts table)."""
+    from quantdesk.data.store import MarketStore
+
+    tables = MarketStore(path, read_only=True).sql("SELECT table_name FROM duckdb_tables()")
+    if "alerts" not in set(tables["table_name"]):
+        return 0
+    frame = MarketStore(path, read_only=True).sql("SELECT count(*) AS n FROM alerts")
+    return int(frame["n"].iat[0])
+
+
+def _wait_for_candles(
+    path: Path, proc: subprocess.Popen[str], alerts: bool = False
+) -> dict[tuple[str, str], int]:
+    """Return the store's bar counts once a closed 5 s candle (and an alert) is in it."""
+    import time
+
+    deadline = time.monotonic() + 120  # bounds a hang only: the first 5 s candle closes in 10 s
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "the monitor exited"
+        counts = _bar_counts(path) if path.exists() else {}
+        if any(tf == "5s" for _, tf in counts) and (not alerts or _alert_count(path)):
+            return counts
+        time.sleep(0.2)
+    pytest.fail(f"no simulated 5 s candle{' and alert' if alerts else ''} reached {path}")
+
+
+def _user_store(home: Path) -> Path:
+    """Return the research store of ``home``, holding a user's daily bars (SIMPLY is theirs)."""
+    from quantdesk.data.store import MarketStore
+
+    path = home / "quantdesk.duckdb"
+    MarketStore(path).write_bars(make_bars(["AAPL", "SIMPLY"], 30, seed=4), "1d", source="mine")
+    return path
+
+
+def test_the_simulated_monitor_leaves_the_research_store_as_it_was(tmp_path: Path) -> None:
+    """Issue 20 item 8: one `quantdesk dashboard` wrote SIM000-SIM009 5 s bars into it."""
+    from quantdesk.data.store import MarketStore
+
+    home = tmp_path / "home"
+    path = _user_store(home)
+    before = _bar_counts(path)
+    (home / "rules.yaml").write_text(FIRST_CANDLES_RULES)
+    proc, _ = _start(home, env={"QUANTDESK_MONITOR_RULES": str(home / "rules.yaml")})
+    try:
+        live = _wait_for_candles(home / "quantdesk.live.duckdb", proc, alerts=True)
+    finally:
+        _stop(proc)
+    assert {symbol for symbol, _ in live} == {f"SIM{i:03d}" for i in range(10)}
+    # Same symbols, same counts; no simulated alert waits for the user's webhook.
+    assert _bar_counts(path) == before
+    assert MarketStore(path, read_only=True).symbols() == ["AAPL", "SIMPLY"]
+    assert _alert_count(path) == 0
+
+
+def test_record_to_store_records_the_simulated_candles_into_the_research_store(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / "home"
+    path = _user_store(home)
+    before = _bar_counts(path)
+    proc, _ = _start(home, "--symbols", "AAA,BBB", "--record-to-store")
+    try:
+        after = _wait_for_candles(path, proc)
+    finally:
+        _stop(proc)
+    assert {key: n for key, n in after.items() if key[1] == "1d"} == before
+    assert {symbol for symbol, tf in after if tf == "5s"} <= {"AAA", "BBB"}
+    assert not (home / "quantdesk.live.duckdb").exists()
+
+
+def _minute_bars(symbols: list[str], n: int) -> pd.DataFrame:
+    """Return ``n`` valid 1-minute bars per symbol from 2024-03-08 14:30 UTC."""
+    rng = np.random.default_rng(11)
+    ts = pd.date_range("2024-03-08 14:30", periods=n, freq="1min", tz="UTC")
+    frames = []
+    for symbol in symbols:
+        close = 100 * np.exp(np.cumsum(rng.normal(0, 0.001, n)))
+        open_ = np.r_[100.0, close[:-1]]
+        frames.append(
+            pd.DataFrame(
+                {
+                    "symbol": symbol,
+                    "ts": ts,
+                    "open": open_,
+                    "high": np.maximum(open_, close) * 1.0005,
+                    "low": np.minimum(open_, close) * 0.9995,
+                    "close": close,
+                    "volume": rng.integers(100, 1000, n).astype(float),
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_replay_plays_intraday_bars_given_their_timeframe(page, tmp_path: Path) -> None:
+    """Issue 20: `--feed replay` on 1-minute data said "no daily bars", naming nothing."""
+    from quantdesk.data.store import MarketStore
+
+    home = tmp_path / "home"
+    MarketStore(home / "quantdesk.duckdb").write_bars(
+        _minute_bars(["AAPL", "MSFT", "JPM"], 120), "1min", source="mine"
+    )
+    args = ("--feed", "replay", "--symbols", "AAPL,MSFT,JPM", "--speed", "1e6")
+    refused = _run_cli(home, *args, "--port", str(free_port()))
+    assert refused.returncode != 0
+    assert "holds no 1d bars of AAPL, MSFT, JPM to replay" in refused.stderr
+    assert "it holds AAPL, JPM, MSFT at 1min" in refused.stderr
+    assert "--timeframe 1min" in refused.stderr
+    proc, url = _start(home, *args, "--timeframe", "1min")
+    try:
+        _open(page, url)
+        page.wait_for_function(f"() => ({ROWS_JS})('candles-closed') >= 100", timeout=60_000)
+        chart = page.evaluate(CHART_JS)
+    finally:
+        _stop(proc)
+    assert chart["title"] == "AAPL 1min"
+    drawn = pd.DataFrame(chart["closed"])
+    drawn["ts"] = pd.to_datetime(drawn["ts"], unit="ms", utc=True)
+    stored = MarketStore(home / "quantdesk.duckdb", read_only=True).bars("AAPL", timeframe="1min")
+    expected = stored.set_index("ts").loc[drawn["ts"]]
+    np.testing.assert_allclose(drawn["close"].to_numpy(), expected["close"].to_numpy())

@@ -147,3 +147,63 @@ def test_docstring_examples_run() -> None:
     from quantdesk.data import samples
 
     assert doctest.testmod(samples, raise_on_error=False).failed == 0
+
+
+def _ingest_user_file(store: MarketStore, tmp_path: Path, symbols: list[str]) -> None:
+    from quantdesk.data.ingest import ingest_file
+
+    from ..conftest import make_bars
+
+    path = tmp_path / "mine.csv"
+    make_bars(symbols, 30, seed=5).to_csv(path, index=False)
+    ingest_file(path, store, strict=True)
+
+
+def test_a_users_sim_named_symbols_are_not_the_simulated_universe(
+    store: MarketStore, tmp_path: Path
+) -> None:
+    """Issue 20 item 8: the simulated universe is told by its source, not a SIM prefix."""
+    _ingest_user_file(store, tmp_path, ["SIMPLY", "SIMX"])
+    # Live candles the monitor's simulator recorded (asked for with --record-to-store).
+    live = make_live_candles(["SIM000"])
+    store.write_bars(live, "5s", source="live:simulator")
+    chosen = select_symbols(store, universe="simulated", n_symbols=3)
+    assert chosen == ["SIM000", "SIM001", "SIM002"]  # the daily universe was written
+
+    from quantdesk.data.samples import simulated_symbols
+
+    assert simulated_symbols(store) == ["SIM000", "SIM001", "SIM002"]
+    assert len(store.bars("SIM001")) == 2520
+    # The user's symbols stay theirs: untouched, and never picked as simulated.
+    assert len(store.bars("SIMPLY")) == len(store.bars("SIMX")) == 30
+    assert select_symbols(store, universe="simulated", n_symbols=10) == chosen
+
+
+def test_a_simulated_universe_never_overwrites_a_users_symbol_of_the_same_name(
+    store: MarketStore, tmp_path: Path
+) -> None:
+    _ingest_user_file(store, tmp_path, ["SIM001"])
+    before = contents(store)
+    with pytest.raises(ValueError, match=r"holds SIM001 from another source"):
+        select_symbols(store, universe="simulated", n_symbols=3)
+    assert_unchanged(before, store)
+
+
+def make_live_candles(symbols: list[str]) -> pd.DataFrame:
+    """Return two 5 s candles per symbol, as the live recorder writes them."""
+    ts = pd.to_datetime(["2024-03-08 14:30:00", "2024-03-08 14:30:05"], utc=True)
+    return pd.DataFrame(
+        [
+            {
+                "symbol": s,
+                "ts": t,
+                "open": 10.0,
+                "high": 10.5,
+                "low": 9.5,
+                "close": 10.2,
+                "volume": 100.0,
+            }
+            for s in symbols
+            for t in ts
+        ]
+    )

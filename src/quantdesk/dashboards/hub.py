@@ -6,20 +6,26 @@ session reads the same cache and the same candles; a session only does the work 
 what it shows (its watchlist rows, its chart's symbol).  The hub stops its feeds when
 the server shuts down (:meth:`LiveHub.stop`).
 
-* simulator: :class:`~quantdesk.data.live.SimulatedFeed` ticks; closed candles go to the
-  store under ``QUANTDESK_HOME`` through a
-  :class:`~quantdesk.data.live.CandleRecorder`, so a notebook sees them while the
-  monitor runs.  An empty store is fine: the simulator names its own symbols.
-* replay: :class:`~quantdesk.data.live.ReplayFeed` replays stored bars at N x speed; its
-  candles stay in memory (nothing is written back to the store it reads).
+* simulator: :class:`~quantdesk.data.live.SimulatedFeed` ticks; closed candles go
+  through a :class:`~quantdesk.data.live.CandleRecorder` to the *live store* beside the
+  research store (:func:`~quantdesk.data.live.live_store_path`,
+  ``quantdesk.live.duckdb``), so a notebook sees them while the monitor runs and the
+  research store stays the user's: no research query (symbols, scans, reports, the
+  simulated universe) ever meets them.  ``record_to_store=True`` (``quantdesk
+  dashboard --record-to-store``) records them into the research store instead.  An
+  empty store is fine: the simulator names its own symbols.
+* replay: :class:`~quantdesk.data.live.ReplayFeed` replays stored bars of one timeframe
+  (``replay_timeframe``, daily by default) at N x speed; its candles stay in memory
+  (nothing is written back to the store it reads, nor anywhere else).
 
 Candles are recorded per timeframe on first use (:meth:`LiveSource.candles`).
 
 Each running feed also has one streaming scan (:meth:`LiveHub.scanner`, a
 :class:`~quantdesk.dashboards.live_scan.LiveScanner`) over its closed candles
-(``scan_timeframe`` on the simulator, daily on a replay), started with the feed: the
-alerts pane of every session shows the same alerts.  The simulator's alerts are
-recorded in the store's alert tables; a replay's stay in memory, like its candles.
+(``scan_timeframe`` on the simulator, the replayed timeframe on a replay), started with
+the feed: the alerts pane of every session shows the same alerts.  The simulator's
+alerts are recorded where its candles go (the live store unless asked otherwise); a
+replay's stay in memory, like its candles.
 """
 
 from __future__ import annotations
@@ -44,7 +50,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FEED_KINDS",
-    "REPLAY_TIMEFRAMES",
     "SIMULATOR_TIMEFRAMES",
     "CandleSource",
     "FeedKind",
@@ -61,11 +66,10 @@ FeedKind = Literal["simulator", "replay"]
 FEED_KINDS: tuple[FeedKind, ...] = ("simulator", "replay")
 # Simulated ticks come a few per second: second and minute candles show them moving.
 SIMULATOR_TIMEFRAMES: tuple[str, ...] = ("5s", "1min", "5min")
-REPLAY_TIMEFRAMES: tuple[str, ...] = ("1d",)
 
 
 class FeedUnavailableError(RuntimeError):
-    """A feed cannot run on this store (a replay of an empty store); the message says why."""
+    """A feed cannot run on this store (nothing to replay); the message says why and what to do."""
 
 
 class CandleSource(Protocol):
@@ -155,7 +159,7 @@ class LiveHub:
     symbols
         Symbols to watch: the simulator's names, or the stored symbols to replay
         (default: the simulator names ``simulated`` symbols itself; the replay takes
-        every stored symbol with daily bars, up to ``max_replay``).
+        every stored symbol with bars at ``replay_timeframe``, up to ``max_replay``).
     simulated
         Number of simulated symbols when ``symbols`` is not given.
     rate
@@ -166,6 +170,8 @@ class LiveHub:
         The simulator's random seed.
     loop
         Whether the replay starts over at the end of the stored bars.
+    replay_timeframe
+        The stored bars a replay plays (``"1d"``, or intraday such as ``"1min"``).
     rules
         The live scan's rule set (names, rules or a YAML file; default
         ``$QUANTDESK_MONITOR_RULES`` when set, else
@@ -174,6 +180,9 @@ class LiveHub:
         The simulator's candles that the live scan reads (a replay scans its daily ones).
     ledger
         The paper ledger the monitor's positions pane trades.
+    record_to_store
+        Record the simulator's candles and alerts into the research store itself
+        (default ``False``: into the live store beside it, :attr:`live_store`).
     """
 
     def __init__(
@@ -190,7 +199,11 @@ class LiveHub:
         rules: Any = None,
         scan_timeframe: str = "5s",
         ledger: str = "default",
+        replay_timeframe: str = "1d",
+        record_to_store: bool = False,
     ) -> None:
+        from quantdesk.data.schemas import parse_timeframe
+
         self.store_path = Path(store_path) if store_path is not None else None
         self.symbols = [s for s in symbols] if symbols else None
         self.simulated = int(simulated)
@@ -209,10 +222,13 @@ class LiveHub:
             )
         self.scan_timeframe = scan_timeframe
         self.ledger = ledger
+        self.replay_timeframe = parse_timeframe(replay_timeframe).name
+        self.record_to_store = bool(record_to_store)
         self._sources: dict[FeedKind, LiveSource] = {}
         self._scanners: dict[FeedKind, LiveScanner] = {}
         self._lock = threading.Lock()
         self._store: MarketStore | None = None
+        self._live_store: MarketStore | None = None
 
     def __repr__(self) -> str:
         running = ", ".join(sorted(self._sources)) or "no feed"
@@ -227,18 +243,73 @@ class LiveHub:
             self._store = MarketStore(self.store_path)
         return self._store
 
+    @property
+    def live_store(self) -> MarketStore:
+        """Return where the simulator records: the live store, or the research store if asked.
+
+        The live store is :func:`~quantdesk.data.live.live_store_path` of the research
+        store (``quantdesk.live.duckdb`` beside ``quantdesk.duckdb``), created on first use.
+        """
+        if self.record_to_store:
+            return self.store
+        if self._live_store is None:
+            from quantdesk.data.live import live_store_path
+            from quantdesk.data.store import MarketStore
+
+            self._live_store = MarketStore(live_store_path(self.store.path))
+        return self._live_store
+
     def running(self) -> list[FeedKind]:
         """Return the kinds of feed started so far."""
         with self._lock:
             return sorted(self._sources)
 
     def replay_symbols(self) -> list[str]:
-        """Return the stored symbols with daily bars a replay would play (may be empty)."""
+        """Return the stored symbols with bars at ``replay_timeframe`` a replay would play."""
         stored = self.store.timeframes()
-        daily = sorted(set(stored.loc[stored["timeframe"] == "1d", "symbol"].astype(str)))
+        held = stored.loc[stored["timeframe"] == self.replay_timeframe, "symbol"].astype(str)
+        playable = sorted(set(held))
         if self.symbols:
-            return [s for s in self.symbols if s in daily]
-        return daily[: self.max_replay]
+            return [s for s in self.symbols if s in playable]
+        return playable[: self.max_replay]
+
+    def check_replay(self) -> list[str]:
+        """Return the symbols a replay plays, or raise saying what the store holds instead.
+
+        Raises
+        ------
+        FeedUnavailableError
+            No asked-for symbol has bars at ``replay_timeframe``: the message names the
+            symbols, the timeframes the store holds them at, and what to do.
+        """
+        symbols = self.replay_symbols()
+        if symbols:
+            return symbols
+        stored = self.store.timeframes()
+        if self.symbols:
+            stored = stored[stored["symbol"].isin(self.symbols)]
+        wanted = f" of {', '.join(self.symbols)}" if self.symbols else ""
+        by_timeframe = {
+            str(tf): sorted(set(group["symbol"].astype(str)))
+            for tf, group in stored.groupby("timeframe", sort=True)
+        }
+        if by_timeframe:
+            held = "; ".join(
+                f"{', '.join(names) if len(names) <= 10 else f'{len(names)} symbols'} at {tf}"
+                for tf, names in by_timeframe.items()
+            )
+            first = next(iter(by_timeframe))
+            hint = f"it holds {held}: replay one of those with --timeframe {first}"
+        else:
+            hint = (
+                f"it holds no bars{wanted}: run `quantdesk ingest file` (your own data), "
+                "`quantdesk ingest sample` (real S&P 500 and NASDAQ bars) or "
+                "`quantdesk ingest simulate` first, or use --feed simulator"
+            )
+        raise FeedUnavailableError(
+            f"the store at {self.store.path} holds no {self.replay_timeframe} bars{wanted} "
+            f"to replay; {hint}"
+        )
 
     def source(self, kind: FeedKind) -> LiveSource:
         """Return the running source of ``kind``, starting its feed on the first call.
@@ -246,7 +317,8 @@ class LiveHub:
         Raises
         ------
         FeedUnavailableError
-            A replay was asked for and the store holds no daily bars to replay.
+            A replay was asked for and the store holds no bars to replay at
+            ``replay_timeframe`` (see :meth:`check_replay`).
         ValueError
             ``kind`` is neither ``"simulator"`` nor ``"replay"``.
         """
@@ -275,7 +347,8 @@ class LiveHub:
     def _start_scanner(self, source: LiveSource) -> LiveScanner:
         from quantdesk.dashboards.live_scan import LiveScanner
 
-        timeframe = self.scan_timeframe if source.kind == "simulator" else source.timeframes[0]
+        simulated = source.kind == "simulator"
+        timeframe = self.scan_timeframe if simulated else source.timeframes[0]
         # The recorder is made (and attached) before the scanner: the feed calls its
         # listeners in order, so the scanner sees each candle in the tick that closed it.
         candles = source.candles(timeframe)
@@ -283,7 +356,7 @@ class LiveHub:
             candles,
             self.rules,
             timeframe=timeframe,
-            store=self.store if source.kind == "simulator" else None,
+            store=self.live_store if simulated else None,
         )
         return scanner.attach(source.feed)
 
@@ -293,8 +366,8 @@ class LiveHub:
         feed = SimulatedFeed(
             self.symbols if self.symbols else self.simulated, rate=self.rate, seed=self.seed
         )
-        # Candles recorded by the simulator are written to the store as they close.
-        source = LiveSource("simulator", feed, SIMULATOR_TIMEFRAMES, store=self.store)
+        # Simulated candles are written as they close: to the live store unless asked.
+        source = LiveSource("simulator", feed, SIMULATOR_TIMEFRAMES, store=self.live_store)
         source.candles(SIMULATOR_TIMEFRAMES[0])  # record before the first tick arrives
         feed.start()
         return source
@@ -302,18 +375,13 @@ class LiveHub:
     def _start_replay(self) -> LiveSource:
         from quantdesk.data.live import ReplayFeed
 
-        symbols = self.replay_symbols()
-        if not symbols:
-            wanted = f" ({', '.join(self.symbols)})" if self.symbols else ""
-            raise FeedUnavailableError(
-                f"the store at {self.store.path} holds no daily bars to replay{wanted}; "
-                "run `quantdesk ingest sample` (real S&P 500 and NASDAQ bars) or "
-                "`quantdesk ingest simulate` first"
-            )
-        feed = ReplayFeed(self.store, symbols, timeframe="1d", speed=self.speed, loop=self.loop)
+        symbols = self.check_replay()
+        feed = ReplayFeed(
+            self.store, symbols, timeframe=self.replay_timeframe, speed=self.speed, loop=self.loop
+        )
         # A replay reads the store: its candles stay in memory, nothing is written back.
-        source = LiveSource("replay", feed, REPLAY_TIMEFRAMES, store=None)
-        source.candles(REPLAY_TIMEFRAMES[0])
+        source = LiveSource("replay", feed, (self.replay_timeframe,), store=None)
+        source.candles(self.replay_timeframe)
         feed.start()
         return source
 

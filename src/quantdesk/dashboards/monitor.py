@@ -64,6 +64,7 @@ __all__ = [
     "MarketMonitor",
     "RegimeView",
     "Watchlist",
+    "change_direction",
     "guarded",
 ]
 
@@ -96,6 +97,8 @@ _DIRECTION_TEMPLATE = (
     "</span>"
 )
 WATCHLIST_COLUMNS = ("price", "change", "change_pct", "direction", "time")
+# Decimals of the change shown (and of the value its arrow is read from).
+CHANGE_DECIMALS = 2
 
 
 def guarded(fn: Callable[[], Any], name: str) -> Callable[[], None]:
@@ -136,19 +139,39 @@ def _time_text(ts: pd.Timestamp) -> str:
     return ts.strftime("%Y-%m-%d %H:%M")
 
 
+def change_direction(change: float) -> str:
+    """Return the watchlist arrow of a change: ``"up"``, ``"down"`` or ``"flat"`` (0 or NaN).
+
+    Examples
+    --------
+    >>> [change_direction(x) for x in (0.01, -0.01, 0.0, float("nan"))]
+    ['up', 'down', 'flat', 'flat']
+    """
+    return "up" if change > 0 else "down" if change < 0 else "flat"
+
+
 def _quote_row(quote: Quote) -> dict[str, Any]:
+    """Return a quote's watchlist cells; the arrow is the sign of the change shown beside it.
+
+    The change is rounded to the decimals shown (``-0.0`` becomes ``0.0``), and the
+    direction is read from that very value: an arrow never disagrees with its number.
+    (The quote's own ``direction``, tick against tick, is another move.)
+    """
+    change = round(quote.change, CHANGE_DECIMALS) + 0.0
     change_pct = quote.change_pct * 100.0
     return {
         "price": round(quote.price, 4),
-        "change": round(quote.change, 4),
+        "change": change,
         "change_pct": round(change_pct, 3) if math.isfinite(change_pct) else float("nan"),
-        "direction": quote.direction,
+        "direction": change_direction(change),
         "time": _time_text(quote.ts),
     }
 
 
 class Watchlist(Viewer):
-    """A watchlist of last price, change, change % and direction, patched in place.
+    """A watchlist of last price, change, change % and its direction, patched in place.
+
+    The arrow is the sign of the change from the previous close shown beside it.
 
     Parameters
     ----------
@@ -181,7 +204,7 @@ class Watchlist(Viewer):
             width=470,
             formatters={
                 "price": NumberFormatter(format="0,0.00"),
-                "change": NumberFormatter(format="+0,0.00"),
+                "change": NumberFormatter(format="+0,0." + "0" * CHANGE_DECIMALS),
                 "change_pct": NumberFormatter(format="+0.00"),
                 "direction": HTMLTemplateFormatter(template=_DIRECTION_TEMPLATE),
             },

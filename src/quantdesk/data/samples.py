@@ -45,6 +45,7 @@ __all__ = [
     "load_sample",
     "parse_symbols",
     "select_symbols",
+    "simulated_symbols",
 ]
 
 logger = logging.getLogger(__name__)
@@ -55,7 +56,9 @@ UNIVERSES = ("store", "samples", "simulated")
 SIMULATED_SEED = 7
 """Seed of the simulated universe, the one ``make demo`` ingests."""
 SIMULATED_DAYS = 2520
-SIMULATED_PREFIX = "SIM"
+# What the monitor's simulated feed records under (CandleRecorder's ``live:<feed kind>``,
+# with --record-to-store): simulated prices too, so a universe may share their names.
+_LIVE_SIMULATOR_SOURCE = "live:simulator"
 
 
 @dataclass(frozen=True)
@@ -189,24 +192,63 @@ def _stored_symbols(store: MarketStore) -> list[str]:
     return store.symbols() if store.path.exists() else []
 
 
-def _simulated_symbols(store: MarketStore) -> list[str]:
-    return [s for s in _stored_symbols(store) if s.startswith(SIMULATED_PREFIX)]
+def simulated_symbols(store: MarketStore) -> list[str]:
+    """Return the stored symbols of the simulated universe: those the simulator wrote.
+
+    A symbol belongs to it by the source recorded when it was ingested
+    (:func:`~quantdesk.data.simulator.is_simulator_source`), never by its name: a user's
+    ``SIMPLY`` or ``SIM001`` from a file is the user's, and live candles recorded from
+    the monitor's simulated feed (source ``live:simulator``) are not a universe.
+    """
+    from quantdesk.data.simulator import is_simulator_source
+
+    if not store.path.exists():
+        return []  # before a fill, a store with no file yet holds nothing
+    meta = store.metadata()
+    simulated = {
+        str(symbol)
+        for symbol, source in zip(meta["symbol"], meta["source"], strict=True)
+        if is_simulator_source(source)
+    }
+    return [s for s in store.symbols() if s in simulated]
 
 
 def ensure_simulated(store: MarketStore, n_symbols: int = 50) -> list[str]:
     """Return up to ``n_symbols`` simulated symbols, simulating a universe into an empty one.
 
-    When the store holds no ``SIM*`` symbols, ``quantdesk.data.simulate(n_symbols, 2520,
-    seed=7)`` is written (what ``make demo`` ingests).  When it holds some, they are used
-    as they are: a second universe with another size would overwrite the first one's
-    prices under the same names.  Fewer stored than asked for is logged.
+    When the store holds no simulated symbols (by source: :func:`simulated_symbols`),
+    ``quantdesk.data.simulate(n_symbols, 2520, seed=7)`` is written (what ``make demo``
+    ingests).  When it holds some, they are used as they are: a second universe with
+    another size would overwrite the first one's prices under the same names.  Fewer
+    stored than asked for is logged.
+
+    Raises
+    ------
+    ValueError
+        The simulator's names (``SIM000`` ...) are taken by symbols from another source:
+        writing the universe would overwrite them, so nothing is written.
     """
     if n_symbols < 1:
         raise ValueError(f"n_symbols must be >= 1, got {n_symbols}")
-    stored = _simulated_symbols(store)
+    stored = simulated_symbols(store)
     if not stored:
-        from quantdesk.data.simulator import simulate
+        from quantdesk.data.simulator import _symbol_names, is_simulator_source, simulate
 
+        names = _symbol_names(n_symbols)
+        meta = store.metadata(names)
+        taken = sorted(
+            set(store.symbols()).intersection(
+                str(symbol)
+                for symbol, source in zip(meta["symbol"], meta["source"], strict=True)
+                if not is_simulator_source(source) and source != _LIVE_SIMULATOR_SOURCE
+            )
+        )
+        if taken:
+            raise ValueError(
+                f"the store {store.path} holds {', '.join(taken)} from another source than "
+                "the simulator; a simulated universe would overwrite them. Use another store "
+                "(--store or QUANTDESK_STORE) for the simulated universe"
+            )
         market = simulate(n_symbols=n_symbols, n_days=SIMULATED_DAYS, seed=SIMULATED_SEED)
         logger.info("writing a simulated universe of %d symbols into %s", n_symbols, store.path)
         store.write_bars(
@@ -269,7 +311,7 @@ def select_symbols(
     offered = set(stored)
     if universe == "samples":
         offered |= set(_sample_of_symbol())
-    elif universe == "simulated" and not _simulated_symbols(store):
+    elif universe == "simulated" and not simulated_symbols(store):
         from quantdesk.data.simulator import _symbol_names
 
         offered |= set(_symbol_names(size))

@@ -35,12 +35,14 @@ from quantdesk.data.schemas import (
 
 __all__ = [
     "METADATA_COLUMNS",
+    "SIMULATOR_SOURCE",
     "TREND_LABELS",
     "TRUE_REGIME_COLUMNS",
     "VOL_LABELS",
     "RegimeParams",
     "SimulatedMarket",
     "equicorrelation_factor",
+    "is_simulator_source",
     "markov_paths",
     "simulate",
 ]
@@ -58,6 +60,25 @@ TRUE_REGIME_COLUMNS: tuple[str, ...] = (
     "trend_label",
 )
 METADATA_COLUMNS = SYMBOL_COLUMNS  # the store's symbol metadata contract
+
+SIMULATOR_SOURCE = "simulator"
+"""The ``source`` a simulated market's symbols carry in the store (``simulator:seed=N``
+in the ingest log).  Simulated symbols are told apart by it, never by their names."""
+
+
+def is_simulator_source(source: object) -> bool:
+    """Return whether a stored symbol's ``source`` says the simulator wrote it.
+
+    Examples
+    --------
+    >>> [is_simulator_source(s) for s in ("simulator", "simulator:seed=7", "live:simulator",
+    ...                                   "/data/simx.csv", None)]
+    [True, True, False, False, False]
+    """
+    return isinstance(source, str) and (
+        source == SIMULATOR_SOURCE or source.startswith(f"{SIMULATOR_SOURCE}:")
+    )
+
 
 # The regular US equity session in UTC (EST); ticks fall in [open, close).
 SESSION_OPEN_UTC = pd.Timedelta(hours=14, minutes=30)
@@ -309,7 +330,7 @@ class SimulatedMarket:
                 "asset_class": ["equity"] * n,
                 "currency": ["USD"] * n,
                 "timezone": ["America/New_York"] * n,
-                "source": ["simulator"] * n,
+                "source": [SIMULATOR_SOURCE] * n,
             },
             columns=list(METADATA_COLUMNS),
         )

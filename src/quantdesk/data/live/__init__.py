@@ -5,7 +5,8 @@ A :class:`MarketFeed` runs a source on a background thread and publishes tick ba
 :class:`ReplayFeed` (stored bars or ticks at N x speed) and :class:`AlpacaFeed` (a
 provider's websocket, on the generic :class:`WebsocketFeed`).  The :class:`QuoteCache`
 keeps the latest quote per symbol for any number of pollers, and a
-:class:`CandleRecorder` builds candles from the ticks and writes them to the store.
+:class:`CandleRecorder` builds candles from the ticks and writes them to a store (the
+monitor's go to the live store beside the research store, :func:`live_store_path`).
 Names load on first use (``websockets`` only when a provider session opens).
 """
 
@@ -26,6 +27,7 @@ _EXPORTS = {
     "ReplayFeed": "quantdesk.data.live.replay",
     "bar_ticks": "quantdesk.data.live.replay",
     "CandleRecorder": "quantdesk.data.live.recorder",
+    "live_store_path": "quantdesk.data.live.recorder",
     "WebsocketFeed": "quantdesk.data.live.provider",
     "AlpacaFeed": "quantdesk.data.live.provider",
 }
@@ -44,6 +46,7 @@ __all__ = [
     "SimulatedFeed",
     "WebsocketFeed",
     "bar_ticks",
+    "live_store_path",
 ]
 
 __getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS, _SUBMODULES)
@@ -52,6 +55,6 @@ if TYPE_CHECKING:
     from quantdesk.data.live.feed import Backoff, FeedError, FeedStatus, MarketFeed
     from quantdesk.data.live.provider import AlpacaFeed, WebsocketFeed
     from quantdesk.data.live.quotes import Quote, QuoteCache
-    from quantdesk.data.live.recorder import CandleRecorder
+    from quantdesk.data.live.recorder import CandleRecorder, live_store_path
     from quantdesk.data.live.replay import ReplayFeed, bar_ticks
     from quantdesk.data.live.simulated import SimulatedFeed

@@ -6,6 +6,10 @@ keeps the recent closed candles of each symbol plus the open ones.  Given a stor
 writes closed candles from one writer thread of its own, in batches (by size or age), so
 the feed thread never waits for DuckDB and the store keeps its one-writer rule; a failed
 write is logged and retried with backoff, and nothing is dropped.
+
+Live candles of a simulated market are not research data: the monitor records them into
+a live store beside the research store (:func:`live_store_path`), never into the
+research store itself unless the user asks (``quantdesk dashboard --record-to-store``).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import random
 import threading
 import time
 from collections import deque
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -30,11 +35,30 @@ if TYPE_CHECKING:
     from quantdesk.data.live.feed import MarketFeed
     from quantdesk.data.store import MarketStore
 
-__all__ = ["CandleRecorder"]
+__all__ = ["LIVE_STORE_SUFFIX", "CandleRecorder", "live_store_path"]
 
 logger = logging.getLogger(__name__)
 
 _VALUE_COLUMNS = ("open", "high", "low", "close", "volume")
+
+LIVE_STORE_SUFFIX = ".live.duckdb"
+"""What the live store's file name ends with, after the research store's stem."""
+
+
+def live_store_path(store_path: str | Path) -> Path:
+    """Return the live store's file beside a research store: ``<stem>.live.duckdb``.
+
+    The monitor's simulated candles and alerts go there, so research queries on the
+    store (``symbols()``, scans, reports) never see them; a notebook opens it with
+    ``MarketStore(live_store_path(store.path))``.  Each research store has its own.
+
+    Examples
+    --------
+    >>> live_store_path("/data/quantdesk.duckdb").as_posix()
+    '/data/quantdesk.live.duckdb'
+    """
+    path = Path(store_path)
+    return path.with_name(path.name.removesuffix(".duckdb") + LIVE_STORE_SUFFIX)
 
 
 class CandleRecorder:
