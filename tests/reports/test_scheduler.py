@@ -406,10 +406,13 @@ def test_crontab_log_goes_to_the_reports_directory_not_the_checkout(
     """Issue 20: cron's log went to the checkout's reports/ whatever QUANTDESK_REPORTS said."""
     shell = tmp_path / "shell"
     shell.mkdir()
+    # The shell works in a project of its own (the store rule's second step), so with
+    # QUANTDESK_REPORTS unset the reports directory is that project's reports/.
+    (shell / "pyproject.toml").write_text("[tool.quantdesk]\n")
     monkeypatch.chdir(shell)
     cases = [
         ({"QUANTDESK_REPORTS": str(tmp_path / "my reports")}, tmp_path / "my reports"),
-        ({}, shell / "reports"),  # unset: this shell's ./reports, as settings() reads it
+        ({}, shell / "reports"),  # unset: the project's reports/, as settings() reads it
     ]
     for environ, reports in cases:
         daily = next(
