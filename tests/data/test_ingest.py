@@ -123,7 +123,9 @@ def test_data_info_credits_each_file_with_the_rows_it_wrote(tmp_path: Path) -> N
     again = ingest_file(second, path, symbol="ACME")
     assert (again.reports[0].inserted, again.reports[0].updated) == (3, 1)
     info = store_contents(path)
-    series = [(s["source"], s["rows"], s["first"][:10], s["last"][:10]) for s in info.info["series"]]
+    series = [
+        (s["source"], s["rows"], s["first"][:10], s["last"][:10]) for s in info.info["series"]
+    ]
     # by hand: the corrected 5th now belongs to late.csv
     assert series == [
         ("early.csv", 3, "2024-01-02", "2024-01-04"),
@@ -134,8 +136,8 @@ def test_data_info_credits_each_file_with_the_rows_it_wrote(tmp_path: Path) -> N
     lines = [line.split() for line in info.summary().splitlines()]
     assert ["ACME", "1d", "3", "2024-01-02", "..", "2024-01-04", "early.csv"] in lines
     assert ["ACME", "1d", "4", "2024-01-05", "..", "2024-01-10", "late.csv"] in lines
-    # re-ingesting the first file leaves every row's account as it was (nothing changed
-    # but the corrected day, which the first file now corrects back)
+    # the first file again: it puts the 5th back (that row is its own again); its three
+    # unchanged rows keep their account
     back = ingest_file(first, path, symbol="ACME")
     assert (back.reports[0].updated, back.reports[0].unchanged) == (1, 3)
     after = {s["source"]: s["rows"] for s in store_contents(path).info["sources"]}
