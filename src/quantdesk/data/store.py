@@ -40,7 +40,7 @@ from quantdesk.data.schemas import (
     parse_timeframe,
 )
 from quantdesk.data.store_locking import StoreBusyError, connect, transaction
-from quantdesk.data.store_schema import create_schema
+from quantdesk.data.store_schema import create_schema, has_column
 from quantdesk.data.timestamps import as_utc, bound_window
 from quantdesk.data.validation import (
     ValidationError,
@@ -970,10 +970,7 @@ class MarketStore:
         """
         with self._connect() as con:
             # A file of an older schema opened read-only has no bars.ingest_id yet.
-            recorded = con.execute(
-                "SELECT count(*) FROM information_schema.columns "
-                "WHERE table_name = 'bars' AND column_name = 'ingest_id'"
-            ).fetchall()[0][0]
+            recorded = has_column(con, "bars", "ingest_id")
             credited = (
                 f"bars b LEFT JOIN ingest_log l ON l.ingest_id = "
                 f"{'b.ingest_id' if recorded else 'NULL'} "

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import duckdb
 
-__all__ = ["TABLES_DDL", "create_schema"]
+__all__ = ["TABLES_DDL", "create_schema", "has_column"]
 
 TABLES_DDL = """
 CREATE TABLE IF NOT EXISTS bars (
@@ -96,9 +96,15 @@ def _credit_bars_to_ingests(con: duckdb.DuckDBPyConnection) -> None:
     Rows written before it existed keep NULL: their ingest is unknown, and readers
     credit them to the symbol's first source instead.
     """
-    present = con.execute(
-        "SELECT count(*) FROM information_schema.columns "
-        "WHERE table_name = 'bars' AND column_name = 'ingest_id'"
-    ).fetchall()[0][0]
-    if not present:
+    if not has_column(con, "bars", "ingest_id"):
         con.execute("ALTER TABLE bars ADD COLUMN ingest_id BIGINT")
+
+
+def has_column(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
+    """Return True when the store file's ``table`` has ``column`` (older files may lack it)."""
+    rows = con.execute(
+        "SELECT count(*) FROM information_schema.columns "
+        "WHERE table_name = $table AND column_name = $column",
+        {"table": table, "column": column},
+    ).fetchall()
+    return bool(rows[0][0])
