@@ -1032,7 +1032,7 @@ def alerts_list(
 @alerts_app.command("queue")
 def alerts_queue(
     since: Annotated[
-        str | None, typer.Option("--since", help="Only alerts on bars from this date on (whole days).")
+        str | None, typer.Option("--since", help="Only alerts on bars from this day on.")
     ] = None,
     symbols: Annotated[
         str | None, typer.Option("--symbols", help="Only these symbols (comma-separated).")
