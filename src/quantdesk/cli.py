@@ -1032,6 +1032,13 @@ def screen_run(
 @alerts_app.command("list")
 def alerts_list(
     today: Annotated[bool, typer.Option("--today", help="Only alerts on today's bars.")] = False,
+    start: Annotated[
+        str | None, typer.Option("--start", help="Only alerts on bars from this date on.")
+    ] = None,
+    end: Annotated[
+        str | None,
+        typer.Option("--end", help="Only alerts on bars up to this date (the whole day)."),
+    ] = None,
     symbol: Annotated[str | None, typer.Option("--symbol", help="Only this symbol.")] = None,
     undelivered: Annotated[
         bool, typer.Option("--undelivered", help="Only alerts the webhook still owes.")
@@ -1046,9 +1053,9 @@ def alerts_list(
 
     from quantdesk.data.alert_store import AlertStore
 
-    start = pd.Timestamp.now(tz="UTC").normalize() if today else None
+    since = pd.Timestamp.now(tz="UTC").normalize() if today else start
     frame = AlertStore(_store(store, read_only=True)).alerts(
-        symbol, start=start, undelivered=undelivered, limit=limit
+        symbol, start=since, end=end, undelivered=undelivered, limit=limit
     )
     if as_json:
         typer.echo(json.dumps(_alert_records(frame), indent=2))
@@ -1062,7 +1069,7 @@ def alerts_list(
 @alerts_app.command("queue")
 def alerts_queue(
     since: Annotated[
-        str | None, typer.Option("--since", help="Only alerts on bars from this date (UTC).")
+        str | None, typer.Option("--since", help="Only alerts on bars from this day on.")
     ] = None,
     symbols: Annotated[
         str | None, typer.Option("--symbols", help="Only these symbols (comma-separated).")

@@ -111,3 +111,34 @@ def test_yahoo_unreachable_writes_nothing(tmp_path: Path, monkeypatch: pytest.Mo
     with pytest.raises(online.SourceUnavailableError, match="needs a network"):
         ingest_yahoo(["SPY"], tmp_path / "s.duckdb")
     assert not (tmp_path / "s.duckdb").exists()
+
+
+def test_data_info_credits_each_file_with_the_rows_it_wrote(tmp_path: Path) -> None:
+    # Two files of one symbol: January 2-5, then January 5-10 with the 5th corrected.
+    first, second = tmp_path / "early.csv", tmp_path / "late.csv"
+    first.write_text("Date,Close\n2024-01-02,1\n2024-01-03,2\n2024-01-04,3\n2024-01-05,4\n")
+    second.write_text("Date,Close\n2024-01-05,4.5\n2024-01-08,5\n2024-01-09,6\n2024-01-10,7\n")
+    path = tmp_path / "s.duckdb"
+    assert ingest_file(first, path, symbol="ACME").ok
+    again = ingest_file(second, path, symbol="ACME")
+    assert (again.reports[0].inserted, again.reports[0].updated) == (3, 1)
+    info = store_contents(path)
+    series = [
+        (s["source"], s["rows"], s["first"][:10], s["last"][:10]) for s in info.info["series"]
+    ]
+    # by hand: the corrected 5th now belongs to late.csv
+    assert series == [
+        ("early.csv", 3, "2024-01-02", "2024-01-04"),
+        ("late.csv", 4, "2024-01-05", "2024-01-10"),
+    ]
+    sources = {s["source"]: s["rows"] for s in info.info["sources"]}
+    assert sources == {"early.csv": 3, "late.csv": 4}
+    lines = [line.split() for line in info.summary().splitlines()]
+    assert ["ACME", "1d", "3", "2024-01-02", "..", "2024-01-04", "early.csv"] in lines
+    assert ["ACME", "1d", "4", "2024-01-05", "..", "2024-01-10", "late.csv"] in lines
+    # the first file again: it puts the 5th back (that row is its own again); its three
+    # unchanged rows keep their account
+    back = ingest_file(first, path, symbol="ACME")
+    assert (back.reports[0].updated, back.reports[0].unchanged) == (1, 3)
+    after = {s["source"]: s["rows"] for s in store_contents(path).info["sources"]}
+    assert after == {"early.csv": 4, "late.csv": 3}

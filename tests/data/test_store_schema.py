@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pytest
 
+from quantdesk.data.inventory import store_contents
 from quantdesk.data.store import MarketStore
 from quantdesk.data.store_schema import create_schema
 
@@ -24,8 +26,8 @@ def test_create_schema_creates_the_tables_and_is_idempotent(tmp_path: Path) -> N
         create_schema(con, extra)
         assert tables(con) == TABLES | {"extra_table"}
         con.execute(
-            "INSERT INTO bars VALUES ('A', '1d', TIMESTAMPTZ '2024-01-02 00:00:00+00', "
-            "1, 2, 0.5, 1.5, 10)"
+            "INSERT INTO bars (symbol, timeframe, ts, open, high, low, close, volume) "
+            "VALUES ('A', '1d', TIMESTAMPTZ '2024-01-02 00:00:00+00', 1, 2, 0.5, 1.5, 10)"
         )
         create_schema(con, extra)  # a second open changes nothing
         assert con.execute("SELECT count(*) FROM bars").fetchone() == (1,)
@@ -56,3 +58,68 @@ def test_an_older_file_is_migrated_to_close_only_bars(tmp_path: Path) -> None:
     assert dict(nullable) == {"open": "YES", "high": "YES", "low": "YES", "close": "NO"}
     # and the store opens it and keeps the row
     assert MarketStore(path).sql("SELECT count(*) AS n FROM bars")["n"].iloc[0] == 1
+
+
+def _store_of_the_old_schema(path: Path) -> None:
+    """Write a store file as the schema before ``bars.ingest_id`` made it: one ingest of A."""
+    with duckdb.connect(str(path)) as con:
+        con.execute(
+            "CREATE TABLE bars (symbol VARCHAR NOT NULL, timeframe VARCHAR NOT NULL, "
+            "ts TIMESTAMPTZ NOT NULL, open DOUBLE, high DOUBLE, low DOUBLE, "
+            "close DOUBLE NOT NULL, volume DOUBLE, PRIMARY KEY (symbol, timeframe, ts))"
+        )
+        con.execute(
+            "CREATE TABLE symbols (symbol VARCHAR PRIMARY KEY, name VARCHAR, "
+            "asset_class VARCHAR, currency VARCHAR, timezone VARCHAR NOT NULL DEFAULT 'UTC', "
+            "source VARCHAR, updated_at TIMESTAMPTZ)"
+        )
+        con.execute(
+            "CREATE TABLE ticks (symbol VARCHAR NOT NULL, ts TIMESTAMPTZ NOT NULL, "
+            "seq INTEGER NOT NULL, price DOUBLE NOT NULL, size DOUBLE NOT NULL, "
+            "PRIMARY KEY (symbol, ts, seq))"
+        )
+        con.execute(
+            'CREATE TABLE rejects (ingest_id BIGINT NOT NULL, source VARCHAR NOT NULL, "row" '
+            "BIGINT NOT NULL, field VARCHAR, reason VARCHAR NOT NULL, raw VARCHAR)"
+        )
+        con.execute("CREATE SEQUENCE ingest_id_seq START 1")
+        con.execute(
+            "CREATE TABLE ingest_log (ingest_id BIGINT PRIMARY KEY, started_at TIMESTAMPTZ "
+            "NOT NULL, finished_at TIMESTAMPTZ NOT NULL, source VARCHAR NOT NULL, kind VARCHAR "
+            "NOT NULL, timeframe VARCHAR, rows_in BIGINT NOT NULL, inserted BIGINT NOT NULL, "
+            "updated BIGINT NOT NULL, unchanged BIGINT NOT NULL, duplicates BIGINT NOT NULL, "
+            "rejected BIGINT NOT NULL)"
+        )
+        con.execute(
+            "INSERT INTO bars VALUES "
+            "('A', '1d', TIMESTAMPTZ '2024-01-02 00:00:00+00', 1, 1, 1, 1, 10), "
+            "('A', '1d', TIMESTAMPTZ '2024-01-03 00:00:00+00', 2, 2, 2, 2, 10)"
+        )
+        con.execute("INSERT INTO symbols (symbol, source) VALUES ('A', 'old.csv')")
+        con.execute(
+            "INSERT INTO ingest_log VALUES (nextval('ingest_id_seq'), now(), now(), "
+            "'old.csv', 'bars', '1d', 2, 2, 0, 0, 0, 0)"
+        )
+
+
+def test_an_older_file_gains_bars_ingest_id_and_keeps_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "old.duckdb"
+    _store_of_the_old_schema(path)
+    # read-only, the file cannot be migrated: its inventory still reads
+    (old,) = store_contents(MarketStore(path, read_only=True)).to_dict()["series"]
+    assert (old["symbol"], old["rows"], old["source"]) == ("A", 2, "old.csv")
+    store = MarketStore(path)  # a read-write open migrates
+    columns = store.sql(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'bars'"
+    )["column_name"].tolist()
+    assert columns[-1] == "ingest_id"
+    assert store.sql("SELECT count(*) AS n FROM bars WHERE ingest_id IS NULL")["n"].iloc[0] == 2
+    # a new ingest after the migration is credited to itself, the old rows to their source
+    new = pd.DataFrame(
+        {"symbol": "A", "ts": pd.to_datetime(["2024-01-04"], utc=True), "close": [3.0]}
+    ).assign(open=3.0, high=3.0, low=3.0, volume=10.0)
+    report = store.write_bars(new, "1d", source="new.csv")
+    assert report.ingest_id == 2 and report.inserted == 1
+    series = store.info()["series"]
+    assert [(s["source"], s["rows"]) for s in series] == [("old.csv", 2), ("new.csv", 1)]
+    assert MarketStore(path).bars("A")["close"].tolist() == [1.0, 2.0, 3.0]

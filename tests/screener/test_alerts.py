@@ -17,7 +17,7 @@ from quantdesk.data import MarketStore
 from quantdesk.data.alert_store import AlertStore, idempotency_key
 from quantdesk.screener import StreamingScan, recent_alerts, scan
 
-from .universe import random_bars
+from .universe import alerts_of_day, day_alerts_store, random_bars
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 RULES = ["gap_up", "gap_down", "volume_spike"]
@@ -179,3 +179,28 @@ def test_a_read_only_store_has_no_alerts_yet(tmp_path: Path) -> None:
     reader = AlertStore(MarketStore(tmp_path / "fresh.duckdb", read_only=True))
     assert reader.alerts().empty
     assert reader.counts()["alerts"] == 0
+
+
+def _keys(frame: pd.DataFrame) -> set[tuple[str, pd.Timestamp]]:
+    return set(zip(frame["symbol"], frame["ts"], strict=True))
+
+
+def test_a_day_bound_is_the_whole_day_of_each_alert(tmp_path: Path) -> None:
+    target = AlertStore(day_alerts_store(tmp_path / "store.duckdb"))
+    day, next_day = alerts_of_day("2024-03-12"), alerts_of_day("2024-03-13")
+    assert len(day) == 4 and len(next_day) == 2
+    assert _keys(target.alerts(start="2024-03-12", end="2024-03-12")) == day
+    assert _keys(target.alerts(end="2024-03-12")) == day  # the end day is included whole
+    assert _keys(target.alerts(start="2024-03-13")) == next_day
+    assert _keys(target.alerts("NYC", end=pd.Timestamp("2024-03-12").date())) == {
+        key for key in day if key[0] == "NYC"
+    }
+    # a bound with a time part is an instant, included
+    instant = target.alerts(end="2024-03-12 13:30")
+    assert _keys(instant) == {
+        ("NYC", pd.Timestamp("2024-03-12 00:00", tz="UTC")),
+        ("NYC", pd.Timestamp("2024-03-12 13:30", tz="UTC")),
+    }
+    # queueing by day follows the same rule
+    assert target.queue("webhook", start="2024-03-13").queued == len(next_day)
+    assert _keys(target.alerts(undelivered=True)) == next_day

@@ -15,7 +15,7 @@ from quantdesk.screener import scan
 
 from ..conftest import free_port
 from .receiver import Receiver
-from .universe import random_bars
+from .universe import alerts_of_day, day_alerts_store, random_bars
 
 runner = CliRunner()
 TOKEN = "tok-cli-secret"
@@ -118,3 +118,14 @@ def test_alerts_deliver_retries_what_failed(
     assert len(server.requests) == n
     code, out = run("alerts", "list", "--undelivered", "--store", store)
     assert "no alerts" in out
+
+
+def test_alerts_list_end_includes_the_whole_end_day(tmp_path: Path) -> None:
+    store = str(day_alerts_store(tmp_path / "store.duckdb").path)
+    code, out = run("alerts", "list", "--end", "2024-03-12", "--store", store, "--json")
+    assert code == 0, out
+    listed = {(r["symbol"], pd.Timestamp(r["ts"])) for r in json.loads(out)}
+    assert listed == alerts_of_day("2024-03-12")
+    code, out = run("alerts", "list", "--start", "2024-03-13", "--store", store)
+    assert code == 0, out
+    assert len(out.strip().splitlines()) == 1 + len(alerts_of_day("2024-03-13"))

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
+
+from quantdesk.data import MarketStore
+from quantdesk.data.alert_store import AlertStore
 
 
 def random_bars(n_symbols: int = 30, n_days: int = 120, seed: int = 0) -> pd.DataFrame:
@@ -32,3 +37,43 @@ def random_bars(n_symbols: int = 30, n_days: int = 120, seed: int = 0) -> pd.Dat
             "volume": volume.ravel(),
         }
     ).sort_values(["symbol", "ts"], ignore_index=True)
+
+
+#: Alerts around March 12, 2024 of a New York symbol (``NYC``, its zone recorded by
+#: the store) and one whose zone the store does not know (``LDN``, so UTC), and the
+#: calendar day each belongs to, worked by hand (New York is UTC-4 from March 10).
+DAY_ALERTS: tuple[tuple[str, str, str, str], ...] = (
+    # symbol, bar ts (UTC), timeframe, its day
+    ("NYC", "2024-03-12 13:30", "5min", "2024-03-12"),  # 09:30 New York
+    ("NYC", "2024-03-13 01:00", "5min", "2024-03-12"),  # 21:00 New York, Mar 12
+    ("NYC", "2024-03-12 00:00", "1d", "2024-03-12"),  # a daily bar: its session date
+    ("NYC", "2024-03-13 00:00", "1d", "2024-03-13"),
+    ("LDN", "2024-03-12 23:00", "5min", "2024-03-12"),
+    ("LDN", "2024-03-13 00:30", "5min", "2024-03-13"),
+)
+
+
+def day_alerts_store(path: Path) -> MarketStore:
+    """Return a store holding NYC's New York zone and the alerts of :data:`DAY_ALERTS`."""
+    market = MarketStore(path)
+    bar = pd.DataFrame(
+        {"symbol": ["NYC"], "ts": pd.to_datetime(["2024-03-12 13:30"], utc=True)}
+    ).assign(open=10.0, high=10.0, low=10.0, close=10.0, volume=100.0)
+    market.write_bars(bar, "5min", timezone="America/New_York")
+    alerts = pd.DataFrame(
+        {
+            "symbol": [a[0] for a in DAY_ALERTS],
+            "rule": "gap_up",
+            "ts": pd.to_datetime([a[1] for a in DAY_ALERTS], utc=True),
+            "trigger_price": 10.0,
+            "conditions": [{"gap_pct": 3.0}] * len(DAY_ALERTS),
+            "metadata": [{"timeframe": a[2]} for a in DAY_ALERTS],
+        }
+    )
+    AlertStore(market).write_alerts(alerts)
+    return market
+
+
+def alerts_of_day(day: str) -> set[tuple[str, pd.Timestamp]]:
+    """Return the (symbol, ts) of :data:`DAY_ALERTS` that belong to ``day``."""
+    return {(s, pd.Timestamp(ts, tz="UTC")) for s, ts, _, d in DAY_ALERTS if d == day}

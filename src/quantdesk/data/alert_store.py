@@ -33,8 +33,16 @@ from typing import Any
 import pandas as pd
 
 from quantdesk.core.jsonable import jsonable
-from quantdesk.data.schemas import ALERT_COLUMNS
-from quantdesk.data.store import StoreTables, _as_utc, _symbol_list, _utc_ns
+from quantdesk.data.schemas import ALERT_COLUMNS, parse_timeframe
+from quantdesk.data.store import (
+    MarketStore,
+    StoreTables,
+    _as_utc,
+    _fetch,
+    _symbol_list,
+    _utc_ns,
+)
+from quantdesk.data.timestamps import bound_window
 
 __all__ = [
     "DELIVERY_COLUMNS",
@@ -184,6 +192,58 @@ def _queue_rows(con: Any, source: str, sink: str) -> int:
         )
         con.unregister("fresh_keys")
     return int(con.execute(count, {"sink": sink}).fetchall()[0][0]) - before
+
+
+# Keeps an alert ``a`` whose bar lies in its own window of ``alert_windows``.
+_WINDOW_JOIN = """
+    JOIN alert_windows w ON w.symbol = a.symbol
+     AND w.timeframe IS NOT DISTINCT FROM json_extract_string(a.metadata, '$.timeframe')
+     AND (w.lo IS NULL OR a.ts >= w.lo) AND (w.hi IS NULL OR a.ts < w.hi)
+"""
+
+
+def _is_daily(timeframe: str | None) -> bool:
+    """Return True when an alert's recorded timeframe is a day or longer."""
+    try:
+        return timeframe is not None and parse_timeframe(timeframe).is_daily
+    except ValueError:
+        return False
+
+
+def _window_join(con: Any, start: Any, end: Any) -> str:
+    """Return the join that keeps the alerts on bars within ``start..end`` ('' if unbounded).
+
+    The bounds follow the one rule of reads (:func:`~quantdesk.data.timestamps.bound_window`),
+    as :meth:`MarketStore.bars` applies it: a day is the whole day in the symbol's time
+    zone (UTC when the store does not know it) for intraday alerts, and the UTC session
+    date for alerts on bars of a day or longer (their ``ts`` is the date at 00:00 UTC).
+    An alert's timeframe is the one its metadata records; without one it is intraday.
+    The windows are registered on ``con`` as ``alert_windows``, one per symbol and
+    timeframe.
+    """
+    if start is None and end is None:
+        return ""
+    pairs = con.execute(
+        "SELECT DISTINCT symbol, json_extract_string(metadata, '$.timeframe') FROM alerts"
+    ).fetchall()
+    zones = MarketStore._zones(con, sorted({str(symbol) for symbol, _ in pairs}))
+    windows: dict[tuple[str, bool], tuple[Any, Any]] = {}
+    rows = []
+    for symbol, timeframe in pairs:
+        key = (zones.get(symbol, "UTC"), _is_daily(timeframe))
+        if key not in windows:
+            windows[key] = bound_window(start, end, key[0], daily=key[1])
+        rows.append((symbol, timeframe, *windows[key]))
+    frame = pd.DataFrame(
+        {
+            "symbol": pd.Series([r[0] for r in rows], dtype=object),
+            "timeframe": pd.Series([r[1] for r in rows], dtype=object),
+            "lo": pd.to_datetime(pd.Series([r[2] for r in rows], dtype=object), utc=True),
+            "hi": pd.to_datetime(pd.Series([r[3] for r in rows], dtype=object), utc=True),
+        }
+    )
+    con.register("alert_windows", frame)
+    return _WINDOW_JOIN
 
 
 def _json_text(value: Any) -> str:
@@ -359,40 +419,38 @@ class AlertStore(StoreTables):
 
         Alerts never queued for ``sink`` get a pending delivery; with ``rejected``, the
         alerts ``sink`` rejected are made pending again too (their attempts and last
-        error are kept).  ``start``/``end`` bound the alerts' ``ts`` (inclusive) and
-        ``symbols`` picks symbols; a delivered or pending alert is left alone.
+        error are kept).  ``start``/``end`` bound the alerts' bars (inclusive; a day is
+        the whole day, as in :meth:`alerts`) and ``symbols`` picks symbols; a delivered
+        or pending alert is left alone.
         """
-        params = {
-            "sink": sink,
-            "syms": _symbol_list(symbols),
-            "lo": _as_utc(start),
-            "hi": _as_utc(end),
-        }
-        where = """($syms IS NULL OR list_contains($syms, symbol))
-            AND ($lo IS NULL OR ts >= $lo) AND ($hi IS NULL OR ts <= $hi)"""
         with self.market._transaction() as con:
             con.execute(_ALERTS_DDL)
             chosen = con.execute(
-                f"SELECT symbol, rule, ts FROM alerts WHERE {where}",
-                {k: v for k, v in params.items() if k != "sink"},
+                f"""
+                SELECT a.symbol, a.rule, a.ts FROM alerts a {_window_join(con, start, end)}
+                WHERE $syms IS NULL OR list_contains($syms, a.symbol)
+                """,
+                {"syms": _symbol_list(symbols)},
             ).df()
             con.register("chosen", chosen)
             queued = _queue_rows(con, "chosen", sink)
-            con.unregister("chosen")
             requeued = 0
             if rejected:
                 requeued = int(
                     con.execute(
-                        f"""
-                        UPDATE alert_deliveries SET status = 'pending'
-                        WHERE sink = $sink AND status = 'rejected' AND {where}
+                        """
+                        UPDATE alert_deliveries d SET status = 'pending'
+                        FROM chosen c
+                        WHERE d.sink = $sink AND d.status = 'rejected'
+                          AND d.symbol = c.symbol AND d.rule = c.rule AND d.ts = c.ts
                         RETURNING 1
                         """,
-                        params,
+                        {"sink": sink},
                     )
                     .df()
                     .shape[0]
                 )
+            con.unregister("chosen")
         return QueueResult(sink=sink, queued=queued, requeued=requeued)
 
     def queue_all(self, sink: str) -> int:
@@ -416,37 +474,39 @@ class AlertStore(StoreTables):
 
         Columns: :data:`~quantdesk.data.schemas.ALERT_COLUMNS`, ``created_at`` and
         :data:`DELIVERY_COLUMNS` (``status`` is None for an alert never queued for the
-        sink).  ``start``/``end`` bound ``ts`` (inclusive); ``undelivered`` keeps the
-        alerts whose delivery is ``pending``; ``limit`` keeps the newest rows.
+        sink).  ``start``/``end`` bound the alerts' bars, inclusive, by the one rule of
+        reads (:func:`~quantdesk.data.timestamps.bound_window`): a day means the whole
+        day, in the symbol's time zone for intraday alerts (UTC where the store does not
+        know it) and the session date for daily ones; a bound with a time part is an
+        instant.  ``undelivered`` keeps the alerts whose delivery is ``pending``;
+        ``limit`` keeps the newest rows.
         """
         columns = [*ALERT_COLUMNS, "created_at", *DELIVERY_COLUMNS]
         if not self._has_tables():
             empty = pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
             return _utc_ns(empty)
-        frame = self.market.sql(
-            f"""
-            SELECT a.symbol, a.rule, a.ts, a.trigger_price, a.conditions, a.metadata,
-                   a.created_at, {", ".join("d." + c for c in DELIVERY_COLUMNS)}
-            FROM alerts a
-            LEFT JOIN alert_deliveries d
-              ON d.symbol = a.symbol AND d.rule = a.rule AND d.ts = a.ts AND d.sink = $sink
-            WHERE ($syms IS NULL OR list_contains($syms, a.symbol))
-              AND ($rules IS NULL OR list_contains($rules, a.rule))
-              AND ($lo IS NULL OR a.ts >= $lo) AND ($hi IS NULL OR a.ts <= $hi)
-              AND (NOT $undelivered OR d.status = 'pending')
-            ORDER BY a.ts DESC, a.rule, a.symbol
-            LIMIT $limit
-            """,
-            {
-                "sink": sink,
-                "syms": _symbol_list(symbols),
-                "rules": _symbol_list(rules),
-                "lo": _as_utc(start),
-                "hi": _as_utc(end),
-                "undelivered": undelivered,
-                "limit": limit if limit is not None else 2**62,
-            },
-        )
+        params = {
+            "sink": sink,
+            "syms": _symbol_list(symbols),
+            "rules": _symbol_list(rules),
+            "undelivered": undelivered,
+            "limit": limit if limit is not None else 2**62,
+        }
+        with self.market._connect() as con:
+            query = f"""
+                SELECT a.symbol, a.rule, a.ts, a.trigger_price, a.conditions, a.metadata,
+                       a.created_at, {", ".join("d." + c for c in DELIVERY_COLUMNS)}
+                FROM alerts a
+                LEFT JOIN alert_deliveries d
+                  ON d.symbol = a.symbol AND d.rule = a.rule AND d.ts = a.ts AND d.sink = $sink
+                {_window_join(con, start, end)}
+                WHERE ($syms IS NULL OR list_contains($syms, a.symbol))
+                  AND ($rules IS NULL OR list_contains($rules, a.rule))
+                  AND (NOT $undelivered OR d.status = 'pending')
+                ORDER BY a.ts DESC, a.rule, a.symbol
+                LIMIT $limit
+            """
+            frame = _fetch(con, query, params)
         frame["conditions"] = pd.Series(
             [_from_json(c) for c in frame["conditions"]], index=frame.index, dtype=object
         )

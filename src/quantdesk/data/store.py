@@ -41,7 +41,7 @@ from quantdesk.data.schemas import (
     parse_timeframe,
 )
 from quantdesk.data.store_locking import StoreBusyError, connect, transaction
-from quantdesk.data.store_schema import create_schema
+from quantdesk.data.store_schema import create_schema, has_column
 from quantdesk.data.timestamps import as_utc, bound_window
 from quantdesk.data.validation import (
     ValidationError,
@@ -429,6 +429,8 @@ class MarketStore:
         good = result.good.assign(timeframe=tf.name)[["symbol", "timeframe", "ts", *VALUE_FIELDS]]
         started = datetime.now(UTC)
         with self._transaction() as con:
+            # Each row records the ingest that wrote it (an unchanged row keeps its own).
+            ingest_id = self._next_ingest_id(con)
             con.register("incoming", good)
             con.execute("CREATE TEMP TABLE staged AS SELECT * FROM incoming")
             con.unregister("incoming")
@@ -447,23 +449,27 @@ class MarketStore:
             inserted, updated = int(counts[0]), int(counts[1])
             con.execute(
                 """
-                INSERT INTO bars SELECT * FROM staged
+                INSERT INTO bars (symbol, timeframe, ts, open, high, low, close, volume, ingest_id)
+                SELECT symbol, timeframe, ts, open, high, low, close, volume, $ingest_id
+                FROM staged
                 ON CONFLICT (symbol, timeframe, ts) DO UPDATE SET
                     open = excluded.open, high = excluded.high, low = excluded.low,
-                    close = excluded.close, volume = excluded.volume
+                    close = excluded.close, volume = excluded.volume,
+                    ingest_id = excluded.ingest_id
                 WHERE bars.open IS DISTINCT FROM excluded.open
                    OR bars.high IS DISTINCT FROM excluded.high
                    OR bars.low IS DISTINCT FROM excluded.low
                    OR bars.close IS DISTINCT FROM excluded.close
                    OR bars.volume IS DISTINCT FROM excluded.volume
-                """
+                """,
+                {"ingest_id": ingest_id},
             )
             con.execute("DROP TABLE staged")
             symbols = good["symbol"].unique()
             moved = self._set_timezone(con, symbols, timezone) if timezone else []
             self._upsert_symbols(con, symbols, metadata, source, timezone or "UTC")
             report = IngestReport(
-                ingest_id=self._next_ingest_id(con),
+                ingest_id=ingest_id,
                 source=source,
                 kind="bars",
                 timeframe=tf.name,
@@ -1000,10 +1006,22 @@ class MarketStore:
     def info(self) -> dict[str, Any]:
         """Return a summary of the store: symbols, ranges, rows per timeframe, rejects.
 
-        ``series`` lists every stored (symbol, timeframe) with its row count, first and
-        last bar and source; ``bars`` and ``sources`` total them by timeframe and source.
+        ``series`` lists every stored (symbol, timeframe) and source with its row count,
+        first and last bar; ``bars`` and ``sources`` total them by timeframe and source.
+        A row's source is that of the ingest that last wrote it (its ``ingest_id``), so
+        two files of one symbol each show their own rows, and a row a later file
+        corrected counts for that file; rows stored before the store recorded ingests
+        count for the symbol's first source.
         """
         with self._connect() as con:
+            # A file of an older schema opened read-only has no bars.ingest_id yet.
+            recorded = has_column(con, "bars", "ingest_id")
+            credited = (
+                f"bars b LEFT JOIN ingest_log l ON l.ingest_id = "
+                f"{'b.ingest_id' if recorded else 'NULL'} "
+                "LEFT JOIN symbols s ON s.symbol = b.symbol"
+            )
+            source = "coalesce(l.source, s.source, '?')"
             per_tf = con.execute(
                 "SELECT timeframe, count(DISTINCT symbol) AS symbols, count(*) AS rows, "
                 "min(ts) AS first, max(ts) AS last FROM bars GROUP BY ALL ORDER BY timeframe"
@@ -1012,9 +1030,8 @@ class MarketStore:
                 "SELECT count(*), count(DISTINCT symbol), min(ts), max(ts) FROM ticks"
             ).fetchall()[0]
             per_source = con.execute(
-                "SELECT coalesce(s.source, '?'), count(DISTINCT b.symbol), count(*), "
-                "min(b.ts), max(b.ts) FROM bars b LEFT JOIN symbols s USING (symbol) "
-                "GROUP BY ALL ORDER BY 1"
+                f"SELECT {source}, count(DISTINCT b.symbol), count(*), min(b.ts), max(b.ts) "
+                f"FROM {credited} GROUP BY ALL ORDER BY 1"
             ).fetchall()
             rejects = con.execute(
                 "SELECT source, count(*) FROM rejects GROUP BY ALL ORDER BY 1"
@@ -1022,8 +1039,8 @@ class MarketStore:
             ingests = con.execute("SELECT count(*) FROM ingest_log").fetchall()[0]
 
             series = con.execute(
-                "SELECT b.symbol, b.timeframe, count(*), min(b.ts), max(b.ts), any_value(s.source) "
-                "FROM bars b LEFT JOIN symbols s USING (symbol) GROUP BY ALL ORDER BY 1, 2"
+                f"SELECT b.symbol, b.timeframe, count(*), min(b.ts), max(b.ts), {source} "
+                f"FROM {credited} GROUP BY ALL ORDER BY 1, 2, 4, 6"
             ).fetchall()
 
         def iso(value: Any) -> str | None:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import duckdb
 
-__all__ = ["TABLES_DDL", "create_schema"]
+__all__ = ["TABLES_DDL", "create_schema", "has_column"]
 
 TABLES_DDL = """
 CREATE TABLE IF NOT EXISTS bars (
@@ -24,6 +24,7 @@ CREATE TABLE IF NOT EXISTS bars (
     low DOUBLE,
     close DOUBLE NOT NULL,
     volume DOUBLE,
+    ingest_id BIGINT,
     PRIMARY KEY (symbol, timeframe, ts)
 );
 CREATE TABLE IF NOT EXISTS ticks (
@@ -75,6 +76,7 @@ def create_schema(con: duckdb.DuckDBPyConnection, *extra_ddl: str) -> None:
     for ddl in extra_ddl:
         con.execute(ddl)
     _allow_close_only(con)
+    _credit_bars_to_ingests(con)
 
 
 def _allow_close_only(con: duckdb.DuckDBPyConnection) -> None:
@@ -86,3 +88,23 @@ def _allow_close_only(con: duckdb.DuckDBPyConnection) -> None:
     for (column,) in strict:
         # column names come from the fixed list above, never from input
         con.execute(f"ALTER TABLE bars ALTER COLUMN {column} DROP NOT NULL")
+
+
+def _credit_bars_to_ingests(con: duckdb.DuckDBPyConnection) -> None:
+    """Add ``bars.ingest_id`` (the ingest that last wrote each row) to an older store file.
+
+    Rows written before it existed keep NULL: their ingest is unknown, and readers
+    credit them to the symbol's first source instead.
+    """
+    if not has_column(con, "bars", "ingest_id"):
+        con.execute("ALTER TABLE bars ADD COLUMN ingest_id BIGINT")
+
+
+def has_column(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
+    """Return True when the store file's ``table`` has ``column`` (older files may lack it)."""
+    rows = con.execute(
+        "SELECT count(*) FROM information_schema.columns "
+        "WHERE table_name = $table AND column_name = $column",
+        {"table": table, "column": column},
+    ).fetchall()
+    return bool(rows[0][0])
