@@ -153,7 +153,26 @@ def notebook(base_url: str | None = None) -> bool:
             _installed.pop(id(shell), None)
         return False
     logger.debug("chart outputs load BokehJS and Panel from the Jupyter server at %s", base)
+    if _extension_loaded():
+        # A chart library (``import hvplot.pandas``) sent its CDN loader before quantdesk
+        # was imported: send the served one, so the charts of later cells draw.
+        from panel.io.notebook import load_notebook
+
+        logger.warning(
+            "import quantdesk before hvplot/holoviews/panel: their loader went out with CDN "
+            "URLs; sending it again from the Jupyter server"
+        )
+        load_notebook(inline=False)
     return True
+
+
+def _extension_loaded() -> bool:
+    panel = sys.modules.get("panel")
+    holoviews = sys.modules.get("holoviews")
+    return bool(
+        (panel is not None and getattr(panel.extension, "_loaded", False))
+        or (holoviews is not None and getattr(holoviews.extension, "_loaded", False))
+    )
 
 
 def install_if_jupyter() -> bool:
