@@ -9,10 +9,11 @@ STAMP := $(VENV)/.installed
 # so what `make demo` compiles is what notebooks, reports and cron jobs load.
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install browser demo test lint typecheck bench clean help
+.PHONY: install browser demo lab test lint typecheck bench clean help
 
 help:
 	@echo "make demo   - set up .venv, fill the store, run the demo reports, print how to open them and the monitor"
+	@echo "make lab    - JupyterLab at the project root, on this project's store (start with notebooks/quickstart.ipynb)"
 	@echo "make test   - set up .venv, lint, type-check and run the test suite"
 	@echo "make bench  - run the benchmark table (not part of make test)"
 
@@ -45,6 +46,11 @@ demo: install
 	$(VENV)/bin/quantdesk report batch demo
 	@echo "reports: $$($(PY) -c 'from quantdesk.config import settings; print((settings().reports_dir / "index.html").resolve())')"
 	@echo "market monitor: run '$(VENV)/bin/quantdesk dashboard' and open http://127.0.0.1:5006/"
+
+# JupyterLab at the project root with .venv's kernels; every notebook under it finds
+# data/quantdesk.duckdb by the store rule (quantdesk.config).  ARGS go to JupyterLab.
+lab: install
+	$(VENV)/bin/quantdesk lab $(ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -33,7 +33,8 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
 def store(tmp_path: Path):
     from quantdesk.data import MarketStore
 
-    return MarketStore(tmp_path / "store.duckdb")
+    # An empty store whose file exists: opening alone never creates one.
+    return MarketStore(tmp_path / "store.duckdb").create()
 
 
 def make_bars(

@@ -54,7 +54,10 @@ app.add_typer(paper_app, name="paper")
 
 StoreOption = Annotated[
     Path | None,
-    typer.Option("--store", help="DuckDB store file (default $QUANTDESK_HOME/quantdesk.duckdb)."),
+    typer.Option(
+        "--store",
+        help="DuckDB store file (default: <project>/data/quantdesk.duckdb, see `data info`).",
+    ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 
@@ -728,6 +731,19 @@ def voila(
         _fail(str(exc))
 
 
+@app.command("lab", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def lab(
+    ctx: typer.Context,
+    port: Annotated[int, typer.Option("--port", help="TCP port on 127.0.0.1.")] = 8888,
+) -> None:
+    """Start JupyterLab at the project root with this environment; extra args go to it."""
+    from quantdesk.dashboards.lab import lab_launch
+
+    launch = lab_launch(port=port, extra=list(ctx.args))
+    typer.echo(launch.summary())
+    raise typer.Exit(launch.run())
+
+
 # -- news and sentiment (quantdesk.data.news*, quantdesk.sentiment) ---------------------
 
 news_app = typer.Typer(
@@ -1003,7 +1019,14 @@ def alerts_deliver(
 
 def main() -> None:
     """Run the ``quantdesk`` command line."""
-    app()
+    from quantdesk.errors import StoreNotFoundError
+
+    try:
+        app()
+    except StoreNotFoundError as exc:
+        # Any command that reads a store that is not there: say which file and how to fill it.
+        typer.echo(f"error: {exc}", err=True)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

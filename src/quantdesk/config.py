@@ -1,16 +1,39 @@
 """One settings object for quantdesk: paths and tunables, read from the environment.
 
+Where the store is (one rule, wherever a process starts)
+--------------------------------------------------------
+A notebook kernel starts in the notebook's folder, Voila's kernels in the app's folder,
+papermill's in the report's, cron in the user's home: a default relative to the working
+directory would give each of them another, empty store.  The home folder (which holds
+the store ``quantdesk.duckdb``, the model registry ``models/`` and the scheduler's
+state) is chosen by the first of these rules that applies:
+
+1. ``QUANTDESK_HOME`` when set (``QUANTDESK_STORE`` names the store file itself);
+2. the project: the nearest folder at or above the working directory whose
+   ``pyproject.toml`` has a ``[tool.quantdesk]`` table; home is ``<project>/data``;
+3. the checkout of an editable install when it is such a project (a command run from
+   outside any project, in development); home is ``<checkout>/data``;
+4. the user data directory, ``platformdirs.user_data_dir("quantdesk")``
+   (``~/.local/share/quantdesk`` on Linux).
+
+The reports directory follows the same rule with ``QUANTDESK_REPORTS`` first:
+``<project>/reports`` (rules 2 and 3), else ``reports`` under the user data directory.
+:attr:`Settings.home_source` and :attr:`Settings.store_source` say which rule chose;
+``MarketStore()`` and ``quantdesk data info`` show it.  Cron lines carry the home
+explicitly (:func:`quantdesk.reports.scheduler.cron_environment`): cron starts outside
+any project.
+
 Environment variables
 ---------------------
 QUANTDESK_HOME
-    Root of the local data directory (default ``./data`` under the current directory).
-    The market store lives at ``$QUANTDESK_HOME/quantdesk.duckdb``.
+    The data folder; overrides the project rule.  The market store lives at
+    ``$QUANTDESK_HOME/quantdesk.duckdb``.
 QUANTDESK_STORE
-    Full path of the DuckDB store file; overrides the default under ``QUANTDESK_HOME``.
+    Full path of the DuckDB store file; overrides the default under the home.
 QUANTDESK_REPORTS
-    Directory where published reports go (default ``./reports``).
+    Directory where published reports go (default ``<project>/reports``, see above).
 QUANTDESK_MODELS
-    Directory or fsspec URL of the model registry (default ``$QUANTDESK_HOME/models``).
+    Directory or fsspec URL of the model registry (default ``<home>/models``).
 QUANTDESK_LOCK_TIMEOUT
     Seconds a store operation waits for another process's lock before failing (default 60).
 QUANTDESK_LOG_LEVEL
@@ -28,12 +51,21 @@ adapter that needs them and are never stored on this object.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from quantdesk.core.paths import find_quantdesk_project, is_quantdesk_project, package_checkout
 from quantdesk.numba_cache import default_numba_cache_dir
 
-__all__ = ["DEFAULT_COMMISSION_BPS", "DEFAULT_SLIPPAGE_BPS", "Settings", "settings"]
+__all__ = [
+    "DEFAULT_COMMISSION_BPS",
+    "DEFAULT_SLIPPAGE_BPS",
+    "Settings",
+    "project_root",
+    "settings",
+    "user_data_dir",
+]
 
 #: Commission on traded value, in basis points, of every backtest unless told otherwise
 #: (``backtest.run``, sweeps, walk-forward and ``quantdesk backtest``).  A backtest
@@ -45,9 +77,35 @@ DEFAULT_COMMISSION_BPS = 1.0
 DEFAULT_SLIPPAGE_BPS = 2.0
 
 
-def _env_path(name: str, default: Path) -> Path:
-    value = os.environ.get(name)
-    return Path(value).expanduser() if value else default
+def user_data_dir() -> Path:
+    """Return quantdesk's folder in the user data directory (rule 4 of the store rule)."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("quantdesk", appauthor=False))
+
+
+def project_root(cwd: str | Path | None = None) -> tuple[Path, str] | None:
+    """Return ``(root, how it was found)`` of the quantdesk project, or None outside one.
+
+    Rules 2 and 3 of the store rule: the nearest folder at or above ``cwd`` whose
+    ``pyproject.toml`` has a ``[tool.quantdesk]`` table, else the checkout of an editable
+    install when it is such a project.
+    """
+    found = find_quantdesk_project(cwd)
+    if found is not None:
+        return found, f"project {found} (pyproject.toml [tool.quantdesk])"
+    checkout = package_checkout("pyproject.toml")
+    if checkout is not None and is_quantdesk_project(checkout):
+        return checkout, f"editable checkout {checkout}"
+    return None
+
+
+def _env_path(environ: Mapping[str, str], name: str, cwd: Path) -> Path | None:
+    value = environ.get(name)
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else cwd / path
 
 
 @dataclass(frozen=True)
@@ -61,19 +119,46 @@ class Settings:
     lock_timeout: float = 60.0
     log_level: str = "INFO"
     numba_cache_dir: Path | None = None
+    #: Which rule chose :attr:`home` ("QUANTDESK_HOME", "project /x (...)", ...).
+    home_source: str = "given"
+    #: Which rule chose :attr:`store_path` ("QUANTDESK_STORE", else as home_source).
+    store_source: str = "given"
 
     @classmethod
-    def from_env(cls) -> Settings:
-        """Return settings read from the current environment."""
-        home = _env_path("QUANTDESK_HOME", Path.cwd() / "data")
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, cwd: str | Path | None = None
+    ) -> Settings:
+        """Return settings read from ``environ`` (default ``os.environ``) as seen from ``cwd``.
+
+        ``cwd`` (default the working directory) is where the project walk starts and
+        what relative paths in the variables are taken against; the store rule is in
+        this module's docstring.
+        """
+        env = os.environ if environ is None else environ
+        here = Path(cwd).absolute() if cwd is not None else Path.cwd()
+        project = project_root(here)
+        home = _env_path(env, "QUANTDESK_HOME", here)
+        if home is not None:
+            home_source = "QUANTDESK_HOME"
+        elif project is not None:
+            home, home_source = project[0] / "data", project[1]
+        else:
+            home, home_source = user_data_dir(), "user data dir"
+        store = _env_path(env, "QUANTDESK_STORE", here)
+        reports = _env_path(env, "QUANTDESK_REPORTS", here)
+        if reports is None:
+            reports = project[0] / "reports" if project is not None else user_data_dir() / "reports"
+        numba = _env_path(env, "NUMBA_CACHE_DIR", here)
         return cls(
             home=home,
-            store_path=_env_path("QUANTDESK_STORE", home / "quantdesk.duckdb"),
-            reports_dir=_env_path("QUANTDESK_REPORTS", Path.cwd() / "reports"),
-            models_url=os.environ.get("QUANTDESK_MODELS", str(home / "models")),
-            lock_timeout=float(os.environ.get("QUANTDESK_LOCK_TIMEOUT", "60")),
-            log_level=os.environ.get("QUANTDESK_LOG_LEVEL", "INFO").upper(),
-            numba_cache_dir=_env_path("NUMBA_CACHE_DIR", Path(default_numba_cache_dir())),
+            store_path=store if store is not None else home / "quantdesk.duckdb",
+            reports_dir=reports,
+            models_url=env.get("QUANTDESK_MODELS") or str(home / "models"),
+            lock_timeout=float(env.get("QUANTDESK_LOCK_TIMEOUT", "60")),
+            log_level=env.get("QUANTDESK_LOG_LEVEL", "INFO").upper(),
+            numba_cache_dir=numba if numba is not None else Path(default_numba_cache_dir(env)),
+            home_source=home_source,
+            store_source="QUANTDESK_STORE" if store is not None else home_source,
         )
 
 

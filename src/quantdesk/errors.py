@@ -1,4 +1,4 @@
-"""Errors that several floors raise and catch: a rejected paper trade.
+"""Errors that several floors raise and catch: a rejected paper trade, a missing store.
 
 :class:`TradeRejected` lives on the bottom floor so that the ledger
 (:mod:`quantdesk.portfolio.ledger`) raises it and the CLI and the live monitor catch it
@@ -7,7 +7,7 @@ without importing each other.
 
 from __future__ import annotations
 
-__all__ = ["REJECT_REASONS", "TradeRejected"]
+__all__ = ["REJECT_REASONS", "StoreNotFoundError", "TradeRejected"]
 
 #: The reasons a trade is refused, as :attr:`TradeRejected.reason` spells them.
 REJECT_REASONS = frozenset(
@@ -47,3 +47,30 @@ class TradeRejected(ValueError):
             raise ValueError(f"unknown reject reason {reason!r}; one of {sorted(REJECT_REASONS)}")
         super().__init__(message)
         self.reason = reason
+
+
+class StoreNotFoundError(FileNotFoundError):
+    """Raised when a store is read whose file does not exist; nothing was created.
+
+    Parameters
+    ----------
+    path
+        The store file that was looked for.
+    source
+        Which rule of the store rule chose it (:attr:`quantdesk.config.Settings.store_source`).
+
+    Examples
+    --------
+    >>> err = StoreNotFoundError("/tmp/none/quantdesk.duckdb", source="QUANTDESK_HOME")
+    >>> "quantdesk ingest sample" in str(err), err.path
+    (True, '/tmp/none/quantdesk.duckdb')
+    """
+
+    def __init__(self, path: object, *, source: str = "given") -> None:
+        self.path = str(path)
+        self.source = source
+        super().__init__(
+            f"no market store at {self.path} (chosen by: {source}); fill it with "
+            "`quantdesk ingest sample` (or `make demo` in a checkout), or point "
+            "QUANTDESK_HOME / QUANTDESK_STORE at an existing store"
+        )

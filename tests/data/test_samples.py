@@ -107,7 +107,7 @@ def test_store_universe_is_the_users_own_data(user_store: MarketStore) -> None:
 
 def test_an_empty_store_says_how_to_fill_it(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"holds no symbols: ingest your data"):
-        select_symbols(MarketStore(tmp_path / "empty.duckdb"))
+        select_symbols(MarketStore(tmp_path / "empty.duckdb").create())
 
 
 def test_samples_are_written_only_when_asked_and_only_once(user_store: MarketStore) -> None:

@@ -280,7 +280,7 @@ def test_sql_binds_parameters(store: MarketStore) -> None:
 def test_read_only_store(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="quantdesk ingest sample"):
         MarketStore(tmp_path / "missing.duckdb", read_only=True)
-    MarketStore(tmp_path / "s.duckdb")
+    MarketStore(tmp_path / "s.duckdb").create()  # opening alone creates nothing
     with pytest.raises(PermissionError):
         MarketStore(tmp_path / "s.duckdb", read_only=True).write_bars(make_bars(["A"], 2), "1d")
 

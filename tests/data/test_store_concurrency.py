@@ -55,7 +55,7 @@ print(json.dumps({{"seen": seen, "reads": reads}}))
 def test_ingest_while_two_processes_read(tmp_path: Path) -> None:
     path = str(tmp_path / "shared.duckdb")
     done = str(tmp_path / "writer.done")
-    MarketStore(path)  # create the schema so read-only readers can open the file
+    MarketStore(path).create()  # create the schema so read-only readers can open the file
     tests_dir = str(Path(__file__).resolve().parents[1])
     fmt = {"path": path, "done": done, "tests": tests_dir, "batches": BATCHES, "rows": ROWS}
 

@@ -349,6 +349,8 @@ def test_crontab_carries_the_shells_settings_never_secrets(
 ) -> None:
     """Bug 10: cron read another store.  Relative paths become absolute, values are quoted."""
     monkeypatch.chdir(tmp_path)
+    # The shell runs in a quantdesk project: its reports folder is <project>/reports.
+    (tmp_path / "pyproject.toml").write_text("[tool.quantdesk]\n")
     store = tmp_path / "it's a store" / "q.duckdb"
     environ = {
         "QUANTDESK_HOME": "qd home",  # relative to the shell's directory
@@ -390,7 +392,7 @@ def test_crontab_carries_the_shells_settings_never_secrets(
         "QUANTDESK_HOME": str(tmp_path / "qd home"),
         "QUANTDESK_STORE": str(store),
         "QUANTDESK_LOCK_TIMEOUT": "7.5",
-        "QUANTDESK_REPORTS": str(tmp_path / "reports"),  # pinned: its default is relative
+        "QUANTDESK_REPORTS": str(tmp_path / "reports"),  # carried: cron starts elsewhere
         "NUMBA_CACHE_DIR": str(tmp_path / "cache"),
     }
 

@@ -4,13 +4,26 @@ A project root is the nearest folder at or above the working directory that hold
 marker file (``pyproject.toml`` for notebooks, ``research/reports.yaml`` for the report
 catalog).  An editable install run from elsewhere still finds the checkout it came
 from, so ``quantdesk report run`` works from any directory in development.
+
+A quantdesk project (:func:`find_quantdesk_project`) is a folder whose ``pyproject.toml``
+has a ``[tool.quantdesk]`` table: the marker :mod:`quantdesk.config` walks up to when it
+chooses the store, so a kernel started in any subfolder opens the project's store.
 """
 
 from __future__ import annotations
 
+import logging
+import tomllib
 from pathlib import Path
 
-__all__ = ["find_project_root", "package_checkout"]
+__all__ = [
+    "find_project_root",
+    "find_quantdesk_project",
+    "is_quantdesk_project",
+    "package_checkout",
+]
+
+logger = logging.getLogger(__name__)
 
 
 def find_project_root(
@@ -66,3 +79,49 @@ def package_checkout(marker: str) -> Path | None:
     """
     checkout = Path(__file__).resolve().parents[3]
     return checkout if (checkout / marker).exists() else None
+
+
+def is_quantdesk_project(folder: str | Path) -> bool:
+    """Return True when ``folder/pyproject.toml`` has a ``[tool.quantdesk]`` table.
+
+    A ``pyproject.toml`` that does not parse is logged and counts as no marker.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     _ = (Path(tmp) / "pyproject.toml").write_text("[tool.quantdesk]\\n")
+    ...     is_quantdesk_project(tmp)
+    True
+    """
+    pyproject = Path(folder) / "pyproject.toml"
+    if not pyproject.is_file():
+        return False
+    try:
+        with pyproject.open("rb") as fh:
+            table = tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        logger.warning(
+            "%s is not readable TOML (%s); not taken as a quantdesk project", pyproject, exc
+        )
+        return False
+    return isinstance(table.get("tool", {}).get("quantdesk"), dict)
+
+
+def find_quantdesk_project(start: str | Path | None = None) -> Path | None:
+    """Return the nearest folder at or above ``start`` (default: cwd) that is a quantdesk project.
+
+    A project is a folder whose ``pyproject.toml`` has a ``[tool.quantdesk]`` table
+    (:func:`is_quantdesk_project`); a ``pyproject.toml`` without it (a plain Python
+    package inside the project) does not stop the walk.
+
+    Returns
+    -------
+    Path or None
+        The folder, resolved; None when no folder up to the filesystem root is one.
+    """
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if is_quantdesk_project(folder):
+            return folder
+    return None

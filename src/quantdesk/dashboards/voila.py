@@ -158,9 +158,9 @@ def serve_voila(
     from quantdesk.dashboards.explorers import STATIC_ENV
     from quantdesk.reports.engine import kernel_data_env
 
-    # The kernels start in the notebook's folder, where the default QUANTDESK_HOME
-    # (``./data``) is another, empty store: pin this process's store for them, as the
-    # report runner does for papermill's kernels.
+    # The kernels start in the notebook's folder; where the store rule would give them
+    # another store than this process's (a notebook outside the project), pin ours, as
+    # the report runner does for papermill's kernels.
     pinned, store = kernel_data_env({}, Path(notebook).resolve().parent)
     os.environ.update(pinned)
     logger.info("the app's kernels read the store %s", store)

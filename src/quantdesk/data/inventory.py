@@ -53,6 +53,7 @@ class StoreContents:
         info = self.info
         lines = [
             f"store: {info['path']}",
+            f"chosen by: {info.get('source', 'given')}",
             f"symbols: {info['symbols']}   ingests: {info['ingests']}",
         ]
         if info["series"]:

@@ -174,7 +174,7 @@ def ensure_samples(store: MarketStore, symbols: Sequence[str] | None = None) -> 
             f"not bundled samples: {', '.join(map(repr, unknown))}; the samples are "
             + ", ".join(f"{sample.symbol} ({name})" for name, sample in SAMPLES.items())
         )
-    stored = set(store.symbols())
+    stored = set(_stored_symbols(store))
     for name in dict.fromkeys(wanted):
         sample = SAMPLES[name]
         if sample.symbol not in stored:
@@ -184,8 +184,13 @@ def ensure_samples(store: MarketStore, symbols: Sequence[str] | None = None) -> 
     return [SAMPLES[name].symbol for name in dict.fromkeys(wanted)]
 
 
+def _stored_symbols(store: MarketStore) -> list[str]:
+    # Before a fill, a store with no file yet holds nothing (reading it would refuse).
+    return store.symbols() if store.path.exists() else []
+
+
 def _simulated_symbols(store: MarketStore) -> list[str]:
-    return [s for s in store.symbols() if s.startswith(SIMULATED_PREFIX)]
+    return [s for s in _stored_symbols(store) if s.startswith(SIMULATED_PREFIX)]
 
 
 def ensure_simulated(store: MarketStore, n_symbols: int = 50) -> list[str]:
@@ -258,7 +263,8 @@ def select_symbols(
             "(your own data: universe='store' with symbols='A,B')"
         )
     names = parse_symbols(symbols)
-    stored = store.symbols()
+    # A universe that fills the store may start from no file; the user's own may not.
+    stored = store.symbols() if universe == "store" else _stored_symbols(store)
     size = n_symbols or 50
     offered = set(stored)
     if universe == "samples":

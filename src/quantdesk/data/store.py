@@ -48,6 +48,7 @@ from quantdesk.data.validation import (
     validate_ticks,
 )
 from quantdesk.data.wide import VALUE_FIELDS, check_fields, panels_from_bars
+from quantdesk.errors import StoreNotFoundError
 
 if TYPE_CHECKING:
     import duckdb
@@ -57,6 +58,7 @@ __all__ = [
     "IngestReport",
     "MarketStore",
     "StoreBusyError",
+    "StoreNotFoundError",
     "StoreTables",
     "UnknownSymbolError",
     "validate_regimes",
@@ -273,7 +275,10 @@ class MarketStore:
     Parameters
     ----------
     path
-        DuckDB file; ``None`` means ``$QUANTDESK_HOME/quantdesk.duckdb``.
+        DuckDB file; ``None`` means the one the store rule chooses
+        (``<home>/quantdesk.duckdb``: :mod:`quantdesk.config`).  Opening never creates
+        it: the first write does, and a read of a missing file raises
+        :class:`~quantdesk.errors.StoreNotFoundError` naming it and how to fill it.
     read_only
         Refuse writes (reads never take the write lock either way).
     lock_timeout
@@ -294,30 +299,58 @@ class MarketStore:
     ) -> None:
         cfg = settings()
         self.path = Path(path) if path is not None else cfg.store_path
+        #: Which rule chose the file: "given" for an explicit path, else the store rule's.
+        self.source = "given" if path is not None else cfg.store_source
         self.read_only = read_only
         self.lock_timeout = cfg.lock_timeout if lock_timeout is None else lock_timeout
+        self._schema_ready = False
         if read_only:
-            if not self.path.exists():
-                raise FileNotFoundError(
-                    f"no market store at {self.path}; run `quantdesk ingest sample` "
-                    "or set QUANTDESK_HOME"
-                )
-        else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self._connect(write=True) as con:
-                create_schema(con, _REGIMES_DDL)
+            self._require_file()
+        elif self.path.exists():
+            # An existing file is brought up to the current schema now; a missing one is
+            # created by its first write, never by opening or reading it.
+            self.create()
 
     def __repr__(self) -> str:
         mode = "read-only" if self.read_only else "read-write"
-        return f"MarketStore({str(self.path)!r}, {mode})"
+        state = "" if self.path.exists() else ", not created yet"
+        return f"MarketStore({str(self.path)!r}, {mode}, chosen by: {self.source}{state})"
 
     # -- connections -------------------------------------------------------------------
 
+    def _require_file(self) -> None:
+        """Raise StoreNotFoundError unless the store file exists."""
+        if not self.path.exists():
+            raise StoreNotFoundError(self.path, source=self.source)
+
+    def create(self) -> MarketStore:
+        """Return this store after creating its file and tables where missing (a write).
+
+        Every write calls it; a job that writes through its own connection (the paper
+        ledger) calls it first.  Once per object: later calls cost nothing.
+        """
+        if self.read_only:
+            raise PermissionError(f"{self!r} was opened read-only")
+        if not self._schema_ready:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with connect(self.path, write=True, lock_timeout=self.lock_timeout) as con:
+                create_schema(con, _REGIMES_DDL)
+            self._schema_ready = True
+        return self
+
     @contextlib.contextmanager
     def _connect(self, write: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        """Yield a short-lived connection, retrying while another process holds a lock."""
+        """Yield a short-lived connection, retrying while another process holds a lock.
+
+        A read of a store file that does not exist raises :class:`StoreNotFoundError`;
+        a write creates the file and its tables first.
+        """
         if write and self.read_only:
             raise PermissionError(f"{self!r} was opened read-only")
+        if write:
+            self.create()
+        else:
+            self._require_file()
         with connect(self.path, write=write, lock_timeout=self.lock_timeout) as con:
             yield con
 
@@ -325,6 +358,7 @@ class MarketStore:
     def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         if self.read_only:
             raise PermissionError(f"{self!r} was opened read-only")
+        self.create()
         with transaction(self.path, lock_timeout=self.lock_timeout) as con:
             yield con
 
@@ -912,6 +946,7 @@ class MarketStore:
 
         return {
             "path": str(self.path),
+            "source": self.source,
             "symbols": len(self.symbols()),
             "series": [
                 {
@@ -966,7 +1001,9 @@ class StoreTables:
             store if isinstance(store, MarketStore) else MarketStore(store, read_only=read_only)
         )
         self.path = self.market.path
-        if not self.market.read_only:
+        # A missing file is left alone: opening is not a write, and every write runs the
+        # DDL in its own transaction.
+        if not self.market.read_only and self.path.exists():
             with self.market._connect(write=True) as con:
                 con.execute(self.DDL)
 

@@ -535,7 +535,7 @@ class PaperLedger:
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        path = self.store.path
+        path = self.store.create().path
         with _write_lock(path), transaction(path, lock_timeout=self.store.lock_timeout) as con:
             yield con
             if self.before_commit is not None:

@@ -6,8 +6,8 @@ registered as ``"quantdesk"``, instead of papermill's ``cwd=`` (which calls
 ``os.chdir``) or a temporary change of ``os.environ``: both of those are process-wide,
 and the scheduler and batch executor may run reports from several threads at once.
 ``QUANTDESK_HOME`` and ``QUANTDESK_STORE`` are pinned to this process's absolute
-settings unless ``env`` sets them (:func:`kernel_data_env`), so a kernel started
-elsewhere reads the store the run record fingerprints.
+settings where the store rule would give the kernel another store, unless ``env`` sets
+them (:func:`kernel_data_env`), so the kernel reads the store the run record fingerprints.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from quantdesk.config import settings
+from quantdesk.config import Settings
 
 __all__ = ["ENGINE_NAME", "kernel_data_env", "register_engine"]
 
@@ -89,21 +89,20 @@ def register_engine() -> str:
 def kernel_data_env(extra_env: Mapping[str, str], kernel_cwd: Path) -> tuple[dict[str, str], Path]:
     """Return ``(variables to pin for the kernel, the store path the kernel will read)``.
 
-    The defaults of ``QUANTDESK_HOME`` and ``QUANTDESK_STORE`` are relative to the
-    working directory, so a kernel started in another ``cwd`` would read another store
-    than the one this run fingerprints.  Unless ``env`` sets them, both are pinned to
-    this process's absolute settings.
+    The kernel finds its store by the store rule (:mod:`quantdesk.config`) from its own
+    folder.  Inside this process's project that is the same store and nothing is
+    pinned; where the rule would give the kernel another store (a notebook outside the
+    project, a relative ``QUANTDESK_HOME``), ``QUANTDESK_HOME`` and ``QUANTDESK_STORE``
+    are pinned to this process's absolute values, unless ``env`` sets them.
     """
-    cfg = settings()
+    base = {**os.environ, **extra_env}
+    mine = Settings.from_env()
     pinned: dict[str, str] = {}
-    if "QUANTDESK_HOME" not in extra_env:
-        pinned["QUANTDESK_HOME"] = str(cfg.home.absolute())
-    if "QUANTDESK_STORE" in extra_env:
-        store = Path(extra_env["QUANTDESK_STORE"]).expanduser()
-    elif "QUANTDESK_HOME" in extra_env and "QUANTDESK_STORE" not in os.environ:
-        # The kernel derives the store from the home it is given, as settings() does.
-        store = Path(extra_env["QUANTDESK_HOME"]).expanduser() / cfg.store_path.name
-    else:
-        store = cfg.store_path.absolute()
-        pinned["QUANTDESK_STORE"] = str(store)
-    return pinned, store if store.is_absolute() else kernel_cwd / store
+    theirs = Settings.from_env(base, cwd=kernel_cwd)
+    if "QUANTDESK_HOME" not in extra_env and theirs.home != mine.home:
+        pinned["QUANTDESK_HOME"] = str(mine.home.absolute())
+    if "QUANTDESK_HOME" not in extra_env and "QUANTDESK_STORE" not in extra_env:
+        theirs = Settings.from_env({**base, **pinned}, cwd=kernel_cwd)
+        if theirs.store_path != mine.store_path:
+            pinned["QUANTDESK_STORE"] = str(mine.store_path.absolute())
+    return pinned, Settings.from_env({**base, **pinned}, cwd=kernel_cwd).store_path

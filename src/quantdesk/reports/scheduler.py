@@ -506,8 +506,8 @@ def cron_environment(
     a job would read another store than the shell that scheduled it.  The variables are
     every ``QUANTDESK_*`` variable of ``environ`` and ``NUMBA_CACHE_DIR`` when set, with
     relative paths made absolute against ``cwd``; ``QUANTDESK_HOME`` and
-    ``QUANTDESK_REPORTS``, whose defaults are relative to the working directory, are
-    pinned to this shell's values when unset; ``QUANTDESK_CATALOG`` is the catalog's path
+    ``QUANTDESK_REPORTS`` are set to what the store rule gives this shell when unset
+    (cron starts outside any project); ``QUANTDESK_CATALOG`` is the catalog's path
     unless it is the project's default.  Names that look like secrets
     (:func:`quantdesk.reports.redaction.looks_like_secret`) are never carried: they are
     returned in ``secret_names`` so the caller can say what was left out.
@@ -526,6 +526,7 @@ def cron_environment(
     ValueError
         A value holds a line break or a NUL, which a crontab line cannot carry.
     """
+    from quantdesk.config import Settings
     from quantdesk.reports.redaction import looks_like_secret
 
     env = os.environ if environ is None else environ
@@ -533,8 +534,11 @@ def cron_environment(
     wanted = sorted(k for k in env if k.startswith("QUANTDESK_") or k in _CARRIED_VARIABLES)
     secrets = [k for k in wanted if looks_like_secret(k)]
     variables = {k: env[k] for k in wanted if k not in secrets}
-    variables.setdefault("QUANTDESK_HOME", "data")
-    variables.setdefault("QUANTDESK_REPORTS", "reports")
+    # Cron starts in the user's home, outside any project: carry what the store rule
+    # gives this shell, explicitly.
+    chosen = Settings.from_env(env, cwd=base)
+    variables.setdefault("QUANTDESK_HOME", str(chosen.home))
+    variables.setdefault("QUANTDESK_REPORTS", str(chosen.reports_dir))
     variables.pop("QUANTDESK_CATALOG", None)
     if catalog.path != (catalog.root / "research" / "reports.yaml").resolve():
         variables["QUANTDESK_CATALOG"] = str(catalog.path)
