@@ -5,10 +5,17 @@ Submodules load on first use so that ``import quantdesk`` stays fast::
     import quantdesk as qd
     store = qd.data.MarketStore()
     close = store.panel("close")
+
+In JupyterLab or Notebook 7, ``import quantdesk`` also makes chart outputs load BokehJS
+and Panel from the Jupyter server instead of a CDN, so charts draw offline
+(:func:`quantdesk.notebook`, which a kernel elsewhere can call itself; see
+:mod:`quantdesk.dashboards.jupyter`).
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import TYPE_CHECKING
 
 from quantdesk._lazy import lazy_attributes
@@ -40,6 +47,7 @@ __all__ = [
     "config",
     "dashboards",
     "data",
+    "notebook",
     "portfolio",
     "regimes",
     "reports",
@@ -64,9 +72,19 @@ if TYPE_CHECKING:
         signals,
         strategies,
     )
+    from quantdesk.dashboards.jupyter import notebook
 
 
-__getattr__, __dir__ = lazy_attributes(__name__, {}, _SUBMODULES)
+__getattr__, __dir__ = lazy_attributes(
+    __name__, {"notebook": "quantdesk.dashboards.jupyter"}, _SUBMODULES
+)
 
 # Before anything imports numba: every process shares one cache of compiled kernels.
 configure_numba_cache()
+
+# In a Jupyter server's kernel, chart outputs load their JavaScript from that server
+# (offline); the check is two lookups, the hook imports nothing heavy.
+if "JPY_SESSION_NAME" in os.environ and "ipykernel" in sys.modules:
+    from quantdesk.dashboards.jupyter import install_if_jupyter
+
+    install_if_jupyter()

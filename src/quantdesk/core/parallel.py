@@ -344,7 +344,7 @@ def run_tasks(
     >>> [o.value for o in result.outcomes], result.outcomes[1].reason
     ([(3, 1), None], 'ZeroDivisionError: integer division or modulo by zero')
     """
-    from tqdm.auto import tqdm
+    from quantdesk.core.progress import progress_bar
 
     check_executor(executor)
     labels = [str(n) for n in names] if names is not None else [str(i) for i in range(len(tasks))]
@@ -360,7 +360,7 @@ def run_tasks(
     pending: dict[Any, int] = {}
     final: dict[int, TaskOutcome] = {}
     submitted = 0
-    bar = tqdm(total=len(tasks), desc=desc, unit=unit, disable=not progress)
+    bar = progress_bar(total=len(tasks), desc=desc, unit=unit, disable=not progress)
     try:
         while queue or pending:
             while queue and len(pending) < backend.capacity:

@@ -15,17 +15,21 @@ _EXPORTS: dict[str, str] = {
     "MarketMonitor": "quantdesk.dashboards.monitor",
     "RegimeView": "quantdesk.dashboards.monitor",
     "Watchlist": "quantdesk.dashboards.monitor",
+    "MonitorCell": "quantdesk.dashboards.jupyter",
+    "monitor_cell": "quantdesk.dashboards.jupyter",
     "monitor_server": "quantdesk.dashboards.server",
     "serve_monitor": "quantdesk.dashboards.server",
 }
-_SUBMODULES = frozenset({"hub", "monitor", "security", "server"})
+_SUBMODULES = frozenset({"hub", "jupyter", "monitor", "security", "server"})
 
 __all__ = [
     "CandleChart",
     "LiveHub",
     "MarketMonitor",
+    "MonitorCell",
     "RegimeView",
     "Watchlist",
+    "monitor_cell",
     "monitor_server",
     "serve_monitor",
 ]
@@ -34,5 +38,6 @@ __getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS, _SUBMODULES)
 
 if TYPE_CHECKING:
     from quantdesk.dashboards.hub import LiveHub
+    from quantdesk.dashboards.jupyter import MonitorCell, monitor_cell
     from quantdesk.dashboards.monitor import CandleChart, MarketMonitor, RegimeView, Watchlist
     from quantdesk.dashboards.server import monitor_server, serve_monitor

@@ -9,9 +9,10 @@ figures from their figure modules; a widget change re-runs the computation and
 redraws the chart inside an ``ipywidgets.Output``.
 
 Charts need BokehJS in the browser.  Served by ``quantdesk voila``, :func:`load_bokeh`
-points every output at files the Voila server serves itself (``/voila/static/``);
-executed elsewhere (papermill, JupyterLab) it keeps the CDN loader, which publishing
-rewrites to ``reports/_static`` (:mod:`quantdesk.reports.offline`).
+points every output at files the Voila server serves itself (``/voila/static/``); in
+JupyterLab ``import quantdesk`` points them at the Jupyter server
+(:mod:`quantdesk.dashboards.jupyter`); run by papermill it keeps the CDN loader, which
+publishing rewrites to ``reports/_static`` (:mod:`quantdesk.reports.offline`).
 
 Examples
 --------
@@ -89,34 +90,13 @@ def load_bokeh() -> Any:
 def _rewrite_outputs(static_dir: str, base_url: str) -> None:
     from IPython import get_ipython
 
+    from quantdesk.dashboards.jupyter import rewrite_outputs
     from quantdesk.reports.offline import localise_assets
 
-    shell = get_ipython()
-    publisher = getattr(shell, "display_pub", None)
-    if publisher is None or not hasattr(publisher, "register_hook"):
-        return
     prefix = f"{base_url.rstrip('/')}/voila/static"
-
-    def rewrite(value: Any) -> Any:
-        if isinstance(value, str):
-            return localise_assets(value, static_dir, url_prefix=prefix)
-        if isinstance(value, list):
-            return [rewrite(v) for v in value]
-        if isinstance(value, dict):
-            return {k: rewrite(v) for k, v in value.items()}
-        return value
-
-    def hook(msg: dict[str, Any]) -> dict[str, Any]:
-        content = msg.get("content", {})
-        if isinstance(content, dict) and "data" in content:
-            content["data"] = rewrite(content["data"])
-        return msg
-
-    publisher.register_hook(hook)
-    # execute_result (a cell's last value) goes through the display hook instead.
-    displayhook = getattr(shell, "displayhook", None)
-    if displayhook is not None and hasattr(displayhook, "register_hook"):
-        displayhook.register_hook(hook)
+    rewrite_outputs(
+        get_ipython(), lambda text: localise_assets(text, static_dir, url_prefix=prefix)
+    )
 
 
 def _show(figure: Any) -> None:

@@ -20,7 +20,6 @@ True
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,14 +137,13 @@ def ingest_samples(
     progress
         Show a progress bar on stderr.
     """
-    from tqdm.auto import tqdm
-
+    from quantdesk.core.progress import progress_bar
     from quantdesk.data.samples import SAMPLES, load_sample
 
     target = _open(store)
     reports = []
-    for name in tqdm(
-        list(names or SAMPLES), desc="samples", unit="set", file=sys.stderr, disable=not progress
+    for name in progress_bar(
+        list(names or SAMPLES), desc="samples", unit="set", disable=not progress
     ):
         bars, meta = load_sample(name)
         reports.append(target.write_bars(bars, "1d", source=f"arch:{name}", metadata=meta))
@@ -168,8 +166,7 @@ def ingest_simulated(
     result's headline; with ``tick_days`` the intraday ticks of the last that many
     sessions are stored too, and their write is reported on its own.
     """
-    from tqdm.auto import tqdm
-
+    from quantdesk.core.progress import progress_bar
     from quantdesk.data.simulator import simulate
 
     target = _open(store)
@@ -179,9 +176,7 @@ def ingest_simulated(
     chunk = 25  # symbols per transaction: bounded memory, a readable progress bar
     names = market.symbols
     totals = {"inserted": 0, "updated": 0, "unchanged": 0, "rejected": 0}
-    with tqdm(
-        total=len(market.bars), desc="bars", unit="row", file=sys.stderr, disable=not progress
-    ) as bar:
+    with progress_bar(total=len(market.bars), desc="bars", unit="row", disable=not progress) as bar:
         for i in range(0, len(names), chunk):
             part = names[i : i + chunk]
             bars = market.bars[market.bars["symbol"].isin(part)]

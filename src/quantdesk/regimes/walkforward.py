@@ -248,8 +248,7 @@ def walk_forward(
     >>> print(wf.summary())  # doctest: +SKIP
     >>> store.write_regimes(wf.regimes)  # doctest: +SKIP
     """
-    from tqdm.auto import tqdm
-
+    from quantdesk.core.progress import progress_bar
     from quantdesk.regimes.model import RegimeModel
 
     if window < 2 or refit < 1:
@@ -270,7 +269,7 @@ def walk_forward(
     previous_version = ""
     previous_filtered: pd.DataFrame | None = None
     for k, start in enumerate(
-        tqdm(starts, desc=f"walk-forward {name}", unit="refit", disable=not progress)
+        progress_bar(starts, desc=f"walk-forward {name}", unit="refit", disable=not progress)
     ):
         stop = min(start + refit, n)
         first = 0 if expanding else start - window

@@ -51,6 +51,7 @@ __all__ = [
     "localise_assets",
     "markdown_has_tex",
     "remote_assets",
+    "serve_from_jupyter",
 ]
 
 logger = logging.getLogger(__name__)
@@ -155,13 +156,21 @@ class _AssetFolder:
             self._roots[package] = (found, version) if found and found.is_dir() else None
         return self._roots[package]
 
-    def copy(self, package: str, asset_dir: str, version: str, relpath: str) -> str | None:
-        """Return the file's path under ``static_dir`` (posix) after copying it there."""
+    def installed(self, package: str, asset_dir: str, version: str, relpath: str) -> Path | None:
+        """Return the installed file ``relpath`` of ``package`` at ``version``, or ``None``."""
         root = self.root(package, asset_dir)
         if root is None or root[1] != version:
             return None
         source = (root[0] / relpath).resolve()
         if not source.is_file() or not source.is_relative_to(root[0].resolve()):
+            return None
+        return source
+
+    def copy(self, package: str, asset_dir: str, version: str, relpath: str) -> str | None:
+        """Return the file's path under ``static_dir`` (posix) after copying it there."""
+        source = self.installed(package, asset_dir, version, relpath)
+        root = self.root(package, asset_dir)
+        if source is None or root is None:
             return None
         local = f"{package}-{version}/{relpath}"
         target = self.static_dir / local
@@ -222,6 +231,51 @@ def localise_assets(
             logger.warning("no local copy of %s; the page needs the network for it", match[0])
             return match.group(0)
         return relative(local)
+
+    page = _BOKEH_URL.sub(bokeh, page)
+    return _PANEL_URL.sub(panel, page)
+
+
+# Where Panel's Jupyter server extension (``panel.io.jupyter_server_extension``, enabled
+# by installing panel) serves the installed files: bokeh's ``server/static`` and
+# panel's ``dist``.
+_SERVED_BOKEH = "panel-preview/static/js/"
+_SERVED_PANEL = "panel_dist/"
+
+
+def serve_from_jupyter(page: str, base_url: str = "/") -> str:
+    """Return ``page`` with its bokeh and Panel CDN URLs pointing at the Jupyter server.
+
+    Panel's Jupyter server extension serves the installed BokehJS under
+    ``<base_url>panel-preview/static/js/`` and Panel's ``dist`` under
+    ``<base_url>panel_dist/``; a notebook output rewritten this way draws with no
+    network and holds a few URLs instead of 6 MB of inline JavaScript.  A URL whose
+    version is not the installed one, or whose file the package does not ship, is left
+    alone and logged.
+
+    Examples
+    --------
+    >>> import bokeh
+    >>> url = f"https://cdn.bokeh.org/bokeh/release/bokeh-{bokeh.__version__}.min.js"
+    >>> serve_from_jupyter(f'<script src="{url}"></script>')
+    '<script src="/panel-preview/static/js/bokeh.min.js"></script>'
+    """
+    prefix = "/" + base_url.strip("/") + "/" if base_url.strip("/") else "/"
+    assets = _AssetFolder(Path())
+
+    def bokeh(match: re.Match[str]) -> str:
+        name, version = match.group(1), match.group(2)
+        if assets.installed("bokeh", "server/static/js", version, f"{name}.min.js") is None:
+            logger.warning("no local copy of %s; the output needs the network for it", match[0])
+            return match.group(0)
+        return f"{prefix}{_SERVED_BOKEH}{name}.min.js"
+
+    def panel(match: re.Match[str]) -> str:
+        version, path = match.group(1), match.group(2)
+        if assets.installed("panel", "dist", version, path) is None:
+            logger.warning("no local copy of %s; the output needs the network for it", match[0])
+            return match.group(0)
+        return f"{prefix}{_SERVED_PANEL}{quote(path, safe='/.-_~')}"
 
     page = _BOKEH_URL.sub(bokeh, page)
     return _PANEL_URL.sub(panel, page)

