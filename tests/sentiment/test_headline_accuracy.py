@@ -76,6 +76,12 @@ def test_positive_headlines_of_the_issue_score_positive(
         ("Acme names chief risk officer", (0, 0)),
         ("Strong gains for Acme", (2, 0)),  # unchanged from Loughran-McDonald alone
         ("No improvement in sight", (0, 1)),
+        # rules 2: "jobs", "workforce" and "staff" are objects of a cut, never cuts alone
+        ("Acme adds 500 jobs", (0, 0)),
+        ("Acme hires staff", (0, 0)),
+        ("Jobseekers rejoice", (0, 0)),
+        ("Acme cuts 500 jobs", (0, 1)),
+        ("Acme slashes its workforce", (0, 1)),
     ],
 )
 def test_counts_by_hand(lexicon: LexiconSentiment, text: str, counts: tuple[int, int]) -> None:

