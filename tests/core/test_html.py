@@ -133,3 +133,25 @@ def test_fitted_regime_model() -> None:
     # Independent: each row of the transition matrix sums to one.
     assert np.allclose(model.transition_matrix().sum(axis=1), 1.0)
     assert "<script" not in page
+
+
+def test_scan_alerts() -> None:
+    """A scan's alerts show their count, symbols, rules and span first; derived frames are plain."""
+    from quantdesk.screener import scan
+
+    bars = make_bars([EVIL, "B"], 300, seed=5)
+    alerts = scan(bars, ["new_high", "new_low"], start="2020-06-01")
+    assert len(alerts) > 0
+    page = alerts._repr_html_()
+    assert_safe(page)
+    assert f"Scan alerts: {len(alerts):,}" in page and f"Scan alerts: {len(alerts):,}" in repr(
+        alerts
+    )
+    counts = alerts["rule"].value_counts()
+    for rule in ("new_high", "new_low"):
+        assert f"{rule} {counts[rule]}" in page
+    assert format_value(pd.Timestamp(alerts["ts"].min())) in page
+    assert pd.Timestamp(alerts["ts"].min()) >= pd.Timestamp("2020-06-01", tz="UTC")
+    assert page.index("qd-head") < page.index("<details>")
+    assert type(alerts[alerts["rule"] == "new_high"]) is pd.DataFrame
+    pd.testing.assert_frame_equal(pd.DataFrame(alerts), alerts, check_frame_type=False)

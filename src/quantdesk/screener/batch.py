@@ -43,7 +43,7 @@ from quantdesk.screener.rulesets import RulesLike, resolve_rules
 if TYPE_CHECKING:
     from quantdesk.data.store import MarketStore
 
-__all__ = ["EXTRA_FIELDS", "empty_alerts", "evaluate", "scan"]
+__all__ = ["EXTRA_FIELDS", "ScanAlerts", "empty_alerts", "evaluate", "scan"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +52,56 @@ EXTRA_FIELDS: dict[str, str] = {
     "regime": "the stored regime state (MarketStore.regimes) or regimes=",
     "sentiment": "the daily news sentiment of the stored scored news, or sentiment=",
 }
+
+
+class ScanAlerts(pd.DataFrame):
+    """The alerts a :func:`scan` returns: a plain alerts frame that shows a summary.
+
+    It is a :class:`pandas.DataFrame` with the columns of
+    :data:`~quantdesk.data.schemas.ALERT_COLUMNS`; anything computed from it (a filter,
+    a column, a copy) is a plain DataFrame again.  In a notebook it shows the count, the
+    symbols, the rules and the bars alerted on first, then the alerts folded.
+
+    Examples
+    --------
+    >>> alerts = ScanAlerts(empty_alerts())
+    >>> print(repr(alerts))
+    Scan alerts: 0
+      symbols  0
+      rules    n/a
+      first    n/a
+      last     n/a
+    >>> type(alerts.head()) is pd.DataFrame
+    True
+    """
+
+    @property
+    def _constructor(self) -> type[pd.DataFrame]:
+        # Derived frames are plain: the summary describes a scan's result as returned.
+        return pd.DataFrame
+
+    def _headline(self) -> dict[str, Any]:
+        ts = pd.to_datetime(self["ts"]) if len(self) else None
+        by_rule = self["rule"].value_counts() if len(self) else pd.Series(dtype=int)
+        return {
+            "symbols": int(self["symbol"].nunique()) if len(self) else 0,
+            "rules": ", ".join(f"{r} {n}" for r, n in by_rule.items()) or "n/a",
+            "first": ts.min() if ts is not None else "n/a",
+            "last": ts.max() if ts is not None else "n/a",
+        }
+
+    def __repr__(self) -> str:
+        from quantdesk.core.html import summary_text
+
+        return summary_text(f"Scan alerts: {len(self):,}", self._headline())
+
+    def _repr_html_(self) -> str:  # type: ignore[override]
+        from quantdesk.core.html import summary_html
+
+        shown = pd.DataFrame(self)[["ts", "symbol", "rule", "trigger_price"]]
+        return summary_html(
+            f"Scan alerts: {len(self):,}", self._headline(), {"alerts (UTC)": shown}
+        )
 
 
 def _empty_alerts() -> pd.DataFrame:
@@ -166,7 +216,7 @@ def scan(
     symbols: Sequence[str] | None = None,
     regimes: pd.DataFrame | None = None,
     sentiment: pd.DataFrame | None = None,
-) -> pd.DataFrame:
+) -> ScanAlerts:
     """Return the alerts of a rule set over a whole universe, by bar, rule and symbol.
 
     Parameters
@@ -203,8 +253,9 @@ def scan(
 
     Returns
     -------
-    pandas.DataFrame
-        Columns :data:`~quantdesk.data.schemas.ALERT_COLUMNS`, sorted by ``ts``,
+    ScanAlerts
+        A DataFrame (showing a summary in a notebook) with the columns
+        :data:`~quantdesk.data.schemas.ALERT_COLUMNS`, sorted by ``ts``,
         ``rule``, ``symbol``; ``conditions`` and ``metadata`` are dicts.
     """
     rule_list = resolve_rules(rules)
@@ -243,7 +294,7 @@ def scan(
         )
     close = panels["close"]
     if close.empty:
-        return empty_alerts()
+        return ScanAlerts(empty_alerts())
     if "regime" in needed:
         panels["regime"] = _regime_panel(regimes, store, close)
     if "sentiment" in needed:
@@ -267,7 +318,7 @@ def scan(
         int(keep.any(axis=1).sum()),
         len(alerts),
     )
-    return alerts
+    return ScanAlerts(alerts)
 
 
 def _kept_bars(
