@@ -90,13 +90,9 @@ def _registry(registry: ModelRegistry | str | None) -> ModelRegistry:
 
 
 def _targets(targets: str | Sequence[str] | None) -> list[str]:
-    chosen = (
-        list(TARGETS)
-        if targets is None
-        else [targets]
-        if isinstance(targets, str)
-        else list(targets)
-    )
+    if isinstance(targets, str):
+        targets = [t.strip() for t in targets.split(",") if t.strip()]
+    chosen = list(TARGETS) if not targets else list(targets)
     for target in chosen:
         target_horizon(target)
     return chosen
