@@ -236,3 +236,37 @@ def test_cli_fit_run_score_show(world, tmp_path):
     bad = runner.invoke(app, ["forecast", "run", "--session", "2099-01-01", "--models", models,
                               "--store", str(store_path)])  # fmt: skip
     assert bad.exit_code == 1 and "no bar for session" in bad.output
+
+
+def test_regime_models_loaded_together_filter_each_symbol_once(world, tmp_path, monkeypatch):
+    from quantdesk.forecast import regime_models
+    from quantdesk.regimes.model import RegimeModel
+
+    calls = []
+    original = RegimeModel.filter
+
+    def counted(self, bars):
+        calls.append(len(bars))
+        return original(self, bars)
+
+    monkeypatch.setattr(regime_models, "_FILTERED", type(regime_models._FILTERED)())
+    monkeypatch.setattr(RegimeModel, "filter", counted)
+    store = _store(world, tmp_path)
+    run = run_forecasts(store, None, registry=world["registry"], targets="regime_1d")
+    assert run.recorded == 3 * 3
+    assert len(calls) == 3  # one filter per symbol, shared by hmm, persistence, stationary
+    # the shared filter is the filter: persistence forecasts today's filtered probabilities
+    hmm = world["registry"]
+    from quantdesk.forecast.models import load_model
+
+    model = load_model(hmm, "forecast-regime_1d-persistence")
+    bars = world["bars"]
+    one = bars[(bars["symbol"] == "SIM000") & (bars["ts"] <= run.session)].set_index("ts")
+    expected = original(model.models_["SIM000"], one[["open", "high", "low", "close"]])
+    got = run.rows.loc[(run.rows["model"] == "persistence") & (run.rows["symbol"] == "SIM000")]
+    probs = json.loads(got["probs"].iloc[0])
+    np.testing.assert_allclose(
+        [probs[c] for c in regime_models.REGIME_PROBABILITY_COLUMNS],
+        expected[list(regime_models.REGIME_PROBABILITY_COLUMNS)].iloc[-1].to_numpy(float),
+        rtol=1e-12,
+    )
