@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from quantdesk.core.jsonable import jsonable
-from quantdesk.data.forecast_store import ORIGINS, ForecastStore
+from quantdesk.data.forecast_store import FORECAST_COLUMNS, ORIGINS, ForecastStore
 from quantdesk.data.schemas import REGIME_PROBABILITY_COLUMNS
 from quantdesk.forecast.base import (
     ForecastModel,
@@ -418,6 +418,9 @@ def run_forecasts(
     visible = {f: p[trading] for f, p in visible.items()}
     columns = [str(c) for c in trading]
     fingerprint = _bars_fingerprint(store, columns, as_of)
+    record_store = ForecastStore(store)
+    held = record_store.forecasts(columns)
+    held = held.loc[held["as_of"] == as_of, list(FORECAST_COLUMNS)]
     parts, missing = [], {}
     for target in chosen:
         for fresh in models_for(target):
@@ -425,22 +428,30 @@ def run_forecasts(
             name = registry_name(fresh)
             try:
                 record = reg.record(name, "@universe")
-                model = load_model(reg, name, record.version)
             except KeyError:
                 missing[key] = "not fitted: run `quantdesk forecast fit`"
                 continue
+            mine = held.loc[
+                (held["model"] == fresh.name)
+                & (held["version"] == record.version)
+                & (held["target"] == target)
+            ]
+            if set(columns) <= set(mine["symbol"]):
+                parts.append(mine)  # a rerun: every forecast is recorded, none is remade
+                continue
+            model = load_model(reg, name, record.version)
             predicted = model.predict_many(visible, [as_of])
             if predicted.empty:
                 missing[key] = "no symbol covered (fitted on other symbols, or too short)"
                 continue
-            parts.append(_forecast_rows(model, predicted, record.version, origin))
+            made = _forecast_rows(model, predicted, record.version, origin)
+            parts.append(made.assign(data_fingerprint=fingerprint))
     if not parts:
         raise ValueError(
             f"no forecasts as of {as_of:%Y-%m-%d}: "
             + "; ".join(f"{k}: {v}" for k, v in sorted(missing.items()))
         )
-    rows = pd.concat(parts, ignore_index=True).assign(data_fingerprint=fingerprint)
-    record_store = ForecastStore(store)
+    rows = pd.concat(parts, ignore_index=True)
     new = _new_rows(record_store, rows)
     recorded = record_store.append(new) if len(new) else 0
     logger.info("forecasts as of %s: %d recorded, %d held", as_of, recorded, len(rows) - len(new))
