@@ -875,7 +875,7 @@ def forecast_view(store: MarketStore, symbol: str, *, history: int = 20) -> Fore
     if rows.empty:
         raise ValueError(
             f"no forecasts recorded for {symbol!r} in {store.path}; "
-            "run `quantdesk forecast run --symbols {symbol}`".replace("{symbol}", symbol)
+            f"run `quantdesk forecast run --symbols {symbol}`"
         )
     rows = rows.sort_values(["as_of", "made_at"], kind="stable")
     session = rows["as_of"].max()
