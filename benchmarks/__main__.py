@@ -30,6 +30,7 @@ MODULES = (
     "bench_dashboard",
     "bench_screener",
     "bench_panes",
+    "bench_forecast",
 )
 
 

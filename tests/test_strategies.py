@@ -187,3 +187,77 @@ def test_weights_are_nan_exactly_during_warm_up(close: pd.DataFrame, rebalance: 
         run(prices, w, commission_bps=1, slippage_bps=2).equity,
         run(prices, flat, commission_bps=1, slippage_bps=2).equity,
     )
+
+
+@pytest.fixture(scope="module")
+def ohlc() -> dict[str, pd.DataFrame]:
+    from quantdesk.data.wide import panels_from_bars
+
+    bars = simulate(n_symbols=4, n_days=900, seed=7).bars
+    return panels_from_bars(bars, ["open", "high", "low", "close"], "1d")
+
+
+def test_forecast_sized_weights_are_causal(ohlc: dict[str, pd.DataFrame]) -> None:
+    from quantdesk.forecast.base import truncate
+    from quantdesk.forecast.volatility import HARVol
+
+    close = ohlc["close"]
+    har = HARVol("vol_1d").fit(ohlc, end=close.index[500])
+    full = vol_target_trend(close, vol_model=har, panels=ohlc)
+    assert full.iloc[300:].abs().sum().sum() > 0
+    for cut in (520, 700, 899):
+        part = truncate(ohlc, close.index[cut])
+        got = vol_target_trend(part["close"], vol_model=har, panels=part)
+        pd.testing.assert_frame_equal(got, full.iloc[: cut + 1])
+
+
+def test_forecast_sizing_differs_from_ewma_and_default_is_unchanged(
+    ohlc: dict[str, pd.DataFrame],
+) -> None:
+    from quantdesk.forecast.volatility import HARVol
+    from quantdesk.signals.volatility import ewma_vol
+    from quantdesk.strategies import size_trend, trend_inputs
+
+    close = ohlc["close"]
+    default = vol_target_trend(close)
+    pd.testing.assert_frame_equal(vol_target_trend(close, vol_model=None), default)
+    signal, vol = trend_inputs(close)
+    pd.testing.assert_frame_equal(vol, ewma_vol(close, halflife=20).shift(1))
+    pd.testing.assert_frame_equal(size_trend(signal, vol), default)
+    har = HARVol("vol_1d").fit(ohlc, end=close.index[500])
+    assert not vol_target_trend(close, vol_model=har, panels=ohlc).equals(default)
+    with pytest.raises(ValueError, match="must forecast volatility"):
+        from quantdesk.forecast.baselines import ZeroReturn
+
+        vol_target_trend(close, vol_model=ZeroReturn())
+
+
+def test_vol_target_tracking_matches_the_backtest_engine() -> None:
+    """Single asset: the realised volatility under each sizing, against vectorbt's returns."""
+    from quantdesk.forecast.volatility import GARCHVol, HARVol
+    from quantdesk.strategies import vol_target_tracking
+
+    rng = np.random.default_rng(3)
+    n = 2000
+    idx = pd.bdate_range("2000-01-03", periods=n, tz="UTC")
+    r = 0.0015 + 0.20 / np.sqrt(252) * rng.standard_normal(n)
+    close = pd.DataFrame({"X": 100 * np.exp(np.cumsum(r))}, index=idx)
+    panels = {"close": close}
+    fit_end = idx[999]
+    models = {
+        "ewma": None,
+        "har": HARVol("vol_1d").fit(panels, end=fit_end),
+        "garch": GARCHVol("vol_1d").fit(panels, end=fit_end),
+    }
+    table = vol_target_tracking(
+        close, models, target_vol=0.10, start=idx[1000], panels=panels, lookbacks=(252,)
+    ).set_index("sizing")
+    assert list(table.index) == ["ewma", "har", "garch"]
+    assert (table["bars"] == n - 1000).all()
+    for name, model in models.items():
+        w = vol_target_trend(close, lookbacks=(252,), target_vol=0.10, vol_model=model)
+        engine = run(close, w, commission_bps=0, slippage_bps=0).returns.iloc[1000:]
+        assert table.loc[name, "realised_vol"] == pytest.approx(
+            engine.std() * np.sqrt(252), rel=1e-3
+        )
+        assert table.loc[name, "ratio"] == pytest.approx(1.0, rel=0.15)

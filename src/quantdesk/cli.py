@@ -40,11 +40,13 @@ app.add_typer(ingest_app, name="ingest")
 app.add_typer(data_app, name="data")
 
 # Report and schedule commands live beside their package; registered here.
+from quantdesk.forecast.commands import forecast_app  # noqa: E402
 from quantdesk.reports.commands import report_app, schedule_app  # noqa: E402
 
 app.add_typer(report_app, name="report")
 app.add_typer(schedule_app, name="schedule")
 app.add_typer(regimes_app, name="regimes")
+app.add_typer(forecast_app, name="forecast")
 paper_app = typer.Typer(
     help="Trade a paper ledger in the store: buy, sell, follow a strategy, show, watch.",
     no_args_is_help=True,

@@ -6,18 +6,25 @@ paper ledger, so what is tested here is what trades.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import math
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from quantdesk.portfolio.sizing import Rebalance, vol_target_weights
 
+if TYPE_CHECKING:
+    from quantdesk.forecast.base import ForecastModel
+
 __all__ = [
     "DEFAULT_LOOKBACKS",
+    "forecast_vol",
     "ma_crossover_weights",
     "size_trend",
     "trend_inputs",
+    "vol_target_tracking",
     "vol_target_trend",
 ]
 
@@ -37,6 +44,8 @@ def vol_target_trend(
     band: float = 0.0,
     lag: int = 1,
     periods_per_year: float | None = None,
+    vol_model: ForecastModel | None = None,
+    panels: Mapping[str, pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
     """Return target weights of volatility-targeted trend following (the Stocker design).
 
@@ -66,6 +75,15 @@ def vol_target_trend(
     year of ``close``'s timeframe or index (252 daily, 52 weekly, 12 monthly, 24 x 260
     hourly FX), so the same target means the same risk on any bar length.
 
+    ``vol_model`` sizes with a fitted volatility forecast model of
+    :mod:`quantdesk.forecast` (target ``vol_1d`` or ``vol_5d``: HAR, GARCH, ...) instead of
+    the EWMA: the forecast made at close t (from bars up to t) takes the EWMA's place,
+    lagged the same way.  Such models read ``panels`` (``open, high, low, close`` by field;
+    default ``{"close": close}``, close-to-close) and annualise by ``close``'s bar length.
+    The model's parameters are what it learnt up to its training end: fit it before the
+    period you backtest (see :func:`vol_target_tracking`).  ``None`` (the default) keeps
+    the EWMA.
+
     Examples
     --------
     >>> import quantdesk as qd  # doctest: +SKIP
@@ -79,6 +97,8 @@ def vol_target_trend(
         vol_halflife=vol_halflife,
         lag=lag,
         periods_per_year=periods_per_year,
+        vol_model=vol_model,
+        panels=panels,
     )
     return size_trend(
         signal,
@@ -99,11 +119,13 @@ def trend_inputs(
     vol_halflife: float = 20,
     lag: int = 1,
     periods_per_year: float | None = None,
+    vol_model: ForecastModel | None = None,
+    panels: Mapping[str, pd.DataFrame] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return the lagged (signal, annualised volatility forecast) panels to size.
 
-    ``periods_per_year=None`` annualises by ``close``'s own bar length (see
-    :func:`vol_target_trend`).
+    ``periods_per_year=None`` annualises by ``close``'s own bar length; ``vol_model``
+    replaces the EWMA by a fitted volatility forecast model (see :func:`vol_target_trend`).
     """
     from quantdesk.signals.trend import blended_tsmom
     from quantdesk.signals.volatility import ewma_vol
@@ -113,8 +135,28 @@ def trend_inputs(
     if not lookbacks:
         raise ValueError("lookbacks must name at least one lookback")
     signal = blended_tsmom(close, tuple(lookbacks)).shift(lag)
-    vol = ewma_vol(close, halflife=vol_halflife, periods_per_year=periods_per_year).shift(lag)
-    return signal, vol
+    if vol_model is None:
+        vol = ewma_vol(close, halflife=vol_halflife, periods_per_year=periods_per_year)
+    else:
+        vol = forecast_vol(vol_model, close, panels)
+    return signal, vol.shift(lag)
+
+
+def forecast_vol(
+    model: ForecastModel, close: pd.DataFrame, panels: Mapping[str, pd.DataFrame] | None = None
+) -> pd.DataFrame:
+    """Return a fitted volatility model's forecasts as a wide panel aligned to ``close``.
+
+    Row ``t`` is the forecast made at close ``t`` from bars up to ``t`` (the model's
+    ``predict_many``); NaN where it has none (too little history, a symbol it was not
+    fitted on).
+    """
+    if not model.target.startswith("vol_"):
+        raise ValueError(f"vol_model must forecast volatility (vol_1d, vol_5d), not {model.target}")
+    inputs = dict(panels) if panels is not None else {"close": close}
+    long = model.predict_many(inputs, close.index)
+    wide = long.pivot(index="ts", columns="symbol", values="value")
+    return wide.reindex(index=close.index, columns=close.columns).astype(float)
 
 
 def size_trend(
@@ -156,3 +198,60 @@ def ma_crossover_weights(
     changed = state.ne(state.shift(1))
     changed.iloc[0] = True
     return state.where(changed)
+
+
+def vol_target_tracking(
+    close: pd.DataFrame,
+    vol_models: Mapping[str, ForecastModel | None],
+    *,
+    target_vol: float = 0.10,
+    start: Any = None,
+    panels: Mapping[str, pd.DataFrame] | None = None,
+    window: int = 63,
+    **strategy: Any,
+) -> pd.DataFrame:
+    """Return how close the strategy's realised volatility came to ``target_vol`` per sizing.
+
+    For each entry of ``vol_models`` (a name to a fitted volatility model, or ``None`` for
+    the EWMA) the weights of :func:`vol_target_trend` are held over the next bar:
+    portfolio return ``r[t+1] = sum_i w_i[t] * (C_i[t+1] / C_i[t] - 1)`` (before costs).
+    From ``start`` on (fit the models before it: out of sample) the table gives
+
+    ``realised_vol``
+        the annualised standard deviation of the portfolio returns;
+    ``ratio``
+        ``realised_vol / target_vol`` (1 for a perfect single-asset aim; below 1 when the
+        assets diversify, see :func:`vol_target_trend`);
+    ``tracking_rmse``
+        the root mean square of ``ln(rolling realised vol / target_vol)`` over ``window``
+        bars: how steadily the risk stayed on target (0 is perfectly steady);
+    ``bars``
+        portfolio returns counted.
+    """
+    from quantdesk.data.frequency import resolve_periods_per_year
+    from quantdesk.forecast.base import as_session
+
+    ppy = resolve_periods_per_year(strategy.get("periods_per_year"), close, what="close")
+    returns = close.pct_change(fill_method=None)
+    rows = []
+    for name, model in vol_models.items():
+        weights = vol_target_trend(
+            close, target_vol=target_vol, vol_model=model, panels=panels, **strategy
+        )
+        port = (weights.shift(1) * returns).sum(axis=1, min_count=1)
+        if start is not None:
+            port = port.loc[port.index >= as_session(start)]
+        port = port.dropna()
+        rolling = port.rolling(window, min_periods=window).std() * math.sqrt(ppy)
+        logs = np.log(rolling.dropna() / target_vol)
+        rows.append(
+            {
+                "sizing": name,
+                "target_vol": target_vol,
+                "realised_vol": float(port.std() * math.sqrt(ppy)),
+                "ratio": float(port.std() * math.sqrt(ppy) / target_vol),
+                "tracking_rmse": float(np.sqrt(np.mean(logs**2))) if len(logs) else float("nan"),
+                "bars": len(port),
+            }
+        )
+    return pd.DataFrame(rows)

@@ -28,6 +28,11 @@ _EXPORTS = {
     "save_model": "quantdesk.forecast.models",
     "WalkForwardForecasts": "quantdesk.forecast.evaluation",
     "walk_forward": "quantdesk.forecast.evaluation",
+    "fit_forecasts": "quantdesk.forecast.jobs",
+    "run_forecasts": "quantdesk.forecast.jobs",
+    "score_forecasts": "quantdesk.forecast.jobs",
+    "backfill_forecasts": "quantdesk.forecast.jobs",
+    "forecast_view": "quantdesk.forecast.jobs",
 }
 _SUBMODULES = frozenset(
     {
@@ -35,6 +40,7 @@ _SUBMODULES = frozenset(
         "baselines",
         "boosting",
         "evaluation",
+        "jobs",
         "models",
         "regime_models",
         "scores",
@@ -47,15 +53,27 @@ __all__ = [
     "TARGETS",
     "ForecastModel",
     "WalkForwardForecasts",
+    "backfill_forecasts",
+    "fit_forecasts",
+    "forecast_view",
     "load_model",
     "models_for",
+    "run_forecasts",
     "save_model",
+    "score_forecasts",
     "walk_forward",
 ]
 
 if TYPE_CHECKING:
     from quantdesk.forecast.base import ForecastModel
     from quantdesk.forecast.evaluation import WalkForwardForecasts, walk_forward
+    from quantdesk.forecast.jobs import (
+        backfill_forecasts,
+        fit_forecasts,
+        forecast_view,
+        run_forecasts,
+        score_forecasts,
+    )
     from quantdesk.forecast.models import load_model, models_for, save_model
     from quantdesk.forecast.targets import TARGETS
 

@@ -14,12 +14,15 @@ the bars.  With ``f[t]`` the filtered probabilities and ``A`` the fitted transit
 
 Fits are shared: the three models (and the walk-forward's regime target) fitted on the same
 bars with the same seed reuse one HMM per symbol (a small in-process cache keyed by the
-bars' digest).
+bars' digest).  So are filters: the three models holding the same HMM (fitted together, or
+loaded from artifacts with the same arrays) filter the same bars once (a cache keyed by
+the HMM's identity and the bars' digest).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
@@ -41,6 +44,8 @@ logger = logging.getLogger(__name__)
 
 _CACHE: OrderedDict[tuple[str, int, str], RegimeModel] = OrderedDict()
 _CACHE_SIZE = 256
+_FILTERED: OrderedDict[tuple[str, str], pd.DataFrame] = OrderedDict()
+_FILTERED_SIZE = 2048
 _MIN_OBS = 320  # the HMM's 250 training rows after the feature warm-up
 
 
@@ -65,6 +70,34 @@ def _fitted(bars: pd.DataFrame, random_state: int) -> RegimeModel:
     return model
 
 
+def _filtered(model: RegimeModel, identity: str | None, bars: pd.DataFrame) -> pd.DataFrame:
+    """Return ``model.filter(bars)``'s probabilities, once per (HMM identity, bars)."""
+    cols = list(REGIME_PROBABILITY_COLUMNS)
+    if identity is None:
+        return model.filter(bars)[cols]
+    key = (identity, _digest(bars))
+    found = _FILTERED.get(key)
+    if found is None:
+        found = model.filter(bars)[cols]
+        _FILTERED[key] = found
+        while len(_FILTERED) > _FILTERED_SIZE:
+            _FILTERED.popitem(last=False)
+    else:
+        _FILTERED.move_to_end(key)
+    return found
+
+
+def _arrays_digest(arrays: Mapping[str, np.ndarray]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        value = np.ascontiguousarray(arrays[name])
+        digest.update(
+            name.encode() + b"\x00" + str(value.dtype).encode() + str(value.shape).encode()
+        )
+        digest.update(value.tobytes())
+    return digest.hexdigest()
+
+
 def filtered_regimes(models: Mapping[str, RegimeModel], panels: Panels) -> pd.DataFrame:
     """Return the long filtered probabilities ``symbol, ts, p_*`` of fitted models per symbol."""
     frames = []
@@ -85,6 +118,8 @@ class _RegimeForecast(ForecastModel):
         super().__init__(target)
         self.random_state = int(random_state)
         self.models_: dict[str, RegimeModel] = {}
+        # An identity per symbol's HMM: equal identities hold equal parameters.
+        self.identities_: dict[str, str] = {}
 
     def params(self) -> dict[str, Any]:
         """Return the HMM's seed."""
@@ -92,6 +127,7 @@ class _RegimeForecast(ForecastModel):
 
     def _fit(self, panels: Panels) -> None:
         self.models_ = {}
+        self.identities_ = {}
         for symbol in panels["close"].columns:
             bars = symbol_bars(panels, str(symbol))
             if len(bars) < _MIN_OBS:
@@ -100,6 +136,7 @@ class _RegimeForecast(ForecastModel):
                 )
                 continue
             self.models_[str(symbol)] = _fitted(bars, self.random_state)
+            self.identities_[str(symbol)] = f"fit:{_digest(bars)}:{self.random_state}"
 
     def _forecast(self, filtered: np.ndarray, transmat: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -113,7 +150,8 @@ class _RegimeForecast(ForecastModel):
         for symbol, model in self.models_.items():
             if symbol not in panels["close"].columns:
                 continue
-            filt = model.filter(symbol_bars(panels, symbol))[cols]
+            bars = symbol_bars(panels, symbol)
+            filt = _filtered(model, self.identities_.get(symbol), bars)
             filt = filt.reindex(wanted).dropna()
             probs = self._forecast(filt.to_numpy(), model.transition_matrix().to_numpy())
             frames.append(pd.DataFrame(probs, columns=cols).assign(ts=filt.index, symbol=symbol))
@@ -135,10 +173,15 @@ class _RegimeForecast(ForecastModel):
         from quantdesk.regimes.model import RegimeModel
 
         self.models_ = {}
+        self.identities_ = {}
         for symbol, entry in state["symbols"].items():
             prefix = f"s{entry['index']}__"
             own = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
             self.models_[symbol] = RegimeModel.from_artifact(own, entry["model"])
+            meta = json.dumps(entry["model"], sort_keys=True, default=str)
+            self.identities_[symbol] = (
+                f"artifact:{_arrays_digest(own)}:{hashlib.sha256(meta.encode()).hexdigest()}"
+            )
 
 
 class HMMRegimeForecast(_RegimeForecast):
