@@ -10,6 +10,8 @@ What :func:`lab_launch` prepares, and why:
 * This Python's JupyterLab (``python -m jupyterlab``) with this environment's ``bin``
   first on ``PATH``: the kernels, terminals and ``!quantdesk`` of the lab are the
   project's, not whatever ``jupyter`` the shell finds first.
+* ``--LabApp.news_url=None`` and ``NeverCheckForUpdate``: the lab asks no outside host
+  for news or a newer version (the machine may be offline, and the question is noise).
 * The token travels in ``JUPYTER_TOKEN`` (never on a command line ``ps`` shows); the
   URL with it is what the command prints.
 
@@ -110,6 +112,8 @@ def lab_launch(
         "--ServerApp.ip=127.0.0.1",
         f"--ServerApp.port={port}",
         "--ServerApp.port_retries=0",
+        "--LabApp.news_url=None",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
         *extra,
     ]
     return LabLaunch(
