@@ -771,7 +771,7 @@ def lab(
 
     launch = lab_launch(port=port, extra=list(ctx.args))
     typer.echo(launch.summary())
-    raise typer.Exit(launch.run())
+    launch.run()
 
 
 # -- news and sentiment (quantdesk.data.news*, quantdesk.sentiment) ---------------------

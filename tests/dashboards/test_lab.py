@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -69,7 +70,14 @@ def test_quantdesk_lab_serves_the_project_root(project: Path) -> None:
         assert names == {"pyproject.toml", "notebooks"}
         # Without the token the server refuses.
         assert wait_for_http(f"http://127.0.0.1:{port}/api/contents", ok=(403,)) == 403
-    finally:
+        # The command is the server (an exec, not a child): stopping it stops JupyterLab,
+        # and nothing is left listening on the port.
         proc.terminate()
         proc.wait(timeout=60)
+        with socket.socket() as sock:
+            assert sock.connect_ex(("127.0.0.1", port)) != 0, "a JupyterLab outlived the command"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=60)
         log.close()

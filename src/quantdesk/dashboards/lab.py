@@ -30,11 +30,11 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 from quantdesk.config import project_root, settings
 
@@ -66,14 +66,17 @@ class LabLaunch:
             ]
         )
 
-    def run(self) -> int:
-        """Return JupyterLab's exit status after running it in the foreground."""
-        with subprocess.Popen(self.argv, env=self.env, cwd=self.root) as proc:
-            try:
-                return proc.wait()
-            except KeyboardInterrupt:
-                # Ctrl-C reached JupyterLab too (same process group): let it shut down.
-                return proc.wait()
+    def run(self) -> NoReturn:
+        """Replace this process with JupyterLab (never returns).
+
+        An exec, not a child process: a signal sent to ``quantdesk lab`` (Ctrl-C, a
+        service manager's or a test's SIGTERM) reaches JupyterLab itself, so no orphan
+        server outlives the command.
+        """
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.chdir(self.root)
+        os.execve(self.argv[0], self.argv, self.env)
 
 
 def lab_launch(
