@@ -44,6 +44,9 @@ from quantdesk.reports.commands import report_app, schedule_app  # noqa: E402
 
 app.add_typer(report_app, name="report")
 app.add_typer(schedule_app, name="schedule")
+from quantdesk.pipeline.commands import pipeline_app  # noqa: E402
+
+app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(regimes_app, name="regimes")
 paper_app = typer.Typer(
     help="Trade a paper ledger in the store: buy, sell, follow a strategy, show, watch.",
