@@ -104,8 +104,14 @@ def _statuses(path: Path) -> dict[tuple[str, str], str]:
 
 def test_steps_run_after_what_they_need_and_a_cycle_or_unknown_need_is_refused() -> None:
     definition = PipelineDefinition.from_mapping(
-        {"steps": {"c": {"run": "m:f", "needs": ["b"]}, "b": {"run": "m:f", "needs": ["a"]},
-                   "a": {"run": "m:f"}, "d": {"run": "m:f"}}}  # fmt: skip
+        {
+            "steps": {
+                "c": {"run": "m:f", "needs": ["b"]},
+                "b": {"run": "m:f", "needs": ["a"]},
+                "a": {"run": "m:f"},
+                "d": {"run": "m:f"},
+            }
+        }
     )
     assert [s.name for s in definition.steps] == ["a", "b", "c", "d"]
     assert definition.dependents("b") == ["b", "c"]

@@ -36,7 +36,20 @@ _EXPORTS = {
 }
 _SUBMODULES = frozenset({"commands", "definition", "engine", "lock", "record", "steps"})
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "PipelineBusyError",
+    "PipelineDefinition",
+    "PipelineError",
+    "PipelineRecord",
+    "PipelineRun",
+    "PipelineStatus",
+    "RunLock",
+    "backfill",
+    "load_pipeline",
+    "pipeline_status",
+    "retry_failed",
+    "run_pipeline",
+]
 
 __getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS, _SUBMODULES)
 

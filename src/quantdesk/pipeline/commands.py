@@ -31,7 +31,9 @@ StoreOption = Annotated[
 ]
 CatalogOption = Annotated[
     Path | None,
-    typer.Option("--catalog", help="Catalog with the pipeline: section (default research/reports.yaml)."),
+    typer.Option(
+        "--catalog", help="Catalog with the pipeline: section (default research/reports.yaml)."
+    ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 NowOption = Annotated[

@@ -127,7 +127,9 @@ class PipelineDefinition:
             raise PipelineError(f"{where}: must be a mapping with 'steps'")
         unknown = sorted(set(data) - _TOP_FIELDS)
         if unknown:
-            raise PipelineError(f"{where}: unknown field {unknown[0]!r}; one of {sorted(_TOP_FIELDS)}")
+            raise PipelineError(
+                f"{where}: unknown field {unknown[0]!r}; one of {sorted(_TOP_FIELDS)}"
+            )
         raw = data.get("steps")
         if not isinstance(raw, Mapping) or not raw:
             raise PipelineError(f"{where}.steps: must be a non-empty mapping of step name to step")

@@ -50,6 +50,7 @@ logger = logging.getLogger(__name__)
 # The store tables each built-in step reads: its inputs fingerprint covers their size
 # and newest time (a user's step, and any other, covers them all).
 _ALL_INPUTS = ("bars", "news", "news_scores", "alerts", "regimes", "paper_trades")
+_TIMED = ("bars", "news", "alerts", "regimes", "paper_trades")
 _STEP_INPUTS: dict[str, tuple[str, ...]] = {
     "news": ("news", "news_scores"),
     "regimes": ("bars",),
@@ -161,19 +162,22 @@ class PipelineRun:
 
 
 def _table_versions(store: MarketStore, tables: Sequence[str]) -> dict[str, Any]:
+    """Return each table's row count and newest ``ts`` (None for a missing table), in two reads."""
     present = set(
         store.sql("SELECT table_name FROM information_schema.tables")["table_name"].astype(str)
     )
-    versions: dict[str, Any] = {}
-    for table in tables:
-        if table not in present:
-            versions[table] = None
-            continue
-        row = store.sql(f"SELECT count(*) AS n FROM {table}")  # names from the table above
-        versions[table] = int(row["n"].iloc[0])
-        if table in ("bars", "news", "alerts", "regimes", "paper_trades"):
-            newest = store.sql(f"SELECT max(ts) AS ts FROM {table}")["ts"].iloc[0]
-            versions[table] = [versions[table], None if pd.isna(newest) else str(newest)]
+    parts = [
+        f"SELECT '{t}' AS name, count(*) AS n, "
+        + ("max(ts)::VARCHAR" if t in _TIMED else "NULL::VARCHAR")
+        + f" AS newest FROM {t}"
+        for t in tables
+        if t in present
+    ]  # table names come from the fixed tuples above, never from input
+    versions: dict[str, Any] = dict.fromkeys(tables)
+    if parts:
+        for row in store.sql(" UNION ALL ".join(parts)).to_dict("records"):
+            newest = row["newest"]
+            versions[str(row["name"])] = [int(row["n"]), None if pd.isna(newest) else newest]
     return versions
 
 
@@ -230,7 +234,9 @@ def _execute(spec: StepSpec, ctx: StepContext, fingerprint: str) -> StepResult:
                 time.sleep(policy.delay(attempt_no))
             continue
         counts = {**output.counts, "empty": output.empty, "note": output.note}
-        ctx.record.finish(ctx.pipeline, spec.name, ctx.session, attempt, "succeeded", outputs=counts)
+        ctx.record.finish(
+            ctx.pipeline, spec.name, ctx.session, attempt, "succeeded", outputs=counts
+        )
         return StepResult(spec.name, ctx.session, "succeeded", attempt_no + 1,
                           time.perf_counter() - started, dict(output.counts), output.note,
                           empty=output.empty)  # fmt: skip
@@ -246,8 +252,10 @@ def _run_session(
     forced: set[str] = set()
     for name in force:
         forced.update(definition.dependents(name))
-    earlier = ctx.record.state(definition.name, ctx.session)
-    outputs = _earlier_outputs(ctx.record, definition.name, ctx.session)
+    attempts = ctx.record.attempts(definition.name, ctx.session)
+    earlier = ctx.record.state(definition.name, ctx.session, attempts)
+    latest = attempts.sort_values("attempt").groupby("step").tail(1)
+    outputs = {str(r["step"]): json.loads(str(r["outputs"])) for r in latest.to_dict("records")}
     status: dict[str, str] = {}  # this run's view: succeeded, failed, blocked, empty, done
     ran: set[str] = set()
     results: list[StepResult] = []
@@ -294,12 +302,6 @@ def _run_session(
     return SessionRun(ctx.session, tuple(results))
 
 
-def _earlier_outputs(record: PipelineRecord, pipeline: str, session: Any) -> dict[str, Any]:
-    frame = record.attempts(pipeline, session)
-    latest = frame.sort_values("attempt").groupby("step").tail(1)
-    return {str(r.step): json.loads(str(r.outputs)) for r in latest.itertuples(index=False)}
-
-
 # -- runs ----------------------------------------------------------------------------------
 
 
@@ -316,8 +318,8 @@ def _interrupt(record: PipelineRecord, pipeline: str) -> list[pd.Timestamp]:
     """Return the sessions whose steps a dead run left ``running``, now marked failed."""
     frame = record.attempts(pipeline)
     stuck = frame[frame["status"] == "running"]
-    for row in stuck.itertuples(index=False):
-        record.finish(pipeline, str(row.step), row.session, int(row.attempt), "failed",
+    for row in stuck.to_dict("records"):
+        record.finish(pipeline, str(row["step"]), row["session"], int(row["attempt"]), "failed",
                       error="interrupted: the run doing it ended without finishing it")  # fmt: skip
     return sorted({pd.Timestamp(s) for s in stuck["session"]})
 
@@ -457,15 +459,16 @@ class PipelineStatus:
 
     def summary(self) -> str:
         """Return the status as text: the last session's steps, failures, the next session due."""
-        if self.last_session is None:
-            head = f"pipeline {self.pipeline} ({self.exchange}): never run"
-        else:
-            head = f"pipeline {self.pipeline} ({self.exchange}): last session {self.last_session:%Y-%m-%d}"
-        lines = [head]
-        for row in self.steps.itertuples(index=False):
-            took = "" if pd.isna(row.duration_s) else f" {row.duration_s:.1f}s"
-            why = f": {row.error}" if isinstance(row.error, str) and row.error else ""
-            lines.append(f"  {row.step:<10} {row.status} (attempt {row.attempt}){took}{why}")
+        head = f"pipeline {self.pipeline} ({self.exchange}): "
+        last = self.last_session
+        lines = [head + ("never run" if last is None else f"last session {last:%Y-%m-%d}")]
+        for row in self.steps.to_dict("records"):
+            took = "" if pd.isna(row["duration_s"]) else f" {float(row['duration_s']):.1f}s"
+            error = row["error"]
+            why = f": {error}" if isinstance(error, str) and error else ""
+            lines.append(
+                f"  {row['step']!s:<10} {row['status']} (attempt {row['attempt']}){took}{why}"
+            )
         if self.failed_sessions:
             days = ", ".join(f"{d:%Y-%m-%d}" for d in self.failed_sessions)
             lines.append(f"failed sessions (quantdesk pipeline retry): {days}")
@@ -477,7 +480,7 @@ class PipelineStatus:
         """Return the status as a JSON-able dict."""
         from quantdesk.core.jsonable import jsonable
 
-        day = (lambda d: None if d is None else f"{d:%Y-%m-%d}")  # noqa: E731
+        day = lambda d: None if d is None else f"{d:%Y-%m-%d}"  # noqa: E731
         return {
             "pipeline": self.pipeline,
             "exchange": self.exchange,

@@ -65,7 +65,8 @@ class RunLock:
 
     Examples
     --------
-    >>> with RunLock(tmp_path / "demo.duckdb") as lock:
+    >>> import tempfile
+    >>> with RunLock(Path(tempfile.mkdtemp()) / "demo.duckdb") as lock:
     ...     lock.holder["pid"] == os.getpid()
     True
     """
@@ -86,13 +87,13 @@ class RunLock:
             os.close(fd)
             raise PipelineBusyError(self.path, holder) from None
         previous = _read_holder(fd)
-        if previous.get("pid") and previous.get("host") == socket.gethostname():
-            if not _alive(previous["pid"]):
-                logger.warning(
-                    "taking over the pipeline lock of pid %s (started %s), which is gone",
-                    previous["pid"],
-                    previous.get("started_at"),
-                )
+        same_host = previous.get("host") == socket.gethostname()
+        if previous.get("pid") and same_host and not _alive(previous["pid"]):
+            logger.warning(
+                "taking over the pipeline lock of pid %s (started %s), which is gone",
+                previous["pid"],
+                previous.get("started_at"),
+            )
         self.holder = {
             "pid": os.getpid(),
             "host": socket.gethostname(),

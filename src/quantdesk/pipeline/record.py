@@ -75,7 +75,8 @@ class PipelineRecord(StoreTables):
 
     Examples
     --------
-    >>> record = PipelineRecord(tmp_path / "demo.duckdb")
+    >>> import tempfile, pathlib
+    >>> record = PipelineRecord(pathlib.Path(tempfile.mkdtemp()) / "demo.duckdb")
     >>> record.begin("evening", "update", "2024-07-03", fingerprint="abc")
     1
     >>> record.finish("evening", "update", "2024-07-03", 1, "succeeded", outputs={"bars": 5})
@@ -101,7 +102,8 @@ class PipelineRecord(StoreTables):
             ).fetchall()
             attempt = int(row[0][0]) + 1
             con.execute(
-                "INSERT INTO pipeline_steps VALUES (?, ?, ?, ?, 'running', ?, NULL, ?, '{}', NULL, ?, ?)",
+                "INSERT INTO pipeline_steps "
+                "VALUES (?, ?, ?, ?, 'running', ?, NULL, ?, '{}', NULL, ?, ?)",
                 [
                     pipeline, step, day, attempt, datetime.now(UTC), fingerprint,
                     socket.gethostname(), os.getpid(),
@@ -154,7 +156,8 @@ class PipelineRecord(StoreTables):
         """Return every attempt (oldest first), optionally of one pipeline and session."""
         if not self._has_tables():
             return pd.DataFrame(columns=_COLUMNS)
-        where, params = [], []
+        where: list[str] = []
+        params: list[Any] = []
         if pipeline is not None:
             where.append("pipeline = ?")
             params.append(pipeline)
@@ -169,20 +172,25 @@ class PipelineRecord(StoreTables):
         frame["session"] = pd.to_datetime(frame["session"])
         return frame
 
-    def state(self, pipeline: str, session: Any) -> dict[str, StepState]:
-        """Return the latest attempt of each step of ``pipeline`` on ``session``."""
-        frame = self.attempts(pipeline, session)
+    def state(
+        self, pipeline: str, session: Any, attempts: pd.DataFrame | None = None
+    ) -> dict[str, StepState]:
+        """Return the latest attempt of each step of ``pipeline`` on ``session``.
+
+        ``attempts`` (that session's :meth:`attempts`, read already) saves a read.
+        """
+        frame = self.attempts(pipeline, session) if attempts is None else attempts
         latest = frame.sort_values("attempt").groupby("step").tail(1)
         return {
-            str(r.step): StepState(
-                str(r.step),
-                pd.Timestamp(r.session),
-                int(r.attempt),
-                str(r.status),
-                None if pd.isna(r.inputs_fingerprint) else str(r.inputs_fingerprint),
-                None if pd.isna(r.error) else str(r.error),
+            str(r["step"]): StepState(
+                str(r["step"]),
+                pd.Timestamp(r["session"]),
+                int(r["attempt"]),
+                str(r["status"]),
+                None if pd.isna(r["inputs_fingerprint"]) else str(r["inputs_fingerprint"]),
+                None if pd.isna(r["error"]) else str(r["error"]),
             )
-            for r in latest.itertuples(index=False)
+            for r in latest.to_dict("records")
         }
 
     def last_success_fingerprint(self, pipeline: str, step: str) -> str | None:

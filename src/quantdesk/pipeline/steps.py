@@ -94,9 +94,9 @@ def advance_simulated(store: MarketStore, session: Any, *, seed: int | None = No
 
     Each symbol stored by the simulator (source ``simulator``) gets the bar of
     ``session`` drawn from the simulator's own model (seeded by the seed its first
-    ingest recorded, ``simulator:seed=N``, or ``seed``, and the session date, so the same session always draws the same bar),
-    scaled to continue from the symbol's last stored close before the session.  A
-    session already stored is left as it is (0 new bars).
+    ingest recorded, ``simulator:seed=N``, or ``seed``, and the session date, so the
+    same session always draws the same bar), scaled to continue from the symbol's last
+    stored close before the session.  A session already stored is left as it is (0 new bars).
     """
     from quantdesk.data.simulator import simulate
 
