@@ -331,3 +331,23 @@ def test_a_second_start_is_refused_and_a_killed_run_resumes_without_duplicates(
         pd.testing.assert_frame_equal(a[key], b[key], obj=key)
     statuses = a["steps"].query("step == 'work'")["status"].tolist()
     assert statuses == ["failed", "succeeded"]  # the interrupted attempt, then the resumed one
+
+
+def test_the_forecasts_slot_skips_without_the_forecasts_package_and_dependents_still_run(
+    market: Path, tmp_path: Path
+) -> None:
+    from quantdesk.pipeline.steps import forecasts_available
+
+    if forecasts_available():
+        pytest.skip("quantdesk.forecast is installed: its own tests cover the step")
+    catalog = _catalog(tmp_path, {
+        "update": {},
+        "forecasts": {"needs": ["update"]},
+        "after": {"run": "pipeline_test_steps:log_step", "needs": ["forecasts"],
+                  "params": {"log": str(tmp_path / "log"), "name": "after"}},
+    })  # fmt: skip
+    run = run_pipeline(market, session="2024-07-01", definition=catalog)
+    got = {s.step: (s.status, s.note) for s in run.sessions[0].steps}
+    assert got["forecasts"] == ("skipped", "quantdesk.forecast is not installed")
+    assert got["after"][0] == "succeeded"
+    assert run_pipeline(market, session="2024-07-01", definition=catalog).sessions[0].did_nothing

@@ -234,10 +234,9 @@ def _execute(spec: StepSpec, ctx: StepContext, fingerprint: str) -> StepResult:
                 time.sleep(policy.delay(attempt_no))
             continue
         counts = {**output.counts, "empty": output.empty, "note": output.note}
-        ctx.record.finish(
-            ctx.pipeline, spec.name, ctx.session, attempt, "succeeded", outputs=counts
-        )
-        return StepResult(spec.name, ctx.session, "succeeded", attempt_no + 1,
+        done = "skipped" if output.skipped else "succeeded"
+        ctx.record.finish(ctx.pipeline, spec.name, ctx.session, attempt, done, outputs=counts)
+        return StepResult(spec.name, ctx.session, done, attempt_no + 1,
                           time.perf_counter() - started, dict(output.counts), output.note,
                           empty=output.empty)  # fmt: skip
     return StepResult(spec.name, ctx.session, "failed", spec.retries + 1,
@@ -264,7 +263,7 @@ def _run_session(
         again = name in forced or bool(ran & set(spec.needs))
         if prev is not None and prev.status in DONE_STATES and not again:
             blocked = prev.status == "skipped" and bool(prev.error)
-            empty = (prev.status == "skipped" and not blocked) or outputs.get(name, {}).get("empty")
+            empty = bool(outputs.get(name, {}).get("empty"))
             status[name] = "blocked" if blocked else "empty" if empty else "done"
             results.append(StepResult(name, ctx.session, "done", note=f"{prev.status} earlier"))
             continue
@@ -278,7 +277,8 @@ def _run_session(
         empty_needs = [n for n in spec.needs if status.get(n) == "empty"]
         if empty_needs:
             why = f"no new data from {', '.join(empty_needs)}"
-            ctx.record.mark(ctx.pipeline, name, ctx.session, "skipped", outputs={"note": why})
+            ctx.record.mark(ctx.pipeline, name, ctx.session, "skipped",
+                            outputs={"note": why, "empty": True})  # fmt: skip
             status[name] = "empty"
             results.append(StepResult(name, ctx.session, "skipped", note=why))
             continue
@@ -294,7 +294,7 @@ def _run_session(
             continue
         result = _execute(spec, ctx, fingerprint)
         results.append(result)
-        if result.status == "succeeded":
+        if result.status in ("succeeded", "skipped"):
             ran.add(name)
             status[name] = "empty" if result.empty else "succeeded"
         else:

@@ -59,11 +59,16 @@ class StepContext:
 
 @dataclass(frozen=True)
 class StepOutput:
-    """What a step did: counts by name, ``empty`` when the session brought nothing new."""
+    """What a step did: counts by name, ``empty`` when the session brought nothing new.
+
+    ``skipped``: the step had nothing it could do (the note says why); the steps that
+    need it still run.
+    """
 
     counts: Mapping[str, Any] = field(default_factory=dict)
     empty: bool = False
     note: str = ""
+    skipped: bool = False
 
     def summary(self) -> str:
         """Return one line: the counts (and the note)."""
@@ -263,11 +268,11 @@ def forecasts(ctx: StepContext, **params: Any) -> StepOutput:
     called.  Without the package the step is skipped and says so.
     """
     if not forecasts_available():
-        return StepOutput({}, note=f"{FORECAST_MODULE} is not installed: skipped")
+        return StepOutput({}, note=f"{FORECAST_MODULE} is not installed", skipped=True)
     module = importlib.import_module(FORECAST_MODULE)
     hook = getattr(module, "pipeline_step", None)
     if hook is None:
-        return StepOutput({}, note=f"{FORECAST_MODULE} has no pipeline_step yet: skipped")
+        return StepOutput({}, note=f"{FORECAST_MODULE} has no pipeline_step yet", skipped=True)
     return StepOutput(dict(hook(ctx.store, ctx.session, **params)))
 
 
