@@ -351,3 +351,29 @@ def test_the_forecasts_slot_skips_without_the_forecasts_package_and_dependents_s
     assert got["forecasts"] == ("skipped", "quantdesk.forecast is not installed")
     assert got["after"][0] == "succeeded"
     assert run_pipeline(market, session="2024-07-01", definition=catalog).sessions[0].did_nothing
+
+
+def test_a_notebook_step_makes_one_report_per_session_even_when_forced(
+    market: Path, tmp_path: Path
+) -> None:
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                       "language": "python"}  # fmt: skip
+    notebook.cells = [
+        nbformat.v4.new_code_cell('session = "2000-01-01"', metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("print(session)"),
+    ]
+    path = tmp_path / "evening_note.ipynb"
+    nbformat.write(notebook, path)
+    catalog = _catalog(tmp_path, {"update": {}, "note": {"notebook": str(path),
+                                                         "needs": ["update"]}})  # fmt: skip
+    first = run_pipeline(market, session="2024-07-01", definition=catalog)
+    assert first.sessions[0].steps[-1].counts == {"reports": 1, "already_done": 0}
+    again = run_pipeline(market, session="2024-07-01", definition=catalog, force=["note"])
+    assert again.sessions[0].steps[-1].counts == {"reports": 0, "already_done": 1}
+    folders = list((tmp_path / "reports" / "evening_note").iterdir())
+    assert [f.name for f in folders] == ["evening-20240701-evening_note"]
+    meta = json.loads((folders[0] / "run.json").read_text())
+    assert meta["parameters"]["session"] == "2024-07-01"

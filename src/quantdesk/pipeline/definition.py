@@ -79,17 +79,12 @@ class StepSpec:
 
 def _notebook_step(notebook: str) -> Callable[..., Any]:
     def run_notebook(context: Any, **parameters: Any) -> Any:
-        from quantdesk.pipeline.steps import StepOutput
-        from quantdesk.reports.runner import run_report
+        from quantdesk.pipeline.steps import StepOutput, run_session_report
 
-        # One run id per pipeline, session and notebook: a resumed run replaces the
-        # report of a killed one instead of adding a second.
-        day = f"{context.session:%Y-%m-%d}"
         run_id = f"{context.pipeline}-{context.session:%Y%m%d}-{Path(notebook).stem}"
-        record = run_report(notebook, {**parameters, "session": day}, run_id=run_id)
-        if record.status != "ok":
-            raise RuntimeError(f"notebook {notebook} failed: {record.reason}")
-        return StepOutput({"reports": 1})
+        session = f"{context.session:%Y-%m-%d}"
+        fresh = run_session_report(notebook, {**parameters, "session": session}, run_id)
+        return StepOutput({"reports": int(fresh), "already_done": int(not fresh)})
 
     return run_notebook
 

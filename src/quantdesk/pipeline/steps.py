@@ -31,6 +31,7 @@ __all__ = [
     "StepOutput",
     "advance_simulated",
     "forecasts_available",
+    "run_session_report",
     "session_ts",
 ]
 
@@ -337,30 +338,70 @@ def paper(
     return StepOutput(counts)
 
 
+def run_session_report(
+    notebook: str,
+    parameters: Mapping[str, Any],
+    run_id: str,
+    *,
+    reports_dir: str | None = None,
+    timeout: float | None = None,
+    job: str | None = None,
+) -> bool:
+    """Return whether the report ``run_id`` ran now (False: it was done already).
+
+    The run id names the pipeline, session and report, so a resumed run finds a report
+    it finished (its ``run.json`` says ok) and leaves it, and replaces the folder a
+    killed run left half-written: one report per session, never two.
+    """
+    import json
+    import shutil
+
+    from quantdesk.config import settings
+    from quantdesk.reports.runner import run_report
+
+    root = Path(reports_dir) if reports_dir else settings().reports_dir
+    folder = root / Path(notebook).stem / run_id
+    meta = folder / "run.json"
+    if meta.is_file() and json.loads(meta.read_text(encoding="utf-8")).get("status") == "ok":
+        return False
+    if folder.exists():
+        logger.warning("replacing %s, left unfinished by an earlier run", folder)
+        shutil.rmtree(folder)
+    options: dict[str, Any] = {"reports_dir": root, "run_id": run_id, "job": job}
+    if timeout is not None:
+        options["timeout"] = timeout
+    record = run_report(notebook, dict(parameters), **options)
+    if record.status != "ok":
+        raise RuntimeError(f"report {notebook} ({run_id}) failed: {record.reason}")
+    return True
+
+
 def reports(
     ctx: StepContext,
     *,
     jobs: Sequence[str] = ("daily",),
-    executor: str = "process",
     reports_dir: str | None = None,
 ) -> StepOutput:
-    """Return the runs of the catalog's evening report jobs on the updated store."""
-    from quantdesk.reports.batch import run_batch
+    """Return the runs of the catalog's evening report jobs on the updated store.
+
+    Each run of each job is one report of the session (run id
+    ``<pipeline>-<YYYYMMDD>-<job>-<n>``), run one after the other (each notebook already
+    uses the cores it needs); the reports index is rewritten at the end.
+    """
     from quantdesk.reports.catalog import load_catalog
     from quantdesk.reports.publish import write_index
 
     catalog = load_catalog()
-    ok = failed = 0
+    ran = done = 0
     for name in jobs:
-        result = run_batch(
-            catalog.job(name), executor=executor, reports_dir=reports_dir, progress=False
-        )
-        ok += len(result.succeeded)
-        failed += len(result.failed)
+        for i, spec in enumerate(catalog.job(name).runs()):
+            run_id = f"{ctx.pipeline}-{ctx.session:%Y%m%d}-{name}-{i}"
+            fresh = run_session_report(spec.notebook, spec.parameters, run_id,
+                                       reports_dir=reports_dir, timeout=spec.timeout,
+                                       job=name)  # fmt: skip
+            ran, done = ran + fresh, done + (not fresh)
     write_index(reports_dir)
-    if failed:
-        raise RuntimeError(f"{failed} report run(s) failed ({ok} succeeded)")
-    return StepOutput({"reports": ok})
+    return StepOutput({"reports": ran, "already_done": done})
 
 
 StepFunction = Callable[..., Any]
