@@ -23,10 +23,16 @@ DEFAULT_EXCHANGE = "XNYS"
 
 @functools.lru_cache(maxsize=8)
 def _calendar(exchange: str) -> Any:
+    import warnings
+
     import exchange_calendars as xcals
 
     try:
-        return xcals.get_calendar(exchange)
+        # exchange_calendars builds its tables with a pandas call that pandas 3.1
+        # deprecates (Series.values on tz-aware data); the library's concern, not ours.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Series.values returning an ndarray")
+            return xcals.get_calendar(exchange)
     except Exception as exc:  # InvalidCalendarName and friends
         raise ValueError(
             f"unknown exchange calendar {exchange!r} (e.g. XNYS, XLON, XTKS): {exc}"
