@@ -194,6 +194,11 @@ def test_info_on_missing_store_is_a_clear_error() -> None:
         ["paper", "buy"],
         ["paper", "rebalance"],
         ["paper", "watch"],
+        ["pipeline"],
+        ["pipeline", "run"],
+        ["pipeline", "backfill"],
+        ["pipeline", "status"],
+        ["pipeline", "retry"],
     ],
 )
 def test_help_everywhere(args: list[str]) -> None:

@@ -39,6 +39,7 @@ FLOORS: dict[str, int] = {
     "screener": 3,
     "reports": 4,
     "dashboards": 4,
+    "pipeline": 4,
     "cli": 5,
     "__main__": 5,
 }

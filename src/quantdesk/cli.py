@@ -45,6 +45,9 @@ from quantdesk.reports.commands import report_app, schedule_app  # noqa: E402
 
 app.add_typer(report_app, name="report")
 app.add_typer(schedule_app, name="schedule")
+from quantdesk.pipeline.commands import pipeline_app  # noqa: E402
+
+app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(regimes_app, name="regimes")
 app.add_typer(forecast_app, name="forecast")
 paper_app = typer.Typer(

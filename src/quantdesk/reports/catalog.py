@@ -395,9 +395,12 @@ class Catalog:
             data = {}
         if not isinstance(data, dict):
             raise CatalogError(file, "the top level must be a mapping with a 'jobs' key")
-        unknown = sorted(set(data) - {"jobs"})
+        # ``pipeline:`` is the evening pipeline's definition (quantdesk.pipeline.definition).
+        unknown = sorted(set(data) - {"jobs", "pipeline"})
         if unknown:
-            raise CatalogError(file, f"unknown top-level keys {unknown}; expected 'jobs'")
+            raise CatalogError(
+                file, f"unknown top-level keys {unknown}; expected 'jobs' (and 'pipeline')"
+            )
         raw_jobs = data.get("jobs") or {}
         if not isinstance(raw_jobs, dict):
             raise CatalogError(file, "'jobs' must be a mapping of job name to job")

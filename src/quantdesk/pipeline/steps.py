@@ -1,0 +1,420 @@
+"""The built-in steps of the evening pipeline, each a call of an existing library job.
+
+A step is a function ``step(context, **params) -> StepOutput``: it does one session's
+work through the job the matching CLI command calls, and returns its counts.  Every
+step is idempotent by session key, so a run killed inside one and resumed adds
+nothing twice: bars are upserted by ``(symbol, timeframe, ts)``, alerts by
+``(symbol, rule, ts)``, news scores by story and model, drop-folder files by content
+hash, and a paper ledger that already traded at the session's close is left alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from quantdesk.data.store import MarketStore
+from quantdesk.pipeline.record import PipelineRecord
+
+__all__ = [
+    "BUILTIN_STEPS",
+    "FORECAST_MODULE",
+    "StepContext",
+    "StepOutput",
+    "advance_simulated",
+    "forecasts_available",
+    "run_session_report",
+    "session_ts",
+]
+
+logger = logging.getLogger(__name__)
+
+#: The package the ``forecasts`` step needs (the forecasts issue); without it the step
+#: is skipped and says why.
+FORECAST_MODULE = "quantdesk.forecast"
+
+
+@dataclass
+class StepContext:
+    """What a step gets: the store, the session, the pipeline's name and record."""
+
+    store: MarketStore
+    session: pd.Timestamp
+    pipeline: str
+    record: PipelineRecord
+    root: Path = field(default_factory=Path.cwd)
+
+    @property
+    def ts(self) -> pd.Timestamp:
+        """Return the session's bar time (its date at 00:00 UTC, the bar contract)."""
+        return session_ts(self.session)
+
+
+@dataclass(frozen=True)
+class StepOutput:
+    """What a step did: counts by name, ``empty`` when the session brought nothing new.
+
+    ``skipped``: the step had nothing it could do (the note says why); the steps that
+    need it still run.
+    """
+
+    counts: Mapping[str, Any] = field(default_factory=dict)
+    empty: bool = False
+    note: str = ""
+    skipped: bool = False
+
+    def summary(self) -> str:
+        """Return one line: the counts (and the note)."""
+        text = ", ".join(f"{k} {v}" for k, v in self.counts.items()) or "nothing to do"
+        return text + (f" ({self.note})" if self.note else "")
+
+
+def session_ts(session: Any) -> pd.Timestamp:
+    """Return a session date as its daily bar's time: 00:00 UTC that day."""
+    return pd.Timestamp(pd.Timestamp(session).date()).tz_localize("UTC")
+
+
+def forecasts_available() -> bool:
+    """Return whether the forecasts package is installed in this checkout."""
+    return importlib.util.find_spec(FORECAST_MODULE) is not None
+
+
+# -- update ------------------------------------------------------------------------------
+
+
+def _derived_seed(seed: int, session: pd.Timestamp) -> int:
+    entropy = np.random.SeedSequence([seed, int(session.strftime("%Y%m%d"))])
+    return int(entropy.generate_state(1)[0])
+
+
+def advance_simulated(store: MarketStore, session: Any, *, seed: int | None = None) -> int:
+    """Return the new bars stored: the simulated symbols advanced to ``session``.
+
+    Each symbol stored by the simulator (source ``simulator``) gets the bar of
+    ``session`` drawn from the simulator's own model (seeded by the seed its first
+    ingest recorded, ``simulator:seed=N``, or ``seed``, and the session date, so the
+    same session always draws the same bar), scaled to continue from the symbol's last
+    stored close before the session.  A session already stored is left as it is (0 new bars).
+    """
+    from quantdesk.data.simulator import simulate
+
+    meta = store.metadata()
+    if meta.empty:
+        return 0
+    sim = meta[meta["source"].fillna("").str.startswith("simulator")]
+    if sim.empty:
+        return 0
+    symbols = sorted(sim["symbol"].astype(str))
+    ts = session_ts(session)
+    last = store.sql(
+        "SELECT symbol, max(ts) AS ts, arg_max(close, ts) AS close, "
+        "arg_max(volume, ts) AS volume FROM bars "
+        "WHERE timeframe = '1d' AND ts < ? AND symbol IN (SELECT unnest(?)) GROUP BY symbol",
+        [ts.to_pydatetime(), symbols],
+    ).set_index("symbol")
+    done = store.sql(
+        "SELECT DISTINCT symbol FROM bars WHERE timeframe = '1d' AND ts = ? "
+        "AND symbol IN (SELECT unnest(?))",
+        [ts.to_pydatetime(), symbols],
+    )
+    todo = [s for s in symbols if s in last.index and s not in set(done["symbol"])]
+    if not todo:
+        return 0
+    base_seed = seed
+    if base_seed is None:
+        # The seed the simulated history was drawn with, as its ingest recorded it.
+        log = store.ingest_log()
+        sources = log.loc[log["source"].str.startswith("simulator:seed="), "source"]
+        base_seed = int(str(sources.iloc[0]).split("=", 1)[1]) if len(sources) else 0
+    market = simulate(n_symbols=len(symbols), n_days=2, seed=_derived_seed(base_seed, ts))
+    drawn = market.bars.copy()
+    drawn["symbol"] = drawn["symbol"].map(dict(zip(market.symbols, symbols, strict=True)))
+    first = drawn.groupby("symbol")[["close", "volume"]].first()
+    bars = drawn.groupby("symbol").tail(1).set_index("symbol").loc[todo]
+    # Day one of the draw stands for the last stored bar: day two, scaled by the stored
+    # close (and volume) over day one's, continues the stored history.
+    scale = last.loc[todo, "close"] / first.loc[todo, "close"]
+    for column in ("open", "high", "low", "close"):
+        bars[column] = bars[column] * scale
+    volume = last.loc[todo, "volume"].fillna(first.loc[todo, "volume"])
+    bars["volume"] = (bars["volume"] * volume / first.loc[todo, "volume"]).round().clip(lower=1)
+    bars = bars.reset_index().assign(ts=ts)
+    source = f"simulator:seed={base_seed}"
+    report = store.write_bars(bars, "1d", source=source, metadata=sim[sim["symbol"].isin(todo)])
+    return report.inserted
+
+
+def _file_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _drop_files(folder: Path) -> list[Path]:
+    return sorted(
+        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in (".csv", ".parquet")
+    )
+
+
+def update(
+    ctx: StepContext,
+    *,
+    simulated: bool = True,
+    seed: int | None = None,
+    drop_folder: str | None = None,
+    file_options: Mapping[str, Any] | None = None,
+) -> StepOutput:
+    """Return the new bars of the session: the simulated market advanced, new drop files read.
+
+    Each drop-folder file (CSV or Parquet) is ingested once, known by its content hash;
+    its bad rows are kept as rejects and counted, and the step succeeds.
+    """
+    from quantdesk.data.ingest import ingest_file
+
+    counts: dict[str, Any] = {"simulated_bars": 0, "files": 0, "file_bars": 0, "rejected": 0}
+    if simulated:
+        counts["simulated_bars"] = advance_simulated(ctx.store, ctx.session, seed=seed)
+    if drop_folder:
+        folder = Path(drop_folder)
+        folder = folder if folder.is_absolute() else ctx.root / folder
+        if folder.is_dir():
+            known = ctx.record.known_files()
+            for path in _drop_files(folder):
+                digest = _file_hash(path)
+                if digest in known:
+                    continue
+                result = ingest_file(path, ctx.store, **dict(file_options or {}))
+                inserted = sum(r.inserted + r.updated for r in result.reports)
+                rejected = sum(r.rejected for r in result.reports)
+                ctx.record.add_file(
+                    digest, str(path), ctx.session, {"bars": inserted, "rejected": rejected}
+                )
+                known.add(digest)
+                counts["files"] += 1
+                counts["file_bars"] += inserted
+                counts["rejected"] += rejected
+        else:
+            logger.warning("drop folder %s does not exist; no files read", folder)
+    new = counts["simulated_bars"] + counts["file_bars"]
+    counts["new_bars"] = new
+    return StepOutput(counts, empty=new == 0, note="" if new else "no new bars")
+
+
+# -- analytics and decisions -------------------------------------------------------------
+
+
+def news(ctx: StepContext, *, model: str = "lexicon") -> StepOutput:
+    """Return the scoring of the news not yet scored (the sentiment cache makes it incremental)."""
+    from quantdesk.sentiment.jobs import score_news
+
+    result = score_news(ctx.store, model, progress=False)
+    return StepOutput({"scored": result.scored, "cached": result.cached, "failed": result.failed})
+
+
+def regimes(
+    ctx: StepContext,
+    *,
+    symbols: Sequence[str] | None = None,
+    refit_every: int = 21,
+    name: str = "pipeline",
+    history_start: str | None = None,
+    registry: str | None = None,
+) -> StepOutput:
+    """Return the regime fit of the session when one is due (every ``refit_every`` sessions).
+
+    The version is the session's date (``sYYYYMMDD``), so a fit for a session is saved
+    once: a resumed run finds the version in the registry and fits nothing.
+    """
+    from quantdesk.regimes.jobs import fit_regimes
+    from quantdesk.regimes.registry import ModelRegistry
+
+    fits = ctx.record.attempts(ctx.pipeline)
+    fitted = fits[(fits["step"] == "regimes") & (fits["status"] == "succeeded")]
+    fitted = fitted[fitted["outputs"].str.contains('"fitted": true', regex=False)]
+    if len(fitted):
+        since = len(ctx.store.sql(
+            "SELECT DISTINCT ts FROM bars WHERE timeframe = '1d' AND ts > ? AND ts <= ?",
+            [session_ts(fitted["session"].max()).to_pydatetime(), ctx.ts.to_pydatetime()],
+        ))  # fmt: skip
+        if since < refit_every:
+            return StepOutput({"fitted": False, "sessions_since_fit": since}, note="refit not due")
+    store_registry = ModelRegistry(registry)
+    version = f"s{ctx.session:%Y%m%d}"
+    if version in store_registry.versions(name):
+        return StepOutput({"fitted": True, "symbols": 0}, note=f"{name}/{version} already saved")
+    run = fit_regimes(
+        ctx.store, list(symbols) if symbols else None, start=history_start, end=ctx.ts,
+        name=name, version=version, registry=store_registry, workers=1,
+    )  # fmt: skip
+    if not run.ok:
+        raise RuntimeError(f"regime fits failed: {run.errors}")
+    return StepOutput({"fitted": True, "symbols": len(run.symbols)})
+
+
+def forecasts(ctx: StepContext, **params: Any) -> StepOutput:
+    """Return the forecasts step's output: the hook of the forecasts package.
+
+    The forecasts issue provides ``quantdesk.forecast``; when it is importable, its
+    ``pipeline_step(store, session, **params)`` (returning a mapping of counts) is
+    called.  Without the package the step is skipped and says so.
+    """
+    if not forecasts_available():
+        return StepOutput({}, note=f"{FORECAST_MODULE} is not installed", skipped=True)
+    module = importlib.import_module(FORECAST_MODULE)
+    hook = getattr(module, "pipeline_step", None)
+    if hook is None:
+        return StepOutput({}, note=f"{FORECAST_MODULE} has no pipeline_step yet", skipped=True)
+    return StepOutput(dict(hook(ctx.store, ctx.session, **params)))
+
+
+def screen(
+    ctx: StepContext,
+    *,
+    rules: str | Sequence[str] = ("gap_up", "gap_down", "volume_spike"),
+    deliver_alerts: bool = True,
+) -> StepOutput:
+    """Return the screen of the session's bars: alerts stored (once each), queued, delivered."""
+    from quantdesk.screener import scan
+    from quantdesk.screener.webhooks import WebhookConfig, deliver, record_alerts
+
+    rule_set: Any = rules if isinstance(rules, str) else list(rules)
+    if isinstance(rule_set, str) and not Path(rule_set).is_absolute():
+        rule_set = str(ctx.root / rule_set) if (ctx.root / rule_set).exists() else rule_set
+    alerts = scan(ctx.store, rule_set, date=ctx.ts)
+    webhook = WebhookConfig.from_env()
+    # "latest": an evening's session is the store's newest, so its alerts are queued; a
+    # backfill of old sessions (newer bars already stored) stores them without a flood.
+    written = record_alerts(ctx.store, alerts, webhook, queue="latest")
+    counts: dict[str, Any] = {"alerts": written.found, "stored": written.stored}
+    if webhook is not None and deliver_alerts:
+        report = deliver(ctx.store, webhook)
+        counts["delivered"] = report.delivered
+        if not report.ok:
+            raise RuntimeError(f"webhook delivery incomplete: {report.summary()}")
+    return StepOutput(counts)
+
+
+def paper(
+    ctx: StepContext,
+    *,
+    ledgers: Sequence[str] = ("paper",),
+    symbols: Sequence[str] | None = None,
+    cash: float = 100_000.0,
+    lookbacks: Sequence[int] = (21, 63, 126, 252),
+    target_vol: float = 0.10,
+) -> StepOutput:
+    """Return the rebalance of each named ledger to the trend strategy at the session's closes.
+
+    The trades carry the session's bar time, so a ledger that already has trades at that
+    time was rebalanced for the session and is left alone (a resumed run trades nothing).
+    """
+    from quantdesk.portfolio.ledger import PaperLedger
+    from quantdesk.strategies import vol_target_trend
+
+    close = ctx.store.panel("close", list(symbols) if symbols else None, end=ctx.ts)
+    if close.empty or close.index[-1] != ctx.ts:
+        return StepOutput({"ledgers": 0}, empty=True, note="no closes at the session")
+    weights = vol_target_trend(close, lookbacks=list(lookbacks), target_vol=target_vol,
+                               long_only=True).iloc[-1]  # fmt: skip
+    prices = close.iloc[-1].dropna()
+    counts: dict[str, Any] = {"ledgers": 0, "trades": 0, "already_done": 0}
+    for name in ledgers:
+        book = PaperLedger(ctx.store, initial_cash=cash, name=name)
+        trades = book.trades()
+        if len(trades) and (pd.to_datetime(trades["ts"], utc=True) == ctx.ts).any():
+            counts["already_done"] += 1
+            continue
+        result = book.rebalance(weights.reindex(prices.index), prices, ts=ctx.ts)
+        counts["ledgers"] += 1
+        counts["trades"] += len(result.fills)
+    return StepOutput(counts)
+
+
+def run_session_report(
+    notebook: str,
+    parameters: Mapping[str, Any],
+    run_id: str,
+    *,
+    reports_dir: str | None = None,
+    timeout: float | None = None,
+    job: str | None = None,
+) -> bool:
+    """Return whether the report ``run_id`` ran now (False: it was done already).
+
+    The run id names the pipeline, session and report, so a resumed run finds a report
+    it finished (its ``run.json`` says ok) and leaves it, and replaces the folder a
+    killed run left half-written: one report per session, never two.
+    """
+    import json
+    import shutil
+
+    from quantdesk.config import settings
+    from quantdesk.reports.runner import run_report
+
+    root = Path(reports_dir) if reports_dir else settings().reports_dir
+    folder = root / Path(notebook).stem / run_id
+    meta = folder / "run.json"
+    if meta.is_file() and json.loads(meta.read_text(encoding="utf-8")).get("status") == "ok":
+        return False
+    if folder.exists():
+        logger.warning("replacing %s, left unfinished by an earlier run", folder)
+        shutil.rmtree(folder)
+    options: dict[str, Any] = {"reports_dir": root, "run_id": run_id, "job": job}
+    if timeout is not None:
+        options["timeout"] = timeout
+    record = run_report(notebook, dict(parameters), **options)
+    if record.status != "ok":
+        raise RuntimeError(f"report {notebook} ({run_id}) failed: {record.reason}")
+    return True
+
+
+def reports(
+    ctx: StepContext,
+    *,
+    jobs: Sequence[str] = ("daily",),
+    reports_dir: str | None = None,
+) -> StepOutput:
+    """Return the runs of the catalog's evening report jobs on the updated store.
+
+    Each run of each job is one report of the session (run id
+    ``<pipeline>-<YYYYMMDD>-<job>-<n>``), run one after the other (each notebook already
+    uses the cores it needs); the reports index is rewritten at the end.
+    """
+    from quantdesk.reports.catalog import load_catalog
+    from quantdesk.reports.publish import write_index
+
+    catalog = load_catalog()
+    ran = done = 0
+    for name in jobs:
+        for i, spec in enumerate(catalog.job(name).runs()):
+            run_id = f"{ctx.pipeline}-{ctx.session:%Y%m%d}-{name}-{i}"
+            fresh = run_session_report(spec.notebook, spec.parameters, run_id,
+                                       reports_dir=reports_dir, timeout=spec.timeout,
+                                       job=name)  # fmt: skip
+            ran, done = ran + fresh, done + (not fresh)
+    write_index(reports_dir)
+    return StepOutput({"reports": ran, "already_done": done})
+
+
+StepFunction = Callable[..., Any]
+
+#: The built-in steps by name.
+BUILTIN_STEPS: dict[str, StepFunction] = {
+    "update": update,
+    "news": news,
+    "regimes": regimes,
+    "forecasts": forecasts,
+    "screen": screen,
+    "paper": paper,
+    "reports": reports,
+}
