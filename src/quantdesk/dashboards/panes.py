@@ -326,11 +326,10 @@ class SentimentPane(Viewer):
 
         from quantdesk.errors import StoreNotFoundError
 
-        news = NewsStore(self.store, read_only=True) if self.store is not None else None
-        if news is None:
+        if self.store is None:
             return pd.DataFrame()
         try:
-            return news.scored_news([self.symbol])
+            return NewsStore(self.store, read_only=True).scored_news([self.symbol])
         except StoreNotFoundError:
             return pd.DataFrame()  # no store file yet: no news, as with no news tables
 
