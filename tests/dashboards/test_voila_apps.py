@@ -47,6 +47,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from quantdesk.data import MarketStore, samples
 
     root = tmp_path_factory.mktemp("voila_apps")
+    # A project as `make demo` leaves it: the marker the store rule looks for, ./data.
+    (root / "pyproject.toml").write_text("[tool.quantdesk]\n")
     store = MarketStore(root / "data" / "quantdesk.duckdb")
     samples.select_symbols(store, None, universe="samples")
     return root
