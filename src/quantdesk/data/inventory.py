@@ -12,6 +12,7 @@ Examples
 >>> _ = ingest_samples(path, ["nasdaq"], progress=False)
 >>> print(store_contents(path).summary())  # doctest: +ELLIPSIS
 store: .../demo.duckdb
+chosen by: given
 symbols: 1   ingests: 1
   symbol           timeframe       rows  first .. last  source
   IXIC                    1d      5,031  1999-01-04 .. 2018-12-31  arch:nasdaq
