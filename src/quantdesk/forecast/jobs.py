@@ -65,6 +65,7 @@ __all__ = [
     "backfill_forecasts",
     "fit_forecasts",
     "forecast_view",
+    "pipeline_step",
     "run_forecasts",
     "score_forecasts",
 ]
@@ -928,3 +929,124 @@ def forecast_view(store: MarketStore, symbol: str, *, history: int = 20) -> Fore
         accuracy=accuracy,
         history=hist,
     )
+
+
+# -- the evening pipeline's step -----------------------------------------------------------
+
+
+def _last_fit_end(reg: ModelRegistry, target: str) -> pd.Timestamp | None:
+    """Return the earliest training end among the saved latest models of ``target``."""
+    from quantdesk.forecast.models import UNIVERSE, models_for, registry_name
+
+    ends = []
+    for model in models_for(target):
+        try:
+            meta = reg.record(registry_name(model), UNIVERSE).metadata
+        except KeyError:
+            continue
+        if meta.get("train_end"):
+            ends.append(pd.Timestamp(meta["train_end"]))
+    return min(ends) if ends else None
+
+
+def _sessions_between(store: MarketStore, after: pd.Timestamp, upto: pd.Timestamp) -> int:
+    """Return the number of stored daily sessions in ``(after, upto]``."""
+    frame = store.sql(
+        "SELECT count(DISTINCT ts) AS n FROM bars WHERE timeframe = '1d' AND ts > ? AND ts <= ?",
+        [_utc(after).to_pydatetime(), _utc(upto).to_pydatetime()],
+    )
+    return int(frame["n"].iloc[0])
+
+
+def _utc(ts: Any) -> pd.Timestamp:
+    stamp = pd.Timestamp(ts)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def _has_later_bars(store: MarketStore, symbols: Sequence[str] | None, ts: pd.Timestamp) -> bool:
+    """Return whether any (chosen) symbol has a daily bar after ``ts``."""
+    frame = store.sql(
+        "SELECT count(*) AS n FROM bars WHERE timeframe = '1d' AND ts > $ts "
+        "AND ($all OR list_contains($syms, symbol))",
+        {"ts": ts.to_pydatetime(), "all": symbols is None, "syms": list(symbols or [])},
+    )
+    return int(frame["n"].iloc[0]) > 0
+
+
+def pipeline_step(
+    store: MarketStore,
+    session: Any,
+    *,
+    symbols: str | Sequence[str] | None = None,
+    targets: str | Sequence[str] | None = None,
+    refit_every: int | None = None,
+    registry: ModelRegistry | str | None = None,
+) -> dict[str, Any]:
+    """Return the counts of one session's forecast work, for the evening pipeline.
+
+    The ``forecasts`` step of :mod:`quantdesk.pipeline` calls this with the step's
+    ``params``.  For each target, the models are fitted on the bars up to ``session``
+    (:func:`fit_forecasts`) when none of the target's models is saved, or when
+    ``refit_every`` sessions have passed since the oldest latest fit's training end;
+    the session's forecasts are then recorded (:func:`run_forecasts`) and the outcomes
+    now due are written and scored (:func:`score_forecasts`).
+
+    Idempotent by session: a rerun finds the models fitted (the latest training end is
+    the session) and every forecast recorded, so it fits and records nothing.  Forecasts
+    are recorded as ``live`` unless the store already holds a later bar of a chosen
+    symbol (a past session replayed): then their outcome may have been known, and they
+    are recorded as ``backfill``.
+
+    Parameters
+    ----------
+    store
+        The market store.
+    session
+        The session forecast as of (its daily bar must be stored).
+    symbols, targets, registry
+        As for :func:`fit_forecasts` (default: every stored symbol, every target).
+    refit_every
+        Refit after this many sessions (default ``None``: fit once, never refit).
+
+    Returns
+    -------
+    dict
+        ``fitted`` (models saved), ``fit_failed``, ``recorded``, ``already`` (forecasts
+        the record held), ``missing`` (models that made no forecast), ``origin``,
+        ``outcomes`` (written) and ``scored`` (forecasts with an outcome).
+
+    Raises
+    ------
+    ValueError
+        When the session has no stored bar or no model could forecast.
+    """
+    if refit_every is not None and refit_every < 1:
+        raise ValueError(f"refit_every must be a positive number of sessions, got {refit_every}")
+    ts = pd.Timestamp(pd.Timestamp(session).date()).tz_localize("UTC")  # the daily bar's time
+    names = _symbols(symbols)
+    chosen = _targets(targets)
+    reg = _registry(registry)
+    due = []
+    for target in chosen:
+        end = _last_fit_end(reg, target)
+        if end is None or (
+            refit_every is not None and _sessions_between(store, end, ts) >= refit_every
+        ):
+            due.append(target)
+    fitted, fit_failed = 0, 0
+    if due:
+        fit = fit_forecasts(store, names, end=ts, targets=due, registry=reg)
+        fitted, fit_failed = len(fit.saved), len(fit.errors)
+    origin = "backfill" if _has_later_bars(store, names, ts) else "live"
+    run = run_forecasts(store, names, ts, origin, targets=chosen, registry=reg)
+    scores = score_forecasts(store, names, registry=reg)
+    return {
+        "fitted": fitted,
+        "fit_failed": fit_failed,
+        "recorded": run.recorded,
+        "already": run.already,
+        "missing": len(run.missing),
+        "origin": origin,
+        "outcomes": scores.outcomes_recorded,
+        "scored": int(scores.counts["scored"].sum()) if len(scores.counts) else 0,
+    }
