@@ -64,6 +64,7 @@ __all__ = [
     "ForecastView",
     "backfill_forecasts",
     "fit_forecasts",
+    "forecast_text",
     "forecast_view",
     "pipeline_step",
     "run_forecasts",
@@ -811,6 +812,26 @@ def _accuracy(target: str, rows: pd.DataFrame) -> dict[str, float]:
     }
 
 
+def forecast_text(value: float | Mapping[str, float] | None) -> str:
+    """Return a forecast as short text: ``0.0123`` or, for regimes, the likeliest cell.
+
+    Examples
+    --------
+    >>> forecast_text(0.012345)
+    '0.01235'
+    >>> forecast_text({"calm-up": 0.2, "volatile-down": 0.7, "calm-flat": 0.1})
+    'volatile-down (0.70)'
+    >>> forecast_text(None)
+    '-'
+    """
+    if value is None:
+        return "-"
+    if isinstance(value, Mapping):
+        cell = max(value, key=lambda c: value[c])
+        return f"{cell} ({value[cell]:.2f})"
+    return f"{value:.4g}"
+
+
 @dataclass
 class ForecastView(_Result):
     """One symbol's latest forecasts, their accuracy so far and the recent history.
@@ -829,12 +850,7 @@ class ForecastView(_Result):
         """Return the latest forecasts, then the accuracy lines."""
         lines = [f"{self.symbol}: forecasts as of {self.session:%Y-%m-%d}"]
         for p in self.predictions:
-            value = p["value"]
-            shown = (
-                max(value, key=lambda cell: value[cell]) + f" ({max(value.values()):.2f})"
-                if isinstance(value, dict)
-                else f"{value:.4g}"
-            )
+            shown = forecast_text(p["value"])
             lines.append(f"  {p['target']:<10} {p['model']:<12} {shown}  [{p['origin']}]")
         lines.append("accuracy so far:")
         for a in self.accuracy:
@@ -858,14 +874,17 @@ class ForecastView(_Result):
         return doc
 
 
-def forecast_view(store: MarketStore, symbol: str, *, history: int = 20) -> ForecastView:
+def forecast_view(
+    store: MarketStore, symbol: str, *, history: int = 20, trailing: int | None = None
+) -> ForecastView:
     """Return a symbol's latest recorded forecasts, their accuracy so far and recent history.
 
     ``predictions``: the newest row of each (target, model) as of the latest recorded
     session; ``accuracy``: per (target, model, origin), the number of scored forecasts and
     their mean losses (MSE, QLIKE on variance; hit rate and MSE for returns; log loss and
     Brier for regimes); ``history``: the forecasts of the last ``history`` sessions with
-    their outcomes (``null`` until due).
+    their outcomes (``null`` until due).  ``trailing``: the accuracy of the last
+    ``trailing`` scored sessions only (default: every scored forecast).
 
     Raises
     ------
@@ -896,6 +915,8 @@ def forecast_view(store: MarketStore, symbol: str, *, history: int = 20) -> Fore
     accuracy = []
     due = rows.loc[rows["outcome"].notna() | rows["outcome_probs"].notna()]
     due = due.drop_duplicates(["target", "model", "origin", "as_of"], keep="last")
+    if trailing is not None:
+        due = due.loc[due["as_of"].isin(sorted(set(due["as_of"]))[-trailing:])]
     for (target, model, origin), g in due.groupby(["target", "model", "origin"], sort=True):
         accuracy.append(
             {
