@@ -256,7 +256,9 @@ class LiveHub:
             from quantdesk.data.live import live_store_path
             from quantdesk.data.store import MarketStore
 
-            self._live_store = MarketStore(live_store_path(self.store.path))
+            # Created now, so a reader (`alerts list --store ...live.duckdb`, a notebook)
+            # can open it as soon as the monitor runs, before the first candle closes.
+            self._live_store = MarketStore(live_store_path(self.store.path)).create()
         return self._live_store
 
     def running(self) -> list[FeedKind]:
@@ -266,12 +268,19 @@ class LiveHub:
 
     def replay_symbols(self) -> list[str]:
         """Return the stored symbols with bars at ``replay_timeframe`` a replay would play."""
-        stored = self.store.timeframes()
+        stored = self._stored_timeframes()
         held = stored.loc[stored["timeframe"] == self.replay_timeframe, "symbol"].astype(str)
         playable = sorted(set(held))
         if self.symbols:
             return [s for s in self.symbols if s in playable]
         return playable[: self.max_replay]
+
+    def _stored_timeframes(self) -> pd.DataFrame:
+        # A store with no file yet holds nothing to replay (reading it would refuse);
+        # check_replay then says what to ingest.
+        if not self.store.path.exists():
+            return pd.DataFrame({"symbol": pd.Series(dtype=str), "timeframe": pd.Series(dtype=str)})
+        return self.store.timeframes()
 
     def check_replay(self) -> list[str]:
         """Return the symbols a replay plays, or raise saying what the store holds instead.
@@ -285,7 +294,7 @@ class LiveHub:
         symbols = self.replay_symbols()
         if symbols:
             return symbols
-        stored = self.store.timeframes()
+        stored = self._stored_timeframes()
         if self.symbols:
             stored = stored[stored["symbol"].isin(self.symbols)]
         wanted = f" of {', '.join(self.symbols)}" if self.symbols else ""

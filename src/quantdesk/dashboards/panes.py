@@ -326,10 +326,14 @@ class SentimentPane(Viewer):
     def _scored(self) -> pd.DataFrame:
         from quantdesk.data.news_store import NewsStore
 
-        news = NewsStore(self.store, read_only=True) if self.store is not None else None
-        if news is None:
+        from quantdesk.errors import StoreNotFoundError
+
+        if self.store is None:
             return pd.DataFrame()
-        return news.scored_news([self.symbol])
+        try:
+            return NewsStore(self.store, read_only=True).scored_news([self.symbol])
+        except StoreNotFoundError:
+            return pd.DataFrame()  # no store file yet: no news, as with no news tables
 
     def refresh(self, force: bool = False) -> bool:
         """Return whether the news was read again (at most every ``min_interval`` s)."""
