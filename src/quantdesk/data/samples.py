@@ -235,14 +235,16 @@ def ensure_simulated(store: MarketStore, n_symbols: int = 50) -> list[str]:
         from quantdesk.data.simulator import _symbol_names, is_simulator_source, simulate
 
         names = _symbol_names(n_symbols)
-        meta = store.metadata(names)
-        taken = sorted(
-            set(store.symbols()).intersection(
-                str(symbol)
-                for symbol, source in zip(meta["symbol"], meta["source"], strict=True)
-                if not is_simulator_source(source) and source != _LIVE_SIMULATOR_SOURCE
+        taken: list[str] = []
+        if store.path.exists():  # a store with no file yet holds nothing to overwrite
+            meta = store.metadata(names)
+            taken = sorted(
+                set(store.symbols()).intersection(
+                    str(symbol)
+                    for symbol, source in zip(meta["symbol"], meta["source"], strict=True)
+                    if not is_simulator_source(source) and source != _LIVE_SIMULATOR_SOURCE
+                )
             )
-        )
         if taken:
             raise ValueError(
                 f"the store {store.path} holds {', '.join(taken)} from another source than "
