@@ -59,7 +59,7 @@ SMALL_PARAMETERS: dict[str, list[dict]] = {
         {
             "universe": "simulated",
             "n_symbols": 5,
-            "start": "2016-01-01",
+            "start": "2017-01-01",
             "min_train": 504,
             "refit": 252,
         }
