@@ -325,7 +325,6 @@ class SentimentPane(Viewer):
 
     def _scored(self) -> pd.DataFrame:
         from quantdesk.data.news_store import NewsStore
-
         from quantdesk.errors import StoreNotFoundError
 
         if self.store is None:
