@@ -382,6 +382,11 @@ def test_the_forecasts_step_records_the_sessions_forecasts_once_and_scores_them(
     assert refit["fitted"] > 0 and refit["recorded"] > 0
     versions = ForecastStore(MarketStore(market)).forecasts().query("as_of == @nxt_ts")
     assert set(versions["version"]) == {"v1", "v2"}
+    # A past session replayed (the store has later bars): its forecasts are backfill rows.
+    past = pipeline_step(MarketStore(market), "2024-06-28", registry=registry)
+    assert past["origin"] == "backfill" and past["recorded"] > 0 and past["fitted"] == 0
+    replayed = ForecastStore(MarketStore(market)).forecasts().query("as_of < @session")
+    assert set(replayed["origin"]) == {"backfill"} and len(replayed) == past["recorded"]
 
 
 def test_a_notebook_step_makes_one_report_per_session_even_when_forced(
