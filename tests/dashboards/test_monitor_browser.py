@@ -348,6 +348,8 @@ def test_the_panes_show_live_alerts_paper_trades_and_escaped_headlines(
     assert page.locator(".qd-sentiment img").count() == 0
     assert page.locator(".qd-sentiment script").count() == 0
     expect(page.locator(".qd-sentiment .qd-daily-score")).to_be_visible()
+    # The forecasts pane is in its slot; this store records no forecast yet.
+    expect(page.locator(".qd-forecasts .qd-no-forecasts")).to_have_text("no forecasts yet")
     # An alert of the streaming scan arrives once the second candle has closed.
     rule_cells = page.locator('.qd-alerts .tabulator-cell[tabulator-field="rule"]')
     expect(rule_cells.first).to_have_text("fires_fast", timeout=60_000)

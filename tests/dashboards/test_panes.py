@@ -67,7 +67,12 @@ def test_live_scan_alerts_stream_into_the_pane_newest_first_and_are_stored_once(
 def test_hub_runs_one_scan_per_feed_and_the_monitor_shows_it(tmp_path: Path) -> None:
     from quantdesk.dashboards.hub import LiveHub
     from quantdesk.dashboards.monitor import MarketMonitor
-    from quantdesk.dashboards.panes import AlertsPane, PositionsPane, SentimentPane
+    from quantdesk.dashboards.panes import (
+        AlertsPane,
+        ForecastsPane,
+        PositionsPane,
+        SentimentPane,
+    )
 
     hub = LiveHub(tmp_path / "store.duckdb", symbols=["AAA", "BBB"], rules=["new_high"])
     try:
@@ -76,7 +81,7 @@ def test_hub_runs_one_scan_per_feed_and_the_monitor_shows_it(tmp_path: Path) -> 
         assert hub.scanner("simulator") is scanner
         assert [r.name for r in scanner.scan.rules] == ["new_high"]
         kinds = [type(p) for p in first.panes]
-        assert kinds == [AlertsPane, PositionsPane, SentimentPane]
+        assert kinds == [AlertsPane, PositionsPane, SentimentPane, ForecastsPane]
         assert first.panes[0].scanner is scanner and second.panes[0].scanner is scanner
         assert first.panes[1].prices is hub.source("simulator").cache
         assert first.panes[2].symbol == first.symbol == "AAA"
@@ -239,3 +244,94 @@ def test_a_failing_pane_is_logged_and_the_others_still_update(
         assert "Pane.refresh failed; updates go on" in caplog.text
     finally:
         hub.stop()
+
+
+def _seed_forecasts(path: Path) -> None:
+    """Record vol_1d forecasts of ACME for three sessions (two scored) and one of BETA."""
+    from quantdesk.data.forecast_store import ForecastStore
+    from quantdesk.data.store import MarketStore
+
+    sessions = pd.to_datetime(["2024-03-04", "2024-03-05", "2024-03-06"], utc=True)
+    rows = pd.DataFrame(
+        {
+            "model": ["ewma", "ewma", "ewma", HOSTILE[0]],
+            "version": ["v1", "v1", "v1", "v1"],
+            "symbol": ["ACME", "ACME", "ACME", "BETA"],
+            "target": ["vol_1d"] * 4,
+            "horizon": [1] * 4,
+            "as_of": [*sessions, sessions[2]],
+            "value": [0.01, 0.02, 0.015, 0.03],
+            "data_fingerprint": ["d"] * 4,
+            "code_fingerprint": ["c"] * 4,
+            "origin": ["backfill"] * 4,
+        }
+    )
+    record = ForecastStore(MarketStore(path))
+    record.append(rows)
+    outcomes = pd.DataFrame(
+        {"symbol": "ACME", "target": "vol_1d", "as_of": sessions[:2], "value": [0.03, 0.01]}
+    )
+    record.record_outcomes(outcomes)
+
+
+def test_forecasts_pane_shows_the_latest_forecasts_and_their_trailing_accuracy(
+    tmp_path: Path,
+) -> None:
+    from quantdesk.dashboards.panes import ForecastsPane
+
+    path = tmp_path / "store.duckdb"
+    _seed_forecasts(path)
+    pane = ForecastsPane(path)
+    pane.show_symbol("ACME")
+    assert pane.session == "2024-03-06"
+    assert pane.predictions.to_dict(orient="records") == [
+        {"target": "vol_1d", "model": "ewma", "version": "v1", "forecast": "0.015",
+         "origin": "backfill"}
+    ]  # fmt: skip
+    # MSE on variance by hand: ((0.01^2 - 0.03^2)^2 + (0.02^2 - 0.01^2)^2) / 2
+    mse = ((0.01**2 - 0.03**2) ** 2 + (0.02**2 - 0.01**2) ** 2) / 2
+    (accuracy,) = pane.accuracy.to_dict(orient="records")
+    assert (accuracy["model"], accuracy["origin"], accuracy["n"]) == ("ewma", "backfill", 2)
+    assert f"mse {mse:.4g}" in accuracy["metrics"]
+    pane.trailing = 1  # the last scored session only: (0.02^2 - 0.01^2)^2
+    pane.refresh(force=True)
+    assert pane.accuracy["n"].tolist() == [1]
+    assert f"mse {(0.02**2 - 0.01**2) ** 2:.4g}" in pane.accuracy["metrics"].iloc[0]
+    assert "qd-forecast-latest" in pane.pane.object and "Accuracy, last 1" in pane.pane.object
+    assert not pane.refresh()  # throttled until min_interval has passed
+    # Text from the record is escaped; a forecast not yet scored says so.
+    pane.show_symbol("BETA")
+    text = pane.pane.object
+    assert "<script>" not in text and "&lt;script&gt;" in text
+    assert "none scored yet" in text
+    pane.show_symbol("ZZZ")
+    assert pane.predictions.empty and "no forecasts yet" in pane.pane.object
+
+
+def test_forecasts_pane_says_no_forecasts_yet_and_logs_an_unreadable_record(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from quantdesk.dashboards.panes import ForecastsPane
+    from quantdesk.data.store import MarketStore
+
+    pane = ForecastsPane(tmp_path / "none.duckdb")  # no store yet
+    pane.show_symbol("AAA")
+    assert "no forecasts yet" in pane.pane.object and not pane.error
+    _seed_news(tmp_path / "store.duckdb")  # a store without forecast tables
+    pane = ForecastsPane(MarketStore(tmp_path / "store.duckdb", read_only=True))
+    pane.show_symbol("ACME")
+    assert "no forecasts yet" in pane.pane.object and not pane.error
+    broken = tmp_path / "broken.duckdb"
+    broken.write_bytes(b"<b>not a database</b>" * 100)
+    pane = ForecastsPane(broken)
+    pane.show_symbol("AAA")  # caught and logged: the monitor's tick goes on
+    assert pane.error and "record unavailable" in pane.pane.object
+    assert "<b>not" not in pane.pane.object
+    assert "the record of AAA is unreadable" in caplog.text
+    _seed_forecasts(tmp_path / "fixed.duckdb")
+    broken.unlink()
+    (tmp_path / "fixed.duckdb").rename(broken)
+    pane.refresh(force=True)  # the next read works again
+    assert not pane.error and pane.predictions.empty  # AAA has none; ACME has
+    pane.show_symbol("ACME")
+    assert pane.session == "2024-03-06"

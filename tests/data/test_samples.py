@@ -141,6 +141,13 @@ def test_simulated_universe_is_created_once_and_reused(store: MarketStore) -> No
     assert select_symbols(store, "SIM002", universe="simulated") == ["SIM002"]
 
 
+def test_a_simulated_universe_fills_a_store_with_no_file_yet(tmp_path: Path) -> None:
+    store = MarketStore(tmp_path / "new.duckdb")  # opening creates nothing
+    assert not store.path.exists()
+    assert select_symbols(store, universe="simulated", n_symbols=2) == ["SIM000", "SIM001"]
+    assert store.symbols() == ["SIM000", "SIM001"]
+
+
 def test_docstring_examples_run() -> None:
     import doctest
 

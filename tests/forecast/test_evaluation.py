@@ -81,3 +81,38 @@ def test_refit_must_be_positive_and_start_inside_the_data(panels):
         walk_forward(panels, None, "vol_1d", min_train=5000)
     with pytest.raises(ValueError, match="unknown target"):
         walk_forward(panels, None, "vol_2d")
+
+
+def test_daily_ic_is_the_cross_sectional_correlation_that_the_scores_average(panels):
+    import pandas as pd
+
+    wf = walk_forward(panels, None, "return_1d", min_train=500, refit=200)
+    ic, rank_ic = wf.daily_ic(), wf.daily_ic(rank=True)
+    assert list(ic.columns) == wf.models
+    # One session by hand: pandas' Pearson and Spearman correlations across symbols.
+    fc, y = wf.forecasts, wf.outcomes["realised"]
+    ts = fc["ts"].sort_values().iloc[len(fc) // 2]
+    f = fc.loc[(fc["model"] == "lightgbm") & (fc["ts"] == ts)].set_index("symbol")["value"]
+    o = y.loc[y["ts"] == ts].set_index("symbol")["value"].reindex(f.index)
+    assert ic.loc[ts, "lightgbm"] == pytest.approx(f.corr(o))
+    assert rank_ic.loc[ts, "lightgbm"] == pytest.approx(f.corr(o, method="spearman"))
+    # The scores' IC of a model is the mean of its daily IC on the sessions both forecast.
+    scores = wf.scores().set_index(["model", "metric", "baseline"])
+    assert scores.loc[("lightgbm", "ic", "zero"), "value"] == pytest.approx(ic["lightgbm"].mean())
+    assert isinstance(ic.index, pd.DatetimeIndex)
+    with pytest.raises(ValueError, match="return_1d"):
+        walk_forward(panels, None, "vol_1d", min_train=500, refit=200).daily_ic()
+
+
+def test_versus_outcome_puts_one_symbols_forecasts_beside_the_realised_value(panels):
+    wf = walk_forward(panels, None, "vol_1d", min_train=500, refit=200)
+    frame = wf.versus_outcome("SIM001")
+    assert list(frame.columns) == [*wf.models, "realised"]
+    fc = wf.forecasts.query("symbol == 'SIM001' and model == 'har'").set_index("ts")["value"]
+    np.testing.assert_allclose(frame["har"].to_numpy(), fc.reindex(frame.index).to_numpy())
+    y = wf.outcomes["realised"].query("symbol == 'SIM001'").set_index("ts")["value"]
+    np.testing.assert_allclose(
+        frame["realised"].dropna().to_numpy(), y.reindex(frame.index).dropna().to_numpy()
+    )
+    with pytest.raises(ValueError, match="'ZZZ' was not forecast"):
+        wf.versus_outcome("ZZZ")

@@ -55,6 +55,15 @@ SMALL_PARAMETERS: dict[str, list[dict]] = {
     "sentiment_report": [
         {"universe": "simulated", "n_symbols": 5, "start": "2016-01-01", "horizons": [1, 5]}
     ],
+    "forecast_report": [
+        {
+            "universe": "simulated",
+            "n_symbols": 5,
+            "start": "2017-01-01",
+            "min_train": 504,
+            "refit": 252,
+        }
+    ],
     "paper_portfolio": [
         {
             "universe": "simulated",

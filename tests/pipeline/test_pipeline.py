@@ -333,30 +333,60 @@ def test_a_second_start_is_refused_and_a_killed_run_resumes_without_duplicates(
     assert statuses == ["failed", "succeeded"]  # the interrupted attempt, then the resumed one
 
 
-def test_the_forecasts_slot_skips_until_the_forecasts_package_has_its_step(
+def test_the_forecasts_step_records_the_sessions_forecasts_once_and_scores_them(
     market: Path, tmp_path: Path
 ) -> None:
-    import importlib
+    from quantdesk.data.forecast_store import ForecastStore
 
-    from quantdesk.pipeline.steps import FORECAST_MODULE, forecasts_available
-
-    if forecasts_available():
-        if hasattr(importlib.import_module(FORECAST_MODULE), "pipeline_step"):
-            pytest.skip("quantdesk.forecast has its pipeline_step: its own tests cover it")
-        expected = "quantdesk.forecast has no pipeline_step yet"
-    else:
-        expected = "quantdesk.forecast is not installed"
+    registry = str(tmp_path / "models")
     catalog = _catalog(tmp_path, {
         "update": {},
-        "forecasts": {"needs": ["update"]},
+        "forecasts": {"needs": ["update"], "params": {"registry": registry}},
         "after": {"run": "pipeline_test_steps:log_step", "needs": ["forecasts"],
                   "params": {"log": str(tmp_path / "log"), "name": "after"}},
     })  # fmt: skip
     run = run_pipeline(market, session="2024-07-01", definition=catalog)
-    got = {s.step: (s.status, s.note) for s in run.sessions[0].steps}
-    assert got["forecasts"] == ("skipped", expected)
-    assert got["after"][0] == "succeeded"
+    got = {s.step: s for s in run.sessions[0].steps}
+    assert got["forecasts"].status == "succeeded", got["forecasts"].note
+    assert got["after"].status == "succeeded"
+    rows = ForecastStore(MarketStore(market)).forecasts()
+    session = pd.Timestamp("2024-07-01", tz="UTC")
+    assert set(rows["as_of"]) == {session}
+    assert set(rows["origin"]) == {"live"}
+    assert set(rows["symbol"]) == {f"SIM00{i}" for i in range(5)}
+    # On 300 sessions the regime models cover no symbol (run_forecasts says so: missing).
+    assert set(rows["target"]) == {"return_1d", "vol_1d", "vol_5d"}
+    counts = got["forecasts"].counts
+    assert counts["recorded"] == len(rows) and counts["missing"] >= 3
+    assert counts["origin"] == "live" and counts["fitted"] > 0
+    # every model saved by the fit made one forecast per symbol
+    assert not rows.duplicated(["model", "version", "symbol", "target", "as_of"]).any()
     assert run_pipeline(market, session="2024-07-01", definition=catalog).sessions[0].did_nothing
+    # the step itself, rerun for the session, fits and records nothing
+    from quantdesk.forecast import pipeline_step
+
+    again = pipeline_step(MarketStore(market), "2024-07-01", registry=registry)
+    assert (again["fitted"], again["recorded"]) == (0, 0)
+    assert again["already"] == len(rows)
+    assert len(ForecastStore(MarketStore(market)).forecasts()) == len(rows)
+    # the next session: forecasts as of it, and the 1-session outcomes of 07-01 now due
+    nxt = run_pipeline(market, session="2024-07-02", definition=catalog)
+    assert {s.step: s.status for s in nxt.sessions[0].steps}["forecasts"] == "succeeded"
+    after = ForecastStore(MarketStore(market)).forecasts()
+    nxt_ts = pd.Timestamp("2024-07-02", tz="UTC")
+    assert set(after["as_of"]) == {session, nxt_ts}
+    due = after.loc[(after["as_of"] == session) & after["target"].isin(["return_1d", "vol_1d"])]
+    assert due["outcome"].notna().all()
+    # a refit schedule of one session refits (a new version) and forecasts again under it
+    refit = pipeline_step(MarketStore(market), "2024-07-02", registry=registry, refit_every=1)
+    assert refit["fitted"] > 0 and refit["recorded"] > 0
+    versions = ForecastStore(MarketStore(market)).forecasts().query("as_of == @nxt_ts")
+    assert set(versions["version"]) == {"v1", "v2"}
+    # A past session replayed (the store has later bars): its forecasts are backfill rows.
+    past = pipeline_step(MarketStore(market), "2024-06-28", registry=registry)
+    assert past["origin"] == "backfill" and past["recorded"] > 0 and past["fitted"] == 0
+    replayed = ForecastStore(MarketStore(market)).forecasts().query("as_of < @session")
+    assert set(replayed["origin"]) == {"backfill"} and len(replayed) == past["recorded"]
 
 
 def test_a_notebook_step_makes_one_report_per_session_even_when_forced(

@@ -16,7 +16,8 @@ still forming.
 Slots
 -----
 Later issues add their panes to the named slots of :attr:`MarketMonitor.slots`
-(``"alerts"``, ``"positions"`` for paper positions and P&L, ``"sentiment"``)::
+(``"alerts"``, ``"positions"`` for paper positions and P&L, ``"sentiment"``,
+``"forecasts"``)::
 
     monitor.add_pane("alerts", AlertsPane(...))
 
@@ -71,11 +72,12 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: The named places later issues fill: alerts (screener), paper positions and P&L,
-#: sentiment.  Values are the placeholder text shown until a pane is added.
+#: sentiment, forecasts.  Values are the placeholder text shown until a pane is added.
 SLOTS: dict[str, str] = {
     "alerts": "Alerts: no alert rules yet.",
     "positions": "Paper positions and P&L: no paper ledger yet.",
     "sentiment": "Sentiment: no news feed yet.",
+    "forecasts": "Forecasts: none recorded yet.",
 }
 
 UP_COLOR = "#26a69a"
@@ -745,7 +747,7 @@ class MarketMonitor(Viewer):
                 guarded(functools.partial(fn, *args), f"{type(pane).__name__}.{method}")()
 
     def add_pane(self, slot: str, viewable: Any) -> None:
-        """Put ``viewable`` in the named slot (``alerts``, ``positions``, ``sentiment``).
+        """Put ``viewable`` in a named slot (alerts, positions, sentiment, forecasts).
 
         The first pane replaces the slot's placeholder; later ones stack below it.
 

@@ -1,4 +1,4 @@
-"""The monitor's panes: live alerts, paper positions and P&L, and news sentiment.
+"""The monitor's panes: live alerts, paper positions and P&L, news sentiment, forecasts.
 
 Each pane is a :class:`panel.viewable.Viewer` with ``param`` state that works as a plain
 object (build it, call ``refresh()``, read its widgets and parameters).  The monitor
@@ -45,11 +45,13 @@ if TYPE_CHECKING:
     from quantdesk.data.store import MarketStore
     from quantdesk.portfolio.ledger import PaperLedger
 
-__all__ = ["AlertsPane", "PositionsPane", "SentimentPane", "add_default_panes"]
+__all__ = ["AlertsPane", "ForecastsPane", "PositionsPane", "SentimentPane", "add_default_panes"]
 
 logger = logging.getLogger(__name__)
 
 ALERT_COLUMNS = ("seq", "time", "symbol", "rule", "trigger_price")
+FORECAST_PANE_COLUMNS = ("target", "model", "version", "forecast", "origin")
+ACCURACY_COLUMNS = ("target", "model", "origin", "n", "metrics")
 POSITION_COLUMNS = (
     "symbol", "qty", "avg_cost", "price", "market_value", "unrealized_pnl", "realized_pnl",
 )  # fmt: skip
@@ -323,7 +325,6 @@ class SentimentPane(Viewer):
 
     def _scored(self) -> pd.DataFrame:
         from quantdesk.data.news_store import NewsStore
-
         from quantdesk.errors import StoreNotFoundError
 
         if self.store is None:
@@ -397,10 +398,147 @@ def _daily_score(scored: pd.DataFrame, symbol: str) -> float | None:
     return float(mean.iloc[-1]) if len(mean) else None
 
 
+class ForecastsPane(Viewer):
+    """The selected symbol's latest recorded forecasts and their trailing accuracy.
+
+    Reads the forecast record (:func:`quantdesk.forecast.jobs.forecast_view`): the
+    forecasts of the latest session forecast, one row per (target, model), and per
+    (target, model, origin) the mean losses of the last ``trailing`` scored sessions.
+    A symbol without forecasts shows "no forecasts yet"; a record that cannot be read
+    (a locked or damaged store) is logged and shown as unavailable, and the next
+    refresh tries again.
+
+    Parameters
+    ----------
+    store
+        The market store (or its path) holding the forecast record.
+    """
+
+    symbol = param.String(default="")
+    session = param.String(default="", doc="The session of the forecasts shown (YYYY-MM-DD).")
+    trailing = param.Integer(default=60, bounds=(1, None), doc="Scored sessions in accuracy.")
+    error = param.String(default="", doc="Why the record could not be read, if it could not.")
+    min_interval = param.Number(default=60.0, doc="Seconds between two reads of the record.")
+
+    def __init__(self, store: MarketStore | Any = None, **params: Any) -> None:
+        super().__init__(**params)
+        self.store = store
+        self.predictions = pd.DataFrame(columns=FORECAST_PANE_COLUMNS)
+        self.accuracy = pd.DataFrame(columns=ACCURACY_COLUMNS)
+        self._last = -math.inf
+        self.pane = pn.pane.HTML(self._html(), sizing_mode="stretch_width", name="forecasts")
+
+    def show_symbol(self, symbol: str) -> None:
+        """Show ``symbol``'s forecasts (read now)."""
+        self.symbol = symbol
+        self.refresh(force=True)
+
+    def _read(self) -> Any:
+        from quantdesk.data.store import MarketStore
+        from quantdesk.forecast.jobs import forecast_view
+
+        store = self.store
+        if not isinstance(store, MarketStore):
+            store = MarketStore(store, read_only=True)
+        return forecast_view(store, self.symbol, history=0, trailing=self.trailing)
+
+    def refresh(self, force: bool = False) -> bool:
+        """Return whether the record was read again (at most every ``min_interval`` s)."""
+        import duckdb
+
+        from quantdesk.errors import StoreNotFoundError
+
+        now = time.monotonic()
+        if not force and now - self._last < self.min_interval:
+            return False
+        self._last = now
+        self.error, self.session = "", ""
+        self.predictions = pd.DataFrame(columns=FORECAST_PANE_COLUMNS)
+        self.accuracy = pd.DataFrame(columns=ACCURACY_COLUMNS)
+        if self.symbol and self.store is not None:
+            try:
+                view = self._read()
+            except (ValueError, StoreNotFoundError) as exc:  # no forecast of it recorded
+                logger.debug("forecasts pane: %s", exc)
+            except (duckdb.Error, OSError) as exc:
+                logger.exception("forecasts pane: the record of %s is unreadable", self.symbol)
+                self.error = str(exc)
+            else:
+                self._show(view)
+        self.pane.object = self._html()
+        return True
+
+    def _show(self, view: Any) -> None:
+        from quantdesk.forecast.jobs import forecast_text
+
+        self.session = f"{view.session:%Y-%m-%d}"
+        self.predictions = pd.DataFrame(
+            [
+                (p["target"], p["model"], p["version"], forecast_text(p["value"]), p["origin"])
+                for p in view.predictions
+            ],
+            columns=FORECAST_PANE_COLUMNS,
+        )
+        self.accuracy = pd.DataFrame(
+            [
+                (
+                    a["target"],
+                    a["model"],
+                    a["origin"],
+                    a["n"],
+                    ", ".join(f"{k} {v:.4g}" for k, v in a["metrics"].items()),
+                )
+                for a in view.accuracy
+            ],
+            columns=ACCURACY_COLUMNS,
+        )
+
+    def _html(self) -> str:
+        symbol = html.escape(self.symbol or "-")
+        head = f'<div class="qd-forecasts"><b>Forecasts of {symbol}</b>'
+        if self.error:
+            return (
+                head + ': <span class="qd-forecast-error">record unavailable: '
+                f"{html.escape(self.error)}</span></div>"
+            )
+        if self.predictions.empty:
+            return head + ': <span class="qd-no-forecasts">no forecasts yet</span></div>'
+        head += f" as of {html.escape(self.session)}"
+        accuracy = (
+            _table(self.accuracy, "qd-forecast-accuracy")
+            if len(self.accuracy)
+            else '<span class="qd-no-scores">none scored yet</span>'
+        )
+        return (
+            head
+            + _table(self.predictions, "qd-forecast-latest")
+            + f"<b>Accuracy, last {self.trailing} scored sessions</b>"
+            + accuracy
+            + "</div>"
+        )
+
+    def release(self) -> None:
+        """Nothing shared to drop (the record is read per refresh)."""
+
+    def __panel__(self) -> Viewable:
+        return self.pane
+
+
+def _table(frame: pd.DataFrame, css: str) -> str:
+    """Return ``frame`` as an HTML table, every header and cell escaped."""
+    header = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
+        for row in frame.itertuples(index=False)
+    )
+    return f"<table class='{css}'><tr>{header}</tr>{rows}</table>"
+
+
 def add_default_panes(monitor: MarketMonitor, hub: LiveHub) -> None:
-    """Put the alerts, positions (ledger ``hub.ledger``) and sentiment panes in ``monitor``."""
+    """Put the alerts, positions (ledger ``hub.ledger``), sentiment and forecasts panes in."""
     from quantdesk.portfolio.ledger import PaperLedger
 
     monitor.add_pane("alerts", AlertsPane())
     monitor.add_pane("positions", PositionsPane(PaperLedger(hub.store, name=hub.ledger)))
     monitor.add_pane("sentiment", SentimentPane(hub.store.path))
+    monitor.add_pane("forecasts", ForecastsPane(hub.store.path))

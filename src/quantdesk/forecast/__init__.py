@@ -33,6 +33,7 @@ _EXPORTS = {
     "score_forecasts": "quantdesk.forecast.jobs",
     "backfill_forecasts": "quantdesk.forecast.jobs",
     "forecast_view": "quantdesk.forecast.jobs",
+    "pipeline_step": "quantdesk.forecast.jobs",
 }
 _SUBMODULES = frozenset(
     {
@@ -58,6 +59,7 @@ __all__ = [
     "forecast_view",
     "load_model",
     "models_for",
+    "pipeline_step",
     "run_forecasts",
     "save_model",
     "score_forecasts",
@@ -71,6 +73,7 @@ if TYPE_CHECKING:
         backfill_forecasts,
         fit_forecasts,
         forecast_view,
+        pipeline_step,
         run_forecasts,
         score_forecasts,
     )

@@ -232,6 +232,50 @@ class WalkForwardForecasts:
             both[_PROBS].to_numpy(), both[[f"{c}_y" for c in _PROBS]].to_numpy(), bins
         )
 
+    def daily_ic(self, *, rank: bool = False) -> pd.DataFrame:
+        """Return each model's cross-sectional IC on every session (columns: the models).
+
+        The Pearson (or, with ``rank=True``, Spearman) correlation across symbols of the
+        forecasts and the realised returns (:func:`quantdesk.forecast.scores.daily_ic`);
+        for ``return_1d`` only.
+        """
+        if self.target != "return_1d":
+            raise ValueError("a daily IC is for return forecasts (target return_1d)")
+        y = self.outcomes["realised"].pivot(index="ts", columns="symbol", values="value")
+        fc = self.forecasts
+        columns = {
+            model: sc.daily_ic(
+                fc.loc[fc["model"] == model].pivot(index="ts", columns="symbol", values="value"),
+                y,
+                rank=rank,
+            )
+            for model in self.models
+        }
+        return pd.DataFrame(columns).rename_axis(index="ts", columns="model")
+
+    def versus_outcome(self, symbol: str, kind: str | None = None) -> pd.DataFrame:
+        """Return one symbol's forecast by each model beside its outcome, by session.
+
+        Columns: the models, then ``kind`` (default: the first outcome, ``realised``);
+        for ``return_1d``, ``vol_1d`` and ``vol_5d``.
+
+        Raises
+        ------
+        ValueError
+            For regime forecasts, or a symbol that was not forecast.
+        """
+        if self.target == "regime_1d":
+            raise ValueError("regime forecasts are probabilities: see calibration()")
+        kind = kind or next(iter(self.outcomes))
+        fc = self.forecasts.loc[self.forecasts["symbol"] == symbol]
+        if fc.empty:
+            known = sorted(set(self.forecasts["symbol"]))
+            raise ValueError(f"{symbol!r} was not forecast; the symbols are {known}")
+        wide = fc.pivot(index="ts", columns="model", values="value")[self.models]
+        y = self.outcomes[kind]
+        wide[kind] = y.loc[y["symbol"] == symbol].set_index("ts")["value"].reindex(wide.index)
+        return wide.rename_axis(columns=None)
+
     def summary(self) -> str:
         """Return the scores as text: one line per model, metric and baseline."""
         table = self.scores()

@@ -64,7 +64,9 @@ __all__ = [
     "ForecastView",
     "backfill_forecasts",
     "fit_forecasts",
+    "forecast_text",
     "forecast_view",
+    "pipeline_step",
     "run_forecasts",
     "score_forecasts",
 ]
@@ -810,6 +812,26 @@ def _accuracy(target: str, rows: pd.DataFrame) -> dict[str, float]:
     }
 
 
+def forecast_text(value: float | Mapping[str, float] | None) -> str:
+    """Return a forecast as short text: ``0.0123`` or, for regimes, the likeliest cell.
+
+    Examples
+    --------
+    >>> forecast_text(0.012345)
+    '0.01235'
+    >>> forecast_text({"calm-up": 0.2, "volatile-down": 0.7, "calm-flat": 0.1})
+    'volatile-down (0.70)'
+    >>> forecast_text(None)
+    '-'
+    """
+    if value is None:
+        return "-"
+    if isinstance(value, Mapping):
+        cell = max(value, key=lambda c: value[c])
+        return f"{cell} ({value[cell]:.2f})"
+    return f"{value:.4g}"
+
+
 @dataclass
 class ForecastView(_Result):
     """One symbol's latest forecasts, their accuracy so far and the recent history.
@@ -828,12 +850,7 @@ class ForecastView(_Result):
         """Return the latest forecasts, then the accuracy lines."""
         lines = [f"{self.symbol}: forecasts as of {self.session:%Y-%m-%d}"]
         for p in self.predictions:
-            value = p["value"]
-            shown = (
-                max(value, key=lambda cell: value[cell]) + f" ({max(value.values()):.2f})"
-                if isinstance(value, dict)
-                else f"{value:.4g}"
-            )
+            shown = forecast_text(p["value"])
             lines.append(f"  {p['target']:<10} {p['model']:<12} {shown}  [{p['origin']}]")
         lines.append("accuracy so far:")
         for a in self.accuracy:
@@ -857,14 +874,17 @@ class ForecastView(_Result):
         return doc
 
 
-def forecast_view(store: MarketStore, symbol: str, *, history: int = 20) -> ForecastView:
+def forecast_view(
+    store: MarketStore, symbol: str, *, history: int = 20, trailing: int | None = None
+) -> ForecastView:
     """Return a symbol's latest recorded forecasts, their accuracy so far and recent history.
 
     ``predictions``: the newest row of each (target, model) as of the latest recorded
     session; ``accuracy``: per (target, model, origin), the number of scored forecasts and
     their mean losses (MSE, QLIKE on variance; hit rate and MSE for returns; log loss and
     Brier for regimes); ``history``: the forecasts of the last ``history`` sessions with
-    their outcomes (``null`` until due).
+    their outcomes (``null`` until due).  ``trailing``: the accuracy of the last
+    ``trailing`` scored sessions only (default: every scored forecast).
 
     Raises
     ------
@@ -895,6 +915,8 @@ def forecast_view(store: MarketStore, symbol: str, *, history: int = 20) -> Fore
     accuracy = []
     due = rows.loc[rows["outcome"].notna() | rows["outcome_probs"].notna()]
     due = due.drop_duplicates(["target", "model", "origin", "as_of"], keep="last")
+    if trailing is not None:
+        due = due.loc[due["as_of"].isin(sorted(set(due["as_of"]))[-trailing:])]
     for (target, model, origin), g in due.groupby(["target", "model", "origin"], sort=True):
         accuracy.append(
             {
@@ -928,3 +950,124 @@ def forecast_view(store: MarketStore, symbol: str, *, history: int = 20) -> Fore
         accuracy=accuracy,
         history=hist,
     )
+
+
+# -- the evening pipeline's step -----------------------------------------------------------
+
+
+def _last_fit_end(reg: ModelRegistry, target: str) -> pd.Timestamp | None:
+    """Return the earliest training end among the saved latest models of ``target``."""
+    from quantdesk.forecast.models import UNIVERSE, models_for, registry_name
+
+    ends = []
+    for model in models_for(target):
+        try:
+            meta = reg.record(registry_name(model), UNIVERSE).metadata
+        except KeyError:
+            continue
+        if meta.get("train_end"):
+            ends.append(pd.Timestamp(meta["train_end"]))
+    return min(ends) if ends else None
+
+
+def _sessions_between(store: MarketStore, after: pd.Timestamp, upto: pd.Timestamp) -> int:
+    """Return the number of stored daily sessions in ``(after, upto]``."""
+    frame = store.sql(
+        "SELECT count(DISTINCT ts) AS n FROM bars WHERE timeframe = '1d' AND ts > ? AND ts <= ?",
+        [_utc(after).to_pydatetime(), _utc(upto).to_pydatetime()],
+    )
+    return int(frame["n"].iloc[0])
+
+
+def _utc(ts: Any) -> pd.Timestamp:
+    stamp = pd.Timestamp(ts)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def _has_later_bars(store: MarketStore, symbols: Sequence[str] | None, ts: pd.Timestamp) -> bool:
+    """Return whether any (chosen) symbol has a daily bar after ``ts``."""
+    frame = store.sql(
+        "SELECT count(*) AS n FROM bars WHERE timeframe = '1d' AND ts > $ts "
+        "AND ($all OR list_contains($syms, symbol))",
+        {"ts": ts.to_pydatetime(), "all": symbols is None, "syms": list(symbols or [])},
+    )
+    return int(frame["n"].iloc[0]) > 0
+
+
+def pipeline_step(
+    store: MarketStore,
+    session: Any,
+    *,
+    symbols: str | Sequence[str] | None = None,
+    targets: str | Sequence[str] | None = None,
+    refit_every: int | None = None,
+    registry: ModelRegistry | str | None = None,
+) -> dict[str, Any]:
+    """Return the counts of one session's forecast work, for the evening pipeline.
+
+    The ``forecasts`` step of :mod:`quantdesk.pipeline` calls this with the step's
+    ``params``.  For each target, the models are fitted on the bars up to ``session``
+    (:func:`fit_forecasts`) when none of the target's models is saved, or when
+    ``refit_every`` sessions have passed since the oldest latest fit's training end;
+    the session's forecasts are then recorded (:func:`run_forecasts`) and the outcomes
+    now due are written and scored (:func:`score_forecasts`).
+
+    Idempotent by session: a rerun finds the models fitted (the latest training end is
+    the session) and every forecast recorded, so it fits and records nothing.  Forecasts
+    are recorded as ``live`` unless the store already holds a later bar of a chosen
+    symbol (a past session replayed): then their outcome may have been known, and they
+    are recorded as ``backfill``.
+
+    Parameters
+    ----------
+    store
+        The market store.
+    session
+        The session forecast as of (its daily bar must be stored).
+    symbols, targets, registry
+        As for :func:`fit_forecasts` (default: every stored symbol, every target).
+    refit_every
+        Refit after this many sessions (default ``None``: fit once, never refit).
+
+    Returns
+    -------
+    dict
+        ``fitted`` (models saved), ``fit_failed``, ``recorded``, ``already`` (forecasts
+        the record held), ``missing`` (models that made no forecast), ``origin``,
+        ``outcomes`` (written) and ``scored`` (forecasts with an outcome).
+
+    Raises
+    ------
+    ValueError
+        When the session has no stored bar or no model could forecast.
+    """
+    if refit_every is not None and refit_every < 1:
+        raise ValueError(f"refit_every must be a positive number of sessions, got {refit_every}")
+    ts = pd.Timestamp(pd.Timestamp(session).date()).tz_localize("UTC")  # the daily bar's time
+    names = _symbols(symbols)
+    chosen = _targets(targets)
+    reg = _registry(registry)
+    due = []
+    for target in chosen:
+        end = _last_fit_end(reg, target)
+        if end is None or (
+            refit_every is not None and _sessions_between(store, end, ts) >= refit_every
+        ):
+            due.append(target)
+    fitted, fit_failed = 0, 0
+    if due:
+        fit = fit_forecasts(store, names, end=ts, targets=due, registry=reg)
+        fitted, fit_failed = len(fit.saved), len(fit.errors)
+    origin = "backfill" if _has_later_bars(store, names, ts) else "live"
+    run = run_forecasts(store, names, ts, origin, targets=chosen, registry=reg)
+    scores = score_forecasts(store, names, registry=reg)
+    return {
+        "fitted": fitted,
+        "fit_failed": fit_failed,
+        "recorded": run.recorded,
+        "already": run.already,
+        "missing": len(run.missing),
+        "origin": origin,
+        "outcomes": scores.outcomes_recorded,
+        "scored": int(scores.counts["scored"].sum()) if len(scores.counts) else 0,
+    }
