@@ -577,7 +577,7 @@ class PipelineEntry:
 
     @property
     def on_calendar(self) -> str:
-        """Return the systemd ``OnCalendar=`` value, e.g. ``Mon..Fri *-*-* 17:15:00 America/New_York``."""
+        """Return the systemd ``OnCalendar=`` value (weekdays at the time, in the zone)."""
         return f"Mon..Fri *-*-* {self.hour:02d}:{self.minute:02d}:00 {self.timezone}"
 
 
