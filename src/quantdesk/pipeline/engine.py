@@ -42,6 +42,7 @@ __all__ = [
     "backfill",
     "notify_run",
     "pipeline_status",
+    "publish_status",
     "retry_failed",
     "run_pipeline",
 ]
@@ -402,6 +403,8 @@ def _go(
         run = _run_session(definition, ctx, force)
         logger.info(run.summary())
         runs.append(run)
+    if runs:
+        publish_status(market, definition)
     return notify_run(PipelineRun(definition.name, tuple(runs), tuple(interrupted), tuple(missed)))
 
 
@@ -586,3 +589,27 @@ def pipeline_status(
         tuple(_failed_sessions(record, definition.name)),
         due[0] if due else None,
     )
+
+
+def publish_status(
+    store: MarketStore, definition: PipelineDefinition, reports_dir: str | Path | None = None
+) -> Path:
+    """Return the reports index after writing the pipeline's status beside it.
+
+    The status (as ``quantdesk pipeline status --json``) goes to ``pipeline.json`` in
+    the reports directory (default: the ``reports`` step's ``reports_dir``, else the
+    configured one), replaced atomically, and the index is rewritten so its
+    ``pipeline`` section shows it.
+    """
+    from quantdesk.config import settings
+    from quantdesk.reports.publish import PIPELINE_STATUS_NAME, atomic_write_text, write_index
+
+    if reports_dir is None:
+        configured = next((s.params.get("reports_dir") for s in definition.steps
+                           if s.run == "reports"), None)  # fmt: skip
+        reports_dir = configured or settings().reports_dir
+    root = Path(reports_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    status = pipeline_status(store, definition=definition)
+    atomic_write_text(root / PIPELINE_STATUS_NAME, json.dumps(status.to_dict(), indent=2))
+    return write_index(root)
