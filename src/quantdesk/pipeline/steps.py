@@ -104,9 +104,8 @@ def demo_start(
     >>> demo_start(5, now=pd.Timestamp("2024-07-09T18:00-04:00")).date()  # ends 8 Jul
     datetime.date(2024, 7, 2)
     """
-    from quantdesk.data.sessions import SessionCalendar
-
     from quantdesk.config import settings
+    from quantdesk.data.sessions import SessionCalendar
 
     path = store.path if isinstance(store, MarketStore) else Path(store or settings().store_path)
     if path.exists():
