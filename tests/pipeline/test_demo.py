@@ -48,3 +48,19 @@ def test_the_demo_history_ends_before_the_latest_closed_session_and_a_run_adds_i
     again = run_pipeline(store, definition=catalog, now=NOW)
     assert again.sessions == () and "no session due" in again.summary()
     assert len(MarketStore(store).bars("SIM000")) == 301
+
+
+def test_the_paper_step_skips_with_its_reason_when_no_ledger_is_named(tmp_path: Path) -> None:
+    store = tmp_path / "store.duckdb"
+    ingest_simulated(store, symbols=2, days=300, seed=3, start="2023-05-08", progress=False)
+    catalog = tmp_path / "p.yaml"
+    steps = {
+        "update": {"params": {"simulated": True, "drop_folder": str(tmp_path / "drop")}},
+        "paper": {"needs": ["update"], "params": {"ledgers": None}},
+    }
+    catalog.write_text(json.dumps({"pipeline": {"name": "evening", "steps": steps}}), "utf-8")
+    run = run_pipeline(store, session="2024-07-01", definition=catalog)
+    paper = {s.step: s for s in run.sessions[0].steps}["paper"]
+    assert run.ok and paper.status == "skipped" and "no ledger named" in paper.note
+    tables = MarketStore(store).sql("SELECT table_name FROM information_schema.tables")
+    assert "paper_trades" not in set(tables["table_name"])

@@ -345,7 +345,7 @@ def screen(
 def paper(
     ctx: StepContext,
     *,
-    ledgers: Sequence[str] = ("paper",),
+    ledgers: Sequence[str] | None = ("paper",),
     symbols: Sequence[str] | None = None,
     cash: float = 100_000.0,
     lookbacks: Sequence[int] = (21, 63, 126, 252),
@@ -355,9 +355,14 @@ def paper(
 
     The trades carry the session's bar time, so a ledger that already has trades at that
     time was rebalanced for the session and is left alone (a resumed run trades nothing).
+    A ledger named for the first time is created with ``cash``; with no ledger named
+    (``ledgers: []`` or null) the step is skipped and says so.
     """
     from quantdesk.portfolio.ledger import PaperLedger
     from quantdesk.strategies import vol_target_trend
+
+    if not ledgers:
+        return StepOutput({}, note="no ledger named (params: ledgers: [NAME, ...])", skipped=True)
 
     close = ctx.store.panel("close", list(symbols) if symbols else None, end=ctx.ts)
     if close.empty or close.index[-1] != ctx.ts:
