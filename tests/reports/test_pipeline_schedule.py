@@ -124,3 +124,15 @@ def test_a_catalog_without_a_pipeline_has_no_entry(tmp_path: Path) -> None:
     assert not any("pipeline run" in line for line in crontab_lines(catalog, environ=ENVIRON))
     with pytest.raises(ValueError, match="no pipeline: section"):
         systemd_units(catalog)
+
+
+def test_schedule_systemd_prints_both_units(catalog: Catalog) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "quantdesk", "schedule", "systemd", "--catalog", str(catalog.path)],
+        env={**os.environ, "PYTHONPATH": str(SRC)}, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "# ~/.config/systemd/user/quantdesk-pipeline.service" in out
+    assert "# ~/.config/systemd/user/quantdesk-pipeline.timer" in out
+    assert "OnCalendar=Mon..Fri *-*-* 17:15:00 America/New_York" in out
