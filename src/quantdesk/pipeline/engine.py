@@ -404,7 +404,10 @@ def _go(
         logger.info(run.summary())
         runs.append(run)
     if runs:
-        publish_status(market, definition)
+        try:
+            publish_status(market, definition)
+        except OSError as exc:  # the run's work is done and recorded; the index is not
+            logger.warning("pipeline status not published: %s", exc)
     return notify_run(PipelineRun(definition.name, tuple(runs), tuple(interrupted), tuple(missed)))
 
 
