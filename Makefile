@@ -36,14 +36,21 @@ browser:
 
 demo: install
 	$(VENV)/bin/quantdesk ingest sample
-	$(VENV)/bin/quantdesk ingest simulate --symbols 50 --days 2520 --seed 7
-# Synthetic headlines whose tone follows the simulated regimes, scored by what `auto`
-# finds here (FinBERT when its weights are local, else the lexicon: seconds).
-	$(VENV)/bin/quantdesk news demo --symbols 50 --days 2520 --seed 7
+# The simulated history ends on the session before the latest closed one, so the closing
+# `pipeline run` advances it exactly one session (quantdesk.pipeline.steps.demo_start).
+	start=$$($(PY) -c 'from quantdesk.pipeline.steps import demo_start; print(demo_start(2520).date())') && \
+	$(VENV)/bin/quantdesk ingest simulate --symbols 50 --days 2520 --seed 7 --start $$start && \
+	$(VENV)/bin/quantdesk news demo --symbols 50 --days 2520 --seed 7 --start $$start
+# Synthetic headlines (above) whose tone follows the simulated regimes, scored by what
+# `auto` finds here (FinBERT when its weights are local, else the lexicon: seconds).
 	$(VENV)/bin/quantdesk sentiment score --model auto
 	$(VENV)/bin/quantdesk data info
 	@$(PY) -c 'from quantdesk.backtest.warmup import warm_numba_cache as w; print("numba cache (warm):", w())'
 	$(VENV)/bin/quantdesk report batch demo
+# The evening pipeline on the demo store: the next session's bars, regimes, news scores,
+# alerts, the `paper` ledger's rebalance and the evening reports; a second run does
+# nothing ("no session due") until the next session closes.
+	$(VENV)/bin/quantdesk pipeline run
 	@echo "reports: $$($(PY) -c 'from quantdesk.config import settings; print((settings().reports_dir / "index.html").resolve())')"
 	@echo "market monitor: run '$(VENV)/bin/quantdesk dashboard' and open http://127.0.0.1:5006/"
 

@@ -90,6 +90,15 @@ class SessionCalendar:
         """Return the sessions from ``start`` to ``end`` (inclusive), in order."""
         return list(self._cal.sessions_in_range(_day(start), _day(end)))
 
+    def regular_close(self) -> tuple[int, int]:
+        """Return ``(hour, minute)`` of the exchange's regular close, in its time zone.
+
+        >>> session_calendar("XNYS").regular_close()
+        (16, 0)
+        """
+        close = self._cal.close_times[-1][1]
+        return int(close.hour), int(close.minute)
+
     def close(self, day: Any) -> pd.Timestamp:
         """Return the session's close in the exchange's time zone (early closes included)."""
         return pd.Timestamp(self._cal.session_close(self.check(day))).tz_convert(self.tz)

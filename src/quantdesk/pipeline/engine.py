@@ -40,7 +40,9 @@ __all__ = [
     "SessionRun",
     "StepResult",
     "backfill",
+    "notify_run",
     "pipeline_status",
+    "publish_status",
     "retry_failed",
     "run_pipeline",
 ]
@@ -131,11 +133,18 @@ class PipelineRun:
     pipeline: str
     sessions: tuple[SessionRun, ...]
     interrupted: tuple[pd.Timestamp, ...] = ()
+    missed: tuple[pd.Timestamp, ...] = ()  # sessions caught up late (missed evenings)
+    notified: str | None = None  # what became of the failed/late notification
 
     @property
     def ok(self) -> bool:
         """Return whether no step of any session failed."""
         return all(s.ok for s in self.sessions)
+
+    @property
+    def late(self) -> bool:
+        """Return whether the run caught up sessions whose evening was missed."""
+        return bool(self.missed)
 
     def summary(self) -> str:
         """Return what the run did, session by session."""
@@ -145,7 +154,12 @@ class PipelineRun:
         if self.interrupted:
             days = ", ".join(f"{d:%Y-%m-%d}" for d in self.interrupted)
             lines.append(f"resumed after an interrupted run: {days}")
+        if self.missed:
+            days = ", ".join(f"{d:%Y-%m-%d}" for d in self.missed)
+            lines.append(f"late: caught up missed sessions {days}")
         lines += [s.summary() for s in self.sessions]
+        if self.notified is not None:
+            lines.append(f"notification: {self.notified}")
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -154,6 +168,8 @@ class PipelineRun:
             "pipeline": self.pipeline,
             "ok": self.ok,
             "interrupted": [f"{d:%Y-%m-%d}" for d in self.interrupted],
+            "missed": [f"{d:%Y-%m-%d}" for d in self.missed],
+            "notified": self.notified,
             "sessions": [s.to_dict() for s in self.sessions],
         }
 
@@ -302,6 +318,50 @@ def _run_session(
     return SessionRun(ctx.session, tuple(results))
 
 
+# -- notification --------------------------------------------------------------------------
+
+
+def notify_run(run: PipelineRun, config: Any = None, *, sleep: Any = time.sleep) -> PipelineRun:
+    """Return ``run`` with ``notified`` set: one webhook notification if it failed or was late.
+
+    A run with a failed step, or one that caught up missed sessions, sends one JSON
+    notification through the webhook sink (:func:`quantdesk.screener.webhooks.notify`,
+    URL and token from the environment as for alerts): the pipeline, its sessions, the
+    failed steps with their errors (secret values of the environment replaced by
+    ``***``) and the missed sessions.  The steps' own retries happen inside the run, so
+    a run sends one notification however many attempts its steps made.  A run that is
+    ok and on time sends nothing; a webhook that is down is logged, never raised.
+    """
+    import dataclasses
+    import os
+
+    from quantdesk.reports.redaction import redact_secrets, secret_values
+    from quantdesk.screener.webhooks import notify
+
+    if run.ok and not run.late:
+        return run
+    secrets, found = secret_values(os.environ), set[str]()
+    failed = [
+        {"session": f"{s.session:%Y-%m-%d}", "step": r.step, "attempts": r.attempts,
+         "error": redact_secrets(r.error or "", secrets, "notification", found)}
+        for s in run.sessions for r in s.steps if r.status == "failed"
+    ]  # fmt: skip
+    sessions = [f"{s.session:%Y-%m-%d}" for s in run.sessions]
+    event = "failed" if failed else "late"
+    payload = {
+        "event": f"pipeline {event}",
+        "pipeline": run.pipeline,
+        "sessions": sessions,
+        "failed_steps": failed,
+        "missed_sessions": [f"{d:%Y-%m-%d}" for d in run.missed],
+        "sent_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    key = f"pipeline:{run.pipeline}:{event}:{sessions[0] if sessions else ''}:{payload['sent_at']}"
+    outcome = notify(payload, key, config, sleep=sleep)
+    logger.info("pipeline %s %s: notification %s", run.pipeline, event, outcome)
+    return dataclasses.replace(run, notified=outcome)
+
+
 # -- runs ----------------------------------------------------------------------------------
 
 
@@ -332,6 +392,7 @@ def _go(
     force: Sequence[str],
     root: Path | None,
     interrupted: Sequence[pd.Timestamp] = (),
+    missed: Sequence[pd.Timestamp] = (),
 ) -> PipelineRun:
     for name in force:
         definition.step(name)  # KeyError names the known steps
@@ -342,7 +403,12 @@ def _go(
         run = _run_session(definition, ctx, force)
         logger.info(run.summary())
         runs.append(run)
-    return PipelineRun(definition.name, tuple(runs), tuple(interrupted))
+    if runs:
+        try:
+            publish_status(market, definition)
+        except OSError as exc:  # the run's work is done and recorded; the index is not
+            logger.warning("pipeline status not published: %s", exc)
+    return notify_run(PipelineRun(definition.name, tuple(runs), tuple(interrupted), tuple(missed)))
 
 
 def run_pipeline(
@@ -394,6 +460,8 @@ def run_pipeline(
             due = calendar.due(known[-1] if known else None, clock,
                                pd.Timedelta(minutes=definition.delay_minutes))  # fmt: skip
             days = sorted(set(interrupted) | set(due))
+            missed = due[:-1]  # every due session but the newest had its evening missed
+            return _go(market, definition, record, days, force, root, interrupted, missed)
         return _go(market, definition, record, days, force, root, interrupted)
 
 
@@ -524,3 +592,27 @@ def pipeline_status(
         tuple(_failed_sessions(record, definition.name)),
         due[0] if due else None,
     )
+
+
+def publish_status(
+    store: MarketStore, definition: PipelineDefinition, reports_dir: str | Path | None = None
+) -> Path:
+    """Return the reports index after writing the pipeline's status beside it.
+
+    The status (as ``quantdesk pipeline status --json``) goes to ``pipeline.json`` in
+    the reports directory (default: the ``reports`` step's ``reports_dir``, else the
+    configured one), replaced atomically, and the index is rewritten so its
+    ``pipeline`` section shows it.
+    """
+    from quantdesk.config import settings
+    from quantdesk.reports.publish import PIPELINE_STATUS_NAME, atomic_write_text, write_index
+
+    if reports_dir is None:
+        configured = next((s.params.get("reports_dir") for s in definition.steps
+                           if s.run == "reports"), None)  # fmt: skip
+        reports_dir = configured or settings().reports_dir
+    root = Path(reports_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    status = pipeline_status(store, definition=definition)
+    atomic_write_text(root / PIPELINE_STATUS_NAME, json.dumps(status.to_dict(), indent=2))
+    return write_index(root)

@@ -30,6 +30,7 @@ __all__ = [
     "StepContext",
     "StepOutput",
     "advance_simulated",
+    "demo_start",
     "forecasts_available",
     "run_session_report",
     "session_ts",
@@ -80,6 +81,43 @@ class StepOutput:
 def session_ts(session: Any) -> pd.Timestamp:
     """Return a session date as its daily bar's time: 00:00 UTC that day."""
     return pd.Timestamp(pd.Timestamp(session).date()).tz_localize("UTC")
+
+
+def demo_start(
+    days: int,
+    *,
+    exchange: str = "XNYS",
+    delay_minutes: float = 75.0,
+    now: Any = None,
+    store: MarketStore | str | Path | None = None,
+) -> pd.Timestamp:
+    """Return the first day of a simulated history of ``days`` business days that ends
+    just before the latest closed session.
+
+    ``make demo`` simulates its market from this day, so its closing ``quantdesk
+    pipeline run`` (which, on a store it never ran on, runs the latest closed session)
+    advances the simulated market exactly one session, continuing the stored prices.
+    When ``store`` (default: the configured store, if its file exists) already holds a
+    simulated market, its first day is returned, so a second ``make demo`` rewrites the
+    same days instead of storing a shifted history.
+
+    >>> demo_start(5, now=pd.Timestamp("2024-07-09T18:00-04:00")).date()  # ends 8 Jul
+    datetime.date(2024, 7, 2)
+    """
+    from quantdesk.config import settings
+    from quantdesk.data.sessions import SessionCalendar
+
+    path = store.path if isinstance(store, MarketStore) else Path(store or settings().store_path)
+    if path.exists():
+        market = store if isinstance(store, MarketStore) else MarketStore(path, read_only=True)
+        first = market.sql("SELECT min(ts) AS first FROM bars WHERE symbol = 'SIM000'")["first"]
+        if len(first) and not pd.isna(first.iloc[0]):
+            return pd.Timestamp(first.iloc[0]).tz_convert(None)
+    calendar = SessionCalendar(exchange)
+    clock = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
+    latest = calendar.last_closed(clock, pd.Timedelta(minutes=delay_minutes))
+    end = calendar.previous_session(latest)
+    return pd.Timestamp(pd.bdate_range(end=end, periods=days)[0])
 
 
 def forecasts_available() -> bool:
@@ -307,7 +345,7 @@ def screen(
 def paper(
     ctx: StepContext,
     *,
-    ledgers: Sequence[str] = ("paper",),
+    ledgers: Sequence[str] | None = ("paper",),
     symbols: Sequence[str] | None = None,
     cash: float = 100_000.0,
     lookbacks: Sequence[int] = (21, 63, 126, 252),
@@ -317,9 +355,14 @@ def paper(
 
     The trades carry the session's bar time, so a ledger that already has trades at that
     time was rebalanced for the session and is left alone (a resumed run trades nothing).
+    A ledger named for the first time is created with ``cash``; with no ledger named
+    (``ledgers: []`` or null) the step is skipped and says so.
     """
     from quantdesk.portfolio.ledger import PaperLedger
     from quantdesk.strategies import vol_target_trend
+
+    if not ledgers:
+        return StepOutput({}, note="no ledger named (params: ledgers: [NAME, ...])", skipped=True)
 
     close = ctx.store.panel("close", list(symbols) if symbols else None, end=ctx.ts)
     if close.empty or close.index[-1] != ctx.ts:

@@ -165,3 +165,16 @@ def schedule_crontab(catalog: CatalogOption = None) -> None:
 
     for line in crontab_lines(_catalog(catalog)):
         typer.echo(line)
+
+
+@schedule_app.command("systemd")
+def schedule_systemd(catalog: CatalogOption = None) -> None:
+    """Print a systemd service and timer that run the evening pipeline after the close."""
+    from quantdesk.reports.scheduler import systemd_units
+
+    try:
+        units = systemd_units(_catalog(catalog))
+    except ValueError as exc:
+        _fail(str(exc))
+    for name, text in units.items():
+        typer.echo(f"# ~/.config/systemd/user/{name}\n{text}")

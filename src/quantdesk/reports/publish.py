@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "INDEX_NAME",
+    "PIPELINE_STATUS_NAME",
     "RUN_COLUMNS",
     "atomic_write_text",
     "banner_html",
@@ -334,6 +335,52 @@ def _row_html(root: Path, run: dict[str, Any]) -> str:
     )
 
 
+#: The pipeline's status, as ``quantdesk pipeline status --json`` gives it, written into
+#: the reports directory after each pipeline run; the index shows it in its own section.
+PIPELINE_STATUS_NAME = "pipeline.json"
+
+
+def _pipeline_html(root: Path) -> str:
+    """Return the index's ``pipeline`` section from ``pipeline.json`` ("" when absent)."""
+    esc = html.escape
+    path = root / PIPELINE_STATUS_NAME
+    if not path.is_file():
+        return ""
+    try:
+        status = json.loads(path.read_text(encoding="utf-8"))
+        steps = list(status.get("steps") or [])
+    except (OSError, ValueError, AttributeError) as exc:
+        logger.warning("%s: cannot read the pipeline status (%s)", path, type(exc).__name__)
+        return f'<h2>pipeline</h2>\n<p class="reason">{esc(str(path.name))}: unreadable</p>\n'
+    last = status.get("last_session") or "never run"
+    parts = [
+        '<h2 id="pipeline">pipeline</h2>',
+        f'<p class="meta">{esc(str(status.get("pipeline", "")))} '
+        f"({esc(str(status.get('exchange', '')))}) · last session {esc(str(last))}"
+        + (f" · next due {esc(str(status['next_due']))}" if status.get("next_due") else "")
+        + "</p>",
+    ]
+    if steps:
+        rows = []
+        for step in steps:
+            state = str(step.get("status", ""))
+            took = step.get("duration_s")
+            took_text = "" if took is None else f"{float(took):.1f} s"
+            error = step.get("error") or ""
+            cells = [esc(str(step.get("step", ""))), esc(state), esc(str(step.get("attempt", ""))),
+                     esc(took_text), f'<span class="reason">{esc(str(error))}</span>']  # fmt: skip
+            css = "failed" if state == "failed" else "ok"
+            rows.append(f'<tr class="{css}">' + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+        head = "".join(f"<th>{h}</th>" for h in ("Step", "State", "Attempt", "Duration", "Error"))
+        parts.append(f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n"
+                     + "\n".join(rows) + "\n</tbody>\n</table>")  # fmt: skip
+    failed = [str(d) for d in status.get("failed_sessions") or []]
+    if failed:
+        days = esc(", ".join(failed))
+        parts.append(f'<p class="reason">failed sessions (quantdesk pipeline retry): {days}</p>')
+    return "\n".join(parts) + "\n<h2>reports</h2>\n"
+
+
 _INDEX_TEMPLATE = """<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -356,7 +403,7 @@ code {{ font-size: 12px; word-break: break-all; }}
 <body>
 <h1>quantdesk reports</h1>
 <p class="meta">{summary} · updated {updated} UTC · newest first</p>
-{table}
+{pipeline}{table}
 </body>
 </html>
 """
@@ -367,7 +414,10 @@ def write_index(reports_dir: str | Path | None = None) -> Path:
 
     Every run is one row, newest first: notebook, run id, status (green ok / red
     failed, with the reason), start time, duration, parameters (HTML-escaped) and
-    relative links to the HTML report, the executed notebook and ``run.json``.  The
+    relative links to the HTML report, the executed notebook and ``run.json``.  Above
+    them, when the evening pipeline has run, a ``pipeline`` section from
+    ``pipeline.json``: its last session, each step's state, attempt, duration and error,
+    and the failed sessions (every value HTML-escaped).  The
     file is replaced atomically under a lock, so concurrent runs keep it whole and
     complete.
     """
@@ -392,5 +442,6 @@ def write_index(reports_dir: str | Path | None = None) -> Path:
             summary=f"{len(runs)} runs, {failed} failed",
             updated=f"{datetime.now(UTC):%Y-%m-%d %H:%M:%S}",
             table=table,
+            pipeline=_pipeline_html(root),
         )
         return atomic_write_text(root / INDEX_NAME, page)

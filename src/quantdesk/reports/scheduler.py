@@ -47,11 +47,14 @@ from typing import Any
 from quantdesk.reports.catalog import Catalog, Job
 
 __all__ = [
+    "PipelineEntry",
     "ScheduleEvent",
     "Scheduler",
     "cron_environment",
     "crontab_lines",
     "default_state_path",
+    "pipeline_entry",
+    "systemd_units",
     "utcnow",
 ]
 
@@ -551,6 +554,135 @@ def cron_environment(
     return dict(sorted(variables.items())), secrets
 
 
+@dataclass(frozen=True)
+class PipelineEntry:
+    """The schedule entry of the catalog's evening pipeline: when ``pipeline run`` fires.
+
+    It fires on weekdays at the exchange's regular close plus the pipeline's delay
+    (17:15 New York for XNYS and 75 minutes), in the exchange's time zone; the run
+    itself decides which sessions are due (a holiday finds none; an early close's
+    session is due already; missed evenings are caught up in order).
+    """
+
+    pipeline: str
+    exchange: str
+    hour: int
+    minute: int
+    timezone: str
+
+    @property
+    def schedule(self) -> str:
+        """Return the cron fields, e.g. ``15 17 * * 1-5``."""
+        return f"{self.minute} {self.hour} * * 1-5"
+
+    @property
+    def on_calendar(self) -> str:
+        """Return the systemd ``OnCalendar=`` value (weekdays at the time, in the zone)."""
+        return f"Mon..Fri *-*-* {self.hour:02d}:{self.minute:02d}:00 {self.timezone}"
+
+
+def pipeline_entry(catalog: Catalog) -> PipelineEntry | None:
+    """Return the schedule entry of the catalog's ``pipeline:`` section (None without one).
+
+    >>> from quantdesk.reports.catalog import Catalog
+    >>> entry = pipeline_entry(Catalog.load())
+    >>> entry.schedule, entry.timezone
+    ('15 17 * * 1-5', 'America/New_York')
+    """
+    import yaml
+
+    from quantdesk.data.sessions import SessionCalendar
+    from quantdesk.pipeline.definition import load_pipeline
+
+    data = yaml.safe_load(catalog.path.read_text(encoding="utf-8")) or {}
+    if not isinstance(data, dict) or data.get("pipeline") is None:
+        return None
+    definition = load_pipeline(catalog.path)
+    calendar = SessionCalendar(definition.exchange)
+    hour, minute = calendar.regular_close()
+    total = int(hour * 60 + minute + definition.delay_minutes)
+    if total >= 24 * 60:
+        raise ValueError(
+            f"{catalog.path}: pipeline delay_minutes {definition.delay_minutes} runs past midnight"
+        )
+    return PipelineEntry(definition.name, definition.exchange, total // 60, total % 60,
+                         calendar.tz)  # fmt: skip
+
+
+def _quantdesk_command(command: str | None, python: str | None) -> str:
+    if python is not None:
+        return f"{shlex.quote(python)} -m quantdesk"
+    if command is not None:
+        return command
+    beside = Path(sys.executable).parent / "quantdesk"
+    return shlex.quote(str(beside)) if beside.exists() else "quantdesk"
+
+
+def _pipeline_arguments(catalog: Catalog) -> str:
+    default = (catalog.root / "research" / "reports.yaml").resolve()
+    extra = "" if catalog.path == default else f" --catalog {shlex.quote(str(catalog.path))}"
+    return f"pipeline run{extra}"
+
+
+def systemd_units(
+    catalog: Catalog,
+    *,
+    command: str | None = None,
+    python: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """Return ``{file name: text}`` of a systemd service and timer for the evening pipeline.
+
+    The service runs ``quantdesk pipeline run`` from the project root with the settings
+    :func:`cron_environment` carries (never a secret: put those in an
+    ``EnvironmentFile=`` yourself); the timer fires it at :func:`pipeline_entry`'s time,
+    ``Persistent=true`` so a machine that was off runs it at boot (the run catches up
+    the missed sessions).  Install as user units: copy both to
+    ``~/.config/systemd/user/`` and ``systemctl --user enable --now quantdesk-pipeline.timer``.
+
+    Raises
+    ------
+    ValueError
+        The catalog has no ``pipeline:`` section.
+    """
+    entry = pipeline_entry(catalog)
+    if entry is None:
+        raise ValueError(f"{catalog.path}: no pipeline: section to schedule")
+    variables, secrets = cron_environment(catalog, environ)
+    cmd = _quantdesk_command(command, python)
+    env_lines = [f'Environment="{k}={v}"' for k, v in variables.items()]
+    left_out = (
+        [f"# left out, their names look like secrets: {', '.join(secrets)}"] if secrets else []
+    )
+    service = [
+        "[Unit]",
+        f"Description=quantdesk {entry.pipeline} pipeline ({entry.exchange} sessions)",
+        "",
+        "[Service]",
+        "Type=oneshot",
+        f"WorkingDirectory={catalog.root}",
+        *left_out,
+        *env_lines,
+        f"ExecStart=/bin/sh -c {shlex.quote(f'{cmd} {_pipeline_arguments(catalog)}')}",
+    ]
+    timer = [
+        "[Unit]",
+        f"Description=quantdesk {entry.pipeline} pipeline after the {entry.exchange} close",
+        "",
+        "[Timer]",
+        f"OnCalendar={entry.on_calendar}",
+        "Persistent=true",
+        "Unit=quantdesk-pipeline.service",
+        "",
+        "[Install]",
+        "WantedBy=timers.target",
+    ]
+    return {
+        "quantdesk-pipeline.service": "\n".join(service) + "\n",
+        "quantdesk-pipeline.timer": "\n".join(timer) + "\n",
+    }
+
+
 def crontab_lines(
     catalog: Catalog,
     *,
@@ -593,13 +725,7 @@ def crontab_lines(
         2>&1``, every value shell-quoted.  ``CRON_TZ`` is honoured by cronie (Fedora, RHEL,
         Arch) and systemd-cron; crons that ignore it read the times in the system timezone.
     """
-    if python is not None:
-        cmd = f"{shlex.quote(python)} -m quantdesk"
-    elif command is not None:
-        cmd = command
-    else:
-        beside = Path(sys.executable).parent / "quantdesk"
-        cmd = shlex.quote(str(beside)) if beside.exists() else "quantdesk"
+    cmd = _quantdesk_command(command, python)
     root = shlex.quote(str(catalog.root))
     variables, secrets = cron_environment(catalog, environ)
     env = "".join(f"{name}={shlex.quote(value)} " for name, value in variables.items())
@@ -624,4 +750,12 @@ def crontab_lines(
             run = f"{env}{cmd} report batch {shlex.quote(job.name)}"
             target = shlex.quote(str(log_file))
             lines.append(_cron_escape(f"{job.schedule} cd {root} && {mkdir}{run} >> {target} 2>&1"))
+    entry = pipeline_entry(catalog) if jobs is None else None
+    if entry is not None:
+        lines.append(f"CRON_TZ={entry.timezone}")
+        lines.append(f"# the {entry.pipeline} pipeline: every step of each {entry.exchange} "
+                     "session due, in order (quantdesk pipeline status)")  # fmt: skip
+        run = f"{env}{cmd} {_pipeline_arguments(catalog)}"
+        target = shlex.quote(str(log_file))
+        lines.append(_cron_escape(f"{entry.schedule} cd {root} && {mkdir}{run} >> {target} 2>&1"))
     return lines

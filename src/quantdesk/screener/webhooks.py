@@ -67,6 +67,7 @@ __all__ = [
     "WebhookConfig",
     "alert_payload",
     "deliver",
+    "notify",
     "queue_alerts",
     "queue_mask",
     "record_alerts",
@@ -270,6 +271,52 @@ def _post(config: WebhookConfig, body: bytes, key: str) -> None:
         raise _Failure(f"connection failed: {type(exc).__name__}", retryable=True) from None
 
 
+def _send(config: WebhookConfig, body: bytes, key: str, sleep: Any) -> tuple[int, str, str | None]:
+    """Return ``(tries, outcome, error)`` of POSTing ``body`` with the config's retries.
+
+    ``outcome`` is ``delivered``, ``rejected`` (a status not worth retrying) or
+    ``pending`` (every try failed); the back-off doubles each retry.
+    """
+    tries, error = 0, None
+    for attempt in range(config.retries + 1):
+        if attempt:
+            sleep(config.backoff * 2 ** (attempt - 1))
+        tries += 1
+        try:
+            _post(config, body, key)
+        except _Failure as failure:
+            error = str(failure)
+            if not failure.retryable:
+                return tries, "rejected", error
+            continue
+        return tries, "delivered", None
+    return tries, "pending", error
+
+
+def notify(
+    payload: dict[str, Any],
+    key: str,
+    config: WebhookConfig | None = None,
+    *,
+    sleep: Any = time.sleep,
+) -> str:
+    """Return what became of one notification POSTed to the webhook sink.
+
+    ``payload`` is sent as JSON with ``key`` as its ``Idempotency-Key``, with the
+    config's retries.  Returns ``"delivered"``, ``"rejected"``, ``"pending"`` (the
+    webhook is down; the reason is logged without URL or token) or ``"no webhook"``
+    when none is configured (``config`` defaults to :meth:`WebhookConfig.from_env`).
+    """
+    config = config if config is not None else WebhookConfig.from_env()
+    if config is None:
+        return "no webhook"
+    tries, outcome, error = _send(config, json.dumps(jsonable(payload)).encode(), key, sleep)
+    if error:
+        logger.warning("notification %s to %s: %s after %d tries: %s", key,
+                       safe_url(config.url), outcome, tries, error)  # fmt: skip
+    return outcome
+
+
 def _latest_session(store: AlertStore, alerts: pd.DataFrame) -> pd.Timestamp:
     """Return the UTC day of the newest bar: of the alerts' symbols in the store, or alerts."""
     newest = pd.to_datetime(alerts["ts"], utc=True).max()
@@ -398,24 +445,9 @@ def deliver(
         payload = alert_payload(alert)
         body = json.dumps(payload).encode()
         key = payload["idempotency_key"]
-        tries, outcome, error = 0, "pending", None
-        for attempt in range(config.retries + 1):
-            if attempt:
-                sleep(config.backoff * 2 ** (attempt - 1))
-            tries += 1
-            try:
-                _post(config, body, key)
-            except _Failure as failure:
-                error = str(failure)
-                logger.debug(
-                    "webhook attempt %d for %s/%s: %s", tries, alert["symbol"], alert["rule"], error
-                )
-                if not failure.retryable:
-                    outcome = "rejected"
-                    break
-                continue
-            outcome, error = "delivered", None
-            break
+        tries, outcome, error = _send(config, body, key, sleep)
+        if error:
+            logger.debug("webhook for %s/%s: %s", alert["symbol"], alert["rule"], error)
         report.attempts += tries
         outcomes.append(
             {
