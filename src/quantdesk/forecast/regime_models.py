@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -47,6 +48,7 @@ _CACHE_SIZE = 256
 _FILTERED: OrderedDict[tuple[str, str], tuple[pd.DatetimeIndex, np.ndarray]] = OrderedDict()
 _FILTERED_SIZE = 2048
 _LOADED: OrderedDict[str, RegimeModel] = OrderedDict()
+_TRANSMATS: weakref.WeakKeyDictionary[RegimeModel, np.ndarray] = weakref.WeakKeyDictionary()
 _MIN_OBS = 320  # the HMM's 250 training rows after the feature warm-up
 
 
@@ -151,6 +153,15 @@ def _symbol_ohlc(panels: Panels) -> tuple[pd.DatetimeIndex, dict[str, np.ndarray
     return pd.DatetimeIndex(close.index), arrays, close.notna().to_numpy()
 
 
+def _transmat(model: RegimeModel) -> np.ndarray:
+    """Return ``model.transition_matrix()`` as an array, built once per fitted model."""
+    found = _TRANSMATS.get(model)
+    if found is None:
+        found = model.transition_matrix().to_numpy()
+        _TRANSMATS[model] = found
+    return found
+
+
 def _arrays_digest(arrays: Mapping[str, np.ndarray]) -> str:
     digest = hashlib.sha256()
     for name in sorted(arrays):
@@ -226,7 +237,7 @@ class _RegimeForecast(ForecastModel):
                 continue
             ts_parts.append(sessions_[at])
             symbol_parts.append(np.full(len(at), symbol, dtype=object))
-            prob_parts.append(self._forecast(filtered[at], model.transition_matrix().to_numpy()))
+            prob_parts.append(self._forecast(filtered[at], _transmat(model)))
         if not prob_parts:
             return pd.DataFrame(columns=["ts", "symbol", *cols])
         out = pd.DataFrame(np.concatenate(prob_parts), columns=cols)
