@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import weakref
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
@@ -246,12 +247,22 @@ class _RegimeForecast(ForecastModel):
         return out.sort_values(["ts", "symbol"], kind="stable").reset_index(drop=True)
 
     def _state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        arrays: dict[str, np.ndarray] = {}
+        # Every symbol's HMM arrays packed into one flat array per dtype: a registry
+        # reads each stored array on its own, and 500 symbols hold about 2,500 of them.
+        packed: dict[str, list[np.ndarray]] = {}
+        sizes: dict[str, int] = {}
         metas: dict[str, Any] = {}
         for i, (symbol, model) in enumerate(sorted(self.models_.items())):
             a, meta = model.to_artifact()
-            arrays.update({f"s{i}__{k}": v for k, v in a.items()})
-            metas[symbol] = {"index": i, "model": meta}
+            layout = []
+            for name, value in a.items():
+                value = np.asarray(value)
+                kind = value.dtype.name
+                layout.append([name, kind, list(value.shape), sizes.get(kind, 0)])
+                packed.setdefault(kind, []).append(value.ravel())
+                sizes[kind] = sizes.get(kind, 0) + value.size
+            metas[symbol] = {"index": i, "model": meta, "arrays": layout}
+        arrays = {f"packed_{kind}": np.concatenate(parts) for kind, parts in packed.items()}
         return arrays, {"symbols": metas}
 
     def _load_state(self, arrays: Mapping[str, np.ndarray], state: Mapping[str, Any]) -> None:
@@ -259,11 +270,18 @@ class _RegimeForecast(ForecastModel):
 
         self.models_ = {}
         self.identities_ = {}
+        # Artifacts written before the packing hold one array per symbol and name.
         by_index: dict[str, dict[str, np.ndarray]] = {}
         for key, value in arrays.items():
             prefix, sep, name = key.partition("__")
             if sep:
                 by_index.setdefault(prefix, {})[name] = value
+        for entry in state["symbols"].values():
+            if "arrays" in entry:
+                by_index[f"s{entry['index']}"] = {
+                    name: arrays[f"packed_{kind}"][at : at + math.prod(shape)].reshape(shape)
+                    for name, kind, shape, at in entry["arrays"]
+                }
         for symbol, entry in state["symbols"].items():
             own = by_index.get(f"s{entry['index']}", {})
             meta = json.dumps(entry["model"], sort_keys=True, default=str)
