@@ -224,6 +224,9 @@ class _RegimeForecast(ForecastModel):
         cols = list(REGIME_PROBABILITY_COLUMNS)
         index, fields, priced = _symbol_ohlc(panels)
         where = {str(c): j for j, c in enumerate(panels["close"].columns)}
+        # The asked sessions as rows of the panels (a session not there has no forecast).
+        asked = index.get_indexer(wanted)
+        asked = asked[asked >= 0]
         ts_parts, symbol_parts, prob_parts = [], [], []
         for symbol, model in self.models_.items():
             j = where.get(symbol)
@@ -231,18 +234,19 @@ class _RegimeForecast(ForecastModel):
                 continue
             rows = priced[:, j]
             ohlc = np.column_stack([fields[f][rows, j] for f in ("open", "high", "low", "close")])
-            sessions_, filtered = _filtered(model, self.identities_.get(symbol), index[rows], ohlc)
-            at = sessions_.get_indexer(wanted)
-            at = at[at >= 0]
-            if not len(at):
+            _, filtered = _filtered(model, self.identities_.get(symbol), index[rows], ohlc)
+            # The filter's rows are the symbol's last len(filtered) sessions.
+            local = np.cumsum(rows)[asked] - 1 - (len(ohlc) - len(filtered))
+            mine = rows[asked] & (local >= 0)
+            if not mine.any():
                 continue
-            ts_parts.append(sessions_[at])
-            symbol_parts.append(np.full(len(at), symbol, dtype=object))
-            prob_parts.append(self._forecast(filtered[at], _transmat(model)))
+            ts_parts.append(asked[mine])
+            symbol_parts.append(np.full(int(mine.sum()), symbol, dtype=object))
+            prob_parts.append(self._forecast(filtered[local[mine]], _transmat(model)))
         if not prob_parts:
             return pd.DataFrame(columns=["ts", "symbol", *cols])
         out = pd.DataFrame(np.concatenate(prob_parts), columns=cols)
-        out.insert(0, "ts", ts_parts[0].append(ts_parts[1:]) if len(ts_parts) > 1 else ts_parts[0])
+        out.insert(0, "ts", index[np.concatenate(ts_parts)])
         out.insert(1, "symbol", np.concatenate(symbol_parts))
         return out.sort_values(["ts", "symbol"], kind="stable").reset_index(drop=True)
 
