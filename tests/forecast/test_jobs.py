@@ -244,13 +244,15 @@ def test_regime_models_loaded_together_filter_each_symbol_once(world, tmp_path, 
 
     calls = []
     original = RegimeModel.filter
+    # The per-symbol filter (on arrays; RegimeModel.filter itself for unusual bars).
+    filter_arrays = regime_models._filter_arrays
 
-    def counted(self, bars):
-        calls.append(len(bars))
-        return original(self, bars)
+    def counted(model, index, ohlc):
+        calls.append(len(ohlc))
+        return filter_arrays(model, index, ohlc)
 
     monkeypatch.setattr(regime_models, "_FILTERED", type(regime_models._FILTERED)())
-    monkeypatch.setattr(RegimeModel, "filter", counted)
+    monkeypatch.setattr(regime_models, "_filter_arrays", counted)
     store = _store(world, tmp_path)
     run = run_forecasts(store, None, registry=world["registry"], targets="regime_1d")
     assert run.recorded == 3 * 3

@@ -49,14 +49,21 @@ _DEFAULT_PARAMS: dict[str, Any] = {
 }
 
 
-def feature_rows(panels: Panels) -> pd.DataFrame:
+def feature_rows(panels: Panels, sessions: Iterable[Any] | None = None) -> pd.DataFrame:
     """Return one row per ``(ts, symbol)`` with the :data:`FEATURE_NAMES` columns.
 
-    Rows are those where the symbol has a close; features may be NaN (LightGBM routes
-    missing values itself).
+    Rows are those where the symbol has a close, at every session or only at ``sessions``
+    (the values are the same: the features run over the whole history, as their rolling
+    sums carry it, and only the ranks and rows of the chosen sessions are assembled);
+    features may be NaN (LightGBM routes missing values itself).
     """
     features = common_features(panels)
     close = panels["close"]
+    if sessions is not None:
+        wanted = pd.DatetimeIndex([as_session(s) for s in sessions])
+        keep = close.index.isin(wanted)
+        close = close.loc[keep]
+        features = {name: frame.loc[keep] for name, frame in features.items()}
     columns: dict[str, np.ndarray] = {}
     mask = close.notna().to_numpy().ravel()
     for name, frame in features.items():
@@ -123,7 +130,7 @@ class LightGBMReturn(ForecastModel):
         """Return the forecast next-session log return per symbol and session."""
         self._require_fitted()
         wanted = pd.DatetimeIndex([as_session(s) for s in sessions])
-        rows = feature_rows(panels)
+        rows = feature_rows(panels, wanted)
         rows = rows.loc[rows["ts"].isin(wanted)].reset_index(drop=True)
         values = (
             self.booster_.predict(rows[list(FEATURE_NAMES)].to_numpy(dtype=np.float64))

@@ -82,16 +82,17 @@ class HARVol(ForecastModel):
         """Return the HAR forecast of the annualised volatility as of each session."""
         self._require_fitted()
         variance = bar_variance(panels)
-        design = har_design(variance)
-        out = pd.DataFrame(np.nan, index=variance.index, columns=variance.columns)
-        for symbol in variance.columns:
+        design = [d.to_numpy(dtype=np.float64) for d in har_design(variance).values()]
+        out = np.full(variance.shape, np.nan)
+        for j, symbol in enumerate(variance.columns):
             coef = self.coef_.get(str(symbol))
             if coef is None:
                 continue
-            x = np.column_stack([d[symbol].to_numpy() for d in design.values()])
+            x = np.column_stack([d[:, j] for d in design])
             fitted = coef[0] + x @ coef[1:4]
-            out[symbol] = np.maximum(fitted, coef[4])
-        return self._long(annualised_vol(out, panels), sessions)
+            out[:, j] = np.maximum(fitted, coef[4])
+        wide = pd.DataFrame(out, index=variance.index, columns=variance.columns)
+        return self._long(annualised_vol(wide, panels), sessions)
 
     def _state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         symbols = sorted(self.coef_)

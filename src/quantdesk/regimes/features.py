@@ -55,6 +55,7 @@ __all__ = [
     "FeatureConfig",
     "Standardizer",
     "compute_features",
+    "feature_matrix",
     "ohlc_frame",
 ]
 
@@ -229,6 +230,52 @@ def _trailing_weighted_sum(values: np.ndarray, weights: np.ndarray) -> np.ndarra
     return out
 
 
+def feature_matrix(
+    ohlc: np.ndarray, config: FeatureConfig, periods_per_year: float, *, close_only: bool = False
+) -> np.ndarray:
+    """Return the ``log_return, log_vol, trend`` columns of checked bars, warm-up rows included.
+
+    The arithmetic of :func:`compute_features` on plain arrays (it calls this): ``ohlc`` is
+    ``(n, 4)`` open, high, low, close of one symbol, sorted, already checked by
+    :func:`ohlc_frame` (finite and positive); ``close_only`` bars estimate the variance
+    from squared close-to-close returns.  The first ``config.warmup`` rows are incomplete.
+
+    Examples
+    --------
+    >>> bars = np.exp(np.random.default_rng(0).normal(0, 0.01, (100, 4)).cumsum(axis=0))
+    >>> feature_matrix(bars, FeatureConfig(), 252.0).shape
+    (100, 3)
+    """
+    log_open, log_high, log_low, log_close = np.log(np.asarray(ohlc, dtype=np.float64)).T
+    n = len(log_close)
+
+    log_return = np.full(n, np.nan)
+    log_return[1:] = np.diff(log_close)
+    if close_only:
+        daily_variance = log_return**2
+    else:
+        overnight = np.full(n, np.nan)
+        overnight[1:] = log_open[1:] - log_close[:-1]
+        intraday = (
+            0.5 * (log_high - log_low) ** 2
+            - (2.0 * math.log(2.0) - 1.0) * (log_close - log_open) ** 2
+        )
+        # Each Garman-Klass term is >= 0 for consistent bars; clip what rounding or an
+        # inconsistent bar (close outside [low, high]) would make negative.
+        daily_variance = overnight**2 + np.maximum(intraday, 0.0)
+
+    window = np.ones(config.vol_window) / config.vol_window
+    variance = np.maximum(_trailing_weighted_sum(daily_variance, window), _MIN_DAILY_VARIANCE)
+    log_vol = 0.5 * np.log(variance * periods_per_year)
+
+    weights = 0.5 ** (np.arange(config.trend_window) / config.trend_halflife)
+    precision = 1.0 / variance
+    numerator = _trailing_weighted_sum(log_return * precision, weights)
+    error_variance = _trailing_weighted_sum(precision, weights**2)
+    trend = numerator / np.sqrt(error_variance)
+    return np.column_stack([log_return, log_vol, trend])
+
+
 def compute_features(bars: pd.DataFrame, config: FeatureConfig | None = None) -> pd.DataFrame:
     """Return the causal regime features of one symbol: ``log_return, log_vol, trend``.
 
@@ -262,46 +309,19 @@ def compute_features(bars: pd.DataFrame, config: FeatureConfig | None = None) ->
     """
     config = FeatureConfig() if config is None else config
     frame = ohlc_frame(bars)
-    log_open, log_high, log_low, log_close = (np.log(frame[c].to_numpy()) for c in _OHLC)
-    n = len(frame)
-
-    log_return = np.full(n, np.nan)
-    log_return[1:] = np.diff(log_close)
-    if frame["open"].isna().all():
+    close_only = bool(frame["open"].isna().all())
+    if close_only:
         logger.warning(
             "regime features: close-only bars (no open, high, low); log_vol from squared "
             "close-to-close returns, noisier than the range estimate"
         )
-        daily_variance = log_return**2
-    else:
-        overnight = np.full(n, np.nan)
-        overnight[1:] = log_open[1:] - log_close[:-1]
-        intraday = (
-            0.5 * (log_high - log_low) ** 2
-            - (2.0 * math.log(2.0) - 1.0) * (log_close - log_open) ** 2
-        )
-        # Each Garman-Klass term is >= 0 for consistent bars; clip what rounding or an
-        # inconsistent bar (close outside [low, high]) would make negative.
-        daily_variance = overnight**2 + np.maximum(intraday, 0.0)
-
-    window = np.ones(config.vol_window) / config.vol_window
-    variance = np.maximum(_trailing_weighted_sum(daily_variance, window), _MIN_DAILY_VARIANCE)
     # Bars too few for one feature row cannot say how long they are; they give no row.
-    enough = n > config.warmup
+    enough = len(frame) > config.warmup
     ppy = (
         resolve_periods_per_year(config.periods_per_year, frame, what="the bars") if enough else 1.0
     )
-    log_vol = 0.5 * np.log(variance * ppy)
-
-    weights = 0.5 ** (np.arange(config.trend_window) / config.trend_halflife)
-    precision = 1.0 / variance
-    numerator = _trailing_weighted_sum(log_return * precision, weights)
-    error_variance = _trailing_weighted_sum(precision, weights**2)
-    trend = numerator / np.sqrt(error_variance)
-
-    features = pd.DataFrame(
-        {"log_return": log_return, "log_vol": log_vol, "trend": trend}, index=frame.index
-    )
+    values = feature_matrix(frame[list(_OHLC)].to_numpy(), config, ppy, close_only=close_only)
+    features = pd.DataFrame(values, index=frame.index, columns=list(REGIME_FEATURE_NAMES))
     features = features.iloc[config.warmup :]
     if features.isna().to_numpy().any():  # only possible through a bug: inputs were checked
         raise RuntimeError("regime features have NaN after the warm-up")
