@@ -154,3 +154,18 @@ def test_har_forecasts_equal_the_column_by_column_computation(panels, odd, targe
     sessions = _sessions(panels)
     expected = model._long(annualised_vol(wide, odd), sessions)
     pd.testing.assert_frame_equal(model.predict_many(odd, sessions), expected, check_exact=True)
+
+
+def test_filtered_regimes_scores_only_the_panels_symbols(panels, hmm):
+    """A universe's HMM scores the symbols asked for; one it also knows but the panels
+    lack is left out (the evening's outcomes of the simulated symbols, beside a sample
+    the models were also fitted on, failed with KeyError)."""
+    from quantdesk.forecast.regime_models import filtered_regimes
+
+    kept = list(panels["close"].columns[:2])
+    some = {f: p[kept] for f, p in panels.items()}
+    got = filtered_regimes(hmm.models_, some)
+    assert set(got["symbol"]) == set(kept) and len(hmm.models_) > len(kept)
+    full = filtered_regimes(hmm.models_, panels)
+    expected = full[full["symbol"].isin(kept)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), expected)

@@ -175,9 +175,16 @@ def _arrays_digest(arrays: Mapping[str, np.ndarray]) -> str:
 
 
 def filtered_regimes(models: Mapping[str, RegimeModel], panels: Panels) -> pd.DataFrame:
-    """Return the long filtered probabilities ``symbol, ts, p_*`` of fitted models per symbol."""
+    """Return the long filtered probabilities ``symbol, ts, p_*`` of the panels' symbols.
+
+    Symbols with a fitted model but no column in ``panels`` are left out (a model fitted
+    on a universe scores only the symbols asked for).
+    """
     frames = []
+    present = set(panels["close"].columns)
     for symbol, model in models.items():
+        if symbol not in present:
+            continue
         probs = model.filter(symbol_bars(panels, symbol))[list(REGIME_PROBABILITY_COLUMNS)]
         frames.append(probs.reset_index().assign(symbol=symbol))
     if not frames:
