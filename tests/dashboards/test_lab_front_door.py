@@ -15,12 +15,15 @@ while we watch; running that cell again leaves one feed thread.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -194,6 +197,20 @@ def lab(project: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dic
         log.close()
 
 
+@pytest.fixture(autouse=True)
+def _kernels_shut_down(lab: dict[str, Any]) -> Iterator[None]:
+    """Shut down the kernels a test started, so later notebooks get the cores (2 here)."""
+    yield
+    api = f"{lab['base']}/api/kernels"
+    headers = {"Authorization": f"token {lab['token']}"}
+    with urllib.request.urlopen(urllib.request.Request(api, headers=headers), timeout=30) as r:
+        kernels = json.load(r)
+    for kernel in kernels:
+        request = urllib.request.Request(f"{api}/{kernel['id']}", headers=headers, method="DELETE")
+        with contextlib.suppress(urllib.error.HTTPError):  # already gone
+            urllib.request.urlopen(request, timeout=30).close()
+
+
 def _offline(page: Any) -> list[str]:
     refused: list[str] = []
 
@@ -287,9 +304,18 @@ def test_monitor_in_a_cell_elsewhere_updates_and_rerun_leaves_one_feed(
     # Run the monitor cell again, then the cell that counts feed threads.
     cells = page.locator(".jp-Notebook .jp-CodeCell")
     for index in (2, 3):
+        prompt = cells.nth(index).locator(".jp-InputArea-prompt")
+        before = prompt.inner_text().strip()
         cells.nth(index).locator(".jp-InputArea-editor").click()
         page.keyboard.press("Control+Enter")
-        page.wait_for_function("() => !(" + RUNNING_JS + ")()", timeout=60_000)
+        # Done when this cell shows a new execution count (not merely "nothing shows
+        # [*]": the keypress can land before the cell is queued).
+        page.wait_for_function(
+            "([el, before]) => /\\[\\d+\\]/.test(el.textContent)"
+            " && el.textContent.trim() !== before",
+            arg=[prompt.element_handle(), before],
+            timeout=120_000,
+        )
     text = cells.nth(3).locator(".jp-OutputArea-output").inner_text()
     feeds = json.loads(text.split("FEEDS", 1)[1].split("RELEASED")[0])
     released = json.loads(text.split("RELEASED", 1)[1])
