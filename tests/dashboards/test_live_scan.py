@@ -7,19 +7,8 @@ import threading
 from pathlib import Path
 
 import duckdb
-import pandas as pd
 
-
-def _ticks(symbol: str, start: str, seconds: list[int], prices: list[float]) -> pd.DataFrame:
-    ts = pd.Timestamp(start, tz="UTC")
-    return pd.DataFrame(
-        {
-            "symbol": [symbol] * len(seconds),
-            "ts": [ts + pd.Timedelta(seconds=s) for s in seconds],
-            "price": prices,
-            "size": [100.0] * len(seconds),
-        }
-    )
+from .test_panes import _ticks
 
 
 class _Seen(logging.Handler):
