@@ -23,8 +23,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from quantdesk.data import candle_kernels, candles
-from quantdesk.data.candle_stream import CandleAggregator
+from quantdesk.data.candles import batch as candles
+from quantdesk.data.candles import kernels as candle_kernels
+from quantdesk.data.candles.stream import CandleAggregator
 
 __all__ = ["make_ticks", "run"]
 

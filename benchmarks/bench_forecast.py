@@ -34,8 +34,8 @@ N_DAYS = int(os.environ.get("QUANTDESK_BENCH_FORECAST_DAYS", "400"))
 
 
 def _session(root: Path) -> tuple[list[dict[str, Any]], Any]:
-    from quantdesk.data.simulator import simulate
-    from quantdesk.data.store import MarketStore
+    from quantdesk.data.sources.simulator import simulate
+    from quantdesk.data.store.market import MarketStore
     from quantdesk.forecast.jobs import fit_forecasts, run_forecasts
     from quantdesk.regimes.registry import ModelRegistry
 

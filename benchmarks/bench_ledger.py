@@ -27,8 +27,8 @@ N_ASSETS = 500
 def run() -> list[dict[str, Any]]:
     """Return the benchmark rows for ledger trades and a 500-asset rebalance."""
     from quantdesk.backtest.engine import rebalance_fills
-    from quantdesk.data.store import MarketStore
-    from quantdesk.data.store_locking import transaction
+    from quantdesk.data.store.locking import transaction
+    from quantdesk.data.store.market import MarketStore
     from quantdesk.portfolio.ledger import PaperLedger
 
     rng = np.random.default_rng(5)

@@ -26,7 +26,7 @@ from typing import Any
 
 import pandas as pd
 
-from quantdesk.data.candle_stream import CandleAggregator
+from quantdesk.data.candles.stream import CandleAggregator
 from quantdesk.data.live import SimulatedFeed
 
 __all__ = ["run"]

@@ -53,7 +53,7 @@ def _path(n_symbols: int, store_path: Path) -> tuple[list[float], int, Any]:
     from quantdesk.dashboards.live_scan import LiveScanner
     from quantdesk.dashboards.panes import AlertsPane
     from quantdesk.data.live import CandleRecorder
-    from quantdesk.data.store import MarketStore
+    from quantdesk.data.store.market import MarketStore
 
     store = MarketStore(store_path)
     rng = np.random.default_rng(SEED)

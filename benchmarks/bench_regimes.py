@@ -120,7 +120,7 @@ def _speed_rows() -> list[dict[str, Any]]:
 
 def _accuracy_rows() -> list[dict[str, Any]]:
     from quantdesk.data import simulate
-    from quantdesk.data.simulator import RegimeParams
+    from quantdesk.data.sources.simulator import RegimeParams
     from quantdesk.regimes.model import RegimeModel
 
     params = RegimeParams()

@@ -117,7 +117,7 @@ class _Flaky(BaseHTTPRequestHandler):
 def run() -> list[dict[str, Any]]:
     """Return the screener benchmark rows."""
     from quantdesk.data import MarketStore
-    from quantdesk.data.alert_store import AlertStore
+    from quantdesk.data.store.alerts import AlertStore
     from quantdesk.screener import StreamingScan, scan
     from quantdesk.screener.webhooks import WebhookConfig, alert_payload, deliver
 

@@ -37,8 +37,8 @@ SEQ_LEN = 64
 
 
 def _headlines(n: int, seed: int = 0) -> list[str]:
-    from quantdesk.data.simulator import simulate
-    from quantdesk.data.synthetic_news import synthetic_news
+    from quantdesk.data.sources.simulator import simulate
+    from quantdesk.data.sources.synthetic_news import synthetic_news
 
     days = max(20, int(np.ceil(n / (50 * 0.5))) + 5)
     items = synthetic_news(simulate(n_symbols=50, n_days=days, seed=seed), rate=0.5, seed=seed)

@@ -59,7 +59,7 @@ def test_ingest_simulate_is_idempotent(_isolated_home: Path) -> None:
     store = MarketStore(read_only=True)
     assert store.metadata()["source"].unique().tolist() == ["simulator"]
     # ticks of the last day aggregate to exactly that day's daily bars
-    from quantdesk.data.candles import aggregate
+    from quantdesk.data.candles.batch import aggregate
 
     day = aggregate(store.ticks(), "1d")
     bars = store.bars(start=day["ts"].min())

@@ -17,14 +17,14 @@ import pytest
 
 import quantdesk
 from quantdesk.config import Settings
-from quantdesk.data.store import MarketStore
+from quantdesk.data.store.market import MarketStore
 from quantdesk.errors import StoreNotFoundError
 
 from .conftest import make_bars
 
 SRC = Path(quantdesk.__file__).resolve().parents[1]
 SHOW = (
-    "import json; from quantdesk.data.store import MarketStore; "
+    "import json; from quantdesk.data.store.market import MarketStore; "
     "from quantdesk.config import settings; s = MarketStore(); c = settings(); "
     "print(json.dumps({'store': str(s.path), 'source': s.source, 'repr': repr(s), "
     "'reports': str(c.reports_dir), 'models': c.models_url}))"

@@ -209,7 +209,7 @@ def _check(tmp_path: Path, name: str, source: str) -> list[str]:
         # another package's private name
         (
             "quantdesk.backtest.thing",
-            "from quantdesk.data.simulator import _symbol_names\n",
+            "from quantdesk.data.sources.simulator import _symbol_names\n",
             "_symbol_names is private to quantdesk.data",
         ),
         (
@@ -229,7 +229,7 @@ def test_a_broken_rule_is_reported(tmp_path: Path, name: str, source: str, expec
     [
         ("quantdesk.backtest.thing", "from quantdesk.data.frequency import periods_per_year\n"),
         ("quantdesk.data.thing", "from quantdesk.core import provenance\n"),
-        ("quantdesk.data.thing", "from quantdesk.data.simulator import _symbol_names\n"),
+        ("quantdesk.data.thing", "from quantdesk.data.sources.simulator import _symbol_names\n"),
         ("quantdesk.reports.thing", "import papermill\nfrom quantdesk.backtest import run\n"),
         ("quantdesk.cli", "from quantdesk.reports.commands import report_app\n"),
         ("quantdesk.signals.thing", "from quantdesk._lazy import lazy_attributes\n"),

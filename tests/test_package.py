@@ -166,5 +166,5 @@ def test_warm_numba_cache_compiles_the_first_backtest_kernels(tmp_path) -> None:
         "_order_kernel.fill_target_percent",
         "engine._equity_kernel.locals.equity_by_group",
         "windows._kernels.locals.mean_kernel",
-        "candle_kernels._fill_candles",
+        "kernels._fill_candles",
     } <= cached

@@ -68,7 +68,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON documen
 
 
 def _store(path: Path | None, read_only: bool = False) -> Any:
-    from quantdesk.data.store import MarketStore
+    from quantdesk.data.store.market import MarketStore
 
     try:
         return MarketStore(path, read_only=read_only)
@@ -111,7 +111,7 @@ def ingest_sample(
     store: StoreOption = None,
 ) -> None:
     """Load the real daily S&P 500 and NASDAQ data (1999-2018) that ships with `arch`."""
-    from quantdesk.data.ingest import ingest_samples
+    from quantdesk.data.sources.ingest import ingest_samples
 
     _print_ingest(ingest_samples(_store(store), names))
 
@@ -128,7 +128,7 @@ def ingest_simulate(
     store: StoreOption = None,
 ) -> None:
     """Simulate a correlated regime-switching market and store its daily bars."""
-    from quantdesk.data.ingest import ingest_simulated
+    from quantdesk.data.sources.ingest import ingest_simulated
 
     result = ingest_simulated(
         _store(store), symbols=symbols, days=days, seed=seed, start=start, tick_days=tick_days
@@ -188,8 +188,8 @@ def ingest_file(
 
     Exits non-zero when nothing is stored (every row rejected, or none in the file).
     """
-    from quantdesk.data.ingest import ingest_file as ingest
     from quantdesk.data.schemas import parse_timeframe
+    from quantdesk.data.sources.ingest import ingest_file as ingest
     from quantdesk.data.validation import ValidationError
 
     try:
@@ -230,8 +230,8 @@ def ingest_yahoo(
     store: StoreOption = None,
 ) -> None:
     """Download daily bars from Yahoo Finance (needs quantdesk[online] and a network)."""
-    from quantdesk.data.ingest import ingest_yahoo as ingest
-    from quantdesk.data.online import SourceUnavailableError
+    from quantdesk.data.sources.ingest import ingest_yahoo as ingest
+    from quantdesk.data.sources.online import SourceUnavailableError
 
     try:
         result = ingest(symbols, store, start=start, end=end)
@@ -243,7 +243,7 @@ def ingest_yahoo(
 @data_app.command("info")
 def data_info(as_json: JsonOption = False, store: StoreOption = None) -> None:
     """Show symbols, date ranges, row counts per timeframe and rejects."""
-    from quantdesk.data.inventory import store_contents
+    from quantdesk.data.store.inventory import store_contents
 
     contents = store_contents(_store(store, read_only=True))
     typer.echo(json.dumps(contents.to_dict(), indent=2) if as_json else contents.summary())
@@ -257,7 +257,7 @@ def data_rejects(
     store: StoreOption = None,
 ) -> None:
     """List rejected rows with their file, row number, field and reason."""
-    from quantdesk.data.inventory import rejected_rows
+    from quantdesk.data.store.inventory import rejected_rows
 
     rows = rejected_rows(_store(store, read_only=True), ingest, limit)
     typer.echo(rows.to_json() if as_json else rows.summary())
@@ -315,7 +315,7 @@ def backtest(
 ) -> None:
     """Backtest volatility-targeted trend following on stored closes (any bar length)."""
     from quantdesk.backtest.jobs import backtest_trend
-    from quantdesk.data.store import UnknownSymbolError
+    from quantdesk.data.store.market import UnknownSymbolError
 
     if rebalance not in ("daily", "weekly", "monthly"):
         _fail(f"--rebalance must be daily, weekly or monthly, not {rebalance!r}")
@@ -777,7 +777,7 @@ def lab(
     launch.run()
 
 
-# -- news and sentiment (quantdesk.data.news*, quantdesk.sentiment) ---------------------
+# -- news and sentiment (quantdesk.data.sources.news*, quantdesk.sentiment) ---------------------
 
 news_app = typer.Typer(
     help="Import news into the store.", no_args_is_help=True, rich_markup_mode=None
@@ -799,7 +799,7 @@ def news_import(
     store: StoreOption = None,
 ) -> None:
     """Import news items; bad rows are rejected with their file, row, field and reason."""
-    from quantdesk.data.news_ingest import ingest_news_file
+    from quantdesk.data.sources.news_ingest import ingest_news_file
     from quantdesk.data.validation import ValidationError
 
     try:
@@ -824,7 +824,7 @@ def news_demo(
 
     Use the options given to `quantdesk ingest simulate`, so the headlines match its market.
     """
-    from quantdesk.data.news_ingest import ingest_synthetic_news
+    from quantdesk.data.sources.news_ingest import ingest_synthetic_news
 
     _print_ingest(
         ingest_synthetic_news(
@@ -885,7 +885,7 @@ def sentiment_show(
     as_json: JsonOption = False,
 ) -> None:
     """Show a symbol's latest scored headlines (by the most recently used model); times in UTC."""
-    from quantdesk.data.news_store import NewsStore
+    from quantdesk.data.store.news import NewsStore
     from quantdesk.sentiment.headlines import latest_headlines
 
     news = NewsStore(_store(store, read_only=True))
@@ -907,7 +907,7 @@ def sentiment_show(
     typer.echo(shown.rename(columns={"ts": "time (UTC)"}).to_string(index=False))
 
 
-# -- screener and alerts (quantdesk.screener, quantdesk.data.alert_store) --------------
+# -- screener and alerts (quantdesk.screener, quantdesk.data.store.alerts) --------------
 
 screen_app = typer.Typer(
     help="Scan the whole universe with a rule set and store its alerts.",
@@ -1056,7 +1056,7 @@ def alerts_list(
     never queued, pending, delivered or rejected."""
     import pandas as pd
 
-    from quantdesk.data.alert_store import AlertStore
+    from quantdesk.data.store.alerts import AlertStore
 
     since = pd.Timestamp.now(tz="UTC").normalize() if today else start
     frame = AlertStore(_store(store, read_only=True)).alerts(

@@ -10,7 +10,7 @@ import pytest
 from quantdesk.backtest import run
 from quantdesk.backtest.jobs import backtest_trend
 from quantdesk.data import MarketStore, UnknownSymbolError
-from quantdesk.data.ingest import ingest_samples
+from quantdesk.data.sources.ingest import ingest_samples
 from quantdesk.strategies import vol_target_trend
 
 

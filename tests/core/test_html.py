@@ -10,8 +10,8 @@ import pytest
 from quantdesk.backtest import run
 from quantdesk.backtest.sweeps import sweep, walk_forward
 from quantdesk.core.html import format_value, summary_html, summary_text
-from quantdesk.data.ingest import ingest_file
-from quantdesk.data.store import MarketStore
+from quantdesk.data.sources.ingest import ingest_file
+from quantdesk.data.store.market import MarketStore
 from quantdesk.portfolio.ledger import PaperLedger
 from quantdesk.regimes.snapshot import regime_snapshot
 
@@ -121,7 +121,7 @@ def test_ingest_result_and_store(tmp_path) -> None:
 
 
 def test_fitted_regime_model() -> None:
-    from quantdesk.data.simulator import simulate
+    from quantdesk.data.sources.simulator import simulate
     from quantdesk.regimes.model import RegimeModel
 
     bars = simulate(1, 700, seed=1).bars

@@ -31,9 +31,9 @@ def test_a_live_alert_the_busy_store_refuses_stays_in_memory_and_is_recorded_lat
     server process (DuckDB's ResourceInUseException).  The alert is not dropped: the
     writer keeps it and records it once the file is free."""
     from quantdesk.dashboards.live_scan import LiveScanner
-    from quantdesk.data.alert_store import AlertStore
     from quantdesk.data.live import CandleRecorder
-    from quantdesk.data.store import MarketStore
+    from quantdesk.data.store.alerts import AlertStore
+    from quantdesk.data.store.market import MarketStore
     from quantdesk.screener.rules import new_high
 
     path = tmp_path / "store.duckdb"

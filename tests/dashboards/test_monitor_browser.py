@@ -111,7 +111,7 @@ FIRST_CANDLES_RULES = """rules:
 
 
 def _seed_news(path: Path) -> None:
-    from quantdesk.data.news_store import NewsStore
+    from quantdesk.data.store.news import NewsStore
     from quantdesk.sentiment.jobs import score_news
 
     news = NewsStore(path)
@@ -328,7 +328,7 @@ def test_a_missing_credentials_file_is_an_error_not_a_password(tmp_path: Path) -
 
 
 def _paper_trades(home: Path) -> int:
-    from quantdesk.data.store import MarketStore
+    from quantdesk.data.store.market import MarketStore
 
     store = MarketStore(home / "quantdesk.duckdb", read_only=True)
     return int(store.sql("SELECT count(*) AS n FROM paper_trades")["n"].iloc[0])
@@ -383,7 +383,7 @@ def test_the_panes_show_live_alerts_paper_trades_and_escaped_headlines(
 
 def _bar_counts(path: Path) -> dict[tuple[str, str], int]:
     """Return the bar count per (symbol, timeframe) of the store at ``path``."""
-    from quantdesk.data.store import MarketStore
+    from quantdesk.data.store.market import MarketStore
 
     frame = MarketStore(path, read_only=True).sql(
         "SELECT symbol, timeframe, count(*) AS n FROM bars GROUP BY ALL"
@@ -393,7 +393,7 @@ def _bar_counts(path: Path) -> dict[tuple[str, str], int]:
 
 def _alert_count(path: Path) -> int:
     """Return the number of alerts stored at ``path`` (0 without an alerts table)."""
-    from quantdesk.data.store import MarketStore
+    from quantdesk.data.store.market import MarketStore
 
     tables = MarketStore(path, read_only=True).sql("SELECT table_name FROM duckdb_tables()")
     if "alerts" not in set(tables["table_name"]):
@@ -420,7 +420,7 @@ def _wait_for_candles(
 
 def _user_store(home: Path) -> Path:
     """Return the research store of ``home``, holding a user's daily bars (SIMPLY is theirs)."""
-    from quantdesk.data.store import MarketStore
+    from quantdesk.data.store.market import MarketStore
 
     path = home / "quantdesk.duckdb"
     MarketStore(path).write_bars(make_bars(["AAPL", "SIMPLY"], 30, seed=4), "1d", source="mine")
@@ -429,7 +429,7 @@ def _user_store(home: Path) -> Path:
 
 def test_the_simulated_monitor_leaves_the_research_store_as_it_was(tmp_path: Path) -> None:
     """Issue 20 item 8: one `quantdesk dashboard` wrote SIM000-SIM009 5 s bars into it."""
-    from quantdesk.data.store import MarketStore
+    from quantdesk.data.store.market import MarketStore
 
     home = tmp_path / "home"
     path = _user_store(home)
@@ -489,7 +489,7 @@ def _minute_bars(symbols: list[str], n: int) -> pd.DataFrame:
 
 def test_replay_plays_intraday_bars_given_their_timeframe(page, tmp_path: Path) -> None:
     """Issue 20: `--feed replay` on 1-minute data said "no daily bars", naming nothing."""
-    from quantdesk.data.store import MarketStore
+    from quantdesk.data.store.market import MarketStore
 
     home = tmp_path / "home"
     MarketStore(home / "quantdesk.duckdb").write_bars(

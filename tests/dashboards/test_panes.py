@@ -31,9 +31,9 @@ def test_live_scan_alerts_stream_into_the_pane_newest_first_and_are_stored_once(
 ) -> None:
     from quantdesk.dashboards.live_scan import LiveScanner
     from quantdesk.dashboards.panes import AlertsPane
-    from quantdesk.data.alert_store import AlertStore
     from quantdesk.data.live import CandleRecorder
-    from quantdesk.data.store import MarketStore
+    from quantdesk.data.store.alerts import AlertStore
+    from quantdesk.data.store.market import MarketStore
     from quantdesk.screener.rules import new_high
 
     store = MarketStore(tmp_path / "store.duckdb")
@@ -167,7 +167,7 @@ def test_positions_pane_does_not_trade_on_replay_quotes(tmp_path: Path) -> None:
 
 
 def _seed_news(path: Path) -> None:
-    from quantdesk.data.news_store import NewsStore
+    from quantdesk.data.store.news import NewsStore
     from quantdesk.sentiment.jobs import score_news
 
     news = NewsStore(path)
@@ -188,7 +188,7 @@ def _seed_news(path: Path) -> None:
 
 def test_sentiment_pane_escapes_headlines_and_shows_the_daily_score(tmp_path: Path) -> None:
     from quantdesk.dashboards.panes import SentimentPane
-    from quantdesk.data.news_store import NewsStore
+    from quantdesk.data.store.news import NewsStore
 
     path = tmp_path / "store.duckdb"
     _seed_news(path)
@@ -209,7 +209,7 @@ def test_sentiment_pane_escapes_headlines_and_shows_the_daily_score(tmp_path: Pa
 
 def test_sentiment_pane_without_news_tables_says_no_news(tmp_path: Path) -> None:
     from quantdesk.dashboards.panes import SentimentPane
-    from quantdesk.data.store import MarketStore
+    from quantdesk.data.store.market import MarketStore
 
     store = MarketStore(tmp_path / "store.duckdb")
     pane = SentimentPane(store.path)
@@ -248,8 +248,8 @@ def test_a_failing_pane_is_logged_and_the_others_still_update(
 
 def _seed_forecasts(path: Path) -> None:
     """Record vol_1d forecasts of ACME for three sessions (two scored) and one of BETA."""
-    from quantdesk.data.forecast_store import ForecastStore
-    from quantdesk.data.store import MarketStore
+    from quantdesk.data.store.forecasts import ForecastStore
+    from quantdesk.data.store.market import MarketStore
 
     sessions = pd.to_datetime(["2024-03-04", "2024-03-05", "2024-03-06"], utc=True)
     rows = pd.DataFrame(
@@ -312,7 +312,7 @@ def test_forecasts_pane_says_no_forecasts_yet_and_logs_an_unreadable_record(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     from quantdesk.dashboards.panes import ForecastsPane
-    from quantdesk.data.store import MarketStore
+    from quantdesk.data.store.market import MarketStore
 
     pane = ForecastsPane(tmp_path / "none.duckdb")  # no store yet
     pane.show_symbol("AAA")

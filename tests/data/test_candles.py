@@ -1,4 +1,4 @@
-"""Tests for quantdesk.data.candles: batch engines, streaming aggregator, validation.
+"""Tests for quantdesk.data.candles.batch: batch engines, streaming aggregator, validation.
 
 Expected values come from a hand calculation, from an independent pandas reference
 (groupby + resample) and from DuckDB, and the streaming path is checked against the
@@ -19,8 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from quantdesk.data.candle_stream import CandleAggregator, CandleStats
-from quantdesk.data.candles import aggregate
+from quantdesk.data.candles.batch import aggregate
+from quantdesk.data.candles.stream import CandleAggregator, CandleStats
 from quantdesk.data.schemas import BAR_COLUMNS
 
 NY = "America/New_York"
@@ -295,7 +295,7 @@ def test_bad_arguments() -> None:
 
 def test_import_does_not_load_numba_or_duckdb() -> None:
     code = (
-        "import sys, quantdesk, quantdesk.data.candles; "
+        "import sys, quantdesk, quantdesk.data.candles.batch; "
         "print(sorted(m for m in ('numba', 'duckdb') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -352,7 +352,7 @@ def test_stream_tolerance_accepts_late_ticks_and_drops_older(
     assert [(c["open"], c["high"], c["low"], c["close"], c["volume"]) for c in closed] == [
         (1.0, 3.0, 0.5, 3.0, 3.0)
     ]
-    with caplog.at_level(logging.WARNING, logger="quantdesk.data.candle_stream"):
+    with caplog.at_level(logging.WARNING, logger="quantdesk.data.candles.stream"):
         assert agg.update("A", "2024-01-02 09:30:59", 9.0, 1) == []  # < W - 30 s: dropped
     assert "dropped 1 tick" in caplog.text
     assert agg.stats == CandleStats(ticks_seen=6, ticks_applied=5, late_applied=2, late_dropped=1)
@@ -375,7 +375,7 @@ def test_stream_drop_warnings_are_rate_limited(caplog: pytest.LogCaptureFixture)
             "size": 1.0,
         }
     )
-    with caplog.at_level(logging.WARNING, logger="quantdesk.data.candle_stream"):
+    with caplog.at_level(logging.WARNING, logger="quantdesk.data.candles.stream"):
         for _ in range(25):
             assert agg.update_many(late).empty
     assert agg.stats.late_dropped == 2500
@@ -555,7 +555,7 @@ def test_property_late_ticks_dropped_and_counted_exactly(
 
 
 def test_importing_each_candle_module_loads_neither_numba_nor_duckdb() -> None:
-    modules = ("candle_kernels", "ticks", "candles", "candle_stream")
+    modules = ("candles.kernels", "candles.ticks", "candles.batch", "candles.stream")
     code = (
         "import sys, importlib; "
         + "; ".join(f"importlib.import_module('quantdesk.data.{m}')" for m in modules)
@@ -565,7 +565,7 @@ def test_importing_each_candle_module_loads_neither_numba_nor_duckdb() -> None:
     assert out.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize("name", ["candles", "candle_stream"])
+@pytest.mark.parametrize("name", ["candles.batch", "candles.stream"])
 def test_candle_module_examples_run(name: str) -> None:
     import doctest
     import importlib
@@ -577,7 +577,8 @@ def test_candle_module_examples_run(name: str) -> None:
 
 def test_package_names_point_at_the_new_modules() -> None:
     import quantdesk.data as data
-    from quantdesk.data import candle_stream, candles
+    from quantdesk.data.candles import batch as candles
+    from quantdesk.data.candles import stream as candle_stream
 
     assert data.aggregate is candles.aggregate
     assert data.CandleAggregator is candle_stream.CandleAggregator

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from quantdesk.data.files import read_bars_file
+from quantdesk.data.sources.files import read_bars_file
 from quantdesk.data.validation import ValidationError
 
 

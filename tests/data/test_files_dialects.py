@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from quantdesk.data.files import read_bars_file, sniff_dialect
+from quantdesk.data.sources.files import read_bars_file, sniff_dialect
 from quantdesk.data.validation import ValidationError
 
 

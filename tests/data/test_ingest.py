@@ -9,8 +9,13 @@ import pandas as pd
 import pytest
 
 from quantdesk.data import MarketStore
-from quantdesk.data.ingest import ingest_file, ingest_samples, ingest_simulated, ingest_yahoo
-from quantdesk.data.inventory import rejected_rows, store_contents
+from quantdesk.data.sources.ingest import (
+    ingest_file,
+    ingest_samples,
+    ingest_simulated,
+    ingest_yahoo,
+)
+from quantdesk.data.store.inventory import rejected_rows, store_contents
 
 
 def _data_file(package: str, *parts: str) -> Path:
@@ -103,7 +108,7 @@ def test_yahoo_unreachable_writes_nothing(tmp_path: Path, monkeypatch: pytest.Mo
     import sys
     import types
 
-    from quantdesk.data import online
+    from quantdesk.data.sources import online
 
     # as tests/data/test_online.py: the extra importable, a host that never resolves
     monkeypatch.setitem(sys.modules, "yfinance", types.ModuleType("yfinance"))

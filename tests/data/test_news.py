@@ -8,12 +8,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from quantdesk.data.news import content_hash, read_news_file, validate_news
-from quantdesk.data.news_ingest import ingest_news_file, ingest_synthetic_news
-from quantdesk.data.news_store import NewsStore
 from quantdesk.data.schemas import NEWS_COLUMNS
-from quantdesk.data.simulator import simulate
-from quantdesk.data.synthetic_news import TEMPLATES, synthetic_news
+from quantdesk.data.sources.news import content_hash, read_news_file, validate_news
+from quantdesk.data.sources.news_ingest import ingest_news_file, ingest_synthetic_news
+from quantdesk.data.sources.simulator import simulate
+from quantdesk.data.sources.synthetic_news import TEMPLATES, synthetic_news
+from quantdesk.data.store.news import NewsStore
 from quantdesk.data.validation import ValidationError
 
 

@@ -8,8 +8,8 @@ import types
 
 import pytest
 
-from quantdesk.data import online
-from quantdesk.data.online import SourceUnavailableError, check_reachable, fetch_yahoo
+from quantdesk.data.sources import online
+from quantdesk.data.sources.online import SourceUnavailableError, check_reachable, fetch_yahoo
 
 
 # The marks bound a hang (a resolver or a connect without a timeout); none asserts a speed.

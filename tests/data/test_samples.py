@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from quantdesk.data import MarketStore, UnknownSymbolError, read_bars_file
-from quantdesk.data.samples import (
+from quantdesk.data.sources.samples import (
     ensure_samples,
     load_sample,
     parse_symbols,
@@ -151,13 +151,13 @@ def test_a_simulated_universe_fills_a_store_with_no_file_yet(tmp_path: Path) -> 
 def test_docstring_examples_run() -> None:
     import doctest
 
-    from quantdesk.data import samples
+    from quantdesk.data.sources import samples
 
     assert doctest.testmod(samples, raise_on_error=False).failed == 0
 
 
 def _ingest_user_file(store: MarketStore, tmp_path: Path, symbols: list[str]) -> None:
-    from quantdesk.data.ingest import ingest_file
+    from quantdesk.data.sources.ingest import ingest_file
 
     from ..conftest import make_bars
 
@@ -177,7 +177,7 @@ def test_a_users_sim_named_symbols_are_not_the_simulated_universe(
     chosen = select_symbols(store, universe="simulated", n_symbols=3)
     assert chosen == ["SIM000", "SIM001", "SIM002"]  # the daily universe was written
 
-    from quantdesk.data.samples import simulated_symbols
+    from quantdesk.data.sources.samples import simulated_symbols
 
     assert simulated_symbols(store) == ["SIM000", "SIM001", "SIM002"]
     assert len(store.bars("SIM001")) == 2520

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from quantdesk.data.schemas import BAR_COLUMNS, TICK_COLUMNS
-from quantdesk.data.simulator import (
+from quantdesk.data.sources.simulator import (
     METADATA_COLUMNS,
     TREND_LABELS,
     TRUE_REGIME_COLUMNS,

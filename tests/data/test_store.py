@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 
 from quantdesk.data import MarketStore, ValidationError
-from quantdesk.data import store_locking as store_module
-from quantdesk.data.store import StoreBusyError
+from quantdesk.data.store import locking as store_module
+from quantdesk.data.store.market import StoreBusyError
 
 from ..conftest import make_bars
 

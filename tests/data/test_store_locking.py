@@ -15,8 +15,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from quantdesk.data.store import StoreBusyError as StoreBusyErrorFromStore
-from quantdesk.data.store_locking import StoreBusyError, connect, is_lock_conflict, transaction
+from quantdesk.data.store.locking import StoreBusyError, connect, is_lock_conflict, transaction
+from quantdesk.data.store.market import StoreBusyError as StoreBusyErrorFromStore
 
 HOLDER = """
 import sys, duckdb
@@ -101,7 +101,7 @@ def test_transaction_commits_or_changes_nothing(tmp_path: Path) -> None:
 
 def test_the_store_names_are_importable_from_the_package() -> None:
     import quantdesk.data as data
-    from quantdesk.data import store
+    from quantdesk.data.store import market as store
 
     for name in ("MarketStore", "StoreBusyError", "UnknownSymbolError", "IngestReport"):
         assert getattr(data, name) is getattr(store, name), name
@@ -151,7 +151,7 @@ def test_a_file_attached_by_another_connection_of_this_process_is_waited_out(
                     retrying.set()
 
         handler = OnRetry(level=logging.DEBUG)
-        locking_log = logging.getLogger("quantdesk.data.store_locking")
+        locking_log = logging.getLogger("quantdesk.data.store.locking")
         old_level = locking_log.level
         locking_log.addHandler(handler)
         locking_log.setLevel(logging.DEBUG)

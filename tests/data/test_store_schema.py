@@ -8,9 +8,9 @@ import duckdb
 import pandas as pd
 import pytest
 
-from quantdesk.data.inventory import store_contents
-from quantdesk.data.store import MarketStore
-from quantdesk.data.store_schema import create_schema
+from quantdesk.data.store.inventory import store_contents
+from quantdesk.data.store.market import MarketStore
+from quantdesk.data.store.schema import create_schema
 
 TABLES = {"bars", "ticks", "symbols", "ingest_log", "rejects"}
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from quantdesk.data.files import read_bars_file
+from quantdesk.data.sources.files import read_bars_file
 from quantdesk.data.timestamps import parse_timestamp_column
 from quantdesk.data.validation import ValidationError
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from quantdesk.data.simulator import simulate
+from quantdesk.data.sources.simulator import simulate
 from quantdesk.data.wide import panels_from_bars
 from quantdesk.forecast import walk_forward
 from quantdesk.forecast.baselines import EWMAVol

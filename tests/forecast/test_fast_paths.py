@@ -17,7 +17,7 @@ import pytest
 
 from quantdesk.core.markov import stationary_distribution
 from quantdesk.data.schemas import REGIME_PROBABILITY_COLUMNS
-from quantdesk.data.simulator import simulate
+from quantdesk.data.sources.simulator import simulate
 from quantdesk.data.wide import panels_from_bars
 from quantdesk.forecast.base import symbol_bars
 from quantdesk.forecast.baselines import annualised_vol

@@ -7,9 +7,9 @@ import json
 import pandas as pd
 import pytest
 
-from quantdesk.data.forecast_store import ForecastStore
-from quantdesk.data.simulator import simulate
-from quantdesk.data.store import MarketStore
+from quantdesk.data.sources.simulator import simulate
+from quantdesk.data.store.forecasts import ForecastStore
+from quantdesk.data.store.market import MarketStore
 
 
 def _rows(as_of, origin="backfill", version="1", value=0.2):

@@ -12,9 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from quantdesk.cli import app
-from quantdesk.data.forecast_store import ForecastStore
-from quantdesk.data.simulator import simulate
-from quantdesk.data.store import MarketStore
+from quantdesk.data.sources.simulator import simulate
+from quantdesk.data.store.forecasts import ForecastStore
+from quantdesk.data.store.market import MarketStore
 from quantdesk.forecast.jobs import (
     backfill_forecasts,
     fit_forecasts,

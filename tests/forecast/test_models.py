@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from quantdesk.data.simulator import simulate
+from quantdesk.data.sources.simulator import simulate
 from quantdesk.data.wide import panels_from_bars
 from quantdesk.forecast.base import truncate
 from quantdesk.forecast.baselines import EWMAVol, PreviousVol

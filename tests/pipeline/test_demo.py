@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from quantdesk.data.ingest import ingest_simulated
 from quantdesk.data.sessions import SessionCalendar
-from quantdesk.data.store import MarketStore
+from quantdesk.data.sources.ingest import ingest_simulated
+from quantdesk.data.store.market import MarketStore
 from quantdesk.pipeline import run_pipeline
 from quantdesk.pipeline.steps import demo_start
 

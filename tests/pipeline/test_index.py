@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from quantdesk.data.ingest import ingest_simulated
+from quantdesk.data.sources.ingest import ingest_simulated
 from quantdesk.pipeline import pipeline_status, run_pipeline
 from quantdesk.reports.publish import write_index
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from quantdesk.data.ingest import ingest_simulated
+from quantdesk.data.sources.ingest import ingest_simulated
 from quantdesk.pipeline import run_pipeline
 
 from ..screener.receiver import Receiver

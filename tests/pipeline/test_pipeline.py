@@ -18,8 +18,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from quantdesk.data.ingest import ingest_simulated
-from quantdesk.data.store import MarketStore
+from quantdesk.data.sources.ingest import ingest_simulated
+from quantdesk.data.store.market import MarketStore
 from quantdesk.pipeline import PipelineRecord, backfill, retry_failed, run_pipeline
 from quantdesk.pipeline.definition import PipelineDefinition, PipelineError, load_pipeline
 
@@ -336,7 +336,7 @@ def test_a_second_start_is_refused_and_a_killed_run_resumes_without_duplicates(
 def test_the_forecasts_step_records_the_sessions_forecasts_once_and_scores_them(
     market: Path, tmp_path: Path
 ) -> None:
-    from quantdesk.data.forecast_store import ForecastStore
+    from quantdesk.data.store.forecasts import ForecastStore
 
     registry = str(tmp_path / "models")
     catalog = _catalog(tmp_path, {

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from quantdesk.data.live.quotes import QuoteCache
-from quantdesk.data.store import MarketStore
+from quantdesk.data.store.market import MarketStore
 from quantdesk.errors import TradeRejected
 from quantdesk.portfolio.ledger import MAX_BAR_AGE, SHORT_MARGIN, PaperLedger
 

@@ -15,7 +15,7 @@ import pytest
 from quantdesk.backtest import run
 from quantdesk.backtest.engine import fill_costs, rebalance_fills, simulate_fills
 from quantdesk.data import simulate
-from quantdesk.data.store import MarketStore
+from quantdesk.data.store.market import MarketStore
 from quantdesk.portfolio.ledger import PaperLedger, drift_from_backtest
 from quantdesk.strategies import vol_target_trend
 

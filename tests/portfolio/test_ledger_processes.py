@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from quantdesk.data.store import MarketStore
+from quantdesk.data.store.market import MarketStore
 from quantdesk.portfolio.ledger import PaperLedger
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")

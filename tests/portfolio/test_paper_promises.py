@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from quantdesk.cli import app
-from quantdesk.data.store import MarketStore
+from quantdesk.data.store.market import MarketStore
 from quantdesk.errors import TradeRejected
 from quantdesk.portfolio.ledger import PaperLedger, follow_strategy
 

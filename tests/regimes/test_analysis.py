@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from quantdesk.data.simulator import simulate
+from quantdesk.data.sources.simulator import simulate
 from quantdesk.regimes import analysis
 from quantdesk.regimes.analysis import (
     empirical_transition_matrix,

@@ -18,9 +18,9 @@ import pytest
 from scipy.stats import multivariate_normal, norm
 
 from quantdesk.data import load_sample, simulate
-from quantdesk.data.simulator import TREND_LABELS as SIM_TREND_LABELS
-from quantdesk.data.simulator import VOL_LABELS as SIM_VOL_LABELS
-from quantdesk.data.simulator import RegimeParams
+from quantdesk.data.sources.simulator import TREND_LABELS as SIM_TREND_LABELS
+from quantdesk.data.sources.simulator import VOL_LABELS as SIM_VOL_LABELS
+from quantdesk.data.sources.simulator import RegimeParams
 from quantdesk.regimes.em import factorial_start as _factorial_start
 from quantdesk.regimes.em import run_em as _run_em
 from quantdesk.regimes.factorial import factorial_emissions as _factorial_emissions

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from quantdesk.data.simulator import simulate
+from quantdesk.data.sources.simulator import simulate
 from quantdesk.regimes import registry as registry_module
 from quantdesk.regimes.model import RegimeModel
 from quantdesk.regimes.registry import ModelRegistry, data_fingerprint

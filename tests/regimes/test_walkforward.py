@@ -11,7 +11,7 @@ import pytest
 
 from quantdesk.data import MarketStore
 from quantdesk.data.schemas import REGIME_COLUMNS
-from quantdesk.data.simulator import simulate
+from quantdesk.data.sources.simulator import simulate
 from quantdesk.regimes.model import STATE_COLUMNS, RegimeModel
 from quantdesk.regimes.walkforward import (
     SymbolFits,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from quantdesk.data.ingest import ingest_simulated
+from quantdesk.data.sources.ingest import ingest_simulated
 from quantdesk.reports.catalog import Catalog
 from quantdesk.reports.scheduler import crontab_lines, pipeline_entry, systemd_units
 

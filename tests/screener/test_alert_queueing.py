@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from quantdesk.cli import app
 from quantdesk.data import MarketStore
-from quantdesk.data.alert_store import AlertStore, idempotency_key
+from quantdesk.data.store.alerts import AlertStore, idempotency_key
 from quantdesk.screener import scan
 from quantdesk.screener.webhooks import WebhookConfig, record_alerts
 

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from quantdesk.data import MarketStore
-from quantdesk.data.alert_store import AlertStore, idempotency_key
+from quantdesk.data.store.alerts import AlertStore, idempotency_key
 from quantdesk.screener import StreamingScan, recent_alerts, scan
 
 from .universe import alerts_of_day, day_alerts_store, random_bars
@@ -73,7 +73,7 @@ def test_the_key_is_the_databases_not_a_check(store: MarketStore) -> None:
 RACER = """
 import json, sys, time
 from pathlib import Path
-from quantdesk.data.alert_store import AlertStore
+from quantdesk.data.store.alerts import AlertStore
 from quantdesk.screener import scan
 
 path, ready, go = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])

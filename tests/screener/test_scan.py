@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 
 from quantdesk.data import MarketStore, NewsStore
-from quantdesk.data.news_store import ScoreKey
 from quantdesk.data.schemas import (
     ALERT_COLUMNS,
     REGIME_CELL_NAMES,
@@ -17,6 +16,7 @@ from quantdesk.data.schemas import (
     TREND_LABELS,
     VOL_LABELS,
 )
+from quantdesk.data.store.news import ScoreKey
 from quantdesk.data.wide import to_wide
 from quantdesk.screener import StreamingScan, scan
 from quantdesk.screener import rules as R

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from quantdesk.data import MarketStore
-from quantdesk.data.alert_store import AlertStore, idempotency_key
+from quantdesk.data.store.alerts import AlertStore, idempotency_key
 from quantdesk.screener import scan
 from quantdesk.screener.webhooks import WebhookConfig, deliver, record_alerts
 

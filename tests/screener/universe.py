@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from quantdesk.data import MarketStore
-from quantdesk.data.alert_store import AlertStore
+from quantdesk.data.store.alerts import AlertStore
 
 
 def random_bars(n_symbols: int = 30, n_days: int = 120, seed: int = 0) -> pd.DataFrame:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from quantdesk.data.news_store import NewsStore
+from quantdesk.data.store.news import NewsStore
 from quantdesk.sentiment import FinBertSentiment, LexiconSentiment, load_model, score_news
 from quantdesk.sentiment import loading as loading_module
 from quantdesk.sentiment.headlines import latest_headlines

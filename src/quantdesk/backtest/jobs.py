@@ -8,7 +8,7 @@ result files.  ``quantdesk backtest``, notebooks and scheduled jobs all call it.
 Examples
 --------
 >>> import tempfile, pathlib
->>> from quantdesk.data.ingest import ingest_samples
+>>> from quantdesk.data.sources.ingest import ingest_samples
 >>> home = tempfile.TemporaryDirectory()
 >>> path = pathlib.Path(home.name, "demo.duckdb")
 >>> _ = ingest_samples(path, progress=False)
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from quantdesk.backtest.engine import BacktestResult
-    from quantdesk.data.store import MarketStore
+    from quantdesk.data.store.market import MarketStore
     from quantdesk.portfolio.sizing import Rebalance
 
 __all__ = ["TrendBacktest", "backtest_trend"]
@@ -127,7 +127,7 @@ def backtest_trend(
         No closes for the selection or for a symbol, or the benchmark is not stored.
     """
     from quantdesk.backtest.engine import run
-    from quantdesk.data.store import MarketStore, UnknownSymbolError
+    from quantdesk.data.store.market import MarketStore, UnknownSymbolError
     from quantdesk.strategies import vol_target_trend
 
     source = store if isinstance(store, MarketStore) else MarketStore(store, read_only=True)

@@ -22,7 +22,7 @@ def warm_numba_cache() -> str:
     import pandas as pd
 
     from quantdesk.backtest import run
-    from quantdesk.data.candles import aggregate
+    from quantdesk.data.candles.batch import aggregate
     from quantdesk.signals.windows import rolling_mean, rolling_std
 
     directory = configure_numba_cache()

@@ -34,7 +34,7 @@ import pandas as pd
 
 if TYPE_CHECKING:
     from quantdesk.backtest.engine import BacktestResult
-    from quantdesk.data.store import MarketStore
+    from quantdesk.data.store.market import MarketStore
     from quantdesk.regimes.model import RegimeModel
 
 __all__ = [

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from quantdesk.dashboards.live_scan import LiveScanner
     from quantdesk.data.live.feed import MarketFeed
     from quantdesk.data.live.quotes import QuoteCache
-    from quantdesk.data.store import MarketStore
+    from quantdesk.data.store.market import MarketStore
 
 __all__ = [
     "FEED_KINDS",
@@ -238,7 +238,7 @@ class LiveHub:
     def store(self) -> MarketStore:
         """Return the market store (created empty when there is none yet)."""
         if self._store is None:
-            from quantdesk.data.store import MarketStore
+            from quantdesk.data.store.market import MarketStore
 
             self._store = MarketStore(self.store_path)
         return self._store
@@ -254,7 +254,7 @@ class LiveHub:
             return self.store
         if self._live_store is None:
             from quantdesk.data.live import live_store_path
-            from quantdesk.data.store import MarketStore
+            from quantdesk.data.store.market import MarketStore
 
             # Created now, so a reader (`alerts list --store ...live.duckdb`, a notebook)
             # can open it as soon as the monitor runs, before the first candle closes.

@@ -32,7 +32,7 @@ import pandas as pd
 
 if TYPE_CHECKING:
     from quantdesk.dashboards.hub import CandleSource
-    from quantdesk.data.store import MarketStore
+    from quantdesk.data.store.market import MarketStore
     from quantdesk.screener.rules import Rule
     from quantdesk.screener.rulesets import RulesLike
 

@@ -484,7 +484,7 @@ class RegimeView(Viewer):
                 return bars
         if self.store is None:
             return pd.DataFrame()
-        from quantdesk.data.store import UnknownSymbolError
+        from quantdesk.data.store.market import UnknownSymbolError
 
         try:
             stored: pd.DataFrame = self.store.bars(self.symbol, timeframe="1d")

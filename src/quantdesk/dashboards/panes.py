@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from quantdesk.dashboards.hub import LiveHub, LiveSource
     from quantdesk.dashboards.live_scan import LiveScanner
     from quantdesk.dashboards.monitor import MarketMonitor
-    from quantdesk.data.store import MarketStore
+    from quantdesk.data.store.market import MarketStore
     from quantdesk.portfolio.ledger import PaperLedger
 
 __all__ = ["AlertsPane", "ForecastsPane", "PositionsPane", "SentimentPane", "add_default_panes"]
@@ -324,7 +324,7 @@ class SentimentPane(Viewer):
         self.refresh(force=True)
 
     def _scored(self) -> pd.DataFrame:
-        from quantdesk.data.news_store import NewsStore
+        from quantdesk.data.store.news import NewsStore
         from quantdesk.errors import StoreNotFoundError
 
         if self.store is None:
@@ -434,7 +434,7 @@ class ForecastsPane(Viewer):
         self.refresh(force=True)
 
     def _read(self) -> Any:
-        from quantdesk.data.store import MarketStore
+        from quantdesk.data.store.market import MarketStore
         from quantdesk.forecast.jobs import forecast_view
 
         store = self.store

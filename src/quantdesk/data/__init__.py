@@ -1,5 +1,13 @@
 """Market data: schemas and validation, the DuckDB store, sources and candles.
 
+The contracts sit at the top (``schemas``, ``validation``, ``timestamps``,
+``frequency``, ``sessions``, ``wide``); the rest is cut by concept:
+
+- ``store``: the one DuckDB file, every table's schema, connections and locking;
+- ``sources``: where bars and news come from (files, online, samples, the simulator);
+- ``candles``: ticks to OHLCV bars, in batch and as a stream;
+- ``live``: feeds, the latest-quote cache and live candles.
+
 Names load on first use, so importing :mod:`quantdesk.data` stays cheap.
 """
 
@@ -10,48 +18,34 @@ from typing import TYPE_CHECKING
 from quantdesk._lazy import lazy_attributes
 
 _EXPORTS = {
-    "AlertStore": "quantdesk.data.alert_store",
-    "MarketStore": "quantdesk.data.store",
-    "NewsStore": "quantdesk.data.news_store",
-    "UnknownSymbolError": "quantdesk.data.store",
-    "IngestReport": "quantdesk.data.store",
-    "StoreBusyError": "quantdesk.data.store_locking",
-    "simulate": "quantdesk.data.simulator",
-    "SimulatedMarket": "quantdesk.data.simulator",
-    "load_sample": "quantdesk.data.samples",
-    "read_bars_file": "quantdesk.data.files",
+    "AlertStore": "quantdesk.data.store.alerts",
+    "MarketStore": "quantdesk.data.store.market",
+    "NewsStore": "quantdesk.data.store.news",
+    "UnknownSymbolError": "quantdesk.data.store.market",
+    "IngestReport": "quantdesk.data.store.market",
+    "StoreBusyError": "quantdesk.data.store.locking",
+    "simulate": "quantdesk.data.sources.simulator",
+    "SimulatedMarket": "quantdesk.data.sources.simulator",
+    "load_sample": "quantdesk.data.sources.samples",
+    "read_bars_file": "quantdesk.data.sources.files",
     "validate_bars": "quantdesk.data.validation",
     "ValidationError": "quantdesk.data.validation",
-    "aggregate": "quantdesk.data.candles",
-    "CandleAggregator": "quantdesk.data.candle_stream",
+    "aggregate": "quantdesk.data.candles.batch",
+    "CandleAggregator": "quantdesk.data.candles.stream",
     "parse_timeframe": "quantdesk.data.schemas",
 }
 _SUBMODULES = frozenset(
     {
         "schemas",
         "validation",
-        "store",
-        "store_locking",
-        "store_schema",
-        "wide",
-        "simulator",
-        "samples",
-        "files",
-        "online",
-        "candles",
-        "candle_kernels",
-        "candle_stream",
-        "ticks",
-        "frequency",
         "timestamps",
-        "ingest",
-        "inventory",
-        "news",
-        "news_store",
-        "news_ingest",
-        "synthetic_news",
+        "frequency",
+        "sessions",
+        "wide",
+        "store",
+        "sources",
+        "candles",
         "live",
-        "alert_store",
     }
 )
 
@@ -74,16 +68,16 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from quantdesk.data.alert_store import AlertStore
-    from quantdesk.data.candle_stream import CandleAggregator
-    from quantdesk.data.candles import aggregate
-    from quantdesk.data.files import read_bars_file
-    from quantdesk.data.news_store import NewsStore
-    from quantdesk.data.samples import load_sample
+    from quantdesk.data.candles.batch import aggregate
+    from quantdesk.data.candles.stream import CandleAggregator
     from quantdesk.data.schemas import parse_timeframe
-    from quantdesk.data.simulator import SimulatedMarket, simulate
-    from quantdesk.data.store import IngestReport, MarketStore, UnknownSymbolError
-    from quantdesk.data.store_locking import StoreBusyError
+    from quantdesk.data.sources.files import read_bars_file
+    from quantdesk.data.sources.samples import load_sample
+    from quantdesk.data.sources.simulator import SimulatedMarket, simulate
+    from quantdesk.data.store.alerts import AlertStore
+    from quantdesk.data.store.locking import StoreBusyError
+    from quantdesk.data.store.market import IngestReport, MarketStore, UnknownSymbolError
+    from quantdesk.data.store.news import NewsStore
     from quantdesk.data.validation import ValidationError, validate_bars
 
 

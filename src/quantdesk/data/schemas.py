@@ -59,7 +59,7 @@ QUOTE_COLUMNS: tuple[str, ...] = (
     "direction",
     "version",
 )
-#: News items (:mod:`quantdesk.data.news`): ``ts`` is when the item was published (UTC),
+#: News items (:mod:`quantdesk.data.sources.news`): ``ts`` is when the item was published (UTC),
 #: ``symbols`` a list of the symbols it is about, ``content_hash`` the de-duplication key.
 NEWS_COLUMNS: tuple[str, ...] = (
     "id",

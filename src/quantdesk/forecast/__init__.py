@@ -11,7 +11,7 @@ Targets are ``return_1d``, ``vol_1d``, ``vol_5d`` and ``regime_1d``
 (:mod:`quantdesk.forecast.targets`); models share one interface
 (:class:`~quantdesk.forecast.base.ForecastModel`: ``fit(panels, end)``,
 ``predict(panels, as_of)``); forecasts are recorded in the store by
-:class:`quantdesk.data.forecast_store.ForecastStore`.
+:class:`quantdesk.data.store.forecasts.ForecastStore`.
 """
 
 from __future__ import annotations

@@ -48,7 +48,7 @@ def _fail(message: str, code: int = 1) -> Any:
 
 
 def _store(path: Path | None, read_only: bool = False) -> Any:
-    from quantdesk.data.store import MarketStore
+    from quantdesk.data.store.market import MarketStore
 
     try:
         return MarketStore(path, read_only=read_only)
@@ -72,7 +72,7 @@ def forecast_fit(
     store: StoreOption = None,
 ) -> None:
     """Fit every forecast model of each target on bars up to --end and save it."""
-    from quantdesk.data.store import UnknownSymbolError
+    from quantdesk.data.store.market import UnknownSymbolError
     from quantdesk.forecast.jobs import fit_forecasts
 
     try:
@@ -101,7 +101,7 @@ def forecast_run(
     store: StoreOption = None,
 ) -> None:
     """Record the fitted models' forecasts as of --session (a rerun records nothing new)."""
-    from quantdesk.data.store import UnknownSymbolError
+    from quantdesk.data.store.market import UnknownSymbolError
     from quantdesk.forecast.jobs import run_forecasts
 
     origin = "backfill" if backfill else "live"
@@ -122,7 +122,7 @@ def forecast_score(
     store: StoreOption = None,
 ) -> None:
     """Record the outcomes now due, then print each model's scores beside its baselines."""
-    from quantdesk.data.store import UnknownSymbolError
+    from quantdesk.data.store.market import UnknownSymbolError
     from quantdesk.forecast.jobs import score_forecasts
 
     try:

@@ -46,7 +46,7 @@ from quantdesk.forecast.targets import (
 )
 
 if TYPE_CHECKING:
-    from quantdesk.data.store import MarketStore
+    from quantdesk.data.store.market import MarketStore
 
 __all__ = ["SCORE_COLUMNS", "WalkForwardForecasts", "load_panels", "walk_forward"]
 
@@ -70,7 +70,7 @@ def load_panels(
         if "close" not in panels:
             raise ValueError("panels need at least a 'close' panel")
         return panels
-    from quantdesk.data.store import MarketStore
+    from quantdesk.data.store.market import MarketStore
 
     store = (
         store_or_panels

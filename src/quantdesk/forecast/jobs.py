@@ -40,8 +40,8 @@ import numpy as np
 import pandas as pd
 
 from quantdesk.core.jsonable import jsonable
-from quantdesk.data.forecast_store import FORECAST_COLUMNS, ORIGINS, ForecastStore
 from quantdesk.data.schemas import REGIME_PROBABILITY_COLUMNS
+from quantdesk.data.store.forecasts import FORECAST_COLUMNS, ORIGINS, ForecastStore
 from quantdesk.forecast.base import (
     ForecastModel,
     Panels,
@@ -53,7 +53,7 @@ from quantdesk.forecast.base import (
 from quantdesk.forecast.targets import TARGETS, target_horizon
 
 if TYPE_CHECKING:
-    from quantdesk.data.store import MarketStore
+    from quantdesk.data.store.market import MarketStore
     from quantdesk.regimes.registry import ModelRegistry
 
 __all__ = [
@@ -101,7 +101,7 @@ def _targets(targets: str | Sequence[str] | None) -> list[str]:
 
 
 def _symbols(symbols: str | Sequence[str] | None) -> list[str] | None:
-    from quantdesk.data.samples import parse_symbols
+    from quantdesk.data.sources.samples import parse_symbols
 
     return parse_symbols(symbols)
 

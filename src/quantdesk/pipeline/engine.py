@@ -28,7 +28,7 @@ from typing import Any
 import pandas as pd
 
 from quantdesk.data.sessions import SessionCalendar
-from quantdesk.data.store import MarketStore
+from quantdesk.data.store.market import MarketStore
 from quantdesk.pipeline.definition import PipelineDefinition, StepSpec, load_pipeline
 from quantdesk.pipeline.lock import RunLock
 from quantdesk.pipeline.record import DONE_STATES, PipelineRecord

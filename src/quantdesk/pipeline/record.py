@@ -1,7 +1,7 @@
 """The pipeline's record: one row per attempt of a step on a session, in the store's file.
 
-Two tables, owned here the way :mod:`quantdesk.data.alert_store` owns its own
-(:class:`~quantdesk.data.store.StoreTables`, short-lived connections):
+Two tables, owned here the way :mod:`quantdesk.data.store.alerts` owns its own
+(:class:`~quantdesk.data.store.market.StoreTables`, short-lived connections):
 
 * ``pipeline_steps``: ``(pipeline, step, session, attempt)`` is the key; ``status`` is
   ``running`` (written before the step starts: a row still ``running`` after its run
@@ -22,8 +22,8 @@ from typing import Any
 import pandas as pd
 
 from quantdesk.core.jsonable import jsonable
-from quantdesk.data.store import StoreTables
-from quantdesk.data.store_locking import transaction
+from quantdesk.data.store.locking import transaction
+from quantdesk.data.store.market import StoreTables
 
 __all__ = ["DONE_STATES", "STATES", "PipelineRecord", "StepState"]
 

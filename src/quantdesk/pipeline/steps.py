@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from quantdesk.data.store import MarketStore
+from quantdesk.data.store.market import MarketStore
 from quantdesk.pipeline.record import PipelineRecord
 
 __all__ = [
@@ -142,7 +142,7 @@ def advance_simulated(store: MarketStore, session: Any, *, seed: int | None = No
     same session always draws the same bar), scaled to continue from the symbol's last
     stored close before the session.  A session already stored is left as it is (0 new bars).
     """
-    from quantdesk.data.simulator import simulate
+    from quantdesk.data.sources.simulator import simulate
 
     meta = store.metadata()
     if meta.empty:
@@ -217,7 +217,7 @@ def update(
     Each drop-folder file (CSV or Parquet) is ingested once, known by its content hash;
     its bad rows are kept as rejects and counted, and the step succeeds.
     """
-    from quantdesk.data.ingest import ingest_file
+    from quantdesk.data.sources.ingest import ingest_file
 
     counts: dict[str, Any] = {"simulated_bars": 0, "files": 0, "file_bars": 0, "rejected": 0}
     if simulated:

@@ -3,7 +3,7 @@
 A :class:`PaperLedger` lives in the market store's DuckDB file, beside the bars, in the
 ``paper_*`` tables; several named ledgers share one file.  Every write (a buy, a sell, a
 rebalance, a recorded snapshot) is **one transaction** on a short-lived connection
-(:func:`quantdesk.data.store_locking.transaction`): the trade rows, the positions, the
+(:func:`quantdesk.data.store.locking.transaction`): the trade rows, the positions, the
 cash and the snapshot move together or not at all, also when the process dies
 mid-trade.  Validation reads cash and positions *inside* that transaction, and DuckDB
 lets one process at a time hold the file for writing, so two processes trading the
@@ -75,8 +75,8 @@ import pandas as pd
 from quantdesk.config import DEFAULT_COMMISSION_BPS, DEFAULT_SLIPPAGE_BPS
 from quantdesk.core.html import summary_html, summary_text
 from quantdesk.core.jsonable import jsonable
-from quantdesk.data.store import MarketStore
-from quantdesk.data.store_locking import connect, transaction
+from quantdesk.data.store.locking import connect, transaction
+from quantdesk.data.store.market import MarketStore
 from quantdesk.errors import TradeRejected
 
 if TYPE_CHECKING:
@@ -529,7 +529,7 @@ class PaperLedger:
     Parameters
     ----------
     store
-        A :class:`~quantdesk.data.store.MarketStore`, the path of its DuckDB file, or
+        A :class:`~quantdesk.data.store.market.MarketStore`, the path of its DuckDB file, or
         None for the default store (``$QUANTDESK_HOME/quantdesk.duckdb``).
     initial_cash
         Cash of a new ledger; an existing ledger keeps the cash it has.

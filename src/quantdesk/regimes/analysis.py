@@ -3,7 +3,7 @@
 The statistics are pure functions of a return series and a regime frame (the output of
 :meth:`~quantdesk.regimes.model.RegimeModel.filter`, of
 :func:`~quantdesk.regimes.walkforward.walk_forward` or of
-:meth:`~quantdesk.data.store.MarketStore.regimes`); the figures draw those frames with
+:meth:`~quantdesk.data.store.market.MarketStore.regimes`); the figures draw those frames with
 HoloViews, loaded on the first call.
 
 Cells are numbered as everywhere in :mod:`quantdesk.regimes`: ``vol_index * 3 +

@@ -22,7 +22,7 @@ from quantdesk.core.jsonable import jsonable
 from quantdesk.data.schemas import regime_probability_column
 
 if TYPE_CHECKING:
-    from quantdesk.data.store import MarketStore
+    from quantdesk.data.store.market import MarketStore
     from quantdesk.regimes.registry import ModelRecord, ModelRegistry
     from quantdesk.regimes.walkforward import SymbolFits
 

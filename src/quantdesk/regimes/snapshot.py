@@ -20,7 +20,7 @@ from quantdesk.data.schemas import (
 )
 
 if TYPE_CHECKING:
-    from quantdesk.data.store import MarketStore
+    from quantdesk.data.store.market import MarketStore
 
 __all__ = ["RegimeSnapshot", "regime_snapshot"]
 

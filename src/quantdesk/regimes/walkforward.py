@@ -120,7 +120,7 @@ class WalkForwardRegimes:
     regimes
         Long frame ``symbol, ts, model_version, state, vol_label, trend_label`` and the
         nine ``p_*`` probabilities, one row per out-of-sample bar, ready for
-        :meth:`~quantdesk.data.store.MarketStore.write_regimes`.
+        :meth:`~quantdesk.data.store.market.MarketStore.write_regimes`.
     refits
         One row per refit: model version, training and out-of-sample windows, fit
         diagnostics (log-likelihood, convergence, iterations, kind, degenerate), whether

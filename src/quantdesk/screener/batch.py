@@ -41,7 +41,7 @@ from quantdesk.screener.rules import Rule, RuleOutput
 from quantdesk.screener.rulesets import RulesLike, resolve_rules
 
 if TYPE_CHECKING:
-    from quantdesk.data.store import MarketStore
+    from quantdesk.data.store.market import MarketStore
 
 __all__ = ["EXTRA_FIELDS", "ScanAlerts", "empty_alerts", "evaluate", "scan"]
 
@@ -223,7 +223,7 @@ def scan(
     ----------
     bars_or_store
         Long bars (``symbol, ts, open, high, low, close, volume``), a mapping of wide
-        panels (field -> frame), a :class:`~quantdesk.data.store.MarketStore`, or the
+        panels (field -> frame), a :class:`~quantdesk.data.store.market.MarketStore`, or the
         path of a store file.
     rules
         Built-in rule names (``gap_up``, ``gap_down``, ``volume_spike``, ``new_high``,
@@ -269,7 +269,7 @@ def scan(
     if unknown:
         raise ValueError(f"rules read unknown field(s) {unknown}")
 
-    from quantdesk.data.store import MarketStore
+    from quantdesk.data.store.market import MarketStore
 
     store: MarketStore | None = None
     if isinstance(bars_or_store, MarketStore):
@@ -417,7 +417,7 @@ def _store_panels(
 
     ``hi`` None reads up to the latest bar; ``lo`` None reads ``lookback`` bars before it.
     """
-    from quantdesk.data.store_locking import connect
+    from quantdesk.data.store.locking import connect
 
     def fetch(con: Any, query: str, params: dict[str, Any]) -> pd.DataFrame:
         frame: pd.DataFrame = con.sql(query, params=params).to_arrow_table().to_pandas()
@@ -535,7 +535,7 @@ def _sentiment_panel(
                 "rule sentiment_shock needs sentiment: pass sentiment= (a wide panel of "
                 "daily scores) or scan a store with scored news"
             )
-        from quantdesk.data.news_store import NewsStore
+        from quantdesk.data.store.news import NewsStore
         from quantdesk.signals.sentiment import daily_sentiment
 
         news = NewsStore(store).scored_news(list(close.columns))

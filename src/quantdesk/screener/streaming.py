@@ -34,7 +34,7 @@ from quantdesk.screener.batch import _alerts_frame, empty_alerts, evaluate
 from quantdesk.screener.rulesets import RulesLike, resolve_rules
 
 if TYPE_CHECKING:
-    from quantdesk.data.store import MarketStore
+    from quantdesk.data.store.market import MarketStore
 
 __all__ = ["StreamingScan", "recent_alerts"]
 
@@ -189,11 +189,11 @@ def _stamps(ts: pd.Series) -> np.ndarray:
 def recent_alerts(store: MarketStore | Any, n: int = 50, **filters: Any) -> pd.DataFrame:
     """Return the ``n`` most recent stored alerts (newest bar first) with delivery state.
 
-    ``filters`` go to :meth:`quantdesk.data.alert_store.AlertStore.alerts` (``symbols``,
+    ``filters`` go to :meth:`quantdesk.data.store.alerts.AlertStore.alerts` (``symbols``,
     ``rules``, ``undelivered``, ...).  Reads only: safe from a dashboard process.
     """
-    from quantdesk.data.alert_store import AlertStore
-    from quantdesk.data.store import MarketStore
+    from quantdesk.data.store.alerts import AlertStore
+    from quantdesk.data.store.market import MarketStore
 
     market = store if isinstance(store, MarketStore) else MarketStore(store, read_only=True)
     return AlertStore(market).alerts(limit=n, **filters)

@@ -1,7 +1,7 @@
 """Webhook delivery of stored alerts: JSON POSTs, at least once, nothing lost.
 
 An alert is stored, with a ``pending`` delivery row, before anything tries to send
-it (:meth:`quantdesk.data.alert_store.AlertStore.write_alerts`).  :func:`deliver`
+it (:meth:`quantdesk.data.store.alerts.AlertStore.write_alerts`).  :func:`deliver`
 POSTs the pending alerts one by one, each with an ``Idempotency-Key`` header derived
 from the alert (so a receiver can drop the duplicate a crash may cause), a timeout,
 and retries with exponential back-off; it records each outcome as soon as it is known.
@@ -58,7 +58,7 @@ from typing import Any
 import pandas as pd
 
 from quantdesk.core.jsonable import jsonable
-from quantdesk.data.alert_store import AlertStore, QueueResult, WriteResult, idempotency_key
+from quantdesk.data.store.alerts import AlertStore, QueueResult, WriteResult, idempotency_key
 
 __all__ = [
     "QUEUE_CHOICES",
@@ -420,7 +420,7 @@ def deliver(
     Parameters
     ----------
     store
-        An :class:`~quantdesk.data.alert_store.AlertStore`, a market store or its file.
+        An :class:`~quantdesk.data.store.alerts.AlertStore`, a market store or its file.
     config
         The webhook (default :meth:`WebhookConfig.from_env`); raises ValueError if none.
     limit

@@ -12,8 +12,8 @@
 - :mod:`~quantdesk.sentiment.analysis`: :func:`coverage`, :func:`event_study`,
   :func:`information_coefficient` for the sentiment report.
 
-News items themselves (import, validation, the store) live in :mod:`quantdesk.data.news`
-and :mod:`quantdesk.data.news_store`; daily sentiment signals in
+News items themselves (import, validation, the store) live in :mod:`quantdesk.data.sources.news`
+and :mod:`quantdesk.data.store.news`; daily sentiment signals in
 :mod:`quantdesk.signals.sentiment`.  Names load on first use: ``import
 quantdesk.sentiment`` never imports torch or transformers.
 """

@@ -50,7 +50,7 @@ def coverage(news: pd.DataFrame, timezone: str = "America/New_York") -> Coverage
     ----------
     news
         Long news: one row per (story, symbol) with columns ``symbol, ts, source``
-        (e.g. :meth:`quantdesk.data.news_store.NewsStore.scored_news`); naive ``ts``
+        (e.g. :meth:`quantdesk.data.store.news.NewsStore.scored_news`); naive ``ts``
         are taken as UTC.
     timezone
         Dates are counted in this timezone (the exchange's).

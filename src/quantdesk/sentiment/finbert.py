@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from quantdesk.data.news_store import SCORE_COLUMNS, ScoreKey
+from quantdesk.data.store.news import SCORE_COLUMNS, ScoreKey
 
 __all__ = [
     "FINBERT_ENV",

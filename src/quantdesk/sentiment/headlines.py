@@ -1,6 +1,6 @@
 """The latest scored headlines per symbol: what a monitor pane or a report lists.
 
-Pure functions on the frame :meth:`quantdesk.data.news_store.NewsStore.scored_news`
+Pure functions on the frame :meth:`quantdesk.data.store.news.NewsStore.scored_news`
 returns (one row per story and symbol, with its scores); no I/O, no HTML.  Text stays
 as the source wrote it: whoever displays it escapes it.
 """
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from quantdesk.data.news_store import SCORE_COLUMNS
+from quantdesk.data.store.news import SCORE_COLUMNS
 
 __all__ = ["HEADLINE_COLUMNS", "latest_headlines"]
 

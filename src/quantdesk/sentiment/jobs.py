@@ -9,7 +9,7 @@ beside the old scores.  ``quantdesk sentiment score`` calls it.
 Examples
 --------
 >>> import tempfile, pathlib
->>> from quantdesk.data.news_store import NewsStore
+>>> from quantdesk.data.store.news import NewsStore
 >>> home = tempfile.TemporaryDirectory()
 >>> news = NewsStore(pathlib.Path(home.name, "demo.duckdb"))
 >>> items = pd.DataFrame({"ts": ["2024-03-01T14:30:00Z", "2024-03-01T15:00:00Z"],
@@ -32,8 +32,8 @@ from typing import Any
 
 import pandas as pd
 
-from quantdesk.data.news_store import NewsStore, ScoreKey
-from quantdesk.data.store import MarketStore
+from quantdesk.data.store.market import MarketStore
+from quantdesk.data.store.news import NewsStore, ScoreKey
 from quantdesk.sentiment.loading import SentimentModel, load_model
 
 __all__ = ["ScoreResult", "score_news"]

@@ -66,7 +66,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from quantdesk.data.news_store import SCORE_COLUMNS, ScoreKey
+from quantdesk.data.store.news import SCORE_COLUMNS, ScoreKey
 
 __all__ = [
     "DEBUNKERS",

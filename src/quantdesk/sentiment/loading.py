@@ -1,7 +1,7 @@
 """Pick a sentiment model by name: FinBERT when its weights are here, else the lexicon.
 
 Both models have ``.score(texts) -> DataFrame`` (``positive, negative, neutral, score``)
-and a ``.key`` (:class:`~quantdesk.data.news_store.ScoreKey`) that names what the score
+and a ``.key`` (:class:`~quantdesk.data.store.news.ScoreKey`) that names what the score
 cache stores their scores under.
 """
 
@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from quantdesk.data.news_store import ScoreKey
+from quantdesk.data.store.news import ScoreKey
 
 __all__ = ["MODEL_NAMES", "SentimentModel", "load_model"]
 

@@ -1,7 +1,7 @@
 """Daily news sentiment per symbol on the bar calendar, without look-ahead.
 
 Pure functions: they take scored news (long: ``symbol, ts, score``, e.g.
-:meth:`quantdesk.data.news_store.NewsStore.scored_news`) and a bar calendar (the index
+:meth:`quantdesk.data.store.news.NewsStore.scored_news`) and a bar calendar (the index
 of a daily price panel: session dates at 00:00 UTC) and return wide panels (index the
 calendar, one column per symbol).
 

@@ -15,7 +15,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import ServerConnection, serve
 
-from quantdesk.data.candles import aggregate
+from quantdesk.data.candles.batch import aggregate
 from quantdesk.data.live import AlpacaFeed, Backoff, CandleRecorder, FeedError, WebsocketFeed
 
 from ...conftest import free_port

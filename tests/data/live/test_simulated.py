@@ -11,7 +11,7 @@ import pytest
 
 from quantdesk.data.live import SimulatedFeed
 from quantdesk.data.schemas import TICK_COLUMNS
-from quantdesk.data.simulator import RegimeParams
+from quantdesk.data.sources.simulator import RegimeParams
 
 
 def _returns(ticks: pd.DataFrame) -> pd.DataFrame:

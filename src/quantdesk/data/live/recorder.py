@@ -1,7 +1,7 @@
 """Live candles from a feed: kept in memory for pollers and written to the store in batches.
 
 A :class:`CandleRecorder` listens to a :class:`~quantdesk.data.live.feed.MarketFeed`,
-runs its ticks through a :class:`~quantdesk.data.candle_stream.CandleAggregator` and
+runs its ticks through a :class:`~quantdesk.data.candles.stream.CandleAggregator` and
 keeps the recent closed candles of each symbol plus the open ones.  Given a store, it
 writes closed candles from one writer thread of its own, in batches (by size or age), so
 the feed thread never waits for DuckDB and the store keeps its one-writer rule; a failed
@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from quantdesk.data.candle_stream import CandleAggregator
-from quantdesk.data.candles import empty_bars
+from quantdesk.data.candles.batch import empty_bars
+from quantdesk.data.candles.stream import CandleAggregator
 from quantdesk.data.live.feed import Backoff
 from quantdesk.data.schemas import BAR_COLUMNS, parse_timeframe
 
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from quantdesk.data.live.feed import MarketFeed
-    from quantdesk.data.store import MarketStore
+    from quantdesk.data.store.market import MarketStore
 
 __all__ = ["LIVE_STORE_SUFFIX", "CandleRecorder", "live_store_path"]
 
@@ -78,7 +78,7 @@ class CandleRecorder:
         ``max_delay`` seconds.
     tolerance
         Lateness the aggregator accepts (see
-        :class:`~quantdesk.data.candle_stream.CandleAggregator`).
+        :class:`~quantdesk.data.candles.stream.CandleAggregator`).
     backoff
         Retry policy of failed writes.
 

@@ -1,7 +1,7 @@
 """Replay of stored history as a live feed: bars (or ticks) at N x speed, historical timestamps.
 
 :class:`ReplayFeed` turns each bar into four ticks inside the bar, so that
-:class:`~quantdesk.data.candle_stream.CandleAggregator` of the same timeframe rebuilds the
+:class:`~quantdesk.data.candles.stream.CandleAggregator` of the same timeframe rebuilds the
 stored bar exactly (see :func:`bar_ticks`), and publishes them in time order, paced so
 that ``speed`` seconds of history pass per wall second.  Ticks keep their historical
 timestamps: a dashboard watching a replay shows real dates.
@@ -24,7 +24,7 @@ from quantdesk.data.live.quotes import QuoteCache
 from quantdesk.data.schemas import BAR_COLUMNS, TICK_COLUMNS, parse_timeframe
 
 if TYPE_CHECKING:
-    from quantdesk.data.store import MarketStore
+    from quantdesk.data.store.market import MarketStore
 
 __all__ = ["ReplayFeed", "bar_ticks"]
 
@@ -117,7 +117,7 @@ class ReplayFeed(MarketFeed):
     Parameters
     ----------
     source
-        A :class:`~quantdesk.data.store.MarketStore` (its bars at ``timeframe``), or a
+        A :class:`~quantdesk.data.store.market.MarketStore` (its bars at ``timeframe``), or a
         frame of bars (:data:`BAR_COLUMNS`) or of ticks (:data:`TICK_COLUMNS`).
     symbols
         Symbols to replay (default: all of the source).

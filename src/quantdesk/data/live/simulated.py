@@ -1,6 +1,6 @@
 """The simulator in live mode: correlated, regime-switching ticks for any number of symbols.
 
-:class:`SimulatedFeed` runs the market model of :func:`quantdesk.data.simulator.simulate`
+:class:`SimulatedFeed` runs the market model of :func:`quantdesk.data.sources.simulator.simulate`
 in wall-clock time.  Time advances in steps of ``1 / rate`` seconds; in each step every
 subscribed symbol moves once and prints one tick at a random instant inside the step::
 
@@ -8,7 +8,7 @@ subscribed symbol moves once and prints one tick at a random instant inside the 
 
 with ``h = step / day_seconds`` the step's share of a simulated trading day, ``d`` the
 simulated day of step ``k``, ``mu`` and ``sigma`` the daily drift and volatility of
-:class:`~quantdesk.data.simulator.RegimeParams`, and ``z[k]`` standard normal shocks with
+:class:`~quantdesk.data.sources.simulator.RegimeParams`, and ``z[k]`` standard normal shocks with
 equicorrelation ``correlation`` (the simulator's Cholesky factor).  The volatility and
 trend regimes are the simulator's two Markov chains, one market-wide path advanced once
 per simulated day.  ``day_seconds`` compresses time: by default a 6.5-hour session lasts
@@ -35,7 +35,7 @@ import pandas as pd
 from quantdesk.data.live.feed import Backoff, MarketFeed
 from quantdesk.data.live.quotes import QuoteCache
 from quantdesk.data.schemas import TICK_COLUMNS, TREND_LABELS, VOL_LABELS
-from quantdesk.data.simulator import (
+from quantdesk.data.sources.simulator import (
     TRUE_REGIME_COLUMNS,
     RegimeParams,
     _symbol_names,
@@ -76,7 +76,7 @@ class SimulatedFeed(MarketFeed):
         Equicorrelation of the symbols' return shocks.
     params
         Volatility levels, drifts, regime chains, volume model (default
-        :class:`~quantdesk.data.simulator.RegimeParams`).
+        :class:`~quantdesk.data.sources.simulator.RegimeParams`).
     start_prices
         First price per symbol; others get a seeded draw around ``params.initial_price``.
     interval

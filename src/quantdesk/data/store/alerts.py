@@ -1,7 +1,7 @@
 """AlertStore: screener alerts and their delivery outbox, in the market store's DuckDB file.
 
 Two tables, written through the store's short-lived connections
-(:mod:`quantdesk.data.store_locking`) so a scan, a delivery run, a notebook and the
+(:mod:`quantdesk.data.store.locking`) so a scan, a delivery run, a notebook and the
 monitor work on the file at once:
 
 * ``alerts``: one row per ``(symbol, rule, ts)``, a PRIMARY KEY.  Alerts are written
@@ -34,7 +34,7 @@ import pandas as pd
 
 from quantdesk.core.jsonable import jsonable
 from quantdesk.data.schemas import ALERT_COLUMNS, parse_timeframe
-from quantdesk.data.store import (
+from quantdesk.data.store.market import (
     MarketStore,
     StoreTables,
     _as_utc,
@@ -263,7 +263,7 @@ class AlertStore(StoreTables):
     Parameters
     ----------
     store
-        A :class:`~quantdesk.data.store.MarketStore`, its file, or None for the default.
+        A :class:`~quantdesk.data.store.market.MarketStore`, its file, or None for the default.
     read_only
         Refuse writes.
 

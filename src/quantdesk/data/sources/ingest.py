@@ -1,7 +1,7 @@
 """Ingest jobs: fill the market store from a source in one call, with an account.
 
 Each job reads one source (the bundled samples, the simulator, a file, Yahoo
-Finance), writes it through :class:`~quantdesk.data.store.MarketStore` and returns an
+Finance), writes it through :class:`~quantdesk.data.store.market.MarketStore` and returns an
 :class:`IngestResult`: the store's report of every write, and, when nothing was
 stored, why.  ``quantdesk ingest ...``, notebooks and scheduled jobs all call these.
 
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from quantdesk.data.store import IngestReport, MarketStore
+    from quantdesk.data.store.market import IngestReport, MarketStore
 
 __all__ = [
     "IngestResult",
@@ -101,7 +101,7 @@ class IngestResult:
 
 def _open(store: MarketStore | str | Path | None, read_only: bool = False) -> MarketStore:
     """Return ``store`` itself, or the store at that path (the default one for None)."""
-    from quantdesk.data.store import MarketStore
+    from quantdesk.data.store.market import MarketStore
 
     return store if isinstance(store, MarketStore) else MarketStore(store, read_only=read_only)
 
@@ -133,12 +133,12 @@ def ingest_samples(
         The store, or its file (default ``$QUANTDESK_HOME/quantdesk.duckdb``).
     names
         Data sets (``sp500``, ``nasdaq``; default all of
-        :data:`~quantdesk.data.samples.SAMPLES`).
+        :data:`~quantdesk.data.sources.samples.SAMPLES`).
     progress
         Show a progress bar on stderr.
     """
     from quantdesk.core.progress import progress_bar
-    from quantdesk.data.samples import SAMPLES, load_sample
+    from quantdesk.data.sources.samples import SAMPLES, load_sample
 
     target = _open(store)
     reports = []
@@ -167,7 +167,7 @@ def ingest_simulated(
     sessions are stored too, and their write is reported on its own.
     """
     from quantdesk.core.progress import progress_bar
-    from quantdesk.data.simulator import simulate
+    from quantdesk.data.sources.simulator import simulate
 
     target = _open(store)
     market = simulate(n_symbols=symbols, n_days=days, seed=seed, start=start)
@@ -214,7 +214,7 @@ def ingest_file(
 ) -> IngestResult:
     """Return the account of importing a CSV or Parquet file of bars into the store.
 
-    The file is read with :func:`~quantdesk.data.files.read_bars_file` (same
+    The file is read with :func:`~quantdesk.data.sources.files.read_bars_file` (same
     parameters) before the store is opened, so a file that cannot be read leaves no
     store behind; bad rows are stored as rejects with their reasons.
 
@@ -227,8 +227,8 @@ def ingest_file(
     FileNotFoundError
         No such file.
     """
-    from quantdesk.data.files import read_bars_file
     from quantdesk.data.schemas import parse_timeframe
+    from quantdesk.data.sources.files import read_bars_file
 
     timeframe = parse_timeframe(timeframe).name
     result = read_bars_file(
@@ -262,10 +262,10 @@ def ingest_yahoo(
 
     Raises
     ------
-    quantdesk.data.online.SourceUnavailableError
+    quantdesk.data.sources.online.SourceUnavailableError
         ``yfinance`` is not installed or Yahoo cannot be reached; nothing is written.
     """
-    from quantdesk.data.online import fetch_yahoo
+    from quantdesk.data.sources.online import fetch_yahoo
 
     bars = fetch_yahoo(list(symbols), start, end)
     target = _open(store)

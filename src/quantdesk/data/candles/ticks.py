@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from quantdesk.data.candle_kernels import F64, I64, IntArray, kernels
+from quantdesk.data.candles.kernels import F64, I64, IntArray, kernels
 from quantdesk.data.schemas import TICK_COLUMNS, to_utc_ns
 
 __all__ = [

@@ -33,7 +33,7 @@ import pandas as pd
 from quantdesk.data.schemas import BAR_COLUMNS
 
 if TYPE_CHECKING:
-    from quantdesk.data.store import MarketStore
+    from quantdesk.data.store.market import MarketStore
 
 __all__ = [
     "SAMPLES",
@@ -196,11 +196,11 @@ def simulated_symbols(store: MarketStore) -> list[str]:
     """Return the stored symbols of the simulated universe: those the simulator wrote.
 
     A symbol belongs to it by the source recorded when it was ingested
-    (:func:`~quantdesk.data.simulator.is_simulator_source`), never by its name: a user's
+    (:func:`~quantdesk.data.sources.simulator.is_simulator_source`), never by its name: a user's
     ``SIMPLY`` or ``SIM001`` from a file is the user's, and live candles recorded from
     the monitor's simulated feed (source ``live:simulator``) are not a universe.
     """
-    from quantdesk.data.simulator import is_simulator_source
+    from quantdesk.data.sources.simulator import is_simulator_source
 
     if not store.path.exists():
         return []  # before a fill, a store with no file yet holds nothing
@@ -232,7 +232,7 @@ def ensure_simulated(store: MarketStore, n_symbols: int = 50) -> list[str]:
         raise ValueError(f"n_symbols must be >= 1, got {n_symbols}")
     stored = simulated_symbols(store)
     if not stored:
-        from quantdesk.data.simulator import _symbol_names, is_simulator_source, simulate
+        from quantdesk.data.sources.simulator import _symbol_names, is_simulator_source, simulate
 
         names = _symbol_names(n_symbols)
         taken: list[str] = []
@@ -314,7 +314,7 @@ def select_symbols(
     if universe == "samples":
         offered |= set(_sample_of_symbol())
     elif universe == "simulated" and not simulated_symbols(store):
-        from quantdesk.data.simulator import _symbol_names
+        from quantdesk.data.sources.simulator import _symbol_names
 
         offered |= set(_symbol_names(size))
     if names is not None:
@@ -322,7 +322,7 @@ def select_symbols(
         unknown = [s for s in names if s not in offered]
         if unknown:
             extra = {"samples": " or the bundled samples", "simulated": " or simulated"}
-            from quantdesk.data.store import UnknownSymbolError
+            from quantdesk.data.store.market import UnknownSymbolError
 
             raise UnknownSymbolError(
                 unknown,

@@ -1,7 +1,7 @@
 """Synthetic headlines tied to the simulator's true regimes, for demos without a network.
 
 :func:`synthetic_news` writes templated headlines for a
-:class:`~quantdesk.data.simulator.SimulatedMarket`: on each session a symbol gets a
+:class:`~quantdesk.data.sources.simulator.SimulatedMarket`: on each session a symbol gets a
 headline with probability ``rate``, and whether it is good, bad or neutral news follows
 the symbol's true trend state that day (:data:`TONE_PROBABILITIES`), so sentiment lines
 up with the regimes the demo reports show.  Every item is labelled: ``source`` is
@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
-    from quantdesk.data.simulator import SimulatedMarket
+    from quantdesk.data.sources.simulator import SimulatedMarket
 
 __all__ = ["SYNTHETIC_SOURCE", "TEMPLATES", "TONE_PROBABILITIES", "synthetic_news"]
 
@@ -83,7 +83,7 @@ def synthetic_news(
 
     Examples
     --------
-    >>> from quantdesk.data.simulator import simulate
+    >>> from quantdesk.data.sources.simulator import simulate
     >>> items = synthetic_news(simulate(n_symbols=2, n_days=20, seed=1), rate=0.5)
     >>> items["source"].unique().tolist(), list(items.columns)
     (['synthetic'], ['id', 'ts', 'source', 'headline', 'body', 'symbols'])

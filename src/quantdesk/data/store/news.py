@@ -1,11 +1,11 @@
 """NewsStore: news items and their sentiment scores, in the market store's DuckDB file.
 
 The news lives beside the bars in one file, written and read through the same
-short-lived connections (:mod:`quantdesk.data.store_locking`), so a notebook, the
+short-lived connections (:mod:`quantdesk.data.store.locking`), so a notebook, the
 monitor and a scoring job work on it at once.  Two tables:
 
 * ``news``: one row per story, keyed by its content hash
-  (:func:`~quantdesk.data.news.content_hash`).  Writing a story that is already stored
+  (:func:`~quantdesk.data.sources.news.content_hash`).  Writing a story that is already stored
   changes nothing (the first stored copy is kept) and is counted ``unchanged``.
 * ``news_scores``: a score cache keyed by ``(content_hash, model_id, model_revision,
   quantization)``.  A scorer asks :meth:`NewsStore.unscored` for what its key has not
@@ -25,9 +25,9 @@ from typing import Any
 
 import pandas as pd
 
-from quantdesk.data.news import validate_news
 from quantdesk.data.schemas import NEWS_COLUMNS
-from quantdesk.data.store import (
+from quantdesk.data.sources.news import validate_news
+from quantdesk.data.store.market import (
     IngestReport,
     MarketStore,
     StoreTables,
@@ -86,7 +86,7 @@ class NewsStore(StoreTables):
     Parameters
     ----------
     store
-        A :class:`~quantdesk.data.store.MarketStore`, its file, or None for the default.
+        A :class:`~quantdesk.data.store.market.MarketStore`, its file, or None for the default.
     read_only
         Refuse writes.
 
@@ -112,7 +112,7 @@ class NewsStore(StoreTables):
     ) -> IngestReport:
         """Return the report of storing news items, in one transaction.
 
-        Rows are validated first (:func:`~quantdesk.data.news.validate_news`) unless a
+        Rows are validated first (:func:`~quantdesk.data.sources.news.validate_news`) unless a
         reader passes its ``validation``; bad rows go to ``rejects``, or with
         ``strict=True`` the first raises and nothing is written.  A story already
         stored (same content hash) is left as it is and counted ``unchanged``.

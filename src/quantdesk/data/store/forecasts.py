@@ -1,7 +1,7 @@
 """ForecastStore: the append-only record of forecasts and their outcomes, in the store's file.
 
 Two tables beside the bars (one owner of the file's schema, through
-:class:`~quantdesk.data.store.StoreTables`):
+:class:`~quantdesk.data.store.market.StoreTables`):
 
 * ``forecasts``: one row per ``(model, version, symbol, target, horizon, as_of)`` with the
   forecast (``value``, or ``probs``: JSON of the nine regime probabilities), the wall-clock
@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 
 import pandas as pd
 
-from quantdesk.data.store import StoreTables, _symbol_list, _utc_ns
+from quantdesk.data.store.market import StoreTables, _symbol_list, _utc_ns
 
 __all__ = ["FORECAST_COLUMNS", "ORIGINS", "ForecastStore"]
 

@@ -1,7 +1,7 @@
 """News ingest jobs: import a vendor file, or the synthetic demo headlines, into the store.
 
-Each returns an :class:`~quantdesk.data.ingest.IngestResult`, like the bar jobs of
-:mod:`quantdesk.data.ingest`; ``quantdesk news import`` and ``quantdesk news demo``
+Each returns an :class:`~quantdesk.data.sources.ingest.IngestResult`, like the bar jobs of
+:mod:`quantdesk.data.sources.ingest`; ``quantdesk news import`` and ``quantdesk news demo``
 call them.
 """
 
@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from quantdesk.data.ingest import IngestResult
-from quantdesk.data.news import read_news_file
-from quantdesk.data.news_store import NewsStore
-from quantdesk.data.store import MarketStore
+from quantdesk.data.sources.ingest import IngestResult
+from quantdesk.data.sources.news import read_news_file
+from quantdesk.data.store.market import MarketStore
+from quantdesk.data.store.news import NewsStore
 
 __all__ = ["ingest_news_file", "ingest_synthetic_news"]
 
@@ -32,7 +32,7 @@ def ingest_news_file(
 ) -> IngestResult:
     """Return the account of importing a CSV, JSON or JSONL file of news into the store.
 
-    The file is read and validated (:func:`~quantdesk.data.news.read_news_file`) before
+    The file is read and validated (:func:`~quantdesk.data.sources.news.read_news_file`) before
     the store is opened; bad rows (a JSONL line that is not a JSON object among them)
     are kept in ``rejects`` once, however often the file is imported, and the good rows
     are stored; with ``strict`` the first bad row raises
@@ -69,10 +69,10 @@ def ingest_synthetic_news(
 
     The market is simulated again with the same parameters as ``quantdesk ingest
     simulate`` (same seed, same market), and its true trend regimes set the headlines'
-    tone (:func:`~quantdesk.data.synthetic_news.synthetic_news`).
+    tone (:func:`~quantdesk.data.sources.synthetic_news.synthetic_news`).
     """
-    from quantdesk.data.simulator import simulate
-    from quantdesk.data.synthetic_news import synthetic_news
+    from quantdesk.data.sources.simulator import simulate
+    from quantdesk.data.sources.synthetic_news import synthetic_news
 
     market = simulate(n_symbols=symbols, n_days=days, seed=seed, start=start)
     items = synthetic_news(market, rate=rate, seed=seed)

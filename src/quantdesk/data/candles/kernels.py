@@ -2,7 +2,7 @@
 
 Plain Python functions that numba compiles on first use (:func:`kernels`, cached on
 disk): validating a tick batch, counting and filling batch candles in two passes, and
-the streaming update of :class:`~quantdesk.data.candle_stream.CandleAggregator`.  The
+the streaming update of :class:`~quantdesk.data.candles.stream.CandleAggregator`.  The
 Python versions stay importable and callable, which keeps the module light to import.
 """
 

@@ -5,7 +5,7 @@
 compiled kernel (numba); ``engine="duckdb"`` computes the same bars with a SQL
 ``GROUP BY`` and serves as an independent reference.
 
-:class:`~quantdesk.data.candle_stream.CandleAggregator` builds the same bars from a
+:class:`~quantdesk.data.candles.stream.CandleAggregator` builds the same bars from a
 stream whose ticks may arrive a little out of order: per symbol it keeps a watermark
 (the latest tick time seen), accepts ticks up to ``tolerance`` behind it, drops (and
 counts) anything older, and emits a candle once the watermark has passed the candle's
@@ -20,8 +20,8 @@ Bucketing rules, shared by both:
   order; buckets without ticks produce no candle.
 
 The bucketing helpers and the bar frame builder here are what the stream uses too;
-the kernels live in :mod:`~quantdesk.data.candle_kernels`, the tick checks in
-:mod:`~quantdesk.data.ticks`.  numba and duckdb are imported on first use so that
+the kernels live in :mod:`~quantdesk.data.candles.kernels`, the tick checks in
+:mod:`~quantdesk.data.candles.ticks`.  numba and duckdb are imported on first use so that
 ``import quantdesk`` stays fast.
 """
 
@@ -34,15 +34,15 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from quantdesk.data.candle_kernels import EMPTY_I64, F64, I64, NS_PER_DAY, kernels
-from quantdesk.data.schemas import BAR_COLUMNS, Timeframe, parse_timeframe
-from quantdesk.data.ticks import (
+from quantdesk.data.candles.kernels import EMPTY_I64, F64, I64, NS_PER_DAY, kernels
+from quantdesk.data.candles.ticks import (
     TickArrays,
     check_columns,
     raise_if_invalid,
     symbol_names,
     tick_arrays,
 )
+from quantdesk.data.schemas import BAR_COLUMNS, Timeframe, parse_timeframe
 
 __all__ = [
     "aggregate",

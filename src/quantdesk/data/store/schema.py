@@ -1,7 +1,7 @@
 """The store's tables (DDL) and the migrations that bring an older store file up to date.
 
 :func:`create_schema` runs on every read-write open of a
-:class:`~quantdesk.data.store.MarketStore`: it creates what is missing and migrates
+:class:`~quantdesk.data.store.market.MarketStore`: it creates what is missing and migrates
 what is older, and is a no-op on an up-to-date file.
 """
 

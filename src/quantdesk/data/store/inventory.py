@@ -6,7 +6,7 @@ the same text from ``.summary()`` and the same data from ``.to_dict()``.
 Examples
 --------
 >>> import tempfile, pathlib
->>> from quantdesk.data.ingest import ingest_samples
+>>> from quantdesk.data.sources.ingest import ingest_samples
 >>> home = tempfile.TemporaryDirectory()
 >>> path = pathlib.Path(home.name, "demo.duckdb")
 >>> _ = ingest_samples(path, ["nasdaq"], progress=False)
@@ -29,19 +29,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from quantdesk.data.ingest import _open
+from quantdesk.data.sources.ingest import _open
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from quantdesk.data.store import MarketStore
+    from quantdesk.data.store.market import MarketStore
 
 __all__ = ["RejectedRows", "StoreContents", "rejected_rows", "store_contents"]
 
 
 @dataclass(frozen=True)
 class StoreContents:
-    """The store's inventory (:meth:`MarketStore.info <quantdesk.data.store.MarketStore.info>`)."""
+    """The store's inventory (:meth:`~quantdesk.data.store.market.MarketStore.info`)."""
 
     info: dict[str, Any]
 

@@ -3,8 +3,8 @@
 :class:`CandleAggregator` keeps, per symbol, a watermark (the latest tick time seen),
 accepts ticks up to ``tolerance`` behind it, drops (and counts) anything older, and
 emits a candle once the watermark has passed the candle's end by ``tolerance``.  Its
-buckets follow the rules of :mod:`quantdesk.data.candles`, and with no drops its
-candles equal :func:`~quantdesk.data.candles.aggregate` of the same ticks.
+buckets follow the rules of :mod:`quantdesk.data.candles.batch`, and with no drops its
+candles equal :func:`~quantdesk.data.candles.batch.aggregate` of the same ticks.
 """
 
 from __future__ import annotations
@@ -17,7 +17,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from quantdesk.data.candle_kernels import (
+from quantdesk.data.candles.batch import (
+    bars_frame,
+    empty_bars,
+    local_day_ends,
+    local_day_labels,
+    resolve_zone,
+    symbol_ranks,
+)
+from quantdesk.data.candles.kernels import (
     C_APPLIED,
     C_DROPPED,
     C_ERROR,
@@ -33,16 +41,7 @@ from quantdesk.data.candle_kernels import (
     NS_PER_HOUR,
     kernels,
 )
-from quantdesk.data.candles import (
-    bars_frame,
-    empty_bars,
-    local_day_ends,
-    local_day_labels,
-    resolve_zone,
-    symbol_ranks,
-)
-from quantdesk.data.schemas import Timeframe, parse_timeframe
-from quantdesk.data.ticks import (
+from quantdesk.data.candles.ticks import (
     FIELD_PROBLEMS,
     TickArrays,
     check_columns,
@@ -50,6 +49,7 @@ from quantdesk.data.ticks import (
     symbol_names,
     tick_arrays,
 )
+from quantdesk.data.schemas import Timeframe, parse_timeframe
 
 __all__ = ["CandleAggregator", "CandleStats"]
 

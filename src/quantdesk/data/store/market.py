@@ -1,12 +1,12 @@
 """MarketStore: the embedded DuckDB market-data store, its reads and writes.
 
 Every operation opens a short-lived connection and closes it, retrying while another
-process holds the file (:mod:`quantdesk.data.store_locking`: why, and
+process holds the file (:mod:`quantdesk.data.store.locking`: why, and
 :class:`StoreBusyError` past ``lock_timeout``, default 60 s,
 ``QUANTDESK_LOCK_TIMEOUT``), so a notebook kernel, a dashboard and an ingest job work
 on the store at once.  A write is one transaction, so readers see all of an ingest or
 none of it, and a failed write changes nothing.  The tables are in
-:mod:`quantdesk.data.store_schema`; wide panels are assembled by
+:mod:`quantdesk.data.store.schema`; wide panels are assembled by
 :mod:`quantdesk.data.wide`.
 
 All SQL built here uses bound parameters for user values; identifiers that vary
@@ -40,8 +40,8 @@ from quantdesk.data.schemas import (
     Timeframe,
     parse_timeframe,
 )
-from quantdesk.data.store_locking import StoreBusyError, connect, transaction
-from quantdesk.data.store_schema import create_schema, has_column
+from quantdesk.data.store.locking import StoreBusyError, connect, transaction
+from quantdesk.data.store.schema import create_schema, has_column
 from quantdesk.data.timestamps import as_utc, bound_window
 from quantdesk.data.validation import (
     ValidationError,
