@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from quantdesk.config import DEFAULT_COMMISSION_BPS, DEFAULT_SLIPPAGE_BPS, settings
+from quantdesk.core.coerce import as_symbols
 
 __all__ = ["app", "main"]
 
@@ -322,7 +323,7 @@ def backtest(
     try:
         job = backtest_trend(
             _store(store, read_only=True),
-            _symbol_list(symbols),
+            (as_symbols(symbols) or None),
             start=start,
             end=end,
             lookbacks=_int_list(lookbacks),
@@ -341,10 +342,6 @@ def backtest(
     except (UnknownSymbolError, ValueError) as exc:
         _fail(str(exc))
     typer.echo(json.dumps(job.to_dict(), indent=2) if as_json else job.summary())
-
-
-def _symbol_list(text: str | None) -> list[str] | None:
-    return [s.strip() for s in text.split(",") if s.strip()] if text else None
 
 
 ModelsOption = Annotated[
@@ -411,7 +408,7 @@ def regimes_fit(
     try:
         run = fit_regimes(
             _store(store),
-            _symbol_list(symbols),
+            (as_symbols(symbols) or None),
             start=start,
             end=end,
             walk_forward=walk_forward,
@@ -592,7 +589,7 @@ def paper_rebalance(
     book = _ledger(store, ledger, cash, max_price_age)
     try:
         result = follow_strategy(
-            book, strategy, _symbol_list(symbols), lookbacks=_int_list(lookbacks),
+            book, strategy, (as_symbols(symbols) or None), lookbacks=_int_list(lookbacks),
             target_vol=target_vol, long_only=True,  # the command's ledgers do not short
         )  # fmt: skip
     except TradeRejected as exc:
@@ -720,7 +717,7 @@ def dashboard(
             port=port,
             address=address,
             feed=feed,
-            symbols=_symbol_list(symbols),
+            symbols=(as_symbols(symbols) or None),
             speed=speed,
             basic_auth=basic_auth,
             cookie_secret=cookie_secret,
@@ -1094,7 +1091,9 @@ def alerts_queue(
 
     market = _store(store)
     try:
-        result = queue_alerts(market, since=since, symbols=_symbol_list(symbols), rejected=rejected)
+        result = queue_alerts(
+            market, since=since, symbols=(as_symbols(symbols) or None), rejected=rejected
+        )
     except ValueError as exc:
         _fail(f"--since {since!r}: {exc}")
     typer.echo(json.dumps(result.to_dict(), indent=2) if as_json else result.summary())

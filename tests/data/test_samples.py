@@ -11,7 +11,6 @@ from quantdesk.data import MarketStore, UnknownSymbolError, read_bars_file
 from quantdesk.data.sources.samples import (
     ensure_samples,
     load_sample,
-    parse_symbols,
     select_symbols,
 )
 from quantdesk.data.validation import validate_bars
@@ -65,13 +64,6 @@ def assert_unchanged(before: dict[str, pd.DataFrame], store: MarketStore) -> Non
     after = contents(store)
     for table, frame in before.items():
         pd.testing.assert_frame_equal(after[table], frame, obj=table)
-
-
-def test_parse_symbols_takes_text_or_lists() -> None:
-    assert parse_symbols("SPX,IXIC") == ["SPX", "IXIC"]
-    assert parse_symbols(" SPX , IXIC  GOOG,,") == ["SPX", "IXIC", "GOOG"]
-    assert parse_symbols(["GOOG", "GOOG", "SPX"]) == ["GOOG", "SPX"]
-    assert parse_symbols(None) is None and parse_symbols("") is None and parse_symbols([]) is None
 
 
 def test_unknown_symbols_name_what_is_stored_and_write_nothing(user_store: MarketStore) -> None:

@@ -39,9 +39,10 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from quantdesk.core.coerce import as_utc
 from quantdesk.data.validation import ValidationError
 
-__all__ = ["ParsedTimestamps", "as_utc", "bound_window", "is_day_bound", "parse_timestamp_column"]
+__all__ = ["ParsedTimestamps", "bound_window", "is_day_bound", "parse_timestamp_column"]
 
 logger = logging.getLogger(__name__)
 
@@ -315,20 +316,6 @@ def parse_timestamp_column(
 # A day written without a time part: 2024-03-08, 2024/3/8, 2024.03.08 or 20240308.
 _DAY_TEXT = re.compile(r"^\s*(\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{8})\s*$")
 _ONE_US = pd.Timedelta(1, "us")
-
-
-def as_utc(value: Any) -> pd.Timestamp | None:
-    """Return ``value`` as a UTC instant (naive values are taken to be UTC), None for None.
-
-    Examples
-    --------
-    >>> as_utc("2024-03-08 14:30")
-    Timestamp('2024-03-08 14:30:00+0000', tz='UTC')
-    """
-    if value is None:
-        return None
-    ts = pd.Timestamp(value)
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
 def is_day_bound(value: Any) -> bool:

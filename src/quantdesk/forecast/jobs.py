@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from quantdesk.core.coerce import as_symbols
 from quantdesk.core.jsonable import jsonable
 from quantdesk.data.schemas import REGIME_PROBABILITY_COLUMNS
 from quantdesk.data.store.forecasts import FORECAST_COLUMNS, ORIGINS, ForecastStore
@@ -101,9 +102,7 @@ def _targets(targets: str | Sequence[str] | None) -> list[str]:
 
 
 def _symbols(symbols: str | Sequence[str] | None) -> list[str] | None:
-    from quantdesk.data.sources.samples import parse_symbols
-
-    return parse_symbols(symbols)
+    return as_symbols(symbols) or None
 
 
 def _panels(

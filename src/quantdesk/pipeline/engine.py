@@ -231,7 +231,7 @@ def _error_text(exc: BaseException) -> str:
 
 def _execute(spec: StepSpec, ctx: StepContext, fingerprint: str) -> StepResult:
     """Return the result of running one step, with its retries and back-off."""
-    from quantdesk.data.live.feed import Backoff
+    from quantdesk.core.backoff import Backoff
 
     policy = Backoff(base=spec.backoff, cap=max(spec.backoff * 32, 0.0), jitter=False)
     function = spec.function()

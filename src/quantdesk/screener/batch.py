@@ -34,8 +34,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from quantdesk.core.coerce import as_utc
 from quantdesk.data.schemas import ALERT_COLUMNS, Timeframe, parse_timeframe
-from quantdesk.data.timestamps import as_utc, bound_window
+from quantdesk.data.timestamps import bound_window
 from quantdesk.data.wide import VALUE_FIELDS, panels_from_bars, to_wide
 from quantdesk.screener.rules import Rule, RuleOutput
 from quantdesk.screener.rulesets import RulesLike, resolve_rules

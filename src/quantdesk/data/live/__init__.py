@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from quantdesk._lazy import lazy_attributes
 
 _EXPORTS = {
-    "Backoff": "quantdesk.data.live.feed",
+    "Backoff": "quantdesk.core.backoff",
     "FeedError": "quantdesk.data.live.feed",
     "FeedStatus": "quantdesk.data.live.feed",
     "MarketFeed": "quantdesk.data.live.feed",
@@ -52,7 +52,8 @@ __all__ = [
 __getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS, _SUBMODULES)
 
 if TYPE_CHECKING:
-    from quantdesk.data.live.feed import Backoff, FeedError, FeedStatus, MarketFeed
+    from quantdesk.core.backoff import Backoff
+    from quantdesk.data.live.feed import FeedError, FeedStatus, MarketFeed
     from quantdesk.data.live.provider import AlpacaFeed, WebsocketFeed
     from quantdesk.data.live.quotes import Quote, QuoteCache
     from quantdesk.data.live.recorder import CandleRecorder, live_store_path

@@ -29,10 +29,11 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from quantdesk.core.backoff import Backoff
 from quantdesk.data.live.quotes import QuoteCache
 from quantdesk.data.schemas import TICK_COLUMNS
 
-__all__ = ["Backoff", "FeedError", "FeedState", "FeedStatus", "MarketFeed", "TickListener"]
+__all__ = ["FeedError", "FeedState", "FeedStatus", "MarketFeed", "TickListener"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,28 +43,6 @@ TickListener = Callable[[pd.DataFrame], None]
 
 class FeedError(RuntimeError):
     """A feed could not start (bad configuration, no credentials, source unreachable)."""
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Exponential backoff with full jitter.
-
-    Retry ``n`` waits a time uniform on ``[0, min(cap, base * factor**n)]``.
-
-    ``jitter=False`` waits the ceiling itself (reproducible, for tests).
-    """
-
-    base: float = 0.5
-    factor: float = 2.0
-    cap: float = 30.0
-    jitter: bool = True
-
-    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
-        """Return the wait in seconds before retry number ``attempt`` (0-based)."""
-        ceiling = min(self.cap, self.base * self.factor ** max(attempt, 0))
-        if not self.jitter:
-            return ceiling
-        return (rng or random).uniform(0.0, ceiling)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from quantdesk.data.live.feed import Backoff, FeedError, MarketFeed
+from quantdesk.core.backoff import Backoff
+from quantdesk.data.live.feed import FeedError, MarketFeed
 from quantdesk.data.live.quotes import QuoteCache
 from quantdesk.data.schemas import TICK_COLUMNS
 

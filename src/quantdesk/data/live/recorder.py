@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from quantdesk.core.backoff import Backoff
 from quantdesk.data.candles.batch import empty_bars
 from quantdesk.data.candles.stream import CandleAggregator
-from quantdesk.data.live.feed import Backoff
 from quantdesk.data.schemas import BAR_COLUMNS, parse_timeframe
 
 if TYPE_CHECKING:

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from quantdesk.data.live.feed import Backoff, MarketFeed
+from quantdesk.core.backoff import Backoff
+from quantdesk.data.live.feed import MarketFeed
 from quantdesk.data.live.quotes import QuoteCache
 from quantdesk.data.schemas import BAR_COLUMNS, TICK_COLUMNS, parse_timeframe
 

@@ -32,7 +32,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from quantdesk.data.live.feed import Backoff, MarketFeed
+from quantdesk.core.backoff import Backoff
+from quantdesk.data.live.feed import MarketFeed
 from quantdesk.data.live.quotes import QuoteCache
 from quantdesk.data.schemas import TICK_COLUMNS, TREND_LABELS, VOL_LABELS
 from quantdesk.data.sources.simulator import (

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from quantdesk.core.coerce import as_symbols
 from quantdesk.data.schemas import BAR_COLUMNS
 
 if TYPE_CHECKING:
@@ -43,7 +44,6 @@ __all__ = [
     "ensure_samples",
     "ensure_simulated",
     "load_sample",
-    "parse_symbols",
     "select_symbols",
     "simulated_symbols",
 ]
@@ -133,23 +133,6 @@ def load_sample(name: str = "sp500") -> tuple[pd.DataFrame, pd.DataFrame]:
     return bars, meta
 
 
-def parse_symbols(symbols: str | Sequence[str] | None) -> list[str] | None:
-    """Return symbols given as ``"SPX,IXIC"``, ``"SPX IXIC"`` or a list, in order, once each.
-
-    ``None`` (and an empty string or list) stays ``None``: "not given".
-
-    Examples
-    --------
-    >>> parse_symbols("SPX, IXIC"), parse_symbols(["SPX"]), parse_symbols(None)
-    (['SPX', 'IXIC'], ['SPX'], None)
-    """
-    if symbols is None:
-        return None
-    items = symbols.replace(",", " ").split() if isinstance(symbols, str) else list(symbols)
-    names = list(dict.fromkeys(str(s).strip() for s in items if str(s).strip()))
-    return names or None
-
-
 def _sample_of_symbol() -> dict[str, str]:
     return {sample.symbol: name for name, sample in SAMPLES.items()}
 
@@ -189,7 +172,7 @@ def ensure_samples(store: MarketStore, symbols: Sequence[str] | None = None) -> 
 
 def _stored_symbols(store: MarketStore) -> list[str]:
     # Before a fill, a store with no file yet holds nothing (reading it would refuse).
-    return store.symbols() if store.path.exists() else []
+    return store.symbols() if store.exists() else []
 
 
 def simulated_symbols(store: MarketStore) -> list[str]:
@@ -306,7 +289,7 @@ def select_symbols(
             f"unknown universe {universe!r}; use one of {', '.join(map(repr, UNIVERSES))} "
             "(your own data: universe='store' with symbols='A,B')"
         )
-    names = parse_symbols(symbols)
+    names = as_symbols(symbols) or None
     # A universe that fills the store may start from no file; the user's own may not.
     stored = store.symbols() if universe == "store" else _stored_symbols(store)
     size = n_symbols or 50

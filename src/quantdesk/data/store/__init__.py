@@ -19,6 +19,7 @@ _EXPORTS = {
     "UnknownSymbolError": "quantdesk.data.store.market",
     "IngestReport": "quantdesk.data.store.market",
     "StoreBusyError": "quantdesk.data.store.locking",
+    "as_store": "quantdesk.data.store.market",
     "NewsStore": "quantdesk.data.store.news",
     "AlertStore": "quantdesk.data.store.alerts",
     "ForecastStore": "quantdesk.data.store.forecasts",
@@ -33,13 +34,19 @@ __all__ = [
     "NewsStore",
     "StoreBusyError",
     "UnknownSymbolError",
+    "as_store",
 ]
 
 if TYPE_CHECKING:
     from quantdesk.data.store.alerts import AlertStore
     from quantdesk.data.store.forecasts import ForecastStore
     from quantdesk.data.store.locking import StoreBusyError
-    from quantdesk.data.store.market import IngestReport, MarketStore, UnknownSymbolError
+    from quantdesk.data.store.market import (
+        IngestReport,
+        MarketStore,
+        UnknownSymbolError,
+        as_store,
+    )
     from quantdesk.data.store.news import NewsStore
 
 __getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS, _SUBMODULES)

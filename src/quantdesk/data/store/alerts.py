@@ -32,6 +32,7 @@ from typing import Any
 
 import pandas as pd
 
+from quantdesk.core.coerce import as_symbols
 from quantdesk.core.jsonable import jsonable
 from quantdesk.data.schemas import ALERT_COLUMNS, parse_timeframe
 from quantdesk.data.store.market import (
@@ -39,7 +40,6 @@ from quantdesk.data.store.market import (
     StoreTables,
     _as_utc,
     _fetch,
-    _symbol_list,
     _utc_ns,
 )
 from quantdesk.data.timestamps import bound_window
@@ -430,7 +430,7 @@ class AlertStore(StoreTables):
                 SELECT a.symbol, a.rule, a.ts FROM alerts a {_window_join(con, start, end)}
                 WHERE $syms IS NULL OR list_contains($syms, a.symbol)
                 """,
-                {"syms": _symbol_list(symbols)},
+                {"syms": as_symbols(symbols)},
             ).df()
             con.register("chosen", chosen)
             queued = _queue_rows(con, "chosen", sink)
@@ -487,8 +487,8 @@ class AlertStore(StoreTables):
             return _utc_ns(empty)
         params = {
             "sink": sink,
-            "syms": _symbol_list(symbols),
-            "rules": _symbol_list(rules),
+            "syms": as_symbols(symbols),
+            "rules": as_symbols(rules),
             "undelivered": undelivered,
             "limit": limit if limit is not None else 2**62,
         }

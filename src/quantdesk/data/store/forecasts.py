@@ -23,7 +23,8 @@ from datetime import UTC, datetime
 
 import pandas as pd
 
-from quantdesk.data.store.market import StoreTables, _symbol_list, _utc_ns
+from quantdesk.core.coerce import as_symbols
+from quantdesk.data.store.market import StoreTables, _utc_ns
 
 __all__ = ["FORECAST_COLUMNS", "ORIGINS", "ForecastStore"]
 
@@ -199,7 +200,7 @@ class ForecastStore(StoreTables):
               AND ($origin IS NULL OR f.origin = $origin)
             ORDER BY f.as_of, f.symbol, f.model, f.version
             """,
-            {"syms": _symbol_list(symbols), "target": target, "model": model, "origin": origin},
+            {"syms": as_symbols(symbols), "target": target, "model": model, "origin": origin},
         )
         return _utc_ns(_utc_ns(frame[columns], "as_of"), "made_at")
 

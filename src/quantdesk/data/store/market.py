@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from quantdesk.config import settings
+from quantdesk.core.coerce import as_symbols, as_utc
 from quantdesk.core.html import summary_html
 from quantdesk.data.schemas import (
     BAR_COLUMNS,
@@ -42,7 +43,7 @@ from quantdesk.data.schemas import (
 )
 from quantdesk.data.store.locking import StoreBusyError, connect, transaction
 from quantdesk.data.store.schema import create_schema, has_column
-from quantdesk.data.timestamps import as_utc, bound_window
+from quantdesk.data.timestamps import bound_window
 from quantdesk.data.validation import (
     ValidationError,
     ValidationResult,
@@ -63,6 +64,7 @@ __all__ = [
     "StoreNotFoundError",
     "StoreTables",
     "UnknownSymbolError",
+    "as_store",
     "validate_regimes",
 ]
 
@@ -188,12 +190,6 @@ def _windows_by_zone(
             windows[zone] = bound_window(start, end, zone, daily=daily)
         groups.setdefault(windows[zone], []).append(symbol)
     return groups
-
-
-def _symbol_list(symbols: str | Sequence[str] | None) -> list[str] | None:
-    if symbols is None:
-        return None
-    return [symbols] if isinstance(symbols, str) else [str(s) for s in symbols]
 
 
 def _fetch(
@@ -346,6 +342,14 @@ class MarketStore:
         headline["symbols"] = int(series["symbol"].nunique()) if len(series) else 0
         headline["bars"] = int(series["rows"].sum()) if len(series) else 0
         return summary_html("MarketStore", headline, {"series": series})
+
+    def exists(self) -> bool:
+        """Return whether the store file exists yet (one nobody has written holds nothing).
+
+        Code that treats a store not created yet as empty asks this, instead of reading
+        (which raises :class:`~quantdesk.errors.StoreNotFoundError`) or looking at paths.
+        """
+        return self.path.exists()
 
     # -- connections -------------------------------------------------------------------
 
@@ -699,7 +703,7 @@ class MarketStore:
 
     def metadata(self, symbols: str | Sequence[str] | None = None) -> pd.DataFrame:
         """Return symbol metadata (name, asset class, currency, timezone, source)."""
-        syms = _symbol_list(symbols)
+        syms = as_symbols(symbols)
         return self.sql(
             f"SELECT {', '.join(SYMBOL_COLUMNS)} FROM symbols "
             "WHERE $syms IS NULL OR list_contains($syms, symbol) ORDER BY symbol",
@@ -752,7 +756,7 @@ class MarketStore:
         ordered: bool,
     ) -> pd.DataFrame:
         tf = parse_timeframe(timeframe)
-        syms = _symbol_list(symbols)
+        syms = as_symbols(symbols)
         # Sorting millions of rows costs more than the scan; wide panels do not need it.
         order = " ORDER BY symbol, ts" if ordered else ""
         with self._connect() as con:
@@ -913,7 +917,7 @@ class MarketStore:
 
         A bound given as a day is that whole day in the symbol's time zone, as in :meth:`bars`.
         """
-        syms = _symbol_list(symbols)
+        syms = as_symbols(symbols)
         query = """
             SELECT symbol, ts, price, size FROM ticks
             WHERE list_contains($syms, symbol)
@@ -965,7 +969,7 @@ class MarketStore:
         """
         # Regimes are daily: labelled by their session date at 00:00 UTC.
         lo, hi = bound_window(start, end, daily=True)
-        params = {"syms": _symbol_list(symbols), "lo": lo, "hi": hi, "version": model_version}
+        params = {"syms": as_symbols(symbols), "lo": lo, "hi": hi, "version": model_version}
         import duckdb
 
         try:
@@ -988,7 +992,7 @@ class MarketStore:
             FROM regimes WHERE $syms IS NULL OR list_contains($syms, symbol)
             GROUP BY ALL ORDER BY symbol, written_at, model_version
             """,
-            {"syms": _symbol_list(symbols)},
+            {"syms": as_symbols(symbols)},
         )
         return _utc_ns(_utc_ns(_utc_ns(frame, "first"), "last"), "written_at")
 
@@ -1084,6 +1088,20 @@ class MarketStore:
         return json.dumps(self.info(), indent=2)
 
 
+def as_store(store: MarketStore | str | Path | None, *, read_only: bool = False) -> MarketStore:
+    """Return ``store`` itself, or the store at a path (``None``: the store rule's file).
+
+    Every function that takes "a store or a path" opens it here, one way.
+
+    Examples
+    --------
+    >>> s = as_store(tmp_path / "x.duckdb")  # doctest: +SKIP
+    >>> as_store(s) is s  # doctest: +SKIP
+    True
+    """
+    return store if isinstance(store, MarketStore) else MarketStore(store, read_only=read_only)
+
+
 class StoreTables:
     """Base of the stores that keep their own tables in the market store's DuckDB file.
 
@@ -1099,9 +1117,7 @@ class StoreTables:
     def __init__(
         self, store: MarketStore | str | Path | None = None, read_only: bool = False
     ) -> None:
-        self.market = (
-            store if isinstance(store, MarketStore) else MarketStore(store, read_only=read_only)
-        )
+        self.market = as_store(store, read_only=read_only)
         self.path = self.market.path
         # A missing file is left alone: opening is not a write, and every write runs the
         # DDL in its own transaction.

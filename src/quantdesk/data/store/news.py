@@ -25,6 +25,7 @@ from typing import Any
 
 import pandas as pd
 
+from quantdesk.core.coerce import as_symbols
 from quantdesk.data.schemas import NEWS_COLUMNS
 from quantdesk.data.sources.news import validate_news
 from quantdesk.data.store.market import (
@@ -32,7 +33,6 @@ from quantdesk.data.store.market import (
     MarketStore,
     StoreTables,
     _fetch,
-    _symbol_list,
     _utc_ns,
 )
 from quantdesk.data.validation import ValidationResult
@@ -213,7 +213,7 @@ class NewsStore(StoreTables):
               AND ($start IS NULL OR ts >= $start) AND ($end IS NULL OR ts <= $end)
             ORDER BY ts, content_hash
             """,
-            {"syms": _symbol_list(symbols), "start": _bound(start), "end": _bound(end)},
+            {"syms": as_symbols(symbols), "start": _bound(start), "end": _bound(end)},
         )
         frame["symbols"] = frame["symbols"].map(lambda s: [str(x) for x in s])
         # An absent body is None, as validate_news gives it (not NaN).
@@ -291,7 +291,7 @@ class NewsStore(StoreTables):
                 "m": key.model_id,
                 "r": key.model_revision,
                 "q": key.quantization,
-                "syms": _symbol_list(symbols),
+                "syms": as_symbols(symbols),
                 "start": _bound(start),
                 "end": _bound(end),
             },
