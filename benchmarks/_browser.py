@@ -1,4 +1,4 @@
-"""The headless Chromium every browser benchmark launches (the flags of DESIGN.md).
+"""The headless Chromium every browser benchmark launches, with the tests' flags.
 
 ``tests/conftest.py`` launches the same browser with the same flags for the tests.
 """

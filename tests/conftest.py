@@ -69,8 +69,8 @@ def make_bars(
 # -- real servers and a real headless Chromium (issues 12 and 13) -------------------------
 
 CHROMIUM = "/usr/bin/chromium"
-# DESIGN.md: without the background-networking flags the closed network refuses
-# Chromium's own connections at every start.
+# Without the background-networking flags, a machine with no internet refuses
+# Chromium's own connections (updates, safe browsing) at every start.
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
