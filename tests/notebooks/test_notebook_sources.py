@@ -34,7 +34,11 @@ MOVED = {
         r"\bdaily_sentiment\b",
         r"\binformation_coefficient\b",
     ],
-    "paper_portfolio": [r"\bvol_target_trend\b", r"\bfollow_strategy\b", r"\bdrift_from_backtest\b"],
+    "paper_portfolio": [
+        r"\bvol_target_trend\b",
+        r"\bfollow_strategy\b",
+        r"\bdrift_from_backtest\b",
+    ],
 }
 
 

@@ -114,8 +114,7 @@ class Research:
             if next(iter(panels.values())).empty:
                 what = "closes" if key == ("close",) else "bars"
                 raise ValueError(
-                    f"no {self._bars_word()} {what} for {', '.join(self.symbols)} "
-                    f"{self._window()}"
+                    f"no {self._bars_word()} {what} for {', '.join(self.symbols)} {self._window()}"
                 )
             self._cache[key] = panels
         return self._cache[key]

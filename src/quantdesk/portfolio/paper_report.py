@@ -32,7 +32,9 @@ __all__ = ["PaperReport", "follow_weights", "paper_report", "strategy_weights"]
 logger = logging.getLogger(__name__)
 
 
-def strategy_weights(close: pd.DataFrame, strategy: str = "vol_target_trend", **params: Any) -> pd.DataFrame:
+def strategy_weights(
+    close: pd.DataFrame, strategy: str = "vol_target_trend", **params: Any
+) -> pd.DataFrame:
     """Return the target weights of the strategy named ``strategy`` on a wide close panel.
 
     Raises

@@ -254,7 +254,7 @@ def sentiment_report(
     )
     prices = market.panel("close", symbols=chosen, start=start, end=end)
     returns = prices.pct_change()
-    daily = daily_sentiment(scored, prices.index, halflife=halflife)
+    daily = daily_sentiment(scored, pd.DatetimeIndex(prices.index), halflife=halflife)
     cov = coverage(scored)
 
     focus = focus_symbol or str(cov.by_symbol.index[0])
@@ -280,7 +280,7 @@ def sentiment_report(
             "no true regime shown",
         )
     trend_columns = [c for c in ("true trend", "filtered trend") if c in frame]
-    correlation = frame[["decayed score", *trend_columns]].corr().loc["decayed score"]
+    correlation = frame[["decayed score", *trend_columns]].corr()["decayed score"]
 
     shocks = sentiment_shock(daily.mean, k=shock_k)
     study = event_study(prices, shocks, horizons=horizons)
@@ -297,7 +297,7 @@ def sentiment_report(
         coverage=cov,
         focus=focus,
         focus_frame=frame,
-        trend_correlation=correlation[trend_columns],
+        trend_correlation=correlation.loc[trend_columns],
         shocks=shocks,
         event_study=study,
         ic=ic,
