@@ -34,7 +34,7 @@ def as_utc(value: Any) -> pd.Timestamp | None:
     if value is None:
         return None
     ts = pd.Timestamp(value)
-    if ts is pd.NaT:
+    if pd.isna(ts):
         raise ValueError(f"not a time: {value!r}")
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
