@@ -17,7 +17,8 @@ from quantdesk.dashboards.explorers import (
     run_strategy,
     strategy_explorer,
 )
-from quantdesk.data import MarketStore, samples
+from quantdesk.data import MarketStore
+from quantdesk.data.sources import samples
 from quantdesk.data.schemas import REGIME_CELL_NAMES
 
 
