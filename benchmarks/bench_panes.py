@@ -50,10 +50,10 @@ def _batch(symbols: list[str], ts: pd.Timestamp, rng: np.random.Generator) -> pd
 
 def _path(n_symbols: int, store_path: Path) -> tuple[list[float], int, Any]:
     """Return (ms per closing batch, alerts raised, the store) for ``n_symbols``."""
-    from quantdesk.screener.live import LiveScanner
     from quantdesk.dashboards.panes import AlertsPane
     from quantdesk.data.live import CandleRecorder
     from quantdesk.data.store.market import MarketStore
+    from quantdesk.screener.live import LiveScanner
 
     store = MarketStore(store_path)
     rng = np.random.default_rng(SEED)

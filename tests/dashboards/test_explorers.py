@@ -18,8 +18,8 @@ from quantdesk.dashboards.explorers import (
     strategy_explorer,
 )
 from quantdesk.data import MarketStore
-from quantdesk.data.sources import samples
 from quantdesk.data.schemas import REGIME_CELL_NAMES
+from quantdesk.data.sources import samples
 
 
 @pytest.fixture

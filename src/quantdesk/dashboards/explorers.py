@@ -70,9 +70,9 @@ def load_bokeh() -> Any:
     BokehJS reaches the browser once, through ``panel.extension`` (HoloViews' own
     ``hv.extension`` would emit a second loader).  Served by ``quantdesk voila``, every
     output's CDN URLs are rewritten as it is sent to point at files the Voila server
-    serves itself (:attr:`~quantdesk.config.Settings.voila_static`), so the app needs no network and the browser
-    caches BokehJS; elsewhere the CDN URLs stay and publishing localises them.  Call
-    it before ``import hvplot.pandas`` or anything else that draws.
+    serves itself (:attr:`~quantdesk.config.Settings.voila_static`), so the app needs
+    no network and the browser caches BokehJS; elsewhere the CDN URLs stay and
+    publishing localises them.  Call it before ``import hvplot.pandas`` or anything else that draws.
     """
     import holoviews as hv
     import holoviews.plotting.bokeh
@@ -234,9 +234,7 @@ def regime_view(
         source = f"stored model {model!r}"
     regimes = fitted.filter(bars)
     close = bars.set_index("ts")["close"]
-    return FilteredRegimes(
-        symbol=symbol, close=close, regimes=regimes, model=fitted, source=source
-    )
+    return FilteredRegimes(symbol=symbol, close=close, regimes=regimes, model=fitted, source=source)
 
 
 def regime_figure(view: FilteredRegimes) -> Any:
@@ -338,7 +336,7 @@ def regime_explorer(
 
     def snapshot() -> str:
         figure = _figure_html(shown["figure"]) if "figure" in shown else ""
-        return element("p", Html(status.value)) + figure + tables.value
+        return "".join([element("p", Html(status.value)), figure, str(tables.value)])
 
     box = widgets.VBox([symbol_pick, model_pick, status, chart, tables])
     return _with_snapshot(box, snapshot)

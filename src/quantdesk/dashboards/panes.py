@@ -208,7 +208,9 @@ class RegimePane(Viewer):
             )
             for cell, p in self.probabilities.items()
         ]
-        return element("div", *head, element("table", *rows, cls="qd-regime-probs"), cls="qd-regime")
+        return element(
+            "div", *head, element("table", *rows, cls="qd-regime-probs"), cls="qd-regime"
+        )
 
     def __panel__(self) -> Viewable:
         return self.pane

@@ -62,7 +62,7 @@ def live_store_path(store_path: str | Path) -> Path:
 
 
 class CandleSource(Protocol):
-    """What a reader of live candles needs (a chart, the live scan): :class:`CandleRecorder` has it."""
+    """What a reader of live candles needs (a chart, the live scan); a recorder has it."""
 
     @property
     def version(self) -> int:
