@@ -3,7 +3,7 @@
 Rows returned by :func:`run` (milliseconds, lower is better):
 
 * the work on an alert's path, for 50 and 500 symbols on 5 s candles: the candle
-  recorder and the hub's :class:`~quantdesk.dashboards.live_scan.LiveScanner` on the
+  recorder and the hub's :class:`~quantdesk.screener.live.LiveScanner` on the
   tick batch that closes every symbol's candle (both feed listeners), then
   :meth:`~quantdesk.dashboards.panes.AlertsPane.refresh` streaming the new alerts into
   the table (median over the measured candles).  An alert reaches the page after this
@@ -50,10 +50,10 @@ def _batch(symbols: list[str], ts: pd.Timestamp, rng: np.random.Generator) -> pd
 
 def _path(n_symbols: int, store_path: Path) -> tuple[list[float], int, Any]:
     """Return (ms per closing batch, alerts raised, the store) for ``n_symbols``."""
-    from quantdesk.dashboards.live_scan import LiveScanner
     from quantdesk.dashboards.panes import AlertsPane
     from quantdesk.data.live import CandleRecorder
     from quantdesk.data.store.market import MarketStore
+    from quantdesk.screener.live import LiveScanner
 
     store = MarketStore(store_path)
     rng = np.random.default_rng(SEED)

@@ -38,6 +38,14 @@ QUANTDESK_LOCK_TIMEOUT
     Seconds a store operation waits for another process's lock before failing (default 60).
 QUANTDESK_LOG_LEVEL
     Logging level for the ``quantdesk`` CLI (default ``INFO``).
+QUANTDESK_MONITOR_RULES
+    YAML rule set of the market monitor's live scan (default: its short built-in rules).
+QUANTDESK_VOILA_STATIC
+    Set by ``quantdesk voila`` for its kernels: the folder its server serves chart assets
+    from (``/voila/static/``).
+VOILA_*
+    Set by Voila for the kernels it starts (``VOILA_BASE_URL`` is the server's base URL);
+    :attr:`Settings.voila_kernel` says whether this process is one.
 NUMBA_CACHE_DIR
     numba's on-disk cache of compiled kernels.  When unset, ``import quantdesk`` sets it
     to ``$QUANTDESK_HOME/numba_cache`` if ``QUANTDESK_HOME`` is set, else to
@@ -54,6 +62,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from quantdesk.core.paths import find_quantdesk_project, is_quantdesk_project, package_checkout
 from quantdesk.numba_cache import default_numba_cache_dir
@@ -61,6 +70,8 @@ from quantdesk.numba_cache import default_numba_cache_dir
 __all__ = [
     "DEFAULT_COMMISSION_BPS",
     "DEFAULT_SLIPPAGE_BPS",
+    "MONITOR_RULES_ENV",
+    "VOILA_STATIC_ENV",
     "Settings",
     "project_root",
     "settings",
@@ -75,6 +86,10 @@ __all__ = [
 DEFAULT_COMMISSION_BPS = 1.0
 #: Slippage against the close, in basis points: about half a liquid spread plus impact.
 DEFAULT_SLIPPAGE_BPS = 2.0
+#: The variable naming the market monitor's live-scan rule set (a YAML file).
+MONITOR_RULES_ENV = "QUANTDESK_MONITOR_RULES"
+#: The variable ``quantdesk voila`` sets for its kernels: where its server serves assets.
+VOILA_STATIC_ENV = "QUANTDESK_VOILA_STATIC"
 
 
 def user_data_dir() -> Path:
@@ -159,7 +174,28 @@ class Settings:
             numba_cache_dir=numba if numba is not None else Path(default_numba_cache_dir(env)),
             home_source=home_source,
             store_source="QUANTDESK_STORE" if store is not None else home_source,
+            **_dashboard_settings(env),
         )
+
+    # -- dashboards (issue 22: the monitor's live scan and the Voila apps) -------------
+    #: The market monitor's live-scan rule set (``QUANTDESK_MONITOR_RULES``), or None.
+    monitor_rules: str | None = None
+    #: Where ``quantdesk voila`` serves chart assets from (``QUANTDESK_VOILA_STATIC``).
+    voila_static: str | None = None
+    #: Whether Voila started this process (it sets ``VOILA_*`` for its kernels).
+    voila_kernel: bool = False
+    #: The Voila server's base URL (``VOILA_BASE_URL``, default ``/``).
+    voila_base_url: str = "/"
+
+
+def _dashboard_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """Return the dashboards' fields of :class:`Settings` read from ``env``."""
+    return {
+        "monitor_rules": env.get(MONITOR_RULES_ENV) or None,
+        "voila_static": env.get(VOILA_STATIC_ENV) or None,
+        "voila_kernel": any(name.startswith("VOILA_") for name in env),
+        "voila_base_url": env.get("VOILA_BASE_URL") or "/",
+    }
 
 
 def settings() -> Settings:

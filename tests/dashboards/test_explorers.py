@@ -17,8 +17,9 @@ from quantdesk.dashboards.explorers import (
     run_strategy,
     strategy_explorer,
 )
-from quantdesk.data import MarketStore, samples
+from quantdesk.data import MarketStore
 from quantdesk.data.schemas import REGIME_CELL_NAMES
+from quantdesk.data.sources import samples
 
 
 @pytest.fixture

@@ -149,11 +149,11 @@ def test_a_replay_server_on_an_empty_store_says_what_to_ingest(tmp_path: Path) -
         monitor_server(feed="replay", port=free_port(), store_path=tmp_path / "s.duckdb")
 
 
-def test_regime_view_filters_with_the_saved_model(tmp_path: Path) -> None:
-    from quantdesk.dashboards.monitor import RegimeView
+def test_regime_pane_filters_with_the_saved_model(tmp_path: Path) -> None:
+    from quantdesk.dashboards.panes import RegimePane
     from quantdesk.data import MarketStore, simulate
     from quantdesk.regimes import ModelRegistry, RegimeModel
-    from quantdesk.regimes.model import STATE_COLUMNS
+    from quantdesk.regimes.model import CELL_NAMES, STATE_COLUMNS
 
     bars = simulate(n_symbols=1, n_days=800, seed=2).bars
     symbol = str(bars["symbol"].iat[0])
@@ -163,11 +163,14 @@ def test_regime_view_filters_with_the_saved_model(tmp_path: Path) -> None:
     registry_url = str(tmp_path / "models")
     ModelRegistry(registry_url).save(model, "regimes", symbol)
 
-    view = RegimeView(store=store, models=registry_url)
+    view = RegimePane(store=store, models=registry_url)
     view.bind(symbol)
     expected = model.filter(store.bars(symbol)).iloc[-1]
-    assert view.label == f"{expected['vol_label']} volatility, {expected['trend_label']}"
-    assert view.probabilities == pytest.approx({c: float(expected[c]) for c in STATE_COLUMNS})
+    # One spelling of a regime everywhere (issue 22): "<vol> volatility, <trend> trend".
+    assert view.label == f"{expected['vol_label']} volatility, {expected['trend_label']} trend"
+    assert view.probabilities == pytest.approx(
+        {cell: float(expected[c]) for cell, c in zip(CELL_NAMES, STATE_COLUMNS, strict=True)}
+    )
     assert sum(view.probabilities.values()) == pytest.approx(1.0)
     assert "model regimes" in view.source
 

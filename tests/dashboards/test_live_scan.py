@@ -30,10 +30,10 @@ def test_a_live_alert_the_busy_store_refuses_stays_in_memory_and_is_recorded_lat
     """The monitor's case: the store file attached by another connection of the same
     server process (DuckDB's ResourceInUseException).  The alert is not dropped: the
     writer keeps it and records it once the file is free."""
-    from quantdesk.dashboards.live_scan import LiveScanner
     from quantdesk.data.live import CandleRecorder
     from quantdesk.data.store.alerts import AlertStore
     from quantdesk.data.store.market import MarketStore
+    from quantdesk.screener.live import LiveScanner
     from quantdesk.screener.rules import new_high
 
     path = tmp_path / "store.duckdb"
@@ -41,7 +41,7 @@ def test_a_live_alert_the_busy_store_refuses_stays_in_memory_and_is_recorded_lat
     recorder = CandleRecorder("5s")
     scanner = LiveScanner(recorder, [new_high(n=1)], timeframe="5s", store=store)
     seen = _Seen("could not record")
-    log = logging.getLogger("quantdesk.dashboards.live_scan")
+    log = logging.getLogger("quantdesk.screener.live")
     log.addHandler(seen)
     holder = duckdb.connect(":memory:")
     try:

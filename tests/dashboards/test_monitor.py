@@ -99,10 +99,10 @@ def test_watchlist_patches_only_the_rows_that_changed(doc: Any) -> None:
     assert events.kinds() == []
 
 
-def test_regime_view_escapes_the_symbol() -> None:
-    from quantdesk.dashboards.monitor import RegimeView
+def test_regime_pane_escapes_the_symbol() -> None:
+    from quantdesk.dashboards.panes import RegimePane
 
-    view = RegimeView(symbol="<img src=x onerror=alert(1)>")
+    view = RegimePane(symbol="<img src=x onerror=alert(1)>")
     view.refresh(force=True)
     assert "<img" not in view.pane.object
     assert "&lt;img src=x onerror=alert(1)&gt;" in view.pane.object

@@ -29,11 +29,11 @@ def _ticks(symbol: str, start: str, seconds: list[int], prices: list[float]) -> 
 def test_live_scan_alerts_stream_into_the_pane_newest_first_and_are_stored_once(
     tmp_path: Path,
 ) -> None:
-    from quantdesk.dashboards.live_scan import LiveScanner
     from quantdesk.dashboards.panes import AlertsPane
     from quantdesk.data.live import CandleRecorder
     from quantdesk.data.store.alerts import AlertStore
     from quantdesk.data.store.market import MarketStore
+    from quantdesk.screener.live import LiveScanner
     from quantdesk.screener.rules import new_high
 
     store = MarketStore(tmp_path / "store.duckdb")

@@ -44,7 +44,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     `quantdesk voila notebooks/dashboards/...` after `make demo`; the app's kernels run
     in the notebook's folder and must still read this store.
     """
-    from quantdesk.data import MarketStore, samples
+    from quantdesk.data import MarketStore
+    from quantdesk.data.sources import samples
 
     root = tmp_path_factory.mktemp("voila_apps")
     # A project as `make demo` leaves it: the marker the store rule looks for, ./data.

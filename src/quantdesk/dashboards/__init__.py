@@ -13,21 +13,21 @@ _EXPORTS: dict[str, str] = {
     "CandleChart": "quantdesk.dashboards.monitor",
     "LiveHub": "quantdesk.dashboards.hub",
     "MarketMonitor": "quantdesk.dashboards.monitor",
-    "RegimeView": "quantdesk.dashboards.monitor",
+    "RegimePane": "quantdesk.dashboards.panes",
     "Watchlist": "quantdesk.dashboards.monitor",
     "MonitorCell": "quantdesk.dashboards.jupyter",
     "monitor_cell": "quantdesk.dashboards.jupyter",
     "monitor_server": "quantdesk.dashboards.server",
     "serve_monitor": "quantdesk.dashboards.server",
 }
-_SUBMODULES = frozenset({"hub", "jupyter", "monitor", "security", "server"})
+_SUBMODULES = frozenset({"hub", "jupyter", "monitor", "panes", "security", "server"})
 
 __all__ = [
     "CandleChart",
     "LiveHub",
     "MarketMonitor",
     "MonitorCell",
-    "RegimeView",
+    "RegimePane",
     "Watchlist",
     "monitor_cell",
     "monitor_server",
@@ -39,5 +39,6 @@ __getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS, _SUBMODULES)
 if TYPE_CHECKING:
     from quantdesk.dashboards.hub import LiveHub
     from quantdesk.dashboards.jupyter import MonitorCell, monitor_cell
-    from quantdesk.dashboards.monitor import CandleChart, MarketMonitor, RegimeView, Watchlist
+    from quantdesk.dashboards.monitor import CandleChart, MarketMonitor, Watchlist
+    from quantdesk.dashboards.panes import RegimePane
     from quantdesk.dashboards.server import monitor_server, serve_monitor

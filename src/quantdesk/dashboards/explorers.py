@@ -23,24 +23,25 @@ Examples
 
 from __future__ import annotations
 
-import html
 import logging
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from quantdesk.config import settings
+from quantdesk.core.html import Html, element, escape
+
 if TYPE_CHECKING:
     from quantdesk.backtest.engine import BacktestResult
     from quantdesk.data.store.market import MarketStore
     from quantdesk.regimes.model import RegimeModel
+    from quantdesk.regimes.snapshot import CurrentRegime
 
 __all__ = [
     "FIT_NOW",
-    "STATIC_ENV",
-    "RegimeView",
+    "FilteredRegimes",
     "load_bokeh",
     "metrics_html",
     "regime_explorer",
@@ -54,15 +55,13 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-STATIC_ENV = "QUANTDESK_VOILA_STATIC"
-"""Where ``quantdesk voila`` serves chart assets from (set for its kernels)."""
 FIT_NOW = "fit now"
 """The model choice that fits a fresh model on the symbol's bars."""
 
 
 def served_by_voila() -> bool:
     """Return whether this kernel was started by a Voila server (it sets ``VOILA_*``)."""
-    return any(name.startswith("VOILA_") for name in os.environ)
+    return settings().voila_kernel
 
 
 def load_bokeh() -> Any:
@@ -71,17 +70,17 @@ def load_bokeh() -> Any:
     BokehJS reaches the browser once, through ``panel.extension`` (HoloViews' own
     ``hv.extension`` would emit a second loader).  Served by ``quantdesk voila``, every
     output's CDN URLs are rewritten as it is sent to point at files the Voila server
-    serves itself (:data:`STATIC_ENV`), so the app needs no network and the browser
-    caches BokehJS; elsewhere the CDN URLs stay and publishing localises them.  Call
-    it before ``import hvplot.pandas`` or anything else that draws.
+    serves itself (:attr:`~quantdesk.config.Settings.voila_static`), so the app needs
+    no network and the browser caches BokehJS; elsewhere the CDN URLs stay and
+    publishing localises them.  Call it before ``import hvplot.pandas`` or anything else that draws.
     """
     import holoviews as hv
     import holoviews.plotting.bokeh
     import panel as pn
 
-    static_dir = os.environ.get(STATIC_ENV)
-    if served_by_voila() and static_dir:
-        _rewrite_outputs(static_dir, os.environ.get("VOILA_BASE_URL") or "/")
+    current = settings()
+    if current.voila_kernel and current.voila_static:
+        _rewrite_outputs(current.voila_static, current.voila_base_url)
     pn.extension()
     hv.Store.set_current_backend("bokeh")
     return hv
@@ -159,7 +158,7 @@ def _guarded(action: Callable[[], None], out: Any) -> Callable[..., None]:
 
 
 @dataclass
-class RegimeView:
+class FilteredRegimes:
     """One symbol's closes, the model used, and its filtered regimes (indexed by ts)."""
 
     symbol: str
@@ -168,12 +167,16 @@ class RegimeView:
     model: RegimeModel
     source: str
 
+    @property
+    def current(self) -> CurrentRegime:
+        """Return the current regime (:func:`~quantdesk.regimes.snapshot.current_regime`)."""
+        from quantdesk.regimes.snapshot import current_regime
+
+        return current_regime(self.regimes, self.symbol, source=self.source)
+
     def current_probabilities(self) -> pd.Series:
         """Return the nine filtered regime probabilities of the last bar, by cell name."""
-        from quantdesk.data.schemas import REGIME_CELL_NAMES, REGIME_PROBABILITY_COLUMNS
-
-        last = self.regimes.iloc[-1][list(REGIME_PROBABILITY_COLUMNS)].astype(float)
-        return pd.Series(last.to_numpy(), index=list(REGIME_CELL_NAMES), name=self.symbol)
+        return pd.Series(self.current.probabilities, name=self.symbol, dtype=float)
 
     def statistics(self) -> pd.DataFrame:
         """Return the per-regime statistics of the next bar's return (annualised)."""
@@ -193,7 +196,7 @@ def regime_view(
     end: str | None = None,
     n_init: int = 1,
     random_state: int = 0,
-) -> RegimeView:
+) -> FilteredRegimes:
     """Return a symbol's regimes filtered by a stored model or one fitted now.
 
     Parameters
@@ -231,10 +234,10 @@ def regime_view(
         source = f"stored model {model!r}"
     regimes = fitted.filter(bars)
     close = bars.set_index("ts")["close"]
-    return RegimeView(symbol=symbol, close=close, regimes=regimes, model=fitted, source=source)
+    return FilteredRegimes(symbol=symbol, close=close, regimes=regimes, model=fitted, source=source)
 
 
-def regime_figure(view: RegimeView) -> Any:
+def regime_figure(view: FilteredRegimes) -> Any:
     """Return the price coloured by filtered regime, titled with the symbol."""
     from quantdesk.regimes import analysis
 
@@ -258,10 +261,11 @@ def stored_models(symbol: str, models_url: str | None = None) -> list[str]:
     return sorted(set(frame.loc[frame["symbol"] == symbol, "name"].astype(str)))
 
 
-def _frame_html(frame: pd.DataFrame | pd.Series, percent: bool = False) -> str:
+def _frame_html(frame: pd.DataFrame | pd.Series, percent: bool = False) -> Html:
     shown = frame.to_frame() if isinstance(frame, pd.Series) else frame
     formatter = "{:.1%}".format if percent else "{:.3f}".format
-    return str(shown.to_html(float_format=formatter, escape=True, border=0))
+    # pandas escapes every label and cell (escape=True): its table is HTML already.
+    return Html(shown.to_html(float_format=formatter, escape=True, border=0))
 
 
 def regime_explorer(
@@ -303,20 +307,19 @@ def regime_explorer(
             end=end,
             n_init=n_init,
         )
-        last = view.regimes.iloc[-1]
-        status.value = html.escape(
-            f"{view.symbol} on {view.regimes.index[-1]:%Y-%m-%d}: {last['vol_label']} "
-            f"volatility, {last['trend_label']} trend ({view.source})"
-        )
+        now = view.current
+        status.value = escape(f"{view.symbol} on {now.as_of:%Y-%m-%d}: {now.label} ({now.source})")
         shown["figure"] = regime_figure(view)
         with chart:
             chart.clear_output(wait=True)
             _show(shown["figure"])
-        tables.value = (
-            "<h4>Current regime probabilities</h4>"
-            + _frame_html(view.current_probabilities(), percent=True)
-            + "<h4>What each regime has meant (next bar's return, annualised)</h4>"
-            + _frame_html(view.statistics())
+        tables.value = "".join(
+            [
+                element("h4", "Current regime probabilities"),
+                _frame_html(view.current_probabilities(), percent=True),
+                element("h4", "What each regime has meant (next bar's return, annualised)"),
+                _frame_html(view.statistics()),
+            ]
         )
 
     def on_symbol(*_: Any) -> None:
@@ -333,7 +336,7 @@ def regime_explorer(
 
     def snapshot() -> str:
         figure = _figure_html(shown["figure"]) if "figure" in shown else ""
-        return f"<p>{status.value}</p>{figure}{tables.value}"
+        return "".join([element("p", Html(status.value)), figure, str(tables.value)])
 
     box = widgets.VBox([symbol_pick, model_pick, status, chart, tables])
     return _with_snapshot(box, snapshot)
@@ -376,14 +379,18 @@ def strategy_figure(result: BacktestResult) -> Any:
     return (equity + drawdown).cols(1)
 
 
-def metrics_html(metrics: pd.Series) -> str:
+def metrics_html(metrics: pd.Series) -> Html:
     """Return the metrics as an HTML table; each row carries ``data-metric="<name>"``."""
-    rows = "".join(
-        f'<tr data-metric="{html.escape(str(name))}"><th>{html.escape(str(name))}</th>'
-        f'<td class="value">{float(value):.4f}</td></tr>'
+    rows = (
+        element(
+            "tr",
+            element("th", name),
+            element("td", f"{float(value):.4f}", cls="value"),
+            data_metric=name,
+        )
         for name, value in metrics.items()
     )
-    return f'<table class="quantdesk-metrics">{rows}</table>'
+    return element("table", *rows, cls="quantdesk-metrics")
 
 
 def strategy_explorer(

@@ -21,7 +21,7 @@ the server shuts down (:meth:`LiveHub.stop`).
 Candles are recorded per timeframe on first use (:meth:`LiveSource.candles`).
 
 Each running feed also has one streaming scan (:meth:`LiveHub.scanner`, a
-:class:`~quantdesk.dashboards.live_scan.LiveScanner`) over its closed candles
+:class:`~quantdesk.screener.live.LiveScanner`) over its closed candles
 (``scan_timeframe`` on the simulator, the replayed timeframe on a replay), started with
 the feed: the alerts pane of every session shows the same alerts.  The simulator's
 alerts are recorded where its candles go (the live store unless asked otherwise); a
@@ -31,27 +31,24 @@ replay's stay in memory, like its candles.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
-from quantdesk.dashboards.live_scan import RULES_ENV
-
 if TYPE_CHECKING:
-    from quantdesk.dashboards.live_scan import LiveScanner
     from quantdesk.data.live.feed import MarketFeed
     from quantdesk.data.live.quotes import QuoteCache
+    from quantdesk.data.live.recorder import CandleSource
     from quantdesk.data.store.market import MarketStore
+    from quantdesk.screener.live import LiveScanner
 
 __all__ = [
     "FEED_KINDS",
     "SIMULATOR_TIMEFRAMES",
-    "CandleSource",
     "FeedKind",
     "FeedUnavailableError",
     "LiveHub",
@@ -70,23 +67,6 @@ SIMULATOR_TIMEFRAMES: tuple[str, ...] = ("5s", "1min", "5min")
 
 class FeedUnavailableError(RuntimeError):
     """A feed cannot run on this store (nothing to replay); the message says why and what to do."""
-
-
-class CandleSource(Protocol):
-    """What the chart reads from a candle recorder (``CandleRecorder`` has it)."""
-
-    @property
-    def version(self) -> int:
-        """Return the number of closed-candle batches recorded so far."""
-
-    def recent(self, symbol: str, n: int) -> pd.DataFrame:
-        """Return the last ``n`` closed candles of ``symbol``."""
-
-    def open_candle(self, symbol: str) -> dict[str, Any] | None:
-        """Return the candle still forming for ``symbol``, or ``None``."""
-
-    def closed_since(self, version: int) -> tuple[int, pd.DataFrame]:
-        """Return the current version and the candles closed after ``version``."""
 
 
 @dataclass
@@ -174,8 +154,8 @@ class LiveHub:
         The stored bars a replay plays (``"1d"``, or intraday such as ``"1min"``).
     rules
         The live scan's rule set (names, rules or a YAML file; default
-        ``$QUANTDESK_MONITOR_RULES`` when set, else
-        :func:`~quantdesk.dashboards.live_scan.default_live_rules`).
+        ``$QUANTDESK_MONITOR_RULES`` when set, :attr:`~quantdesk.config.Settings.monitor_rules`,
+        else :func:`~quantdesk.screener.live.default_live_rules`).
     scan_timeframe
         The simulator's candles that the live scan reads (a replay scans its daily ones).
     ledger
@@ -212,8 +192,10 @@ class LiveHub:
         self.seed = int(seed)
         self.loop = bool(loop)
         self.max_replay = int(max_replay)
-        if rules is None and os.environ.get(RULES_ENV):
-            rules = os.environ[RULES_ENV]
+        if rules is None:
+            from quantdesk.config import settings
+
+            rules = settings().monitor_rules
         self.rules = rules
         if scan_timeframe not in SIMULATOR_TIMEFRAMES:
             raise ValueError(
@@ -278,7 +260,7 @@ class LiveHub:
     def _stored_timeframes(self) -> pd.DataFrame:
         # A store with no file yet holds nothing to replay (reading it would refuse);
         # check_replay then says what to ingest.
-        if not self.store.path.exists():
+        if not self.store.exists():
             return pd.DataFrame({"symbol": pd.Series(dtype=str), "timeframe": pd.Series(dtype=str)})
         return self.store.timeframes()
 
@@ -354,7 +336,7 @@ class LiveHub:
             return self._scanners[kind]
 
     def _start_scanner(self, source: LiveSource) -> LiveScanner:
-        from quantdesk.dashboards.live_scan import LiveScanner
+        from quantdesk.screener.live import LiveScanner
 
         simulated = source.kind == "simulator"
         timeframe = self.scan_timeframe if simulated else source.timeframes[0]

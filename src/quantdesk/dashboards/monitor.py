@@ -1,4 +1,4 @@
-"""The market monitor: watchlist, candle chart, regime view and slots for later panes.
+"""The market monitor: watchlist, candle chart, regime pane and slots for later panes.
 
 Every part is a :class:`panel.viewable.Viewer` whose state is ``param`` parameters, so
 it works as a plain object without a server: give it a source (a
@@ -23,7 +23,8 @@ Later issues add their panes to the named slots of :attr:`MarketMonitor.slots`
 
 A slot shows a short placeholder until a pane is added; :meth:`MarketMonitor.add_pane`
 replaces the placeholder (further panes stack below the first).  By default the monitor
-fills them with :mod:`quantdesk.dashboards.panes` (``panes=False`` leaves them empty).
+fills them with :mod:`quantdesk.dashboards.panes` (:meth:`MarketMonitor.add_default_panes`;
+``panes=False`` leaves them empty).
 A pane may have ``bind_source(source, hub)`` (called when the monitor connects to a
 feed), ``show_symbol(symbol)``, ``refresh()`` (called on each guarded tick) and
 ``release()`` (called when the session is destroyed); the monitor calls what it has.
@@ -32,10 +33,8 @@ feed), ``show_symbol(symbol)``, ``refresh()`` (called on each guarded tick) and
 from __future__ import annotations
 
 import functools
-import html
 import logging
 import math
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -45,12 +44,14 @@ import panel as pn
 import param
 from panel.viewable import Viewable, Viewer
 
-from quantdesk.dashboards.hub import (
-    FEED_KINDS,
-    CandleSource,
-    FeedUnavailableError,
-    LiveHub,
-    LiveSource,
+from quantdesk.core.html import escape
+from quantdesk.dashboards.hub import FEED_KINDS, FeedUnavailableError, LiveHub, LiveSource
+from quantdesk.dashboards.panes import (
+    AlertsPane,
+    ForecastsPane,
+    PositionsPane,
+    RegimePane,
+    SentimentPane,
 )
 
 if TYPE_CHECKING:
@@ -58,12 +59,12 @@ if TYPE_CHECKING:
     from bokeh.plotting import figure as Figure
 
     from quantdesk.data.live.quotes import Quote, QuoteCache
+    from quantdesk.data.live.recorder import CandleSource
 
 __all__ = [
     "SLOTS",
     "CandleChart",
     "MarketMonitor",
-    "RegimeView",
     "Watchlist",
     "change_direction",
     "guarded",
@@ -430,147 +431,6 @@ class CandleChart(Viewer):
         return self.pane
 
 
-class RegimeView(Viewer):
-    """The selected symbol's current regime and its nine filtered probabilities.
-
-    With a saved model (``ModelRegistry``, name ``model_name``) for the symbol, the
-    model filters the symbol's daily bars (stored bars, or the replay's candles so far);
-    without one, the newest stored regime row is shown; with neither, "no model".
-    """
-
-    symbol = param.String(default="")
-    label = param.String(default="no model", doc="The current regime, or why there is none.")
-    source = param.String(default="", doc="Where the regime comes from.")
-    model_name = param.String(default="regimes")
-    min_interval = param.Number(default=2.0, doc="Seconds between two filter runs.")
-
-    def __init__(
-        self,
-        store: Any = None,
-        models: str | None = None,
-        candles: CandleSource | None = None,
-        **params: Any,
-    ) -> None:
-        super().__init__(**params)
-        self.store = store
-        self.models_url = models
-        self.candles = candles
-        self.probabilities: dict[str, float] = {}
-        self._models: dict[str, Any] = {}
-        self._last = -math.inf
-        self._seen = -1
-        self.pane = pn.pane.HTML(self._html(), sizing_mode="stretch_width", name="regime")
-
-    def bind(self, symbol: str, candles: CandleSource | None = None) -> None:
-        """Show ``symbol`` (its regime from ``candles`` when daily, else from the store)."""
-        self.symbol = symbol
-        self.candles = candles
-        self.refresh(force=True)
-
-    def _model(self, symbol: str) -> Any:
-        if symbol not in self._models:
-            from quantdesk.regimes.registry import ModelRegistry
-
-            try:
-                self._models[symbol] = ModelRegistry(self.models_url).load(self.model_name, symbol)
-            except (KeyError, ValueError, OSError, ImportError):
-                self._models[symbol] = None
-        return self._models[symbol]
-
-    def _bars(self) -> pd.DataFrame:
-        if self.candles is not None:
-            bars = self.candles.recent(self.symbol, 2000)
-            if len(bars):
-                return bars
-        if self.store is None:
-            return pd.DataFrame()
-        from quantdesk.data.store.market import UnknownSymbolError
-
-        try:
-            stored: pd.DataFrame = self.store.bars(self.symbol, timeframe="1d")
-        except UnknownSymbolError:
-            return pd.DataFrame()
-        return stored
-
-    def refresh(self, force: bool = False) -> bool:
-        """Return whether the regime was computed again.
-
-        Stored bars and regimes are read once per :meth:`bind`; live daily candles are
-        filtered again when new ones closed, at most every ``min_interval`` seconds.
-        """
-        now = time.monotonic()
-        version = self.candles.version if self.candles is not None else 0
-        if not force and (version == self._seen or now - self._last < self.min_interval):
-            return False
-        self._last, self._seen = now, version
-        from quantdesk.regimes.model import STATE_COLUMNS
-
-        label, source, probs = "no model", "", {}
-        model = self._model(self.symbol) if self.symbol else None
-        if model is not None:
-            bars = self._bars()
-            filtered = model.filter(bars) if len(bars) else pd.DataFrame()
-            if len(filtered):
-                last = filtered.iloc[-1]
-                label = f"{last['vol_label']} volatility, {last['trend_label']}"
-                source = (
-                    f"model {self.model_name}, filtered to {pd.Timestamp(filtered.index[-1]):%F}"
-                )
-                probs = {c: float(last[c]) for c in STATE_COLUMNS}
-            else:
-                label = "no model"
-                source = f"model {self.model_name}: too few bars to filter yet ({len(bars)})"
-        elif self.store is not None and self.symbol:
-            stored = self._stored()
-            if stored is not None:
-                label = f"{stored['vol_label']} volatility, {stored['trend_label']}"
-                source = f"stored regimes {stored['model_version']} at {stored['ts']:%F}"
-                probs = {c: float(stored[c]) for c in STATE_COLUMNS}
-        self.probabilities = probs
-        with param.parameterized.batch_call_watchers(self):
-            self.label = label
-            self.source = source
-        self.pane.object = self._html()
-        return True
-
-    def _stored(self) -> pd.Series | None:
-        try:
-            frame = self.store.regimes(self.symbol) if self.store is not None else None
-        except Exception:  # an unreadable store shows "no model", the log says why
-            logger.exception("could not read stored regimes of %s", self.symbol)
-            return None
-        if frame is None or frame.empty:
-            return None
-        row: pd.Series = frame.iloc[-1]
-        return row
-
-    def _html(self) -> str:
-        from quantdesk.core.charts import REGIME_COLORS
-
-        symbol = html.escape(self.symbol or "-")
-        head = (
-            f'<div class="qd-regime"><b>Regime of {symbol}</b>: '
-            f'<span class="qd-regime-label">{html.escape(self.label)}</span>'
-        )
-        if self.source:
-            head += f' <small style="color:#777">({html.escape(self.source)})</small>'
-        if not self.probabilities:
-            return head + "</div>"
-        rows = []
-        for column, p in self.probabilities.items():
-            cell = column.removeprefix("p_").replace("_", "/")
-            color = REGIME_COLORS.get(cell, "#999999")
-            rows.append(
-                f"<tr><td>{html.escape(cell)}</td><td style='width:140px'>"
-                f"<div style='background:{color};width:{max(p, 0.0) * 100:.1f}%;"
-                f"height:10px'></div></td><td>{p:.3f}</td></tr>"
-            )
-        return head + "<table class='qd-regime-probs'>" + "".join(rows) + "</table></div>"
-
-    def __panel__(self) -> Viewable:
-        return self.pane
-
-
 class MarketMonitor(Viewer):
     """The market monitor: controls, watchlist, candle chart, regime view and empty slots.
 
@@ -604,7 +464,7 @@ class MarketMonitor(Viewer):
         self.callback: Any = None
         self.watchlist = Watchlist()
         self.chart = CandleChart()
-        self.regime = RegimeView(store=hub.store)
+        self.regime = RegimePane(store=hub.store)
         self.slots: dict[str, pn.Column] = {
             name: pn.Column(
                 pn.pane.Markdown(text, styles={"color": "#777"}),
@@ -623,9 +483,7 @@ class MarketMonitor(Viewer):
         )
         self.watchlist.param.watch(self._on_row_click, "selected")
         if panes:
-            from quantdesk.dashboards.panes import add_default_panes
-
-            add_default_panes(self, hub)
+            self.add_default_panes()
         self._connect(self.feed)
 
     # -- state -------------------------------------------------------------------------
@@ -677,7 +535,7 @@ class MarketMonitor(Viewer):
 
     @param.depends("message", watch=True)
     def _on_message(self) -> None:
-        self._message.object = html.escape(self.message)
+        self._message.object = escape(self.message)
         self._message.visible = bool(self.message)
 
     def _on_row_click(self, event: param.parameterized.Event) -> None:
@@ -768,6 +626,16 @@ class MarketMonitor(Viewer):
             viewable.bind_source(self.source, self.hub)
         if self.symbol and hasattr(viewable, "show_symbol"):
             viewable.show_symbol(self.symbol)
+
+    def add_default_panes(self) -> None:
+        """Put the alerts, positions (ledger ``hub.ledger``), sentiment and forecasts panes in."""
+        from quantdesk.portfolio.ledger import PaperLedger
+
+        store = self.hub.store
+        self.add_pane("alerts", AlertsPane())
+        self.add_pane("positions", PositionsPane(PaperLedger(store, name=self.hub.ledger)))
+        self.add_pane("sentiment", SentimentPane(store.path))
+        self.add_pane("forecasts", ForecastsPane(store.path))
 
     # -- layout ------------------------------------------------------------------------
 

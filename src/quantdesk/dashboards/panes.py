@@ -1,9 +1,11 @@
-"""The monitor's panes: live alerts, paper positions and P&L, news sentiment, forecasts.
+"""The monitor's panes: the current regime, live alerts, paper positions and P&L, news
+sentiment, forecasts.
 
 Each pane is a :class:`panel.viewable.Viewer` with ``param`` state that works as a plain
 object (build it, call ``refresh()``, read its widgets and parameters).  The monitor
-(:class:`~quantdesk.dashboards.monitor.MarketMonitor`) puts them in its slots
-(:func:`add_default_panes`) and drives them from its one guarded periodic callback:
+(:class:`~quantdesk.dashboards.monitor.MarketMonitor`) assembles them (its slots and
+:meth:`~quantdesk.dashboards.monitor.MarketMonitor.add_default_panes`; a pane never
+imports the monitor) and drives them from its one guarded periodic callback:
 
 * ``bind_source(source)`` when the monitor connects to a feed,
 * ``show_symbol(symbol)`` when the selected symbol changes,
@@ -22,12 +24,11 @@ disabled and say why) but still values the positions at the replay's prices (rea
 never rejects a stale price).
 
 Every text that comes from outside (headlines, sources, a rejection's message) is
-HTML-escaped before display.
+HTML-escaped before display: the panes' HTML is made by :func:`quantdesk.core.html.element`.
 """
 
 from __future__ import annotations
 
-import html
 import logging
 import math
 import time
@@ -38,14 +39,17 @@ import panel as pn
 import param
 from panel.viewable import Viewable, Viewer
 
+from quantdesk.core.html import Html, element, frame_table
+
 if TYPE_CHECKING:
     from quantdesk.dashboards.hub import LiveHub, LiveSource
-    from quantdesk.dashboards.live_scan import LiveScanner
-    from quantdesk.dashboards.monitor import MarketMonitor
+    from quantdesk.data.live.recorder import CandleSource
     from quantdesk.data.store.market import MarketStore
     from quantdesk.portfolio.ledger import PaperLedger
+    from quantdesk.regimes.snapshot import CurrentRegime
+    from quantdesk.screener.live import LiveScanner
 
-__all__ = ["AlertsPane", "ForecastsPane", "PositionsPane", "SentimentPane", "add_default_panes"]
+__all__ = ["AlertsPane", "ForecastsPane", "PositionsPane", "RegimePane", "SentimentPane"]
 
 logger = logging.getLogger(__name__)
 
@@ -61,13 +65,164 @@ def _alert_time(ts: pd.Timestamp) -> str:
     return pd.Timestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
 
 
+class RegimePane(Viewer):
+    """The selected symbol's current regime and its nine filtered probabilities.
+
+    With a saved model (``ModelRegistry``, name ``model_name``) for the symbol, the
+    model filters the symbol's daily bars (stored bars, or the replay's candles so far);
+    without one, the newest stored regime row is shown; with neither, "no model".  The
+    regime shown is :func:`quantdesk.regimes.snapshot.current_regime` of those rows.
+    """
+
+    symbol = param.String(default="")
+    label = param.String(default="no model", doc="The current regime, or why there is none.")
+    source = param.String(default="", doc="Where the regime comes from.")
+    model_name = param.String(default="regimes")
+    min_interval = param.Number(default=2.0, doc="Seconds between two filter runs.")
+
+    def __init__(
+        self,
+        store: MarketStore | Any = None,
+        models: str | None = None,
+        candles: CandleSource | None = None,
+        **params: Any,
+    ) -> None:
+        super().__init__(**params)
+        self.store = store
+        self.models_url = models
+        self.candles = candles
+        self.current: CurrentRegime | None = None
+        self._models: dict[str, Any] = {}
+        self._last = -math.inf
+        self._seen = -1
+        self.pane = pn.pane.HTML(self._html(), sizing_mode="stretch_width", name="regime")
+
+    @property
+    def probabilities(self) -> dict[str, float]:
+        """Return the nine probabilities of the regime shown, keyed ``"vol/trend"`` (or {})."""
+        return dict(self.current.probabilities) if self.current is not None else {}
+
+    def bind(self, symbol: str, candles: CandleSource | None = None) -> None:
+        """Show ``symbol`` (its regime from ``candles`` when daily, else from the store)."""
+        self.symbol = symbol
+        self.candles = candles
+        self.refresh(force=True)
+
+    def _model(self, symbol: str) -> Any:
+        if symbol not in self._models:
+            from quantdesk.regimes.registry import ModelRegistry
+
+            try:
+                self._models[symbol] = ModelRegistry(self.models_url).load(self.model_name, symbol)
+            except (KeyError, ValueError, OSError, ImportError):
+                self._models[symbol] = None
+        return self._models[symbol]
+
+    def _bars(self) -> pd.DataFrame:
+        if self.candles is not None:
+            bars = self.candles.recent(self.symbol, 2000)
+            if len(bars):
+                return bars
+        if self.store is None:
+            return pd.DataFrame()
+        from quantdesk.data.store.market import UnknownSymbolError
+
+        try:
+            stored: pd.DataFrame = self.store.bars(self.symbol, timeframe="1d")
+        except UnknownSymbolError:
+            return pd.DataFrame()
+        return stored
+
+    def refresh(self, force: bool = False) -> bool:
+        """Return whether the regime was computed again.
+
+        Stored bars and regimes are read once per :meth:`bind`; live daily candles are
+        filtered again when new ones closed, at most every ``min_interval`` seconds.
+        """
+        from quantdesk.regimes.snapshot import current_regime
+
+        now = time.monotonic()
+        version = self.candles.version if self.candles is not None else 0
+        if not force and (version == self._seen or now - self._last < self.min_interval):
+            return False
+        self._last, self._seen = now, version
+        current, source = None, ""
+        model = self._model(self.symbol) if self.symbol else None
+        if model is not None:
+            bars = self._bars()
+            filtered = model.filter(bars) if len(bars) else pd.DataFrame()
+            if len(filtered):
+                as_of = pd.Timestamp(filtered.index[-1])
+                source = f"model {self.model_name}, filtered to {as_of:%F}"
+                current = current_regime(filtered, self.symbol, source=source)
+            else:
+                source = f"model {self.model_name}: too few bars to filter yet ({len(bars)})"
+        elif self.store is not None and self.symbol:
+            current = self._stored()
+            if current is not None:
+                source = f"stored regimes {current.source} at {current.as_of:%F}"
+        self.current = current
+        with param.parameterized.batch_call_watchers(self):
+            self.label = current.label if current is not None else "no model"
+            self.source = source
+        self.pane.object = self._html()
+        return True
+
+    def _stored(self) -> CurrentRegime | None:
+        from quantdesk.regimes.snapshot import current_regime
+
+        try:
+            return current_regime(self.store, self.symbol)
+        except LookupError:  # nothing stored for the symbol
+            return None
+        except Exception:  # an unreadable store shows "no model", the log says why
+            logger.exception("could not read stored regimes of %s", self.symbol)
+            return None
+
+    def _html(self) -> Html:
+        from quantdesk.core.charts import REGIME_COLORS
+
+        head: list[Any] = [
+            element("b", f"Regime of {self.symbol or '-'}"),
+            ": ",
+            element("span", self.label, cls="qd-regime-label"),
+        ]
+        if self.source:
+            head += [" ", element("small", f"({self.source})", style="color:#777")]
+        if not self.probabilities:
+            return element("div", *head, cls="qd-regime")
+        rows = [
+            element(
+                "tr",
+                element("td", cell),
+                element(
+                    "td",
+                    element(
+                        "div",
+                        style=f"background:{REGIME_COLORS.get(cell, '#999999')};"
+                        f"width:{max(p, 0.0) * 100:.1f}%;height:10px",
+                    ),
+                    style="width:140px",
+                ),
+                element("td", f"{p:.3f}"),
+            )
+            for cell, p in self.probabilities.items()
+        ]
+        return element(
+            "div", *head, element("table", *rows, cls="qd-regime-probs"), cls="qd-regime"
+        )
+
+    def __panel__(self) -> Viewable:
+        return self.pane
+
+
 class AlertsPane(Viewer):
     """The latest alerts of the hub's streaming scan, newest first, streamed in.
 
     Parameters
     ----------
     scanner
-        The :class:`~quantdesk.dashboards.live_scan.LiveScanner` to show (``None``:
+        The :class:`~quantdesk.screener.live.LiveScanner` to show (``None``:
         empty until :meth:`bind`).
     """
 
@@ -231,9 +386,7 @@ class PositionsPane(Viewer):
             return
         color = "#c62828" if self.rejected else "#2e7d32"
         css = "qd-trade-rejected" if self.rejected else "qd-trade-filled"
-        self.feedback.object = (
-            f'<div class="{css}" style="color:{color}">{html.escape(self.message)}</div>'
-        )
+        self.feedback.object = element("div", self.message, cls=css, style=f"color:{color}")
 
     def _on_buy(self, event: Any) -> None:
         self.trade("buy")
@@ -274,12 +427,13 @@ class PositionsPane(Viewer):
         self.snapshot = snap
         frame = snap.positions.loc[:, list(POSITION_COLUMNS)].astype({"symbol": object})
         self.table.value = frame.reset_index(drop=True)
-        self.summary.object = (
-            f'<div class="qd-account"><b>Paper ledger {html.escape(snap.ledger)}</b>: '
-            f"cash {snap.cash:,.2f} &middot; equity {snap.equity:,.2f} &middot; "
-            f"P&amp;L {snap.total_pnl:,.2f}: "
-            f"unrealised P&amp;L {snap.unrealized_pnl:,.2f} &middot; "
-            f"realised P&amp;L {snap.realized_pnl:,.2f}</div>"
+        self.summary.object = element(
+            "div",
+            element("b", f"Paper ledger {snap.ledger}"),
+            f": cash {snap.cash:,.2f} \u00b7 equity {snap.equity:,.2f} \u00b7 "
+            f"P&L {snap.total_pnl:,.2f}: unrealised P&L {snap.unrealized_pnl:,.2f} \u00b7 "
+            f"realised P&L {snap.realized_pnl:,.2f}",
+            cls="qd-account",
         )
         return True
 
@@ -324,15 +478,14 @@ class SentimentPane(Viewer):
         self.refresh(force=True)
 
     def _scored(self) -> pd.DataFrame:
+        from quantdesk.data.store.market import as_store
         from quantdesk.data.store.news import NewsStore
-        from quantdesk.errors import StoreNotFoundError
 
         if self.store is None:
             return pd.DataFrame()
-        try:
-            return NewsStore(self.store, read_only=True).scored_news([self.symbol])
-        except StoreNotFoundError:
+        if not as_store(self.store).exists():  # a handle: it opens nothing
             return pd.DataFrame()  # no store file yet: no news, as with no news tables
+        return NewsStore(self.store, read_only=True).scored_news([self.symbol])
 
     def refresh(self, force: bool = False) -> bool:
         """Return whether the news was read again (at most every ``min_interval`` s)."""
@@ -352,19 +505,24 @@ class SentimentPane(Viewer):
         self.pane.object = self._html()
         return True
 
-    def _html(self) -> str:
-        symbol = html.escape(self.symbol or "-")
-        head = f'<div class="qd-sentiment"><b>Sentiment of {symbol}</b>'
+    def _html(self) -> Html:
+        title = element("b", f"Sentiment of {self.symbol or '-'}")
         if self.headlines.empty:
-            return head + ': <span class="qd-no-news">no news</span></div>'
+            no_news = element("span", "no news", cls="qd-no-news")
+            return element("div", title, ": ", no_news, cls="qd-sentiment")
+        head: list[Any] = [title]
         if self.daily_score is not None:
-            head += f': daily score <span class="qd-daily-score">{self.daily_score:+.3f}</span>'
+            score = element("span", f"{self.daily_score:+.3f}", cls="qd-daily-score")
+            head += [": daily score ", score]
         frame = self.headlines
         rows = [
-            f"<tr><td>{ts:%Y-%m-%d %H:%M}</td>"
-            f"<td style='text-align:right'>{score:+.3f}</td>"
-            f"<td>{html.escape(str(source))}</td>"
-            f"<td class='qd-headline'>{html.escape(str(headline))}</td></tr>"
+            element(
+                "tr",
+                element("td", f"{ts:%Y-%m-%d %H:%M}"),
+                element("td", f"{score:+.3f}", style="text-align:right"),
+                element("td", source),
+                element("td", headline, cls="qd-headline"),
+            )
             for ts, score, source, headline in zip(
                 pd.to_datetime(frame["ts"], utc=True),
                 frame["score"].to_numpy(dtype=float),
@@ -373,7 +531,8 @@ class SentimentPane(Viewer):
                 strict=True,
             )
         ]
-        return head + "<table class='qd-headlines'>" + "".join(rows) + "</table></div>"
+        table = element("table", *rows, cls="qd-headlines")
+        return element("div", *head, table, cls="qd-sentiment")
 
     def release(self) -> None:
         """Nothing shared to drop (the store is read per refresh)."""
@@ -434,12 +593,10 @@ class ForecastsPane(Viewer):
         self.refresh(force=True)
 
     def _read(self) -> Any:
-        from quantdesk.data.store.market import MarketStore
+        from quantdesk.data.store.market import as_store
         from quantdesk.forecast.jobs import forecast_view
 
-        store = self.store
-        if not isinstance(store, MarketStore):
-            store = MarketStore(store, read_only=True)
+        store = as_store(self.store, read_only=True)
         return forecast_view(store, self.symbol, history=0, trailing=self.trailing)
 
     def refresh(self, force: bool = False) -> bool:
@@ -493,28 +650,27 @@ class ForecastsPane(Viewer):
             columns=ACCURACY_COLUMNS,
         )
 
-    def _html(self) -> str:
-        symbol = html.escape(self.symbol or "-")
-        head = f'<div class="qd-forecasts"><b>Forecasts of {symbol}</b>'
+    def _html(self) -> Html:
+        title = element("b", f"Forecasts of {self.symbol or '-'}")
         if self.error:
-            return (
-                head + ': <span class="qd-forecast-error">record unavailable: '
-                f"{html.escape(self.error)}</span></div>"
-            )
+            error = element("span", f"record unavailable: {self.error}", cls="qd-forecast-error")
+            return element("div", title, ": ", error, cls="qd-forecasts")
         if self.predictions.empty:
-            return head + ': <span class="qd-no-forecasts">no forecasts yet</span></div>'
-        head += f" as of {html.escape(self.session)}"
+            none = element("span", "no forecasts yet", cls="qd-no-forecasts")
+            return element("div", title, ": ", none, cls="qd-forecasts")
         accuracy = (
-            _table(self.accuracy, "qd-forecast-accuracy")
+            frame_table(self.accuracy, "qd-forecast-accuracy")
             if len(self.accuracy)
-            else '<span class="qd-no-scores">none scored yet</span>'
+            else element("span", "none scored yet", cls="qd-no-scores")
         )
-        return (
-            head
-            + _table(self.predictions, "qd-forecast-latest")
-            + f"<b>Accuracy, last {self.trailing} scored sessions</b>"
-            + accuracy
-            + "</div>"
+        return element(
+            "div",
+            title,
+            f" as of {self.session}",
+            frame_table(self.predictions, "qd-forecast-latest"),
+            element("b", f"Accuracy, last {self.trailing} scored sessions"),
+            accuracy,
+            cls="qd-forecasts",
         )
 
     def release(self) -> None:
@@ -522,23 +678,3 @@ class ForecastsPane(Viewer):
 
     def __panel__(self) -> Viewable:
         return self.pane
-
-
-def _table(frame: pd.DataFrame, css: str) -> str:
-    """Return ``frame`` as an HTML table, every header and cell escaped."""
-    header = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-    rows = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
-        for row in frame.itertuples(index=False)
-    )
-    return f"<table class='{css}'><tr>{header}</tr>{rows}</table>"
-
-
-def add_default_panes(monitor: MarketMonitor, hub: LiveHub) -> None:
-    """Put the alerts, positions (ledger ``hub.ledger``), sentiment and forecasts panes in."""
-    from quantdesk.portfolio.ledger import PaperLedger
-
-    monitor.add_pane("alerts", AlertsPane())
-    monitor.add_pane("positions", PositionsPane(PaperLedger(hub.store, name=hub.ledger)))
-    monitor.add_pane("sentiment", SentimentPane(hub.store.path))
-    monitor.add_pane("forecasts", ForecastsPane(hub.store.path))

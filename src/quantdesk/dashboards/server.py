@@ -205,7 +205,7 @@ def monitor_server(
     rules
         YAML rule set of the live scan behind the alerts pane (default
         ``$QUANTDESK_MONITOR_RULES``, else
-        :func:`~quantdesk.dashboards.live_scan.default_live_rules`); checked before
+        :func:`~quantdesk.screener.live.default_live_rules`); checked before
         anything listens.
     ledger
         The paper ledger the positions pane shows and trades.

@@ -155,7 +155,7 @@ def serve_voila(
         how=f"--token or the {TOKEN_ENV} environment variable",
     )
     argv = voila_argv(notebook, port=port, address=address, pool_size=pool_size, preheat=preheat)
-    from quantdesk.dashboards.explorers import STATIC_ENV
+    from quantdesk.config import VOILA_STATIC_ENV
     from quantdesk.reports.engine import kernel_data_env
 
     # The kernels start in the notebook's folder; where the store rule would give them
@@ -172,7 +172,7 @@ def serve_voila(
         os.environ["JUPYTER_PATH"] = os.pathsep.join(
             [data, *filter(None, os.environ.get("JUPYTER_PATH", "").split(os.pathsep))]
         )
-        os.environ[STATIC_ENV] = str(static)
+        os.environ[VOILA_STATIC_ENV] = str(static)
         _launch(argv, token, address, port)
 
 

@@ -27,6 +27,7 @@ _EXPORTS = {
     "ReplayFeed": "quantdesk.data.live.replay",
     "bar_ticks": "quantdesk.data.live.replay",
     "CandleRecorder": "quantdesk.data.live.recorder",
+    "CandleSource": "quantdesk.data.live.recorder",
     "live_store_path": "quantdesk.data.live.recorder",
     "WebsocketFeed": "quantdesk.data.live.provider",
     "AlpacaFeed": "quantdesk.data.live.provider",
@@ -37,6 +38,7 @@ __all__ = [
     "AlpacaFeed",
     "Backoff",
     "CandleRecorder",
+    "CandleSource",
     "FeedError",
     "FeedStatus",
     "MarketFeed",
@@ -56,6 +58,6 @@ if TYPE_CHECKING:
     from quantdesk.data.live.feed import FeedError, FeedStatus, MarketFeed
     from quantdesk.data.live.provider import AlpacaFeed, WebsocketFeed
     from quantdesk.data.live.quotes import Quote, QuoteCache
-    from quantdesk.data.live.recorder import CandleRecorder, live_store_path
+    from quantdesk.data.live.recorder import CandleRecorder, CandleSource, live_store_path
     from quantdesk.data.live.replay import ReplayFeed, bar_ticks
     from quantdesk.data.live.simulated import SimulatedFeed

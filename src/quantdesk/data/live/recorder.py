@@ -20,7 +20,7 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
 
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from quantdesk.data.live.feed import MarketFeed
     from quantdesk.data.store.market import MarketStore
 
-__all__ = ["LIVE_STORE_SUFFIX", "CandleRecorder", "live_store_path"]
+__all__ = ["LIVE_STORE_SUFFIX", "CandleRecorder", "CandleSource", "live_store_path"]
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +59,23 @@ def live_store_path(store_path: str | Path) -> Path:
     """
     path = Path(store_path)
     return path.with_name(path.name.removesuffix(".duckdb") + LIVE_STORE_SUFFIX)
+
+
+class CandleSource(Protocol):
+    """What a reader of live candles needs (a chart, the live scan); a recorder has it."""
+
+    @property
+    def version(self) -> int:
+        """Return the number of closed-candle batches recorded so far."""
+
+    def recent(self, symbol: str, n: int) -> pd.DataFrame:
+        """Return the last ``n`` closed candles of ``symbol``."""
+
+    def open_candle(self, symbol: str) -> dict[str, Any] | None:
+        """Return the candle still forming for ``symbol``, or ``None``."""
+
+    def closed_since(self, version: int) -> tuple[int, pd.DataFrame]:
+        """Return the current version and the candles closed after ``version``."""
 
 
 class CandleRecorder:

@@ -17,7 +17,10 @@ queued for the webhook (``queue="all"``): each is of the session being streamed.
 The default rules (:func:`default_live_rules`) fire on the simulator's 5 s and 1 min
 candles: short breakouts and volume spikes.  Another rule set comes from a YAML file
 (``LiveHub(rules=...)``, ``quantdesk dashboard --rules``, or
-``$QUANTDESK_MONITOR_RULES``).
+``$QUANTDESK_MONITOR_RULES``, read as :attr:`quantdesk.config.Settings.monitor_rules`).
+
+This is the scan's logic, no user interface: the monitor's alerts pane
+(:class:`~quantdesk.dashboards.panes.AlertsPane`) shows what it keeps.
 """
 
 from __future__ import annotations
@@ -31,17 +34,15 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 if TYPE_CHECKING:
-    from quantdesk.dashboards.hub import CandleSource
+    from quantdesk.data.live.recorder import CandleSource
     from quantdesk.data.store.market import MarketStore
     from quantdesk.screener.rules import Rule
     from quantdesk.screener.rulesets import RulesLike
 
-__all__ = ["ALERT_FIELDS", "RULES_ENV", "LiveScanner", "default_live_rules"]
+__all__ = ["ALERT_FIELDS", "LiveScanner", "default_live_rules"]
 
 logger = logging.getLogger(__name__)
 
-#: Environment variable naming a YAML rule set for the monitor's live scan.
-RULES_ENV = "QUANTDESK_MONITOR_RULES"
 #: The fields of each in-memory alert (besides its sequence number ``seq``).
 ALERT_FIELDS: tuple[str, ...] = ("symbol", "rule", "ts", "trigger_price")
 

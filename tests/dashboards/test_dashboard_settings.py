@@ -1,0 +1,53 @@
+"""The dashboards read their environment through ``quantdesk.config``, nowhere else."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from quantdesk.config import Settings
+
+DASHBOARDS = Path(__file__).resolve().parents[2] / "src" / "quantdesk" / "dashboards"
+# Reads that stay: Jupyter's own variables for JupyterLab and its kernels (jupyter.py,
+# lab.py), the child environment voila.py composes for its kernels, and the cookie
+# secret (a secret: read by the code that needs it, never kept on Settings).
+ALLOWED = {"jupyter.py", "lab.py", "voila.py", "server.py"}
+
+
+def test_the_monitor_rules_and_voila_settings_come_from_config() -> None:
+    env = {
+        "QUANTDESK_MONITOR_RULES": "rules.yaml",
+        "QUANTDESK_VOILA_STATIC": "/srv/static",
+        "VOILA_BASE_URL": "/apps/",
+    }
+    read = Settings.from_env(env, cwd="/")
+    assert read.monitor_rules == "rules.yaml"
+    assert read.voila_static == "/srv/static"
+    assert read.voila_kernel and read.voila_base_url == "/apps/"
+    plain = Settings.from_env({}, cwd="/")
+    assert plain.monitor_rules is None and plain.voila_static is None
+    assert not plain.voila_kernel and plain.voila_base_url == "/"
+
+
+def test_the_hub_takes_its_rules_from_the_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from quantdesk.dashboards.hub import LiveHub
+
+    monkeypatch.setenv("QUANTDESK_MONITOR_RULES", str(tmp_path / "rules.yaml"))
+    assert LiveHub(tmp_path / "s.duckdb").rules == str(tmp_path / "rules.yaml")
+    assert LiveHub(tmp_path / "s.duckdb", rules=["new_high"]).rules == ["new_high"]
+
+
+def test_no_other_dashboard_module_reads_the_environment() -> None:
+    readers = []
+    for path in sorted(DASHBOARDS.glob("*.py")):
+        if path.name in ALLOWED:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr in {"environ", "getenv"}:
+                readers.append(f"{path.name}:{node.lineno}")
+    assert readers == []
