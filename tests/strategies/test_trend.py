@@ -8,7 +8,7 @@ import pytest
 
 from quantdesk.backtest import run
 from quantdesk.data import simulate
-from quantdesk.portfolio.sizing import rebalance_mask
+from quantdesk.strategies.sizing import rebalance_mask
 from quantdesk.strategies import ma_crossover_weights, vol_target_trend
 
 
