@@ -65,7 +65,7 @@ def test_manual_trades_and_rebalance_fills_are_priced_by_the_one_rule(store, mon
 
     trades = ledger.trades()
     assert len(trades) == 2 + len(rebalance.fills) == len(calls) == 4
-    for row, ((units, ref, fees, slippage), (price, commission, change)) in zip(
+    for row, ((units, ref, fees, slippage), (price, commission, _)) in zip(
         trades.itertuples(), calls, strict=True
     ):
         assert (fees, slippage) == (7.0 * 1e-4, 13.0 * 1e-4)

@@ -128,9 +128,7 @@ def fill_target_percent(
                             units = units // granularity * granularity
                             if is_less(units, _MIN_SIZE):
                                 continue
-                            fill_price, fee_paid, change = fill_order(
-                                units, price, fees, slippage
-                            )
+                            fill_price, fee_paid, change = fill_order(units, price, fees, slippage)
                         else:  # the whole cash: what is not the commission buys units
                             fee_paid = cash - max_req_cash
                             change = -cash

@@ -121,7 +121,6 @@ class Book:
     new: bool = False  # not in the store yet: the first successful write creates it
 
 
-
 @dataclass(frozen=True)
 class Fill:
     """Return value of :func:`price_fill`: one order's fill price, commission and cash move."""
@@ -304,4 +303,3 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: Sequence[list[Any]
     # DuckDB reads the local DataFrame by its name (a replacement scan); table: a fixed name
     con.execute(f"INSERT INTO {table} SELECT * FROM ledger_rows")
     del ledger_rows
-

@@ -700,4 +700,3 @@ class PaperLedger:
                 [self.name, str(symbol).strip()],
             )
         return self.watchlist()
-
