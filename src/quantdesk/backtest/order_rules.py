@@ -20,9 +20,10 @@ and callable from Python.
 
 Examples
 --------
->>> fill_order(10.0, 100.0, 0.001, 0.005)
+>>> price, commission, change = fill_order(10.0, 100.0, 0.001, 0.005)
+>>> round(price, 6), round(commission, 6), round(change, 6)
 (100.5, 1.005, -1006.005)
->>> settle(2000.0, -1006.005)
+>>> round(settle(2000.0, change), 6)
 993.995
 """
 
