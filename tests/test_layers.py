@@ -1,8 +1,13 @@
 """The house rules of docs/architecture.md, checked on the source of every module.
 
 Each module of ``src/quantdesk`` sits on a floor; it may import from its own floor and
-the floors below, never above.  Only ``reports`` and ``dashboards`` may know papermill,
-Voila or Panel, and no package imports another package's private (``_name``) names.
+the floors below, never above.  Inside the decisions floor the packages are ordered
+too (:data:`DECISIONS_ORDER`): ``strategies`` lowest, then ``backtest`` and
+``screener`` beside each other, then ``portfolio``; a package imports only the ones
+below it (the ledger may import backtest and strategies, backtest strategies, the
+screener strategies; strategies none of them), so an arrow back up fails the build.
+Only ``reports`` and ``dashboards`` may know papermill, Voila or Panel, and no package
+imports another package's private (``_name``) names.
 Imports inside functions count, and so do module paths given as strings (the lazy
 ``_EXPORTS`` tables, ``importlib.import_module("quantdesk...")``).
 """
@@ -44,6 +49,10 @@ FLOORS: dict[str, int] = {
     "__main__": 5,
 }
 FLOOR_NAMES = ["core", "data", "analytics", "decisions", "publishing", "cli"]
+DECISIONS = 3
+# The order inside the decisions floor, bottom first.  Packages on one step do not
+# import each other (backtest and screener are siblings), so no step holds a circle.
+DECISIONS_ORDER: dict[str, int] = {"strategies": 0, "backtest": 1, "screener": 1, "portfolio": 2}
 ROOT_FLOOR = 5  # ``quantdesk/__init__.py`` names every package (lazily): the facade.
 
 # Only publishing knows these (DESIGN.md: "the only places that know about papermill,
@@ -134,6 +143,16 @@ def violations(found: list[Import]) -> list[str]:
                 f"{where}: {FLOOR_NAMES[mine]} may not import {FLOOR_NAMES[theirs]} "
                 f"(a higher floor)"
             )
+        if (
+            mine == theirs == DECISIONS
+            and len(here) > 1
+            and here[1] != there[1]
+            and DECISIONS_ORDER[there[1]] >= DECISIONS_ORDER[here[1]]
+        ):
+            out.append(
+                f"{where}: inside decisions, {here[1]} may not import {there[1]} "
+                "(order: strategies < backtest, screener < portfolio)"
+            )
         # ``quantdesk._lazy`` is a module of the whole project; private names *inside*
         # another package (``quantdesk.backtest.figures._holoviews``) are that package's.
         other_package = len(here) < 2 or here[1] != there[1]
@@ -159,6 +178,11 @@ def test_every_module_sits_on_a_known_floor() -> None:
         module_name(path) for path in PACKAGE.rglob("*.py") if floor_of(module_name(path)) is None
     }
     assert not unknown, f"give these a floor in FLOORS and in docs/architecture.md: {unknown}"
+
+
+def test_every_decisions_package_has_a_place_in_the_order() -> None:
+    decisions = {name for name, floor in FLOORS.items() if floor == DECISIONS}
+    assert decisions == set(DECISIONS_ORDER)
 
 
 def test_no_module_imports_from_a_higher_floor_or_a_private_name() -> None:
@@ -217,6 +241,30 @@ def _check(tmp_path: Path, name: str, source: str) -> list[str]:
             "from quantdesk.backtest._order_kernel import k\n",
             "_order_kernel is private",
         ),
+        # inside decisions: strategies are the lowest, the ledger the highest
+        (
+            "quantdesk.strategies.x",
+            "from quantdesk.portfolio import PaperLedger\n",
+            "strategies may not import portfolio",
+        ),
+        (
+            "quantdesk.strategies.x",
+            "def f():\n    import quantdesk.backtest.engine\n",
+            "strategies may not import backtest",
+        ),
+        ("quantdesk.backtest.x", "from ..portfolio import ledger\n", "backtest may not import"),
+        (
+            "quantdesk.screener.x",
+            "from quantdesk.portfolio.ledger import PaperLedger\n",
+            "screener may not import portfolio",
+        ),
+        # siblings on one step do not import each other
+        ("quantdesk.backtest.x", "import quantdesk.screener.rules\n", "backtest may not import"),
+        (
+            "quantdesk.strategies.__init__",
+            "_EXPORTS = {'x': 'quantdesk.portfolio.follow'}\n",
+            "strategies may not import portfolio",
+        ),
     ],
 )
 def test_a_broken_rule_is_reported(tmp_path: Path, name: str, source: str, expected: str) -> None:
@@ -234,6 +282,11 @@ def test_a_broken_rule_is_reported(tmp_path: Path, name: str, source: str, expec
         ("quantdesk.cli", "from quantdesk.reports.commands import report_app\n"),
         ("quantdesk.signals.thing", "from quantdesk._lazy import lazy_attributes\n"),
         ("quantdesk.signals.thing", "LOG = 'quantdesk.signals uses this text'\n"),
+        ("quantdesk.portfolio.x", "from quantdesk.backtest.order_rules import fill_order\n"),
+        ("quantdesk.portfolio.x", "from quantdesk.strategies import get_strategy\n"),
+        ("quantdesk.backtest.x", "from quantdesk.strategies.sizing import Rebalance\n"),
+        ("quantdesk.screener.x", "from quantdesk.strategies import vol_target_trend\n"),
+        ("quantdesk.strategies.x", "from quantdesk.signals.trend import blended_tsmom\n"),
     ],
 )
 def test_allowed_imports_pass(tmp_path: Path, name: str, source: str) -> None:

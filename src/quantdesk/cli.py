@@ -584,7 +584,7 @@ def paper_rebalance(
     the summary says so; with no opinion on any symbol nothing trades (exit 1).
     """
     from quantdesk.errors import TradeRejected
-    from quantdesk.portfolio.ledger import follow_strategy
+    from quantdesk.portfolio.follow import follow_strategy
 
     book = _ledger(store, ledger, cash, max_price_age)
     try:

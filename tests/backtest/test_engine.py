@@ -19,7 +19,7 @@ from quantdesk.backtest.engine import Fills, simulate_fills, simulate_orders
 from quantdesk.backtest.sweeps import sweep, walk_forward
 from quantdesk.config import DEFAULT_COMMISSION_BPS, DEFAULT_SLIPPAGE_BPS
 from quantdesk.data import simulate
-from quantdesk.portfolio import vol_target_weights
+from quantdesk.strategies import vol_target_weights
 
 from .reference import reference_backtest
 

@@ -13,10 +13,11 @@ import pandas as pd
 import pytest
 
 from quantdesk.backtest import run
-from quantdesk.backtest.engine import fill_costs, rebalance_fills, simulate_fills
+from quantdesk.backtest.engine import rebalance_fills
 from quantdesk.data import simulate
 from quantdesk.data.store.market import MarketStore
-from quantdesk.portfolio.ledger import PaperLedger, drift_from_backtest
+from quantdesk.portfolio.drift import drift_from_backtest
+from quantdesk.portfolio.ledger import PaperLedger
 from quantdesk.strategies import vol_target_trend
 
 STRATEGY = {"lookbacks": (10, 20, 40), "vol_halflife": 10, "target_vol": 0.4, "max_gross": 1.0}
@@ -120,23 +121,3 @@ def test_rebalance_fills_from_a_running_book_equal_the_backtests_next_bar():
     np.testing.assert_allclose(got["price"], expected["price"], rtol=1e-12)
     np.testing.assert_allclose(got["commission"], expected["commission"], rtol=1e-12)
     assert fills["units"].iloc[0] < 0, "sells go first"
-
-
-@pytest.mark.parametrize("units", [3.0, -7.5])
-def test_fill_costs_agree_with_the_order_kernel(units):
-    """The ledger's buy/sell cost rule is the kernel's: one order through both."""
-    price, fees, slip = 101.25, 7.0, 13.0
-    start = np.array([0.0 if units > 0 else 10.0])
-    cash = 1e6
-    value = cash + start[0] * price
-    weight = (start[0] + units) * price / value
-    fills = simulate_fills(
-        np.array([[price]]), np.array([[weight]]), group_size=1, commission_bps=fees,
-        slippage_bps=slip, init_cash=cash, init_position=start,
-    )  # fmt: skip
-    fill_price, commission = fill_costs(
-        fills.signed[0], price, commission_bps=fees, slippage_bps=slip
-    )
-    np.testing.assert_allclose(fills.signed[0], units, rtol=1e-9)
-    assert fill_price == pytest.approx(fills.price[0], rel=1e-15)
-    assert commission == pytest.approx(fills.fees[0], rel=1e-12)

@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 from quantdesk.cli import app
 from quantdesk.data.store.market import MarketStore
 from quantdesk.errors import TradeRejected
-from quantdesk.portfolio.ledger import PaperLedger, follow_strategy
+from quantdesk.portfolio.follow import follow_strategy
+from quantdesk.portfolio.ledger import PaperLedger
 
 FREE = {"commission_bps": 0.0, "slippage_bps": 0.0}
 runner = CliRunner()

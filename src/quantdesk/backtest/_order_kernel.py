@@ -13,43 +13,12 @@ import numpy as np
 
 __all__ = ["fill_target_percent"]
 
+from quantdesk.backtest.order_rules import add, fill_order, is_close, is_less, settle, snap
+
 _jit = numba.njit(cache=True, nogil=True)
 
-# vectorbt's tolerances (vectorbt.utils.math_): orders are compared, not only computed.
-_REL_TOL = 1e-9
-_ABS_TOL = 1e-12
 # vectorbt's default smallest order (portfolio settings ``min_size``): less is no fill.
 _MIN_SIZE = 1e-8
-
-
-@_jit  # type: ignore[misc]
-def _is_close(a: float, b: float) -> bool:
-    if np.isnan(a) or np.isnan(b) or np.isinf(a) or np.isinf(b):
-        return False
-    if a == b:
-        return True
-    return abs(a - b) <= max(_REL_TOL * max(abs(a), abs(b)), _ABS_TOL)
-
-
-@_jit  # type: ignore[misc]
-def _is_less(a: float, b: float) -> bool:
-    return a < b and not _is_close(a, b)
-
-
-@_jit  # type: ignore[misc]
-def _add(a: float, b: float) -> float:
-    # a + b, exactly zero when the two nearly cancel (vectorbt's add_nb)
-    if np.sign(a) != np.sign(b):
-        if _is_close(abs(a), abs(b)):
-            return 0.0
-    elif _is_close(a + b, 0.0):
-        return 0.0
-    return a + b
-
-
-@_jit  # type: ignore[misc]
-def _snap(a: float) -> float:
-    return 0.0 if _is_close(a, 0.0) else a
 
 
 @_jit  # type: ignore[misc]
@@ -119,12 +88,12 @@ def fill_target_percent(
             # A stable sort, sells first, ties in column order: the order vectorbt's
             # insertion sort gives, in n log n (a 500-asset book sorts every bar).
             call = np.argsort(order_value, kind="mergesort")
-            value_now = _snap(value)
+            value_now = snap(value)
             for j in range(group_size):
                 k = call[j]
                 col = first + k
-                cash = _snap(cash)
-                position[k] = _snap(position[k])
+                cash = snap(cash)
+                position[k] = snap(position[k])
                 weight = orders[t, col]
                 price = valuation[t, col if val_full else k]
                 if np.isnan(weight) or np.isnan(price):
@@ -133,24 +102,23 @@ def fill_target_percent(
                     raise ValueError("cash cannot be NaN and must be greater than 0")
                 if not value_now > 0:  # a wiped-out portfolio places no orders
                     continue
-                vp = _snap(val_price[k])
+                vp = snap(val_price[k])
                 size = weight * value_now / vp - position[k]
                 cap = max_size[
                     t if ms_rows else 0,
                     (col if ms_cols == n_cols else k) if ms_cols > 1 else 0,
                 ]
                 if size > 0:
-                    fill_price = price * (1 + slippage)
                     if cash == 0:
                         continue
                     want = min(size, cap)
                     if not np.isnan(granularity):
                         want = want // granularity * granularity
-                    req_cash = want * fill_price
-                    req_fees = req_cash * fees
-                    total = req_cash + req_fees
-                    if _is_close(total, cash) or total < cash:
-                        units, fee_paid, spent = want, req_fees, total
+                    if is_close(want, 0.0):
+                        continue
+                    fill_price, fee_paid, change = fill_order(want, price, fees, slippage)
+                    if is_close(-change, cash) or -change < cash:
+                        units = want
                     else:  # cash runs out: buy what it covers, commission included
                         max_req_cash = cash / (1 + fees)
                         if max_req_cash <= 0:
@@ -158,30 +126,28 @@ def fill_target_percent(
                         units = max_req_cash / fill_price
                         if not np.isnan(granularity):
                             units = units // granularity * granularity
-                            fee_paid = units * fill_price * fees
-                            spent = units * fill_price + fee_paid
-                        else:
+                            if is_less(units, _MIN_SIZE):
+                                continue
+                            fill_price, fee_paid, change = fill_order(units, price, fees, slippage)
+                        else:  # the whole cash: what is not the commission buys units
                             fee_paid = cash - max_req_cash
-                            spent = cash
-                    if _is_close(want, 0.0) or _is_less(units, _MIN_SIZE):
+                            change = -cash
+                    if is_less(units, _MIN_SIZE):
                         continue
-                    cash = _add(cash, -spent)
-                    position[k] = _add(position[k], units)
+                    cash = settle(cash, change)
+                    position[k] = add(position[k], units)
                     signed = units
                 else:
-                    fill_price = price * (1 - slippage)
                     units = min(-size, cap)
                     if not np.isnan(granularity):
                         units = units // granularity * granularity
-                    if _is_close(units, 0.0) or _is_less(units, _MIN_SIZE):
+                    if is_close(units, 0.0) or is_less(units, _MIN_SIZE):
                         continue
-                    proceeds = units * fill_price
-                    fee_paid = proceeds * fees
-                    received = _add(proceeds, -fee_paid)
+                    fill_price, fee_paid, received = fill_order(-units, price, fees, slippage)
                     if received < 0:
                         continue
-                    cash = cash + received
-                    position[k] = _add(position[k], -units)
+                    cash = settle(cash, received)
+                    position[k] = add(position[k], -units)
                     signed = -units
                 out_bar[n] = t
                 out_col[n] = col

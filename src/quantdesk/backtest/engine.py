@@ -41,7 +41,6 @@ __all__ = [
     "DEFAULT_SLIPPAGE_BPS",
     "BacktestResult",
     "Fills",
-    "fill_costs",
     "order_inputs",
     "rebalance_fills",
     "run",
@@ -572,32 +571,6 @@ def order_inputs(
     if lot_size is not None and lot_size <= 0:
         raise ValueError("lot_size must be positive")
     return valuation, orders, max_size
-
-
-def fill_costs(
-    signed_units: float,
-    price: float,
-    *,
-    commission_bps: float = DEFAULT_COMMISSION_BPS,
-    slippage_bps: float = DEFAULT_SLIPPAGE_BPS,
-) -> tuple[float, float]:
-    """Return ``(fill_price, commission)`` of one order filled in full at ``price``.
-
-    The compiled simulation's rule (:mod:`quantdesk.backtest.orders`), written once more
-    for an order of a given size (the paper ledger's buy and sell): buys fill at
-    ``price * (1 + slippage)``, sells at ``price * (1 - slippage)``, and the commission
-    is that share of the traded value.  ``tests/portfolio/test_ledger_follows_backtest.py``
-    checks that it agrees with the kernel.
-
-    Examples
-    --------
-    >>> price, commission = fill_costs(10.0, 100.0, commission_bps=10, slippage_bps=50)
-    >>> round(price, 6), round(commission, 6)
-    (100.5, 1.005)
-    """
-    slip = slippage_bps * BPS
-    fill_price = price * (1 + slip) if signed_units > 0 else price * (1 - slip)
-    return fill_price, abs(signed_units) * fill_price * (commission_bps * BPS)
 
 
 def rebalance_fills(

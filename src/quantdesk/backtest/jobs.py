@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
     from quantdesk.backtest.engine import BacktestResult
     from quantdesk.data.store.market import MarketStore
-    from quantdesk.portfolio.sizing import Rebalance
+    from quantdesk.strategies.sizing import Rebalance
 
 __all__ = ["TrendBacktest", "backtest_trend"]
 
@@ -127,11 +127,13 @@ def backtest_trend(
         No closes for the selection or for a symbol, or the benchmark is not stored.
     """
     from quantdesk.backtest.engine import run
-    from quantdesk.data.store.market import MarketStore, UnknownSymbolError
+    from quantdesk.core.coerce import as_symbols
+    from quantdesk.data.store import as_store
+    from quantdesk.data.store.market import UnknownSymbolError
     from quantdesk.strategies import vol_target_trend
 
-    source = store if isinstance(store, MarketStore) else MarketStore(store, read_only=True)
-    names = list(symbols) if symbols else None
+    source = as_store(store, read_only=True)
+    names = as_symbols(symbols) or None
     close = source.panel("close", symbols=names, start=start, end=end)
     if close.empty:
         raise ValueError("no daily closes for that selection; see `quantdesk data info`")

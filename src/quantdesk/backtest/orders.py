@@ -20,7 +20,9 @@ Per group of columns (one portfolio) and bar:
    rounded down to ``granularity``; an order under 1e-8 units is not filled.
 
 Values within 1e-9 relative (1e-12 absolute) of each other compare as equal and cash
-or units within 1e-12 of zero snap to zero, as in vectorbt.
+or units within 1e-12 of zero snap to zero, as in vectorbt.  The price, commission and
+cash of each fill come from :func:`quantdesk.backtest.order_rules.fill_order`, the one
+rule the paper ledger's manual trades use too.
 """
 
 from __future__ import annotations

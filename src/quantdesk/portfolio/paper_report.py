@@ -4,9 +4,10 @@ A ledger that follows a strategy is rebalanced to the strategy's latest weights,
 its drift is measured against the backtest of the strategy's weights.  Both must be the
 *same* weights: computed twice on different windows of closes (the EWMA volatility
 forecast remembers where its window starts), the drift would compare the ledger with a
-strategy it never traded.  :func:`strategy_weights` computes them once on the stored
-closes, :func:`follow_weights` trades their latest row, and :func:`paper_report` does
-both and measures the drift (``notebooks/paper_portfolio.ipynb`` shows what it returns).
+strategy it never traded.  :func:`paper_report` computes them once on the stored closes
+(:func:`~quantdesk.portfolio.follow.strategy_weights`), trades their latest row
+(:func:`~quantdesk.portfolio.follow.follow_weights`, what ``follow_strategy`` does) and
+measures the drift (``notebooks/paper_portfolio.ipynb`` shows what it returns).
 """
 
 from __future__ import annotations
@@ -18,68 +19,16 @@ from typing import Any
 
 import pandas as pd
 
+from quantdesk.core.coerce import as_symbols
 from quantdesk.core.html import summary_html, summary_text
-from quantdesk.errors import TradeRejected
-from quantdesk.portfolio.ledger import (
-    STRATEGIES,
-    PaperLedger,
-    RebalanceResult,
-    drift_from_backtest,
-)
+from quantdesk.portfolio.accounting import RebalanceResult
+from quantdesk.portfolio.drift import drift_from_backtest
+from quantdesk.portfolio.follow import follow_weights, strategy_weights
+from quantdesk.portfolio.ledger import PaperLedger
 
-__all__ = ["PaperReport", "follow_weights", "paper_report", "strategy_weights"]
+__all__ = ["PaperReport", "paper_report"]
 
 logger = logging.getLogger(__name__)
-
-
-def strategy_weights(
-    close: pd.DataFrame, strategy: str = "vol_target_trend", **params: Any
-) -> pd.DataFrame:
-    """Return the target weights of the strategy named ``strategy`` on a wide close panel.
-
-    Raises
-    ------
-    ValueError
-        For a strategy not in :data:`quantdesk.portfolio.ledger.STRATEGIES`.
-    """
-    if strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r}; one of {list(STRATEGIES)}")
-    from quantdesk.strategies import vol_target_trend
-
-    return vol_target_trend(close, **params)
-
-
-def follow_weights(
-    ledger: PaperLedger,
-    weights: pd.DataFrame,
-    strategy: str = "vol_target_trend",
-    prices: Any = None,
-) -> RebalanceResult:
-    """Return the rebalance of ``ledger`` to the last row of ``weights``.
-
-    A symbol without a weight on the last row (in its warm-up) is kept when held; when
-    no symbol has one, nothing trades.
-
-    Raises
-    ------
-    TradeRejected
-        With reason ``bad_weights`` when no symbol has a weight on the last row (too
-        little history, or not a rebalance bar of the strategy's schedule); otherwise
-        as :meth:`~quantdesk.portfolio.ledger.PaperLedger.rebalance`.
-    """
-    latest = weights.iloc[-1]
-    if latest.isna().all():
-        why = (
-            "not a rebalance bar of its schedule"
-            if weights.notna().any().any()
-            else f"too little history for its lookbacks: {len(weights)} bars"
-        )
-        raise TradeRejected(
-            f"{strategy} has no weights on {weights.index[-1]:%Y-%m-%d} ({why}); nothing traded",
-            reason="bad_weights",
-        )
-    logger.info("%s on %d symbols: weights of %s", strategy, weights.shape[1], weights.index[-1])
-    return ledger.rebalance(latest, prices)
 
 
 @dataclass(frozen=True)
@@ -99,7 +48,7 @@ class PaperReport:
         This run's rebalance, or None when none was asked for.
     drift
         The ledger's equity beside the backtest's since its first trade
-        (:func:`~quantdesk.portfolio.ledger.drift_from_backtest`), over the last
+        (:func:`~quantdesk.portfolio.drift.drift_from_backtest`), over the last
         ``history_days`` closes.
     """
 
@@ -151,7 +100,7 @@ def paper_report(
 
     The strategy's weights are computed once, on every stored daily close of
     ``symbols`` (default: every stored symbol), as :func:`follow_strategy
-    <quantdesk.portfolio.ledger.follow_strategy>` computes them; their last row is the
+    <quantdesk.portfolio.follow.follow_strategy>` computes them; their last row is the
     rebalance's target (``rebalance_now``), and the same weights, over the last
     ``history_days`` closes (``None``: all), are what the drift backtest trades.
 
@@ -160,9 +109,9 @@ def paper_report(
     ValueError
         An unknown strategy.
     TradeRejected
-        As :func:`follow_weights`.
+        As :func:`~quantdesk.portfolio.follow.follow_weights`.
     """
-    close = ledger.store.panel("close", symbols=list(symbols) if symbols else None)
+    close = ledger.store.panel("close", symbols=as_symbols(symbols) or None)
     weights = strategy_weights(close, strategy, **params)
     rebalance = follow_weights(ledger, weights, strategy, prices) if rebalance_now else None
     window = slice(-history_days, None) if history_days else slice(None)

@@ -8,8 +8,8 @@ import pytest
 
 from quantdesk.backtest import run
 from quantdesk.data import simulate
-from quantdesk.portfolio.sizing import rebalance_mask
 from quantdesk.strategies import ma_crossover_weights, vol_target_trend
+from quantdesk.strategies.sizing import rebalance_mask
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,8 @@
-"""Composed strategies: signals plus sizing, as pure functions of prices.
+"""Trend strategies: signals plus sizing, as pure functions of prices.
 
 The same function feeds the backtest, the scheduled reports, the dashboards and the
-paper ledger, so what is tested here is what trades.
+paper ledger (by name, through :mod:`quantdesk.strategies.registry`), so what is tested
+here is what trades.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from quantdesk.portfolio.sizing import Rebalance, vol_target_weights
+from quantdesk.strategies.sizing import Rebalance, vol_target_weights
 
 if TYPE_CHECKING:
     from quantdesk.forecast.base import ForecastModel

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from quantdesk.portfolio.sizing import apply_band, rebalance_mask, vol_target_weights
+from quantdesk.strategies.sizing import apply_band, rebalance_mask, vol_target_weights
 
 
 def panels(rows: int = 300, cols: int = 5, seed: int = 0):
