@@ -10,8 +10,8 @@ import pytest
 
 from quantdesk.data import MarketStore, simulate
 from quantdesk.errors import TradeRejected
-from quantdesk.portfolio.follow import follow_weights, strategy_weights
-from quantdesk.portfolio.ledger import PaperLedger, follow_strategy
+from quantdesk.portfolio.follow import follow_strategy, follow_weights, strategy_weights
+from quantdesk.portfolio.ledger import PaperLedger
 from quantdesk.portfolio.paper_report import paper_report
 
 PARAMS = {"lookbacks": [21, 63], "target_vol": 0.2, "long_only": True}
