@@ -41,7 +41,6 @@ import hashlib
 import html
 import json
 import logging
-import os
 import platform
 import re
 import tempfile
@@ -50,7 +49,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from quantdesk.config import settings
+from quantdesk.config import environment, settings
 from quantdesk.core.jsonable import jsonable
 from quantdesk.core.provenance import library_versions
 from quantdesk.reports.engine import kernel_data_env, register_engine
@@ -225,7 +224,7 @@ def run_report(
     if not kernel_cwd.is_dir():
         raise NotADirectoryError(f"cwd {kernel_cwd} is not a directory")
     data_env, store_path = kernel_data_env(extra_env, kernel_cwd)
-    kernel_env = {**os.environ, **data_env, **extra_env}
+    kernel_env = {**environment(), **data_env, **extra_env}
     secrets = secret_values(kernel_env)
 
     root = Path(reports_dir) if reports_dir is not None else settings().reports_dir
