@@ -29,7 +29,7 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["format_value", "summary_html", "summary_text"]
+__all__ = ["Html", "element", "escape", "format_value", "frame_table", "summary_html", "summary_text"]
 
 #: Rows of a folded frame shown before it is cut (head and tail, as pandas does).
 MAX_ROWS = 20
@@ -123,3 +123,63 @@ def summary_text(title: str, headline: Mapping[str, Any]) -> str:
     width = max((len(str(k)) for k in headline), default=0)
     lines = [title, *(f"  {k!s:<{width}}  {format_value(v)}" for k, v in headline.items())]
     return "\n".join(lines)
+
+
+# -- fragments for panes and apps (a dashboard's labels, tables and messages) ------------
+
+
+class Html(str):
+    """Text that is HTML already (made by :func:`element`): inserted as it is, not escaped."""
+
+    __slots__ = ()
+
+
+def escape(text: Any) -> Html:
+    """Return ``text`` escaped for HTML (an :class:`Html` value stays as it is).
+
+    Examples
+    --------
+    >>> escape("<b>x</b> & y"), escape(element("b", "x"))
+    ('&lt;b&gt;x&lt;/b&gt; &amp; y', '<b>x</b>')
+    """
+    return text if isinstance(text, Html) else Html(html.escape(str(text)))
+
+
+def element(tag: str, *children: Any, cls: str | None = None, **attrs: Any) -> Html:
+    """Return the element ``<tag>`` around ``children``, every text and attribute escaped.
+
+    Children that are :class:`Html` (other elements) go in as they are; anything else
+    is escaped text.  ``cls`` is the ``class`` attribute; other keywords are attributes,
+    ``_`` written ``-`` (``data_metric`` is ``data-metric``); ``None`` leaves one out.
+
+    Examples
+    --------
+    >>> element("td", "<script>", cls="qd-x", data_metric='a"b')
+    '<td class="qd-x" data-metric="a&quot;b">&lt;script&gt;</td>'
+    >>> element("tr", element("td", 1.5))
+    '<tr><td>1.5</td></tr>'
+    """
+    named = {"class": cls, **{k.replace("_", "-"): v for k, v in attrs.items()}}
+    attributes = "".join(
+        f' {name}="{html.escape(str(value), quote=True)}"'
+        for name, value in named.items()
+        if value is not None
+    )
+    body = "".join(escape(child) for child in children)
+    return Html(f"<{tag}{attributes}>{body}</{tag}>")
+
+
+def frame_table(frame: pd.DataFrame, cls: str | None = None) -> Html:
+    """Return ``frame`` as a plain table (a header row, then one row per row), all escaped.
+
+    Examples
+    --------
+    >>> frame_table(pd.DataFrame({"<a>": ["x&y"]}), cls="t")
+    '<table class="t"><tr><th>&lt;a&gt;</th></tr><tr><td>x&amp;y</td></tr></table>'
+    """
+    header = element("tr", *(element("th", column) for column in frame.columns))
+    rows = (
+        element("tr", *(element("td", value) for value in row))
+        for row in frame.itertuples(index=False)
+    )
+    return element("table", header, *rows, cls=cls)

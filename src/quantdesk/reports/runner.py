@@ -38,7 +38,6 @@ Examples
 from __future__ import annotations
 
 import hashlib
-import html
 import json
 import logging
 import platform
@@ -50,6 +49,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from quantdesk.config import environment, settings
+from quantdesk.core.html import element
 from quantdesk.core.jsonable import jsonable
 from quantdesk.core.provenance import library_versions
 from quantdesk.reports.engine import kernel_data_env, register_engine
@@ -356,8 +356,7 @@ def run_report(
 
 
 def _fallback_html(stem: str, run_id: str, banner: str) -> str:
-    title = html.escape(f"{stem} · {run_id}")
-    return (
-        f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{title}</title></head>'
-        f"<body>{banner_html(banner)}<h1>{title}</h1></body></html>\n"
-    )
+    title = f"{stem} · {run_id}"
+    head = '<!DOCTYPE html>\n<html><head><meta charset="utf-8">' + element("title", title)
+    body = element("body", banner_html(banner), element("h1", title))
+    return head + "</head>" + body + "</html>\n"
