@@ -53,7 +53,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
@@ -330,7 +330,7 @@ def _latest_session(store: AlertStore, alerts: pd.DataFrame) -> pd.Timestamp:
         {"syms": sorted({str(s) for s in alerts["symbol"]})},
     )["ts"].iloc[0]
     if stored is not None and not pd.isna(stored):
-        newest = max(newest, pd.Timestamp(as_utc(stored)))
+        newest = max(newest, cast(pd.Timestamp, as_utc(stored)))
     return pd.Timestamp(newest).normalize()
 
 
