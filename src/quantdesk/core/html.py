@@ -29,7 +29,15 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["Html", "element", "escape", "format_value", "frame_table", "summary_html", "summary_text"]
+__all__ = [
+    "Html",
+    "element",
+    "escape",
+    "format_value",
+    "frame_table",
+    "summary_html",
+    "summary_text",
+]
 
 #: Rows of a folded frame shown before it is cut (head and tail, as pandas does).
 MAX_ROWS = 20
