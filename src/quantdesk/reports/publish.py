@@ -32,11 +32,12 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from quantdesk.config import settings
-from quantdesk.core.html import Html, element, escape
 from quantdesk.reports.offline import OFFLINE_TEMPLATE, localise_assets, markdown_has_tex
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from quantdesk.core.html import Html
 
 __all__ = [
     "INDEX_NAME",
@@ -101,6 +102,8 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 def banner_html(text: str) -> Html:
     """Return a red, full-width alert ``<div>`` carrying ``text`` (HTML-escaped)."""
+    from quantdesk.core.html import element
+
     style = (
         f"background:{_FAILED_COLOUR};color:#ffffff;padding:14px 20px;margin:0 0 12px 0;"
         "font:600 18px/1.4 system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;"
@@ -291,6 +294,8 @@ def _index_lock(root: Path) -> Iterator[None]:
 
 
 def _link(root: Path, target: str | None, label: str) -> Html | None:
+    from quantdesk.core.html import element
+
     if target is None:
         return None
     return element("a", label, href=quote(Path(target).relative_to(root).as_posix()))
@@ -298,6 +303,8 @@ def _link(root: Path, target: str | None, label: str) -> Html | None:
 
 def _joined(parts: list[Html], separator: str = " · ") -> list[Html]:
     """Return ``parts`` with ``separator`` (escaped text) between each two."""
+    from quantdesk.core.html import escape
+
     out: list[Html] = []
     for part in parts:
         out += [escape(separator), part] if out else [part]
@@ -306,11 +313,15 @@ def _joined(parts: list[Html], separator: str = " · ") -> list[Html]:
 
 def _table(header: tuple[str, ...], rows: list[Html]) -> Html:
     """Return a table: ``header`` as its ``<thead>`` row, then ``rows`` in its body."""
+    from quantdesk.core.html import element
+
     head = element("thead", element("tr", *(element("th", h) for h in header)))
     return element("table", head, element("tbody", *rows))
 
 
 def _row_html(root: Path, run: dict[str, Any]) -> Html:
+    from quantdesk.core.html import element
+
     ok = run["status"] == "ok"
     colour = _OK_COLOUR if ok else _FAILED_COLOUR
     status = [element("span", run["status"], cls="status", style=f"background:{colour}")]
@@ -350,6 +361,8 @@ PIPELINE_STATUS_NAME = "pipeline.json"
 
 def _pipeline_html(root: Path) -> list[Html]:
     """Return the index's ``pipeline`` section from ``pipeline.json`` (empty when absent)."""
+    from quantdesk.core.html import element
+
     path = root / PIPELINE_STATUS_NAME
     if not path.is_file():
         return []
@@ -421,6 +434,8 @@ def write_index(reports_dir: str | Path | None = None) -> Path:
     file is replaced atomically under a lock, so concurrent runs keep it whole and
     complete.
     """
+    from quantdesk.core.html import element
+
     root = Path(reports_dir) if reports_dir is not None else settings().reports_dir
     root.mkdir(parents=True, exist_ok=True)
     with _index_lock(root):

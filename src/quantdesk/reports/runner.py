@@ -49,7 +49,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from quantdesk.config import environment, settings
-from quantdesk.core.html import element
 from quantdesk.core.jsonable import jsonable
 from quantdesk.core.provenance import library_versions
 from quantdesk.reports.engine import kernel_data_env, register_engine
@@ -356,6 +355,8 @@ def run_report(
 
 
 def _fallback_html(stem: str, run_id: str, banner: str) -> str:
+    from quantdesk.core.html import element
+
     title = f"{stem} · {run_id}"
     head = '<!DOCTYPE html>\n<html><head><meta charset="utf-8">' + element("title", title)
     body = element("body", banner_html(banner), element("h1", title))
