@@ -322,3 +322,42 @@ def test_paper_commands_trade_show_watch_and_reject_with_the_reason(tmp_path: Pa
     assert {p["symbol"] for p in shown["positions"]} >= {"AAA"}
     code, out = run("paper", "rebalance", "--strategy", "momentum", *opts)
     assert code == 1 and "unknown strategy" in out
+
+
+def test_typer_and_the_shared_options_live_once_on_the_cli_floor() -> None:
+    """Issue 22: cli.py held every group, and forecast/, reports/ and pipeline/ each
+    carried their own typer app with a copy of ``_fail``, ``--store`` and ``--json``.
+
+    Only quantdesk.cli imports typer, and the failing helper, the store opener and the
+    shared options are defined once, in quantdesk.cli.options.
+    """
+    import ast
+
+    import quantdesk
+
+    package = Path(quantdesk.__file__).parent
+    typer_users, definitions = set(), {}
+    shared = {"fail", "_fail", "open_store", "_store", "StoreOption", "JsonOption", "int_list"}
+    for path in package.rglob("*.py"):
+        name = path.relative_to(package).as_posix()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                modules = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+                modules += [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+                if any(m.split(".")[0] == "typer" for m in modules):
+                    typer_users.add(name.split("/")[0])
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:  # module level
+            if isinstance(node, ast.FunctionDef) and node.name in shared:
+                definitions.setdefault(node.name, []).append(name)
+            if isinstance(node, ast.Assign):
+                for target in node.targets:
+                    if isinstance(target, ast.Name) and target.id in shared:
+                        definitions.setdefault(target.id, []).append(name)
+    assert typer_users == {"cli"}
+    assert definitions == {
+        "fail": ["cli/options.py"],
+        "open_store": ["cli/options.py"],
+        "StoreOption": ["cli/options.py"],
+        "JsonOption": ["cli/options.py"],
+        "int_list": ["cli/options.py"],
+    }

@@ -38,22 +38,33 @@ QUANTDESK_LOCK_TIMEOUT
     Seconds a store operation waits for another process's lock before failing (default 60).
 QUANTDESK_LOG_LEVEL
     Logging level for the ``quantdesk`` CLI (default ``INFO``).
+QUANTDESK_CATALOG
+    The report catalog file (default ``research/reports.yaml`` of the project):
+    :attr:`Settings.catalog_path`.
+QUANTDESK_FINBERT_PATH
+    A local FinBERT directory used instead of the hub id: :attr:`Settings.finbert_path`.
+QUANTDESK_WEBHOOK_CONFIG
+    The alert webhook's YAML file (default ``$QUANTDESK_HOME/webhook.yaml``):
+    :attr:`Settings.webhook_config`.
 QUANTDESK_MONITOR_RULES
-    YAML rule set of the market monitor's live scan (default: its short built-in rules).
-QUANTDESK_VOILA_STATIC
-    Set by ``quantdesk voila`` for its kernels: the folder its server serves chart assets
-    from (``/voila/static/``).
-VOILA_*
-    Set by Voila for the kernels it starts (``VOILA_BASE_URL`` is the server's base URL);
-    :attr:`Settings.voila_kernel` says whether this process is one.
+    The rule set of the market monitor's live scan: :attr:`Settings.monitor_rules`.
+QUANTDESK_VOILA_STATIC, VOILA_BASE_URL, VOILA_*
+    Where a Voila app's static outputs are served from, the server's base URL and
+    whether this kernel runs under Voila: :attr:`Settings.voila_static_dir`,
+    :attr:`Settings.voila_base_url`, :attr:`Settings.in_voila`.
+JUPYTERHUB_SERVICE_PREFIX
+    The JupyterHub prefix of this server: :attr:`Settings.jupyterhub_prefix`.
 NUMBA_CACHE_DIR
     numba's on-disk cache of compiled kernels.  When unset, ``import quantdesk`` sets it
     to ``$QUANTDESK_HOME/numba_cache`` if ``QUANTDESK_HOME`` is set, else to
     ``quantdesk/numba`` in the user's cache directory (``~/.cache`` on Linux), so every
     kernel, report and cron job reuses what one compiled (see :mod:`quantdesk.numba_cache`).
 
-Secrets (API keys for optional online sources) are read from the environment by the
-adapter that needs them and are never stored on this object.
+Secrets (webhook URL and token, API keys, cookie secrets) come from the environment
+only, through :func:`secret`, and are never stored on :class:`Settings` (whose repr a
+log or a report may show).  Processes that hand the environment on (report kernels,
+cron lines, batch workers) read it through :func:`environment`: this module is the
+one place quantdesk reads environment variables.
 """
 
 from __future__ import annotations
@@ -62,7 +73,6 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from quantdesk.core.paths import find_quantdesk_project, is_quantdesk_project, package_checkout
 from quantdesk.numba_cache import default_numba_cache_dir
@@ -73,7 +83,10 @@ __all__ = [
     "MONITOR_RULES_ENV",
     "VOILA_STATIC_ENV",
     "Settings",
+    "environment",
+    "kernel_settings_env",
     "project_root",
+    "secret",
     "settings",
     "user_data_dir",
 ]
@@ -86,10 +99,6 @@ __all__ = [
 DEFAULT_COMMISSION_BPS = 1.0
 #: Slippage against the close, in basis points: about half a liquid spread plus impact.
 DEFAULT_SLIPPAGE_BPS = 2.0
-#: The variable naming the market monitor's live-scan rule set (a YAML file).
-MONITOR_RULES_ENV = "QUANTDESK_MONITOR_RULES"
-#: The variable ``quantdesk voila`` sets for its kernels: where its server serves assets.
-VOILA_STATIC_ENV = "QUANTDESK_VOILA_STATIC"
 
 
 def user_data_dir() -> Path:
@@ -123,6 +132,17 @@ def _env_path(environ: Mapping[str, str], name: str, cwd: Path) -> Path | None:
     return path if path.is_absolute() else cwd / path
 
 
+#: The variables ``quantdesk voila`` and the monitor set for the processes they start.
+MONITOR_RULES_ENV = "QUANTDESK_MONITOR_RULES"
+VOILA_STATIC_ENV = "QUANTDESK_VOILA_STATIC"
+
+
+def _env_user_path(environ: Mapping[str, str], name: str) -> Path | None:
+    """Return the variable ``name`` as a path with ``~`` expanded; None when unset or empty."""
+    value = environ.get(name)
+    return Path(value).expanduser() if value else None
+
+
 @dataclass(frozen=True)
 class Settings:
     """Return the resolved quantdesk settings; build with :meth:`from_env`."""
@@ -138,6 +158,27 @@ class Settings:
     home_source: str = "given"
     #: Which rule chose :attr:`store_path` ("QUANTDESK_STORE", else as home_source).
     store_source: str = "given"
+    #: ``QUANTDESK_CATALOG``: the report catalog file, when set (else the project's).
+    catalog_path: Path | None = None
+    #: ``QUANTDESK_FINBERT_PATH``: a local FinBERT directory standing in for the hub id.
+    finbert_path: Path | None = None
+    #: ``QUANTDESK_WEBHOOK_CONFIG``: the webhook's YAML file, when set explicitly.
+    webhook_config: Path | None = None
+    #: ``QUANTDESK_MONITOR_RULES``: the rule set of the market monitor's live scan.
+    monitor_rules: Path | None = None
+    #: ``QUANTDESK_VOILA_STATIC``: the folder a Voila app's static outputs are served from.
+    voila_static_dir: Path | None = None
+    #: ``VOILA_BASE_URL``: the Voila server's base URL ("/" when unset).
+    voila_base_url: str = "/"
+    #: Whether this process is a kernel started by Voila (any ``VOILA_*`` variable set).
+    in_voila: bool = False
+    #: ``JUPYTERHUB_SERVICE_PREFIX``: this Jupyter server's prefix under JupyterHub.
+    jupyterhub_prefix: str | None = None
+
+    @property
+    def webhook_file(self) -> Path:
+        """Return the webhook's YAML file: :attr:`webhook_config`, else ``<home>/webhook.yaml``."""
+        return self.webhook_config or self.home / "webhook.yaml"
 
     @classmethod
     def from_env(
@@ -174,30 +215,64 @@ class Settings:
             numba_cache_dir=numba if numba is not None else Path(default_numba_cache_dir(env)),
             home_source=home_source,
             store_source="QUANTDESK_STORE" if store is not None else home_source,
-            **_dashboard_settings(env),
+            catalog_path=_env_user_path(env, "QUANTDESK_CATALOG"),
+            finbert_path=_env_user_path(env, "QUANTDESK_FINBERT_PATH"),
+            webhook_config=_env_user_path(env, "QUANTDESK_WEBHOOK_CONFIG"),
+            monitor_rules=_env_user_path(env, MONITOR_RULES_ENV),
+            voila_static_dir=_env_user_path(env, VOILA_STATIC_ENV),
+            voila_base_url=env.get("VOILA_BASE_URL") or "/",
+            in_voila=any(name.startswith("VOILA_") for name in env),
+            jupyterhub_prefix=env.get("JUPYTERHUB_SERVICE_PREFIX") or None,
         )
-
-    # -- dashboards (issue 22: the monitor's live scan and the Voila apps) -------------
-    #: The market monitor's live-scan rule set (``QUANTDESK_MONITOR_RULES``), or None.
-    monitor_rules: str | None = None
-    #: Where ``quantdesk voila`` serves chart assets from (``QUANTDESK_VOILA_STATIC``).
-    voila_static: str | None = None
-    #: Whether Voila started this process (it sets ``VOILA_*`` for its kernels).
-    voila_kernel: bool = False
-    #: The Voila server's base URL (``VOILA_BASE_URL``, default ``/``).
-    voila_base_url: str = "/"
-
-
-def _dashboard_settings(env: Mapping[str, str]) -> dict[str, Any]:
-    """Return the dashboards' fields of :class:`Settings` read from ``env``."""
-    return {
-        "monitor_rules": env.get(MONITOR_RULES_ENV) or None,
-        "voila_static": env.get(VOILA_STATIC_ENV) or None,
-        "voila_kernel": any(name.startswith("VOILA_") for name in env),
-        "voila_base_url": env.get("VOILA_BASE_URL") or "/",
-    }
 
 
 def settings() -> Settings:
     """Return settings from the environment as it is now (re-read on every call)."""
     return Settings.from_env()
+
+
+def environment() -> Mapping[str, str]:
+    """Return this process's environment, for handing on to a process it starts.
+
+    Report kernels, batch workers and cron lines carry settings (and, for kernels, the
+    whole environment) to the processes they start; they read it here rather than
+    from :data:`os.environ` themselves.
+    """
+    return os.environ
+
+
+def secret(name: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """Return the secret environment variable ``name``, or None when unset or empty.
+
+    Secrets (``QUANTDESK_WEBHOOK_URL``, ``QUANTDESK_WEBHOOK_TOKEN``, API keys, cookie
+    secrets) are read here, at the moment they are needed, and never kept on
+    :class:`Settings`, whose repr may reach a log or a report.
+    """
+    env = os.environ if environ is None else environ
+    return env.get(name) or None
+
+
+def kernel_settings_env(
+    extra_env: Mapping[str, str], cwd: Path, environ: Mapping[str, str] | None = None
+) -> tuple[dict[str, str], Path]:
+    """Return ``(variables to pin for a child process, the store path it will read)``.
+
+    A child (a report's kernel, a Voila kernel) started in ``cwd`` with this
+    environment plus ``extra_env`` finds its store by the store rule from ``cwd``.
+    Where that gives the same store as this process, nothing is pinned; where it would
+    give another (a notebook outside the project, a relative ``QUANTDESK_HOME``),
+    ``QUANTDESK_HOME`` and ``QUANTDESK_STORE`` are pinned to this process's absolute
+    values, unless ``extra_env`` sets them.
+    """
+    env = os.environ if environ is None else environ
+    base = {**env, **extra_env}
+    mine = Settings.from_env(env)
+    pinned: dict[str, str] = {}
+    theirs = Settings.from_env(base, cwd=cwd)
+    if "QUANTDESK_HOME" not in extra_env and theirs.home != mine.home:
+        pinned["QUANTDESK_HOME"] = str(mine.home.absolute())
+    if "QUANTDESK_HOME" not in extra_env and "QUANTDESK_STORE" not in extra_env:
+        theirs = Settings.from_env({**base, **pinned}, cwd=cwd)
+        if theirs.store_path != mine.store_path:
+            pinned["QUANTDESK_STORE"] = str(mine.store_path.absolute())
+    return pinned, Settings.from_env({**base, **pinned}, cwd=cwd).store_path

@@ -278,9 +278,9 @@ def test_a_backtest_does_not_import_vectorbt() -> None:
 
 def test_cost_defaults_are_one_set_everywhere() -> None:
     """Bug 10: run() defaulted to 0 bps while the CLI defaulted to 1 and 2 bps."""
-    from quantdesk import cli
+    from quantdesk.cli.backtest import backtest as cli_backtest
 
-    for fn in (run, sweep, walk_forward, cli.backtest):
+    for fn in (run, sweep, walk_forward, cli_backtest):
         params = inspect.signature(fn).parameters
         assert params["commission_bps"].default == DEFAULT_COMMISSION_BPS, fn.__name__
         assert params["slippage_bps"].default == DEFAULT_SLIPPAGE_BPS, fn.__name__

@@ -23,12 +23,12 @@ def test_the_monitor_rules_and_voila_settings_come_from_config() -> None:
         "VOILA_BASE_URL": "/apps/",
     }
     read = Settings.from_env(env, cwd="/")
-    assert read.monitor_rules == "rules.yaml"
-    assert read.voila_static == "/srv/static"
-    assert read.voila_kernel and read.voila_base_url == "/apps/"
+    assert read.monitor_rules == Path("rules.yaml")
+    assert read.voila_static_dir == Path("/srv/static")
+    assert read.in_voila and read.voila_base_url == "/apps/"
     plain = Settings.from_env({}, cwd="/")
-    assert plain.monitor_rules is None and plain.voila_static is None
-    assert not plain.voila_kernel and plain.voila_base_url == "/"
+    assert plain.monitor_rules is None and plain.voila_static_dir is None
+    assert not plain.in_voila and plain.voila_base_url == "/"
 
 
 def test_the_hub_takes_its_rules_from_the_settings(

@@ -234,3 +234,27 @@ def test_atomic_write_replaces_whole_files_readable_by_others(tmp_path: Path) ->
     assert target.read_text() == "new"
     assert target.stat().st_mode & 0o777 == 0o644
     assert [p.name for p in tmp_path.iterdir()] == ["page.html"]
+
+
+def test_report_pages_escape_through_core_html_only() -> None:
+    """Issue 22: publish.py and runner.py built HTML by hand with html.escape.
+
+    Every page of reports/ is made of quantdesk.core.html elements; only the redaction
+    module imports the stdlib html module (to find a secret's escaped spellings).
+    """
+    import ast
+
+    import quantdesk.reports
+
+    folder = Path(quantdesk.reports.__file__).parent
+    escaping = set()
+    for path in folder.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if "html" in names or (isinstance(node, ast.ImportFrom) and node.module == "html"):
+                escaping.add(path.name)
+    assert escaping == {"redaction.py"}
+    page = banner_html("<b>a</b> & 'b'")
+    from quantdesk.core.html import escape
+
+    assert escape("<b>a</b> & 'b'") in page and "<b>" not in page

@@ -90,6 +90,25 @@ def test_a_receiver_failing_with_500_is_retried_with_backoff(alerts_store: Alert
     assert first["attempts"] == 3 and first["status"] == "delivered"
 
 
+def test_retry_waits_are_the_core_backoff_uncapped(alerts_store: AlertStore) -> None:
+    """Issue 22: the webhook waited by its own formula; now by core.backoff.Backoff.
+
+    The waits are the configured back-off doubling each retry (worked by hand), never
+    capped or jittered, and are exactly what the one back-off formula gives.
+    """
+    from quantdesk.core.backoff import Backoff
+
+    cfg = config("http://127.0.0.1:9/hook", retries=4, backoff=20.0)
+    assert isinstance(cfg.retry_backoff, Backoff) and not cfg.retry_backoff.jitter
+    waits: list[float] = []
+    with Receiver(fail_first=100) as server:
+        report = deliver(alerts_store, config(server.url(), retries=4, backoff=20.0),
+                         limit=1, sleep=waits.append)  # fmt: skip
+    assert report.attempts == 5
+    assert waits == [20.0, 40.0, 80.0, 160.0]  # past Backoff's default 30 s cap: not capped
+    assert waits == [cfg.retry_backoff.delay(n) for n in range(4)]
+
+
 def test_failures_past_the_retries_stay_pending_for_the_next_run(
     alerts_store: AlertStore, caplog: pytest.LogCaptureFixture
 ) -> None:

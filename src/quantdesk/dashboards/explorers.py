@@ -61,7 +61,7 @@ FIT_NOW = "fit now"
 
 def served_by_voila() -> bool:
     """Return whether this kernel was started by a Voila server (it sets ``VOILA_*``)."""
-    return settings().voila_kernel
+    return settings().in_voila
 
 
 def load_bokeh() -> Any:
@@ -70,7 +70,7 @@ def load_bokeh() -> Any:
     BokehJS reaches the browser once, through ``panel.extension`` (HoloViews' own
     ``hv.extension`` would emit a second loader).  Served by ``quantdesk voila``, every
     output's CDN URLs are rewritten as it is sent to point at files the Voila server
-    serves itself (:attr:`~quantdesk.config.Settings.voila_static`), so the app needs
+    serves itself (:attr:`~quantdesk.config.Settings.voila_static_dir`), so the app needs
     no network and the browser caches BokehJS; elsewhere the CDN URLs stay and
     publishing localises them.  Call it before ``import hvplot.pandas`` or anything else that draws.
     """
@@ -79,8 +79,8 @@ def load_bokeh() -> Any:
     import panel as pn
 
     current = settings()
-    if current.voila_kernel and current.voila_static:
-        _rewrite_outputs(current.voila_static, current.voila_base_url)
+    if current.in_voila and current.voila_static_dir is not None:
+        _rewrite_outputs(str(current.voila_static_dir), current.voila_base_url)
     pn.extension()
     hv.Store.set_current_backend("bokeh")
     return hv

@@ -195,7 +195,8 @@ class LiveHub:
         if rules is None:
             from quantdesk.config import settings
 
-            rules = settings().monitor_rules
+            configured = settings().monitor_rules
+            rules = str(configured) if configured is not None else None
         self.rules = rules
         if scan_timeframe not in SIMULATOR_TIMEFRAMES:
             raise ValueError(

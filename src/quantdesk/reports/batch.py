@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from quantdesk.config import environment
 from quantdesk.core.parallel import Executor, TaskOutcome, last_line, run_tasks
 from quantdesk.reports.catalog import Job, RunSpec
 
@@ -345,7 +346,7 @@ def run_batch(
         "cwd": os.getcwd(),
         "env": {
             k: v
-            for k, v in os.environ.items()
+            for k, v in environment().items()
             if k.startswith("QUANTDESK_") and not looks_like_secret(k)
         },
     }

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from quantdesk.config import settings
 from quantdesk.core.paths import find_project_root, package_checkout
 
 __all__ = [
@@ -181,9 +182,9 @@ def default_catalog_path() -> Path:
         ``$QUANTDESK_CATALOG`` when set, else ``research/reports.yaml`` in the nearest
         folder up from the current directory that has one (the project root).
     """
-    value = os.environ.get(CATALOG_ENV)
-    if value:
-        return Path(value).expanduser()
+    chosen = settings().catalog_path
+    if chosen is not None:
+        return chosen
     root = (
         find_project_root(marker=_CATALOG_FILE)
         or package_checkout(_CATALOG_FILE)

@@ -13,13 +13,12 @@ them (:func:`kernel_data_env`), so the kernel reads the store the run record fin
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from quantdesk.config import Settings
+from quantdesk.config import kernel_settings_env
 
 __all__ = ["ENGINE_NAME", "kernel_data_env", "register_engine"]
 
@@ -90,19 +89,6 @@ def kernel_data_env(extra_env: Mapping[str, str], kernel_cwd: Path) -> tuple[dic
     """Return ``(variables to pin for the kernel, the store path the kernel will read)``.
 
     The kernel finds its store by the store rule (:mod:`quantdesk.config`) from its own
-    folder.  Inside this process's project that is the same store and nothing is
-    pinned; where the rule would give the kernel another store (a notebook outside the
-    project, a relative ``QUANTDESK_HOME``), ``QUANTDESK_HOME`` and ``QUANTDESK_STORE``
-    are pinned to this process's absolute values, unless ``env`` sets them.
+    folder; :func:`quantdesk.config.kernel_settings_env` decides what to pin.
     """
-    base = {**os.environ, **extra_env}
-    mine = Settings.from_env()
-    pinned: dict[str, str] = {}
-    theirs = Settings.from_env(base, cwd=kernel_cwd)
-    if "QUANTDESK_HOME" not in extra_env and theirs.home != mine.home:
-        pinned["QUANTDESK_HOME"] = str(mine.home.absolute())
-    if "QUANTDESK_HOME" not in extra_env and "QUANTDESK_STORE" not in extra_env:
-        theirs = Settings.from_env({**base, **pinned}, cwd=kernel_cwd)
-        if theirs.store_path != mine.store_path:
-            pinned["QUANTDESK_STORE"] = str(mine.store_path.absolute())
-    return pinned, Settings.from_env({**base, **pinned}, cwd=kernel_cwd).store_path
+    return kernel_settings_env(extra_env, kernel_cwd)

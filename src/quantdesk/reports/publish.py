@@ -19,7 +19,6 @@ Examples
 from __future__ import annotations
 
 import contextlib
-import html
 import json
 import logging
 import os
@@ -37,6 +36,8 @@ from quantdesk.reports.offline import OFFLINE_TEMPLATE, localise_assets, markdow
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from quantdesk.core.html import Html
 
 __all__ = [
     "INDEX_NAME",
@@ -99,14 +100,16 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return path
 
 
-def banner_html(text: str) -> str:
+def banner_html(text: str) -> Html:
     """Return a red, full-width alert ``<div>`` carrying ``text`` (HTML-escaped)."""
-    return (
-        f'<div id="quantdesk-run-banner" role="alert" style="background:{_FAILED_COLOUR};'
-        "color:#ffffff;padding:14px 20px;margin:0 0 12px 0;font:600 18px/1.4 "
-        'system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;white-space:pre-wrap">'
-        f"{html.escape(text)}</div>"
+    from quantdesk.core.html import element
+
+    style = (
+        f"background:{_FAILED_COLOUR};color:#ffffff;padding:14px 20px;margin:0 0 12px 0;"
+        "font:600 18px/1.4 system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;"
+        "white-space:pre-wrap"
     )
+    return element("div", text, id="quantdesk-run-banner", role="alert", style=style)
 
 
 def _inject_after_body(page: str, snippet: str) -> str:
@@ -290,49 +293,65 @@ def _index_lock(root: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _link(root: Path, target: str | None, label: str) -> str:
+def _link(root: Path, target: str | None, label: str) -> Html | None:
+    from quantdesk.core.html import element
+
     if target is None:
-        return ""
-    href = quote(Path(target).relative_to(root).as_posix())
-    return f'<a href="{html.escape(href)}">{label}</a>'
+        return None
+    return element("a", label, href=quote(Path(target).relative_to(root).as_posix()))
 
 
-def _row_html(root: Path, run: dict[str, Any]) -> str:
-    esc = html.escape
+def _joined(parts: list[Html], separator: str = " · ") -> list[Html]:
+    """Return ``parts`` with ``separator`` (escaped text) between each two."""
+    from quantdesk.core.html import escape
+
+    out: list[Html] = []
+    for part in parts:
+        out += [escape(separator), part] if out else [part]
+    return out
+
+
+def _table(header: tuple[str, ...], rows: list[Html]) -> Html:
+    """Return a table: ``header`` as its ``<thead>`` row, then ``rows`` in its body."""
+    from quantdesk.core.html import element
+
+    head = element("thead", element("tr", *(element("th", h) for h in header)))
+    return element("table", head, element("tbody", *rows))
+
+
+def _row_html(root: Path, run: dict[str, Any]) -> Html:
+    from quantdesk.core.html import element
+
     ok = run["status"] == "ok"
     colour = _OK_COLOUR if ok else _FAILED_COLOUR
-    status = f'<span class="status" style="background:{colour}">{esc(run["status"])}</span>'
+    status = [element("span", run["status"], cls="status", style=f"background:{colour}")]
     if run["reason"]:
-        status += f'<div class="reason">{esc(str(run["reason"]))}</div>'
+        status.append(element("div", str(run["reason"]), cls="reason"))
     started = _parse_time(run["started_at"])
     started_text = "" if started == _EPOCH else f"{started:%Y-%m-%d %H:%M:%S} UTC"
     duration = run["duration_s"]
     duration_text = f"{duration:.1f} s" if isinstance(duration, int | float) else ""
     params = json.dumps(run["parameters"], sort_keys=True, default=str)
     record = str(Path(run["run_dir"]) / "run.json")
-    links = " · ".join(
+    links = [
         link
         for link in (
             _link(root, run["html"], "report"),
             _link(root, run["ipynb"], "notebook"),
             _link(root, record, "run.json"),
         )
-        if link
-    )
-    cells = [
-        esc(run["notebook"]),
-        f"<code>{esc(run['run_id'])}</code>",
-        status,
-        esc(started_text),
-        esc(duration_text),
-        f"<code>{esc(params)}</code>",
-        links,
+        if link is not None
     ]
-    return (
-        f'<tr class="{"ok" if ok else "failed"}">'
-        + "".join(f"<td>{cell}</td>" for cell in cells)
-        + "</tr>"
-    )
+    cells = [
+        element("td", run["notebook"]),
+        element("td", element("code", run["run_id"])),
+        element("td", *status),
+        element("td", started_text),
+        element("td", duration_text),
+        element("td", element("code", params)),
+        element("td", *_joined(links)),
+    ]
+    return element("tr", *cells, cls="ok" if ok else "failed")
 
 
 #: The pipeline's status, as ``quantdesk pipeline status --json`` gives it, written into
@@ -340,45 +359,41 @@ def _row_html(root: Path, run: dict[str, Any]) -> str:
 PIPELINE_STATUS_NAME = "pipeline.json"
 
 
-def _pipeline_html(root: Path) -> str:
-    """Return the index's ``pipeline`` section from ``pipeline.json`` ("" when absent)."""
-    esc = html.escape
+def _pipeline_html(root: Path) -> list[Html]:
+    """Return the index's ``pipeline`` section from ``pipeline.json`` (empty when absent)."""
+    from quantdesk.core.html import element
+
     path = root / PIPELINE_STATUS_NAME
     if not path.is_file():
-        return ""
+        return []
     try:
         status = json.loads(path.read_text(encoding="utf-8"))
         steps = list(status.get("steps") or [])
     except (OSError, ValueError, AttributeError) as exc:
         logger.warning("%s: cannot read the pipeline status (%s)", path, type(exc).__name__)
-        return f'<h2>pipeline</h2>\n<p class="reason">{esc(str(path.name))}: unreadable</p>\n'
+        return [element("h2", "pipeline"), element("p", f"{path.name}: unreadable", cls="reason")]
     last = status.get("last_session") or "never run"
-    parts = [
-        '<h2 id="pipeline">pipeline</h2>',
-        f'<p class="meta">{esc(str(status.get("pipeline", "")))} '
-        f"({esc(str(status.get('exchange', '')))}) · last session {esc(str(last))}"
-        + (f" · next due {esc(str(status['next_due']))}" if status.get("next_due") else "")
-        + "</p>",
-    ]
+    meta = f"{status.get('pipeline', '')} ({status.get('exchange', '')}) · last session {last}"
+    if status.get("next_due"):
+        meta += f" · next due {status['next_due']}"
+    parts = [element("h2", "pipeline", id="pipeline"), element("p", meta, cls="meta")]
     if steps:
         rows = []
         for step in steps:
             state = str(step.get("status", ""))
             took = step.get("duration_s")
             took_text = "" if took is None else f"{float(took):.1f} s"
-            error = step.get("error") or ""
-            cells = [esc(str(step.get("step", ""))), esc(state), esc(str(step.get("attempt", ""))),
-                     esc(took_text), f'<span class="reason">{esc(str(error))}</span>']  # fmt: skip
+            error = element("span", str(step.get("error") or ""), cls="reason")
+            cells = [str(step.get("step", "")), state, str(step.get("attempt", "")), took_text]
             css = "failed" if state == "failed" else "ok"
-            rows.append(f'<tr class="{css}">' + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-        head = "".join(f"<th>{h}</th>" for h in ("Step", "State", "Attempt", "Duration", "Error"))
-        parts.append(f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n"
-                     + "\n".join(rows) + "\n</tbody>\n</table>")  # fmt: skip
+            tds = [*(element("td", c) for c in cells), element("td", error)]
+            rows.append(element("tr", *tds, cls=css))
+        parts.append(_table(("Step", "State", "Attempt", "Duration", "Error"), rows))
     failed = [str(d) for d in status.get("failed_sessions") or []]
     if failed:
-        days = esc(", ".join(failed))
-        parts.append(f'<p class="reason">failed sessions (quantdesk pipeline retry): {days}</p>')
-    return "\n".join(parts) + "\n<h2>reports</h2>\n"
+        text = f"failed sessions (quantdesk pipeline retry): {', '.join(failed)}"
+        parts.append(element("p", text, cls="reason"))
+    return [*parts, element("h2", "reports")]
 
 
 _INDEX_TEMPLATE = """<!DOCTYPE html>
@@ -401,9 +416,7 @@ code {{ font-size: 12px; word-break: break-all; }}
 </style>
 </head>
 <body>
-<h1>quantdesk reports</h1>
-<p class="meta">{summary} · updated {updated} UTC · newest first</p>
-{pipeline}{table}
+{body}
 </body>
 </html>
 """
@@ -421,27 +434,23 @@ def write_index(reports_dir: str | Path | None = None) -> Path:
     file is replaced atomically under a lock, so concurrent runs keep it whole and
     complete.
     """
+    from quantdesk.core.html import element
+
     root = Path(reports_dir) if reports_dir is not None else settings().reports_dir
     root.mkdir(parents=True, exist_ok=True)
     with _index_lock(root):
         runs = _scan_runs(root)
-        if runs:
-            header = "".join(
-                f"<th>{h}</th>"
-                for h in ("Notebook", "Run", "Status", "Started", "Duration", "Parameters", "")
-            )
-            rows = "\n".join(_row_html(root, run) for run in runs)
-            table = (
-                f"<table>\n<thead><tr>{header}</tr></thead>\n<tbody>\n{rows}\n</tbody>\n</table>"
-            )
-        else:
-            table = "<p>No runs yet.</p>"
+        header = ("Notebook", "Run", "Status", "Started", "Duration", "Parameters", "")
+        rows = [_row_html(root, run) for run in runs]
+        table = _table(header, rows) if runs else element("p", "No runs yet.")
         failed = sum(run["status"] != "ok" for run in runs)
-        page = _INDEX_TEMPLATE.format(
-            failed=_FAILED_COLOUR,
-            summary=f"{len(runs)} runs, {failed} failed",
-            updated=f"{datetime.now(UTC):%Y-%m-%d %H:%M:%S}",
-            table=table,
-            pipeline=_pipeline_html(root),
-        )
+        updated = f"{datetime.now(UTC):%Y-%m-%d %H:%M:%S}"
+        summary = f"{len(runs)} runs, {failed} failed · updated {updated} UTC · newest first"
+        body = [
+            element("h1", "quantdesk reports"),
+            element("p", summary, cls="meta"),
+            *_pipeline_html(root),
+            table,
+        ]
+        page = _INDEX_TEMPLATE.format(failed=_FAILED_COLOUR, body="\n".join(body))
         return atomic_write_text(root / INDEX_NAME, page)

@@ -38,10 +38,8 @@ Examples
 from __future__ import annotations
 
 import hashlib
-import html
 import json
 import logging
-import os
 import platform
 import re
 import tempfile
@@ -50,7 +48,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from quantdesk.config import settings
+from quantdesk.config import environment, settings
 from quantdesk.core.jsonable import jsonable
 from quantdesk.core.provenance import library_versions
 from quantdesk.reports.engine import kernel_data_env, register_engine
@@ -225,7 +223,7 @@ def run_report(
     if not kernel_cwd.is_dir():
         raise NotADirectoryError(f"cwd {kernel_cwd} is not a directory")
     data_env, store_path = kernel_data_env(extra_env, kernel_cwd)
-    kernel_env = {**os.environ, **data_env, **extra_env}
+    kernel_env = {**environment(), **data_env, **extra_env}
     secrets = secret_values(kernel_env)
 
     root = Path(reports_dir) if reports_dir is not None else settings().reports_dir
@@ -357,8 +355,9 @@ def run_report(
 
 
 def _fallback_html(stem: str, run_id: str, banner: str) -> str:
-    title = html.escape(f"{stem} · {run_id}")
-    return (
-        f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{title}</title></head>'
-        f"<body>{banner_html(banner)}<h1>{title}</h1></body></html>\n"
-    )
+    from quantdesk.core.html import element
+
+    title = f"{stem} · {run_id}"
+    head = '<!DOCTYPE html>\n<html><head><meta charset="utf-8">' + element("title", title)
+    body = element("body", banner_html(banner), element("h1", title))
+    return head + "</head>" + body + "</html>\n"

@@ -529,10 +529,10 @@ def cron_environment(
     ValueError
         A value holds a line break or a NUL, which a crontab line cannot carry.
     """
-    from quantdesk.config import Settings
+    from quantdesk.config import Settings, environment
     from quantdesk.reports.redaction import looks_like_secret
 
-    env = os.environ if environ is None else environ
+    env = environment() if environ is None else environ
     base = Path(cwd) if cwd is not None else Path.cwd()
     wanted = sorted(k for k in env if k.startswith("QUANTDESK_") or k in _CARRIED_VARIABLES)
     secrets = [k for k in wanted if looks_like_secret(k)]

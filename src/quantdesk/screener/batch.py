@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -270,13 +270,11 @@ def scan(
     if unknown:
         raise ValueError(f"rules read unknown field(s) {unknown}")
 
-    from quantdesk.data.store.market import MarketStore
+    from quantdesk.data.store.market import MarketStore, as_store
 
     store: MarketStore | None = None
-    if isinstance(bars_or_store, MarketStore):
-        store = bars_or_store
-    elif isinstance(bars_or_store, (str, Path)):
-        store = MarketStore(bars_or_store, read_only=True)
+    if isinstance(bars_or_store, (MarketStore, str, Path)):
+        store = as_store(bars_or_store, read_only=True)
     zones: dict[str, str] = {}
     if store is not None:
         meta = store.metadata(symbols)
@@ -438,7 +436,7 @@ def _store_panels(
         ).iloc[0]
         native = held["native"] == held["symbols"] and syms is None
         if hi is None and native and not pd.isna(held["latest"]):
-            hi = pd.Timestamp(held["latest"]).tz_convert("UTC") + _ONE_US
+            hi = cast(pd.Timestamp, as_utc(held["latest"])) + _ONE_US
         # Without a start, the look-back is counted back from the last bar read.
         anchor = lo if lo is not None else (None if hi is None else hi - _ONE_US)
         if native:
@@ -484,7 +482,7 @@ def _store_panels(
     margin = pd.Timedelta(seconds=timeframe.seconds) + pd.Timedelta(
         days=31 if timeframe.is_calendar else 2
     )
-    complete_from = pd.Timestamp(held["earliest"]).tz_convert("UTC") - margin
+    complete_from = cast(pd.Timestamp, as_utc(held["earliest"])) - margin
     span = pd.Timedelta(seconds=timeframe.seconds) * (lookback + 1) * 2 + pd.Timedelta(days=7)
     while True:
         begin = anchor - span

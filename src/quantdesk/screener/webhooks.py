@@ -44,19 +44,22 @@ from __future__ import annotations
 
 import json
 import logging
-import os
+import math
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
+from quantdesk.config import Settings, secret
+from quantdesk.core.backoff import Backoff
+from quantdesk.core.coerce import as_utc
 from quantdesk.core.jsonable import jsonable
 from quantdesk.data.store.alerts import AlertStore, QueueResult, WriteResult, idempotency_key
 
@@ -117,6 +120,11 @@ class WebhookConfig:
     retries: int = 3
     backoff: float = 0.5
 
+    @property
+    def retry_backoff(self) -> Backoff:
+        """Return the waits between retries: ``backoff``, doubling each retry, no jitter."""
+        return Backoff(base=self.backoff, factor=2.0, cap=math.inf, jitter=False)
+
     def __post_init__(self) -> None:
         if not self.url.startswith(("http://", "https://")):
             raise ValueError("webhook url must start with http:// or https://")
@@ -124,22 +132,19 @@ class WebhookConfig:
             raise ValueError("webhook timeout must be positive, retries and backoff >= 0")
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> WebhookConfig | None:
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> WebhookConfig | None:
         """Return the configured webhook, or None when there is none.
 
         ``QUANTDESK_WEBHOOK_URL`` (and ``QUANTDESK_WEBHOOK_TOKEN``) win; otherwise the
         YAML file at ``QUANTDESK_WEBHOOK_CONFIG`` or ``$QUANTDESK_HOME/webhook.yaml``.
         """
-        env = os.environ if environ is None else environ
-        url = env.get("QUANTDESK_WEBHOOK_URL")
+        url = secret("QUANTDESK_WEBHOOK_URL", environ)
         if url:
-            return cls(url=url, token=env.get("QUANTDESK_WEBHOOK_TOKEN") or None)
-        path = env.get("QUANTDESK_WEBHOOK_CONFIG")
-        if path:
-            return cls.from_file(path)
-        from quantdesk.config import settings
-
-        default = settings().home / "webhook.yaml"
+            return cls(url=url, token=secret("QUANTDESK_WEBHOOK_TOKEN", environ))
+        chosen = Settings.from_env(environ)
+        if chosen.webhook_config is not None:
+            return cls.from_file(chosen.webhook_config)
+        default = chosen.webhook_file
         return cls.from_file(default) if default.exists() else None
 
     @classmethod
@@ -280,7 +285,7 @@ def _send(config: WebhookConfig, body: bytes, key: str, sleep: Any) -> tuple[int
     tries, error = 0, None
     for attempt in range(config.retries + 1):
         if attempt:
-            sleep(config.backoff * 2 ** (attempt - 1))
+            sleep(config.retry_backoff.delay(attempt - 1))
         tries += 1
         try:
             _post(config, body, key)
@@ -325,7 +330,7 @@ def _latest_session(store: AlertStore, alerts: pd.DataFrame) -> pd.Timestamp:
         {"syms": sorted({str(s) for s in alerts["symbol"]})},
     )["ts"].iloc[0]
     if stored is not None and not pd.isna(stored):
-        newest = max(newest, pd.Timestamp(stored).tz_convert("UTC"))
+        newest = max(newest, cast(pd.Timestamp, as_utc(stored)))
     return pd.Timestamp(newest).normalize()
 
 

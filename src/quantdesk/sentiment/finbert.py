@@ -36,7 +36,6 @@ import copy
 import hashlib
 import itertools
 import logging
-import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -44,6 +43,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from quantdesk.config import settings
 from quantdesk.data.store.news import SCORE_COLUMNS, ScoreKey
 
 __all__ = [
@@ -113,9 +113,9 @@ def find_weights(model: str = FINBERT_ID) -> tuple[Path, str, str]:
     FinBertUnavailableError
         At once, when the weights are in none of the places looked at.
     """
-    override = os.environ.get(FINBERT_ENV)
-    if model == FINBERT_ID and override:
-        path = Path(override).expanduser()
+    override = settings().finbert_path
+    if model == FINBERT_ID and override is not None:
+        path = override
         if not (path / "config.json").is_file():
             raise _unavailable(model, f"{FINBERT_ENV}={override} holds no config.json")
         return path.resolve(), str(path.resolve()), _directory_revision(path)
@@ -133,7 +133,7 @@ def find_weights(model: str = FINBERT_ID) -> tuple[Path, str, str]:
         raise _unavailable(model, "huggingface_hub is not installed") from exc
     config = try_to_load_from_cache(model, "config.json")
     if not isinstance(config, str):
-        unset = f"{FINBERT_ENV} is not set" if not override else f"{FINBERT_ENV} not used"
+        unset = f"{FINBERT_ENV} is not set" if override is None else f"{FINBERT_ENV} not used"
         raise _unavailable(model, f"not in the Hugging Face cache at {_hub_cache()}; {unset}")
     snapshot = Path(config).parent
     # The cache's snapshot directory is named by the commit it holds: the model revision.

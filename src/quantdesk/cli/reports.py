@@ -15,6 +15,8 @@ from typing import Annotated, Any
 
 import typer
 
+from quantdesk.cli.options import CatalogOption, fail
+
 __all__ = ["report_app", "schedule_app"]
 
 report_app = typer.Typer(
@@ -30,14 +32,6 @@ ReportsOption = Annotated[
         "--reports-dir", help="Where reports go (default $QUANTDESK_REPORTS or ./reports)."
     ),
 ]
-CatalogOption = Annotated[
-    Path | None, typer.Option("--catalog", help="Catalog file (default research/reports.yaml).")
-]
-
-
-def _fail(message: str, code: int = 1) -> Any:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
 
 
 def _value(text: str) -> Any:
@@ -56,7 +50,7 @@ def _catalog(path: Path | None) -> Any:
     try:
         return Catalog.load(path)
     except (CatalogError, FileNotFoundError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 def _parameters(args: list[str]) -> dict[str, Any]:
@@ -65,9 +59,9 @@ def _parameters(args: list[str]) -> dict[str, Any]:
     i = 0
     while i < len(args):
         if args[i] not in ("-p", "--parameter"):
-            _fail(f"unexpected argument {args[i]!r}; parameters are given as -p NAME VALUE")
+            fail(f"unexpected argument {args[i]!r}; parameters are given as -p NAME VALUE")
         if i + 2 >= len(args):
-            _fail(f"{args[i]} needs a name and a value: -p symbol SPX")
+            fail(f"{args[i]} needs a name and a value: -p symbol SPX")
         out[args[i + 1]] = _value(args[i + 2])
         i += 3
     return out
@@ -96,7 +90,7 @@ def report_run(
     try:
         record = run_report(notebook, parameters, reports_dir=reports_dir, timeout=timeout)
     except (SecretParameterError, FileNotFoundError, FileExistsError, ValueError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if as_json:
         typer.echo(json.dumps(record.to_dict(), indent=2, default=str))
     else:
@@ -127,7 +121,7 @@ def report_batch(
     try:
         spec = cat.job(job)
     except KeyError as exc:
-        _fail(exc.args[0])
+        fail(exc.args[0])
     result = run_batch(spec, executor=scheduler, max_workers=workers, reports_dir=reports_dir)
     typer.echo(result.summary())
     if not result.ok:
@@ -175,6 +169,6 @@ def schedule_systemd(catalog: CatalogOption = None) -> None:
     try:
         units = systemd_units(_catalog(catalog))
     except ValueError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     for name, text in units.items():
         typer.echo(f"# ~/.config/systemd/user/{name}\n{text}")

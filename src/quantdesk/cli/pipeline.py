@@ -7,12 +7,13 @@ because another run holds the store exits 3, naming the holder.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
+from quantdesk.cli.options import JsonOption, StoreOption, echo_result, fail
 
 __all__ = ["pipeline_app"]
 
@@ -25,26 +26,16 @@ pipeline_app = typer.Typer(
 #: Exit status of a start refused because another run holds the store.
 BUSY_EXIT = 3
 
-StoreOption = Annotated[
-    Path | None,
-    typer.Option("--store", help="DuckDB store file (default $QUANTDESK_HOME/quantdesk.duckdb)."),
-]
 CatalogOption = Annotated[
     Path | None,
     typer.Option(
         "--catalog", help="Catalog with the pipeline: section (default research/reports.yaml)."
     ),
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 NowOption = Annotated[
     str | None,
     typer.Option("--now", help="Decide what is due as if it were this time (ISO 8601, with zone)."),
 ]
-
-
-def _fail(message: str, code: int = 1) -> Any:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
 
 
 def _call(job: Callable[..., Any], **kwargs: Any) -> Any:
@@ -55,13 +46,13 @@ def _call(job: Callable[..., Any], **kwargs: Any) -> Any:
     try:
         return job(**kwargs)
     except PipelineBusyError as exc:
-        _fail(str(exc), BUSY_EXIT)
+        fail(str(exc), BUSY_EXIT)
     except (PipelineError, ValueError, KeyError, FileNotFoundError) as exc:
-        _fail(str(exc).strip("'\""))
+        fail(str(exc).strip("'\""))
 
 
 def _print(result: Any, as_json: bool) -> None:
-    typer.echo(json.dumps(result.to_dict(), indent=2) if as_json else result.summary())
+    echo_result(result, as_json)
     if hasattr(result, "ok") and not result.ok:
         raise typer.Exit(1)
 
@@ -73,7 +64,7 @@ def _now(text: str | None) -> Any:
 
     stamp = pd.Timestamp(text)
     if stamp.tzinfo is None:
-        _fail(f"--now {text!r} needs a time zone (e.g. 2024-07-08T23:00+00:00)")
+        fail(f"--now {text!r} needs a time zone (e.g. 2024-07-08T23:00+00:00)")
     return stamp
 
 
@@ -134,4 +125,4 @@ def pipeline_status_command(
     from quantdesk.pipeline.engine import pipeline_status
 
     status = _call(pipeline_status, store=store, definition=catalog, now=_now(now))
-    typer.echo(json.dumps(status.to_dict(), indent=2) if as_json else status.summary())
+    echo_result(status, as_json)

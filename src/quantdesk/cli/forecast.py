@@ -2,16 +2,23 @@
 
 Each parses its options, calls one job of :mod:`quantdesk.forecast.jobs` and prints its
 ``.summary()`` (or, with ``--json``, exactly one JSON document on stdout).  Registered
-by ``quantdesk.cli`` with one ``add_typer`` line, as the report commands are.
+by :mod:`quantdesk.cli.app`.
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
+
+from quantdesk.cli.options import (
+    JsonOption,
+    ModelsOption,
+    StoreOption,
+    echo_result,
+    fail,
+    open_store,
+)
 
 __all__ = ["forecast_app"]
 
@@ -25,39 +32,10 @@ SymbolsOption = Annotated[
     str | None,
     typer.Option("--symbols", help="Comma-separated symbols (default: all with daily bars)."),
 ]
-StoreOption = Annotated[
-    Path | None,
-    typer.Option("--store", help="DuckDB store file (default $QUANTDESK_HOME/quantdesk.duckdb)."),
-]
-ModelsOption = Annotated[
-    str | None,
-    typer.Option(
-        "--models", help="Model registry directory or fsspec URL (default $QUANTDESK_MODELS)."
-    ),
-]
 TargetsOption = Annotated[
     str | None,
     typer.Option("--targets", help="Comma-separated targets (default: all four)."),
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
-
-
-def _fail(message: str, code: int = 1) -> Any:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
-
-
-def _store(path: Path | None, read_only: bool = False) -> Any:
-    from quantdesk.data.store.market import MarketStore
-
-    try:
-        return MarketStore(path, read_only=read_only)
-    except FileNotFoundError as exc:
-        _fail(str(exc))
-
-
-def _print(result: Any, as_json: bool) -> None:
-    typer.echo(json.dumps(result.to_dict(), indent=2) if as_json else result.summary())
 
 
 @forecast_app.command("fit")
@@ -76,10 +54,10 @@ def forecast_fit(
     from quantdesk.forecast.jobs import fit_forecasts
 
     try:
-        run = fit_forecasts(_store(store), symbols, end, targets, registry=models)
+        run = fit_forecasts(open_store(store), symbols, end, targets, registry=models)
     except (UnknownSymbolError, ValueError) as exc:
-        _fail(str(exc))
-    _print(run, as_json)
+        fail(str(exc))
+    echo_result(run, as_json)
     if not run.ok:
         raise typer.Exit(1)
 
@@ -107,11 +85,11 @@ def forecast_run(
     origin = "backfill" if backfill else "live"
     try:
         run = run_forecasts(
-            _store(store), symbols, session, origin, targets=targets, registry=models
+            open_store(store), symbols, session, origin, targets=targets, registry=models
         )
     except (UnknownSymbolError, ValueError) as exc:
-        _fail(str(exc))
-    _print(run, as_json)
+        fail(str(exc))
+    echo_result(run, as_json)
 
 
 @forecast_app.command("score")
@@ -126,10 +104,10 @@ def forecast_score(
     from quantdesk.forecast.jobs import score_forecasts
 
     try:
-        scores = score_forecasts(_store(store), symbols, registry=models)
+        scores = score_forecasts(open_store(store), symbols, registry=models)
     except (UnknownSymbolError, ValueError) as exc:
-        _fail(str(exc))
-    _print(scores, as_json)
+        fail(str(exc))
+    echo_result(scores, as_json)
 
 
 @forecast_app.command("show")
@@ -145,7 +123,7 @@ def forecast_show(
     from quantdesk.forecast.jobs import forecast_view
 
     try:
-        view = forecast_view(_store(store, read_only=True), symbol, history=history)
+        view = forecast_view(open_store(store, read_only=True), symbol, history=history)
     except ValueError as exc:
-        _fail(str(exc))
-    _print(view, as_json)
+        fail(str(exc))
+    echo_result(view, as_json)
