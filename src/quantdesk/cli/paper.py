@@ -95,7 +95,11 @@ def paper_sell(
 @paper_app.command("rebalance")
 def paper_rebalance(
     strategy: Annotated[
-        str, typer.Option("--strategy", help="Strategy to follow (vol_target_trend).")
+        str,
+        typer.Option(
+            "--strategy",
+            help="Strategy to follow, by its name in the registry (quantdesk.strategies.STRATEGIES).",
+        ),
     ] = "vol_target_trend",
     symbols: Annotated[
         str | None, typer.Option("--symbols", help="Comma-separated symbols (default: all).")
@@ -119,7 +123,7 @@ def paper_rebalance(
     the summary says so; with no opinion on any symbol nothing trades (exit 1).
     """
     from quantdesk.errors import TradeRejected
-    from quantdesk.portfolio.ledger import follow_strategy
+    from quantdesk.portfolio.follow import follow_strategy
 
     book = _ledger(store, ledger, cash, max_price_age)
     try:
