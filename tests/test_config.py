@@ -150,12 +150,8 @@ ENVIRONMENT_READS_PENDING = {
     "quantdesk": "JPY_SESSION_NAME at import (root package; not this change's file)",
     "quantdesk.numba_cache": "sets NUMBA_CACHE_DIR before numba loads (below config)",
     "quantdesk.core.charts": "BOKEH_CHROMEDRIVER_PATH (core; not this change's file)",
-    "quantdesk.data.live.provider": "Alpaca secrets: to config.secret (data owner)",
     "quantdesk.pipeline.engine": "redaction of the kernel env: to config.environment",
-    "quantdesk.dashboards.voila": "dashboards helper: Settings.voila_* / config.secret",
-    "quantdesk.dashboards.lab": "dashboards helper: config.environment",
-    "quantdesk.dashboards.jupyter": "dashboards helper: Settings.in_voila, jupyterhub_prefix",
-    "quantdesk.dashboards.server": "dashboards helper: config.secret (cookie secret)",
+    "quantdesk.dashboards.voila": "writes the environment its Voila kernels inherit (no reads)",
 }
 
 

@@ -54,6 +54,8 @@ QUANTDESK_VOILA_STATIC, VOILA_BASE_URL, VOILA_*
     :attr:`Settings.voila_base_url`, :attr:`Settings.in_voila`.
 JUPYTERHUB_SERVICE_PREFIX
     The JupyterHub prefix of this server: :attr:`Settings.jupyterhub_prefix`.
+JPY_SESSION_NAME
+    Set by a Jupyter server for its sessions' kernels: :attr:`Settings.in_jupyter_session`.
 NUMBA_CACHE_DIR
     numba's on-disk cache of compiled kernels.  When unset, ``import quantdesk`` sets it
     to ``$QUANTDESK_HOME/numba_cache`` if ``QUANTDESK_HOME`` is set, else to
@@ -172,6 +174,9 @@ class Settings:
     voila_base_url: str = "/"
     #: Whether this process is a kernel started by Voila (any ``VOILA_*`` variable set).
     in_voila: bool = False
+    #: Whether a Jupyter server started this process as a session's kernel
+    #: (``JPY_SESSION_NAME`` set: JupyterLab, Notebook 7; papermill and Voila do not).
+    in_jupyter_session: bool = False
     #: ``JUPYTERHUB_SERVICE_PREFIX``: this Jupyter server's prefix under JupyterHub.
     jupyterhub_prefix: str | None = None
 
@@ -222,6 +227,7 @@ class Settings:
             voila_static_dir=_env_user_path(env, VOILA_STATIC_ENV),
             voila_base_url=env.get("VOILA_BASE_URL") or "/",
             in_voila=any(name.startswith("VOILA_") for name in env),
+            in_jupyter_session="JPY_SESSION_NAME" in env,
             jupyterhub_prefix=env.get("JUPYTERHUB_SERVICE_PREFIX") or None,
         )
 

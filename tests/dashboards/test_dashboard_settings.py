@@ -10,10 +10,10 @@ import pytest
 from quantdesk.config import Settings
 
 DASHBOARDS = Path(__file__).resolve().parents[2] / "src" / "quantdesk" / "dashboards"
-# Reads that stay: Jupyter's own variables for JupyterLab and its kernels (jupyter.py,
-# lab.py), the child environment voila.py composes for its kernels, and the cookie
-# secret (a secret: read by the code that needs it, never kept on Settings).
-ALLOWED = {"jupyter.py", "lab.py", "voila.py", "server.py"}
+# The one that stays: voila.py writes the environment its Voila kernels inherit (the
+# store it pins, the Jupyter path, the static folder).  Secrets go through
+# config.secret, Jupyter's own variables through Settings.
+ALLOWED = {"voila.py"}
 
 
 def test_the_monitor_rules_and_voila_settings_come_from_config() -> None:

@@ -98,7 +98,7 @@ def paper_rebalance(
         str,
         typer.Option(
             "--strategy",
-            help="Strategy to follow, by its name in the registry (quantdesk.strategies.STRATEGIES).",
+            help="Strategy to follow: its name in quantdesk.strategies.STRATEGIES.",
         ),
     ] = "vol_target_trend",
     symbols: Annotated[

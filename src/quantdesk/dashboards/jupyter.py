@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import atexit
 import logging
-import os
 import sys
 import threading
 from collections.abc import Callable
@@ -79,9 +78,10 @@ def in_jupyter_server_kernel() -> bool:
     Jupyter server sets ``JPY_SESSION_NAME`` for the kernels of its sessions (JupyterLab,
     Notebook 7); Voila sets ``VOILA_*``; papermill neither.
     """
-    if "JPY_SESSION_NAME" not in os.environ:
-        return False
-    if any(name.startswith("VOILA_") for name in os.environ):
+    from quantdesk.config import settings
+
+    current = settings()
+    if not current.in_jupyter_session or current.in_voila:
         return False
     return _shell() is not None
 
@@ -134,7 +134,9 @@ def notebook(base_url: str | None = None) -> bool:
     shell = _shell()
     if shell is None:
         return False
-    base = base_url or os.environ.get("JUPYTERHUB_SERVICE_PREFIX") or "/"
+    from quantdesk.config import settings
+
+    base = base_url or settings().jupyterhub_prefix or "/"
     with _lock:
         first = id(shell) not in _installed
         _installed[id(shell)] = base

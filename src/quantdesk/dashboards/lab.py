@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
 
-from quantdesk.config import project_root, settings
+from quantdesk.config import environment, project_root, settings
 
 __all__ = ["LabLaunch", "lab_launch"]
 
@@ -103,7 +103,7 @@ def lab_launch(
     root = found[0] if found is not None else Path(cwd or Path.cwd()).resolve()
     cfg = settings()
     token = token or secrets.token_hex(24)
-    env = dict(os.environ)
+    env = dict(environment())
     env["JUPYTER_TOKEN"] = token
     bin_dir = str(Path(sys.executable).parent)
     env["PATH"] = os.pathsep.join([bin_dir, *filter(None, env.get("PATH", "").split(os.pathsep))])

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import socket
 from collections.abc import Sequence
@@ -235,7 +234,9 @@ def monitor_server(
         what="quantdesk dashboard",
         how="--basic-auth FILE --cookie-secret S",
     )
-    secret = cookie_secret or os.environ.get(COOKIE_SECRET_ENV) or None
+    from quantdesk.config import secret as secret_from_env
+
+    secret = cookie_secret or secret_from_env(COOKIE_SECRET_ENV)
     if credentials is not None and not secret:
         raise ValueError(
             f"basic auth needs a cookie secret: pass --cookie-secret or set {COOKIE_SECRET_ENV}"

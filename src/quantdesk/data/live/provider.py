@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from quantdesk.config import secret as secret_from_env
 from quantdesk.core.backoff import Backoff
 from quantdesk.data.live.feed import FeedError, MarketFeed
 from quantdesk.data.live.quotes import QuoteCache
@@ -260,8 +260,10 @@ class AlpacaFeed(WebsocketFeed):
         secret_key: str | None = None,
         **kwargs: Any,
     ) -> None:
-        key = key_id if key_id is not None else os.environ.get(ALPACA_KEY_ENV, "")
-        secret = secret_key if secret_key is not None else os.environ.get(ALPACA_SECRET_ENV, "")
+        key = key_id if key_id is not None else (secret_from_env(ALPACA_KEY_ENV) or "")
+        secret = (
+            secret_key if secret_key is not None else (secret_from_env(ALPACA_SECRET_ENV) or "")
+        )
         missing = [
             name
             for name, value in ((ALPACA_KEY_ENV, key), (ALPACA_SECRET_ENV, secret))
