@@ -12,7 +12,8 @@ from quantdesk.data.store.inventory import store_contents
 from quantdesk.data.store.market import MarketStore
 from quantdesk.data.store.schema import create_schema
 
-TABLES = {"bars", "ticks", "symbols", "ingest_log", "rejects"}
+# The market's own tables, regimes among them (declared in schema.py beside the others).
+TABLES = {"bars", "ticks", "symbols", "ingest_log", "rejects", "regimes"}
 
 
 def tables(con: duckdb.DuckDBPyConnection) -> set[str]:

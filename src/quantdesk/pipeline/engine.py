@@ -31,7 +31,7 @@ from quantdesk.data.sessions import SessionCalendar
 from quantdesk.data.store.market import MarketStore
 from quantdesk.pipeline.definition import PipelineDefinition, StepSpec, load_pipeline
 from quantdesk.pipeline.lock import RunLock
-from quantdesk.pipeline.record import DONE_STATES, PipelineRecord
+from quantdesk.data.store.pipeline import DONE_STATES, PipelineRecord
 from quantdesk.pipeline.steps import StepContext, StepOutput
 
 __all__ = [

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from quantdesk.data.store.market import MarketStore
-from quantdesk.pipeline.record import PipelineRecord
+from quantdesk.data.store.pipeline import PipelineRecord
 
 __all__ = [
     "BUILTIN_STEPS",
