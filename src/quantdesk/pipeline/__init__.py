@@ -55,6 +55,7 @@ __all__ = [
 __getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS, _SUBMODULES)
 
 if TYPE_CHECKING:
+    from quantdesk.data.store.pipeline import PipelineRecord
     from quantdesk.pipeline.definition import PipelineDefinition, PipelineError, load_pipeline
     from quantdesk.pipeline.engine import (
         PipelineRun,
@@ -65,4 +66,3 @@ if TYPE_CHECKING:
         run_pipeline,
     )
     from quantdesk.pipeline.lock import PipelineBusyError, RunLock
-    from quantdesk.data.store.pipeline import PipelineRecord

@@ -29,9 +29,9 @@ import pandas as pd
 
 from quantdesk.data.sessions import SessionCalendar
 from quantdesk.data.store.market import MarketStore
+from quantdesk.data.store.pipeline import DONE_STATES, PipelineRecord
 from quantdesk.pipeline.definition import PipelineDefinition, StepSpec, load_pipeline
 from quantdesk.pipeline.lock import RunLock
-from quantdesk.data.store.pipeline import DONE_STATES, PipelineRecord
 from quantdesk.pipeline.steps import StepContext, StepOutput
 
 __all__ = [
