@@ -324,4 +324,7 @@ def test_a_news_file_of_bad_rows_says_why_like_a_bars_file(tmp_path: Path) -> No
         f"{news}: nothing stored, all 2 rows rejected: "
         "a line is not a JSON object (found list) (2 rows)"
     )
-    assert bars_problem.startswith(f"{bars}: nothing stored, all 1 rows rejected: ")
+    assert bars_problem == (
+        "bad.csv: nothing stored, all 1 rows rejected: "
+        "non-positive price (1 rows); close outside [low, high] (1 rows)"
+    )
