@@ -185,7 +185,7 @@ def test_lock_retries_wait_by_the_one_backoff_formula() -> None:
     from quantdesk.core.backoff import Backoff
     from quantdesk.data.store import locking
 
-    assert locking.LOCK_RETRY == Backoff(base=0.005, factor=2.0, cap=0.25, jitter=True)
+    assert Backoff(base=0.005, factor=2.0, cap=0.25, jitter=True) == locking.LOCK_RETRY
     ceilings = [Backoff(base=0.005, cap=0.25, jitter=False).delay(n) for n in range(8)]
     assert ceilings == pytest.approx([0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.25, 0.25])
     source = inspect.getsource(locking)

@@ -10,6 +10,7 @@ hash, and a paper ledger that already traded at the session's close is left alon
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import logging
@@ -21,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from quantdesk.data.store.market import MarketStore
+from quantdesk.data.store.market import MarketStore, as_store
 from quantdesk.data.store.pipeline import PipelineRecord
 
 __all__ = [
@@ -104,12 +105,13 @@ def demo_start(
     >>> demo_start(5, now=pd.Timestamp("2024-07-09T18:00-04:00")).date()  # ends 8 Jul
     datetime.date(2024, 7, 2)
     """
-    from quantdesk.config import settings
     from quantdesk.data.sessions import SessionCalendar
+    from quantdesk.errors import StoreNotFoundError
 
-    path = store.path if isinstance(store, MarketStore) else Path(store or settings().store_path)
-    if path.exists():
-        market = store if isinstance(store, MarketStore) else MarketStore(path, read_only=True)
+    market = None
+    with contextlib.suppress(StoreNotFoundError):  # a store not created yet holds nothing
+        market = as_store(store, read_only=True)
+    if market is not None and market.exists():
         first = market.sql("SELECT min(ts) AS first FROM bars WHERE symbol = 'SIM000'")["first"]
         if len(first) and not pd.isna(first.iloc[0]):
             return pd.Timestamp(first.iloc[0]).tz_convert(None)

@@ -35,8 +35,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from quantdesk.data.sources.files import read_bars_file
     from quantdesk.data.sources.bundled import load_sample
+    from quantdesk.data.sources.files import read_bars_file
     from quantdesk.data.sources.simulator import SimulatedMarket, simulate
 
 __getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS, _SUBMODULES)

@@ -282,13 +282,6 @@ def ingest_yahoo(
     return IngestResult((report,), problem=_why_nothing_stored(target, report))
 
 
-def _news(store: NewsStore | MarketStore | str | Path | None) -> NewsStore:
-    """Return ``store`` itself if a news store, else the news tables of the market store."""
-    from quantdesk.data.store.news import NewsStore
-
-    return store if isinstance(store, NewsStore) else NewsStore(store)
-
-
 def ingest_news_file(
     path: str | Path,
     store: NewsStore | MarketStore | str | Path | None = None,
@@ -307,9 +300,10 @@ def ingest_news_file(
     :class:`~quantdesk.data.validation.ValidationError` and nothing is written.
     """
     from quantdesk.data.sources.news import read_news_file
+    from quantdesk.data.store.news import NewsStore
 
     result = read_news_file(path, tz=tz, ts_format=ts_format, dayfirst=dayfirst, strict=strict)
-    news = _news(store)
+    news = NewsStore.of(store)
     report = news.write_news(result.good, source=result.source, validation=result)
     return IngestResult((report,), problem=_why_nothing_stored(news.market, report))
 
@@ -331,8 +325,9 @@ def ingest_synthetic_news(
     """
     from quantdesk.data.sources.simulator import simulate
     from quantdesk.data.sources.synthetic_news import synthetic_news
+    from quantdesk.data.store.news import NewsStore
 
     market = simulate(n_symbols=symbols, n_days=days, seed=seed, start=start)
     items = synthetic_news(market, rate=rate, seed=seed)
-    report = _news(store).write_news(items, source=f"synthetic:seed={seed}")
+    report = NewsStore.of(store).write_news(items, source=f"synthetic:seed={seed}")
     return IngestResult((report,))

@@ -118,7 +118,8 @@ def ensure_simulated(store: MarketStore, n_symbols: int = 50) -> list[str]:
 
     When the store holds no simulated symbols (by source: :func:`simulated_symbols`),
     ``quantdesk.data.simulate(n_symbols, 2520, seed=7)`` is written by
-    :func:`~quantdesk.data.sources.ingest.ingest_simulated` (what ``make demo`` ingests).  When it holds some, they are used as they are: a second universe with
+    :func:`~quantdesk.data.sources.ingest.ingest_simulated` (what ``make demo``
+    ingests).  When it holds some, they are used as they are: a second universe with
     another size would overwrite the first one's prices under the same names.  Fewer
     stored than asked for is logged.
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import pandas as pd
 
-from quantdesk.core.coerce import as_symbols
+from quantdesk.core.coerce import as_symbols, as_utc
 from quantdesk.data.schemas import NEWS_COLUMNS
 from quantdesk.data.sources.news import validate_news
 from quantdesk.data.store.file import fetch_frame
@@ -330,8 +330,5 @@ def _new_rejects(con: Any, result: ValidationResult) -> ValidationResult:
 
 
 def _bound(value: Any) -> datetime | None:
-    if value is None:
-        return None
-    ts = pd.Timestamp(value)
-    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-    return ts.to_pydatetime()
+    ts = as_utc(value)
+    return None if ts is None else ts.to_pydatetime()

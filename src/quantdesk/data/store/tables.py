@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
 from quantdesk.data.store.market import MarketStore, as_store
 from quantdesk.data.store.schema import create_tables
@@ -46,6 +46,21 @@ class StoreTables:
         if not self.market.read_only and self.market.exists():
             with self.market._connect(write=True) as con:
                 create_tables(con, self.DDL)
+
+    @classmethod
+    def of(
+        cls, store: StoreTables | MarketStore | str | Path | None, read_only: bool = False
+    ) -> Self:
+        """Return ``store`` itself if it is this family, else this family's tables in it.
+
+        The one way a job takes "these tables, another family's, a market store or a
+        path" (the families' :func:`~quantdesk.data.store.market.as_store`).
+        """
+        if isinstance(store, StoreTables):
+            if isinstance(store, cls):
+                return store
+            store = store.market
+        return cls(store, read_only=read_only)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.path)!r})"
