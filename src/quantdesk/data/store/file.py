@@ -72,7 +72,7 @@ class StoreFile:
         self._schema_ready = False
         if read_only:
             self._require_file()
-        elif self.path.exists():
+        elif self.exists():
             # An existing file is brought up to the current schema now; a missing one is
             # created by its first write, never by opening or reading it.
             self.create()
@@ -87,7 +87,7 @@ class StoreFile:
 
     def _require_file(self) -> None:
         """Raise StoreNotFoundError unless the store file exists."""
-        if not self.path.exists():
+        if not self.exists():
             raise StoreNotFoundError(self.path, source=self.source)
 
     def create(self) -> Self:

@@ -69,12 +69,12 @@ class MarketStore(BarTables, RegimeTables):
 
     def __repr__(self) -> str:
         mode = "read-only" if self.read_only else "read-write"
-        state = "" if self.path.exists() else ", not created yet"
+        state = "" if self.exists() else ", not created yet"
         return f"MarketStore({str(self.path)!r}, {mode}, chosen by: {self.source}{state})"
 
     def _repr_html_(self) -> str:
         headline: dict[str, Any] = {"file": str(self.path), "chosen by": self.source}
-        if not self.path.exists():
+        if not self.exists():
             headline["state"] = "not created yet: `quantdesk ingest sample` fills it"
             return summary_html("MarketStore", headline)
         series = pd.DataFrame(self.info()["series"])
