@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from quantdesk.core.coerce import as_utc
+from quantdesk.data.schemas import to_utc_ns
 from quantdesk.data.validation import ValidationError
 
 __all__ = [
@@ -399,7 +400,7 @@ def utc_ns_column(frame: pd.DataFrame, column: str = "ts") -> pd.DataFrame:
     'datetime64[ns, UTC]'
     """
     if len(frame):
-        frame[column] = pd.to_datetime(frame[column], utc=True).dt.as_unit("ns")
+        frame[column] = to_utc_ns(frame[column])
     else:
         frame[column] = pd.Series(dtype="datetime64[ns, UTC]")
     return frame
