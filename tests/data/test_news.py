@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from quantdesk.data.schemas import NEWS_COLUMNS
+from quantdesk.data.sources.ingest import ingest_news_file, ingest_synthetic_news
 from quantdesk.data.sources.news import content_hash, read_news_file, validate_news
-from quantdesk.data.sources.news_ingest import ingest_news_file, ingest_synthetic_news
 from quantdesk.data.sources.simulator import simulate
 from quantdesk.data.sources.synthetic_news import TEMPLATES, synthetic_news
 from quantdesk.data.store.news import NewsStore
@@ -307,3 +307,24 @@ def test_a_jsonl_file_of_only_broken_lines_stores_its_rejects(tmp_path: Path) ->
     rejects = store.market.rejects()
     assert rejects["row"].tolist() == [1, 2]
     assert rejects["reason"].iloc[1] == "a line is not a JSON object (found list)"
+
+
+def test_a_news_file_of_bad_rows_says_why_like_a_bars_file(tmp_path: Path) -> None:
+    """News and bars ingests explain "nothing stored" one way: the commonest reasons."""
+    from quantdesk.data.sources.ingest import ingest_file
+
+    news = tmp_path / "broken.jsonl"
+    news.write_text("[1, 2]\n[3]\n")
+    bars = tmp_path / "bad.csv"
+    bars.write_text("symbol,ts,open,high,low,close,volume\nA,2024-01-02,1,1,1,-1,5\n")
+    store = tmp_path / "store.duckdb"
+    news_problem = str(ingest_news_file(news, store).problem)
+    bars_problem = str(ingest_file(bars, store).problem)
+    assert news_problem == (
+        f"{news}: nothing stored, all 2 rows rejected: "
+        "a line is not a JSON object (found list) (2 rows)"
+    )
+    assert bars_problem == (
+        "bad.csv: nothing stored, all 1 rows rejected: "
+        "non-positive price (1 rows); close outside [low, high] (1 rows)"
+    )

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import quantdesk.data.sources.simulator as simulator
-import quantdesk.data.store.market as store
+import quantdesk.data.store.regimes as store
 import quantdesk.regimes.features as regime_features
 import quantdesk.signals as signals
 from quantdesk.data import schemas

@@ -8,11 +8,8 @@ import pandas as pd
 import pytest
 
 from quantdesk.data import MarketStore, UnknownSymbolError, read_bars_file
-from quantdesk.data.sources.samples import (
-    ensure_samples,
-    load_sample,
-    select_symbols,
-)
+from quantdesk.data.sources.bundled import load_sample
+from quantdesk.data.sources.samples import ensure_samples, select_symbols
 from quantdesk.data.validation import validate_bars
 
 
@@ -206,3 +203,36 @@ def make_live_candles(symbols: list[str]) -> pd.DataFrame:
             for t in ts
         ]
     )
+
+
+def test_a_simulated_universe_is_written_the_way_ingest_simulated_writes_it(
+    tmp_path: Path,
+) -> None:
+    """One write path: the notebooks' simulated universe equals `quantdesk ingest simulate`'s."""
+    from quantdesk.data.sources.ingest import ingest_simulated
+    from quantdesk.data.sources.samples import SIMULATED_DAYS, SIMULATED_SEED
+
+    chosen = MarketStore(tmp_path / "chosen.duckdb")
+    ingested = MarketStore(tmp_path / "ingested.duckdb")
+    assert select_symbols(chosen, universe="simulated", n_symbols=3) == [
+        "SIM000",
+        "SIM001",
+        "SIM002",
+    ]
+    ingest_simulated(ingested, symbols=3, days=SIMULATED_DAYS, seed=SIMULATED_SEED, progress=False)
+    pd.testing.assert_frame_equal(chosen.bars(), ingested.bars())
+    pd.testing.assert_frame_equal(chosen.metadata(), ingested.metadata())
+
+
+def test_the_bundled_samples_are_written_the_way_ingest_samples_writes_them(
+    tmp_path: Path,
+) -> None:
+    from quantdesk.data.sources.ingest import ingest_samples
+
+    chosen = MarketStore(tmp_path / "chosen.duckdb")
+    ingested = MarketStore(tmp_path / "ingested.duckdb")
+    assert ensure_samples(chosen, ["IXIC"]) == ["IXIC"]
+    ingest_samples(ingested, ["nasdaq"], progress=False)
+    pd.testing.assert_frame_equal(chosen.bars(), ingested.bars())
+    pd.testing.assert_frame_equal(chosen.metadata(), ingested.metadata())
+    assert chosen.ingest_log()["source"].tolist() == ingested.ingest_log()["source"].tolist()

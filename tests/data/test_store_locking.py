@@ -176,3 +176,17 @@ def test_a_file_attached_by_another_connection_of_this_process_is_waited_out(
     assert not writer.is_alive() and errors == []
     with connect(path, lock_timeout=1) as con:
         assert con.execute("SELECT list(x) FROM t").fetchone() == ([7],)
+
+
+def test_lock_retries_wait_by_the_one_backoff_formula() -> None:
+    """The store's retry is core.backoff's (5 ms doubling to 250 ms, jittered), not its own."""
+    import inspect
+
+    from quantdesk.core.backoff import Backoff
+    from quantdesk.data.store import locking
+
+    assert Backoff(base=0.005, factor=2.0, cap=0.25, jitter=True) == locking.LOCK_RETRY
+    ceilings = [Backoff(base=0.005, cap=0.25, jitter=False).delay(n) for n in range(8)]
+    assert ceilings == pytest.approx([0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.25, 0.25])
+    source = inspect.getsource(locking)
+    assert "import random" not in source and "LOCK_RETRY.delay(" in source

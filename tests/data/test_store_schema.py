@@ -12,7 +12,8 @@ from quantdesk.data.store.inventory import store_contents
 from quantdesk.data.store.market import MarketStore
 from quantdesk.data.store.schema import create_schema
 
-TABLES = {"bars", "ticks", "symbols", "ingest_log", "rejects"}
+# The market's own tables, regimes among them (declared in schema.py beside the others).
+TABLES = {"bars", "ticks", "symbols", "ingest_log", "rejects", "regimes"}
 
 
 def tables(con: duckdb.DuckDBPyConnection) -> set[str]:
@@ -123,3 +124,53 @@ def test_an_older_file_gains_bars_ingest_id_and_keeps_its_rows(tmp_path: Path) -
     series = store.info()["series"]
     assert [(s["source"], s["rows"]) for s in series] == [("old.csv", 2), ("new.csv", 1)]
     assert MarketStore(path).bars("A")["close"].tolist() == [1.0, 2.0, 3.0]
+
+
+# ------------------------------------------------------------- one home for the store file
+
+_SRC = Path(__file__).resolve().parents[2] / "src" / "quantdesk"
+_STORE = _SRC / "data" / "store"
+
+
+def _modules_outside_the_store() -> list[tuple[str, str]]:
+    return [
+        (str(path.relative_to(_SRC)), path.read_text())
+        for path in sorted(_SRC.rglob("*.py"))
+        if _STORE not in path.parents
+    ]
+
+
+def test_every_table_of_the_store_file_is_declared_in_the_store_package() -> None:
+    """No module outside data/store creates a table: each family's DDL lives there."""
+    import re
+
+    create = re.compile(r"CREATE\s+(TABLE|SEQUENCE)\b(?!\s+\w*\s*AS\s)", re.IGNORECASE)
+    outside = [name for name, text in _modules_outside_the_store() if create.search(text)]
+    assert outside == []
+
+
+def test_no_module_outside_the_store_opens_duckdb_on_a_file() -> None:
+    """Connections to the store file come only from data/store/locking.py."""
+    import re
+
+    opens = re.compile(r"duckdb\.connect\((?!\s*[\"']:memory:[\"'])")
+    outside = [name for name, text in _modules_outside_the_store() if opens.search(text)]
+    assert outside == []
+
+
+def test_every_family_applies_its_tables_through_create_tables(tmp_path: Path) -> None:
+    """Each StoreTables family declares DDL that create_tables knows, and a write makes it."""
+    from quantdesk.data.store.alerts import AlertStore
+    from quantdesk.data.store.forecasts import ForecastStore
+    from quantdesk.data.store.news import NewsStore
+    from quantdesk.data.store.pipeline import PipelineRecord
+    from quantdesk.data.store.schema import declared_tables
+
+    for family in (AlertStore, ForecastStore, NewsStore, PipelineRecord):
+        assert family.MARKER_TABLE in declared_tables(family.DDL), family.__name__
+    record = PipelineRecord(tmp_path / "fresh.duckdb")
+    assert not record.market.exists()
+    record.begin("evening", "update", "2024-07-03", fingerprint=None)
+    with duckdb.connect(str(record.path), read_only=True) as con:
+        # The first write of a family makes the market's tables too: one schema, one way.
+        assert TABLES | {"pipeline_steps", "pipeline_files"} <= tables(con)

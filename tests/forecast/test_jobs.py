@@ -272,3 +272,14 @@ def test_regime_models_loaded_together_filter_each_symbol_once(world, tmp_path, 
         expected[list(regime_models.REGIME_PROBABILITY_COLUMNS)].iloc[-1].to_numpy(float),
         rtol=1e-12,
     )
+
+
+def test_targets_are_read_like_symbols_one_way() -> None:
+    """A target list is text split on commas or spaces, or a list, as symbols are."""
+    from quantdesk.core.coerce import as_symbols
+    from quantdesk.forecast.jobs import _targets
+    from quantdesk.forecast.targets import TARGETS
+
+    for given in ("vol_1d vol_5d", "vol_1d, vol_5d", ["vol_1d", "vol_5d", "vol_1d"]):
+        assert _targets(given) == as_symbols(given) == ["vol_1d", "vol_5d"]
+    assert _targets(None) == _targets("") == list(TARGETS)

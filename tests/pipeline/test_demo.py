@@ -64,3 +64,12 @@ def test_the_paper_step_skips_with_its_reason_when_no_ledger_is_named(tmp_path: 
     assert run.ok and paper.status == "skipped" and "no ledger named" in paper.note
     tables = MarketStore(store).sql("SELECT table_name FROM information_schema.tables")
     assert "paper_trades" not in set(tables["table_name"])
+
+
+def test_demo_start_treats_a_store_not_created_yet_as_empty(tmp_path: Path) -> None:
+    """A path to no file and a store object of no file read the same: nothing, no file made."""
+    path = tmp_path / "none.duckdb"
+    by_path = demo_start(300, now=NOW, store=path)
+    by_store = demo_start(300, now=NOW, store=MarketStore(path))
+    assert by_path == by_store
+    assert not path.exists()

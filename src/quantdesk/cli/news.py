@@ -37,7 +37,7 @@ def news_import(
     store: StoreOption = None,
 ) -> None:
     """Import news items; bad rows are rejected with their file, row, field and reason."""
-    from quantdesk.data.sources.news_ingest import ingest_news_file
+    from quantdesk.data.sources.ingest import ingest_news_file
     from quantdesk.data.validation import ValidationError
 
     try:
@@ -62,7 +62,7 @@ def news_demo(
 
     Use the options given to `quantdesk ingest simulate`, so the headlines match its market.
     """
-    from quantdesk.data.sources.news_ingest import ingest_synthetic_news
+    from quantdesk.data.sources.ingest import ingest_synthetic_news
 
     print_ingest(
         ingest_synthetic_news(

@@ -26,7 +26,7 @@ _EXPORTS = {
     "StoreBusyError": "quantdesk.data.store.locking",
     "simulate": "quantdesk.data.sources.simulator",
     "SimulatedMarket": "quantdesk.data.sources.simulator",
-    "load_sample": "quantdesk.data.sources.samples",
+    "load_sample": "quantdesk.data.sources.bundled",
     "read_bars_file": "quantdesk.data.sources.files",
     "validate_bars": "quantdesk.data.validation",
     "ValidationError": "quantdesk.data.validation",
@@ -71,8 +71,8 @@ if TYPE_CHECKING:
     from quantdesk.data.candles.batch import aggregate
     from quantdesk.data.candles.stream import CandleAggregator
     from quantdesk.data.schemas import parse_timeframe
+    from quantdesk.data.sources.bundled import load_sample
     from quantdesk.data.sources.files import read_bars_file
-    from quantdesk.data.sources.samples import load_sample
     from quantdesk.data.sources.simulator import SimulatedMarket, simulate
     from quantdesk.data.store.alerts import AlertStore
     from quantdesk.data.store.locking import StoreBusyError

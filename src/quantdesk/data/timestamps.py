@@ -40,9 +40,16 @@ import numpy as np
 import pandas as pd
 
 from quantdesk.core.coerce import as_utc
+from quantdesk.data.schemas import to_utc_ns
 from quantdesk.data.validation import ValidationError
 
-__all__ = ["ParsedTimestamps", "bound_window", "is_day_bound", "parse_timestamp_column"]
+__all__ = [
+    "ParsedTimestamps",
+    "bound_window",
+    "is_day_bound",
+    "parse_timestamp_column",
+    "utc_ns_column",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -376,3 +383,24 @@ def bound_window(
             assert instant is not None
             hi = instant.floor("us") + _ONE_US
     return lo, hi
+
+
+def utc_ns_column(frame: pd.DataFrame, column: str = "ts") -> pd.DataFrame:
+    """Return ``frame`` with ``column`` as ``datetime64[ns, UTC]`` (set in place; naive = UTC).
+
+    The one conversion of a time column read back from the store or a frame: an empty
+    frame gets an empty column of that dtype too, so readers concatenate and compare.
+
+    Examples
+    --------
+    >>> frame = utc_ns_column(pd.DataFrame({"ts": ["2024-01-02 10:00"]}))
+    >>> str(frame["ts"].dtype), str(frame["ts"].iloc[0])
+    ('datetime64[ns, UTC]', '2024-01-02 10:00:00+00:00')
+    >>> str(utc_ns_column(pd.DataFrame({"ts": []}))["ts"].dtype)
+    'datetime64[ns, UTC]'
+    """
+    if len(frame):
+        frame[column] = to_utc_ns(frame[column])
+    else:
+        frame[column] = pd.Series(dtype="datetime64[ns, UTC]")
+    return frame

@@ -33,6 +33,7 @@ from typing import Any, ClassVar, Self, cast
 import numpy as np
 import pandas as pd
 
+from quantdesk.core.coerce import as_utc
 from quantdesk.data.schemas import REGIME_PROBABILITY_COLUMNS
 
 __all__ = [
@@ -53,8 +54,10 @@ Panels = Mapping[str, pd.DataFrame]
 
 def as_session(value: Any) -> pd.Timestamp:
     """Return a session label as a UTC timestamp (a naive date is taken as that UTC day)."""
-    ts = pd.Timestamp(value)
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    ts = as_utc(value)
+    if ts is None:
+        raise ValueError("a session is needed, got None")
+    return ts
 
 
 def check_session(panels: Panels, as_of: Any) -> pd.Timestamp:

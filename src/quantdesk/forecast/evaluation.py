@@ -70,13 +70,9 @@ def load_panels(
         if "close" not in panels:
             raise ValueError("panels need at least a 'close' panel")
         return panels
-    from quantdesk.data.store.market import MarketStore
+    from quantdesk.data.store.market import as_store
 
-    store = (
-        store_or_panels
-        if isinstance(store_or_panels, MarketStore)
-        else MarketStore(store_or_panels, read_only=True)
-    )
+    store = as_store(store_or_panels, read_only=True)
     panels = store.panels(symbols=symbols)
     if panels["close"].empty:
         raise ValueError(f"no daily bars in {store.path} for {symbols or 'any symbol'}")

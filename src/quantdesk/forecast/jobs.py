@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from quantdesk.core.coerce import as_symbols
+from quantdesk.core.coerce import as_symbols, as_utc
 from quantdesk.core.jsonable import jsonable
 from quantdesk.data.schemas import REGIME_PROBABILITY_COLUMNS
 from quantdesk.data.store.forecasts import FORECAST_COLUMNS, ORIGINS, ForecastStore
@@ -93,9 +93,7 @@ def _registry(registry: ModelRegistry | str | None) -> ModelRegistry:
 
 
 def _targets(targets: str | Sequence[str] | None) -> list[str]:
-    if isinstance(targets, str):
-        targets = [t.strip() for t in targets.split(",") if t.strip()]
-    chosen = list(TARGETS) if not targets else list(targets)
+    chosen = as_symbols(targets) or list(TARGETS)  # "a,b" or a list, like symbols
     for target in chosen:
         target_horizon(target)
     return chosen
@@ -973,14 +971,16 @@ def _sessions_between(store: MarketStore, after: pd.Timestamp, upto: pd.Timestam
     """Return the number of stored daily sessions in ``(after, upto]``."""
     frame = store.sql(
         "SELECT count(DISTINCT ts) AS n FROM bars WHERE timeframe = '1d' AND ts > ? AND ts <= ?",
-        [_utc(after).to_pydatetime(), _utc(upto).to_pydatetime()],
+        [_instant(after), _instant(upto)],
     )
     return int(frame["n"].iloc[0])
 
 
-def _utc(ts: Any) -> pd.Timestamp:
-    stamp = pd.Timestamp(ts)
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+def _instant(ts: pd.Timestamp) -> Any:
+    """Return ``ts`` as the UTC datetime DuckDB binds (naive times are UTC)."""
+    stamp = as_utc(ts)
+    assert stamp is not None  # a session bound, never None
+    return stamp.to_pydatetime()
 
 
 def _has_later_bars(store: MarketStore, symbols: Sequence[str] | None, ts: pd.Timestamp) -> bool:

@@ -10,7 +10,8 @@ Names load on first use::
 - :mod:`~quantdesk.pipeline.definition`: steps and ``needs`` from the catalog's ``pipeline:``.
 - :mod:`~quantdesk.pipeline.steps`: the built-in steps, each an existing library job.
 - :mod:`~quantdesk.pipeline.engine`: per-session execution, retries, catch-up, backfill, status.
-- :mod:`~quantdesk.pipeline.record`: the record of every attempt, in the store's file.
+- :class:`PipelineRecord` (:mod:`quantdesk.data.store.pipeline`): the record of every
+  attempt, in the store's file.
 - :mod:`~quantdesk.pipeline.lock`: one run at a time per store.
 """
 
@@ -30,11 +31,11 @@ _EXPORTS = {
     "load_pipeline": "quantdesk.pipeline.definition",
     "PipelineDefinition": "quantdesk.pipeline.definition",
     "PipelineError": "quantdesk.pipeline.definition",
-    "PipelineRecord": "quantdesk.pipeline.record",
+    "PipelineRecord": "quantdesk.data.store.pipeline",
     "PipelineBusyError": "quantdesk.pipeline.lock",
     "RunLock": "quantdesk.pipeline.lock",
 }
-_SUBMODULES = frozenset({"commands", "definition", "engine", "lock", "record", "steps"})
+_SUBMODULES = frozenset({"commands", "definition", "engine", "lock", "steps"})
 
 __all__ = [
     "PipelineBusyError",
@@ -54,6 +55,7 @@ __all__ = [
 __getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS, _SUBMODULES)
 
 if TYPE_CHECKING:
+    from quantdesk.data.store.pipeline import PipelineRecord
     from quantdesk.pipeline.definition import PipelineDefinition, PipelineError, load_pipeline
     from quantdesk.pipeline.engine import (
         PipelineRun,
@@ -64,4 +66,3 @@ if TYPE_CHECKING:
         run_pipeline,
     )
     from quantdesk.pipeline.lock import PipelineBusyError, RunLock
-    from quantdesk.pipeline.record import PipelineRecord

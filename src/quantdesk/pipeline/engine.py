@@ -28,10 +28,10 @@ from typing import Any
 import pandas as pd
 
 from quantdesk.data.sessions import SessionCalendar
-from quantdesk.data.store.market import MarketStore
+from quantdesk.data.store.market import MarketStore, as_store
+from quantdesk.data.store.pipeline import DONE_STATES, PipelineRecord
 from quantdesk.pipeline.definition import PipelineDefinition, StepSpec, load_pipeline
 from quantdesk.pipeline.lock import RunLock
-from quantdesk.pipeline.record import DONE_STATES, PipelineRecord
 from quantdesk.pipeline.steps import StepContext, StepOutput
 
 __all__ = [
@@ -368,7 +368,7 @@ def notify_run(run: PipelineRun, config: Any = None, *, sleep: Any = time.sleep)
 def _setup(
     store: MarketStore | str | Path | None, definition: PipelineDefinition | str | Path | None
 ) -> tuple[MarketStore, PipelineDefinition, PipelineRecord, SessionCalendar]:
-    market = store if isinstance(store, MarketStore) else MarketStore(store)
+    market = as_store(store)
     if not isinstance(definition, PipelineDefinition):
         definition = load_pipeline(definition)
     return market, definition, PipelineRecord(market), SessionCalendar(definition.exchange)
@@ -566,7 +566,7 @@ def pipeline_status(
     now: datetime | pd.Timestamp | None = None,
 ) -> PipelineStatus:
     """Return the pipeline's status from the store's record (reads only)."""
-    market = store if isinstance(store, MarketStore) else MarketStore(store, read_only=True)
+    market = as_store(store, read_only=True)
     if not isinstance(definition, PipelineDefinition):
         definition = load_pipeline(definition)
     record = PipelineRecord(market, read_only=market.read_only)

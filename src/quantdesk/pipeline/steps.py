@@ -10,6 +10,7 @@ hash, and a paper ledger that already traded at the session's close is left alon
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import logging
@@ -21,8 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from quantdesk.data.store.market import MarketStore
-from quantdesk.pipeline.record import PipelineRecord
+from quantdesk.data.store.market import MarketStore, as_store
+from quantdesk.data.store.pipeline import PipelineRecord
 
 __all__ = [
     "BUILTIN_STEPS",
@@ -104,12 +105,13 @@ def demo_start(
     >>> demo_start(5, now=pd.Timestamp("2024-07-09T18:00-04:00")).date()  # ends 8 Jul
     datetime.date(2024, 7, 2)
     """
-    from quantdesk.config import settings
     from quantdesk.data.sessions import SessionCalendar
+    from quantdesk.errors import StoreNotFoundError
 
-    path = store.path if isinstance(store, MarketStore) else Path(store or settings().store_path)
-    if path.exists():
-        market = store if isinstance(store, MarketStore) else MarketStore(path, read_only=True)
+    market = None
+    with contextlib.suppress(StoreNotFoundError):  # a store not created yet holds nothing
+        market = as_store(store, read_only=True)
+    if market is not None and market.exists():
         first = market.sql("SELECT min(ts) AS first FROM bars WHERE symbol = 'SIM000'")["first"]
         if len(first) and not pd.isna(first.iloc[0]):
             return pd.Timestamp(first.iloc[0]).tz_convert(None)
@@ -350,16 +352,21 @@ def paper(
     cash: float = 100_000.0,
     lookbacks: Sequence[int] = (21, 63, 126, 252),
     target_vol: float = 0.10,
+    strategy: str = "vol_target_trend",
 ) -> StepOutput:
-    """Return the rebalance of each named ledger to the trend strategy at the session's closes.
+    """Return the rebalance of each named ledger to ``strategy`` at the session's closes.
+
+    ``strategy`` is a name in the registry (:data:`quantdesk.strategies.STRATEGIES`),
+    run long-only with ``lookbacks`` and ``target_vol``, as ``quantdesk paper
+    rebalance --strategy`` runs it.
 
     The trades carry the session's bar time, so a ledger that already has trades at that
     time was rebalanced for the session and is left alone (a resumed run trades nothing).
     A ledger named for the first time is created with ``cash``; with no ledger named
     (``ledgers: []`` or null) the step is skipped and says so.
     """
+    from quantdesk.portfolio.follow import strategy_weights
     from quantdesk.portfolio.ledger import PaperLedger
-    from quantdesk.strategies import vol_target_trend
 
     if not ledgers:
         return StepOutput({}, note="no ledger named (params: ledgers: [NAME, ...])", skipped=True)
@@ -367,8 +374,8 @@ def paper(
     close = ctx.store.panel("close", list(symbols) if symbols else None, end=ctx.ts)
     if close.empty or close.index[-1] != ctx.ts:
         return StepOutput({"ledgers": 0}, empty=True, note="no closes at the session")
-    weights = vol_target_trend(close, lookbacks=list(lookbacks), target_vol=target_vol,
-                               long_only=True).iloc[-1]  # fmt: skip
+    weights = strategy_weights(close, strategy, lookbacks=list(lookbacks),
+                               target_vol=target_vol, long_only=True).iloc[-1]  # fmt: skip
     prices = close.iloc[-1].dropna()
     counts: dict[str, Any] = {"ledgers": 0, "trades": 0, "already_done": 0}
     for name in ledgers:

@@ -383,7 +383,7 @@ def record_alerts(
     delivery is tried.  ``queue`` (see :func:`queue_mask`) defaults to the latest
     session's alerts, so a backfill stores history without sending it; ``"all"`` opts in.
     """
-    target = store if isinstance(store, AlertStore) else AlertStore(store)
+    target = AlertStore.of(store)
     webhook = config or WebhookConfig.from_env()
     if webhook is None:
         return target.write_alerts(alerts, sinks=[])
@@ -405,7 +405,7 @@ def queue_alerts(
     ``rejected``, so do the alerts the webhook rejected (after its configuration was
     fixed).  :func:`deliver` sends them.
     """
-    target = store if isinstance(store, AlertStore) else AlertStore(store)
+    target = AlertStore.of(store)
     result = target.queue(SINK, start=since, symbols=symbols, rejected=rejected)
     logger.info("%s", result.summary())
     return result
@@ -435,7 +435,7 @@ def deliver(
     flush_every, flush_seconds
         Record outcomes after this many alerts or this long, whichever comes first.
     """
-    alerts = store if isinstance(store, AlertStore) else AlertStore(store)
+    alerts = AlertStore.of(store)
     config = config or WebhookConfig.from_env()
     if config is None:
         raise ValueError(

@@ -122,7 +122,7 @@ def score_news(
     """
     from quantdesk.core.progress import progress_bar
 
-    news = store if isinstance(store, NewsStore) else NewsStore(store)
+    news = NewsStore.of(store)
     scorer = model if hasattr(model, "score") else load_model(str(model), **options)
     key: ScoreKey = scorer.key  # type: ignore[union-attr]
     todo = news.unscored(None if rescore else key)

@@ -157,7 +157,7 @@ def scored_news_for(
     notes: list[str] = []
     scored = news_store.scored_news(list(symbols), start=start, end=end)
     if universe == "simulated" and news_store.news(list(symbols)).empty:
-        from quantdesk.data.sources.news_ingest import ingest_synthetic_news
+        from quantdesk.data.sources.ingest import ingest_synthetic_news
 
         n_simulated = len(simulated_symbols(market))
         written = ingest_synthetic_news(

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from quantdesk.core.coerce import as_utc
 from quantdesk.data.candles.batch import (
     bars_frame,
     empty_bars,
@@ -312,10 +313,11 @@ class CandleAggregator:
 
         ``ts`` is anything :class:`pandas.Timestamp` accepts; naive times are UTC.
         """
-        stamp = pd.Timestamp(ts)
-        if pd.isna(stamp):
+        parsed = pd.Timestamp(ts)
+        if pd.isna(parsed):
             raise ValueError(f"tick of {symbol!r}, field 'ts': ts is missing (NaT), got {ts!r}")
-        stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+        stamp = as_utc(parsed)
+        assert stamp is not None  # not NaT, checked above
         p, s = float(price), float(size)
         if not (p > 0.0 and p < math.inf):
             raise ValueError(

@@ -2,11 +2,13 @@
 
 - ``files``: bars from CSV and Parquet files, any dialect a vendor or spreadsheet saves;
 - ``online``: daily bars from Yahoo Finance (optional, needs a network);
-- ``samples``: real sample data shipped inside installed packages;
+- ``bundled``: real sample data shipped inside installed packages;
 - ``simulator``: the regime-switching market simulator;
-- ``ingest``: fill the store from any of these in one call, with an account;
-- ``news``, ``news_ingest``, ``synthetic_news``: news items from vendor files, their
-  ingest, and synthetic headlines tied to the simulator's regimes.
+- ``news``: news items read from vendor files (CSV, JSON, JSONL);
+- ``synthetic_news``: synthetic headlines tied to the simulator's regimes;
+- ``ingest``: fill the store from any of these in one call, with an account (the one
+  write path of every source);
+- ``samples``: the symbols a notebook works on, and the demonstration universes.
 """
 
 from __future__ import annotations
@@ -17,12 +19,12 @@ from quantdesk._lazy import lazy_attributes
 
 _EXPORTS = {
     "read_bars_file": "quantdesk.data.sources.files",
-    "load_sample": "quantdesk.data.sources.samples",
+    "load_sample": "quantdesk.data.sources.bundled",
     "simulate": "quantdesk.data.sources.simulator",
     "SimulatedMarket": "quantdesk.data.sources.simulator",
 }
 _SUBMODULES = frozenset(
-    {"files", "online", "samples", "simulator", "ingest", "news", "news_ingest", "synthetic_news"}
+    {"bundled", "files", "online", "samples", "simulator", "ingest", "news", "synthetic_news"}
 )
 
 __all__ = [
@@ -33,8 +35,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from quantdesk.data.sources.bundled import load_sample
     from quantdesk.data.sources.files import read_bars_file
-    from quantdesk.data.sources.samples import load_sample
     from quantdesk.data.sources.simulator import SimulatedMarket, simulate
 
 __getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS, _SUBMODULES)

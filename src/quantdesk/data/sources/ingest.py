@@ -1,9 +1,13 @@
 """Ingest jobs: fill the market store from a source in one call, with an account.
 
-Each job reads one source (the bundled samples, the simulator, a file, Yahoo
-Finance), writes it through :class:`~quantdesk.data.store.market.MarketStore` and returns an
-:class:`IngestResult`: the store's report of every write, and, when nothing was
-stored, why.  ``quantdesk ingest ...``, notebooks and scheduled jobs all call these.
+Each job reads one source (the bundled samples, the simulator, a file of bars, Yahoo
+Finance, a vendor file of news, the synthetic demo headlines), writes it through the
+store (:class:`~quantdesk.data.store.market.MarketStore`,
+:class:`~quantdesk.data.store.news.NewsStore`) and returns an :class:`IngestResult`:
+the store's report of every write, and, when nothing was stored, why.  ``quantdesk
+ingest ...``, ``quantdesk news ...``, notebooks, scheduled jobs and the demonstration
+universes of :mod:`~quantdesk.data.sources.samples` all call these: each source is
+written one way.
 
 Examples
 --------
@@ -25,14 +29,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from quantdesk.data.store.market import as_store
+
 if TYPE_CHECKING:
     from quantdesk.data.store.market import IngestReport, MarketStore
+    from quantdesk.data.store.news import NewsStore
 
 __all__ = [
     "IngestResult",
     "ingest_file",
+    "ingest_news_file",
     "ingest_samples",
     "ingest_simulated",
+    "ingest_synthetic_news",
     "ingest_yahoo",
 ]
 
@@ -99,24 +108,24 @@ class IngestResult:
         }
 
 
-def _open(store: MarketStore | str | Path | None, read_only: bool = False) -> MarketStore:
-    """Return ``store`` itself, or the store at that path (the default one for None)."""
-    from quantdesk.data.store.market import MarketStore
-
-    return store if isinstance(store, MarketStore) else MarketStore(store, read_only=read_only)
-
-
 def _why_nothing_stored(store: MarketStore, report: IngestReport) -> str | None:
-    """Return why a write stored no row (the commonest reject reasons), None if it did."""
+    """Return why a write stored no row (the commonest reject reasons), None if it did.
+
+    Bars and news alike: their rejects are kept in the store's ``rejects`` table, and a
+    write whose bad rows an earlier import already kept says so.
+    """
     if report.stored:
         return None
     if report.rows_in == 0:
         return f"{report.source}: no rows to store"
+    head = f"{report.source}: nothing stored, all {report.rows_in} rows rejected"
+    if not report.rejected:
+        return f"{head} (kept by an earlier import: see the notes)"
     reasons = (
         store.rejects(report.ingest_id)["reason"].str.split("; ").explode().value_counts().head(3)
     )
     why = "; ".join(f"{reason} ({count} rows)" for reason, count in reasons.items())
-    return f"{report.source}: nothing stored, all {report.rows_in} rows rejected: {why}"
+    return f"{head}: {why}"
 
 
 def ingest_samples(
@@ -133,14 +142,14 @@ def ingest_samples(
         The store, or its file (default ``$QUANTDESK_HOME/quantdesk.duckdb``).
     names
         Data sets (``sp500``, ``nasdaq``; default all of
-        :data:`~quantdesk.data.sources.samples.SAMPLES`).
+        :data:`~quantdesk.data.sources.bundled.SAMPLES`).
     progress
         Show a progress bar on stderr.
     """
     from quantdesk.core.progress import progress_bar
-    from quantdesk.data.sources.samples import SAMPLES, load_sample
+    from quantdesk.data.sources.bundled import SAMPLES, load_sample
 
-    target = _open(store)
+    target = as_store(store)
     reports = []
     for name in progress_bar(
         list(names or SAMPLES), desc="samples", unit="set", disable=not progress
@@ -169,7 +178,7 @@ def ingest_simulated(
     from quantdesk.core.progress import progress_bar
     from quantdesk.data.sources.simulator import simulate
 
-    target = _open(store)
+    target = as_store(store)
     market = simulate(n_symbols=symbols, n_days=days, seed=seed, start=start)
     source = f"simulator:seed={seed}"
     meta = market.metadata()
@@ -244,7 +253,7 @@ def ingest_file(
         adjusted=adjusted,
         strict=strict,
     )
-    target = _open(store)
+    target = as_store(store)
     report = target.write_bars(
         result.good, timeframe, source=result.source, validation=result, timezone=tz
     )
@@ -268,6 +277,57 @@ def ingest_yahoo(
     from quantdesk.data.sources.online import fetch_yahoo
 
     bars = fetch_yahoo(list(symbols), start, end)
-    target = _open(store)
+    target = as_store(store)
     report = target.write_bars(bars, "1d", source="yahoo")
     return IngestResult((report,), problem=_why_nothing_stored(target, report))
+
+
+def ingest_news_file(
+    path: str | Path,
+    store: NewsStore | MarketStore | str | Path | None = None,
+    *,
+    tz: str = "UTC",
+    ts_format: str | None = None,
+    dayfirst: bool | None = None,
+    strict: bool = False,
+) -> IngestResult:
+    """Return the account of importing a CSV, JSON or JSONL file of news into the store.
+
+    The file is read and validated (:func:`~quantdesk.data.sources.news.read_news_file`)
+    before the store is opened; bad rows (a JSONL line that is not a JSON object among
+    them) are kept in ``rejects`` once, however often the file is imported, and the good
+    rows are stored; with ``strict`` the first bad row raises
+    :class:`~quantdesk.data.validation.ValidationError` and nothing is written.
+    """
+    from quantdesk.data.sources.news import read_news_file
+    from quantdesk.data.store.news import NewsStore
+
+    result = read_news_file(path, tz=tz, ts_format=ts_format, dayfirst=dayfirst, strict=strict)
+    news = NewsStore.of(store)
+    report = news.write_news(result.good, source=result.source, validation=result)
+    return IngestResult((report,), problem=_why_nothing_stored(news.market, report))
+
+
+def ingest_synthetic_news(
+    store: NewsStore | MarketStore | str | Path | None = None,
+    *,
+    symbols: int = 50,
+    days: int = 2520,
+    seed: int = 0,
+    start: str = "2010-01-04",
+    rate: float = 0.3,
+) -> IngestResult:
+    """Return the account of storing synthetic headlines for the simulated market.
+
+    The market is simulated again with the same parameters as :func:`ingest_simulated`
+    (same seed, same market), and its true trend regimes set the headlines' tone
+    (:func:`~quantdesk.data.sources.synthetic_news.synthetic_news`).
+    """
+    from quantdesk.data.sources.simulator import simulate
+    from quantdesk.data.sources.synthetic_news import synthetic_news
+    from quantdesk.data.store.news import NewsStore
+
+    market = simulate(n_symbols=symbols, n_days=days, seed=seed, start=start)
+    items = synthetic_news(market, rate=rate, seed=seed)
+    report = NewsStore.of(store).write_news(items, source=f"synthetic:seed={seed}")
+    return IngestResult((report,))

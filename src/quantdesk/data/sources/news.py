@@ -52,7 +52,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from quantdesk.data.schemas import NEWS_COLUMNS
+from quantdesk.data.schemas import NEWS_COLUMNS, to_utc_ns
 from quantdesk.data.timestamps import parse_timestamp_column
 from quantdesk.data.validation import (
     REJECT_COLUMNS,
@@ -243,7 +243,7 @@ def validate_news(
             "content_hash": hashes,
         }
     )
-    out["ts"] = pd.to_datetime(out["ts"], utc=True).dt.as_unit("ns")
+    out["ts"] = to_utc_ns(out["ts"])
     # Earliest copy first, so that collapsing duplicates keeps when the story was out.
     order = np.argsort(out["ts"].to_numpy(dtype="datetime64[ns]"), kind="stable")
     inverse = np.empty(n, dtype=np.int64)

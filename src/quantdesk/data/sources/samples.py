@@ -1,12 +1,9 @@
-"""Real sample data that ships inside installed packages (no network needed), and the
-symbols a notebook works on.
-
-The ``arch`` package bundles daily OHLCV for the S&P 500 index (``sp500``) and the
-NASDAQ Composite (``nasdaq``), January 1999 to December 2018.
+"""The symbols a notebook works on, and the demonstration universes that fill a store.
 
 Notebooks and reports run on the researcher's own stored symbols.  Demonstration data
 enters the store only when asked for: :func:`select_symbols` with
-``universe="samples"`` (the bundled real data) or ``universe="simulated"`` (the
+``universe="samples"`` (the bundled real data of
+:mod:`~quantdesk.data.sources.bundled`) or ``universe="simulated"`` (the
 simulated market), and an unknown symbol fails before anything is written.
 
 Examples
@@ -21,29 +18,23 @@ UnknownSymbolError: unknown symbol(s) ['SPX', 'IXIC']; the store holds 1: GOOG .
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pandas as pd
-
 from quantdesk.core.coerce import as_symbols
-from quantdesk.data.schemas import BAR_COLUMNS
+from quantdesk.data.sources.bundled import SAMPLES
+from quantdesk.data.sources.ingest import ingest_samples, ingest_simulated
 
 if TYPE_CHECKING:
     from quantdesk.data.store.market import MarketStore
 
 __all__ = [
-    "SAMPLES",
+    "SIMULATED_DAYS",
     "SIMULATED_SEED",
     "UNIVERSES",
-    "Sample",
     "ensure_samples",
     "ensure_simulated",
-    "load_sample",
     "select_symbols",
     "simulated_symbols",
 ]
@@ -59,78 +50,6 @@ SIMULATED_DAYS = 2520
 # What the monitor's simulated feed records under (CandleRecorder's ``live:<feed kind>``,
 # with --record-to-store): simulated prices too, so a universe may share their names.
 _LIVE_SIMULATOR_SOURCE = "live:simulator"
-
-
-@dataclass(frozen=True)
-class Sample:
-    """A bundled data set: its ``arch.data`` module and the symbol metadata it becomes."""
-
-    module: str
-    file: str
-    symbol: str
-    name: str
-    asset_class: str = "index"
-    currency: str = "USD"
-    timezone: str = "America/New_York"
-
-
-SAMPLES: dict[str, Sample] = {
-    "sp500": Sample("arch.data.sp500", "sp500.csv.gz", "SPX", "S&P 500 index"),
-    "nasdaq": Sample("arch.data.nasdaq", "nasdaq.csv.gz", "IXIC", "NASDAQ Composite index"),
-}
-
-
-def _data_file(sample: Sample) -> Path:
-    """Return the bundled file's path without importing ``arch``.
-
-    Importing ``arch.data`` pulls in arch, statsmodels and matplotlib (about 2.5 s);
-    the data is a plain gzipped CSV inside the installed package.
-    """
-    spec = importlib.util.find_spec("arch")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError("the sample data ships with the `arch` package: pip install arch")
-    package_dir = Path(next(iter(spec.submodule_search_locations)))
-    return package_dir.joinpath(*sample.module.split(".")[1:], sample.file)
-
-
-def load_sample(name: str = "sp500") -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Return ``(bars, metadata)`` for a bundled sample: long daily bars and one metadata row.
-
-    Examples
-    --------
-    >>> bars, meta = load_sample("sp500")
-    >>> bars["symbol"].iloc[0], str(bars["ts"].iloc[0].date())
-    ('SPX', '1999-01-04')
-    """
-    if name not in SAMPLES:
-        raise ValueError(f"unknown sample {name!r}; available: {sorted(SAMPLES)}")
-    sample = SAMPLES[name]
-    raw = pd.read_csv(_data_file(sample), index_col="Date")
-    dates = pd.to_datetime(raw.index).normalize().tz_localize("UTC").as_unit("ns")
-    bars = pd.DataFrame(
-        {
-            "symbol": sample.symbol,
-            "ts": dates,
-            "open": raw["Open"].to_numpy(float),
-            "high": raw["High"].to_numpy(float),
-            "low": raw["Low"].to_numpy(float),
-            "close": raw["Close"].to_numpy(float),
-            "volume": raw["Volume"].to_numpy(float),
-        }
-    )[list(BAR_COLUMNS)]
-    meta = pd.DataFrame(
-        [
-            {
-                "symbol": sample.symbol,
-                "name": sample.name,
-                "asset_class": sample.asset_class,
-                "currency": sample.currency,
-                "timezone": sample.timezone,
-                "source": f"arch:{name}",
-            }
-        ]
-    )
-    return bars, meta
 
 
 def _sample_of_symbol() -> dict[str, str]:
@@ -161,12 +80,10 @@ def ensure_samples(store: MarketStore, symbols: Sequence[str] | None = None) -> 
             + ", ".join(f"{sample.symbol} ({name})" for name, sample in SAMPLES.items())
         )
     stored = set(_stored_symbols(store))
-    for name in dict.fromkeys(wanted):
-        sample = SAMPLES[name]
-        if sample.symbol not in stored:
-            bars, meta = load_sample(name)
-            logger.info("writing the %s sample (%s) into %s", name, sample.symbol, store.path)
-            store.write_bars(bars, "1d", source=f"arch:{name}", metadata=meta)
+    missing = [name for name in dict.fromkeys(wanted) if SAMPLES[name].symbol not in stored]
+    if missing:
+        logger.info("writing the samples %s into %s", ", ".join(missing), store.path)
+        ingest_samples(store, missing, progress=False)
     return [SAMPLES[name].symbol for name in dict.fromkeys(wanted)]
 
 
@@ -185,7 +102,7 @@ def simulated_symbols(store: MarketStore) -> list[str]:
     """
     from quantdesk.data.sources.simulator import is_simulator_source
 
-    if not store.path.exists():
+    if not store.exists():
         return []  # before a fill, a store with no file yet holds nothing
     meta = store.metadata()
     simulated = {
@@ -200,7 +117,8 @@ def ensure_simulated(store: MarketStore, n_symbols: int = 50) -> list[str]:
     """Return up to ``n_symbols`` simulated symbols, simulating a universe into an empty one.
 
     When the store holds no simulated symbols (by source: :func:`simulated_symbols`),
-    ``quantdesk.data.simulate(n_symbols, 2520, seed=7)`` is written (what ``make demo``
+    ``quantdesk.data.simulate(n_symbols, 2520, seed=7)`` is written by
+    :func:`~quantdesk.data.sources.ingest.ingest_simulated` (what ``make demo``
     ingests).  When it holds some, they are used as they are: a second universe with
     another size would overwrite the first one's prices under the same names.  Fewer
     stored than asked for is logged.
@@ -215,11 +133,11 @@ def ensure_simulated(store: MarketStore, n_symbols: int = 50) -> list[str]:
         raise ValueError(f"n_symbols must be >= 1, got {n_symbols}")
     stored = simulated_symbols(store)
     if not stored:
-        from quantdesk.data.sources.simulator import _symbol_names, is_simulator_source, simulate
+        from quantdesk.data.sources.simulator import _symbol_names, is_simulator_source
 
         names = _symbol_names(n_symbols)
         taken: list[str] = []
-        if store.path.exists():  # a store with no file yet holds nobody's symbols
+        if store.exists():  # a store with no file yet holds nobody's symbols
             meta = store.metadata(names)
             taken = sorted(
                 set(store.symbols()).intersection(
@@ -234,15 +152,11 @@ def ensure_simulated(store: MarketStore, n_symbols: int = 50) -> list[str]:
                 "the simulator; a simulated universe would overwrite them. Use another store "
                 "(--store or QUANTDESK_STORE) for the simulated universe"
             )
-        market = simulate(n_symbols=n_symbols, n_days=SIMULATED_DAYS, seed=SIMULATED_SEED)
         logger.info("writing a simulated universe of %d symbols into %s", n_symbols, store.path)
-        store.write_bars(
-            market.bars,
-            "1d",
-            source=f"simulator:seed={SIMULATED_SEED}",
-            metadata=market.metadata(),
+        ingest_simulated(
+            store, symbols=n_symbols, days=SIMULATED_DAYS, seed=SIMULATED_SEED, progress=False
         )
-        return list(market.symbols)
+        return names
     if len(stored) < n_symbols:
         logger.warning(
             "the store holds %d simulated symbols, fewer than the %d asked for; using those",

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from quantdesk.core.coerce import as_utc
 from quantdesk.core.markov import expected_durations, stationary_distribution
 from quantdesk.data.schemas import (
     BAR_COLUMNS,
@@ -513,8 +514,8 @@ def _ts_ns(ts: pd.Series) -> np.ndarray:
 
 def _session_date(value: str | pd.Timestamp) -> pd.Timestamp:
     """Return ``value`` as a session date at 00:00 UTC (naive values are read as UTC)."""
-    ts = pd.Timestamp(value)
-    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    ts = as_utc(value)
+    assert ts is not None  # typed str | Timestamp
     return ts.normalize()
 
 

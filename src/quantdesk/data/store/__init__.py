@@ -1,10 +1,14 @@
 """The market store: one DuckDB file, every table's schema, its connections and locks.
 
-- ``market``: :class:`MarketStore`, bars, ticks, regimes and the ingest log;
-- ``schema``: every table's DDL and the migrations of an older file;
+- ``market``: :class:`MarketStore`, the one facade over the market's tables, cut by
+  concept into ``file`` (the file and its connections), ``bars`` (bars, ticks, symbol
+  metadata), ``regimes`` and ``ingest_log`` (the ingest log and rejects);
+- ``schema``: the market's DDL, and the one way every table is created and migrated;
 - ``locking``: short-lived connections, retried while another process holds the file;
-- ``news``, ``alerts``, ``forecasts``: the tables of news and scores, screener alerts
-  and their outbox, and the forecast record, on the same file;
+- ``tables``: :class:`StoreTables`, the base of every other table family;
+- ``news``, ``alerts``, ``forecasts``, ``pipeline``: the tables of news and scores,
+  screener alerts and their outbox, the forecast record and the pipeline's record, on
+  the same file;
 - ``inventory``: what the store holds, as readable accounts.
 """
 
@@ -23,8 +27,26 @@ _EXPORTS = {
     "NewsStore": "quantdesk.data.store.news",
     "AlertStore": "quantdesk.data.store.alerts",
     "ForecastStore": "quantdesk.data.store.forecasts",
+    "PipelineRecord": "quantdesk.data.store.pipeline",
+    "StoreTables": "quantdesk.data.store.tables",
 }
-_SUBMODULES = frozenset({"market", "schema", "locking", "news", "alerts", "forecasts", "inventory"})
+_SUBMODULES = frozenset(
+    {
+        "market",
+        "schema",
+        "locking",
+        "news",
+        "alerts",
+        "forecasts",
+        "inventory",
+        "file",
+        "bars",
+        "regimes",
+        "ingest_log",
+        "tables",
+        "pipeline",
+    }
+)
 
 __all__ = [
     "AlertStore",
@@ -32,7 +54,9 @@ __all__ = [
     "IngestReport",
     "MarketStore",
     "NewsStore",
+    "PipelineRecord",
     "StoreBusyError",
+    "StoreTables",
     "UnknownSymbolError",
     "as_store",
 ]
@@ -48,5 +72,7 @@ if TYPE_CHECKING:
         as_store,
     )
     from quantdesk.data.store.news import NewsStore
+    from quantdesk.data.store.pipeline import PipelineRecord
+    from quantdesk.data.store.tables import StoreTables
 
 __getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS, _SUBMODULES)

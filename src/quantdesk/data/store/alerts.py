@@ -32,17 +32,13 @@ from typing import Any
 
 import pandas as pd
 
-from quantdesk.core.coerce import as_symbols
+from quantdesk.core.coerce import as_symbols, as_utc
 from quantdesk.core.jsonable import jsonable
 from quantdesk.data.schemas import ALERT_COLUMNS, parse_timeframe
-from quantdesk.data.store.market import (
-    MarketStore,
-    StoreTables,
-    _as_utc,
-    _fetch,
-    _utc_ns,
-)
-from quantdesk.data.timestamps import bound_window
+from quantdesk.data.store.file import fetch_frame
+from quantdesk.data.store.market import MarketStore
+from quantdesk.data.store.tables import StoreTables
+from quantdesk.data.timestamps import bound_window, utc_ns_column
 
 __all__ = [
     "DELIVERY_COLUMNS",
@@ -109,7 +105,7 @@ def idempotency_key(symbol: str, rule: str, ts: Any) -> str:
     ...     "ACME", "gap_up", pd.Timestamp("2024-01-02", tz="UTC"))
     True
     """
-    stamp = _as_utc(ts)
+    stamp = as_utc(ts)
     text = f"{symbol}\x1f{rule}\x1f{stamp.isoformat() if stamp is not None else ''}"
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
@@ -314,8 +310,7 @@ class AlertStore(StoreTables):
                 "queue": flags,
             }
         )
-        with self.market._transaction() as con:
-            con.execute(_ALERTS_DDL)
+        with self._transaction() as con:
             before = int(con.execute("SELECT count(*) FROM alerts").fetchall()[0][0])
             con.register("incoming", frame)
             # The key, not this statement, decides what is new: a duplicate inside the
@@ -390,7 +385,7 @@ class AlertStore(StoreTables):
                 "error": pd.Series([o.get("error") for o in outcomes], dtype=object),
             }
         )
-        with self.market._transaction() as con:
+        with self._transaction() as con:
             con.register("outcomes", frame)
             con.execute(
                 """
@@ -423,8 +418,7 @@ class AlertStore(StoreTables):
         the whole day, as in :meth:`alerts`) and ``symbols`` picks symbols; a delivered
         or pending alert is left alone.
         """
-        with self.market._transaction() as con:
-            con.execute(_ALERTS_DDL)
+        with self._transaction() as con:
             chosen = con.execute(
                 f"""
                 SELECT a.symbol, a.rule, a.ts FROM alerts a {_window_join(con, start, end)}
@@ -484,7 +478,7 @@ class AlertStore(StoreTables):
         columns = [*ALERT_COLUMNS, "created_at", *DELIVERY_COLUMNS]
         if not self._has_tables():
             empty = pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
-            return _utc_ns(empty)
+            return utc_ns_column(empty)
         params = {
             "sink": sink,
             "syms": as_symbols(symbols),
@@ -506,7 +500,7 @@ class AlertStore(StoreTables):
                 ORDER BY a.ts DESC, a.rule, a.symbol
                 LIMIT $limit
             """
-            frame = _fetch(con, query, params)
+            frame = fetch_frame(con, query, params)
         frame["conditions"] = pd.Series(
             [_from_json(c) for c in frame["conditions"]], index=frame.index, dtype=object
         )
@@ -521,7 +515,7 @@ class AlertStore(StoreTables):
                 dtype=object,
             )
         for column in ("ts", "created_at", "last_attempt_at", "delivered_at"):
-            frame = _utc_ns(frame, column)
+            frame = utc_ns_column(frame, column)
         return frame[columns]
 
     def pending(self, sink: str = "webhook", limit: int | None = None) -> pd.DataFrame:

@@ -1,7 +1,7 @@
 """ForecastStore: the append-only record of forecasts and their outcomes, in the store's file.
 
 Two tables beside the bars (one owner of the file's schema, through
-:class:`~quantdesk.data.store.market.StoreTables`):
+:class:`~quantdesk.data.store.tables.StoreTables`):
 
 * ``forecasts``: one row per ``(model, version, symbol, target, horizon, as_of)`` with the
   forecast (``value``, or ``probs``: JSON of the nine regime probabilities), the wall-clock
@@ -24,7 +24,8 @@ from datetime import UTC, datetime
 import pandas as pd
 
 from quantdesk.core.coerce import as_symbols
-from quantdesk.data.store.market import StoreTables, _utc_ns
+from quantdesk.data.store.tables import StoreTables
+from quantdesk.data.timestamps import utc_ns_column
 
 __all__ = ["FORECAST_COLUMNS", "ORIGINS", "ForecastStore"]
 
@@ -119,8 +120,7 @@ class ForecastStore(StoreTables):
         frame = frame[list(FORECAST_COLUMNS)].astype({"value": "float64", "horizon": "int64"})
         frame["as_of"] = pd.to_datetime(frame["as_of"], utc=True)
         frame["made_at"] = pd.to_datetime(frame["made_at"], utc=True)
-        with self.market._transaction() as con:
-            con.execute(_FORECAST_DDL)
+        with self._transaction() as con:
             con.register("incoming", frame)
             dup = con.execute(
                 f"SELECT {', '.join(_KEY)} FROM incoming SEMI JOIN forecasts USING "
@@ -160,8 +160,7 @@ class ForecastStore(StoreTables):
         frame = frame[["symbol", "target", "as_of", "value", "probs"]].astype({"value": "float64"})
         frame["as_of"] = pd.to_datetime(frame["as_of"], utc=True)
         frame["recorded_at"] = pd.Timestamp(datetime.now(UTC))
-        with self.market._transaction() as con:
-            con.execute(_FORECAST_DDL)
+        with self._transaction() as con:
             con.register("incoming", frame)
             before = con.execute("SELECT count(*) FROM forecast_outcomes").fetchall()[0][0]
             con.execute(
@@ -202,7 +201,7 @@ class ForecastStore(StoreTables):
             """,
             {"syms": as_symbols(symbols), "target": target, "model": model, "origin": origin},
         )
-        return _utc_ns(_utc_ns(frame[columns], "as_of"), "made_at")
+        return utc_ns_column(utc_ns_column(frame[columns], "as_of"), "made_at")
 
     def pending(self) -> pd.DataFrame:
         """Return ``symbol, target, horizon, as_of`` of the forecasts with no outcome yet."""
@@ -216,4 +215,4 @@ class ForecastStore(StoreTables):
             ORDER BY f.as_of, f.symbol, f.target
             """
         )
-        return _utc_ns(frame, "as_of")
+        return utc_ns_column(frame, "as_of")

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from quantdesk.data.sources.ingest import _open
+from quantdesk.data.store.market import as_store
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -116,7 +116,7 @@ def store_contents(store: MarketStore | str | Path | None = None) -> StoreConten
     FileNotFoundError
         No store at that path (it is never created by looking).
     """
-    return StoreContents(_open(store, read_only=True).info())
+    return StoreContents(as_store(store, read_only=True).info())
 
 
 def rejected_rows(
@@ -131,5 +131,5 @@ def rejected_rows(
     FileNotFoundError
         No store at that path.
     """
-    frame = _open(store, read_only=True).rejects(ingest_id)
+    frame = as_store(store, read_only=True).rejects(ingest_id)
     return RejectedRows(frame if limit is None else frame.head(limit))

@@ -26,12 +26,11 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from quantdesk.core.coerce import as_utc
-from quantdesk.data.store.market import StoreTables
+from quantdesk.data.store.tables import StoreTables
 
 if TYPE_CHECKING:
     import duckdb
 
-    from quantdesk.data.store.market import MarketStore
 
 __all__ = ["LEDGER_DDL", "LatestBar", "LedgerTables", "is_known", "latest_bar"]
 
@@ -125,9 +124,6 @@ class LedgerTables(StoreTables):
     DDL = LEDGER_DDL
     MARKER_TABLE = "paper_ledgers"
 
-    def __init__(self, store: MarketStore | str | Path | None = None) -> None:
-        super().__init__(store)
-
     def create(self) -> LedgerTables:
         """Return these tables after creating the store file and the tables where missing."""
         with self.transaction():
@@ -141,8 +137,7 @@ class LedgerTables(StoreTables):
         The block's writes commit together when it ends and roll back if it raises;
         this process's ledger writes to the file run one at a time.
         """
-        with _write_lock(self.path), self.market._transaction() as con:
-            con.execute(self.DDL)
+        with _write_lock(self.path), self._transaction() as con:
             yield con
 
     @contextlib.contextmanager

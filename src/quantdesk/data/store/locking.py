@@ -22,18 +22,23 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import random
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from quantdesk.core.backoff import Backoff
+
 if TYPE_CHECKING:
     import duckdb
 
-__all__ = ["StoreBusyError", "connect", "is_lock_conflict", "transaction"]
+__all__ = ["LOCK_RETRY", "StoreBusyError", "connect", "is_lock_conflict", "transaction"]
 
 logger = logging.getLogger(__name__)
+
+#: How a connection waits between tries while the file is held: 5 ms doubling to at
+#: most 250 ms, jittered so processes retrying at once spread out.
+LOCK_RETRY = Backoff(base=0.005, factor=2.0, cap=0.25, jitter=True)
 
 
 class StoreBusyError(TimeoutError):
@@ -84,7 +89,6 @@ def connect(
     import duckdb
 
     deadline = time.monotonic() + lock_timeout
-    delay = 0.005
     attempts = 0
     while True:
         try:
@@ -96,13 +100,13 @@ def connect(
             attempts += 1
             if attempts == 1:
                 logger.debug("%s is busy (%s); retrying for up to %g s", path, exc, lock_timeout)
-            if time.monotonic() + delay > deadline:
+            wait = LOCK_RETRY.delay(attempts - 1)
+            if time.monotonic() + wait > deadline:
                 raise StoreBusyError(
                     f"{path}: another process held the lock for more than "
                     f"{lock_timeout:.0f} s ({attempts} attempts); last error: {exc}"
                 ) from exc
-            time.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, 0.25)
+            time.sleep(wait)
     if attempts:
         logger.debug("opened %s after %d lock retries", path, attempts)
     try:

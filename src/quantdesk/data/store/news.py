@@ -25,16 +25,14 @@ from typing import Any
 
 import pandas as pd
 
-from quantdesk.core.coerce import as_symbols
+from quantdesk.core.coerce import as_symbols, as_utc
 from quantdesk.data.schemas import NEWS_COLUMNS
 from quantdesk.data.sources.news import validate_news
-from quantdesk.data.store.market import (
-    IngestReport,
-    MarketStore,
-    StoreTables,
-    _fetch,
-    _utc_ns,
-)
+from quantdesk.data.store.file import fetch_frame
+from quantdesk.data.store.ingest_log import IngestReport
+from quantdesk.data.store.market import MarketStore
+from quantdesk.data.store.tables import StoreTables
+from quantdesk.data.timestamps import utc_ns_column
 from quantdesk.data.validation import ValidationResult
 
 __all__ = ["SCORE_COLUMNS", "NewsStore", "ScoreKey"]
@@ -122,8 +120,7 @@ class NewsStore(StoreTables):
             result.raise_first()
         good = result.good[list(NEWS_COLUMNS)]
         started = datetime.now(UTC)
-        with self.market._transaction() as con:
-            con.execute(_NEWS_DDL)
+        with self._transaction() as con:
             ingest_id = MarketStore._next_ingest_id(con)
             staged = good.assign(ingest_id=ingest_id)
             con.register("incoming", staged)
@@ -177,8 +174,7 @@ class NewsStore(StoreTables):
             quantization=key.quantization,
             scored_at=datetime.now(UTC),
         )
-        with self.market._transaction() as con:
-            con.execute(_NEWS_DDL)
+        with self._transaction() as con:
             con.register("incoming", frame)
             con.execute(
                 """
@@ -220,7 +216,7 @@ class NewsStore(StoreTables):
         frame["body"] = pd.Series(
             [None if pd.isna(b) else str(b) for b in frame["body"]], index=frame.index, dtype=object
         )
-        return _utc_ns(frame)
+        return utc_ns_column(frame)
 
     def unscored(self, key: ScoreKey | None) -> pd.DataFrame:
         """Return ``content_hash, headline, body`` of the stored news ``key`` has not scored.
@@ -230,7 +226,7 @@ class NewsStore(StoreTables):
         if key is None:
             key = ScoreKey("", "", "")  # no model has an empty id: nothing is excluded
         with self.market._connect() as con:
-            return _fetch(
+            return fetch_frame(
                 con,
                 """
                 SELECT n.content_hash, n.headline, n.body FROM news n
@@ -273,7 +269,7 @@ class NewsStore(StoreTables):
         columns = ["symbol", "ts", "id", "source", "headline", "content_hash", *SCORE_COLUMNS]
         keys = self.score_keys()
         if key is None and not keys:
-            return _utc_ns(pd.DataFrame({c: pd.Series(dtype=object) for c in columns}))
+            return utc_ns_column(pd.DataFrame({c: pd.Series(dtype=object) for c in columns}))
         key = key or keys[0]
         frame = self.market.sql(
             f"""
@@ -296,7 +292,7 @@ class NewsStore(StoreTables):
                 "end": _bound(end),
             },
         )
-        return _utc_ns(frame[columns])
+        return utc_ns_column(frame[columns])
 
 
 def _new_rejects(con: Any, result: ValidationResult) -> ValidationResult:
@@ -334,8 +330,5 @@ def _new_rejects(con: Any, result: ValidationResult) -> ValidationResult:
 
 
 def _bound(value: Any) -> datetime | None:
-    if value is None:
-        return None
-    ts = pd.Timestamp(value)
-    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-    return ts.to_pydatetime()
+    ts = as_utc(value)
+    return None if ts is None else ts.to_pydatetime()

@@ -1,18 +1,36 @@
 """The store's tables (DDL) and the migrations that bring an older store file up to date.
 
-:func:`create_schema` runs on every read-write open of a
-:class:`~quantdesk.data.store.market.MarketStore`: it creates what is missing and migrates
-what is older, and is a no-op on an up-to-date file.
+Every table of the store file is created and migrated one way, :func:`create_tables`:
+it runs a family's ``CREATE ... IF NOT EXISTS`` statements, then every migration
+(:data:`MIGRATIONS`) of each table it declares, so it is a no-op on an up-to-date file.
+The market's own tables (bars, ticks, symbols, the ingest log and rejects, regimes) are
+declared here and created by :func:`create_schema` on every read-write open of a
+:class:`~quantdesk.data.store.market.MarketStore`; every other family (news and scores,
+alerts and their outbox, forecasts, the pipeline's record, paper ledgers) declares its
+DDL on its :class:`~quantdesk.data.store.tables.StoreTables` class in this package, and
+that class applies it through :func:`create_tables`.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING
+
+from quantdesk.data.schemas import REGIME_PROBABILITY_COLUMNS
 
 if TYPE_CHECKING:
     import duckdb
 
-__all__ = ["TABLES_DDL", "create_schema", "has_column"]
+__all__ = [
+    "MIGRATIONS",
+    "REGIMES_DDL",
+    "TABLES_DDL",
+    "create_schema",
+    "create_tables",
+    "declared_tables",
+    "has_column",
+]
 
 TABLES_DDL = """
 CREATE TABLE IF NOT EXISTS bars (
@@ -70,13 +88,51 @@ CREATE TABLE IF NOT EXISTS rejects (
 """
 
 
+_CREATE_TABLE = re.compile(r"CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)", re.IGNORECASE)
+_PROBABILITY_DDL = "\n".join(f"    {name} DOUBLE NOT NULL," for name in REGIME_PROBABILITY_COLUMNS)
+
+REGIMES_DDL = f"""
+CREATE TABLE IF NOT EXISTS regimes (
+    symbol VARCHAR NOT NULL,
+    ts TIMESTAMPTZ NOT NULL,
+    model_version VARCHAR NOT NULL,
+    state TINYINT NOT NULL,
+    vol_label VARCHAR NOT NULL,
+    trend_label VARCHAR NOT NULL,
+{_PROBABILITY_DDL}
+    written_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (symbol, ts, model_version)
+);
+"""
+
+
 def create_schema(con: duckdb.DuckDBPyConnection, *extra_ddl: str) -> None:
-    """Create the store's tables (and ``extra_ddl``) where missing, then migrate older files."""
-    con.execute(TABLES_DDL)
-    for ddl in extra_ddl:
-        con.execute(ddl)
-    _allow_close_only(con)
-    _credit_bars_to_ingests(con)
+    """Create the market's tables (and ``extra_ddl``) where missing, then migrate older files."""
+    create_tables(con, TABLES_DDL, REGIMES_DDL, *extra_ddl)
+
+
+def create_tables(con: duckdb.DuckDBPyConnection, *ddl: str) -> None:
+    """Run each family's ``ddl`` (idempotent), then the migrations of the tables it declares.
+
+    The one way any table of the store file comes to exist or is brought up to date:
+    the market's tables on opening a store, every other family's on its writes.
+    """
+    for statement in ddl:
+        con.execute(statement)
+    for table in declared_tables(*ddl):
+        for migrate in MIGRATIONS.get(table, ()):
+            migrate(con)
+
+
+def declared_tables(*ddl: str) -> list[str]:
+    """Return the tables that ``ddl`` creates, in order.
+
+    Examples
+    --------
+    >>> declared_tables("CREATE TABLE IF NOT EXISTS a (x INT); CREATE TABLE b (y INT);")
+    ['a', 'b']
+    """
+    return [m.group(1) for text in ddl for m in _CREATE_TABLE.finditer(text)]
 
 
 def _allow_close_only(con: duckdb.DuckDBPyConnection) -> None:
@@ -108,3 +164,11 @@ def has_column(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
         {"table": table, "column": column},
     ).fetchall()
     return bool(rows[0][0])
+
+
+#: Migrations of an older store file, by table: each is idempotent and runs (through
+#: :func:`create_tables`) whenever its table exists.  A change to a table's columns is
+#: added here, beside its DDL, never in the module that reads the table.
+MIGRATIONS: dict[str, tuple[Callable[[duckdb.DuckDBPyConnection], None], ...]] = {
+    "bars": (_allow_close_only, _credit_bars_to_ingests),
+}

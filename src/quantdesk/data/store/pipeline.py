@@ -1,7 +1,8 @@
 """The pipeline's record: one row per attempt of a step on a session, in the store's file.
 
-Two tables, owned here the way :mod:`quantdesk.data.store.alerts` owns its own
-(:class:`~quantdesk.data.store.market.StoreTables`, short-lived connections):
+Two tables, declared here like every family of the store file
+(:class:`~quantdesk.data.store.tables.StoreTables`, short-lived connections), and read
+and written by :mod:`quantdesk.pipeline`:
 
 * ``pipeline_steps``: ``(pipeline, step, session, attempt)`` is the key; ``status`` is
   ``running`` (written before the step starts: a row still ``running`` after its run
@@ -22,8 +23,7 @@ from typing import Any
 import pandas as pd
 
 from quantdesk.core.jsonable import jsonable
-from quantdesk.data.store.locking import transaction
-from quantdesk.data.store.market import StoreTables
+from quantdesk.data.store.tables import StoreTables
 
 __all__ = ["DONE_STATES", "STATES", "PipelineRecord", "StepState"]
 
@@ -93,8 +93,7 @@ class PipelineRecord(StoreTables):
         import socket
 
         day = pd.Timestamp(session).date()
-        with transaction(self.path, lock_timeout=self.market.lock_timeout) as con:
-            con.execute(_DDL)
+        with self._transaction() as con:
             row = con.execute(
                 "SELECT coalesce(max(attempt), 0) FROM pipeline_steps "
                 "WHERE pipeline = ? AND step = ? AND session = ?",
@@ -125,7 +124,7 @@ class PipelineRecord(StoreTables):
         """Record the end of an attempt: its status, output counts and error text."""
         if status not in STATES or status == "running":
             raise ValueError(f"status must be one of {STATES[1:]}, not {status!r}")
-        with transaction(self.path, lock_timeout=self.market.lock_timeout) as con:
+        with self._transaction() as con:
             con.execute(
                 "UPDATE pipeline_steps SET status = ?, ended_at = ?, outputs = ?, error = ? "
                 "WHERE pipeline = ? AND step = ? AND session = ? AND attempt = ?",
@@ -224,7 +223,7 @@ class PipelineRecord(StoreTables):
 
     def add_file(self, content_hash: str, path: str, session: Any, outputs: dict[str, Any]) -> None:
         """Record one ingested drop-folder file (a second record of the same content is a no-op)."""
-        with transaction(self.path, lock_timeout=self.market.lock_timeout) as con:
+        with self._transaction() as con:
             con.execute(
                 "INSERT INTO pipeline_files VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 [
