@@ -15,13 +15,9 @@ from quantdesk.cli import app
 from quantdesk.data.sources.simulator import simulate
 from quantdesk.data.store.forecasts import ForecastStore
 from quantdesk.data.store.market import MarketStore
-from quantdesk.forecast.jobs import (
-    backfill_forecasts,
-    fit_forecasts,
-    forecast_view,
-    run_forecasts,
-    score_forecasts,
-)
+from quantdesk.forecast.jobs import backfill_forecasts, fit_forecasts, run_forecasts
+from quantdesk.forecast.scoring import score_forecasts
+from quantdesk.forecast.view import forecast_view
 from quantdesk.regimes.registry import ModelRegistry, data_fingerprint
 
 CUT = 650  # the stored history ends at this session when the models are fitted

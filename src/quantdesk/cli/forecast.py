@@ -101,7 +101,7 @@ def forecast_score(
 ) -> None:
     """Record the outcomes now due, then print each model's scores beside its baselines."""
     from quantdesk.data.store.market import UnknownSymbolError
-    from quantdesk.forecast.jobs import score_forecasts
+    from quantdesk.forecast.scoring import score_forecasts
 
     try:
         scores = score_forecasts(open_store(store), symbols, registry=models)
@@ -120,7 +120,7 @@ def forecast_show(
     store: StoreOption = None,
 ) -> None:
     """Print a symbol's latest forecasts, their accuracy so far and recent history."""
-    from quantdesk.forecast.jobs import forecast_view
+    from quantdesk.forecast.view import forecast_view
 
     try:
         view = forecast_view(open_store(store, read_only=True), symbol, history=history)

@@ -560,7 +560,7 @@ def _daily_score(scored: pd.DataFrame, symbol: str) -> float | None:
 class ForecastsPane(Viewer):
     """The selected symbol's latest recorded forecasts and their trailing accuracy.
 
-    Reads the forecast record (:func:`quantdesk.forecast.jobs.forecast_view`): the
+    Reads the forecast record (:func:`quantdesk.forecast.view.forecast_view`): the
     forecasts of the latest session forecast, one row per (target, model), and per
     (target, model, origin) the mean losses of the last ``trailing`` scored sessions.
     A symbol without forecasts shows "no forecasts yet"; a record that cannot be read
@@ -594,7 +594,7 @@ class ForecastsPane(Viewer):
 
     def _read(self) -> Any:
         from quantdesk.data.store.market import as_store
-        from quantdesk.forecast.jobs import forecast_view
+        from quantdesk.forecast.view import forecast_view
 
         store = as_store(self.store, read_only=True)
         return forecast_view(store, self.symbol, history=0, trailing=self.trailing)
@@ -626,7 +626,7 @@ class ForecastsPane(Viewer):
         return True
 
     def _show(self, view: Any) -> None:
-        from quantdesk.forecast.jobs import forecast_text
+        from quantdesk.forecast.view import forecast_text
 
         self.session = f"{view.session:%Y-%m-%d}"
         self.predictions = pd.DataFrame(

@@ -30,10 +30,10 @@ _EXPORTS = {
     "walk_forward": "quantdesk.forecast.evaluation",
     "fit_forecasts": "quantdesk.forecast.jobs",
     "run_forecasts": "quantdesk.forecast.jobs",
-    "score_forecasts": "quantdesk.forecast.jobs",
+    "score_forecasts": "quantdesk.forecast.scoring",
     "backfill_forecasts": "quantdesk.forecast.jobs",
-    "forecast_view": "quantdesk.forecast.jobs",
-    "pipeline_step": "quantdesk.forecast.jobs",
+    "forecast_view": "quantdesk.forecast.view",
+    "pipeline_step": "quantdesk.forecast.evening",
 }
 _SUBMODULES = frozenset(
     {
@@ -41,11 +41,14 @@ _SUBMODULES = frozenset(
         "baselines",
         "boosting",
         "evaluation",
+        "evening",
         "jobs",
         "models",
         "regime_models",
         "scores",
+        "scoring",
         "targets",
+        "view",
         "volatility",
     }
 )
@@ -69,16 +72,12 @@ __all__ = [
 if TYPE_CHECKING:
     from quantdesk.forecast.base import ForecastModel
     from quantdesk.forecast.evaluation import WalkForwardForecasts, walk_forward
-    from quantdesk.forecast.jobs import (
-        backfill_forecasts,
-        fit_forecasts,
-        forecast_view,
-        pipeline_step,
-        run_forecasts,
-        score_forecasts,
-    )
+    from quantdesk.forecast.evening import pipeline_step
+    from quantdesk.forecast.jobs import backfill_forecasts, fit_forecasts, run_forecasts
     from quantdesk.forecast.models import load_model, models_for, save_model
+    from quantdesk.forecast.scoring import score_forecasts
     from quantdesk.forecast.targets import TARGETS
+    from quantdesk.forecast.view import forecast_view
 
 
 __getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS, _SUBMODULES)

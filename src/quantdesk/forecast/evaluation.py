@@ -20,7 +20,6 @@ same refit (:class:`~quantdesk.forecast.regime_models.HMMRegimeForecast`'s fit),
 
 from __future__ import annotations
 
-import html
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -297,12 +296,15 @@ class WalkForwardForecasts:
         return self.summary()
 
     def _repr_html_(self) -> str:
-        head = html.escape(self.summary().splitlines()[0])
-        body = self.scores().to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="")
-        return (
-            f"<div><p><b>{head}</b></p>"
-            f"<details open><summary>scores</summary>{body}</details></div>"
+        from quantdesk.core.html import Html, element
+
+        head = self.summary().splitlines()[0]
+        # pandas escapes the cells of the table it writes
+        table = Html(
+            self.scores().to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="")
         )
+        scores = element("details", element("summary", "scores"), table, open="")
+        return element("div", element("p", element("b", head)), scores)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the scores and the settings as JSON-ready data."""

@@ -1,10 +1,11 @@
-"""Forecast jobs: fit, issue, score and backfill forecasts; one symbol's view of them.
+"""Forecast jobs: fit models, issue forecasts and backfill them (scoring: ``scoring``).
 
 What ``quantdesk forecast fit | run | score | show`` and the evening pipeline call, so a
 notebook, a scheduled job and the command line share one implementation::
 
     from quantdesk.data import MarketStore
-    from quantdesk.forecast.jobs import fit_forecasts, run_forecasts, score_forecasts
+    from quantdesk.forecast.jobs import fit_forecasts, run_forecasts
+    from quantdesk.forecast.scoring import score_forecasts
     store = MarketStore()
     fit_forecasts(store, ["SPX", "IXIC"], end="2017-12-29")
     print(run_forecasts(store, ["SPX", "IXIC"]).summary())   # as of the latest session
@@ -29,26 +30,24 @@ Choices made here (the issue leaves them open):
 
 from __future__ import annotations
 
-import html
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from quantdesk.core.coerce import as_symbols, as_utc
+from quantdesk.core.coerce import as_symbols
+from quantdesk.core.html import element
 from quantdesk.core.jsonable import jsonable
 from quantdesk.data.schemas import REGIME_PROBABILITY_COLUMNS
 from quantdesk.data.store.forecasts import FORECAST_COLUMNS, ORIGINS, ForecastStore
 from quantdesk.forecast.base import (
     ForecastModel,
-    Panels,
     check_session,
     code_fingerprint,
-    stack_long,
     truncate,
 )
 from quantdesk.forecast.targets import TARGETS, target_horizon
@@ -61,15 +60,9 @@ __all__ = [
     "ForecastBackfill",
     "ForecastFitRun",
     "ForecastRun",
-    "ForecastScores",
-    "ForecastView",
     "backfill_forecasts",
     "fit_forecasts",
-    "forecast_text",
-    "forecast_view",
-    "pipeline_step",
     "run_forecasts",
-    "score_forecasts",
 ]
 
 logger = logging.getLogger(__name__)
@@ -123,9 +116,13 @@ def _bars_fingerprint(store: MarketStore, symbols: Sequence[str], end: Any) -> s
 
 def _html(summary: str) -> str:
     lines = summary.splitlines() or [""]
-    head, rest = html.escape(lines[0]), html.escape("\n".join(lines[1:]))
-    body = f"<details open><summary>details</summary><pre>{rest}</pre></details>" if rest else ""
-    return f"<div><p><b>{head}</b></p>{body}</div>"
+    rest = "\n".join(lines[1:])
+    body = (
+        element("details", element("summary", "details"), element("pre", rest), open="")
+        if rest
+        else ""
+    )
+    return element("div", element("p", element("b", lines[0])), body)
 
 
 class _Result:
@@ -464,208 +461,6 @@ def run_forecasts(
     )
 
 
-# -- outcomes and scores -------------------------------------------------------------------
-
-
-def _wide_target(panels: Panels, target: str) -> pd.DataFrame:
-    from quantdesk.forecast.targets import return_1d, vol_1d, vol_5d
-
-    fn = {"return_1d": return_1d, "vol_1d": vol_1d, "vol_5d": vol_5d}[target]
-    return fn(panels)
-
-
-def _due_outcomes(
-    store: MarketStore, pending: pd.DataFrame, registry: ModelRegistry | str | None
-) -> tuple[pd.DataFrame, list[str]]:
-    """Return the outcomes of ``pending`` forecasts that the stored bars now decide, and notes."""
-    from quantdesk.forecast.models import load_model
-    from quantdesk.forecast.regime_models import filtered_regimes
-    from quantdesk.forecast.targets import regime_1d
-
-    notes: list[str] = []
-    frames = []
-    if pending.empty:
-        return pd.DataFrame(columns=["symbol", "target", "as_of", "value", "probs"]), notes
-    panels = _panels(store, sorted(set(pending["symbol"])))
-    for target, group in pending.groupby("target", sort=True):
-        if target == "regime_1d":
-            try:
-                hmm = load_model(_registry(registry), "forecast-regime_1d-hmm")
-            except KeyError:
-                notes.append("regime outcomes wait: no fitted hmm forecast model in the registry")
-                continue
-            models = getattr(hmm, "models_", {})
-            nxt = regime_1d(filtered_regimes(models, panels))
-            nxt["ts"] = pd.to_datetime(nxt["ts"], utc=True)
-            got = group.merge(nxt, left_on=["symbol", "as_of"], right_on=["symbol", "ts"])
-            probs = [
-                json.dumps(dict(zip(_PROBS, map(float, p), strict=True)))
-                for p in got[_PROBS].to_numpy(dtype=float)
-            ]
-            frames.append(got[["symbol", "target", "as_of"]].assign(value=np.nan, probs=probs))
-            continue
-        wide = _wide_target(panels, str(target))
-        long = stack_long(wide, "value")
-        long["symbol"] = long["symbol"].astype(str)
-        got = group.merge(long, left_on=["symbol", "as_of"], right_on=["symbol", "ts"])
-        got = got.dropna(subset=["value"])
-        frames.append(got[["symbol", "target", "as_of", "value"]].assign(probs=None))
-    if not frames:
-        return pd.DataFrame(columns=["symbol", "target", "as_of", "value", "probs"]), notes
-    return pd.concat(frames, ignore_index=True), notes
-
-
-def _scored_frame(rows: pd.DataFrame, target: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Return (forecasts, outcomes) in the walk-forward's long shape for one target."""
-    rows = rows.sort_values("made_at", kind="stable")
-    rows = rows.drop_duplicates(["model", "symbol", "as_of"], keep="last")
-    if target == "regime_1d":
-        f = pd.DataFrame([json.loads(p) for p in rows["probs"]], columns=_PROBS)
-        y = pd.DataFrame([json.loads(p) for p in rows["outcome_probs"]], columns=_PROBS)
-    else:
-        f = rows[["value"]].reset_index(drop=True)
-        y = rows[["outcome"]].rename(columns={"outcome": "value"}).reset_index(drop=True)
-    keys = rows[["model", "as_of", "symbol"]].rename(columns={"as_of": "ts"}).reset_index(drop=True)
-    forecasts = pd.concat([keys, f], axis=1)
-    outcomes = pd.concat([keys[["ts", "symbol"]], y], axis=1).drop_duplicates(["ts", "symbol"])
-    return forecasts, outcomes
-
-
-@dataclass
-class ForecastScores(_Result):
-    """Scores of the recorded forecasts beside their baselines, per origin.
-
-    Attributes
-    ----------
-    outcomes_recorded : int
-        Outcomes this run wrote (each outcome is written once).
-    scores : pandas.DataFrame
-        ``origin`` and the walk-forward's score columns (``model, target, metric, value,
-        baseline, baseline_value, skill, lo, hi``): skill against each baseline with a
-        Newey-West 95% interval (:mod:`quantdesk.forecast.scores`).
-    counts : pandas.DataFrame
-        ``origin, target, model, forecasts, scored``: rows recorded and rows with an outcome.
-    notes : list of str
-    """
-
-    outcomes_recorded: int
-    scores: pd.DataFrame
-    counts: pd.DataFrame
-    notes: list[str] = field(default_factory=list)
-
-    def summary(self) -> str:
-        """Return the outcome count, then each origin's scores."""
-        lines = [
-            f"Forecast scores: {self.outcomes_recorded} new outcome(s); "
-            f"{int(self.counts['scored'].sum()) if len(self.counts) else 0} scored forecast(s)"
-        ]
-        lines += [f"  note: {n}" for n in self.notes]
-        for origin in ORIGINS:
-            table = self.scores.loc[self.scores["origin"] == origin]
-            counted = self.counts.loc[self.counts["origin"] == origin]
-            if counted.empty:
-                continue
-            lines.append(f"{origin} forecasts:")
-            for row in counted.itertuples(index=False):
-                lines.append(
-                    f"  {row.target:<10} {row.model:<12} {row.scored}/{row.forecasts} scored"
-                )
-            for row in table.itertuples(index=False):
-                lines.append(
-                    f"  {row.target:<10} {row.model:<12} {row.metric:<9} {row.value:10.4g}"
-                    f"  vs {row.baseline:<12} {row.baseline_value:10.4g}  skill "
-                    f"{row.skill:+8.4f} [{row.lo:+.4f}, {row.hi:+.4f}]"
-                )
-        return "\n".join(lines)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the scores, counts and notes as JSON-ready data."""
-        doc: dict[str, Any] = jsonable(
-            {
-                "outcomes_recorded": self.outcomes_recorded,
-                "scores": {
-                    o: self.scores.loc[self.scores["origin"] == o]
-                    .drop(columns="origin")
-                    .to_dict(orient="records")
-                    for o in ORIGINS
-                },
-                "counts": self.counts.to_dict(orient="records"),
-                "notes": self.notes,
-            }
-        )
-        return doc
-
-
-def score_forecasts(
-    store: MarketStore,
-    symbols: str | Sequence[str] | None = None,
-    *,
-    registry: ModelRegistry | str | None = None,
-) -> ForecastScores:
-    """Return the scores of the recorded forecasts after filling the outcomes now due.
-
-    Outcomes come from the targets on the stored bars and are written once
-    (:meth:`ForecastStore.record_outcomes`).  Each model is then scored beside each
-    baseline of its target on the forecasts both made, separately for ``live`` and
-    ``backfill`` rows (a backfill was made after its outcomes existed).
-
-    Parameters
-    ----------
-    store
-        The market store holding the bars and the forecast record.
-    symbols
-        Symbols to score (default: every symbol with recorded forecasts).
-    registry
-        The registry whose latest ``hmm`` model's filter gives the regime outcomes.
-    """
-    from quantdesk.forecast.evaluation import SCORE_COLUMNS, WalkForwardForecasts
-    from quantdesk.forecast.models import models_for
-
-    names = _symbols(symbols)
-    record = ForecastStore(store)
-    pending = record.pending()
-    if names is not None:
-        pending = pending.loc[pending["symbol"].isin(names)]
-    outcomes, notes = _due_outcomes(store, pending, registry)
-    written = record.record_outcomes(outcomes) if len(outcomes) else 0
-    rows = record.forecasts(names)
-    score_parts, counts = [], []
-    for (origin, target), group in rows.groupby(["origin", "target"], sort=True):
-        has = group["outcome_probs"].notna() if target == "regime_1d" else group["outcome"].notna()
-        for model, g in group.groupby("model", sort=False):
-            counts.append((origin, target, model, len(g), int(has.loc[g.index].sum())))
-        scored = group.loc[has]
-        if scored.empty:
-            continue
-        forecasts, outcome = _scored_frame(scored, str(target))
-        kind = "filter" if target == "regime_1d" else "realised"
-        baselines = [
-            m.name
-            for m in models_for(str(target))
-            if m.is_baseline and m.name in set(forecasts["model"])
-        ]
-        if not baselines:
-            notes.append(f"{origin} {target}: no baseline forecasts to score against")
-            continue
-        wf = WalkForwardForecasts(
-            target=str(target),
-            forecasts=forecasts,
-            outcomes={kind: outcome},
-            baselines=baselines,
-            refits=pd.DataFrame(),
-            estimators=pd.Series(dtype=object),
-        )
-        score_parts.append(wf.scores().assign(origin=str(origin)))
-    columns = ["origin", *SCORE_COLUMNS]
-    scores = (
-        pd.concat(score_parts, ignore_index=True)[columns]
-        if score_parts
-        else pd.DataFrame(columns=columns)
-    )
-    count_frame = pd.DataFrame(counts, columns=["origin", "target", "model", "forecasts", "scored"])
-    return ForecastScores(outcomes_recorded=written, scores=scores, counts=count_frame, notes=notes)
-
-
 # -- backfill ----------------------------------------------------------------------------
 
 
@@ -772,301 +567,3 @@ def backfill_forecasts(
     return ForecastBackfill(
         start=first, end=last, version=version, recorded=recorded, already=already
     )
-
-
-# -- one symbol's view ---------------------------------------------------------------------
-
-
-def _forecast_value(row: Mapping[Any, Any], value: str, probs: str) -> Any:
-    if row.get(probs) is not None and not pd.isna(row.get(probs)):
-        return json.loads(row[probs])
-    v = row.get(value)
-    return None if v is None or pd.isna(v) else float(v)
-
-
-def _accuracy(target: str, rows: pd.DataFrame) -> dict[str, float]:
-    """Return the mean losses (and hit rate) of one model's scored forecasts of a symbol."""
-    from quantdesk.forecast import scores as sc
-
-    if target == "regime_1d":
-        p = np.array([[json.loads(x)[c] for c in _PROBS] for x in rows["probs"]])
-        q = np.array([[json.loads(x)[c] for c in _PROBS] for x in rows["outcome_probs"]])
-        return {
-            "log_loss": float(sc.log_loss(p, q).mean()),
-            "brier": float(sc.brier(p, q).mean()),
-        }
-    f, y = rows["value"].to_numpy(float), rows["outcome"].to_numpy(float)
-    if target == "return_1d":
-        valid = (f != 0) & (y != 0)
-        hits = np.sign(f[valid]) == np.sign(y[valid])
-        return {
-            "hit_rate": float(hits.mean()) if valid.any() else float("nan"),
-            "mse": float(sc.squared_error(f, y).mean()),
-        }
-    return {
-        "mse": float(sc.squared_error(f**2, y**2).mean()),
-        "qlike": float(np.nanmean(sc.qlike(f**2, y**2))),
-    }
-
-
-def forecast_text(value: float | Mapping[str, float] | None) -> str:
-    """Return a forecast as short text: ``0.0123`` or, for regimes, the likeliest cell.
-
-    Examples
-    --------
-    >>> forecast_text(0.012345)
-    '0.01235'
-    >>> forecast_text({"calm-up": 0.2, "volatile-down": 0.7, "calm-flat": 0.1})
-    'volatile-down (0.70)'
-    >>> forecast_text(None)
-    '-'
-    """
-    if value is None:
-        return "-"
-    if isinstance(value, Mapping):
-        cell = max(value, key=lambda c: value[c])
-        return f"{cell} ({value[cell]:.2f})"
-    return f"{value:.4g}"
-
-
-@dataclass
-class ForecastView(_Result):
-    """One symbol's latest forecasts, their accuracy so far and the recent history.
-
-    :meth:`to_dict` is the document ``quantdesk forecast show SYMBOL --json`` prints:
-    ``{"symbol", "session", "predictions", "accuracy", "history"}``.
-    """
-
-    symbol: str
-    session: pd.Timestamp
-    predictions: list[dict[str, Any]]
-    accuracy: list[dict[str, Any]]
-    history: list[dict[str, Any]]
-
-    def summary(self) -> str:
-        """Return the latest forecasts, then the accuracy lines."""
-        lines = [f"{self.symbol}: forecasts as of {self.session:%Y-%m-%d}"]
-        for p in self.predictions:
-            shown = forecast_text(p["value"])
-            lines.append(f"  {p['target']:<10} {p['model']:<12} {shown}  [{p['origin']}]")
-        lines.append("accuracy so far:")
-        for a in self.accuracy:
-            metrics = ", ".join(f"{k} {v:.4g}" for k, v in a["metrics"].items())
-            lines.append(
-                f"  {a['target']:<10} {a['model']:<12} {a['origin']:<8} n={a['n']}: {metrics}"
-            )
-        return "\n".join(lines)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the view as the API document (JSON-ready)."""
-        doc: dict[str, Any] = jsonable(
-            {
-                "symbol": self.symbol,
-                "session": self.session,
-                "predictions": self.predictions,
-                "accuracy": self.accuracy,
-                "history": self.history,
-            }
-        )
-        return doc
-
-
-def forecast_view(
-    store: MarketStore, symbol: str, *, history: int = 20, trailing: int | None = None
-) -> ForecastView:
-    """Return a symbol's latest recorded forecasts, their accuracy so far and recent history.
-
-    ``predictions``: the newest row of each (target, model) as of the latest recorded
-    session; ``accuracy``: per (target, model, origin), the number of scored forecasts and
-    their mean losses (MSE, QLIKE on variance; hit rate and MSE for returns; log loss and
-    Brier for regimes); ``history``: the forecasts of the last ``history`` sessions with
-    their outcomes (``null`` until due).  ``trailing``: the accuracy of the last
-    ``trailing`` scored sessions only (default: every scored forecast).
-
-    Raises
-    ------
-    ValueError
-        When no forecast of ``symbol`` is recorded.
-    """
-    rows = ForecastStore(store).forecasts([symbol])
-    if rows.empty:
-        raise ValueError(
-            f"no forecasts recorded for {symbol!r} in {store.path}; "
-            f"run `quantdesk forecast run --symbols {symbol}`"
-        )
-    rows = rows.sort_values(["as_of", "made_at"], kind="stable")
-    session = rows["as_of"].max()
-    latest = rows.loc[rows["as_of"] == session].drop_duplicates(["target", "model"], keep="last")
-    predictions = [
-        {
-            "target": r["target"],
-            "model": r["model"],
-            "version": r["version"],
-            "horizon": int(r["horizon"]),
-            "value": _forecast_value(r, "value", "probs"),
-            "origin": r["origin"],
-            "made_at": r["made_at"],
-        }
-        for r in latest.to_dict(orient="records")
-    ]
-    accuracy = []
-    due = rows.loc[rows["outcome"].notna() | rows["outcome_probs"].notna()]
-    due = due.drop_duplicates(["target", "model", "origin", "as_of"], keep="last")
-    if trailing is not None:
-        due = due.loc[due["as_of"].isin(sorted(set(due["as_of"]))[-trailing:])]
-    for (target, model, origin), g in due.groupby(["target", "model", "origin"], sort=True):
-        accuracy.append(
-            {
-                "target": target,
-                "model": model,
-                "origin": origin,
-                "n": len(g),
-                "first": g["as_of"].min(),
-                "last": g["as_of"].max(),
-                "metrics": _accuracy(str(target), g),
-            }
-        )
-    recent = sorted(set(rows["as_of"]))[-history:]
-    past = rows.loc[rows["as_of"].isin(recent)]
-    hist = [
-        {
-            "as_of": r["as_of"],
-            "target": r["target"],
-            "model": r["model"],
-            "version": r["version"],
-            "origin": r["origin"],
-            "value": _forecast_value(r, "value", "probs"),
-            "outcome": _forecast_value(r, "outcome", "outcome_probs"),
-        }
-        for r in past.to_dict(orient="records")
-    ]
-    return ForecastView(
-        symbol=symbol,
-        session=session,
-        predictions=predictions,
-        accuracy=accuracy,
-        history=hist,
-    )
-
-
-# -- the evening pipeline's step -----------------------------------------------------------
-
-
-def _last_fit_end(reg: ModelRegistry, target: str) -> pd.Timestamp | None:
-    """Return the earliest training end among the saved latest models of ``target``."""
-    from quantdesk.forecast.models import UNIVERSE, models_for, registry_name
-
-    ends = []
-    for model in models_for(target):
-        try:
-            meta = reg.record(registry_name(model), UNIVERSE).metadata
-        except KeyError:
-            continue
-        if meta.get("train_end"):
-            ends.append(pd.Timestamp(meta["train_end"]))
-    return min(ends) if ends else None
-
-
-def _sessions_between(store: MarketStore, after: pd.Timestamp, upto: pd.Timestamp) -> int:
-    """Return the number of stored daily sessions in ``(after, upto]``."""
-    frame = store.sql(
-        "SELECT count(DISTINCT ts) AS n FROM bars WHERE timeframe = '1d' AND ts > ? AND ts <= ?",
-        [_instant(after), _instant(upto)],
-    )
-    return int(frame["n"].iloc[0])
-
-
-def _instant(ts: pd.Timestamp) -> Any:
-    """Return ``ts`` as the UTC datetime DuckDB binds (naive times are UTC)."""
-    stamp = as_utc(ts)
-    assert stamp is not None  # a session bound, never None
-    return stamp.to_pydatetime()
-
-
-def _has_later_bars(store: MarketStore, symbols: Sequence[str] | None, ts: pd.Timestamp) -> bool:
-    """Return whether any (chosen) symbol has a daily bar after ``ts``."""
-    frame = store.sql(
-        "SELECT count(*) AS n FROM bars WHERE timeframe = '1d' AND ts > $ts "
-        "AND ($all OR list_contains($syms, symbol))",
-        {"ts": ts.to_pydatetime(), "all": symbols is None, "syms": list(symbols or [])},
-    )
-    return int(frame["n"].iloc[0]) > 0
-
-
-def pipeline_step(
-    store: MarketStore,
-    session: Any,
-    *,
-    symbols: str | Sequence[str] | None = None,
-    targets: str | Sequence[str] | None = None,
-    refit_every: int | None = None,
-    registry: ModelRegistry | str | None = None,
-) -> dict[str, Any]:
-    """Return the counts of one session's forecast work, for the evening pipeline.
-
-    The ``forecasts`` step of :mod:`quantdesk.pipeline` calls this with the step's
-    ``params``.  For each target, the models are fitted on the bars up to ``session``
-    (:func:`fit_forecasts`) when none of the target's models is saved, or when
-    ``refit_every`` sessions have passed since the oldest latest fit's training end;
-    the session's forecasts are then recorded (:func:`run_forecasts`) and the outcomes
-    now due are written and scored (:func:`score_forecasts`).
-
-    Idempotent by session: a rerun finds the models fitted (the latest training end is
-    the session) and every forecast recorded, so it fits and records nothing.  Forecasts
-    are recorded as ``live`` unless the store already holds a later bar of a chosen
-    symbol (a past session replayed): then their outcome may have been known, and they
-    are recorded as ``backfill``.
-
-    Parameters
-    ----------
-    store
-        The market store.
-    session
-        The session forecast as of (its daily bar must be stored).
-    symbols, targets, registry
-        As for :func:`fit_forecasts` (default: every stored symbol, every target).
-    refit_every
-        Refit after this many sessions (default ``None``: fit once, never refit).
-
-    Returns
-    -------
-    dict
-        ``fitted`` (models saved), ``fit_failed``, ``recorded``, ``already`` (forecasts
-        the record held), ``missing`` (models that made no forecast), ``origin``,
-        ``outcomes`` (written) and ``scored`` (forecasts with an outcome).
-
-    Raises
-    ------
-    ValueError
-        When the session has no stored bar or no model could forecast.
-    """
-    if refit_every is not None and refit_every < 1:
-        raise ValueError(f"refit_every must be a positive number of sessions, got {refit_every}")
-    ts = pd.Timestamp(pd.Timestamp(session).date()).tz_localize("UTC")  # the daily bar's time
-    names = _symbols(symbols)
-    chosen = _targets(targets)
-    reg = _registry(registry)
-    due = []
-    for target in chosen:
-        end = _last_fit_end(reg, target)
-        if end is None or (
-            refit_every is not None and _sessions_between(store, end, ts) >= refit_every
-        ):
-            due.append(target)
-    fitted, fit_failed = 0, 0
-    if due:
-        fit = fit_forecasts(store, names, end=ts, targets=due, registry=reg)
-        fitted, fit_failed = len(fit.saved), len(fit.errors)
-    origin = "backfill" if _has_later_bars(store, names, ts) else "live"
-    run = run_forecasts(store, names, ts, origin, targets=chosen, registry=reg)
-    scores = score_forecasts(store, names, registry=reg)
-    return {
-        "fitted": fitted,
-        "fit_failed": fit_failed,
-        "recorded": run.recorded,
-        "already": run.already,
-        "missing": len(run.missing),
-        "origin": origin,
-        "outcomes": scores.outcomes_recorded,
-        "scored": int(scores.counts["scored"].sum()) if len(scores.counts) else 0,
-    }
