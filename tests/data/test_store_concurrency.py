@@ -1,6 +1,6 @@
 """One writer and two readers in separate processes work on one store at the same time.
 
-This is the store's central promise (DESIGN.md, "one writer, many readers"): an ingest
+This is the store's central promise (docs/architecture.md, "one writer, many readers"): an ingest
 job, a notebook kernel and a dashboard all succeed, no lock error reaches them, no
 write is lost, and readers only ever see whole ingests.
 """

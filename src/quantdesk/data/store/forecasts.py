@@ -29,7 +29,7 @@ from quantdesk.data.timestamps import utc_ns_column
 
 __all__ = ["FORECAST_COLUMNS", "ORIGINS", "ForecastStore"]
 
-#: The forecast contract (DESIGN.md "Forecasts"): one row per forecast.
+#: The forecast contract (docs/architecture.md, "Where each table lives"): one row per forecast.
 FORECAST_COLUMNS: tuple[str, ...] = (
     "model",
     "version",
