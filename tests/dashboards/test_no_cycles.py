@@ -21,11 +21,7 @@ from ..test_layers import PACKAGE, imports_of, module_name
 
 # Known circles outside this test's owner, each with who removes it: the circle as a
 # sorted tuple of its modules.  An entry leaves when its circle goes.
-KNOWN_CYCLES: dict[tuple[str, ...], str] = {
-    # RegimeModel.save/load import persistence in a function; persistence imports
-    # RegimeModel to rebuild one.  Owner: issue 22, regimes/ (not the dashboards' part).
-    ("quantdesk.regimes.model", "quantdesk.regimes.persistence"): "issue 22: regimes",
-}
+KNOWN_CYCLES: dict[tuple[str, ...], str] = {}
 
 
 def _modules(package: Path = PACKAGE) -> dict[str, Path]:

@@ -9,7 +9,7 @@ diagnostics, library versions) as JSON-serialisable metadata.  The model registr
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -19,17 +19,17 @@ from quantdesk.data.schemas import REGIME_CELL_NAMES, REGIME_PROBABILITY_COLUMNS
 from quantdesk.regimes.chain import GaussianChain, used_features
 from quantdesk.regimes.features import REGIME_FEATURE_NAMES, FeatureConfig, Standardizer
 
-if TYPE_CHECKING:
-    from quantdesk.regimes.model import RegimeModel
-
 __all__ = ["model_artifact", "model_from_artifact"]
 
 _ARTIFACT_FORMAT = 1
+# The model class is handed in (``RegimeModel.load`` passes itself), so this module
+# never imports quantdesk.regimes.model, which imports it: no circle between them.
+_Model = TypeVar("_Model")
 # What a saved model records of its environment.
 _LIBRARIES = ("quantdesk", "hmmlearn", "numpy", "pandas", "scipy", "scikit-learn")
 
 
-def model_artifact(model: RegimeModel) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+def model_artifact(model: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Return ``(arrays, metadata)`` of a fitted model (see :meth:`RegimeModel.to_artifact`)."""
     arrays: dict[str, np.ndarray] = {"state_map": model.state_map_.copy()}
     prefixes = ("joint",) if model.kind_ == "joint" else ("vol", "trend")
@@ -79,10 +79,10 @@ def model_artifact(model: RegimeModel) -> tuple[dict[str, np.ndarray], dict[str,
 
 
 def model_from_artifact(
-    model_class: type[RegimeModel],
+    model_class: type[_Model],
     arrays: Mapping[str, np.ndarray],
     metadata: Mapping[str, Any],
-) -> RegimeModel:
+) -> _Model:
     """Return the ``model_class`` instance saved by :func:`model_artifact`.
 
     Raises
@@ -102,7 +102,7 @@ def model_from_artifact(
         raise ValueError(f"unknown RegimeModel kind {kind!r}")
     params = metadata["params"]
     hmm_features = metadata["hmm_features"]
-    model = model_class(
+    model: Any = model_class(  # type: ignore[call-arg]
         int(metadata["n_states"]),
         random_state=int(params["random_state"]),
         n_init=int(params["n_init"]),
@@ -151,4 +151,5 @@ def model_from_artifact(
         index=list(REGIME_CELL_NAMES),
         dtype=float,
     )
-    return model
+    rebuilt: _Model = model
+    return rebuilt
