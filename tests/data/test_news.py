@@ -8,9 +8,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from quantdesk.data.news_items import content_hash, validate_news
 from quantdesk.data.schemas import NEWS_COLUMNS
 from quantdesk.data.sources.ingest import ingest_news_file, ingest_synthetic_news
-from quantdesk.data.sources.news import content_hash, read_news_file, validate_news
+from quantdesk.data.sources.news import read_news_file
 from quantdesk.data.sources.simulator import simulate
 from quantdesk.data.sources.synthetic_news import TEMPLATES, synthetic_news
 from quantdesk.data.store.news import NewsStore

@@ -174,3 +174,18 @@ def test_every_family_applies_its_tables_through_create_tables(tmp_path: Path) -
     with duckdb.connect(str(record.path), read_only=True) as con:
         # The first write of a family makes the market's tables too: one schema, one way.
         assert TABLES | {"pipeline_steps", "pipeline_files"} <= tables(con)
+
+
+def test_the_store_imports_no_source_feed_or_candle_module() -> None:
+    """The store is below what fills it: sources, live feeds and candles call the store."""
+    from tests.test_layers import imports_of
+
+    upward = [
+        f"{imp.module} (line {imp.line}) imports {imp.target}"
+        for path in sorted(_STORE.rglob("*.py"))
+        for imp in imports_of(path)
+        if imp.target.startswith(
+            ("quantdesk.data.sources", "quantdesk.data.live", "quantdesk.data.candles")
+        )
+    ]
+    assert upward == []

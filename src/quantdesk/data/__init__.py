@@ -1,7 +1,8 @@
 """Market data: schemas and validation, the DuckDB store, sources and candles.
 
 The contracts sit at the top (``schemas``, ``validation``, ``timestamps``,
-``frequency``, ``sessions``, ``wide``); the rest is cut by concept:
+``frequency``, ``sessions``, ``wide``, ``news_items``; ``research`` is what a notebook
+opens with); the rest is cut by concept:
 
 - ``store``: the one DuckDB file, every table's schema, connections and locking;
 - ``sources``: where bars and news come from (files, online, samples, the simulator);
@@ -42,6 +43,8 @@ _SUBMODULES = frozenset(
         "frequency",
         "sessions",
         "wide",
+        "news_items",
+        "research",
         "store",
         "sources",
         "candles",

@@ -5,7 +5,7 @@ short-lived connections (:mod:`quantdesk.data.store.locking`), so a notebook, th
 monitor and a scoring job work on it at once.  Two tables:
 
 * ``news``: one row per story, keyed by its content hash
-  (:func:`~quantdesk.data.sources.news.content_hash`).  Writing a story that is already stored
+  (:func:`~quantdesk.data.news_items.content_hash`).  Writing a story that is already stored
   changes nothing (the first stored copy is kept) and is counted ``unchanged``.
 * ``news_scores``: a score cache keyed by ``(content_hash, model_id, model_revision,
   quantization)``.  A scorer asks :meth:`NewsStore.unscored` for what its key has not
@@ -26,8 +26,8 @@ from typing import Any
 import pandas as pd
 
 from quantdesk.core.coerce import as_symbols, as_utc
+from quantdesk.data.news_items import validate_news
 from quantdesk.data.schemas import NEWS_COLUMNS
-from quantdesk.data.sources.news import validate_news
 from quantdesk.data.store.file import fetch_frame
 from quantdesk.data.store.ingest_log import IngestReport
 from quantdesk.data.store.market import MarketStore
@@ -110,7 +110,7 @@ class NewsStore(StoreTables):
     ) -> IngestReport:
         """Return the report of storing news items, in one transaction.
 
-        Rows are validated first (:func:`~quantdesk.data.sources.news.validate_news`) unless a
+        Rows are validated first (:func:`~quantdesk.data.news_items.validate_news`) unless a
         reader passes its ``validation``; bad rows go to ``rejects``, or with
         ``strict=True`` the first raises and nothing is written.  A story already
         stored (same content hash) is left as it is and counted ``unchanged``.
