@@ -239,7 +239,11 @@ def test_monitor_slots_take_later_panes_and_refuse_unknown_ones(tmp_path: Any) -
     hub = LiveHub(tmp_path / "store.duckdb", symbols=["AAA"])
     try:
         monitor = MarketMonitor(hub, panes=False)
-        assert set(monitor.slots) == set(SLOTS) == {"alerts", "positions", "sentiment", "forecasts"}
+        assert (
+            set(monitor.slots)
+            == set(SLOTS)
+            == {"alerts", "positions", "sentiment", "forecasts", "pipeline"}
+        )
         pane = pn.pane.Markdown("3 alerts")
         monitor.add_pane("alerts", pane)
         assert list(monitor.slots["alerts"].objects) == [pane]

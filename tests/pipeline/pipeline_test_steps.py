@@ -31,3 +31,8 @@ def screen_paper_then_block(ctx: Any, *, rules: str, block_file: str) -> StepOut
         Path(block_file + ".reached").write_text(str(os.getpid()), encoding="utf-8")
         threading.Event().wait()  # until SIGKILL
     return StepOutput({**alerts.counts, **trades.counts})
+
+
+def fail_with(ctx: Any, *, message: str) -> StepOutput:
+    """Raise ``RuntimeError(message)`` (a message of several lines, as tracebacks are)."""
+    raise RuntimeError(message)

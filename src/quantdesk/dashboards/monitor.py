@@ -49,6 +49,7 @@ from quantdesk.dashboards.hub import FEED_KINDS, FeedUnavailableError, LiveHub, 
 from quantdesk.dashboards.panes import (
     AlertsPane,
     ForecastsPane,
+    PipelinePane,
     PositionsPane,
     RegimePane,
     SentimentPane,
@@ -73,12 +74,14 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: The named places later issues fill: alerts (screener), paper positions and P&L,
-#: sentiment, forecasts.  Values are the placeholder text shown until a pane is added.
+#: sentiment, forecasts, the evening pipeline.  Values are the placeholder text shown
+#: until a pane is added.
 SLOTS: dict[str, str] = {
     "alerts": "Alerts: no alert rules yet.",
     "positions": "Paper positions and P&L: no paper ledger yet.",
     "sentiment": "Sentiment: no news feed yet.",
     "forecasts": "Forecasts: none recorded yet.",
+    "pipeline": "Pipeline: no pipeline run recorded yet.",
 }
 
 UP_COLOR = "#26a69a"
@@ -628,7 +631,7 @@ class MarketMonitor(Viewer):
             viewable.show_symbol(self.symbol)
 
     def add_default_panes(self) -> None:
-        """Put the alerts, positions (ledger ``hub.ledger``), sentiment and forecasts panes in."""
+        """Put the alerts, positions (``hub.ledger``), sentiment, forecasts, pipeline panes in."""
         from quantdesk.portfolio.ledger import PaperLedger
 
         store = self.hub.store
@@ -636,6 +639,7 @@ class MarketMonitor(Viewer):
         self.add_pane("positions", PositionsPane(PaperLedger(store, name=self.hub.ledger)))
         self.add_pane("sentiment", SentimentPane(store.path))
         self.add_pane("forecasts", ForecastsPane(store.path))
+        self.add_pane("pipeline", PipelinePane(store.path))
 
     # -- layout ------------------------------------------------------------------------
 

@@ -1,5 +1,5 @@
 """The monitor's panes: the current regime, live alerts, paper positions and P&L, news
-sentiment, forecasts.
+sentiment, forecasts, the evening pipeline's status.
 
 Each pane is a :class:`panel.viewable.Viewer` with ``param`` state that works as a plain
 object (build it, call ``refresh()``, read its widgets and parameters).  The monitor
@@ -49,7 +49,14 @@ if TYPE_CHECKING:
     from quantdesk.regimes.snapshot import CurrentRegime
     from quantdesk.screener.live import LiveScanner
 
-__all__ = ["AlertsPane", "ForecastsPane", "PositionsPane", "RegimePane", "SentimentPane"]
+__all__ = [
+    "AlertsPane",
+    "ForecastsPane",
+    "PipelinePane",
+    "PositionsPane",
+    "RegimePane",
+    "SentimentPane",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +66,7 @@ ACCURACY_COLUMNS = ("target", "model", "origin", "n", "metrics")
 POSITION_COLUMNS = (
     "symbol", "qty", "avg_cost", "price", "market_value", "unrealized_pnl", "realized_pnl",
 )  # fmt: skip
+PIPELINE_COLUMNS = ("step", "state", "attempt", "duration", "error")
 
 
 def _alert_time(ts: pd.Timestamp) -> str:
@@ -672,6 +680,117 @@ class ForecastsPane(Viewer):
             accuracy,
             cls="qd-forecasts",
         )
+
+    def release(self) -> None:
+        """Nothing shared to drop (the record is read per refresh)."""
+
+    def __panel__(self) -> Viewable:
+        return self.pane
+
+
+def _first_line(error: Any) -> str:
+    """Return the first line of a recorded error ("" for none)."""
+    return str(error).strip().splitlines()[0] if isinstance(error, str) and error.strip() else ""
+
+
+class PipelinePane(Viewer):
+    """The evening pipeline's last session: each step's state and duration, and failures.
+
+    Reads :func:`quantdesk.pipeline.engine.pipeline_status` of the store (the record
+    the runs write): the last session run, one row per step (its latest attempt's
+    state, attempt, duration, and a failure's error, first line only), the sessions
+    with a failed step and the next session due.  A store that does not exist, or one
+    with no run recorded, shows "no pipeline run recorded yet"; a record that cannot
+    be read (a store locked too long, no pipeline definition) is logged and shown as
+    unavailable, and the next refresh tries again.
+
+    Parameters
+    ----------
+    store
+        The market store (or its path) holding the pipeline's record.
+    definition
+        The pipeline definition or its catalog file (default: the report catalog's).
+    """
+
+    session = param.String(default="", doc="The last session run (YYYY-MM-DD), or empty.")
+    error = param.String(default="", doc="Why the record could not be read, if it could not.")
+    min_interval = param.Number(default=30.0, doc="Seconds between two reads of the record.")
+
+    def __init__(self, store: MarketStore | Any = None, definition: Any = None, **params: Any):
+        super().__init__(**params)
+        self.store = store
+        self.definition = definition
+        self.status: Any = None
+        self.steps = pd.DataFrame(columns=PIPELINE_COLUMNS)
+        self._last = -math.inf
+        self.pane = pn.pane.HTML(self._html(), sizing_mode="stretch_width", name="pipeline")
+
+    def _read(self) -> Any:
+        from quantdesk.data.store.market import as_store
+        from quantdesk.pipeline.engine import pipeline_status
+
+        if self.store is None or not as_store(self.store).exists():  # a handle: opens nothing
+            return None
+        return pipeline_status(self.store, definition=self.definition)
+
+    def refresh(self, force: bool = False) -> bool:
+        """Return whether the record was read again (at most every ``min_interval`` s)."""
+        import duckdb
+
+        now = time.monotonic()
+        if not force and now - self._last < self.min_interval:
+            return False
+        self._last = now
+        self.error, self.session, self.status = "", "", None
+        self.steps = pd.DataFrame(columns=PIPELINE_COLUMNS)
+        try:
+            status = self._read()
+        except (duckdb.Error, OSError, ValueError) as exc:  # busy store, bad definition
+            logger.exception("pipeline pane: the record is unreadable")
+            self.error = _first_line(str(exc)) or type(exc).__name__
+        else:
+            if status is not None and status.last_session is not None:
+                self._show(status)
+        self.pane.object = self._html()
+        return True
+
+    def _show(self, status: Any) -> None:
+        self.status = status
+        self.session = f"{status.last_session:%Y-%m-%d}"
+        self.steps = pd.DataFrame(
+            [
+                (
+                    row["step"],
+                    row["status"],
+                    int(row["attempt"]),
+                    "" if pd.isna(row["duration_s"]) else f"{float(row['duration_s']):.1f} s",
+                    _first_line(row["error"]),
+                )
+                for row in status.steps.to_dict("records")
+            ],
+            columns=PIPELINE_COLUMNS,
+        )
+
+    def _html(self) -> Html:
+        name = self.status.pipeline if self.status is not None else ""
+        title = element("b", f"Pipeline {name}".strip())
+        if self.error:
+            error = element("span", f"status unavailable: {self.error}", cls="qd-pipeline-error")
+            return element("div", title, ": ", error, cls="qd-pipeline")
+        if self.status is None:
+            none = element("span", "no pipeline run recorded yet", cls="qd-no-pipeline")
+            return element("div", title, ": ", none, cls="qd-pipeline")
+        parts: list[Any] = [title, f": last session {self.session}"]
+        parts.append(frame_table(self.steps, "qd-pipeline-steps"))
+        failed = self.status.failed_sessions
+        if failed:
+            days = ", ".join(f"{d:%Y-%m-%d}" for d in failed)
+            text = f"failed sessions (quantdesk pipeline retry): {days}"
+            parts.append(element("div", text, cls="qd-pipeline-failed"))
+        if self.status.next_due is not None:
+            due = f"next session due: {self.status.next_due:%Y-%m-%d}"
+            parts.append(element("div", due, cls="qd-pipeline-due"))
+        return element("div", *parts, cls="qd-pipeline")
 
     def release(self) -> None:
         """Nothing shared to drop (the record is read per refresh)."""
