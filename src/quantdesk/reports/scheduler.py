@@ -25,6 +25,13 @@ Policy
 - A job that was running when the scheduler process died is marked *interrupted* when
   the state is next loaded.
 - One scheduler per state file.
+- **The evening pipeline.**  A catalog with a ``pipeline:`` section has one more
+  entry, ``pipeline:<name>`` (its :func:`pipeline_entry`: 17:15 New York on weekdays
+  for XNYS), fired like a job (state, missed times, overlap) but only on the
+  exchange's sessions: a due time on a holiday is recorded as *skipped: not a
+  session*.  A firing calls :func:`quantdesk.pipeline.engine.run_pipeline` with
+  ``now`` the due time, so the sessions it runs are fixed when it fires, one run at
+  a time (the scheduler's overlap rule, and the run lock across processes).
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from quantdesk.reports.catalog import Catalog, Job
 
@@ -143,6 +151,17 @@ def _default_runner(job: Job) -> Any:
     return run_batch(job, progress=False)
 
 
+def _pipeline_runner(catalog: Catalog) -> Callable[[datetime], Any]:
+    """Return the runner of the catalog's pipeline: ``run_pipeline`` as of the due time."""
+
+    def run(scheduled_for: datetime) -> Any:
+        from quantdesk.pipeline.engine import run_pipeline
+
+        return run_pipeline(definition=catalog.path, now=scheduled_for)
+
+    return run
+
+
 @dataclass
 class _Running:
     thread: threading.Thread
@@ -169,6 +188,11 @@ class Scheduler:
         Runs one job (default :func:`quantdesk.reports.batch.run_batch` without a
         progress bar).  A result with ``ok == False`` counts as failed; an exception
         counts as an error.
+    pipeline
+        Runs the evening pipeline as of a due time (default
+        :func:`quantdesk.pipeline.engine.run_pipeline` on the configured store with
+        the catalog's definition and ``now`` the due time); fired only when the catalog
+        has a ``pipeline:`` section.
     max_sleep
         Longest wait between two ticks, in seconds.
 
@@ -188,9 +212,12 @@ class Scheduler:
         clock: Callable[[], datetime] = utcnow,
         sleep: Callable[[float], Any] | None = None,
         runner: Callable[[Job], Any] | None = None,
+        pipeline: Callable[[datetime], Any] | None = None,
         max_sleep: float = MAX_SLEEP,
     ) -> None:
         self.catalog = catalog
+        self._pipeline_job, self._calendar = _pipeline_job(catalog)
+        self._pipeline = pipeline or _pipeline_runner(catalog)
         self.state_path = Path(state_path) if state_path is not None else default_state_path()
         self.clock = clock
         self._sleep = sleep
@@ -280,6 +307,11 @@ class Scheduler:
 
     # --- firing --------------------------------------------------------------------------
 
+    def scheduled(self) -> list[Job]:
+        """Return what this scheduler fires: the catalog's scheduled jobs, then the pipeline."""
+        jobs = self.catalog.scheduled()
+        return jobs if self._pipeline_job is None else [*jobs, self._pipeline_job]
+
     def running(self) -> list[str]:
         """Return the names of the jobs running now."""
         with self._lock:
@@ -301,7 +333,7 @@ class Scheduler:
         events: list[ScheduleEvent] = []
         with self._lock:
             changed = False
-            for job in self.catalog.scheduled():
+            for job in self.scheduled():
                 job_events = self._tick_job(job, now)
                 changed |= job_events is not None
                 events.extend(job_events or [])
@@ -350,7 +382,14 @@ class Scheduler:
             events.append(missed)
             logger.warning("%s", missed)
         run = self._running.get(job.name)
-        if run is not None and run.thread.is_alive():
+        if job is self._pipeline_job and not self._is_session(newest):
+            calendar = self._calendar.exchange if self._calendar is not None else ""
+            skipped = ScheduleEvent(
+                job.name, "skipped", (newest,), now, f"not a {calendar} session (holiday)"
+            )
+            events.append(skipped)
+            logger.info("%s", skipped)
+        elif run is not None and run.thread.is_alive():
             skipped = ScheduleEvent(
                 job.name,
                 "skipped",
@@ -389,9 +428,19 @@ class Scheduler:
         self._running[job.name] = _Running(thread, scheduled_for, now)
         thread.start()
 
+    def _is_session(self, when: datetime) -> bool:
+        """Return whether ``when`` falls on a session day of the pipeline's exchange."""
+        if self._calendar is None:
+            return True
+        local = when.astimezone(ZoneInfo(self._calendar.tz))
+        return self._calendar.is_session(local.date())
+
     def _run_job(self, job: Job, scheduled_for: datetime) -> None:
         try:
-            result = self._runner(job)
+            if job is self._pipeline_job:
+                result = self._pipeline(scheduled_for)
+            else:
+                result = self._runner(job)
             ok = getattr(result, "ok", True)
             status, reason = ("ok", None) if ok else ("failed", _failed_reason(result))
         except Exception as exc:
@@ -427,7 +476,7 @@ class Scheduler:
         now = self._now()
         with self._lock:
             times = []
-            for job in self.catalog.scheduled():
+            for job in self.scheduled():
                 last = _parse(self._job_state(job.name).get("last_scheduled"))
                 times.append(self._next_after(job, last) if last else job.next_run(now))
         return min(times, default=None)
@@ -444,7 +493,7 @@ class Scheduler:
         """
         stop = stop_event or threading.Event()
         sleep: Callable[[float], Any] = self._sleep or stop.wait
-        jobs = ", ".join(j.name for j in self.catalog.scheduled()) or "none"
+        jobs = ", ".join(j.name for j in self.scheduled()) or "none"
         logger.info("scheduler started: jobs %s, state %s", jobs, self.state_path)
         try:
             while not stop.is_set():
@@ -466,6 +515,23 @@ class Scheduler:
             logger.info("scheduler stopping")
             if wait:
                 self.wait()
+
+
+def _pipeline_job(catalog: Catalog) -> tuple[Job | None, Any]:
+    """Return the pipeline's entry as a job the scheduler fires, and its session calendar.
+
+    ``(None, None)`` for a catalog without a ``pipeline:`` section.
+    """
+    from quantdesk.data.sessions import SessionCalendar
+
+    entry = pipeline_entry(catalog)
+    if entry is None:
+        return None, None
+    description = f"the {entry.pipeline} pipeline on {entry.exchange} sessions"
+    job = Job(
+        f"pipeline:{entry.pipeline}", (), entry.schedule, entry.timezone, description=description
+    )
+    return job, SessionCalendar(entry.exchange)
 
 
 def _failed_reason(result: Any) -> str:
