@@ -36,3 +36,14 @@ def screen_paper_then_block(ctx: Any, *, rules: str, block_file: str) -> StepOut
 def fail_with(ctx: Any, *, message: str) -> StepOutput:
     """Raise ``RuntimeError(message)`` (a message of several lines, as tracebacks are)."""
     raise RuntimeError(message)
+
+
+def read_when_held(ctx: Any, *, reached: str, held: str) -> StepOutput:
+    """Say the step is running (``reached``), wait until ``held`` exists (another process
+    then holds the store), then read the store's bars."""
+    Path(reached).write_text(str(os.getpid()), encoding="utf-8")
+    seen = threading.Event()
+    while not Path(held).exists():
+        seen.wait(0.02)
+    bars = ctx.store.bars("SIM000")
+    return StepOutput({"bars_read": len(bars)})

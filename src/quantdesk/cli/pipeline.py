@@ -40,6 +40,7 @@ NowOption = Annotated[
 
 def _call(job: Callable[..., Any], **kwargs: Any) -> Any:
     """Return ``job(**kwargs)``; a busy store or bad input exits with the reason."""
+    from quantdesk.data.store.locking import StoreBusyError
     from quantdesk.pipeline.definition import PipelineError
     from quantdesk.pipeline.lock import PipelineBusyError
 
@@ -47,6 +48,10 @@ def _call(job: Callable[..., Any], **kwargs: Any) -> Any:
         return job(**kwargs)
     except PipelineBusyError as exc:
         fail(str(exc), BUSY_EXIT)
+    except StoreBusyError as exc:  # held past QUANTDESK_LOCK_TIMEOUT by another process
+        first = str(exc).strip().splitlines()[0]
+        fail(f"{first}; the run stopped where it was (what it finished is recorded): "
+             "run it again when the store is free, it resumes there")  # fmt: skip
     except (PipelineError, ValueError, KeyError, FileNotFoundError) as exc:
         fail(str(exc).strip("'\""))
 

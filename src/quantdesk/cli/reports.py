@@ -143,7 +143,7 @@ def report_list(
 
 @schedule_app.command("run")
 def schedule_run(catalog: CatalogOption = None) -> None:
-    """Fire catalog jobs at their times until interrupted (Ctrl-C or SIGTERM)."""
+    """Fire catalog jobs, and the evening pipeline on sessions, at their times until stopped."""
     from quantdesk.reports.scheduler import Scheduler
 
     stop = threading.Event()

@@ -19,7 +19,7 @@ import json
 import logging
 import time
 import traceback
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -365,6 +365,10 @@ def notify_run(run: PipelineRun, config: Any = None, *, sleep: Any = time.sleep)
 # -- runs ----------------------------------------------------------------------------------
 
 
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
 def _setup(
     store: MarketStore | str | Path | None, definition: PipelineDefinition | str | Path | None
 ) -> tuple[MarketStore, PipelineDefinition, PipelineRecord, SessionCalendar]:
@@ -419,6 +423,7 @@ def run_pipeline(
     definition: PipelineDefinition | str | Path | None = None,
     now: datetime | pd.Timestamp | None = None,
     root: Path | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> PipelineRun:
     """Return the run of the pipeline on ``session``, or on every session that is due.
 
@@ -426,6 +431,10 @@ def run_pipeline(
     session after the latest recorded one whose close plus the definition's delay has
     passed by ``now`` (default: the clock), in order, holidays excluded (catch-up after
     missed evenings); a store with no record runs only the latest closed session.
+
+    The time is read once, when the run starts: the sessions it runs are fixed then, so
+    a run started at 23:59 New York that ends after midnight records the session it
+    started for, and the next run decides what is due by its own start.
 
     Parameters
     ----------
@@ -441,6 +450,8 @@ def run_pipeline(
         The time that decides what is due (timezone-aware).
     root
         Folder that relative paths of step parameters (drop folder, rule files) start from.
+    clock
+        Returns the time when ``now`` is not given (default: the system clock); read once.
 
     Raises
     ------
@@ -449,15 +460,16 @@ def run_pipeline(
     ValueError
         ``session`` is not a session of the exchange.
     """
+    # The one reading of the clock: what is due is decided by the run's start.
+    started = pd.Timestamp(now) if now is not None else pd.Timestamp((clock or _utcnow)())
     market, definition, record, calendar = _setup(store, definition)
     with RunLock(market.path):
         interrupted = _interrupt(record, definition.name)
         if session is not None:
             days = [calendar.check(session)]
         else:
-            clock = pd.Timestamp(now) if now is not None else pd.Timestamp(datetime.now(UTC))
             known = record.sessions(definition.name)
-            due = calendar.due(known[-1] if known else None, clock,
+            due = calendar.due(known[-1] if known else None, started,
                                pd.Timedelta(minutes=definition.delay_minutes))  # fmt: skip
             days = sorted(set(interrupted) | set(due))
             missed = due[:-1]  # every due session but the newest had its evening missed
