@@ -433,7 +433,7 @@ class Scheduler:
         if self._calendar is None:
             return True
         local = when.astimezone(ZoneInfo(self._calendar.tz))
-        return self._calendar.is_session(local.date())
+        return bool(self._calendar.is_session(local.date()))
 
     def _run_job(self, job: Job, scheduled_for: datetime) -> None:
         try:
