@@ -70,6 +70,7 @@ def test_hub_runs_one_scan_per_feed_and_the_monitor_shows_it(tmp_path: Path) -> 
     from quantdesk.dashboards.panes import (
         AlertsPane,
         ForecastsPane,
+        PipelinePane,
         PositionsPane,
         SentimentPane,
     )
@@ -81,7 +82,7 @@ def test_hub_runs_one_scan_per_feed_and_the_monitor_shows_it(tmp_path: Path) -> 
         assert hub.scanner("simulator") is scanner
         assert [r.name for r in scanner.scan.rules] == ["new_high"]
         kinds = [type(p) for p in first.panes]
-        assert kinds == [AlertsPane, PositionsPane, SentimentPane, ForecastsPane]
+        assert kinds == [AlertsPane, PositionsPane, SentimentPane, ForecastsPane, PipelinePane]
         assert first.panes[0].scanner is scanner and second.panes[0].scanner is scanner
         assert first.panes[1].prices is hub.source("simulator").cache
         assert first.panes[2].symbol == first.symbol == "AAA"
