@@ -69,11 +69,6 @@ KNOWN_VIOLATIONS: set[tuple[str, str]] = set()
 # module is named here with that concept, and one that shrinks below leaves the list.
 MAX_LINES = 800
 LONG_MODULES: dict[str, str] = {
-    "quantdesk.reports.scheduler": (
-        "firing on a schedule: the long-running scheduler (catalog jobs and the evening "
-        "pipeline's entry, its state, missed and overlapping runs) and the same schedule "
-        "as crontab lines and systemd units"
-    ),
     "quantdesk.data.sources.simulator": (
         "the regime-switching market simulator: its parameters, the correlated daily "
         "path, its true regimes and the intraday ticks drawn from the same path"

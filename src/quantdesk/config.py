@@ -20,7 +20,7 @@ The reports directory follows the same rule with ``QUANTDESK_REPORTS`` first:
 ``<project>/reports`` (rules 2 and 3), else ``reports`` under the user data directory.
 :attr:`Settings.home_source` and :attr:`Settings.store_source` say which rule chose;
 ``MarketStore()`` and ``quantdesk data info`` show it.  Cron lines carry the home
-explicitly (:func:`quantdesk.reports.scheduler.cron_environment`): cron starts outside
+explicitly (:func:`quantdesk.reports.timers.cron_environment`): cron starts outside
 any project.
 
 Environment variables

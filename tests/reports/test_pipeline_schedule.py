@@ -15,7 +15,8 @@ import pytest
 
 from quantdesk.data.sources.ingest import ingest_simulated
 from quantdesk.reports.catalog import Catalog
-from quantdesk.reports.scheduler import crontab_lines, pipeline_entry, systemd_units
+from quantdesk.reports.scheduler import pipeline_entry
+from quantdesk.reports.timers import crontab_lines, systemd_units
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 CATALOG = """

@@ -22,7 +22,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from quantdesk.reports.catalog import Catalog, Job
-from quantdesk.reports.scheduler import Scheduler, crontab_lines, default_state_path
+from quantdesk.reports.scheduler import Scheduler, default_state_path
+from quantdesk.reports.timers import crontab_lines
 
 NY = ZoneInfo("America/New_York")
 # Seconds a test waits for an event (a run finishing, a runner entered) before failing: an

@@ -155,7 +155,7 @@ def schedule_run(catalog: CatalogOption = None) -> None:
 @schedule_app.command("crontab")
 def schedule_crontab(catalog: CatalogOption = None) -> None:
     """Print crontab lines equivalent to the catalog's schedules."""
-    from quantdesk.reports.scheduler import crontab_lines
+    from quantdesk.reports.timers import crontab_lines
 
     for line in crontab_lines(_catalog(catalog)):
         typer.echo(line)
@@ -164,7 +164,7 @@ def schedule_crontab(catalog: CatalogOption = None) -> None:
 @schedule_app.command("systemd")
 def schedule_systemd(catalog: CatalogOption = None) -> None:
     """Print a systemd service and timer that run the evening pipeline after the close."""
-    from quantdesk.reports.scheduler import systemd_units
+    from quantdesk.reports.timers import systemd_units
 
     try:
         units = systemd_units(_catalog(catalog))

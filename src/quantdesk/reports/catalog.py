@@ -62,7 +62,7 @@ CATALOG_ENV = "QUANTDESK_CATALOG"
 _CATALOG_FILE = "research/reports.yaml"
 DEFAULT_TIMEOUT = 600.0
 # Cron's own five fields only: croniter also takes seconds and years, which crontab
-# lines (see quantdesk.reports.scheduler.crontab_lines) could not express.
+# lines (see quantdesk.reports.timers.crontab_lines) could not express.
 CRON_FIELDS = 5
 # A scheduler that was down for months must not enumerate millions of minutely times.
 MAX_DUE_TIMES = 10_000
