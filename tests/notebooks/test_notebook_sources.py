@@ -91,3 +91,23 @@ def test_the_checks_catch_the_old_opening_block() -> None:
         'close = store.panel("close", symbols=chosen, start=start, end=end)\n'
     )
     assert all(pattern.search(old) for pattern in REIMPLEMENTED.values())
+
+
+CHARTING = re.compile(r"^\s*(?:import|from)\s+(hvplot|holoviews|panel|bokeh)\b", re.M)
+QUANTDESK = re.compile(r"^\s*(?:import|from)\s+quantdesk\b", re.M)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_quantdesk_is_imported_before_any_charting_library(path: Path) -> None:
+    # In a JupyterLab kernel, `import quantdesk` installs the hook that makes chart
+    # outputs load their JavaScript from the Jupyter server; a chart library imported
+    # first emits a loader that points at a CDN, and every chart is blank offline
+    # (tests/dashboards/test_lab_front_door.py shows it in a browser).
+    code = code_of(path, parameters=False)
+    first_chart = CHARTING.search(code)
+    if first_chart is None:
+        return
+    first_quantdesk = QUANTDESK.search(code)
+    assert first_quantdesk is not None and first_quantdesk.start() < first_chart.start(), (
+        f"{path.name}: import quantdesk before {first_chart.group(1)}"
+    )
