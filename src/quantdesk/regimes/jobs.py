@@ -429,8 +429,10 @@ def _latest_models(
     saved = saved[saved["train_end"].notna() & (saved["train_end"] <= ts)]
     newest = saved.sort_values(["train_end", "created_at"]).groupby("symbol").tail(1)
     return {
-        str(r.symbol): (str(r.version), pd.Timestamp(r.train_end))
-        for r in newest.itertuples(index=False)
+        str(symbol): (str(version), pd.Timestamp(end))
+        for symbol, version, end in zip(
+            newest["symbol"], newest["version"], newest["train_end"], strict=True
+        )
     }
 
 
