@@ -31,6 +31,7 @@ MODULES = (
     "bench_screener",
     "bench_panes",
     "bench_forecast",
+    "bench_pipeline",
 )
 
 

@@ -253,11 +253,16 @@ def update(
 # -- analytics and decisions -------------------------------------------------------------
 
 
-def news(ctx: StepContext, *, model: str = "lexicon") -> StepOutput:
-    """Return the scoring of the news not yet scored (the sentiment cache makes it incremental)."""
+def news(ctx: StepContext, *, model: str = "lexicon", scheduler: str | None = None) -> StepOutput:
+    """Return the scoring of the news not yet scored (the sentiment cache makes it incremental).
+
+    ``scheduler``: None scores in this process; ``"process"`` or a Dask scheduler
+    address fans the chunks out on :func:`quantdesk.core.parallel.run_tasks`
+    (:func:`quantdesk.sentiment.jobs.score_news`).
+    """
     from quantdesk.sentiment.jobs import score_news
 
-    result = score_news(ctx.store, model, progress=False)
+    result = score_news(ctx.store, model, scheduler=scheduler, progress=False)
     return StepOutput({"scored": result.scored, "cached": result.cached, "failed": result.failed})
 
 
@@ -265,40 +270,38 @@ def regimes(
     ctx: StepContext,
     *,
     symbols: Sequence[str] | None = None,
-    refit_every: int = 21,
+    refit_every: int = 63,
     name: str = "pipeline",
     history_start: str | None = None,
     registry: str | None = None,
+    seed: int = 0,
+    workers: int | None = 1,
+    scheduler: str | None = None,
 ) -> StepOutput:
-    """Return the regime fit of the session when one is due (every ``refit_every`` sessions).
+    """Return the regime update of the session: new sessions filtered, refits when due.
 
-    The version is the session's date (``sYYYYMMDD``), so a fit for a session is saved
-    once: a resumed run finds the version in the registry and fits nothing.
+    Each symbol's new session(s) are filtered with its latest saved model (registry
+    name ``name``) and stored; a model is refitted (version ``sYYYYMMDD``) only when it
+    is missing or ``refit_every`` sessions old
+    (:func:`quantdesk.regimes.jobs.update_regimes`).  The per-symbol work fans out on
+    ``workers`` local processes or the Dask ``scheduler`` address.  A rerun fits and
+    writes nothing; a symbol that fails fails the step, naming it.
     """
-    from quantdesk.regimes.jobs import fit_regimes
-    from quantdesk.regimes.registry import ModelRegistry
+    from quantdesk.regimes.jobs import update_regimes
 
-    fits = ctx.record.attempts(ctx.pipeline)
-    fitted = fits[(fits["step"] == "regimes") & (fits["status"] == "succeeded")]
-    fitted = fitted[fitted["outputs"].str.contains('"fitted": true', regex=False)]
-    if len(fitted):
-        since = len(ctx.store.sql(
-            "SELECT DISTINCT ts FROM bars WHERE timeframe = '1d' AND ts > ? AND ts <= ?",
-            [session_ts(fitted["session"].max()).to_pydatetime(), ctx.ts.to_pydatetime()],
-        ))  # fmt: skip
-        if since < refit_every:
-            return StepOutput({"fitted": False, "sessions_since_fit": since}, note="refit not due")
-    store_registry = ModelRegistry(registry)
-    version = f"s{ctx.session:%Y%m%d}"
-    if version in store_registry.versions(name):
-        return StepOutput({"fitted": True, "symbols": 0}, note=f"{name}/{version} already saved")
-    run = fit_regimes(
-        ctx.store, list(symbols) if symbols else None, start=history_start, end=ctx.ts,
-        name=name, version=version, registry=store_registry, workers=1,
+    run = update_regimes(
+        ctx.store, ctx.session, list(symbols) if symbols else None, name=name,
+        refit_every=refit_every, history_start=history_start, registry=registry, seed=seed,
+        workers=workers, scheduler=scheduler,
     )  # fmt: skip
     if not run.ok:
-        raise RuntimeError(f"regime fits failed: {run.errors}")
-    return StepOutput({"fitted": True, "symbols": len(run.symbols)})
+        raise RuntimeError(run.summary())
+    counts = {"fitted": len(run.fitted), "filtered": sum(run.filtered.values()),
+              "symbols": len(run.filtered), "written": run.written}  # fmt: skip
+    note = f"on {run.executor}" if run.filtered else "regimes up to date"
+    if run.short:
+        note += f"; {len(run.short)} symbols too short to fit yet"
+    return StepOutput(counts, note=note)
 
 
 def forecasts(ctx: StepContext, **params: Any) -> StepOutput:

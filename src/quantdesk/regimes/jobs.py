@@ -7,6 +7,10 @@ job and the command line share one implementation::
     from quantdesk.regimes import fit_regimes
     run = fit_regimes(MarketStore(), ["SPX"], walk_forward=True, window=2520, refit=21)
     print(run.summary())
+
+:func:`update_regimes` is the evening pipeline's ``regimes`` step: it filters each
+symbol's new sessions with its latest saved model and refits a model only when it is
+older than the refit schedule.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ if TYPE_CHECKING:
     from quantdesk.regimes.registry import ModelRecord, ModelRegistry
     from quantdesk.regimes.walkforward import SymbolFits
 
-__all__ = ["RegimeFitRun", "SymbolRegimeFit", "fit_regimes"]
+__all__ = ["RegimeFitRun", "RegimeUpdateRun", "SymbolRegimeFit", "fit_regimes", "update_regimes"]
 
 logger = logging.getLogger(__name__)
 
@@ -313,3 +317,286 @@ def _save_and_store(
         ),
         text=text or record.summary(),
     )
+
+
+# -- the evening update: filter with saved models, refit on schedule ----------------------
+
+
+@dataclass
+class RegimeUpdateRun:
+    """What :func:`update_regimes` did for one session.
+
+    Attributes
+    ----------
+    session : pandas.Timestamp
+        The session's bar time (00:00 UTC of its date).
+    name : str
+        The registry name of the models (regime rows carry ``name/version``).
+    fitted : dict
+        Symbol to the version of the model fitted and saved by this run (refit due or
+        no model yet).
+    filtered : dict
+        Symbol to the number of new regime rows its model filtered (sessions after the
+        symbol's last stored row of ``name``, up to the session).
+    written : int
+        Regime rows inserted or changed in the store (0 on a rerun).
+    errors : dict
+        Symbol to the error that stopped it; the other symbols are unaffected.
+    short : list
+        Symbols without a model whose history is still too short to fit one (skipped
+        until it is long enough; not an error).
+    executor : str
+        Where the per-symbol work ran (``serial``, ``process x2``, ``dask tcp://...``).
+    """
+
+    session: pd.Timestamp
+    name: str
+    fitted: dict[str, str] = field(default_factory=dict)
+    filtered: dict[str, int] = field(default_factory=dict)
+    written: int = 0
+    errors: dict[str, str] = field(default_factory=dict)
+    short: list[str] = field(default_factory=list)
+    executor: str = "serial"
+
+    @property
+    def ok(self) -> bool:
+        """Return True when no symbol failed."""
+        return not self.errors
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the run as one JSON-able document."""
+        doc: dict[str, Any] = jsonable(
+            {
+                "session": self.session,
+                "name": self.name,
+                "fitted": self.fitted,
+                "filtered": self.filtered,
+                "written": self.written,
+                "errors": self.errors,
+                "short": self.short,
+                "executor": self.executor,
+            }
+        )
+        return doc
+
+    def summary(self) -> str:
+        """Return one line of counts, then one line per failed symbol."""
+        lines = [
+            f"regimes {self.name} {self.session:%Y-%m-%d}: {len(self.fitted)} fitted, "
+            f"{sum(self.filtered.values())} rows filtered for {len(self.filtered)} symbols, "
+            f"{self.written} written ({self.executor})"
+            + (f"; {len(self.short)} too short to fit" if self.short else "")
+        ]
+        for symbol, error in sorted(self.errors.items()):
+            lines.append(f"  {symbol} failed: {error.strip().splitlines()[-1]}")
+        return "\n".join(lines)
+
+
+def _update_task(
+    symbol: str, bars: pd.DataFrame, model: Any, after: pd.Timestamp | None, seed: int
+) -> tuple[str, Any, pd.DataFrame | None, str | None]:
+    """Return ``(symbol, model fitted here or None, new regime rows, error)`` for one symbol.
+
+    ``model`` None fits one on ``bars``; the rows are the model's causal filter over
+    ``bars``, kept after ``after`` (all when None).  Top level, so that process pools and
+    Dask can pickle it; an error comes back as text.
+    """
+    import traceback
+
+    try:
+        fitted = None
+        if model is None:
+            from quantdesk.regimes.model import RegimeModel
+
+            model = fitted = RegimeModel(random_state=seed).fit(bars)
+        rows = model.filter(bars)
+        if after is not None:
+            rows = rows[rows.index > after]
+        return symbol, fitted, rows.reset_index(), None
+    except Exception:
+        return symbol, None, None, traceback.format_exc()
+
+
+def _latest_models(
+    registry: ModelRegistry, name: str, symbols: Sequence[str], ts: pd.Timestamp
+) -> dict[str, tuple[str, pd.Timestamp]]:
+    """Return symbol to ``(version, train_end)`` of its newest model trained up to ``ts``."""
+    saved = registry.list(name)
+    if saved.empty:
+        return {}
+    saved = saved[saved["symbol"].isin(list(symbols))].copy()
+    saved["train_end"] = pd.to_datetime(saved["train_end"], utc=True)
+    saved = saved[saved["train_end"].notna() & (saved["train_end"] <= ts)]
+    newest = saved.sort_values(["train_end", "created_at"]).groupby("symbol").tail(1)
+    return {
+        str(symbol): (str(version), pd.Timestamp(end))
+        for symbol, version, end in zip(
+            newest["symbol"], newest["version"], newest["train_end"], strict=True
+        )
+    }
+
+
+def update_regimes(
+    store: MarketStore,
+    session: Any,
+    symbols: str | Sequence[str] | None = None,
+    *,
+    name: str = "pipeline",
+    refit_every: int = 63,
+    history_start: Any = None,
+    registry: ModelRegistry | str | None = None,
+    seed: int = 0,
+    workers: int | None = 1,
+    scheduler: str | None = None,
+    progress: bool = False,
+) -> RegimeUpdateRun:
+    """Return the run that brings each symbol's stored regimes up to ``session``.
+
+    For each symbol with daily bars up to ``session`` (from ``history_start``):
+
+    - the model is its newest one saved under ``name`` whose training ended by
+      ``session`` (a backfill never uses a model fitted on later bars);
+    - when there is none, or ``refit_every`` or more of the symbol's sessions have
+      passed since its training end, a model is fitted on the bars up to ``session``
+      and saved as version ``sYYYYMMDD`` (the session's date); a symbol without a
+      model whose history is too short to fit one is listed in ``short`` and skipped;
+    - the model filters the bars up to ``session`` (causal: each row uses bars up to
+      its own date only) and the rows after the symbol's last stored row of ``name``
+      are written with ``model_version`` ``name/version`` (a symbol with no row yet
+      gets its whole filtered history).
+
+    Idempotent by session: a rerun finds the model saved and the rows stored, and
+    fits and writes nothing.  The per-symbol fits and filters run on
+    :func:`quantdesk.core.parallel.run_tasks`: in this process (``workers`` 1), in
+    ``workers`` local processes, or on the Dask ``scheduler`` at that address; the
+    models are saved and the rows written here (the store has one writer).
+
+    Parameters
+    ----------
+    store : MarketStore
+        Where the bars are read and the regimes written.
+    session : date-like
+        The session (its daily bar is dated 00:00 UTC that day).
+    symbols : str or sequence of str, optional
+        The symbols (default: every symbol with daily bars).
+    name : str
+        Registry name of the models.
+    refit_every : int
+        Sessions after a model's training end at which it is refitted.
+    history_start : optional
+        First bar of the fits and filters (default: all stored bars).
+    registry : ModelRegistry or str, optional
+        The registry, or its directory or fsspec URL (default ``$QUANTDESK_MODELS``).
+    seed : int
+        Random state of the fits.
+    workers : int, optional
+        Local worker processes (1: this process; None: one per CPU).
+    scheduler : str, optional
+        A Dask scheduler address to run on instead of local processes.
+    progress : bool
+        Show a progress bar over symbols.
+
+    Returns
+    -------
+    RegimeUpdateRun
+
+    Raises
+    ------
+    ValueError
+        For ``refit_every`` below 1 or a registry that cannot be opened.
+    """
+    from quantdesk.core.coerce import as_symbols, as_utc
+    from quantdesk.core.parallel import cpu_count, run_tasks
+    from quantdesk.regimes.features import FeatureConfig
+    from quantdesk.regimes.model import _MIN_TRAIN_OBS
+    from quantdesk.regimes.registry import ModelRegistry, data_fingerprint
+    from quantdesk.regimes.walkforward import _limit_threads
+
+    if isinstance(refit_every, bool) or not isinstance(refit_every, int) or refit_every < 1:
+        raise ValueError(
+            f"refit_every must be a whole number of sessions >= 1, not {refit_every!r}"
+        )
+    ts = as_utc(pd.Timestamp(pd.Timestamp(session).date()))
+    assert ts is not None
+    if not isinstance(registry, ModelRegistry):
+        try:
+            registry = ModelRegistry(registry)
+        except (ImportError, ValueError) as exc:
+            raise ValueError(f"model registry {registry!r}: {exc}") from exc
+    run = RegimeUpdateRun(ts, name)
+    bars = store.bars(as_symbols(symbols) or None, history_start, ts, "1d")
+    if bars.empty:
+        return run
+    by_symbol = {str(s): g.reset_index(drop=True) for s, g in bars.groupby("symbol", sort=True)}
+    models = _latest_models(registry, name, list(by_symbol), ts)
+    stored = store.regime_versions(list(by_symbol))
+    stored = stored[stored["model_version"].str.startswith(f"{name}/")]
+    last_row = stored.groupby("symbol")["last"].max().to_dict()
+    version = f"s{ts:%Y%m%d}"
+    shortest = _MIN_TRAIN_OBS + FeatureConfig().warmup  # bars a first fit needs
+    tasks: list[tuple[Any, ...]] = []
+    for symbol, frame in by_symbol.items():
+        after = last_row.get(symbol)
+        saved = models.get(symbol)
+        due = saved is None or int((frame["ts"] > saved[1]).sum()) >= refit_every
+        if not due and after is not None and after >= ts:
+            continue  # model current, rows stored: nothing to do
+        if saved is None and len(frame) < shortest:
+            run.short.append(symbol)
+            continue
+        model = None if due else registry.load(name, symbol, saved[0])  # type: ignore[index]
+        tasks.append((symbol, frame, model, after, seed))
+    if not tasks:
+        return run
+    if scheduler:
+        executor: Any = scheduler
+    else:
+        pool = max(1, min(workers or cpu_count(), len(tasks)))
+        executor = "process" if pool > 1 else "serial"
+    outcome = run_tasks(
+        _update_task,
+        tasks,
+        executor=executor,
+        max_workers=None if scheduler else pool,
+        initializer=_limit_threads,
+        names=[t[0] for t in tasks],
+        failed=lambda task: not task.ok or task.value[3] is not None,
+        progress=progress,
+        desc="regimes",
+        unit="symbol",
+    )
+    run.executor = outcome.executor
+    frames: list[pd.DataFrame] = []
+    for task in outcome.outcomes:
+        symbol = tasks[task.index][0]
+        if not task.ok:
+            run.errors[symbol] = task.reason or "worker lost"
+            continue
+        _, fitted, rows, error = task.value
+        if error is not None:
+            run.errors[symbol] = error
+            logger.error("%s: regime update failed:\n%s", symbol, error)
+            continue
+        used = models[symbol][0] if fitted is None else version
+        if fitted is not None:
+            try:
+                registry.save(
+                    fitted, name, symbol, version=version,
+                    data_fingerprint=data_fingerprint(by_symbol[symbol]),
+                    extra={"command": "quantdesk.regimes.update_regimes",
+                           "refit_every": refit_every},
+                )  # fmt: skip
+            except Exception as exc:
+                logger.exception("%s: saving the refit failed", symbol)
+                run.errors[symbol] = f"{type(exc).__name__}: {exc}"
+                continue
+            run.fitted[symbol] = version
+        rows = rows.assign(symbol=symbol, model_version=f"{name}/{used}")
+        run.filtered[symbol] = len(rows)
+        frames.append(rows)
+    if frames:
+        new = pd.concat(frames, ignore_index=True)
+        if len(new):
+            run.written = store.write_regimes(new, source=f"regimes update {name} {ts:%Y-%m-%d}")
+    logger.info(run.summary())
+    return run
