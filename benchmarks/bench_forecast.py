@@ -12,9 +12,20 @@
   target) and ``LogisticRegression`` (the sign of the target) on the same rows; the linear
   models get missing features as 0 (they cannot take NaN; LightGBM routes them itself).
 
+* The walk-forward evaluation of every model of every target
+  (:func:`quantdesk.forecast.walk_forward`: refits every 63 sessions on an expanding
+  window from the 756th session on, each block forecast out of sample) on
+  ``QUANTDESK_BENCH_FORECAST_WF_SYMBOLS`` (default 500) simulated symbols x
+  ``QUANTDESK_BENCH_FORECAST_WF_DAYS`` (default 2520: 10 years) sessions: the seconds
+  each model spent fitting and forecasting, summed over the refits, and each target's
+  whole run.  Below 500 symbols the row also gives a linear extrapolation to 500
+  (labelled so: every model but LightGBM fits per symbol; LightGBM's pooled training
+  grows with the rows too).
+
 ``QUANTDESK_BENCH_FORECAST_SYMBOLS`` (default 500) and ``QUANTDESK_BENCH_FORECAST_DAYS``
-(default 400: the HMM needs 320 bars) set the universe; fitting the 500 HMMs is the
-slow, untimed part of the setup.
+(default 400: the HMM needs 320 bars) set the universe of the first two; fitting the 500
+HMMs is the slow, untimed part of the setup.  ``QUANTDESK_BENCH_FORECAST_PARTS`` picks
+the parts (default ``session,training,walk_forward``).
 """
 
 from __future__ import annotations
@@ -31,6 +42,9 @@ from benchmarks._timing import best_of, row
 
 N_SYMBOLS = int(os.environ.get("QUANTDESK_BENCH_FORECAST_SYMBOLS", "500"))
 N_DAYS = int(os.environ.get("QUANTDESK_BENCH_FORECAST_DAYS", "400"))
+WF_SYMBOLS = int(os.environ.get("QUANTDESK_BENCH_FORECAST_WF_SYMBOLS", "500"))
+WF_DAYS = int(os.environ.get("QUANTDESK_BENCH_FORECAST_WF_DAYS", "2520"))
+PARTS = os.environ.get("QUANTDESK_BENCH_FORECAST_PARTS", "session,training,walk_forward")
 
 
 def _session(root: Path) -> tuple[list[dict[str, Any]], Any]:
@@ -124,11 +138,75 @@ def _training(store: Any) -> list[dict[str, Any]]:
     ]
 
 
+def _walk_forward() -> list[dict[str, Any]]:
+    from quantdesk.data.sources.simulator import simulate
+    from quantdesk.data.wide import panels_from_bars
+    from quantdesk.forecast.evaluation import walk_forward
+
+    market = simulate(n_symbols=WF_SYMBOLS, n_days=WF_DAYS, seed=0)
+    panels = panels_from_bars(market.bars, ["open", "high", "low", "close", "volume"], "1d")
+    scale = 500 / WF_SYMBOLS
+    universe = f"{WF_SYMBOLS} symbols x {WF_DAYS} sessions"
+    rows = []
+    for target in ("return_1d", "vol_1d", "vol_5d", "regime_1d"):
+        began = time.perf_counter()
+        wf = walk_forward(panels, None, target, refit=63, min_train=756)
+        total = time.perf_counter() - began
+        refits = len(wf.refits)
+        for model in wf.models:
+            spent = float(wf.refits[f"{model}_s"].sum())
+            guess = (
+                f"; extrapolated to 500 symbols (x{scale:g}, linear): {spent * scale:.0f} s"
+                if WF_SYMBOLS < 500
+                else ""
+            )
+            rows.append(
+                row(
+                    f"walk-forward {target}: {model}",
+                    spent,
+                    float("nan"),
+                    "s",
+                    "report",
+                    note=f"{universe}, {refits} refits (every 63 sessions from 756){guess}",
+                )
+            )
+        guess = (
+            f"; extrapolated to 500 symbols (x{scale:g}, linear): {total * scale:.0f} s"
+            if WF_SYMBOLS < 500
+            else ""
+        )
+        rows.append(
+            row(
+                f"walk-forward {target}: every model, outcomes and scores",
+                total + _seconds(wf.scores),
+                float("nan"),
+                "s",
+                "report",
+                note=f"{universe}{guess}",
+            )
+        )
+    return rows
+
+
+def _seconds(fn: Any) -> float:
+    began = time.perf_counter()
+    fn()
+    return time.perf_counter() - began
+
+
 def run() -> list[dict[str, Any]]:
     """Return the benchmark rows."""
-    with tempfile.TemporaryDirectory() as tmp:
-        rows, store = _session(Path(tmp))
-        rows.extend(_training(store))
+    parts = {p.strip() for p in PARTS.split(",")}
+    rows: list[dict[str, Any]] = []
+    if parts & {"session", "training"}:
+        with tempfile.TemporaryDirectory() as tmp:
+            found, store = _session(Path(tmp))
+            if "session" in parts:
+                rows.extend(found)
+            if "training" in parts:
+                rows.extend(_training(store))
+    if "walk_forward" in parts:
+        rows.extend(_walk_forward())
     return rows
 
 
