@@ -184,6 +184,12 @@ def test_store_context_reads_the_stored_regimes_and_scored_news(bars, tmp_path: 
     for name in CONTEXT_FEATURES:
         pd.testing.assert_frame_equal(got[name], want[name], check_freq=False, obj=name)
     assert got["sentiment_count"].to_numpy().sum() > 0
+    # the forecast jobs (fit, run, the evening step) read their panels with this context
+    from quantdesk.forecast.jobs import _panels
+
+    fed = _panels(store, None)
+    for name in CONTEXT_FEATURES:
+        pd.testing.assert_frame_equal(fed[name], want[name], check_freq=False, obj=name)
 
 
 def test_bad_context_is_refused(bars):

@@ -105,7 +105,11 @@ def _panels(
             f"no daily bars in {store.path} for {list(symbols) if symbols else 'any symbol'}"
             + (f" up to {end}" if end is not None else "")
         )
-    return panels
+    # The stored regimes and scored news up to the last session, as the LightGBM
+    # model's context features (the other models read only the bars).
+    from quantdesk.forecast.boosting import store_context
+
+    return store_context(store, panels)
 
 
 def _bars_fingerprint(store: MarketStore, symbols: Sequence[str], end: Any) -> str:
