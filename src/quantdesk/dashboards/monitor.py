@@ -651,6 +651,10 @@ class MarketMonitor(Viewer):
             self._speed_input,
         )
         self._on_message()
+        # The trading panes side by side; the pipeline's step table below them, full
+        # width (beside them it grows over their buttons).
+        panes = dict(self.slots)
+        pipeline = panes.pop("pipeline")
         return pn.Column(
             pn.pane.Markdown("## quantdesk market monitor", margin=(0, 10)),
             controls,
@@ -660,6 +664,7 @@ class MarketMonitor(Viewer):
                 pn.Column(self.chart, sizing_mode="stretch_width"),
                 sizing_mode="stretch_width",
             ),
-            pn.Row(*self.slots.values(), sizing_mode="stretch_width"),
+            pn.Row(*panes.values(), sizing_mode="stretch_width"),
+            pn.Row(pipeline, sizing_mode="stretch_width"),
             sizing_mode="stretch_width",
         )
