@@ -403,16 +403,29 @@ def _alert_count(path: Path) -> int:
 
 
 def _wait_for_candles(
-    path: Path, proc: subprocess.Popen[str], alerts: bool = False
+    path: Path,
+    proc: subprocess.Popen[str],
+    alerts: bool = False,
+    symbols: set[str] | None = None,
 ) -> dict[tuple[str, str], int]:
-    """Return the store's bar counts once a closed 5 s candle (and an alert) is in it."""
+    """Return the store's bar counts once a closed 5 s candle (and an alert) is in it.
+
+    With ``symbols``, once each of them has a 5 s candle there: the recorder writes the
+    candles that have closed, and a symbol whose first candle closes a batch later is
+    not missing.
+    """
     import time
 
     deadline = time.monotonic() + 120  # bounds a hang only: the first 5 s candle closes in 10 s
     while time.monotonic() < deadline:
         assert proc.poll() is None, "the monitor exited"
         counts = _bar_counts(path) if path.exists() else {}
-        if any(tf == "5s" for _, tf in counts) and (not alerts or _alert_count(path)):
+        recorded = {symbol for symbol, tf in counts if tf == "5s"}
+        if (
+            recorded
+            and (symbols is None or symbols <= recorded)
+            and (not alerts or _alert_count(path))
+        ):
             return counts
         time.sleep(0.2)
     pytest.fail(f"no simulated 5 s candle{' and alert' if alerts else ''} reached {path}")
@@ -437,7 +450,8 @@ def test_the_simulated_monitor_leaves_the_research_store_as_it_was(tmp_path: Pat
     (home / "rules.yaml").write_text(FIRST_CANDLES_RULES)
     proc, _ = _start(home, env={"QUANTDESK_MONITOR_RULES": str(home / "rules.yaml")})
     try:
-        live = _wait_for_candles(home / "quantdesk.live.duckdb", proc, alerts=True)
+        simulated = {f"SIM{i:03d}" for i in range(10)}
+        live = _wait_for_candles(home / "quantdesk.live.duckdb", proc, True, simulated)
     finally:
         _stop(proc)
     assert {symbol for symbol, _ in live} == {f"SIM{i:03d}" for i in range(10)}
