@@ -178,22 +178,27 @@ class PipelineRun:
 
 
 def _table_versions(store: MarketStore, tables: Sequence[str]) -> dict[str, Any]:
-    """Return each table's row count and newest ``ts`` (None for a missing table), in two reads."""
-    present = set(
-        store.sql("SELECT table_name FROM information_schema.tables")["table_name"].astype(str)
-    )
-    parts = [
-        f"SELECT '{t}' AS name, count(*) AS n, "
-        + ("max(ts)::VARCHAR" if t in _TIMED else "NULL::VARCHAR")
-        + f" AS newest FROM {t}"
-        for t in tables
-        if t in present
-    ]  # table names come from the fixed tuples above, never from input
+    """Return each table's row count and newest ``ts`` (None for a missing table), in one read."""
+    from quantdesk.data.store.file import fetch_frame
+
+    with store._connect() as con:
+        present = set(
+            fetch_frame(con, "SELECT table_name FROM information_schema.tables")[
+                "table_name"
+            ].astype(str)
+        )
+        parts = [
+            f"SELECT '{t}' AS name, count(*) AS n, "
+            + ("max(ts)::VARCHAR" if t in _TIMED else "NULL::VARCHAR")
+            + f" AS newest FROM {t}"
+            for t in tables
+            if t in present
+        ]  # table names come from the fixed tuples above, never from input
+        rows = fetch_frame(con, " UNION ALL ".join(parts)).to_dict("records") if parts else []
     versions: dict[str, Any] = dict.fromkeys(tables)
-    if parts:
-        for row in store.sql(" UNION ALL ".join(parts)).to_dict("records"):
-            newest = row["newest"]
-            versions[str(row["name"])] = [int(row["n"]), None if pd.isna(newest) else newest]
+    for row in rows:
+        newest = row["newest"]
+        versions[str(row["name"])] = [int(row["n"]), None if pd.isna(newest) else newest]
     return versions
 
 
@@ -271,6 +276,8 @@ def _run_session(
     earlier = ctx.record.state(definition.name, ctx.session, attempts)
     latest = attempts.sort_values("attempt").groupby("step").tail(1)
     outputs = {str(r["step"]): json.loads(str(r["outputs"])) for r in latest.to_dict("records")}
+    # a step's own last success cannot change before its turn in this session: read once
+    succeeded = ctx.record.last_success_fingerprints(ctx.pipeline)
     status: dict[str, str] = {}  # this run's view: succeeded, failed, blocked, empty, done
     ran: set[str] = set()
     results: list[StepResult] = []
@@ -299,9 +306,7 @@ def _run_session(
             results.append(StepResult(name, ctx.session, "skipped", note=why))
             continue
         fingerprint = _fingerprint(spec, ctx)
-        if name not in forced and fingerprint == ctx.record.last_success_fingerprint(
-            ctx.pipeline, name
-        ):
+        if name not in forced and fingerprint == succeeded.get(name):
             why = "inputs unchanged since its last success"
             ctx.record.mark(ctx.pipeline, name, ctx.session, "unchanged",
                             fingerprint=fingerprint, outputs={"note": why})  # fmt: skip

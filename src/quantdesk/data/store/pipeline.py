@@ -18,12 +18,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from quantdesk.core.jsonable import jsonable
 from quantdesk.data.store.tables import StoreTables
+
+if TYPE_CHECKING:
+    import duckdb
 
 __all__ = ["DONE_STATES", "STATES", "PipelineRecord", "StepState"]
 
@@ -58,6 +61,11 @@ STATES = ("running", "succeeded", "failed", "skipped", "unchanged")
 DONE_STATES = ("succeeded", "skipped", "unchanged")
 
 
+def _check_end_state(status: str) -> None:
+    if status not in STATES or status == "running":
+        raise ValueError(f"status must be one of {STATES[1:]}, not {status!r}")
+
+
 @dataclass(frozen=True)
 class StepState:
     """The latest attempt of one step on one session."""
@@ -89,25 +97,35 @@ class PipelineRecord(StoreTables):
 
     def begin(self, pipeline: str, step: str, session: Any, *, fingerprint: str | None) -> int:
         """Return the attempt number of a new ``running`` row for the step (one transaction)."""
+        with self._transaction() as con:
+            return self._begin(con, pipeline, step, session, fingerprint)
+
+    @staticmethod
+    def _begin(
+        con: duckdb.DuckDBPyConnection,
+        pipeline: str,
+        step: str,
+        session: Any,
+        fingerprint: str | None,
+    ) -> int:
         import os
         import socket
 
         day = pd.Timestamp(session).date()
-        with self._transaction() as con:
-            row = con.execute(
-                "SELECT coalesce(max(attempt), 0) FROM pipeline_steps "
-                "WHERE pipeline = ? AND step = ? AND session = ?",
-                [pipeline, step, day],
-            ).fetchall()
-            attempt = int(row[0][0]) + 1
-            con.execute(
-                "INSERT INTO pipeline_steps "
-                "VALUES (?, ?, ?, ?, 'running', ?, NULL, ?, '{}', NULL, ?, ?)",
-                [
-                    pipeline, step, day, attempt, datetime.now(UTC), fingerprint,
-                    socket.gethostname(), os.getpid(),
-                ],
-            )  # fmt: skip
+        row = con.execute(
+            "SELECT coalesce(max(attempt), 0) FROM pipeline_steps "
+            "WHERE pipeline = ? AND step = ? AND session = ?",
+            [pipeline, step, day],
+        ).fetchall()
+        attempt = int(row[0][0]) + 1
+        con.execute(
+            "INSERT INTO pipeline_steps "
+            "VALUES (?, ?, ?, ?, 'running', ?, NULL, ?, '{}', NULL, ?, ?)",
+            [
+                pipeline, step, day, attempt, datetime.now(UTC), fingerprint,
+                socket.gethostname(), os.getpid(),
+            ],
+        )  # fmt: skip
         return attempt
 
     def finish(
@@ -122,17 +140,29 @@ class PipelineRecord(StoreTables):
         error: str | None = None,
     ) -> None:
         """Record the end of an attempt: its status, output counts and error text."""
-        if status not in STATES or status == "running":
-            raise ValueError(f"status must be one of {STATES[1:]}, not {status!r}")
+        _check_end_state(status)
         with self._transaction() as con:
-            con.execute(
-                "UPDATE pipeline_steps SET status = ?, ended_at = ?, outputs = ?, error = ? "
-                "WHERE pipeline = ? AND step = ? AND session = ? AND attempt = ?",
-                [
-                    status, datetime.now(UTC), json.dumps(jsonable(outputs or {}), sort_keys=True),
-                    error, pipeline, step, pd.Timestamp(session).date(), attempt,
-                ],
-            )  # fmt: skip
+            self._finish(con, pipeline, step, session, attempt, status, outputs, error)
+
+    @staticmethod
+    def _finish(
+        con: duckdb.DuckDBPyConnection,
+        pipeline: str,
+        step: str,
+        session: Any,
+        attempt: int,
+        status: str,
+        outputs: dict[str, Any] | None,
+        error: str | None,
+    ) -> None:
+        con.execute(
+            "UPDATE pipeline_steps SET status = ?, ended_at = ?, outputs = ?, error = ? "
+            "WHERE pipeline = ? AND step = ? AND session = ? AND attempt = ?",
+            [
+                status, datetime.now(UTC), json.dumps(jsonable(outputs or {}), sort_keys=True),
+                error, pipeline, step, pd.Timestamp(session).date(), attempt,
+            ],
+        )  # fmt: skip
 
     def mark(
         self,
@@ -145,9 +175,14 @@ class PipelineRecord(StoreTables):
         outputs: dict[str, Any] | None = None,
         error: str | None = None,
     ) -> None:
-        """Record an attempt that ran nothing (``skipped`` or ``unchanged``), with its reason."""
-        attempt = self.begin(pipeline, step, session, fingerprint=fingerprint)
-        self.finish(pipeline, step, session, attempt, status, outputs=outputs, error=error)
+        """Record an attempt that ran nothing (``skipped`` or ``unchanged``), with its reason.
+
+        One transaction: its begin and its end are written together.
+        """
+        _check_end_state(status)
+        with self._transaction() as con:
+            attempt = self._begin(con, pipeline, step, session, fingerprint)
+            self._finish(con, pipeline, step, session, attempt, status, outputs, error)
 
     # -- reads -------------------------------------------------------------------------
 
@@ -192,16 +227,20 @@ class PipelineRecord(StoreTables):
             for r in latest.to_dict("records")
         }
 
-    def last_success_fingerprint(self, pipeline: str, step: str) -> str | None:
-        """Return the inputs fingerprint of the step's latest success on any session."""
+    def last_success_fingerprints(self, pipeline: str) -> dict[str, str]:
+        """Return each step's inputs fingerprint of its latest success on any session (one read)."""
         if not self._has_tables():
-            return None
+            return {}
         frame = self.market.sql(
-            "SELECT inputs_fingerprint FROM pipeline_steps WHERE pipeline = ? AND step = ? "
-            "AND status = 'succeeded' ORDER BY ended_at DESC LIMIT 1",
-            [pipeline, step],
+            "SELECT step, arg_max(inputs_fingerprint, ended_at) AS fingerprint "
+            "FROM pipeline_steps WHERE pipeline = ? AND status = 'succeeded' GROUP BY step",
+            [pipeline],
         )
-        return None if frame.empty else str(frame["inputs_fingerprint"].iloc[0])
+        return {
+            str(r["step"]): str(r["fingerprint"])
+            for r in frame.to_dict("records")
+            if not pd.isna(r["fingerprint"])
+        }
 
     def sessions(self, pipeline: str) -> list[pd.Timestamp]:
         """Return the sessions with any attempt of ``pipeline``, in order."""

@@ -5,8 +5,9 @@ paper ledgers) is a subclass in this package that declares its ``DDL`` (``CREATE
 IF NOT EXISTS``) and a ``MARKER_TABLE`` whose presence says the DDL has run.  Its tables
 are created and migrated one way (:func:`~quantdesk.data.store.schema.create_tables`):
 on opening a store file that exists (unless read-only: a read-only store simply has
-none until a writer creates them), and again inside every write's own transaction
-(:meth:`StoreTables._transaction`), so a write to a new file creates them.
+none until a writer creates them), or else inside the first write's own transaction
+(:meth:`StoreTables._transaction`), so a write to a new file creates them.  Once per
+object, like the market's own tables: later writes do not run the DDL again.
 """
 
 from __future__ import annotations
@@ -41,11 +42,13 @@ class StoreTables:
     ) -> None:
         self.market = as_store(store, read_only=read_only)
         self.path = self.market.path
-        # A missing file is left alone: opening is not a write, and every write runs the
-        # DDL in its own transaction.
+        self._tables_ready = False
+        # A missing file is left alone: opening is not a write, and the first write runs
+        # the DDL in its own transaction.
         if not self.market.read_only and self.market.exists():
             with self.market._connect(write=True) as con:
                 create_tables(con, self.DDL)
+            self._tables_ready = True
 
     @classmethod
     def of(
@@ -70,14 +73,23 @@ class StoreTables:
         """Yield a connection in one transaction of the market store, with the tables made.
 
         Creates the file (and the market's tables) on a first write, then this family's
-        tables, all inside the transaction: a failed write changes nothing.
+        tables, all inside the transaction: a failed write changes nothing (and the
+        tables are made again by the next write).
         """
         with self.market._transaction() as con:
-            create_tables(con, self.DDL)
+            if not self._tables_ready:
+                create_tables(con, self.DDL)
             yield con
+        self._tables_ready = True
 
     def _has_tables(self) -> bool:
-        """Return whether the store file holds this family's tables yet."""
+        """Return whether the store file holds this family's tables yet.
+
+        Known without a read once this object has made them (a store file's tables are
+        never dropped).
+        """
+        if self._tables_ready:
+            return True
         frame = self.market.sql(
             "SELECT count(*) AS n FROM information_schema.tables WHERE table_name = ?",
             [self.MARKER_TABLE],
