@@ -1,6 +1,7 @@
 """The evening pipeline: whole evenings, a rerun, and the engine's own overhead.
 
-Two stores are built in a temporary ``QUANTDESK_HOME`` (untimed):
+Two stores are built, each in its own temporary ``QUANTDESK_HOME`` with its own
+reports folder (untimed):
 
 - the demo store as ``make demo`` builds it: the two bundled index samples plus 50
   simulated symbols of 2520 days (seed 7) with their synthetic headlines, scored;
@@ -113,7 +114,8 @@ def run() -> list[dict[str, Any]]:
     days = _env_int("QUANTDESK_BENCH_PIPELINE_DAYS", 2520)
     big_reports = os.environ.get("QUANTDESK_BENCH_PIPELINE_REPORTS", "1") != "0"
     rows: list[dict[str, Any]] = []
-    saved = {k: os.environ.get(k) for k in ("QUANTDESK_HOME", "QUANTDESK_CATALOG")}
+    saved = {k: os.environ.get(k) for k in ("QUANTDESK_HOME", "QUANTDESK_CATALOG",
+                                             "QUANTDESK_REPORTS")}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         try:
             os.environ["QUANTDESK_CATALOG"] = str(_CATALOG)
@@ -125,6 +127,8 @@ def run() -> list[dict[str, Any]]:
                 home = Path(tmp) / f"home-{n}"
                 home.mkdir()
                 os.environ["QUANTDESK_HOME"] = str(home)
+                # each store its own reports: never the project's, never the other store's
+                os.environ["QUANTDESK_REPORTS"] = str(home / "reports")
                 store_path = home / "quantdesk.duckdb"
                 began = time.perf_counter()
                 _build(store_path, n, length, samples)

@@ -413,3 +413,12 @@ def test_a_notebook_step_makes_one_report_per_session_even_when_forced(
     assert [f.name for f in folders] == ["evening-20240701-evening_note"]
     meta = json.loads((folders[0] / "run.json").read_text())
     assert meta["parameters"]["session"] == "2024-07-01"
+    # the notebook read the pipeline's store, not the one the settings name
+    assert Path(meta["data_summary"]["store"]).resolve() == market.resolve()
+    # Another store sharing the reports folder gets its own report of the session: the
+    # one made from the first store is not taken for it.
+    other = _market(tmp_path / "other.duckdb")
+    theirs = run_pipeline(other, session="2024-07-01", definition=catalog)
+    assert theirs.sessions[0].steps[-1].counts == {"reports": 1, "already_done": 0}
+    meta = json.loads((folders[0] / "run.json").read_text())
+    assert Path(meta["data_summary"]["store"]).resolve() == other.resolve()

@@ -83,7 +83,8 @@ def _notebook_step(notebook: str) -> Callable[..., Any]:
 
         run_id = f"{context.pipeline}-{context.session:%Y%m%d}-{Path(notebook).stem}"
         session = f"{context.session:%Y-%m-%d}"
-        fresh = run_session_report(notebook, {**parameters, "session": session}, run_id)
+        fresh = run_session_report(notebook, {**parameters, "session": session}, run_id,
+                                   store=context.store.path)  # fmt: skip
         return StepOutput({"reports": int(fresh), "already_done": int(not fresh)})
 
     return run_notebook

@@ -401,12 +401,16 @@ def run_session_report(
     reports_dir: str | None = None,
     timeout: float | None = None,
     job: str | None = None,
+    store: str | Path | None = None,
 ) -> bool:
     """Return whether the report ``run_id`` ran now (False: it was done already).
 
     The run id names the pipeline, session and report, so a resumed run finds a report
     it finished (its ``run.json`` says ok) and leaves it, and replaces the folder a
-    killed run left half-written: one report per session, never two.
+    killed run left half-written: one report per session, never two.  With ``store``,
+    the notebook's kernel reads that store file, and a finished report counts as done
+    only if it read the same one: one made from another store (two stores sharing a
+    reports folder) is run again, with a warning.
     """
     import json
     import shutil
@@ -417,12 +421,21 @@ def run_session_report(
     root = Path(reports_dir) if reports_dir else settings().reports_dir
     folder = root / Path(notebook).stem / run_id
     meta = folder / "run.json"
-    if meta.is_file() and json.loads(meta.read_text(encoding="utf-8")).get("status") == "ok":
-        return False
+    why = "left unfinished by an earlier run"
+    if meta.is_file():
+        earlier = json.loads(meta.read_text(encoding="utf-8"))
+        read = (earlier.get("data_summary") or {}).get("store")
+        other = store is not None and read and Path(read).resolve() != Path(store).resolve()
+        if earlier.get("status") == "ok" and not other:
+            return False
+        if other:
+            why = f"made from the store {read}, not {store}"
     if folder.exists():
-        logger.warning("replacing %s, left unfinished by an earlier run", folder)
+        logger.warning("replacing %s, %s", folder, why)
         shutil.rmtree(folder)
     options: dict[str, Any] = {"reports_dir": root, "run_id": run_id, "job": job}
+    if store is not None:  # the kernel reads the pipeline's store, whatever it is configured to
+        options["env"] = {"QUANTDESK_STORE": str(Path(store).absolute())}
     if timeout is not None:
         options["timeout"] = timeout
     record = run_report(notebook, dict(parameters), **options)
@@ -453,7 +466,7 @@ def reports(
             run_id = f"{ctx.pipeline}-{ctx.session:%Y%m%d}-{name}-{i}"
             fresh = run_session_report(spec.notebook, spec.parameters, run_id,
                                        reports_dir=reports_dir, timeout=spec.timeout,
-                                       job=name)  # fmt: skip
+                                       job=name, store=ctx.store.path)  # fmt: skip
             ran, done = ran + fresh, done + (not fresh)
     write_index(reports_dir)
     return StepOutput({"reports": ran, "already_done": done})
