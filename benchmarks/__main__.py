@@ -17,6 +17,7 @@ MODULES = (
     "bench_import",
     "bench_candles",
     "bench_store",
+    "bench_files",
     "bench_backtest",
     "bench_first_run",
     "bench_regimes",

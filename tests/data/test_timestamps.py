@@ -146,3 +146,29 @@ def test_a_files_dates_read_the_same_whatever_the_row_order(days, style, order) 
     expected = [d + pd.Timedelta(hours=10, minutes=30) if style == "dotted" else d for d in dates]
     got = [pd.Timestamp(first[t]).tz_localize(None) for t in text]
     assert got == expected
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    days=st.lists(st.integers(0, 3000), min_size=2, max_size=20, unique=True),
+    style=st.sampled_from(["dmy", "mdy", "dotted", "iso", "epoch", "text"]),
+    repeats=st.lists(st.integers(1, 5), min_size=22, max_size=22),
+    order=st.randoms(use_true_random=False),
+)
+def test_a_long_files_repeated_dates_read_as_each_date_alone(days, style, repeats, order) -> None:
+    """Property: a date repeated on many rows (one per symbol) reads as it does once."""
+    dates = [pd.Timestamp("2001-01-01") + pd.Timedelta(days=d) for d in days]
+    dates.append(pd.Timestamp("2005-01-13"))
+    text = [_format(d, style) for d in dates]
+    rows = [t for t, n in zip(text, repeats, strict=False) for _ in range(n)]
+    order.shuffle(rows)
+    alone = dict(zip(text, read(text).tolist(), strict=True))
+    assert read(rows).tolist() == [alone[t] for t in rows]
+
+
+def test_the_reading_follows_the_rows_not_the_distinct_values() -> None:
+    # One ISO date on ten rows (ten symbols) outweighs three day-first dates on a row each:
+    # the column is ISO and the three are rejected, as they would be row by row.
+    out = read(["2005-01-03"] * 10 + ["13/01/2005", "14/01/2005", "15/01/2005"])
+    assert out.iloc[:10].eq(pd.Timestamp("2005-01-03")).all()
+    assert out.iloc[10:].isna().all()

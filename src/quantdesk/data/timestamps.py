@@ -297,10 +297,14 @@ def parse_timestamp_column(
     out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns]")
     if not present.any():
         return ParsedTimestamps(out, "no values")
-    kinds = _kinds(text[present])
-    counts = kinds.value_counts()
+    # Each distinct value is read once: a long file repeats every date once per symbol.
+    codes, uniques = pd.factorize(text[present])
+    distinct = pd.Series(uniques, dtype="string")
+    kinds = _kinds(distinct)
+    rows = np.bincount(codes, minlength=len(distinct))  # rows holding each distinct value
+    counts = pd.Series(rows).groupby(kinds.to_numpy()).sum()
     kind = max(_KIND_ORDER, key=lambda k: (counts.get(k, 0), -_KIND_ORDER.index(k)))
-    chosen = text[present][kinds == kind]
+    chosen = distinct[kinds == kind]
     if kind == "iso":
         parsed, reading = _to_datetime_iso(chosen), "ISO dates (YYYY-MM-DD)"
     elif kind == "dmy":
@@ -309,14 +313,17 @@ def parse_timestamp_column(
         parsed, reading = _parse_numbers(chosen, source, column)
     else:
         parsed, reading = _parse_text(chosen)
-    others = int(present.sum()) - len(chosen)
+    others = int(present.sum()) - int(counts.get(kind, 0))
     if others:
         logger.warning(
             "%s: %d value(s) of %r are not %s; they are rejected", source, others, column, reading
         )
     if parsed.dt.tz is not None:
         out, parsed = _in_utc(out), _in_utc(parsed)
-    out[chosen.index] = parsed.dt.as_unit("ns")
+    # back from the distinct values to the rows (NaT for values of another kind)
+    by_value = pd.Series(pd.NaT, index=distinct.index, dtype=parsed.dt.as_unit("ns").dtype)
+    by_value[chosen.index] = parsed.dt.as_unit("ns")
+    out[present.to_numpy()] = by_value.array[codes]
     return ParsedTimestamps(out, reading)
 
 
