@@ -6,7 +6,8 @@ reports folder (untimed):
 - the demo store as ``make demo`` builds it: the two bundled index samples plus 50
   simulated symbols of 2520 days (seed 7) with their synthetic headlines, scored;
 - a large one: ``QUANTDESK_BENCH_PIPELINE_SYMBOLS`` simulated symbols (default 500)
-  of ``QUANTDESK_BENCH_PIPELINE_DAYS`` days (default 2520) with headlines.
+  of ``QUANTDESK_BENCH_PIPELINE_DAYS`` days (default 2520) with headlines, plus the two
+  index samples (the catalog's daily reports read them).
 
 Each history ends on 2024-07-08, so the timed evenings are the sessions 2024-07-09 and
 2024-07-10 (XNYS).  The pipeline is the catalog's (``research/reports.yaml``: update,
@@ -122,7 +123,9 @@ def run() -> list[dict[str, Any]]:
             stores = []
             if os.environ.get("QUANTDESK_BENCH_PIPELINE_DEMO", "1") != "0":
                 stores.append(("demo store (52 symbols)", 50, 2520, True, True))
-            stores.append((f"{symbols} simulated symbols", symbols, days, False, big_reports))
+            # the index samples too: the catalog's daily reports read SPX and IXIC
+            stores.append((f"{symbols} simulated symbols + 2 samples", symbols, days, True,
+                           big_reports))  # fmt: skip
             for label, n, length, samples, reports in stores:
                 home = Path(tmp) / f"home-{n}"
                 home.mkdir()
