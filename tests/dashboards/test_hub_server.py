@@ -190,30 +190,51 @@ def test_a_closed_browser_tab_is_a_debug_line_not_an_error_traceback(
     import asyncio
     import gc
     import logging
+    import threading
 
     from tornado.websocket import WebSocketClosedError
 
     from quantdesk.dashboards.server import monitor_server
 
-    built = monitor_server(port=free_port(), store_path=tmp_path / "s.duckdb", symbols=["AAA"])
-    try:
-        loop = built.server.io_loop.asyncio_loop  # type: ignore[attr-defined]
+    def serve_and_drop_a_failed_write() -> None:
+        built = monitor_server(port=free_port(), store_path=tmp_path / "s.duckdb", symbols=["AAA"])
+        try:
+            loop = built.server.io_loop.asyncio_loop  # type: ignore[attr-defined]
 
-        async def write_to_closed_tab() -> None:
-            raise WebSocketClosedError()
+            async def write_to_closed_tab() -> None:
+                raise WebSocketClosedError()
 
-        caplog.set_level(logging.DEBUG)
-        task = loop.create_task(write_to_closed_tab())
-        loop.run_until_complete(asyncio.wait([task]))
-        del task
-        gc.collect()  # the unretrieved exception is reported when the task goes
-        logging.getLogger("bokeh.server.views.ws").warning(
-            "Failed sending message as connection was closed"
-        )
-        # Any other failure on the loop is still an error.
-        loop.call_exception_handler({"message": "boom", "exception": RuntimeError("boom")})
-    finally:
-        built.close()
+            caplog.set_level(logging.DEBUG)
+            task = loop.create_task(write_to_closed_tab())
+            loop.run_until_complete(asyncio.wait([task]))
+            del task
+            gc.collect()  # the unretrieved exception is reported when the task goes
+            logging.getLogger("bokeh.server.views.ws").warning(
+                "Failed sending message as connection was closed"
+            )
+            # Any other failure on the loop is still an error.
+            loop.call_exception_handler({"message": "boom", "exception": RuntimeError("boom")})
+        finally:
+            built.close()
+
+    # On a thread of its own, as the server's loop is when served: the test process's own
+    # thread may already run a loop (Playwright's sync API keeps one running).
+    failures: list[BaseException] = []
+
+    def guarded() -> None:
+        asyncio.set_event_loop(own := asyncio.new_event_loop())
+        try:
+            serve_and_drop_a_failed_write()
+        except BaseException as exc:
+            failures.append(exc)
+        finally:
+            own.close()
+
+    worker = threading.Thread(target=guarded)
+    worker.start()
+    worker.join()
+    if failures:
+        raise failures[0]
     loud = [(r.name, r.getMessage()) for r in caplog.records if r.levelno >= logging.WARNING]
     assert loud == [("asyncio", "boom")]
     assert any(
