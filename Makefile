@@ -66,9 +66,12 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy
 
+# The suite runs on every core (pytest-xdist), a test file per worker at a time so that a
+# module's shared servers and browser start once; PYTEST_WORKERS=0 runs it in one process.
+PYTEST_WORKERS ?= auto
 # pytest exits 5 when it collected no test: that is a failure, never a silent pass.
 test: lint typecheck browser
-	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	@$(PY) -m pytest $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile) $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 bench: install
