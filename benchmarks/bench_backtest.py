@@ -6,8 +6,9 @@ Rows:
   empty cache, so numba compiles everything); peer: the one-line pandas "backtest"
   ``(weights.shift() * returns).sum(axis=1)`` that ignores cash, costs and orders;
 - a 100-combination sweep (10 lookbacks x 10 target vols) on 100 symbols x 5000 bars,
-  broadcast in one compiled run, rebalanced weekly (the target) and daily; peer: the
-  same 100 combinations as 100 single runs;
+  chunks of combinations broadcast in one compiled run each, on a thread per core,
+  rebalanced weekly and daily; peer: the same 100 combinations as 100 single runs
+  (goal: at least twice as fast);
 - a single-asset moving-average strategy on the real S&P 500 sample, trading on the
   close without costs: quantdesk vs backtesting.py (fractional units), with the final
   equity of both.
@@ -117,10 +118,10 @@ def _sweep_rows() -> list[dict[str, Any]]:
         t_peer = time.perf_counter() - t0
         rows.append(
             row(f"sweep 100 combos x 100 symbols x 5000 bars, {rebalance}, warm",
-                t_ours, t_peer, "s", "< 10 s" if target else "report",
-                met=(t_ours < target) if target else None,
-                note="chunks of combinations in one compiled run + metrics table; "
-                     "peer: the 100 combinations as single runs, equity only")
+                t_ours, t_peer, "s", ">= 2x the single runs" + (" and < 10 s" if target else ""),
+                met=t_peer / t_ours >= 2 and (t_ours < target if target else True),
+                note="chunks of combinations sized and simulated on a thread per core, "
+                     "+ metrics table; peer: the 100 combinations as single runs, equity only")
         )  # fmt: skip
     return rows
 

@@ -40,6 +40,15 @@ def test_sweep_equals_separate_runs(close: pd.DataFrame) -> None:
     assert isinstance(result.heatmap(), hv.HeatMap)
 
 
+def test_a_sweep_on_threads_equals_one_thread(close: pd.DataFrame) -> None:
+    # small chunks (one combination each) so that four threads share nine of them
+    grid = {"lookbacks": [21, 63, 126], "target_vols": [0.1, 0.2, 0.3], "chunk_cells": 1}
+    one = sweep(close, threads=1, **grid)
+    four = sweep(close, threads=4, **grid)
+    pd.testing.assert_frame_equal(one.equity, four.equity, check_exact=True)
+    pd.testing.assert_frame_equal(one.table, four.table, check_exact=True)
+
+
 def test_walk_forward_chooses_in_sample_best(close: pd.DataFrame) -> None:
     wf = walk_forward(close, lookbacks=[21, 63, 126], target_vols=[0.1, 0.2], train=300, test=150)
     folds = wf.folds

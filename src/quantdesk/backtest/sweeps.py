@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,7 @@ from quantdesk.backtest.engine import (
     simulate_fills,
 )
 from quantdesk.core.html import summary_html, summary_text
+from quantdesk.core.parallel import cpu_count
 from quantdesk.data.frequency import resolve_periods_per_year
 from quantdesk.strategies import DEFAULT_LOOKBACKS, size_trend, trend_inputs
 
@@ -97,32 +99,32 @@ class SweepResult:
         return summary_html(title, self._headline(), {"all combinations, best first": table})
 
 
-def _grid_weights(
-    close: pd.DataFrame,
-    lookbacks: Sequence[int],
-    target_vols: Sequence[float],
-    strategy_kwargs: dict[str, Any],
-) -> pd.DataFrame:
-    """Return the weights of every combination side by side (columns: params x symbol)."""
-    kwargs = dict(strategy_kwargs)
-    inputs = {k: kwargs.pop(k) for k in ("vol_halflife", "lag", "periods_per_year") if k in kwargs}
-    # Volatility does not depend on the grid and each lookback's signal not on the
-    # target: compute each once, then only size per combination.
-    vol = None
-    n = close.shape[1]
-    out = np.empty((len(close), len(lookbacks) * len(target_vols) * n))
-    keys = []
-    for i, lookback in enumerate(lookbacks):
-        signal, lookback_vol = trend_inputs(close, lookbacks=(int(lookback),), **inputs)
-        vol = lookback_vol if vol is None else vol
-        for j, tv in enumerate(target_vols):
-            k = i * len(target_vols) + j
-            out[:, k * n : (k + 1) * n] = size_trend(signal, vol, target_vol=float(tv), **kwargs)
-            keys.append((int(lookback), float(tv)))
-    columns = pd.MultiIndex.from_tuples(
-        [(*key, symbol) for key in keys for symbol in close.columns], names=[*PARAMS, "symbol"]
-    )
-    return pd.DataFrame(out, index=close.index, columns=columns)
+class _Grid:
+    """The inputs every combination shares: each lookback's signal once, the volatility once.
+
+    Volatility does not depend on the grid and each lookback's signal not on the target,
+    so a combination only sizes (:meth:`weights`).
+    """
+
+    def __init__(
+        self, close: pd.DataFrame, lookbacks: Sequence[int], strategy_kwargs: dict[str, Any]
+    ) -> None:
+        sizing = dict(strategy_kwargs)
+        inputs = {k: sizing.pop(k) for k in ("vol_halflife", "lag", "periods_per_year")
+                  if k in sizing}  # fmt: skip
+        self.sizing = sizing
+        self.signals: dict[int, pd.DataFrame] = {}
+        self.vol: pd.DataFrame | None = None
+        for lookback in lookbacks:
+            signal, vol = trend_inputs(close, lookbacks=(int(lookback),), **inputs)
+            self.signals[int(lookback)] = signal
+            self.vol = vol if self.vol is None else self.vol
+
+    def weights(self, lookback: int, target_vol: float) -> pd.DataFrame:
+        """Return the target weights of one combination."""
+        assert self.vol is not None  # a grid has at least one lookback
+        signal = self.signals[int(lookback)]
+        return size_trend(signal, self.vol, target_vol=float(target_vol), **self.sizing)
 
 
 def sweep(
@@ -135,6 +137,7 @@ def sweep(
     init_cash: float = 1_000_000.0,
     periods_per_year: float | None = None,
     chunk_cells: int = 1_000_000,
+    threads: int | None = None,
     **strategy_kwargs: Any,
 ) -> SweepResult:
     """Return the metrics of :func:`~quantdesk.strategies.vol_target_trend` on a grid.
@@ -147,6 +150,8 @@ def sweep(
 
     Lookbacks are in bars.  ``periods_per_year`` annualises both the strategy's volatility
     forecast and the metrics; ``None`` reads it from ``close``'s timeframe or index.
+    The chunks run on ``threads`` threads (default: one per core; the compiled kernels
+    release the GIL), with the same result as one thread.
 
     Examples
     --------
@@ -157,32 +162,44 @@ def sweep(
     _check_close(close)
     periods_per_year = resolve_periods_per_year(periods_per_year, close, what="close")
     strategy_kwargs = {**strategy_kwargs, "periods_per_year": periods_per_year}
-    weights = _grid_weights(close, lookbacks, target_vols, strategy_kwargs)
-    n_assets = close.shape[1]
-    n_combos = weights.shape[1] // n_assets
+    grid = _Grid(close, lookbacks, strategy_kwargs)
+    keys = [(int(lb), float(tv)) for lb in lookbacks for tv in target_vols]
+    n_assets, n_combos = close.shape[1], len(keys)
     valuation = close.ffill().bfill().to_numpy(dtype=np.float64)
-    orders = weights.to_numpy(copy=True)
-    orders[np.tile(close.isna().to_numpy(), n_combos)] = np.nan
-    combos = pd.MultiIndex.from_product(
-        [[int(lb) for lb in lookbacks], [float(tv) for tv in target_vols]], names=list(PARAMS)
-    )
+    missing = close.isna().to_numpy()
+    combos = pd.MultiIndex.from_tuples(keys, names=list(PARAMS))
     # Broadcast a chunk of combinations per simulation: one run over the whole grid
     # moves arrays of bars x combos x assets through memory several times, which on a
-    # large grid costs more than the per-run overhead it saves.
+    # large grid costs more than the per-run overhead it saves.  Each chunk sizes its
+    # own combinations, so the grid's weights are never all in memory at once.
     chunk = max(1, chunk_cells // max(1, valuation.size))
     logger.info("sweep: %d combinations x %d assets x %d bars", n_combos, n_assets, len(close))
-    equity_parts = []
-    for first in range(0, n_combos, chunk):
-        count = min(chunk, n_combos - first)
+
+    def simulate(first: int) -> np.ndarray:
+        part = keys[first : first + chunk]
+        orders = np.empty((len(close), len(part) * n_assets))
+        for k, key in enumerate(part):
+            weights = grid.weights(*key).to_numpy(dtype=np.float64, copy=True)
+            weights[missing] = np.nan  # no order where the asset has no price
+            orders[:, k * n_assets : (k + 1) * n_assets] = weights
         fills = simulate_fills(
             valuation,  # one group wide: every combination trades the same prices
-            np.ascontiguousarray(orders[:, first * n_assets : (first + count) * n_assets]),
+            orders,
             group_size=n_assets,
             commission_bps=commission_bps,
             slippage_bps=slippage_bps,
             init_cash=init_cash,
         )
-        equity_parts.append(fills.equity(valuation, count, init_cash))
+        equity: np.ndarray = fills.equity(valuation, len(part), init_cash)
+        return equity
+
+    firsts = range(0, n_combos, chunk)
+    workers = min(len(firsts), threads if threads is not None else cpu_count())
+    if workers > 1:
+        with ThreadPoolExecutor(workers, thread_name_prefix="sweep") as pool:
+            equity_parts = list(pool.map(simulate, firsts))  # in the grid's order
+    else:
+        equity_parts = [simulate(first) for first in firsts]
     equity = pd.DataFrame(np.hstack(equity_parts), index=close.index, columns=combos)
     returns = equity / equity.shift(1).fillna(init_cash) - 1.0
     rows = []
@@ -295,9 +312,7 @@ def walk_forward(
         raise ValueError(
             f"{len(close)} bars are too few for warm-up {start} + train {train} + test {test}"
         )
-    weights = _grid_weights(
-        close, lookbacks, target_vols, {**strategy_kwargs, "periods_per_year": periods_per_year}
-    )
+    inputs = _Grid(close, lookbacks, {**strategy_kwargs, "periods_per_year": periods_per_year})
     stitched = pd.DataFrame(0.0, index=close.index, columns=close.columns)  # flat until fold 1
     folds = []
     for a in range(start, len(close) - train, test):
@@ -308,7 +323,7 @@ def walk_forward(
         )
         best: tuple[int, float] = in_sample.index[int(np.argmax(in_sample.to_numpy()))]
         oos_score = score(grid.returns[best].iloc[b:c], periods_per_year=periods_per_year)
-        stitched.iloc[b:c] = weights[best].iloc[b:c].to_numpy()
+        stitched.iloc[b:c] = inputs.weights(*best).iloc[b:c].to_numpy()
         folds.append(
             {
                 "train_start": close.index[a],
