@@ -74,6 +74,20 @@ def test_ma_crossover_weights_hand_example() -> None:
     np.testing.assert_array_equal(late["A"], [0.0, np.nan, np.nan, 1.0, 0.0, np.nan, np.nan])
 
 
+@pytest.mark.parametrize("lag", [0, 1, 3, 1000])
+def test_ma_crossover_weights_equal_the_plain_pandas_rule(close: pd.DataFrame, lag: int) -> None:
+    """The array version against the rule written out in pandas, gaps and a long lag included."""
+    gappy = close.copy()
+    gappy.iloc[100:140, 2] = np.nan
+    state = (gappy.rolling(10).mean() > gappy.rolling(40).mean()).astype(float) * 0.5
+    state = state.shift(lag).fillna(0.0) if lag else state
+    changed = state.ne(state.shift(1))
+    changed.iloc[0] = True
+    pd.testing.assert_frame_equal(
+        ma_crossover_weights(gappy, fast=10, slow=40, weight=0.5, lag=lag), state.where(changed)
+    )
+
+
 # Issue 10, bug 3: on hourly EURUSD the forecast volatility was annualised as if the bars
 # were days (sqrt(252) instead of sqrt(24 x 260)), so it read about a sixth of the truth,
 # weights sat at the cap and the realised volatility was far from the target.

@@ -76,7 +76,10 @@ def infer_timeframe(index: pd.Index) -> Timeframe:
     import numpy as np
     import pandas as pd
 
-    stamps = pd.DatetimeIndex(index).dropna().unique().sort_values().as_unit("ns")
+    if isinstance(index, pd.DatetimeIndex) and index.is_monotonic_increasing and index.is_unique:
+        stamps = index.as_unit("ns")  # the usual panel index: nothing to clean
+    else:
+        stamps = pd.DatetimeIndex(index).dropna().unique().sort_values().as_unit("ns")
     if len(stamps) < 2:
         raise ValueError(
             "cannot infer a bar frequency from fewer than two timestamps; pass timeframe="

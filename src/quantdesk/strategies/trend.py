@@ -192,13 +192,15 @@ def ma_crossover_weights(
     """
     if lag < 0:
         raise ValueError(f"lag must be >= 0, got {lag}")
-    fast_ma = close.rolling(fast).mean()
-    slow_ma = close.rolling(slow).mean()
-    state = (fast_ma > slow_ma).astype(float) * weight
-    state = state.shift(lag).fillna(0.0) if lag else state
-    changed = state.ne(state.shift(1))
-    changed.iloc[0] = True
-    return state.where(changed)
+    # pandas' rolling means (what a pandas strategy computes), the rest on arrays
+    fast_ma = close.rolling(fast).mean().to_numpy(dtype=np.float64)
+    slow_ma = close.rolling(slow).mean().to_numpy(dtype=np.float64)
+    state = (fast_ma > slow_ma).astype(np.float64) * weight
+    if lag:
+        state = np.vstack([np.zeros((min(lag, len(state)), state.shape[1])), state[:-lag]])
+    changed = np.ones(state.shape, dtype=bool)
+    changed[1:] = state[1:] != state[:-1]
+    return pd.DataFrame(np.where(changed, state, np.nan), index=close.index, columns=close.columns)
 
 
 def vol_target_tracking(
