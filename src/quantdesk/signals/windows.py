@@ -26,14 +26,14 @@ def _kernels() -> tuple[Callable[..., Any], Callable[..., Any]]:
 
     @numba.njit(cache=True, nogil=True)  # type: ignore[misc]
     def mean_kernel(values: np.ndarray, window: int) -> np.ndarray:
-        rows, cols = values.shape
-        out = np.full((rows, cols), np.nan)
+        cols, rows = values.shape
+        out = np.full((cols, rows), np.nan)
         for j in range(cols):
             total = 0.0
             comp = 0.0  # Kahan compensation
             nobs = 0
             for i in range(rows):
-                x = values[i, j]
+                x = values[j, i]
                 if x == x:
                     nobs += 1
                     y = x - comp
@@ -41,7 +41,7 @@ def _kernels() -> tuple[Callable[..., Any], Callable[..., Any]]:
                     comp = (t - total) - y
                     total = t
                 if i >= window:
-                    old = values[i - window, j]
+                    old = values[j, i - window]
                     if old == old:
                         nobs -= 1
                         y = -old - comp
@@ -49,30 +49,30 @@ def _kernels() -> tuple[Callable[..., Any], Callable[..., Any]]:
                         comp = (t - total) - y
                         total = t
                 if nobs == window:
-                    out[i, j] = total / nobs
+                    out[j, i] = total / nobs
         return out
 
     @numba.njit(cache=True, nogil=True)  # type: ignore[misc]
     def var_kernel(values: np.ndarray, window: int, ddof: int) -> np.ndarray:
-        rows, cols = values.shape
-        out = np.full((rows, cols), np.nan)
+        cols, rows = values.shape
+        out = np.full((cols, rows), np.nan)
         for j in range(cols):
             nobs = 0
             mean = 0.0
             ssqdm = 0.0
             same = 0  # length of the current run of equal values
             for i in range(rows):
-                x = values[i, j]
+                x = values[j, i]
                 if x == x:
                     nobs += 1
                     delta = x - mean
                     mean += delta / nobs
                     ssqdm += delta * (x - mean)
-                    same = same + 1 if i > 0 and values[i - 1, j] == x else 1
+                    same = same + 1 if i > 0 and values[j, i - 1] == x else 1
                 else:
                     same = 0
                 if i >= window:
-                    old = values[i - window, j]
+                    old = values[j, i - window]
                     if old == old:
                         nobs -= 1
                         if nobs == 0:
@@ -87,18 +87,24 @@ def _kernels() -> tuple[Callable[..., Any], Callable[..., Any]]:
                     # recomputation once per window keeps the error bounded.
                     total = 0.0
                     for k in range(i - window + 1, i + 1):
-                        if values[k, j] == values[k, j]:
-                            total += values[k, j]
+                        if values[j, k] == values[j, k]:
+                            total += values[j, k]
                     mean = total / nobs
                     ssqdm = 0.0
                     for k in range(i - window + 1, i + 1):
-                        if values[k, j] == values[k, j]:
-                            ssqdm += (values[k, j] - mean) ** 2
+                        if values[j, k] == values[j, k]:
+                            ssqdm += (values[j, k] - mean) ** 2
                 if nobs == window:
-                    out[i, j] = 0.0 if same >= window else max(ssqdm, 0.0) / (nobs - ddof)
+                    out[j, i] = 0.0 if same >= window else max(ssqdm, 0.0) / (nobs - ddof)
         return out
 
     return mean_kernel, var_kernel
+
+
+def _by_column(frame: pd.DataFrame) -> np.ndarray:
+    """Return the frame's values as (columns, rows), each column contiguous (as the kernels
+    walk them); a float frame's values are stored so already, and are not copied."""
+    return np.ascontiguousarray(frame.to_numpy(dtype=np.float64).T)
 
 
 def _check(window: int) -> None:
@@ -115,9 +121,8 @@ def rolling_mean(frame: pd.DataFrame, window: int) -> pd.DataFrame:
     [nan, 1.5, 2.5, 3.5]
     """
     _check(window)
-    values = np.ascontiguousarray(frame.to_numpy(dtype=np.float64))
-    out = _kernels()[0](values, window)
-    return pd.DataFrame(out, index=frame.index, columns=frame.columns)
+    out = _kernels()[0](_by_column(frame), window)
+    return pd.DataFrame(out.T, index=frame.index, columns=frame.columns)
 
 
 def rolling_std(frame: pd.DataFrame, window: int, ddof: int = 1) -> pd.DataFrame:
@@ -131,6 +136,5 @@ def rolling_std(frame: pd.DataFrame, window: int, ddof: int = 1) -> pd.DataFrame
     _check(window)
     if window <= ddof:
         raise ValueError(f"window ({window}) must exceed ddof ({ddof})")
-    values = np.ascontiguousarray(frame.to_numpy(dtype=np.float64))
-    out = np.sqrt(_kernels()[1](values, window, ddof))
-    return pd.DataFrame(out, index=frame.index, columns=frame.columns)
+    out = np.sqrt(_kernels()[1](_by_column(frame), window, ddof))
+    return pd.DataFrame(out.T, index=frame.index, columns=frame.columns)
