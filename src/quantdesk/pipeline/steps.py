@@ -102,7 +102,9 @@ def demo_start(
     simulated market, its first day is returned, so a second ``make demo`` rewrites the
     same days instead of storing a shifted history.
 
-    >>> demo_start(5, now=pd.Timestamp("2024-07-09T18:00-04:00")).date()  # ends 8 Jul
+    >>> import pathlib, tempfile
+    >>> no_store = pathlib.Path(tempfile.mkdtemp()) / "none.duckdb"  # holds no market yet
+    >>> demo_start(5, now=pd.Timestamp("2024-07-09T18:00-04:00"), store=no_store).date()
     datetime.date(2024, 7, 2)
     """
     from quantdesk.data.sessions import SessionCalendar
