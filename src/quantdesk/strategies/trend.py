@@ -192,9 +192,11 @@ def ma_crossover_weights(
     """
     if lag < 0:
         raise ValueError(f"lag must be >= 0, got {lag}")
-    # pandas' rolling means (what a pandas strategy computes), the rest on arrays
-    fast_ma = close.rolling(fast).mean().to_numpy(dtype=np.float64)
-    slow_ma = close.rolling(slow).mean().to_numpy(dtype=np.float64)
+    from quantdesk.signals.windows import rolling_mean
+
+    # the rolling means of pandas' algorithm (one compiled pass), the rest on arrays
+    fast_ma = rolling_mean(close, fast).to_numpy(dtype=np.float64)
+    slow_ma = rolling_mean(close, slow).to_numpy(dtype=np.float64)
     state = (fast_ma > slow_ma).astype(np.float64) * weight
     if lag:
         state = np.vstack([np.zeros((min(lag, len(state)), state.shape[1])), state[:-lag]])
