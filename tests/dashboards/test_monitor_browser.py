@@ -185,8 +185,20 @@ def test_choosing_another_symbol_changes_the_chart_title_and_data(page, sim_serv
         "() => Bokeh.documents[0].get_model_by_name('candle-chart').title.text === 'DDD 5s'",
         timeout=10_000,
     )
-    page.wait_for_function(f"() => ({ROWS_JS})('candles-open') > 0", timeout=15_000)
+    # The title and the candles arrive in separate updates: wait for DDD's candles, the
+    # event asserted, instead of reading the chart as soon as the title changed.
+    page.wait_for_function(
+        f"""(before) => {{
+          const now = ({CHART_JS})();
+          const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+          return now.open.ts.length > 0
+            && (!same(now.open, before.open) || !same(now.closed, before.closed));
+        }}""",
+        arg=before,
+        timeout=15_000,
+    )
     after = page.evaluate(CHART_JS)
+    assert after["title"] == "DDD 5s"
     assert after["open"] != before["open"] or after["closed"] != before["closed"]
     assert page.console_errors == []
 
