@@ -116,7 +116,8 @@ def test_regime_explorer_draws_and_follows_the_symbol_picker(page, regime_app: s
         "() => (" + TITLES_JS + ")().includes('SPX: price by regime')", timeout=120_000
     )
     page.wait_for_function(DRAWN_JS, timeout=60_000)
-    assert page.get_by_text("SPX on ").is_visible()
+    # the chart's title and the text beside it are separate outputs: wait for the text
+    page.get_by_text("SPX on ").wait_for(state="visible", timeout=60_000)
     assert not refused, refused
     assert not page.console_errors, page.console_errors
 
