@@ -35,7 +35,7 @@ from quantdesk.backtest.engine import (
 from quantdesk.core.html import summary_html, summary_text
 from quantdesk.core.parallel import cpu_count
 from quantdesk.data.frequency import resolve_periods_per_year
-from quantdesk.strategies import DEFAULT_LOOKBACKS, size_trend, trend_inputs
+from quantdesk.strategies import DEFAULT_LOOKBACKS, size_trend, trend_inputs, trend_signal
 
 __all__ = ["SweepResult", "WalkForwardResult", "sweep", "walk_forward"]
 
@@ -113,16 +113,17 @@ class _Grid:
         inputs = {k: sizing.pop(k) for k in ("vol_halflife", "lag", "periods_per_year")
                   if k in sizing}  # fmt: skip
         self.sizing = sizing
-        self.signals: dict[int, pd.DataFrame] = {}
-        self.vol: pd.DataFrame | None = None
-        for lookback in lookbacks:
-            signal, vol = trend_inputs(close, lookbacks=(int(lookback),), **inputs)
-            self.signals[int(lookback)] = signal
-            self.vol = vol if self.vol is None else self.vol
+        if not lookbacks:
+            raise ValueError("lookbacks must name at least one lookback")
+        first, *rest = (int(lookback) for lookback in lookbacks)
+        signal, self.vol = trend_inputs(close, lookbacks=(first,), **inputs)
+        self.signals = {first: signal}
+        lag = {k: v for k, v in inputs.items() if k == "lag"}
+        for lookback in rest:
+            self.signals[lookback] = trend_signal(close, lookbacks=(lookback,), **lag)
 
     def weights(self, lookback: int, target_vol: float) -> pd.DataFrame:
         """Return the target weights of one combination."""
-        assert self.vol is not None  # a grid has at least one lookback
         signal = self.signals[int(lookback)]
         return size_trend(signal, self.vol, target_vol=float(target_vol), **self.sizing)
 

@@ -34,6 +34,7 @@ from quantdesk.strategies.trend import (
     ma_crossover_weights,
     size_trend,
     trend_inputs,
+    trend_signal,
     vol_target_tracking,
     vol_target_trend,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "register",
     "size_trend",
     "trend_inputs",
+    "trend_signal",
     "unregister",
     "vol_target_tracking",
     "vol_target_trend",

@@ -25,6 +25,7 @@ __all__ = [
     "ma_crossover_weights",
     "size_trend",
     "trend_inputs",
+    "trend_signal",
     "vol_target_tracking",
     "vol_target_trend",
 ]
@@ -128,19 +129,30 @@ def trend_inputs(
     ``periods_per_year=None`` annualises by ``close``'s own bar length; ``vol_model``
     replaces the EWMA by a fitted volatility forecast model (see :func:`vol_target_trend`).
     """
-    from quantdesk.signals.trend import blended_tsmom
     from quantdesk.signals.volatility import ewma_vol
 
-    if lag < 0:
-        raise ValueError(f"lag must be >= 0, got {lag}")
-    if not lookbacks:
-        raise ValueError("lookbacks must name at least one lookback")
-    signal = blended_tsmom(close, tuple(lookbacks)).shift(lag)
+    signal = trend_signal(close, lookbacks=lookbacks, lag=lag)
     if vol_model is None:
         vol = ewma_vol(close, halflife=vol_halflife, periods_per_year=periods_per_year)
     else:
         vol = forecast_vol(vol_model, close, panels)
     return signal, vol.shift(lag)
+
+
+def trend_signal(
+    close: pd.DataFrame, *, lookbacks: Sequence[int] = DEFAULT_LOOKBACKS, lag: int = 1
+) -> pd.DataFrame:
+    """Return the lagged trend signal of :func:`trend_inputs` alone (no volatility).
+
+    A sweep over lookbacks computes one signal per lookback and the volatility once.
+    """
+    from quantdesk.signals.trend import blended_tsmom
+
+    if lag < 0:
+        raise ValueError(f"lag must be >= 0, got {lag}")
+    if not lookbacks:
+        raise ValueError("lookbacks must name at least one lookback")
+    return blended_tsmom(close, tuple(lookbacks)).shift(lag)
 
 
 def forecast_vol(
