@@ -321,8 +321,9 @@ def parse_timestamp_column(
     if parsed.dt.tz is not None:
         out, parsed = _in_utc(out), _in_utc(parsed)
     # back from the distinct values to the rows (NaT for values of another kind)
-    by_value = pd.Series(pd.NaT, index=distinct.index, dtype=parsed.dt.as_unit("ns").dtype)
-    by_value[chosen.index] = parsed.dt.as_unit("ns")
+    parsed = parsed.dt.as_unit("ns")
+    by_value = pd.Series(pd.NaT, index=distinct.index, dtype=parsed.dtype)
+    by_value[chosen.index] = parsed
     out[present.to_numpy()] = by_value.array[codes]
     return ParsedTimestamps(out, reading)
 
