@@ -43,7 +43,7 @@ def _env_int(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
 
 
-def _build(store_path: Path, symbols: int, days: int, samples: bool) -> None:
+def _build(store_path: Path, symbols: int, days: int) -> None:
     import pandas as pd
 
     from quantdesk.data.sources.ingest import (
@@ -57,8 +57,7 @@ def _build(store_path: Path, symbols: int, days: int, samples: bool) -> None:
 
     start = demo_start(days, now=pd.Timestamp(_FIRST_DAY_NOW), store=store_path)
     store = MarketStore(store_path)
-    if samples:
-        ingest_samples(store, progress=False)
+    ingest_samples(store, progress=False)  # the catalog's daily reports read SPX and IXIC
     ingest_simulated(store, symbols=symbols, days=days, seed=7, start=f"{start:%Y-%m-%d}",
                      progress=False)  # fmt: skip
     ingest_synthetic_news(store, symbols=symbols, days=days, seed=7, start=f"{start:%Y-%m-%d}")
@@ -122,11 +121,9 @@ def run() -> list[dict[str, Any]]:
             os.environ["QUANTDESK_CATALOG"] = str(_CATALOG)
             stores = []
             if os.environ.get("QUANTDESK_BENCH_PIPELINE_DEMO", "1") != "0":
-                stores.append(("demo store (52 symbols)", 50, 2520, True, True))
-            # the index samples too: the catalog's daily reports read SPX and IXIC
-            stores.append((f"{symbols} simulated symbols + 2 samples", symbols, days, True,
-                           big_reports))  # fmt: skip
-            for label, n, length, samples, reports in stores:
+                stores.append(("demo store (52 symbols)", 50, 2520, True))
+            stores.append((f"{symbols} simulated symbols + 2 samples", symbols, days, big_reports))
+            for label, n, length, reports in stores:
                 home = Path(tmp) / f"home-{n}"
                 home.mkdir()
                 os.environ["QUANTDESK_HOME"] = str(home)
@@ -134,7 +131,7 @@ def run() -> list[dict[str, Any]]:
                 os.environ["QUANTDESK_REPORTS"] = str(home / "reports")
                 store_path = home / "quantdesk.duckdb"
                 began = time.perf_counter()
-                _build(store_path, n, length, samples)
+                _build(store_path, n, length)
                 built = time.perf_counter() - began
                 tag = f"{label}, {length} days" + ("" if reports else ", no reports")
                 part = _evening(tag, store_path, _definition(workers, reports))
