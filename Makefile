@@ -70,8 +70,9 @@ typecheck: install
 # module's shared servers and browser start once; PYTEST_WORKERS=0 runs it in one process.
 PYTEST_WORKERS ?= auto
 # pytest exits 5 when it collected no test: that is a failure, never a silent pass.
+# --durations=25 prints the slowest tests: where the suite's time goes, in every CI log.
 test: lint typecheck browser
-	@$(PY) -m pytest $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile) $(PYTEST_ARGS); rc=$$?; \
+	@$(PY) -m pytest --durations=25 $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile) $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 bench: install
