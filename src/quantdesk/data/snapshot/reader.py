@@ -18,11 +18,12 @@ stale and many readers (Dask workers on one machine) share it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -207,9 +208,10 @@ class SnapshotReader:
         from quantdesk.data.store.regimes import query_regimes
 
         self._require("regimes", "regimes")
-        return query_regimes(
-            self._connection(), symbols, start, end, model_version, scope=self._scope_regimes
-        )
+        with self._file_errors():
+            return query_regimes(
+                self._connection(), symbols, start, end, model_version, scope=self._scope_regimes
+            )
 
     # -- the views the store's SQL runs on --------------------------------------------
 
@@ -225,16 +227,30 @@ class SnapshotReader:
         from quantdesk.data.store.bars import query_bars
 
         self._require("bars", "bars")
-        return query_bars(
-            self._connection(),
-            symbols,
-            start,
-            end,
-            timeframe,
-            ordered=ordered,
-            series="bar_series",
-            scope=self._scope_bars,
-        )
+        with self._file_errors():
+            return query_bars(
+                self._connection(),
+                symbols,
+                start,
+                end,
+                timeframe,
+                ordered=ordered,
+                series="bar_series",
+                scope=self._scope_bars,
+            )
+
+    @contextlib.contextmanager
+    def _file_errors(self) -> Iterator[None]:
+        """Raise a file of the version that DuckDB cannot read as SnapshotStorageError."""
+        import duckdb
+
+        try:
+            yield
+        except duckdb.IOException as exc:
+            raise SnapshotStorageError(
+                f"{redact(self.url)} version {self.version}: a file of the version "
+                f"cannot be read ({exc})"
+            ) from exc
 
     def _require(self, table: str, option: str) -> None:
         if table not in self.manifest["tables"]:
