@@ -483,3 +483,46 @@ def test_cli_snapshot_prints_the_version_and_what_changed(tmp_path: Path) -> Non
     assert listed.exit_code == 0 and "v1" in listed.output
     bad = runner.invoke(app, [*args, "--tables", "ticks"])
     assert bad.exit_code == 1 and "unknown snapshot table 'ticks'" in bad.output
+
+
+def test_news_and_scores_read_as_the_news_store_does(tmp_path: Path) -> None:
+    from quantdesk.data.sources.ingest import ingest_synthetic_news
+    from quantdesk.data.store.news import NewsStore, ScoreKey
+
+    store = MarketStore(tmp_path / "store.duckdb")
+    store.write_bars(make_bars(["AAA"], 20), "1d")
+    url = tmp_path / "snap"
+    # A store that has no news tables yet: the version says so, and reads are empty alike.
+    store.snapshot(url, tables="bars,news,scores")
+    empty = SnapshotReader(url)
+    news = NewsStore(MarketStore(store.path, read_only=True))  # read-only: creates nothing
+    pd.testing.assert_frame_equal(empty.news(), news.news())
+    assert empty.score_keys() == news.score_keys() == []
+    pd.testing.assert_frame_equal(empty.scored_news(), news.scored_news())
+
+    ingest_synthetic_news(store, symbols=5, days=400, seed=3, start="2020-06-01")
+    news = NewsStore(store)
+    stored = news.news()
+    rng = np.random.default_rng(0)
+    positive = rng.uniform(0, 0.5, len(stored))
+    scores = stored[["content_hash"]].assign(
+        positive=positive, negative=0.5 - positive, neutral=0.5, score=2 * positive - 0.5
+    )
+    key = ScoreKey("lexicon", "1")
+    news.write_scores(scores.iloc[: len(scores) // 2], key)
+    news.write_scores(scores, ScoreKey("finbert", "abc", "int8"))
+    version = store.snapshot(url, tables="bars,news,scores")
+    assert version.version == 2
+    reader = SnapshotReader(url)
+    symbol = stored["symbols"].iloc[0][0]
+    for query in ({}, {"symbols": symbol}, {"start": "2020-09-01", "end": "2020-12-31 12:00"}):
+        pd.testing.assert_frame_equal(reader.news(**query), news.news(**query))
+    assert reader.score_keys() == news.score_keys()
+    pd.testing.assert_frame_equal(reader.unscored(key), news.unscored(key))
+    pd.testing.assert_frame_equal(reader.unscored(None), news.unscored(None))
+    assert len(reader.unscored(key)) == len(scores) - len(scores) // 2
+    for query in ({}, {"key": key, "symbols": symbol}, {"start": "2021-01-01"}):
+        pd.testing.assert_frame_equal(reader.scored_news(**query), news.scored_news(**query))
+    # Scores are cut by the year of the story scored.
+    years = {f["partition"]["year"] for f in reader.manifest["tables"]["news_scores"]["files"]}
+    assert years == set(stored["ts"].dt.year)

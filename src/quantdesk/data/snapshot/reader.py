@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from quantdesk.data.snapshot.layout import TABLES, symbol_bucket
+from quantdesk.data.snapshot.layout import symbol_bucket
 from quantdesk.data.snapshot.manifest import list_versions, read_manifest
 from quantdesk.data.snapshot.storage import (
     SnapshotError,
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     import duckdb
 
     from quantdesk.data.schemas import Timeframe
+    from quantdesk.data.store.news import ScoreKey
 
 __all__ = ["SnapshotReader"]
 
@@ -213,6 +214,69 @@ class SnapshotReader:
                 self._connection(), symbols, start, end, model_version, scope=self._scope_regimes
             )
 
+    def news(
+        self,
+        symbols: str | Sequence[str] | None = None,
+        start: Any = None,
+        end: Any = None,
+    ) -> pd.DataFrame:
+        """Return news items as ``NewsStore.news`` does (this version must hold news)."""
+        from quantdesk.core.coerce import as_utc
+        from quantdesk.data.store.news import empty_news, query_news
+
+        if self._absent("news", "news"):
+            return empty_news()
+        lo, last = as_utc(start), as_utc(end)
+        hi = None if last is None else last + pd.Timedelta(1, "ns")  # end is inclusive
+        self._view("news", self._prune("news", None, lo, hi))
+        with self._file_errors():
+            return query_news(self._connection(), symbols, start, end)
+
+    def score_keys(self) -> list[ScoreKey]:
+        """Return the keys of the scores in this version, the most recently written first."""
+        from quantdesk.data.store.news import query_score_keys
+
+        if self._absent("news_scores", "scores"):
+            return []
+        self._view("news_scores", self.manifest["tables"]["news_scores"]["files"])
+        with self._file_errors():
+            return query_score_keys(self._connection())
+
+    def unscored(self, key: ScoreKey | None) -> pd.DataFrame:
+        """Return the stories of this version that ``key`` has not scored, as
+        ``NewsStore.unscored`` does (the version must hold news and scores)."""
+        from quantdesk.data.store.news import query_unscored
+
+        self._absent("news", "news")
+        self._absent("news_scores", "scores")
+        for table in ("news", "news_scores"):
+            self._view(table, self.manifest["tables"][table]["files"])
+        with self._file_errors():
+            return query_unscored(self._connection(), key)
+
+    def scored_news(
+        self,
+        symbols: str | Sequence[str] | None = None,
+        key: ScoreKey | None = None,
+        start: Any = None,
+        end: Any = None,
+    ) -> pd.DataFrame:
+        """Return one row per (story, symbol) with its scores, as ``NewsStore.scored_news``."""
+        from quantdesk.data.store.news import query_scored_news
+
+        if self._absent("news", "news") or self._absent("news_scores", "scores"):
+            return query_scored_news(None, symbols, key, start, end)
+        for table in ("news", "news_scores"):
+            self._view(table, self.manifest["tables"][table]["files"])
+        with self._file_errors():
+            return query_scored_news(self._connection(), symbols, key, start, end)
+
+    def _absent(self, table: str, option: str) -> bool:
+        """Return whether the store had no ``table`` when this version was written
+        (raise when the version was written without it)."""
+        self._require(table, option)
+        return bool(self.manifest["tables"][table].get("absent"))
+
     # -- the views the store's SQL runs on --------------------------------------------
 
     def _query_bars(
@@ -329,10 +393,9 @@ class SnapshotReader:
     def _view(self, table: str, files: list[dict[str, Any]]) -> None:
         """(Re)define the view ``table`` over ``files`` (none: an empty view of its columns)."""
         con = self._connection()
-        spec = TABLES[table]
         entry = self.manifest["tables"][table]
-        columns: dict[str, str] = entry["columns"] or {}
-        names = [*entry["partitions"], *columns] if columns else list(spec.columns)
+        columns: dict[str, str] = entry["columns"]
+        names = [*entry["partitions"], *columns]
         if files:
             paths = self._local_paths(files)
             self.files_read.extend(paths)
@@ -346,7 +409,7 @@ class SnapshotReader:
         else:
             types_of = {**entry["partitions"], **columns}
             source = "(SELECT 1) AS _none WHERE false"
-            select = ", ".join(f"CAST(NULL AS {types_of.get(n, 'VARCHAR')}) AS {n}" for n in names)
+            select = ", ".join(f"CAST(NULL AS {types_of[n]}) AS {n}" for n in names)
         con.execute(f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT {select} FROM {source}")
 
     def _local_paths(self, files: list[dict[str, Any]]) -> list[str]:
