@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pickle
 import socket
 from pathlib import Path
 from typing import Any
@@ -214,6 +215,16 @@ def test_symbols_metadata_timeframes_and_regimes_match_the_store(
     ):
         pd.testing.assert_frame_equal(reader.regimes(**query), store.regimes(**query))
     assert len(store.regimes()) > 0
+
+
+def test_a_reader_travels_to_another_process_as_its_url_and_version(
+    snapshotted: tuple[MarketStore, SnapshotReader],
+) -> None:
+    store, reader = snapshotted
+    reader.bars("AAA")  # its connection is open here
+    copy = pickle.loads(pickle.dumps(reader))
+    assert (copy.url, copy.version) == (reader.url, reader.version)
+    pd.testing.assert_frame_equal(copy.bars(["BBB", "TKY"]), store.bars(["BBB", "TKY"]))
 
 
 def test_manifest_records_what_the_version_holds(
