@@ -426,6 +426,8 @@ def test_snapshot_on_s3_reads_as_the_store_and_never_shows_the_secret(
     store.write_bars(make_bars(["AAA"], 5, seed=9, start="2021-03-01"), "1d")
     second = store.snapshot(url, tables="bars,regimes")
     assert (second.version, {t.table: t.written_files for t in second.tables}["bars"]) == (2, 1)
+    assert (reader.version, reader.versions()) == (1, [1, 2])  # it still reads version 1
+    pd.testing.assert_frame_equal(reader.bars(), before)
     pd.testing.assert_frame_equal(SnapshotReader(url, as_of=1, cache_dir=cache).bars(), before)
     pd.testing.assert_frame_equal(SnapshotReader(url, cache_dir=cache).bars(), store.bars())
 
