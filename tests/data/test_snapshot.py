@@ -249,6 +249,11 @@ def test_manifest_records_what_the_version_holds(
         # Each file holds one partition: one timeframe, one symbol bucket, one UTC year.
         part = entry["partition"]
         assert (table["ts"].dt.year == part["year"]).all()
+        # Intraday bars are cut by month as well; days are not.
+        if part["timeframe"] in ("1d", "1w", "1mo"):
+            assert "month" not in part
+        else:
+            assert (table["ts"].dt.month == part["month"]).all()
         assert {symbol_bucket(s) for s in table["symbol"]} == {part["bucket"]}
         assert f"timeframe={part['timeframe']}/" in entry["path"]
         assert entry["sha256"][:32] in entry["path"]
@@ -331,6 +336,24 @@ def test_second_snapshot_writes_only_changed_partitions_and_old_versions_stay(
     pd.testing.assert_frame_equal(old.bars(), before)
     pd.testing.assert_frame_equal(now.bars(), store.bars())
     assert len(now.bars("AAA")) == len(old.bars("AAA")) + 5
+
+
+def test_a_new_session_of_minute_bars_rewrites_only_its_month(tmp_path: Path) -> None:
+    store = MarketStore(tmp_path / "store.duckdb")
+    for i, symbol in enumerate(["MIN1", "MIN2"]):
+        store.write_bars(minute_bars(symbol, "2021-01-04", "2021-03-10", seed=i), "5min")
+    url = tmp_path / "snap"
+    first = store.snapshot(url)
+    months = {f["partition"]["month"] for f in first.manifest["tables"]["bars"]["files"]}
+    assert months == {1, 2, 3}
+    store.write_bars(minute_bars("MIN1", "2021-03-11 14:30", "2021-03-11 21:00", seed=5), "5min")
+    second = store.snapshot(url)
+    v1 = {f["path"] for f in first.manifest["tables"]["bars"]["files"]}
+    new = [f for f in second.manifest["tables"]["bars"]["files"] if f["path"] not in v1]
+    assert [(f["partition"]["month"], f["min_symbol"]) for f in new] == [(3, "MIN1")]
+    pd.testing.assert_frame_equal(
+        SnapshotReader(url).bars(timeframe="1h"), store.bars(timeframe="1h")
+    )
 
 
 def test_as_of_a_version_that_does_not_exist_says_which_exist(tmp_path: Path) -> None:
