@@ -498,6 +498,25 @@ def test_an_unreachable_object_store_fails_clearly_and_publishes_nothing(
         SnapshotReader(url)
 
 
+def test_any_fsspec_url_works_memory_included(tmp_path: Path) -> None:
+    import uuid
+
+    store = MarketStore(tmp_path / "store.duckdb")
+    store.write_bars(make_bars(["AAA", "BBB"], 300, start="2020-06-01"), "1d")
+    url = f"memory://qd-{uuid.uuid4().hex}/snap"
+    assert store.snapshot(url).version == 1
+    for as_of in (None, 1):
+        reader = SnapshotReader(url, as_of=as_of, cache_dir=tmp_path / "cache")
+        pd.testing.assert_frame_equal(reader.bars(), store.bars())
+    local = (
+        SnapshotReader(f"file://{tmp_path / 'snap'}")
+        if store.snapshot(f"file://{tmp_path / 'snap'}")
+        else None
+    )
+    assert local is not None and local.location.local
+    pd.testing.assert_frame_equal(local.bars("BBB"), store.bars("BBB"))
+
+
 def test_cli_snapshot_prints_the_version_and_what_changed(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
