@@ -508,12 +508,10 @@ def test_any_fsspec_url_works_memory_included(tmp_path: Path) -> None:
     for as_of in (None, 1):
         reader = SnapshotReader(url, as_of=as_of, cache_dir=tmp_path / "cache")
         pd.testing.assert_frame_equal(reader.bars(), store.bars())
-    local = (
-        SnapshotReader(f"file://{tmp_path / 'snap'}")
-        if store.snapshot(f"file://{tmp_path / 'snap'}")
-        else None
-    )
-    assert local is not None and local.location.local
+    file_url = f"file://{tmp_path / 'snap'}"
+    store.snapshot(file_url)
+    local = SnapshotReader(file_url)
+    assert local.location.local  # read in place, no cache
     pd.testing.assert_frame_equal(local.bars("BBB"), store.bars("BBB"))
 
 
