@@ -389,6 +389,7 @@ def test_a_failed_snapshot_publishes_nothing_and_leaves_no_files(tmp_path: Path)
     assert SnapshotReader(url).versions() == [1]
     left = sorted(p for p in url.rglob("*") if p.is_file())
     assert left == sorted([*files_v1, blocker])  # what the failed run placed is gone
+    assert not (url / "_staging").exists()
     pd.testing.assert_frame_equal(
         SnapshotReader(url).bars(), store.bars(end="2020-12-31")
     )  # version 1 still reads whole

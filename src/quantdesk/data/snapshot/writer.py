@@ -194,6 +194,9 @@ def write_snapshot(
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if location.local:
+            with contextlib.suppress(OSError):  # another run's staging may be there
+                staging.parent.rmdir()
     result = _result(location, doc, staged, created=True)
     logger.info("%s", result.summary())
     return result
