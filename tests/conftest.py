@@ -172,3 +172,55 @@ def page(browser, request):
     with contextlib.suppress(Exception):
         pg.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
     context.close()
+
+
+# -- a real S3-compatible object store (issue 26) --------------------------------------
+
+#: Credentials of the local S3 server: the tests look for the secret in logs and files.
+S3_KEY_ID = "QDTESTKEYID0000000001"
+S3_SECRET = "s3cr3t-snapshot-value-7731-do-not-log"
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Start moto's S3-compatible server as its own process (a real HTTP server, as
+    ``moto_server`` runs it); yield its endpoint URL."""
+    import subprocess
+    import sys
+
+    port = free_port()
+    log = tmp_path_factory.mktemp("moto") / "server.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{endpoint}/moto-api/", proc, timeout=60)
+        yield endpoint
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.fixture
+def s3_bucket(s3_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Return ``s3://<a new bucket>`` on the local server; the endpoint and credentials are
+    in the environment only (AWS_*), as a user would set them, and no AWS config file of
+    the machine is read."""
+    import uuid
+
+    from fsspec.core import url_to_fs
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", S3_KEY_ID)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", S3_SECRET)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    bucket = f"qd-{uuid.uuid4().hex[:16]}"
+    fs, _ = url_to_fs(f"s3://{bucket}", skip_instance_cache=True)
+    fs.mkdir(bucket)
+    return f"s3://{bucket}"
