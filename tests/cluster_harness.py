@@ -10,8 +10,8 @@
   lies under a regular file: a worker that tried to open or create the DuckDB file (or
   the model registry) would fail, so a job that passes never touched them.
 
-The fixtures (:func:`object_store`, :func:`dask_cluster`) are module-scoped: a test module
-that imports them shares one cluster.  Every process starts in its own session and is
+The fixtures ``object_store`` and ``dask_cluster`` (tests/conftest.py) are module-scoped: a
+test module shares one cluster.  Every process starts in its own session and is
 ended by its process group at teardown.
 """
 
@@ -31,8 +31,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 import quantdesk
 
@@ -131,7 +129,13 @@ class ObjectStore:
         _wait(up, self.proc, log, "moto_server")
         import fsspec
 
-        fs = fsspec.filesystem("s3", endpoint_url=self.endpoint, skip_instance_cache=True)
+        fs = fsspec.filesystem(
+            "s3",
+            endpoint_url=self.endpoint,
+            key=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            secret=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            skip_instance_cache=True,
+        )
         fs.mkdir(self.bucket)
         return self
 
@@ -269,17 +273,3 @@ def client_environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = value
         fsspec.config.conf.clear()
         fsspec.config.conf.update(conf)
-
-
-@pytest.fixture(scope="module")
-def object_store() -> Iterator[ObjectStore]:
-    """An S3 endpoint (moto server) for the module; this process uses it as a client."""
-    with running_object_store() as server, client_environment(server.env):
-        yield server
-
-
-@pytest.fixture(scope="module")
-def dask_cluster(object_store: ObjectStore) -> Iterator[DaskCluster]:
-    """A scheduler and two worker processes whose only data is the object store."""
-    with running_cluster(object_store.env) as cluster:
-        yield cluster

@@ -172,3 +172,24 @@ def page(browser, request):
     with contextlib.suppress(Exception):
         pg.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
     context.close()
+
+
+# -- a real Dask cluster and S3 endpoint (issue 26), one per test module ------------------
+
+
+@pytest.fixture(scope="module")
+def object_store():
+    """An S3 endpoint (``moto_server``) for the module; this process is its client."""
+    from .cluster_harness import client_environment, running_object_store
+
+    with running_object_store() as server, client_environment(server.env):
+        yield server
+
+
+@pytest.fixture(scope="module")
+def dask_cluster(object_store):
+    """A ``dask scheduler`` and two ``dask worker`` processes whose only data is S3."""
+    from .cluster_harness import running_cluster
+
+    with running_cluster(object_store.env) as cluster:
+        yield cluster
