@@ -53,8 +53,8 @@ SnapshotOption = Annotated[
     str | None,
     typer.Option(
         "--snapshot",
-        help="Read the bars from this Parquet snapshot URL (`quantdesk data snapshot`), "
-        "newest version pinned at submit, instead of the store; workers read it themselves.",
+        help="Read the bars from this Parquet snapshot URL (`quantdesk data snapshot`) "
+        "instead of the store, its newest version pinned when the command starts.",
     ),
 ]
 CatalogOption = Annotated[
