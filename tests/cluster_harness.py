@@ -171,6 +171,9 @@ class DaskCluster:
                 "QUANTDESK_STORE": str(self.no_store / "quantdesk.duckdb"),
                 "QUANTDESK_MODELS": str(self.no_store / "models"),
                 "NUMBA_CACHE_DIR": str(cwd / "numba"),
+                # A worker's own cache of the snapshot's files (the default lies under
+                # QUANTDESK_HOME, which is unreachable here).
+                "QUANTDESK_SNAPSHOT_CACHE": str(cwd / "snapshot-cache"),
                 "HOME": str(cwd),
                 "OMP_NUM_THREADS": "1",
                 "OPENBLAS_NUM_THREADS": "1",

@@ -113,8 +113,8 @@ class SnapshotBars:
         return snapshot_reader(self.url, self.version)
 
     def symbols(self) -> list[str]:
-        """Return the sorted symbols with bars of :attr:`timeframe` in the snapshot."""
-        return self.reader().symbols(self.timeframe)
+        """Return the sorted symbols that have bars in the snapshot version."""
+        return self.reader().symbols()
 
     def bars(self, symbols: str | Sequence[str] | None = None) -> pd.DataFrame:
         """Return long bars of ``symbols`` over the window, as ``MarketStore.bars`` would."""
