@@ -40,6 +40,9 @@ QUANTDESK_SNAPSHOT, QUANTDESK_SNAPSHOT_VERSION
     version (default: its newest): :attr:`Settings.snapshot_url`,
     :attr:`Settings.snapshot_version`.  A report run pins both for its kernel and
     records them, so that ``quantdesk report rerun`` reads the same data.
+QUANTDESK_SNAPSHOT_CACHE
+    Where files of remote snapshots are cached (default ``<home>/snapshot_cache``):
+    :attr:`Settings.snapshot_cache`.
 QUANTDESK_LOCK_TIMEOUT
     Seconds a store operation waits for another process's lock before failing (default 60).
 QUANTDESK_LOG_LEVEL
@@ -200,6 +203,14 @@ class Settings:
     in_jupyter_session: bool = False
     #: ``JUPYTERHUB_SERVICE_PREFIX``: this Jupyter server's prefix under JupyterHub.
     jupyterhub_prefix: str | None = None
+    #: ``QUANTDESK_SNAPSHOT_CACHE``: the local cache of remote snapshots' files (their
+    #: names carry their content hash, so a cached file is never stale).
+    snapshot_cache_dir: Path | None = None
+
+    @property
+    def snapshot_cache(self) -> Path:
+        """Return the snapshot cache: :attr:`snapshot_cache_dir`, else ``<home>/snapshot_cache``."""
+        return self.snapshot_cache_dir or self.home / "snapshot_cache"
 
     @property
     def webhook_file(self) -> Path:
@@ -252,6 +263,7 @@ class Settings:
             in_voila=any(name.startswith("VOILA_") for name in env),
             in_jupyter_session="JPY_SESSION_NAME" in env,
             jupyterhub_prefix=env.get("JUPYTERHUB_SERVICE_PREFIX") or None,
+            snapshot_cache_dir=_env_path(env, "QUANTDESK_SNAPSHOT_CACHE", here),
         )
 
 

@@ -183,3 +183,78 @@ def data_rejects(
 
     rows = rejected_rows(open_store(store, read_only=True), ingest, limit)
     typer.echo(rows.to_json() if as_json else rows.summary())
+
+
+SnapshotTablesOption = Annotated[
+    str,
+    typer.Option(
+        "--tables",
+        help="What to snapshot, comma-separated: bars (with symbol metadata), regimes, "
+        "news, scores.",
+    ),
+]
+
+
+@data_app.command("snapshot")
+def data_snapshot(
+    url: Annotated[
+        str, typer.Argument(help="A folder or fsspec URL (s3://bucket/prefix, file://...).")
+    ],
+    tables: SnapshotTablesOption = "bars",
+    as_json: JsonOption = False,
+    store: StoreOption = None,
+) -> None:
+    """Write a versioned Parquet snapshot of the store; print the version and what changed.
+
+    Only partitions that changed since the latest version are written; the manifest is
+    published last, so a failed run publishes nothing.  Credentials for s3:// come from
+    the environment (AWS_* variables, AWS_ENDPOINT_URL) or fsspec's configuration.
+    """
+    from quantdesk.data.snapshot import SnapshotError
+
+    opened = open_store(store, read_only=True)
+    try:
+        result = opened.snapshot(url, tables)
+    except (SnapshotError, ValueError) as exc:
+        fail(str(exc))
+    echo_result(result, as_json)
+
+
+@data_app.command("snapshots")
+def data_snapshots(
+    url: Annotated[str, typer.Argument(help="The snapshot's folder or fsspec URL.")],
+    as_json: JsonOption = False,
+) -> None:
+    """List the versions of a snapshot: when each was written and what it holds."""
+    from quantdesk.data.snapshot import SnapshotError
+    from quantdesk.data.snapshot.manifest import version_history
+
+    try:
+        history = version_history(url)
+    except SnapshotError as exc:
+        fail(str(exc))
+    echo_result(history, as_json)
+
+
+@data_app.command("snapshot-gc")
+def data_snapshot_gc(
+    url: Annotated[str, typer.Argument(help="The snapshot's folder or fsspec URL.")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List the orphan files, delete nothing.")
+    ] = False,
+    min_age: Annotated[
+        float,
+        typer.Option("--min-age", help="Hours: younger files may be a snapshot being written."),
+    ] = 1.0,
+    as_json: JsonOption = False,
+) -> None:
+    """Delete files that no version's manifest names (left by failed or killed snapshots)."""
+    from datetime import timedelta
+
+    from quantdesk.data.snapshot import SnapshotError, collect_garbage
+
+    try:
+        report = collect_garbage(url, min_age=timedelta(hours=min_age), dry_run=dry_run)
+    except SnapshotError as exc:
+        fail(str(exc))
+    echo_result(report, as_json)

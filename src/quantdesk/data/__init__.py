@@ -7,7 +7,9 @@ opens with); the rest is cut by concept:
 - ``store``: the one DuckDB file, every table's schema, connections and locking;
 - ``sources``: where bars and news come from (files, online, samples, the simulator);
 - ``candles``: ticks to OHLCV bars, in batch and as a stream;
-- ``live``: feeds, the latest-quote cache and live candles.
+- ``live``: feeds, the latest-quote cache and live candles;
+- ``snapshot``: versioned Parquet snapshots of the store on any fsspec URL, and
+  :class:`SnapshotReader`, which reads them with the store's API.
 
 Names load on first use, so importing :mod:`quantdesk.data` stays cheap.
 """
@@ -34,6 +36,8 @@ _EXPORTS = {
     "aggregate": "quantdesk.data.candles.batch",
     "CandleAggregator": "quantdesk.data.candles.stream",
     "parse_timeframe": "quantdesk.data.schemas",
+    "SnapshotReader": "quantdesk.data.snapshot.reader",
+    "SnapshotVersion": "quantdesk.data.snapshot.writer",
 }
 _SUBMODULES = frozenset(
     {
@@ -49,6 +53,7 @@ _SUBMODULES = frozenset(
         "sources",
         "candles",
         "live",
+        "snapshot",
     }
 )
 
@@ -59,6 +64,8 @@ __all__ = [
     "MarketStore",
     "NewsStore",
     "SimulatedMarket",
+    "SnapshotReader",
+    "SnapshotVersion",
     "StoreBusyError",
     "UnknownSymbolError",
     "ValidationError",
@@ -74,6 +81,8 @@ if TYPE_CHECKING:
     from quantdesk.data.candles.batch import aggregate
     from quantdesk.data.candles.stream import CandleAggregator
     from quantdesk.data.schemas import parse_timeframe
+    from quantdesk.data.snapshot.reader import SnapshotReader
+    from quantdesk.data.snapshot.writer import SnapshotVersion
     from quantdesk.data.sources.bundled import load_sample
     from quantdesk.data.sources.files import read_bars_file
     from quantdesk.data.sources.simulator import SimulatedMarket, simulate

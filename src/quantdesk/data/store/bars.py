@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
 
@@ -28,7 +28,7 @@ from quantdesk.data.wide import VALUE_FIELDS, check_fields, panels_from_bars
 if TYPE_CHECKING:
     import duckdb
 
-__all__ = ["BarTables", "UnknownSymbolError"]
+__all__ = ["BarScope", "BarTables", "UnknownSymbolError", "query_bars", "symbol_zones"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +53,22 @@ class UnknownSymbolError(KeyError):
 
     def __str__(self) -> str:
         return self.message
+
+
+class BarScope(Protocol):
+    """Points a connection's ``bars`` at what one part of a read needs (:func:`query_bars`)."""
+
+    def __call__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        source_tf: str,
+        symbols: Sequence[str],
+        lo: pd.Timestamp | None,
+        hi: pd.Timestamp | None,
+        target: Timeframe,
+    ) -> None:
+        """Make ``bars`` hold the ``source_tf`` bars of ``symbols`` that make ``target``
+        bars in ``[lo, hi)`` (it may hold more: the query filters)."""
 
 
 def _bucket_sql(target: Timeframe, source: Timeframe) -> str:
@@ -92,6 +108,149 @@ def _windows_by_zone(
             windows[zone] = bound_window(start, end, zone, daily=daily)
         groups.setdefault(windows[zone], []).append(symbol)
     return groups
+
+
+def query_bars(
+    con: duckdb.DuckDBPyConnection,
+    symbols: str | Sequence[str] | None,
+    start: Any,
+    end: Any,
+    timeframe: str,
+    *,
+    ordered: bool,
+    series: str = "bars",
+    scope: BarScope | None = None,
+) -> pd.DataFrame:
+    """Return long bars read through ``con``: the one query behind every bars read.
+
+    ``con`` holds a ``bars`` relation (``symbol, timeframe, ts, open, high, low, close,
+    volume``) and a ``symbols`` one (``symbol, timezone``): the store's tables, or views
+    of a snapshot's Parquet files (:mod:`quantdesk.data.snapshot`), so both answer a
+    query with the same SQL.  ``series`` names the relation whose ``(symbol,
+    timeframe)`` pairs plan the read (a snapshot keeps them in a small table of their
+    own); ``scope``, when given, is called before each part of the read with the source
+    timeframe, the symbols and the window ``[lo, hi)`` of the target bars, to point
+    ``bars`` at the files that part needs.  What is returned: :meth:`BarTables.bars`.
+    """
+    tf = parse_timeframe(timeframe)
+    syms = as_symbols(symbols)
+    # Sorting millions of rows costs more than the scan; wide panels do not need it.
+    order = " ORDER BY symbol, ts" if ordered else ""
+    stored = fetch_frame(
+        con,
+        f"SELECT symbol, timeframe FROM {series} "
+        "WHERE $syms IS NULL OR list_contains($syms, symbol) GROUP BY ALL",
+        {"syms": syms},
+    )
+    plan = _plan_sources(stored, tf)
+    if syms is not None:
+        _check_known(con, syms, plan, tf, series)
+    zones = symbol_zones(con, [s for group in plan.values() for s in group])
+    parts = []
+    for source_tf, group in plan.items():
+        for (lo, hi), members in _windows_by_zone(group, zones, start, end, tf.is_daily).items():
+            if scope is not None:
+                scope(con, source_tf, members, lo, hi, tf)
+            params: dict[str, Any] = {"syms": members, "tf": source_tf, "lo": lo, "hi": hi}
+            if source_tf != tf.name and not tf.is_daily:
+                params["width"] = tf.seconds
+            parts.append(fetch_frame(con, _bars_sql(tf, source_tf) + order, params))
+    if not parts:
+        empty = pd.DataFrame({c: pd.Series(dtype="float64") for c in BAR_COLUMNS})
+        empty["symbol"] = empty["symbol"].astype(object)
+        return utc_ns_column(empty)
+    if len(parts) > 1:
+        out = pd.concat(parts, ignore_index=True)
+        if ordered:
+            out = out.sort_values(["symbol", "ts"], kind="stable", ignore_index=True)
+    else:
+        out = parts[0]
+    return utc_ns_column(out)[list(BAR_COLUMNS)]
+
+
+def symbol_zones(con: duckdb.DuckDBPyConnection, symbols: Sequence[str]) -> dict[str, str]:
+    """Return each symbol's time zone from the symbols table (absent ones are UTC)."""
+    frame = fetch_frame(
+        con,
+        "SELECT symbol, timezone FROM symbols WHERE list_contains($syms, symbol)",
+        {"syms": list(symbols)},
+    )
+    return dict(zip(frame["symbol"].astype(str), frame["timezone"].astype(str), strict=True))
+
+
+def _bars_sql(target: Timeframe, source_tf: str) -> str:
+    """Return the query of bars at ``target`` read from stored ``source_tf`` bars.
+
+    Parameters: ``$syms``, ``$tf`` (the source), the window ``[$lo, $hi)`` (either
+    may be NULL) and, for intraday aggregation, the bar ``$width`` in seconds.
+    """
+    if source_tf == target.name:
+        return """
+            SELECT symbol, ts, open, high, low, close, volume FROM bars
+            WHERE timeframe = $tf AND symbol IN (SELECT unnest($syms))
+              AND ($lo IS NULL OR ts >= $lo) AND ($hi IS NULL OR ts < $hi)
+        """
+    bucket = _bucket_sql(target, parse_timeframe(source_tf))
+    return f"""
+        WITH src AS (
+            SELECT b.symbol, {bucket} AS bucket, b.ts, b.open, b.high, b.low,
+                   b.close, b.volume
+            FROM bars b JOIN symbols s USING (symbol)
+            WHERE b.timeframe = $tf AND b.symbol IN (SELECT unnest($syms))
+        )
+        SELECT symbol, bucket AS ts, arg_min_null(open, ts) AS open,
+               max(high) AS high, min(low) AS low, arg_max(close, ts) AS close,
+               sum(volume) AS volume
+        FROM src
+        WHERE ($lo IS NULL OR bucket >= $lo) AND ($hi IS NULL OR bucket < $hi)
+        GROUP BY symbol, bucket
+    """
+
+
+def _plan_sources(stored: pd.DataFrame, target: Timeframe) -> dict[str, list[str]]:
+    """Return, per source timeframe, the symbols to read from it for a target timeframe.
+
+    A symbol is read at the target itself, or else aggregated from the coarsest
+    stored timeframe of fixed length that divides it (weeks and months are built
+    from days or intraday bars, never from each other).
+    """
+    plan: dict[str, list[str]] = {}
+    for symbol, group in stored.groupby("symbol", sort=True):
+        tfs = [parse_timeframe(t) for t in group["timeframe"]]
+        usable = [
+            t for t in tfs if t == target or (not t.is_calendar and target.seconds % t.seconds == 0)
+        ]
+        if usable:
+            best = target if target in usable else max(usable)
+            plan.setdefault(best.name, []).append(str(symbol))
+    return plan
+
+
+def _check_known(
+    con: duckdb.DuckDBPyConnection,
+    symbols: Sequence[str],
+    plan: dict[str, list[str]],
+    target: Timeframe,
+    series: str = "bars",
+) -> None:
+    """Raise :class:`UnknownSymbolError` for asked symbols that no stored bars can serve."""
+    served = {s for group in plan.values() for s in group}
+    missing = [s for s in dict.fromkeys(symbols) if s not in served]
+    if not missing:
+        return
+    held = fetch_frame(
+        con, f"SELECT symbol, list(DISTINCT timeframe) AS tfs FROM {series} GROUP BY ALL"
+    )
+    stored = dict(zip(held["symbol"].astype(str), held["tfs"], strict=True))
+    unknown = [s for s in missing if s not in stored]
+    if unknown:
+        raise UnknownSymbolError(unknown, sorted(stored))
+    coarser = {s: sorted(map(str, stored[s])) for s in missing}
+    raise UnknownSymbolError(
+        missing,
+        sorted(stored),
+        f" at {target.name}: stored only at {coarser}, which cannot make {target.name} bars",
+    )
 
 
 class BarTables(IngestLog):
@@ -352,127 +511,11 @@ class BarTables(IngestLog):
         *,
         ordered: bool,
     ) -> pd.DataFrame:
-        tf = parse_timeframe(timeframe)
-        syms = as_symbols(symbols)
-        # Sorting millions of rows costs more than the scan; wide panels do not need it.
-        order = " ORDER BY symbol, ts" if ordered else ""
         with self._connect() as con:
-            stored = fetch_frame(
-                con,
-                "SELECT symbol, timeframe FROM bars "
-                "WHERE $syms IS NULL OR list_contains($syms, symbol) GROUP BY ALL",
-                {"syms": syms},
-            )
-            plan = self._plan_sources(stored, tf)
-            if syms is not None:
-                self._check_known(con, syms, plan, tf)
-            zones = self._zones(con, [s for group in plan.values() for s in group])
-            parts = []
-            for source_tf, group in plan.items():
-                for (lo, hi), members in _windows_by_zone(
-                    group, zones, start, end, tf.is_daily
-                ).items():
-                    params: dict[str, Any] = {"syms": members, "tf": source_tf, "lo": lo, "hi": hi}
-                    if source_tf != tf.name and not tf.is_daily:
-                        params["width"] = tf.seconds
-                    parts.append(fetch_frame(con, self._bars_sql(tf, source_tf) + order, params))
-        if not parts:
-            empty = pd.DataFrame({c: pd.Series(dtype="float64") for c in BAR_COLUMNS})
-            empty["symbol"] = empty["symbol"].astype(object)
-            return utc_ns_column(empty)
-        if len(parts) > 1:
-            out = pd.concat(parts, ignore_index=True)
-            if ordered:
-                out = out.sort_values(["symbol", "ts"], kind="stable", ignore_index=True)
-        else:
-            out = parts[0]
-        return utc_ns_column(out)[list(BAR_COLUMNS)]
+            return query_bars(con, symbols, start, end, timeframe, ordered=ordered)
 
-    @staticmethod
-    def _zones(con: duckdb.DuckDBPyConnection, symbols: Sequence[str]) -> dict[str, str]:
-        """Return each symbol's time zone from the symbols table (absent ones are UTC)."""
-        frame = fetch_frame(
-            con,
-            "SELECT symbol, timezone FROM symbols WHERE list_contains($syms, symbol)",
-            {"syms": list(symbols)},
-        )
-        return dict(zip(frame["symbol"].astype(str), frame["timezone"].astype(str), strict=True))
-
-    @staticmethod
-    def _bars_sql(target: Timeframe, source_tf: str) -> str:
-        """Return the query of bars at ``target`` read from stored ``source_tf`` bars.
-
-        Parameters: ``$syms``, ``$tf`` (the source), the window ``[$lo, $hi)`` (either
-        may be NULL) and, for intraday aggregation, the bar ``$width`` in seconds.
-        """
-        if source_tf == target.name:
-            return """
-                SELECT symbol, ts, open, high, low, close, volume FROM bars
-                WHERE timeframe = $tf AND symbol IN (SELECT unnest($syms))
-                  AND ($lo IS NULL OR ts >= $lo) AND ($hi IS NULL OR ts < $hi)
-            """
-        bucket = _bucket_sql(target, parse_timeframe(source_tf))
-        return f"""
-            WITH src AS (
-                SELECT b.symbol, {bucket} AS bucket, b.ts, b.open, b.high, b.low,
-                       b.close, b.volume
-                FROM bars b JOIN symbols s USING (symbol)
-                WHERE b.timeframe = $tf AND b.symbol IN (SELECT unnest($syms))
-            )
-            SELECT symbol, bucket AS ts, arg_min_null(open, ts) AS open,
-                   max(high) AS high, min(low) AS low, arg_max(close, ts) AS close,
-                   sum(volume) AS volume
-            FROM src
-            WHERE ($lo IS NULL OR bucket >= $lo) AND ($hi IS NULL OR bucket < $hi)
-            GROUP BY symbol, bucket
-        """
-
-    @staticmethod
-    def _plan_sources(stored: pd.DataFrame, target: Timeframe) -> dict[str, list[str]]:
-        """Return, per source timeframe, the symbols to read from it for a target timeframe.
-
-        A symbol is read at the target itself, or else aggregated from the coarsest
-        stored timeframe of fixed length that divides it (weeks and months are built
-        from days or intraday bars, never from each other).
-        """
-        plan: dict[str, list[str]] = {}
-        for symbol, group in stored.groupby("symbol", sort=True):
-            tfs = [parse_timeframe(t) for t in group["timeframe"]]
-            usable = [
-                t
-                for t in tfs
-                if t == target or (not t.is_calendar and target.seconds % t.seconds == 0)
-            ]
-            if usable:
-                best = target if target in usable else max(usable)
-                plan.setdefault(best.name, []).append(str(symbol))
-        return plan
-
-    @staticmethod
-    def _check_known(
-        con: duckdb.DuckDBPyConnection,
-        symbols: Sequence[str],
-        plan: dict[str, list[str]],
-        target: Timeframe,
-    ) -> None:
-        """Raise :class:`UnknownSymbolError` for asked symbols that no stored bars can serve."""
-        served = {s for group in plan.values() for s in group}
-        missing = [s for s in dict.fromkeys(symbols) if s not in served]
-        if not missing:
-            return
-        held = fetch_frame(
-            con, "SELECT symbol, list(DISTINCT timeframe) AS tfs FROM bars GROUP BY ALL"
-        )
-        stored = dict(zip(held["symbol"].astype(str), held["tfs"], strict=True))
-        unknown = [s for s in missing if s not in stored]
-        if unknown:
-            raise UnknownSymbolError(unknown, sorted(stored))
-        coarser = {s: sorted(map(str, stored[s])) for s in missing}
-        raise UnknownSymbolError(
-            missing,
-            sorted(stored),
-            f" at {target.name}: stored only at {coarser}, which cannot make {target.name} bars",
-        )
+    # The alert outbox reads symbols' zones through the store's class.
+    _zones = staticmethod(symbol_zones)
 
     def panel(
         self,
@@ -528,7 +571,7 @@ class BarTables(IngestLog):
                 syms = [
                     str(s) for s in fetch_frame(con, "SELECT DISTINCT symbol FROM ticks")["symbol"]
                 ]
-            windows = _windows_by_zone(syms, self._zones(con, syms), start, end, False)
+            windows = _windows_by_zone(syms, symbol_zones(con, syms), start, end, False)
             parts = [
                 fetch_frame(con, query, {"syms": members, "lo": lo, "hi": hi})
                 for (lo, hi), members in (windows or {(None, None): []}).items()

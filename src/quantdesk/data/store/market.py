@@ -19,8 +19,9 @@ The store is cut by concept, and :class:`MarketStore` puts the parts together:
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -32,6 +33,9 @@ from quantdesk.data.store.locking import StoreBusyError
 from quantdesk.data.store.regimes import RegimeTables, validate_regimes
 from quantdesk.data.store.schema import has_column
 from quantdesk.errors import StoreNotFoundError
+
+if TYPE_CHECKING:
+    from quantdesk.data.snapshot.writer import SnapshotVersion
 
 __all__ = [
     "SYMBOL_COLUMNS",
@@ -161,6 +165,32 @@ class MarketStore(BarTables, RegimeTables):
     def to_json(self) -> str:
         """Return :meth:`info` as a JSON document."""
         return json.dumps(self.info(), indent=2)
+
+    def snapshot(
+        self,
+        url: str | Path,
+        tables: str | Sequence[str] = ("bars",),
+        *,
+        storage_options: dict[str, Any] | None = None,
+    ) -> SnapshotVersion:
+        """Return the version of a Parquet snapshot of this store written at ``url``.
+
+        ``url`` is a local folder or any fsspec URL (``s3://bucket/prefix``); ``tables``
+        are ``"bars"`` (with symbol metadata), ``"regimes"``, ``"news"``, ``"scores"``.
+        Only partitions that changed since the latest version are written; the new
+        version's manifest is published last, so a failed snapshot publishes nothing.
+        ``int(result)`` is the version number, which
+        :class:`~quantdesk.data.snapshot.reader.SnapshotReader` takes as ``as_of``.
+        Details: :func:`quantdesk.data.snapshot.writer.write_snapshot`.
+
+        Examples
+        --------
+        >>> version = store.snapshot("s3://research/snapshots")  # doctest: +SKIP
+        >>> SnapshotReader("s3://research/snapshots", as_of=version.version)  # doctest: +SKIP
+        """
+        from quantdesk.data.snapshot.writer import write_snapshot
+
+        return write_snapshot(self, url, tables, storage_options=storage_options)
 
 
 def as_store(store: MarketStore | str | Path | None, *, read_only: bool = False) -> MarketStore:

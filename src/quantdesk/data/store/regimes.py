@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -23,11 +23,14 @@ from quantdesk.data.schemas import (
     TREND_LABELS,
     VOL_LABELS,
 )
-from quantdesk.data.store.file import StoreFile
+from quantdesk.data.store.file import StoreFile, fetch_frame
 from quantdesk.data.timestamps import bound_window, utc_ns_column
 from quantdesk.data.validation import ValidationError
 
-__all__ = ["RegimeTables", "validate_regimes"]
+__all__ = ["RegimeScope", "RegimeTables", "query_regimes", "validate_regimes"]
+
+if TYPE_CHECKING:
+    import duckdb
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +113,65 @@ def validate_regimes(frame: pd.DataFrame, source: str = "<regimes>") -> pd.DataF
     return out
 
 
+class RegimeScope(Protocol):
+    """Points a connection's ``regimes`` at what a read needs (:func:`query_regimes`)."""
+
+    def __call__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        symbols: list[str] | None,
+        lo: pd.Timestamp | None,
+        hi: pd.Timestamp | None,
+    ) -> None:
+        """Make ``regimes`` hold the rows of ``symbols`` (None: all) in ``[lo, hi)``."""
+
+
+def query_regimes(
+    con: duckdb.DuckDBPyConnection,
+    symbols: str | Sequence[str] | None = None,
+    start: Any = None,
+    end: Any = None,
+    model_version: str | None = None,
+    *,
+    scope: RegimeScope | None = None,
+) -> pd.DataFrame:
+    """Return regimes read through ``con``: the one query behind every regimes read.
+
+    ``con`` holds a ``regimes`` relation: the store's table, or a view of a snapshot's
+    files, which ``scope`` (when given) points at the files the read needs.  What is
+    returned: :meth:`RegimeTables.regimes`.
+    """
+    import duckdb
+
+    columns = ", ".join([*REGIME_COLUMNS, "written_at"])
+    query = f"""
+        SELECT {columns} FROM regimes
+        WHERE ($syms IS NULL OR list_contains($syms, symbol))
+          AND ($lo IS NULL OR ts >= $lo) AND ($hi IS NULL OR ts < $hi)
+          AND ($version IS NULL OR model_version GLOB $version)
+        QUALIFY row_number() OVER (
+            PARTITION BY symbol, ts ORDER BY written_at DESC, model_version DESC
+        ) = 1
+        ORDER BY symbol, ts
+    """
+    # Regimes are daily: labelled by their session date at 00:00 UTC.
+    lo, hi = bound_window(start, end, daily=True)
+    syms = as_symbols(symbols)
+    if scope is not None:
+        scope(con, syms, lo, hi)
+    params = {"syms": syms, "lo": lo, "hi": hi, "version": model_version}
+    try:
+        frame = fetch_frame(con, query, params)
+    except duckdb.CatalogException:
+        # A store file written before regimes existed, opened read-only (so the
+        # schema could not be brought up to date): it simply holds no regimes.
+        frame = pd.DataFrame({c: pd.Series(dtype=object) for c in [*REGIME_COLUMNS]})
+        frame["written_at"] = pd.Series(dtype="datetime64[ns, UTC]")
+    frame = utc_ns_column(utc_ns_column(frame), "written_at")
+    frame["state"] = frame["state"].astype("int64")
+    return frame
+
+
 class RegimeTables(StoreFile):
     """Regimes in the store file (a part of ``MarketStore``)."""
 
@@ -181,32 +243,8 @@ class RegimeTables(StoreFile):
         --------
         >>> store.regimes("SPX", start="2008-09-01", model_version="regimes/v1")  # doctest: +SKIP
         """
-        columns = ", ".join([*REGIME_COLUMNS, "written_at"])
-        query = f"""
-            SELECT {columns} FROM regimes
-            WHERE ($syms IS NULL OR list_contains($syms, symbol))
-              AND ($lo IS NULL OR ts >= $lo) AND ($hi IS NULL OR ts < $hi)
-              AND ($version IS NULL OR model_version GLOB $version)
-            QUALIFY row_number() OVER (
-                PARTITION BY symbol, ts ORDER BY written_at DESC, model_version DESC
-            ) = 1
-            ORDER BY symbol, ts
-        """
-        # Regimes are daily: labelled by their session date at 00:00 UTC.
-        lo, hi = bound_window(start, end, daily=True)
-        params = {"syms": as_symbols(symbols), "lo": lo, "hi": hi, "version": model_version}
-        import duckdb
-
-        try:
-            frame = self.sql(query, params)
-        except duckdb.CatalogException:
-            # A store file written before regimes existed, opened read-only (so the
-            # schema could not be brought up to date): it simply holds no regimes.
-            frame = pd.DataFrame({c: pd.Series(dtype=object) for c in [*REGIME_COLUMNS]})
-            frame["written_at"] = pd.Series(dtype="datetime64[ns, UTC]")
-        frame = utc_ns_column(utc_ns_column(frame), "written_at")
-        frame["state"] = frame["state"].astype("int64")
-        return frame
+        with self._connect() as con:
+            return query_regimes(con, symbols, start, end, model_version)
 
     def regime_versions(self, symbols: str | Sequence[str] | None = None) -> pd.DataFrame:
         """Return stored regime versions per symbol: rows, first and last ts, last written."""

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MIGRATIONS",
     "REGIMES_DDL",
+    "SCHEMA_VERSION",
     "TABLES_DDL",
     "create_schema",
     "create_tables",
@@ -172,3 +173,7 @@ def has_column(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
 MIGRATIONS: dict[str, tuple[Callable[[duckdb.DuckDBPyConnection], None], ...]] = {
     "bars": (_allow_close_only, _credit_bars_to_ingests),
 }
+
+#: The version of the store file's layout: 1 for the first, and one more for each
+#: migration since (so adding a migration above raises it).  Snapshots record it.
+SCHEMA_VERSION = 1 + sum(len(steps) for steps in MIGRATIONS.values())

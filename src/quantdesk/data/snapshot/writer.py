@@ -1,0 +1,560 @@
+"""Writing a snapshot: the store's changed partitions as Parquet files, then a manifest.
+
+:func:`write_snapshot` (``MarketStore.snapshot``, ``quantdesk data snapshot URL``)
+works in three steps:
+
+1. **Read**, in one read transaction on the store file (a consistent view, held only
+   while the files are written to a local staging folder): per table, one query gives
+   every partition's row count, ranges and *fingerprint* (the count and the sum of
+   DuckDB's ``hash`` of every row); a partition whose fingerprint equals the one in the
+   previous version's manifest keeps that version's file; the others are read in one
+   sorted scan and written, one file per partition, to the staging folder.
+2. **Upload** the new files to the snapshot's URL (a rename on a local disk), under
+   content-addressed names; a file already there (same content) is not sent again.
+3. **Publish** the manifest of the new version, last and atomically
+   (:func:`~quantdesk.data.snapshot.manifest.publish_manifest`).
+
+A failure anywhere (the store unreachable, an exception, the process killed) publishes
+nothing: the previous version stays the latest.  What an interrupted run uploaded is
+removed when possible, else left as orphan files that no manifest names, which readers
+never see and :func:`~quantdesk.data.snapshot.prune.collect_garbage` deletes.  When
+nothing changed since the latest version, no version is added and that one is returned.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import itertools
+import logging
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from quantdesk.data.snapshot.layout import (
+    BUCKETS,
+    FORMAT,
+    TABLES,
+    TableSpec,
+    partition_path,
+    symbol_bucket,
+    tables_of,
+)
+from quantdesk.data.snapshot.manifest import list_versions, publish_manifest, read_manifest
+from quantdesk.data.snapshot.storage import (
+    SnapshotLocation,
+    open_location,
+    redact,
+    storage_errors,
+)
+from quantdesk.data.store.file import fetch_frame
+
+if TYPE_CHECKING:
+    import duckdb
+    import pyarrow as pa
+
+    from quantdesk.data.store.market import MarketStore
+
+__all__ = ["ROW_GROUP_ROWS", "SnapshotVersion", "TableAccount", "write_snapshot"]
+
+logger = logging.getLogger(__name__)
+
+#: Rows per Parquet row group: a one-symbol read of a large file skips the other groups.
+ROW_GROUP_ROWS = 65_536
+_BATCH_ROWS = 262_144
+_STAGING = "_staging"
+_LIBRARIES = ("quantdesk", "duckdb", "pyarrow", "pandas", "fsspec")
+
+
+@dataclass(frozen=True)
+class TableAccount:
+    """One table of a snapshot version: what it holds and what this snapshot wrote."""
+
+    table: str
+    files: int
+    rows: int
+    written_files: int
+    written_rows: int
+    written_bytes: int
+
+    def summary(self) -> str:
+        """Return one line: the table's files and rows, and what was written."""
+        kept = self.files - self.written_files
+        return (
+            f"{self.table}: {self.rows:,} rows in {self.files} files; "
+            f"{self.written_files} written ({self.written_rows:,} rows, "
+            f"{self.written_bytes / 1e6:.1f} MB), {kept} unchanged"
+        )
+
+
+@dataclass(frozen=True)
+class SnapshotVersion:
+    """The version a snapshot wrote (or found unchanged), and what it holds.
+
+    ``int(result)`` is the version number; ``created`` is False when nothing had
+    changed since the latest version, which is returned instead of a new one.
+    """
+
+    url: str
+    version: int
+    created: bool
+    tables: tuple[TableAccount, ...]
+    manifest: dict[str, Any] = field(repr=False)
+
+    def __int__(self) -> int:
+        return self.version
+
+    def summary(self) -> str:
+        """Return a few lines: the version, and per table what was written or unchanged."""
+        head = (
+            f"snapshot {redact(self.url)}: version {self.version}"
+            if self.created
+            else f"snapshot {redact(self.url)}: no change since version {self.version}, "
+            "nothing written"
+        )
+        return "\n".join([head, *(f"  {t.summary()}" for t in self.tables)])
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the result as plain data (``--json``)."""
+        return {
+            "url": redact(self.url),
+            "version": self.version,
+            "created": self.created,
+            "tables": [vars(t) for t in self.tables],
+        }
+
+
+@dataclass
+class _Staged:
+    """What the read step made of one table: its manifest entry and the files to upload."""
+
+    entry: dict[str, Any]
+    new: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def write_snapshot(
+    store: MarketStore,
+    url: str | os.PathLike[str],
+    tables: str | Sequence[str] = ("bars",),
+    *,
+    storage_options: dict[str, Any] | None = None,
+) -> SnapshotVersion:
+    """Return the version of a snapshot of ``store`` written at ``url``.
+
+    Parameters
+    ----------
+    store
+        The market store to snapshot (read only: a snapshot never writes to it).
+    url
+        A local folder, ``file://``, ``s3://bucket/prefix`` or any fsspec URL.
+    tables
+        What to snapshot: ``"bars"`` (with symbol metadata and the series index),
+        ``"regimes"``, ``"news"``, ``"scores"``, as names or one comma-separated text.
+    storage_options
+        Passed to the fsspec filesystem (credentials are best left to the
+        environment: :mod:`quantdesk.data.snapshot.storage`).
+
+    Raises
+    ------
+    SnapshotStorageError
+        When the storage fails (unreachable, refused): nothing is published.
+    ValueError
+        For an unknown table name.
+
+    Examples
+    --------
+    >>> store.snapshot("s3://research/snapshots", tables="bars,regimes")  # doctest: +SKIP
+    """
+    names = tables_of(tables if isinstance(tables, str) else list(tables))
+    location = open_location(str(url), storage_options)
+    published = list_versions(location)
+    previous = read_manifest(location, published[-1]) if published else None
+    version = published[-1] + 1 if published else 1
+    method = _fingerprint_method()
+    staging = _staging_folder(location)
+    created: list[str] = []
+    try:
+        staged = _read_store(store, names, previous, method, staging, version)
+        if previous is not None and _same_files(previous, staged):
+            result = _result(location, previous, staged, created=False)
+            logger.info("%s", result.summary())
+            return result
+        with storage_errors(location.url, "writing the files of"):
+            _upload(location, staged, created)
+        doc = _manifest(version, previous, method, staged)
+        publish_manifest(location, version, doc)
+    except BaseException:
+        _remove_uploaded(location, created)
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    result = _result(location, doc, staged, created=True)
+    logger.info("%s", result.summary())
+    return result
+
+
+def _fingerprint_method() -> str:
+    """Return how partition fingerprints are made: comparable only between equal methods."""
+    import duckdb
+
+    return f"duckdb {duckdb.__version__}: count, sum(hash(row))"
+
+
+def _staging_folder(location: SnapshotLocation) -> Path:
+    """Return a fresh local folder for the new files (inside a local snapshot: renames)."""
+    if location.local:
+        folder = Path(location.path(f"{_STAGING}/{uuid.uuid4().hex}"))
+        folder.mkdir(parents=True)
+        return folder
+    return Path(tempfile.mkdtemp(prefix="quantdesk-snapshot-"))
+
+
+def _read_store(
+    store: MarketStore,
+    names: list[str],
+    previous: dict[str, Any] | None,
+    method: str,
+    staging: Path,
+    version: int,
+) -> dict[str, _Staged]:
+    """Return each table's manifest entry, writing its changed partitions to ``staging``."""
+    staged: dict[str, _Staged] = {}
+    with store._connect() as con:
+        # One read transaction: every table is read from the same state of the store.
+        con.execute("BEGIN TRANSACTION")
+        present = set(
+            fetch_frame(con, "SELECT table_name FROM information_schema.tables")["table_name"]
+        )
+        _register_keys(con, present)
+        for name in names:
+            spec = TABLES[name]
+            before = (previous or {}).get("tables", {}).get(name)
+            reusable = before if (previous or {}).get("fingerprint") == method else None
+            if spec.requires not in present:
+                staged[name] = _Staged({"partitions": {}, "columns": None, "rows": 0, "files": []})
+                continue
+            staged[name] = _stage_table(con, spec, reusable, staging, version)
+        con.execute("COMMIT")
+    return staged
+
+
+def _register_keys(con: duckdb.DuckDBPyConnection, present: set[str]) -> None:
+    """Register ``snapshot_keys``: each symbol's bucket and its rank by bucket, then name."""
+    sources = [f"SELECT DISTINCT symbol FROM {t}" for t in ("bars", "regimes") if t in present]
+    symbols = (
+        [str(s) for s in fetch_frame(con, " UNION ".join(sources))["symbol"]] if sources else []
+    )
+    keys = pd.DataFrame({"key": symbols, "bucket": [symbol_bucket(s) for s in symbols]})
+    keys = keys.sort_values(["bucket", "key"], ignore_index=True)
+    keys["ord"] = range(len(keys))
+    con.register("snapshot_keys", keys.astype({"key": object, "bucket": object, "ord": "int32"}))
+
+
+def _stage_table(
+    con: duckdb.DuckDBPyConnection,
+    spec: TableSpec,
+    before: dict[str, Any] | None,
+    staging: Path,
+    version: int,
+) -> _Staged:
+    """Return one table's entry: unchanged partitions keep their files, the rest are written."""
+    described = fetch_frame(con, f"DESCRIBE ({spec.select})")
+    types = dict(zip(described["column_name"], described["column_type"], strict=True))
+    partitions = {p: types[p] for p in spec.partitions}
+    columns = {c: types[c] for c in spec.columns}
+    if before is not None and (before["partitions"], before["columns"]) != (partitions, columns):
+        before = None  # another layout: every partition is written again
+    kept = {_key(f["partition"]): f for f in (before or {}).get("files", [])}
+
+    stats = fetch_frame(con, _stats_sql(spec))
+    files: list[dict[str, Any]] = []
+    changed: list[dict[str, Any]] = []
+    for row in stats.to_dict("records"):
+        if not row["rows"]:
+            continue
+        partition = {p: _plain(row[p]) for p in spec.partitions}
+        facts = {
+            "partition": partition,
+            "rows": int(row["rows"]),
+            "fingerprint": f"{int(row['rows'])}:{row['fingerprint']}",
+            "min_ts": _iso(row.get("min_ts")),
+            "max_ts": _iso(row.get("max_ts")),
+            "min_symbol": _plain(row.get("min_symbol")),
+            "max_symbol": _plain(row.get("max_symbol")),
+        }
+        old = kept.get(_key(partition))
+        if old is not None and old["fingerprint"] == facts["fingerprint"]:
+            files.append(old)
+        else:
+            changed.append(facts)
+    staged = _Staged({"partitions": partitions, "columns": columns, "rows": 0, "files": files})
+    if changed:
+        for facts, local, rel in _write_partitions(con, spec, changed, staging):
+            facts.update(_file_facts(local, rel, version))
+            files.append(facts)
+            staged.new.append((local, rel))
+    files.sort(key=lambda f: f["path"])
+    staged.entry["rows"] = sum(f["rows"] for f in files)
+    return staged
+
+
+def _stats_sql(spec: TableSpec) -> str:
+    """Return the query of every partition's rows, ranges and fingerprint."""
+    ranges = []
+    if spec.ts:
+        ranges += [f"min({spec.ts}) AS min_ts", f"max({spec.ts}) AS max_ts"]
+    if spec.symbol:
+        ranges += [f"min({spec.symbol}) AS min_symbol", f"max({spec.symbol}) AS max_symbol"]
+    group = ", ".join(spec.partitions)
+    return (
+        f"SELECT {group + ', ' if group else ''}count(*) AS rows, "
+        + "".join(r + ", " for r in ranges)
+        + f"CAST(sum(CAST(hash({', '.join(spec.columns)}) AS HUGEINT)) AS VARCHAR) "
+        f"AS fingerprint FROM ({spec.select}) GROUP BY ALL"
+    )
+
+
+def _write_partitions(
+    con: duckdb.DuckDBPyConnection,
+    spec: TableSpec,
+    changed: list[dict[str, Any]],
+    staging: Path,
+) -> list[tuple[dict[str, Any], Path, str]]:
+    """Write the ``changed`` partitions of a table, one sorted Parquet file each.
+
+    One scan, sorted by partition then by ``spec.order``; rows stream through Arrow
+    batches, so memory holds a row group or two, not the table.
+    """
+    import numpy as np
+
+    from quantdesk.core.progress import progress_bar
+
+    columns = ", ".join(f"t.{c}" for c in spec.columns)
+    if spec.partitions:
+        parts = pd.DataFrame([c["partition"] for c in changed])
+        parts["_part"] = np.arange(len(changed), dtype="int32")
+        con.register("snapshot_parts", parts)
+        query = (
+            f"SELECT p._part, {columns} FROM ({spec.select}) t "
+            f"JOIN snapshot_parts p USING ({', '.join(spec.partitions)}) "
+            f"ORDER BY p._part, {spec.order}"
+        )
+    else:
+        query = f"SELECT 0 AS _part, {columns} FROM ({spec.select}) t ORDER BY {spec.order}"
+    out: list[tuple[dict[str, Any], Path, str]] = []
+    file: _PartFile | None = None
+    total = sum(c["rows"] for c in changed)
+    with progress_bar(total=total, desc=f"snapshot {spec.name}", unit="rows") as bar:
+        for batch in con.sql(query).to_arrow_reader(_BATCH_ROWS):
+            ids = batch.column(0).to_numpy()
+            data = batch.select(range(1, batch.num_columns))
+            cuts = [0, *(np.flatnonzero(np.diff(ids)) + 1).tolist(), len(ids)]
+            for lo, hi in itertools.pairwise(cuts):
+                part = int(ids[lo])
+                if file is None or file.part != part:
+                    if file is not None:
+                        out.append(file.close())
+                    folder = staging / spec.name / partition_path(changed[part]["partition"])
+                    file = _PartFile(part, changed[part], folder, spec.name, data.schema)
+                file.add(data.slice(lo, hi - lo))
+            bar.update(len(ids))
+    if file is not None:
+        out.append(file.close())
+    if spec.partitions:
+        con.unregister("snapshot_parts")
+    if sum(f["rows"] for f, _, _ in out) != total:
+        raise RuntimeError(f"snapshot of {spec.name}: the rows written differ from those counted")
+    return out
+
+
+class _PartFile:
+    """One partition's Parquet file being written: row groups of :data:`ROW_GROUP_ROWS`."""
+
+    def __init__(
+        self, part: int, facts: dict[str, Any], folder: Path, table: str, schema: pa.Schema
+    ) -> None:
+        import pyarrow.parquet as pq
+
+        self.part, self.facts, self.folder, self.table = part, facts, folder, table
+        self.schema = schema
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / "part.parquet.tmp"
+        self.writer = pq.ParquetWriter(self.path, schema, compression="zstd")
+        self.pending: list[pa.RecordBatch] = []
+        self.pending_rows = 0
+        self.rows = 0
+
+    def add(self, rows: pa.RecordBatch) -> None:
+        import pyarrow as pa
+
+        self.pending.append(rows)
+        self.pending_rows += rows.num_rows
+        if self.pending_rows >= ROW_GROUP_ROWS:
+            table = pa.Table.from_batches(self.pending, schema=self.schema)
+            full = (len(table) // ROW_GROUP_ROWS) * ROW_GROUP_ROWS
+            self._write(table.slice(0, full))
+            rest = table.slice(full)
+            self.pending, self.pending_rows = rest.to_batches(), len(rest)
+
+    def _write(self, table: pa.Table) -> None:
+        self.writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+        self.rows += len(table)
+
+    def close(self) -> tuple[dict[str, Any], Path, str]:
+        """Finish the file and name it by its content; return its facts, path and key."""
+        import pyarrow as pa
+
+        if self.pending_rows:
+            self._write(pa.Table.from_batches(self.pending, schema=self.schema))
+        self.writer.close()
+        digest = _sha256(self.path)
+        final = self.folder / f"part-{digest[:32]}.parquet"
+        os.replace(self.path, final)
+        partition = partition_path(self.facts["partition"])
+        rel = "/".join(p for p in (self.table, partition, final.name) if p)
+        facts = dict(self.facts, sha256=digest)
+        if self.rows != facts["rows"]:
+            raise RuntimeError(f"{rel}: wrote {self.rows} rows, counted {facts['rows']}")
+        return facts, final, rel
+
+
+def _file_facts(local: Path, rel: str, version: int) -> dict[str, Any]:
+    return {"path": rel, "bytes": local.stat().st_size, "version": version}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as src:
+        for block in iter(lambda: src.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _upload(location: SnapshotLocation, staged: dict[str, _Staged], created: list[str]) -> None:
+    """Move or send the new files to their places; note each one created in ``created``."""
+    new = [(local, rel) for s in staged.values() for local, rel in s.new]
+    if not new:
+        return
+    if location.local:
+        for local, rel in new:
+            dest = location.path(rel)
+            if os.path.exists(dest):  # the same name holds the same bytes
+                continue
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            os.replace(local, dest)
+            created.append(dest)
+        return
+    fs = location.fs
+    tables = sorted({rel.split("/", 1)[0] for _, rel in new})
+    existing: set[str] = set()
+    for table in tables:
+        with contextlib.suppress(FileNotFoundError):
+            existing.update(str(p) for p in fs.find(location.path(table)))
+    todo = [(str(local), location.path(rel)) for local, rel in new]
+    todo = [(src, dest) for src, dest in todo if dest not in existing]
+    if todo:
+        # Noted before sending: a failure part-way removes whatever got there.
+        created.extend(dest for _, dest in todo)
+        fs.put([src for src, _ in todo], [dest for _, dest in todo])
+
+
+def _remove_uploaded(location: SnapshotLocation, created: list[str]) -> None:
+    """Remove the files a failed snapshot created (best effort: the garbage collector
+    removes what cannot be removed now)."""
+    for path in created:
+        try:
+            if location.local:
+                if os.path.exists(path):
+                    os.unlink(path)
+            elif location.fs.exists(path):
+                location.fs.rm(path)
+        except Exception as exc:  # the failure that got us here matters more
+            logger.warning(
+                "%s: could not remove %s of the failed snapshot (%s); "
+                "`quantdesk data snapshot-gc` removes such orphans",
+                redact(location.url),
+                path,
+                type(exc).__name__,
+            )
+            return
+
+
+def _same_files(previous: dict[str, Any], staged: dict[str, _Staged]) -> bool:
+    """Return whether the staged tables are exactly the previous version's."""
+    before = previous.get("tables", {})
+    if set(before) != set(staged):
+        return False
+    return all(
+        [f["path"] for f in before[name]["files"]] == [f["path"] for f in s.entry["files"]]
+        and before[name]["columns"] == s.entry["columns"]
+        for name, s in staged.items()
+    )
+
+
+def _manifest(
+    version: int, previous: dict[str, Any] | None, method: str, staged: dict[str, _Staged]
+) -> dict[str, Any]:
+    from quantdesk.core.provenance import library_versions
+    from quantdesk.data.store.schema import SCHEMA_VERSION
+
+    return {
+        "format": FORMAT,
+        "version": version,
+        "previous": None if previous is None else previous["version"],
+        "created_at": datetime.now(UTC).isoformat(),
+        "store": {"schema_version": SCHEMA_VERSION},
+        "libraries": library_versions(_LIBRARIES, missing="unknown"),
+        "partitioning": {"bucket": "int(md5(symbol)[:8], 16) % buckets", "buckets": BUCKETS},
+        "fingerprint": method,
+        "tables": {name: s.entry for name, s in staged.items()},
+    }
+
+
+def _result(
+    location: SnapshotLocation, doc: dict[str, Any], staged: dict[str, _Staged], *, created: bool
+) -> SnapshotVersion:
+    accounts = []
+    for name, s in staged.items():
+        files = s.entry["files"]
+        new = {rel for _, rel in s.new} if created else set()
+        written = [f for f in files if f["path"] in new]
+        accounts.append(
+            TableAccount(
+                table=name,
+                files=len(files),
+                rows=int(s.entry["rows"]),
+                written_files=len(written),
+                written_rows=sum(f["rows"] for f in written),
+                written_bytes=sum(f["bytes"] for f in written),
+            )
+        )
+    return SnapshotVersion(
+        url=location.url,
+        version=int(doc["version"]),
+        created=created,
+        tables=tuple(accounts),
+        manifest=doc,
+    )
+
+
+def _key(partition: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(f"{k}={v}" for k, v in partition.items())
+
+
+def _plain(value: Any) -> Any:
+    """Return a JSON-ready scalar (numpy ints and strings to Python; missing to None)."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
+def _iso(value: Any) -> str | None:
+    return None if value is None or pd.isna(value) else pd.Timestamp(value).isoformat()
