@@ -170,7 +170,9 @@ class DaskCluster:
                 "QUANTDESK_HOME": str(self.no_store / "home"),
                 "QUANTDESK_STORE": str(self.no_store / "quantdesk.duckdb"),
                 "QUANTDESK_MODELS": str(self.no_store / "models"),
-                "NUMBA_CACHE_DIR": str(cwd / "numba"),
+                # This process's compiled kernels (sweeps), as a worker's own disk would
+                # keep them between runs; else a folder of its own.
+                "NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR") or str(cwd / "numba"),
                 # A worker's own cache of the snapshot's files (the default lies under
                 # QUANTDESK_HOME, which is unreachable here).
                 "QUANTDESK_SNAPSHOT_CACHE": str(cwd / "snapshot-cache"),

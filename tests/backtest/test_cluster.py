@@ -31,7 +31,7 @@ def market(tmp_path_factory: pytest.TempPathFactory, object_store: ObjectStore) 
     store = MarketStore(folder / "market.duckdb")
     store.write_bars(simulate(n_symbols=4, n_days=900, seed=11).bars, "1d")
     url = object_store.url("sweeps")
-    assert store.snapshot(url) == 1
+    assert int(store.snapshot(url)) == 1
     return store.path, url
 
 

@@ -70,7 +70,7 @@ def test_a_rerun_after_new_bars_shows_the_same_numbers(
     # New bars arrive, and the house snapshot moves on to version 2.
     more = simulate(n_symbols=2, n_days=400, seed=3).bars
     store.write_bars(more[more["ts"] >= more["ts"].sort_values().unique()[300]], "1d")
-    assert store.snapshot(str(url)) == 2
+    assert int(store.snapshot(str(url))) == 2
     today = run_report(notebook, reports_dir=reports, snapshot=str(url))
     assert today.snapshot == {"url": str(url), "version": 2}
     assert "bars 400" in printed(today) and printed(today) != printed(first)

@@ -133,6 +133,7 @@ def sweep(
     lookback; with --snapshot URL each task reads the closes from the snapshot itself.
     """
     from quantdesk.backtest.jobs import sweep_trend
+    from quantdesk.data.snapshot import SnapshotError
     from quantdesk.data.store.market import UnknownSymbolError
 
     if rebalance not in ("daily", "weekly", "monthly"):
@@ -159,6 +160,6 @@ def sweep(
             scheduler=scheduler,
             rebalance=rebalance,
         )
-    except (UnknownSymbolError, ValueError, OSError, RuntimeError) as exc:
+    except (UnknownSymbolError, ValueError, OSError, RuntimeError, SnapshotError) as exc:
         fail(str(exc))
     echo_result(job, as_json)

@@ -80,6 +80,7 @@ def regimes_fit(
     tcp://HOST:PORT the fits run on that Dask cluster.  Models and regimes are written
     here either way.
     """
+    from quantdesk.data.snapshot import SnapshotError
     from quantdesk.regimes.jobs import fit_regimes
 
     try:
@@ -101,7 +102,7 @@ def regimes_fit(
             snapshot=snapshot,
             command="quantdesk regimes fit",
         )
-    except (LookupError, ValueError, OSError) as exc:
+    except (LookupError, ValueError, OSError, SnapshotError) as exc:
         fail(str(exc))
     echo_result(run, as_json)
     for symbol, error in sorted(run.errors.items()):

@@ -98,6 +98,7 @@ def report_run(
     bars from that snapshot version, recorded in run.json: `quantdesk report rerun
     RUN_ID` repeats the run on the same data.
     """
+    from quantdesk.data.snapshot import SnapshotError
     from quantdesk.reports.redaction import SecretParameterError
     from quantdesk.reports.runner import run_report
 
@@ -112,7 +113,7 @@ def report_run(
             snapshot_version=snapshot_version,
             take_snapshot=take_snapshot,
         )
-    except (SecretParameterError, OSError, ValueError) as exc:
+    except (SecretParameterError, OSError, ValueError, SnapshotError) as exc:
         fail(str(exc))
     if as_json:
         typer.echo(json.dumps(record.to_dict(), indent=2, default=str))
@@ -136,11 +137,12 @@ def report_rerun(
     (whatever was ingested since), into a new run folder whose run.json names the
     original.  Exits non-zero when the rerun fails.
     """
+    from quantdesk.data.snapshot import SnapshotError
     from quantdesk.reports.rerun import rerun_report
 
     try:
         rerun = rerun_report(run_id, reports_dir=reports_dir)
-    except (LookupError, OSError, ValueError) as exc:
+    except (LookupError, OSError, ValueError, SnapshotError) as exc:
         fail(str(exc))
     echo_result(rerun, as_json)
     if not rerun.ok:

@@ -38,24 +38,32 @@ __all__ = ["SnapshotBars", "snapshot_reader"]
 
 logger = logging.getLogger(__name__)
 
-_READERS: dict[tuple[str, int], SnapshotReader] = {}
-_READERS_LOCK = threading.Lock()
+# One reader per thread: a reader holds a DuckDB connection, which one thread at a time
+# may use (a Dask worker may run several tasks at once on its threads).
+_READERS = threading.local()
+
+
+def _readers() -> dict[tuple[str, int], SnapshotReader]:
+    cache: dict[tuple[str, int], SnapshotReader] | None = getattr(_READERS, "cache", None)
+    if cache is None:
+        cache = _READERS.cache = {}
+    return cache
 
 
 def snapshot_reader(url: str, version: int) -> SnapshotReader:
-    """Return this process's reader of ``url`` at ``version`` (opened once, then reused).
+    """Return this thread's reader of ``url`` at ``version`` (opened once, then reused).
 
-    A version never changes once published, so one reader per process serves every task
-    that reads it (a worker runs thousands of small tasks; each would otherwise read the
-    manifest again).
+    A version never changes once published, so one reader serves every task of a
+    worker thread that reads it (a worker runs thousands of small tasks; each would
+    otherwise read the manifest again).
     """
     from quantdesk.data.snapshot import SnapshotReader
 
+    cache = _readers()
     key = (url, int(version))
-    with _READERS_LOCK:
-        reader = _READERS.get(key)
-        if reader is None:
-            reader = _READERS[key] = SnapshotReader(url, as_of=int(version))
+    reader = cache.get(key)
+    if reader is None:
+        reader = cache[key] = SnapshotReader(url, as_of=int(version))
     return reader
 
 
@@ -96,15 +104,15 @@ class SnapshotBars:
         Raises
         ------
         FileNotFoundError, OSError, ValueError
-            As :class:`~quantdesk.data.snapshot.SnapshotReader`: no snapshot at the URL,
-            an unreachable object store (the message names the URL), no such version.
+            As :class:`~quantdesk.data.snapshot.SnapshotReader`: no snapshot at the URL or
+            no such version (``SnapshotError``), an unreachable object store
+            (``SnapshotStorageError``); the message names the URL.
         """
         from quantdesk.data.snapshot import SnapshotReader
 
         reader = SnapshotReader(url, as_of=as_of)
         pinned = cls(url, int(reader.version), timeframe, start, end)
-        with _READERS_LOCK:
-            _READERS.setdefault((url, pinned.version), reader)
+        _readers().setdefault((url, pinned.version), reader)
         logger.info("pinned snapshot %s version %d", url, pinned.version)
         return pinned
 

@@ -45,6 +45,7 @@ from quantdesk.data.wide import VALUE_FIELDS
 
 if TYPE_CHECKING:
     from quantdesk.data.pinned import SnapshotBars
+    from quantdesk.data.snapshot import SnapshotReader
 
 __all__ = ["Research", "open_research", "span_text"]
 
@@ -101,7 +102,7 @@ class Research:
         default_factory=dict, repr=False, compare=False
     )
 
-    def _source(self) -> Any:
+    def _source(self) -> MarketStore | SnapshotReader:
         """Return what the bars are read from: the store, or the snapshot's reader."""
         return self.store if self.snapshot is None else self.snapshot.reader()
 

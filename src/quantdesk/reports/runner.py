@@ -407,15 +407,15 @@ def _pin_snapshot(
             raise ValueError("take_snapshot publishes a new version; do not give one")
         from quantdesk.data.store.market import MarketStore
 
-        version = MarketStore(store_path, read_only=True).snapshot(url)
-        logger.info("published the store %s to %s as version %s", store_path, url, version)
+        version = int(MarketStore(store_path, read_only=True).snapshot(url))
+        logger.info("published the store %s to %s as version %d", store_path, url, version)
     else:
         from quantdesk.data.pinned import SnapshotBars
 
         if version is None and url == configured.snapshot_url:
             version = configured.snapshot_version
         version = SnapshotBars.pin(url, version).version
-    return {"url": url, "version": int(version)}
+    return {"url": url, "version": version}
 
 
 def _fallback_html(stem: str, run_id: str, banner: str) -> str:
