@@ -211,6 +211,46 @@ class SnapshotReader:
             self._connection(), symbols, start, end, model_version, scope=self._scope_regimes
         )
 
+    def news(
+        self,
+        start: Any = None,
+        end: Any = None,
+        content_hashes: Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """Return news items of this version (``NewsStore.news``'s columns) by time.
+
+        ``start``/``end`` bound ``ts`` (inclusive; naive times are UTC);
+        ``content_hashes`` keeps only those stories (a scoring task's batch).
+        """
+        from quantdesk.data.schemas import NEWS_COLUMNS
+        from quantdesk.data.store.news import news_bound, news_frame
+
+        self._require("news", "news")
+        lo, hi = news_bound(start), news_bound(end)
+        # Files are cut by year: [lo, hi] inclusive is [lo, hi + 1ns) half open.
+        files = self._prune(
+            "news",
+            None,
+            None if lo is None else pd.Timestamp(lo),
+            None if hi is None else pd.Timestamp(hi) + pd.Timedelta(1),
+        )
+        self._view("news", files)
+        frame = _fetch(
+            self._connection(),
+            f"""
+            SELECT {", ".join(NEWS_COLUMNS)} FROM news
+            WHERE ($lo IS NULL OR ts >= $lo) AND ($hi IS NULL OR ts <= $hi)
+              AND ($hashes IS NULL OR list_contains($hashes, content_hash))
+            ORDER BY ts, content_hash
+            """,
+            {
+                "lo": lo,
+                "hi": hi,
+                "hashes": None if content_hashes is None else list(content_hashes),
+            },
+        )
+        return news_frame(frame)
+
     # -- the views the store's SQL runs on --------------------------------------------
 
     def _query_bars(

@@ -209,14 +209,9 @@ class NewsStore(StoreTables):
               AND ($start IS NULL OR ts >= $start) AND ($end IS NULL OR ts <= $end)
             ORDER BY ts, content_hash
             """,
-            {"syms": as_symbols(symbols), "start": _bound(start), "end": _bound(end)},
+            {"syms": as_symbols(symbols), "start": news_bound(start), "end": news_bound(end)},
         )
-        frame["symbols"] = frame["symbols"].map(lambda s: [str(x) for x in s])
-        # An absent body is None, as validate_news gives it (not NaN).
-        frame["body"] = pd.Series(
-            [None if pd.isna(b) else str(b) for b in frame["body"]], index=frame.index, dtype=object
-        )
-        return utc_ns_column(frame)
+        return news_frame(frame)
 
     def unscored(self, key: ScoreKey | None) -> pd.DataFrame:
         """Return ``content_hash, headline, body`` of the stored news ``key`` has not scored.
@@ -288,8 +283,8 @@ class NewsStore(StoreTables):
                 "r": key.model_revision,
                 "q": key.quantization,
                 "syms": as_symbols(symbols),
-                "start": _bound(start),
-                "end": _bound(end),
+                "start": news_bound(start),
+                "end": news_bound(end),
             },
         )
         return utc_ns_column(frame[columns])
@@ -329,6 +324,20 @@ def _new_rejects(con: Any, result: ValidationResult) -> ValidationResult:
     )
 
 
-def _bound(value: Any) -> datetime | None:
+def news_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return news rows as read from DuckDB in the store's form (the store and snapshots).
+
+    ``symbols`` as lists of str, an absent body as None (as validate_news gives it,
+    not NaN), ``ts`` as UTC nanoseconds.
+    """
+    frame["symbols"] = frame["symbols"].map(lambda s: [str(x) for x in s])
+    frame["body"] = pd.Series(
+        [None if pd.isna(b) else str(b) for b in frame["body"]], index=frame.index, dtype=object
+    )
+    return utc_ns_column(frame)
+
+
+def news_bound(value: Any) -> datetime | None:
+    """Return a bound on news times as a UTC datetime (naive values are UTC), or None."""
     ts = as_utc(value)
     return None if ts is None else ts.to_pydatetime()
