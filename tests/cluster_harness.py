@@ -113,6 +113,26 @@ class ObjectStore:
         """Return ``s3://bucket/name``."""
         return f"s3://{self.bucket}/{name}"
 
+    @classmethod
+    def attach(cls, endpoint: str) -> ObjectStore:
+        """Return a new bucket on a server already running at ``endpoint``."""
+        store = cls(Path(tempfile.gettempdir()), bucket=f"qd-{uuid.uuid4().hex[:8]}")
+        store.port = int(endpoint.rsplit(":", 1)[1])
+        store.make_bucket()
+        return store
+
+    def make_bucket(self) -> None:
+        import fsspec
+
+        fs = fsspec.filesystem(
+            "s3",
+            endpoint_url=self.endpoint,
+            key=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            secret=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            skip_instance_cache=True,
+        )
+        fs.mkdir(self.bucket)
+
     def start(self) -> ObjectStore:
         self.port = free_port()
         log = self.folder / "moto.log"
@@ -127,16 +147,7 @@ class ObjectStore:
                 return False
 
         _wait(up, self.proc, log, "moto_server")
-        import fsspec
-
-        fs = fsspec.filesystem(
-            "s3",
-            endpoint_url=self.endpoint,
-            key=CREDENTIALS["AWS_ACCESS_KEY_ID"],
-            secret=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-            skip_instance_cache=True,
-        )
-        fs.mkdir(self.bucket)
+        self.make_bucket()
         return self
 
     def stop(self) -> None:

@@ -174,15 +174,55 @@ def page(browser, request):
     context.close()
 
 
-# -- a real Dask cluster and S3 endpoint (issue 26), one per test module ------------------
+# -- a real S3-compatible object store (issue 26) --------------------------------------
+
+#: Credentials of the local S3 server: the tests look for the secret in logs and files.
+S3_KEY_ID = "QDTESTKEYID0000000001"
+S3_SECRET = "s3cr3t-snapshot-value-7731-do-not-log"
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Start moto's S3-compatible server as its own process (a real HTTP server, as
+    ``moto_server`` runs it, see tests/cluster_harness.py); yield its endpoint URL."""
+    from .cluster_harness import running_object_store
+
+    with running_object_store() as server:
+        yield server.endpoint
+
+
+@pytest.fixture
+def s3_bucket(s3_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Return ``s3://<a new bucket>`` on the local server; the endpoint and credentials are
+    in the environment only (AWS_*), as a user would set them, and no AWS config file of
+    the machine is read."""
+    import uuid
+
+    from fsspec.core import url_to_fs
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", S3_KEY_ID)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", S3_SECRET)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    bucket = f"qd-{uuid.uuid4().hex[:16]}"
+    fs, _ = url_to_fs(f"s3://{bucket}", skip_instance_cache=True)
+    fs.mkdir(bucket)
+    return f"s3://{bucket}"
+
+
+# -- a real Dask cluster reading the S3 server (issue 26), one per test module -----------
 
 
 @pytest.fixture(scope="module")
-def object_store():
-    """An S3 endpoint (``moto_server``) for the module; this process is its client."""
-    from .cluster_harness import client_environment, running_object_store
+def object_store(s3_server: str):
+    """A bucket of its own on the S3 server for the module; this process is its client
+    (endpoint from fsspec's configuration, credentials from AWS_* variables)."""
+    from .cluster_harness import ObjectStore, client_environment
 
-    with running_object_store() as server, client_environment(server.env):
+    server = ObjectStore.attach(s3_server)
+    with client_environment(server.env):
         yield server
 
 

@@ -103,17 +103,24 @@ def _score_chunk(
 
 
 def _score_snapshot_chunk(
-    name: str, options: tuple[tuple[str, Any], ...], url: str, version: int, hashes: list[str]
+    name: str,
+    options: tuple[tuple[str, Any], ...],
+    url: str,
+    version: int,
+    hashes: list[str],
+    span: tuple[pd.Timestamp, pd.Timestamp],
 ) -> pd.DataFrame:
     """Return ``content_hash`` and the scores of the stories ``hashes`` read from a snapshot.
 
-    Runs on a worker: it reads its batch from the snapshot version itself; stories the
-    version does not hold are left out (the caller counts them).
+    Runs on a worker: it reads the stories of ``span`` (first and last story time of the
+    batch, which prunes the files read) from the snapshot version itself and keeps its
+    batch; stories the version does not hold are left out (the caller counts them).
     """
     from quantdesk.data.pinned import snapshot_reader
 
-    stories = snapshot_reader(url, version).news(content_hashes=hashes)
-    scores = _score_stories(_worker_model(name, options), stories.reset_index(drop=True))
+    stories = snapshot_reader(url, version).news(start=span[0], end=span[1])
+    stories = stories[stories["content_hash"].isin(hashes)].reset_index(drop=True)
+    scores = _score_stories(_worker_model(name, options), stories)
     return scores.assign(content_hash=stories["content_hash"].to_numpy())
 
 
@@ -176,10 +183,15 @@ def score_news(
         pin = SnapshotBars.pin(str(snapshot))
         pinned = pin.to_dict()
         opts = tuple(sorted(options.items()))
-        tasks = [
-            (str(model), opts, pin.url, pin.version, chunk["content_hash"].tolist())
-            for chunk in chunks
-        ]
+        # Each batch's time span, so that a worker reads only the files that hold it.
+        times = news.news()[["content_hash", "ts"]].set_index("content_hash")["ts"]
+        tasks = []
+        for chunk in chunks:
+            span = times.reindex(chunk["content_hash"])
+            tasks.append(
+                (str(model), opts, pin.url, pin.version, chunk["content_hash"].tolist(),
+                 (span.min(), span.max()))
+            )  # fmt: skip
         outcome = run_tasks(
             _score_snapshot_chunk,
             tasks,

@@ -18,17 +18,18 @@ stale and many readers (Dask workers on one machine) share it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from quantdesk.data.snapshot.layout import TABLES, symbol_bucket
+from quantdesk.data.snapshot.layout import symbol_bucket
 from quantdesk.data.snapshot.manifest import list_versions, read_manifest
 from quantdesk.data.snapshot.storage import (
     SnapshotError,
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     import duckdb
 
     from quantdesk.data.schemas import Timeframe
+    from quantdesk.data.store.news import ScoreKey
 
 __all__ = ["SnapshotReader"]
 
@@ -207,49 +209,73 @@ class SnapshotReader:
         from quantdesk.data.store.regimes import query_regimes
 
         self._require("regimes", "regimes")
-        return query_regimes(
-            self._connection(), symbols, start, end, model_version, scope=self._scope_regimes
-        )
+        with self._file_errors():
+            return query_regimes(
+                self._connection(), symbols, start, end, model_version, scope=self._scope_regimes
+            )
 
     def news(
         self,
+        symbols: str | Sequence[str] | None = None,
         start: Any = None,
         end: Any = None,
-        content_hashes: Sequence[str] | None = None,
     ) -> pd.DataFrame:
-        """Return news items of this version (``NewsStore.news``'s columns) by time.
+        """Return news items as ``NewsStore.news`` does (this version must hold news)."""
+        from quantdesk.core.coerce import as_utc
+        from quantdesk.data.store.news import empty_news, query_news
 
-        ``start``/``end`` bound ``ts`` (inclusive; naive times are UTC);
-        ``content_hashes`` keeps only those stories (a scoring task's batch).
-        """
-        from quantdesk.data.schemas import NEWS_COLUMNS
-        from quantdesk.data.store.news import news_bound, news_frame
+        if self._absent("news", "news"):
+            return empty_news()
+        lo, last = as_utc(start), as_utc(end)
+        hi = None if last is None else last + pd.Timedelta(1, "ns")  # end is inclusive
+        self._view("news", self._prune("news", None, lo, hi))
+        with self._file_errors():
+            return query_news(self._connection(), symbols, start, end)
 
-        self._require("news", "news")
-        lo, hi = news_bound(start), news_bound(end)
-        # Files are cut by year: [lo, hi] inclusive is [lo, hi + 1ns) half open.
-        files = self._prune(
-            "news",
-            None,
-            None if lo is None else pd.Timestamp(lo),
-            None if hi is None else pd.Timestamp(hi) + pd.Timedelta(1),
-        )
-        self._view("news", files)
-        frame = _fetch(
-            self._connection(),
-            f"""
-            SELECT {", ".join(NEWS_COLUMNS)} FROM news
-            WHERE ($lo IS NULL OR ts >= $lo) AND ($hi IS NULL OR ts <= $hi)
-              AND ($hashes IS NULL OR list_contains($hashes, content_hash))
-            ORDER BY ts, content_hash
-            """,
-            {
-                "lo": lo,
-                "hi": hi,
-                "hashes": None if content_hashes is None else list(content_hashes),
-            },
-        )
-        return news_frame(frame)
+    def score_keys(self) -> list[ScoreKey]:
+        """Return the keys of the scores in this version, the most recently written first."""
+        from quantdesk.data.store.news import query_score_keys
+
+        if self._absent("news_scores", "scores"):
+            return []
+        self._view("news_scores", self.manifest["tables"]["news_scores"]["files"])
+        with self._file_errors():
+            return query_score_keys(self._connection())
+
+    def unscored(self, key: ScoreKey | None) -> pd.DataFrame:
+        """Return the stories of this version that ``key`` has not scored, as
+        ``NewsStore.unscored`` does (the version must hold news and scores)."""
+        from quantdesk.data.store.news import query_unscored
+
+        self._absent("news", "news")
+        self._absent("news_scores", "scores")
+        for table in ("news", "news_scores"):
+            self._view(table, self.manifest["tables"][table]["files"])
+        with self._file_errors():
+            return query_unscored(self._connection(), key)
+
+    def scored_news(
+        self,
+        symbols: str | Sequence[str] | None = None,
+        key: ScoreKey | None = None,
+        start: Any = None,
+        end: Any = None,
+    ) -> pd.DataFrame:
+        """Return one row per (story, symbol) with its scores, as ``NewsStore.scored_news``."""
+        from quantdesk.data.store.news import query_scored_news
+
+        if self._absent("news", "news") or self._absent("news_scores", "scores"):
+            return query_scored_news(None, symbols, key, start, end)
+        for table in ("news", "news_scores"):
+            self._view(table, self.manifest["tables"][table]["files"])
+        with self._file_errors():
+            return query_scored_news(self._connection(), symbols, key, start, end)
+
+    def _absent(self, table: str, option: str) -> bool:
+        """Return whether the store had no ``table`` when this version was written
+        (raise when the version was written without it)."""
+        self._require(table, option)
+        return bool(self.manifest["tables"][table].get("absent"))
 
     # -- the views the store's SQL runs on --------------------------------------------
 
@@ -265,16 +291,30 @@ class SnapshotReader:
         from quantdesk.data.store.bars import query_bars
 
         self._require("bars", "bars")
-        return query_bars(
-            self._connection(),
-            symbols,
-            start,
-            end,
-            timeframe,
-            ordered=ordered,
-            series="bar_series",
-            scope=self._scope_bars,
-        )
+        with self._file_errors():
+            return query_bars(
+                self._connection(),
+                symbols,
+                start,
+                end,
+                timeframe,
+                ordered=ordered,
+                series="bar_series",
+                scope=self._scope_bars,
+            )
+
+    @contextlib.contextmanager
+    def _file_errors(self) -> Iterator[None]:
+        """Raise a file of the version that DuckDB cannot read as SnapshotStorageError."""
+        import duckdb
+
+        try:
+            yield
+        except duckdb.IOException as exc:
+            raise SnapshotStorageError(
+                f"{redact(self.url)} version {self.version}: a file of the version "
+                f"cannot be read ({exc})"
+            ) from exc
 
     def _require(self, table: str, option: str) -> None:
         if table not in self.manifest["tables"]:
@@ -353,10 +393,9 @@ class SnapshotReader:
     def _view(self, table: str, files: list[dict[str, Any]]) -> None:
         """(Re)define the view ``table`` over ``files`` (none: an empty view of its columns)."""
         con = self._connection()
-        spec = TABLES[table]
         entry = self.manifest["tables"][table]
-        columns: dict[str, str] = entry["columns"] or {}
-        names = [*entry["partitions"], *columns] if columns else list(spec.columns)
+        columns: dict[str, str] = entry["columns"]
+        names = [*entry["partitions"], *columns]
         if files:
             paths = self._local_paths(files)
             self.files_read.extend(paths)
@@ -370,7 +409,7 @@ class SnapshotReader:
         else:
             types_of = {**entry["partitions"], **columns}
             source = "(SELECT 1) AS _none WHERE false"
-            select = ", ".join(f"CAST(NULL AS {types_of.get(n, 'VARCHAR')}) AS {n}" for n in names)
+            select = ", ".join(f"CAST(NULL AS {types_of[n]}) AS {n}" for n in names)
         con.execute(f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT {select} FROM {source}")
 
     def _local_paths(self, files: list[dict[str, Any]]) -> list[str]:

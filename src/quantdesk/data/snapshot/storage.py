@@ -123,6 +123,9 @@ def open_location(url: str, storage_options: dict[str, Any] | None = None) -> Sn
         for key, value in S3_CLIENT_DEFAULTS.items():
             client.setdefault(key, value)
         options["config_kwargs"] = client
+        # A new client per location: one cached under an earlier environment (another
+        # endpoint, other credentials) would be reused otherwise.
+        options.setdefault("skip_instance_cache", True)
     with storage_errors(url, "opening"):
         fs, root = url_to_fs(url, **options)
     protocols = (fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol)

@@ -239,7 +239,7 @@ def _read_store(
             before = (previous or {}).get("tables", {}).get(name)
             reusable = before if (previous or {}).get("fingerprint") == method else None
             if spec.requires not in present:
-                staged[name] = _Staged({"partitions": {}, "columns": None, "rows": 0, "files": []})
+                staged[name] = _Staged(_absent_entry(spec))
                 continue
             staged[name] = _stage_table(con, spec, reusable, staging, version)
         con.execute("COMMIT")
@@ -258,6 +258,37 @@ def _register_keys(con: duckdb.DuckDBPyConnection, present: set[str]) -> None:
     con.register("snapshot_keys", keys.astype({"key": object, "bucket": object, "ord": "int32"}))
 
 
+def _layout(con: duckdb.DuckDBPyConnection, spec: TableSpec) -> dict[str, Any]:
+    """Return the types of a table's partition and data columns, as its select makes them."""
+    described = fetch_frame(con, f"DESCRIBE ({spec.select})")
+    types = dict(zip(described["column_name"], described["column_type"], strict=True))
+    return {
+        "partitions": {p: types[p] for p in spec.partitions},
+        "columns": {c: types[c] for c in spec.columns},
+    }
+
+
+def _absent_entry(spec: TableSpec) -> dict[str, Any]:
+    """Return the entry of a table the store has not created yet: its columns, no rows.
+
+    The types come from the tables' own DDL, made in a scratch in-memory database, so
+    a reader of the version still knows them; ``absent`` tells it the store had none.
+    """
+    import duckdb
+
+    from quantdesk.data.store.news import NewsStore
+    from quantdesk.data.store.schema import create_schema
+
+    scratch = duckdb.connect()
+    try:
+        create_schema(scratch, NewsStore.DDL)
+        _register_keys(scratch, set())
+        layout = _layout(scratch, spec)
+    finally:
+        scratch.close()
+    return {**layout, "rows": 0, "files": [], "absent": True}
+
+
 def _stage_table(
     con: duckdb.DuckDBPyConnection,
     spec: TableSpec,
@@ -266,10 +297,8 @@ def _stage_table(
     version: int,
 ) -> _Staged:
     """Return one table's entry: unchanged partitions keep their files, the rest are written."""
-    described = fetch_frame(con, f"DESCRIBE ({spec.select})")
-    types = dict(zip(described["column_name"], described["column_type"], strict=True))
-    partitions = {p: types[p] for p in spec.partitions}
-    columns = {c: types[c] for c in spec.columns}
+    layout = _layout(con, spec)
+    partitions, columns = layout["partitions"], layout["columns"]
     if before is not None and (before["partitions"], before["columns"]) != (partitions, columns):
         before = None  # another layout: every partition is written again
     kept = {_key(f["partition"]): f for f in (before or {}).get("files", [])}

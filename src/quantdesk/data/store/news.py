@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -35,7 +35,19 @@ from quantdesk.data.store.tables import StoreTables
 from quantdesk.data.timestamps import utc_ns_column
 from quantdesk.data.validation import ValidationResult
 
-__all__ = ["SCORE_COLUMNS", "NewsStore", "ScoreKey"]
+__all__ = [
+    "SCORE_COLUMNS",
+    "NewsStore",
+    "ScoreKey",
+    "empty_news",
+    "query_news",
+    "query_score_keys",
+    "query_scored_news",
+    "query_unscored",
+]
+
+if TYPE_CHECKING:
+    import duckdb
 
 #: The columns every sentiment scorer returns, one row per text.
 SCORE_COLUMNS: tuple[str, ...] = ("positive", "negative", "neutral", "score")
@@ -187,7 +199,7 @@ class NewsStore(StoreTables):
             con.unregister("incoming")
         return len(frame)
 
-    # -- reads -------------------------------------------------------------------------
+    # -- reads ------------------------------------------------------------------------
 
     def news(
         self,
@@ -201,52 +213,24 @@ class NewsStore(StoreTables):
         (inclusive; naive times are UTC).
         """
         if not self._has_tables():
-            return pd.DataFrame({c: pd.Series(dtype=object) for c in NEWS_COLUMNS})
-        frame = self.market.sql(
-            f"""
-            SELECT {", ".join(NEWS_COLUMNS)} FROM news
-            WHERE ($syms IS NULL OR len(list_intersect(symbols, $syms)) > 0)
-              AND ($start IS NULL OR ts >= $start) AND ($end IS NULL OR ts <= $end)
-            ORDER BY ts, content_hash
-            """,
-            {"syms": as_symbols(symbols), "start": news_bound(start), "end": news_bound(end)},
-        )
-        return news_frame(frame)
+            return empty_news()
+        with self.market._connect() as con:
+            return query_news(con, symbols, start, end)
 
     def unscored(self, key: ScoreKey | None) -> pd.DataFrame:
         """Return ``content_hash, headline, body`` of the stored news ``key`` has not scored.
 
         ``key=None`` returns every stored story (for a full rescore).
         """
-        if key is None:
-            key = ScoreKey("", "", "")  # no model has an empty id: nothing is excluded
         with self.market._connect() as con:
-            return fetch_frame(
-                con,
-                """
-                SELECT n.content_hash, n.headline, n.body FROM news n
-                ANTI JOIN (SELECT content_hash FROM news_scores
-                           WHERE model_id = $m AND model_revision = $r AND quantization = $q)
-                USING (content_hash)
-                ORDER BY n.ts, n.content_hash
-                """,
-                {"m": key.model_id, "r": key.model_revision, "q": key.quantization},
-            )
+            return query_unscored(con, key)
 
     def score_keys(self) -> list[ScoreKey]:
         """Return the keys of the stored scores, the most recently written first."""
         if not self._has_tables():
             return []
-        frame = self.market.sql(
-            "SELECT model_id, model_revision, quantization, max(scored_at) AS last "
-            "FROM news_scores GROUP BY ALL ORDER BY last DESC, model_id"
-        )
-        return [
-            ScoreKey(str(m), str(r), str(q))
-            for m, r, q in frame[["model_id", "model_revision", "quantization"]].itertuples(
-                index=False
-            )
-        ]
+        with self.market._connect() as con:
+            return query_score_keys(con)
 
     def scored_news(
         self,
@@ -261,33 +245,115 @@ class NewsStore(StoreTables):
         :data:`SCORE_COLUMNS`; stories without a score for ``key`` (default the most
         recently written key) are left out, and so are stories naming no symbol.
         """
-        columns = ["symbol", "ts", "id", "source", "headline", "content_hash", *SCORE_COLUMNS]
-        keys = self.score_keys()
-        if key is None and not keys:
-            return utc_ns_column(pd.DataFrame({c: pd.Series(dtype=object) for c in columns}))
-        key = key or keys[0]
-        frame = self.market.sql(
-            f"""
-            SELECT u.symbol, n.ts, n.id, n.source, n.headline, n.content_hash,
-                   {", ".join("s." + c for c in SCORE_COLUMNS)}
-            FROM news n
-            CROSS JOIN unnest(n.symbols) AS u(symbol)
-            JOIN news_scores s ON s.content_hash = n.content_hash
-                AND s.model_id = $m AND s.model_revision = $r AND s.quantization = $q
-            WHERE ($syms IS NULL OR list_contains($syms, u.symbol))
-              AND ($start IS NULL OR n.ts >= $start) AND ($end IS NULL OR n.ts <= $end)
-            ORDER BY n.ts, n.content_hash, u.symbol
-            """,
-            {
-                "m": key.model_id,
-                "r": key.model_revision,
-                "q": key.quantization,
-                "syms": as_symbols(symbols),
-                "start": news_bound(start),
-                "end": news_bound(end),
-            },
-        )
-        return utc_ns_column(frame[columns])
+        if not self._has_tables():
+            return query_scored_news(None, symbols, key, start, end)
+        with self.market._connect() as con:
+            return query_scored_news(con, symbols, key, start, end)
+
+
+# The reads as functions of a connection holding ``news`` and ``news_scores`` relations:
+# the store's tables, or views of a snapshot's files (quantdesk.data.snapshot.reader),
+# so both answer with the same SQL.
+
+
+def empty_news() -> pd.DataFrame:
+    """Return the news frame of a store that holds no news (columns of NEWS_COLUMNS)."""
+    return pd.DataFrame({c: pd.Series(dtype=object) for c in NEWS_COLUMNS})
+
+
+def query_news(
+    con: duckdb.DuckDBPyConnection,
+    symbols: str | Sequence[str] | None = None,
+    start: Any = None,
+    end: Any = None,
+) -> pd.DataFrame:
+    """Return news items read through ``con``, as :meth:`NewsStore.news` does."""
+    frame = fetch_frame(
+        con,
+        f"""
+        SELECT {", ".join(NEWS_COLUMNS)} FROM news
+        WHERE ($syms IS NULL OR len(list_intersect(symbols, $syms)) > 0)
+          AND ($start IS NULL OR ts >= $start) AND ($end IS NULL OR ts <= $end)
+        ORDER BY ts, content_hash
+        """,
+        {"syms": as_symbols(symbols), "start": _bound(start), "end": _bound(end)},
+    )
+    frame["symbols"] = frame["symbols"].map(lambda s: [str(x) for x in s])
+    # An absent body is None, as validate_news gives it (not NaN).
+    frame["body"] = pd.Series(
+        [None if pd.isna(b) else str(b) for b in frame["body"]], index=frame.index, dtype=object
+    )
+    return utc_ns_column(frame)
+
+
+def query_unscored(con: duckdb.DuckDBPyConnection, key: ScoreKey | None) -> pd.DataFrame:
+    """Return the stories ``key`` has not scored, read through ``con`` (as
+    :meth:`NewsStore.unscored` does)."""
+    if key is None:
+        key = ScoreKey("", "", "")  # no model has an empty id: nothing is excluded
+    return fetch_frame(
+        con,
+        """
+        SELECT n.content_hash, n.headline, n.body FROM news n
+        ANTI JOIN (SELECT content_hash FROM news_scores
+                   WHERE model_id = $m AND model_revision = $r AND quantization = $q)
+        USING (content_hash)
+        ORDER BY n.ts, n.content_hash
+        """,
+        {"m": key.model_id, "r": key.model_revision, "q": key.quantization},
+    )
+
+
+def query_score_keys(con: duckdb.DuckDBPyConnection) -> list[ScoreKey]:
+    """Return the keys of the scores read through ``con``, the most recently written first."""
+    frame = fetch_frame(
+        con,
+        "SELECT model_id, model_revision, quantization, max(scored_at) AS last "
+        "FROM news_scores GROUP BY ALL ORDER BY last DESC, model_id",
+    )
+    return [
+        ScoreKey(str(m), str(r), str(q))
+        for m, r, q in frame[["model_id", "model_revision", "quantization"]].itertuples(index=False)
+    ]
+
+
+def query_scored_news(
+    con: duckdb.DuckDBPyConnection | None,
+    symbols: str | Sequence[str] | None = None,
+    key: ScoreKey | None = None,
+    start: Any = None,
+    end: Any = None,
+) -> pd.DataFrame:
+    """Return scored news read through ``con`` (None: a store without news), as
+    :meth:`NewsStore.scored_news` does."""
+    columns = ["symbol", "ts", "id", "source", "headline", "content_hash", *SCORE_COLUMNS]
+    keys = [] if con is None else query_score_keys(con)
+    if con is None or (key is None and not keys):
+        return utc_ns_column(pd.DataFrame({c: pd.Series(dtype=object) for c in columns}))
+    key = key or keys[0]
+    frame = fetch_frame(
+        con,
+        f"""
+        SELECT u.symbol, n.ts, n.id, n.source, n.headline, n.content_hash,
+               {", ".join("s." + c for c in SCORE_COLUMNS)}
+        FROM news n
+        CROSS JOIN unnest(n.symbols) AS u(symbol)
+        JOIN news_scores s ON s.content_hash = n.content_hash
+            AND s.model_id = $m AND s.model_revision = $r AND s.quantization = $q
+        WHERE ($syms IS NULL OR list_contains($syms, u.symbol))
+          AND ($start IS NULL OR n.ts >= $start) AND ($end IS NULL OR n.ts <= $end)
+        ORDER BY n.ts, n.content_hash, u.symbol
+        """,
+        {
+            "m": key.model_id,
+            "r": key.model_revision,
+            "q": key.quantization,
+            "syms": as_symbols(symbols),
+            "start": _bound(start),
+            "end": _bound(end),
+        },
+    )
+    return utc_ns_column(frame[columns])
 
 
 def _new_rejects(con: Any, result: ValidationResult) -> ValidationResult:
@@ -324,20 +390,6 @@ def _new_rejects(con: Any, result: ValidationResult) -> ValidationResult:
     )
 
 
-def news_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """Return news rows as read from DuckDB in the store's form (the store and snapshots).
-
-    ``symbols`` as lists of str, an absent body as None (as validate_news gives it,
-    not NaN), ``ts`` as UTC nanoseconds.
-    """
-    frame["symbols"] = frame["symbols"].map(lambda s: [str(x) for x in s])
-    frame["body"] = pd.Series(
-        [None if pd.isna(b) else str(b) for b in frame["body"]], index=frame.index, dtype=object
-    )
-    return utc_ns_column(frame)
-
-
-def news_bound(value: Any) -> datetime | None:
-    """Return a bound on news times as a UTC datetime (naive values are UTC), or None."""
+def _bound(value: Any) -> datetime | None:
     ts = as_utc(value)
     return None if ts is None else ts.to_pydatetime()
