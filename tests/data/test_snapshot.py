@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pickle
 import socket
 from pathlib import Path
 from typing import Any
@@ -216,6 +217,16 @@ def test_symbols_metadata_timeframes_and_regimes_match_the_store(
     assert len(store.regimes()) > 0
 
 
+def test_a_reader_travels_to_another_process_as_its_url_and_version(
+    snapshotted: tuple[MarketStore, SnapshotReader],
+) -> None:
+    store, reader = snapshotted
+    reader.bars("AAA")  # its connection is open here
+    copy = pickle.loads(pickle.dumps(reader))
+    assert (copy.url, copy.version) == (reader.url, reader.version)
+    pd.testing.assert_frame_equal(copy.bars(["BBB", "TKY"]), store.bars(["BBB", "TKY"]))
+
+
 def test_manifest_records_what_the_version_holds(
     snapshotted: tuple[MarketStore, SnapshotReader],
 ) -> None:
@@ -415,6 +426,8 @@ def test_snapshot_on_s3_reads_as_the_store_and_never_shows_the_secret(
     store.write_bars(make_bars(["AAA"], 5, seed=9, start="2021-03-01"), "1d")
     second = store.snapshot(url, tables="bars,regimes")
     assert (second.version, {t.table: t.written_files for t in second.tables}["bars"]) == (2, 1)
+    assert (reader.version, reader.versions()) == (1, [1, 2])  # it still reads version 1
+    pd.testing.assert_frame_equal(reader.bars(), before)
     pd.testing.assert_frame_equal(SnapshotReader(url, as_of=1, cache_dir=cache).bars(), before)
     pd.testing.assert_frame_equal(SnapshotReader(url, cache_dir=cache).bars(), store.bars())
 

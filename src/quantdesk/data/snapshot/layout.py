@@ -33,11 +33,9 @@ reuses the files of every partition whose rows did not change.
 
 from __future__ import annotations
 
-import hashlib
 import re
-from dataclasses import dataclass
 
-from quantdesk.data.schemas import REGIME_COLUMNS, SYMBOL_COLUMNS
+from quantdesk.data.store.export import BUCKETS, TABLES, TableSpec, symbol_bucket
 
 __all__ = [
     "BUCKETS",
@@ -55,27 +53,12 @@ __all__ = [
 
 #: The manifest's format; a reader refuses a manifest of another major format.
 FORMAT = "quantdesk-snapshot/1"
-#: Buckets of the symbol hash (recorded in each manifest: a reader uses the manifest's).
-BUCKETS = 16
 #: The folder of the manifests under the snapshot's root.
 MANIFESTS = "_manifests"
 
 _MANIFEST_NAME = re.compile(r"^v(\d{6,})\.json$")
 # A partition value becomes a path component: letters, digits and . _ - only.
 _SAFE_VALUE = re.compile(r"^[A-Za-z0-9_.-]+$")
-
-
-def symbol_bucket(symbol: str, buckets: int = BUCKETS) -> str:
-    """Return the two-digit bucket of ``symbol``: its MD5's first 8 hex digits mod ``buckets``.
-
-    The same in every process and library version (it names files in snapshots).
-
-    Examples
-    --------
-    >>> symbol_bucket("SPX"), symbol_bucket("SPX", 4)
-    ('11', '03')
-    """
-    return f"{int(hashlib.md5(symbol.encode()).hexdigest()[:8], 16) % buckets:02d}"
 
 
 def manifest_name(version: int) -> str:
@@ -119,127 +102,6 @@ def partition_path(partition: dict[str, object]) -> str:
         parts.append(f"{name}={text}")
     return "/".join(parts)
 
-
-@dataclass(frozen=True)
-class TableSpec:
-    """One table of a snapshot: what it reads from the store and how it is cut.
-
-    ``select`` is a query on the store's file that returns the ``partitions`` columns
-    and then the data ``columns``; it may join ``snapshot_keys`` (``key, bucket,
-    ord``: each symbol's bucket and its rank by bucket then name), registered by the
-    writer.  ``order`` sorts the rows inside a file; ``ts`` and ``symbol`` name the
-    columns whose ranges the manifest records per file (for pruning), if any;
-    ``requires`` is the store table whose absence means the table is empty.
-    """
-
-    name: str
-    select: str
-    partitions: tuple[str, ...]
-    columns: tuple[str, ...]
-    order: str
-    ts: str | None = None
-    symbol: str | None = None
-    requires: str = ""
-
-
-_UTC_YEAR = "year(timezone('UTC', {ts}))"
-_BAR_VALUES = ("open", "high", "low", "close", "volume")
-_NEWS_COLUMNS = ("content_hash", "id", "ts", "source", "headline", "body", "symbols")
-_SCORE_COLUMNS = (
-    "content_hash",
-    "model_id",
-    "model_revision",
-    "quantization",
-    "positive",
-    "negative",
-    "neutral",
-    "score",
-    "scored_at",
-)
-
-
-def _prefixed(alias: str, columns: tuple[str, ...]) -> str:
-    return ", ".join(f"{alias}.{c}" for c in columns)
-
-
-#: Every table a snapshot can hold, by name.
-TABLES: dict[str, TableSpec] = {
-    spec.name: spec
-    for spec in (
-        TableSpec(
-            "bars",
-            select=(
-                f"SELECT b.timeframe, k.bucket, {_UTC_YEAR.format(ts='b.ts')} AS year, "
-                f"k.ord AS _ord, b.symbol, b.ts, {_prefixed('b', _BAR_VALUES)} "
-                "FROM bars b JOIN snapshot_keys k ON k.key = b.symbol"
-            ),
-            partitions=("timeframe", "bucket", "year"),
-            columns=("symbol", "ts", *_BAR_VALUES),
-            order="_ord, ts",
-            ts="ts",
-            symbol="symbol",
-            requires="bars",
-        ),
-        TableSpec(
-            "symbols",
-            select=f"SELECT {', '.join(SYMBOL_COLUMNS)} FROM symbols",
-            partitions=(),
-            columns=tuple(SYMBOL_COLUMNS),
-            order="symbol",
-            symbol="symbol",
-            requires="symbols",
-        ),
-        TableSpec(
-            "bar_series",
-            select=(
-                "SELECT symbol, timeframe, count(*) AS rows, min(ts) AS first, max(ts) AS last "
-                "FROM bars GROUP BY ALL"
-            ),
-            partitions=(),
-            columns=("symbol", "timeframe", "rows", "first", "last"),
-            order="symbol, timeframe",
-            symbol="symbol",
-            requires="bars",
-        ),
-        TableSpec(
-            "regimes",
-            select=(
-                f"SELECT k.bucket, {_UTC_YEAR.format(ts='r.ts')} AS year, k.ord AS _ord, "
-                f"{_prefixed('r', (*REGIME_COLUMNS, 'written_at'))} "
-                "FROM regimes r JOIN snapshot_keys k ON k.key = r.symbol"
-            ),
-            partitions=("bucket", "year"),
-            columns=(*REGIME_COLUMNS, "written_at"),
-            order="_ord, ts, model_version",
-            ts="ts",
-            symbol="symbol",
-            requires="regimes",
-        ),
-        TableSpec(
-            "news",
-            select=(
-                f"SELECT {_UTC_YEAR.format(ts='ts')} AS year, {', '.join(_NEWS_COLUMNS)} FROM news"
-            ),
-            partitions=("year",),
-            columns=_NEWS_COLUMNS,
-            order="ts, content_hash",
-            ts="ts",
-            requires="news",
-        ),
-        TableSpec(
-            "news_scores",
-            # Cut by the year of the story scored: scoring new stories touches one year.
-            select=(
-                f"SELECT {_UTC_YEAR.format(ts='n.ts')} AS year, {_prefixed('s', _SCORE_COLUMNS)} "
-                "FROM news_scores s JOIN news n USING (content_hash)"
-            ),
-            partitions=("year",),
-            columns=_SCORE_COLUMNS,
-            order="content_hash, model_id, model_revision, quantization",
-            requires="news_scores",
-        ),
-    )
-}
 
 #: What each name of ``tables=`` (and ``--tables``) snapshots: bars bring their
 #: symbols' metadata and the index of stored series, which every bars read needs.

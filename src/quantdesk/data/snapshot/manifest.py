@@ -51,6 +51,8 @@ def list_versions(location: SnapshotLocation) -> list[int]:
     """Return the published versions at ``location``, oldest first ([] for none)."""
     folder = location.path(MANIFESTS)
     with storage_errors(location.url, "listing the versions of"):
+        # A listing cached by the filesystem would miss versions published since.
+        location.fs.invalidate_cache(folder)
         try:
             names = location.fs.ls(folder, detail=False)
         except FileNotFoundError:
@@ -117,6 +119,7 @@ def publish_manifest(location: SnapshotLocation, version: int, doc: dict[str, An
             finally:
                 os.unlink(temp)
         else:
+            location.fs.invalidate_cache(folder)
             if location.fs.exists(final):
                 raise taken
             # One PUT: the object appears whole or not at all.

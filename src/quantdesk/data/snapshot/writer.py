@@ -39,15 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from quantdesk.data.snapshot.layout import (
-    BUCKETS,
-    FORMAT,
-    TABLES,
-    TableSpec,
-    partition_path,
-    symbol_bucket,
-    tables_of,
-)
+from quantdesk.data.snapshot.layout import FORMAT, partition_path, tables_of
 from quantdesk.data.snapshot.manifest import list_versions, publish_manifest, read_manifest
 from quantdesk.data.snapshot.storage import (
     SnapshotLocation,
@@ -55,10 +47,16 @@ from quantdesk.data.snapshot.storage import (
     redact,
     storage_errors,
 )
-from quantdesk.data.store.file import fetch_frame
+from quantdesk.data.store.export import (
+    BUCKETS,
+    TABLES,
+    TableExport,
+    TableSpec,
+    export_tables,
+    fingerprint_method,
+)
 
 if TYPE_CHECKING:
-    import duckdb
     import pyarrow as pa
 
     from quantdesk.data.store.market import MarketStore
@@ -69,7 +67,6 @@ logger = logging.getLogger(__name__)
 
 #: Rows per Parquet row group: a one-symbol read of a large file skips the other groups.
 ROW_GROUP_ROWS = 65_536
-_BATCH_ROWS = 262_144
 _STAGING = "_staging"
 _LIBRARIES = ("quantdesk", "duckdb", "pyarrow", "pandas", "fsspec")
 
@@ -178,7 +175,7 @@ def write_snapshot(
     published = list_versions(location)
     previous = read_manifest(location, published[-1]) if published else None
     version = published[-1] + 1 if published else 1
-    method = _fingerprint_method()
+    method = fingerprint_method()
     staging = _staging_folder(location)
     created: list[str] = []
     try:
@@ -201,13 +198,6 @@ def write_snapshot(
     return result
 
 
-def _fingerprint_method() -> str:
-    """Return how partition fingerprints are made: comparable only between equal methods."""
-    import duckdb
-
-    return f"duckdb {duckdb.__version__}: count, sum(hash(row))"
-
-
 def _staging_folder(location: SnapshotLocation) -> Path:
     """Return a fresh local folder for the new files (inside a local snapshot: renames)."""
     if location.local:
@@ -227,86 +217,37 @@ def _read_store(
 ) -> dict[str, _Staged]:
     """Return each table's manifest entry, writing its changed partitions to ``staging``."""
     staged: dict[str, _Staged] = {}
-    with store._connect() as con:
-        # One read transaction: every table is read from the same state of the store.
-        con.execute("BEGIN TRANSACTION")
-        present = set(
-            fetch_frame(con, "SELECT table_name FROM information_schema.tables")["table_name"]
-        )
-        _register_keys(con, present)
+    with export_tables(store) as export:  # one read: every table from the same state
         for name in names:
             spec = TABLES[name]
             before = (previous or {}).get("tables", {}).get(name)
             reusable = before if (previous or {}).get("fingerprint") == method else None
-            if spec.requires not in present:
-                staged[name] = _Staged(_absent_entry(spec))
+            if not export.holds(spec):
+                # Its columns from its DDL, no rows; readers answer as the store does.
+                entry = {**export.layout(spec), "rows": 0, "files": [], "absent": True}
+                staged[name] = _Staged(entry)
                 continue
-            staged[name] = _stage_table(con, spec, reusable, staging, version)
-        con.execute("COMMIT")
+            staged[name] = _stage_table(export, spec, reusable, staging, version)
     return staged
 
 
-def _register_keys(con: duckdb.DuckDBPyConnection, present: set[str]) -> None:
-    """Register ``snapshot_keys``: each symbol's bucket and its rank by bucket, then name."""
-    sources = [f"SELECT DISTINCT symbol FROM {t}" for t in ("bars", "regimes") if t in present]
-    symbols = (
-        [str(s) for s in fetch_frame(con, " UNION ".join(sources))["symbol"]] if sources else []
-    )
-    keys = pd.DataFrame({"key": symbols, "bucket": [symbol_bucket(s) for s in symbols]})
-    keys = keys.sort_values(["bucket", "key"], ignore_index=True)
-    keys["ord"] = range(len(keys))
-    con.register("snapshot_keys", keys.astype({"key": object, "bucket": object, "ord": "int32"}))
-
-
-def _layout(con: duckdb.DuckDBPyConnection, spec: TableSpec) -> dict[str, Any]:
-    """Return the types of a table's partition and data columns, as its select makes them."""
-    described = fetch_frame(con, f"DESCRIBE ({spec.select})")
-    types = dict(zip(described["column_name"], described["column_type"], strict=True))
-    return {
-        "partitions": {p: types[p] for p in spec.partitions},
-        "columns": {c: types[c] for c in spec.columns},
-    }
-
-
-def _absent_entry(spec: TableSpec) -> dict[str, Any]:
-    """Return the entry of a table the store has not created yet: its columns, no rows.
-
-    The types come from the tables' own DDL, made in a scratch in-memory database, so
-    a reader of the version still knows them; ``absent`` tells it the store had none.
-    """
-    import duckdb
-
-    from quantdesk.data.store.news import NewsStore
-    from quantdesk.data.store.schema import create_schema
-
-    scratch = duckdb.connect()
-    try:
-        create_schema(scratch, NewsStore.DDL)
-        _register_keys(scratch, set())
-        layout = _layout(scratch, spec)
-    finally:
-        scratch.close()
-    return {**layout, "rows": 0, "files": [], "absent": True}
-
-
 def _stage_table(
-    con: duckdb.DuckDBPyConnection,
+    export: TableExport,
     spec: TableSpec,
     before: dict[str, Any] | None,
     staging: Path,
     version: int,
 ) -> _Staged:
     """Return one table's entry: unchanged partitions keep their files, the rest are written."""
-    layout = _layout(con, spec)
+    layout = export.layout(spec)
     partitions, columns = layout["partitions"], layout["columns"]
     if before is not None and (before["partitions"], before["columns"]) != (partitions, columns):
         before = None  # another layout: every partition is written again
     kept = {_key(f["partition"]): f for f in (before or {}).get("files", [])}
 
-    stats = fetch_frame(con, _stats_sql(spec))
     files: list[dict[str, Any]] = []
     changed: list[dict[str, Any]] = []
-    for row in stats.to_dict("records"):
+    for row in export.stats(spec).to_dict("records"):
         if not row["rows"]:
             continue
         partition = {p: _plain(row[p]) for p in spec.partitions}
@@ -326,7 +267,7 @@ def _stage_table(
             changed.append(facts)
     staged = _Staged({"partitions": partitions, "columns": columns, "rows": 0, "files": files})
     if changed:
-        for facts, local, rel in _write_partitions(con, spec, changed, staging):
+        for facts, local, rel in _write_partitions(export, spec, changed, staging):
             facts.update(_file_facts(local, rel, version))
             files.append(facts)
             staged.new.append((local, rel))
@@ -335,54 +276,23 @@ def _stage_table(
     return staged
 
 
-def _stats_sql(spec: TableSpec) -> str:
-    """Return the query of every partition's rows, ranges and fingerprint."""
-    ranges = []
-    if spec.ts:
-        ranges += [f"min({spec.ts}) AS min_ts", f"max({spec.ts}) AS max_ts"]
-    if spec.symbol:
-        ranges += [f"min({spec.symbol}) AS min_symbol", f"max({spec.symbol}) AS max_symbol"]
-    group = ", ".join(spec.partitions)
-    return (
-        f"SELECT {group + ', ' if group else ''}count(*) AS rows, "
-        + "".join(r + ", " for r in ranges)
-        + f"CAST(sum(CAST(hash({', '.join(spec.columns)}) AS HUGEINT)) AS VARCHAR) "
-        f"AS fingerprint FROM ({spec.select}) GROUP BY ALL"
-    )
-
-
 def _write_partitions(
-    con: duckdb.DuckDBPyConnection,
+    export: TableExport,
     spec: TableSpec,
     changed: list[dict[str, Any]],
     staging: Path,
 ) -> list[tuple[dict[str, Any], Path, str]]:
-    """Write the ``changed`` partitions of a table, one sorted Parquet file each.
-
-    One scan, sorted by partition then by ``spec.order``; rows stream through Arrow
-    batches, so memory holds a row group or two, not the table.
-    """
+    """Write the ``changed`` partitions of a table, one sorted Parquet file each."""
     import numpy as np
 
     from quantdesk.core.progress import progress_bar
 
-    columns = ", ".join(f"t.{c}" for c in spec.columns)
-    if spec.partitions:
-        parts = pd.DataFrame([c["partition"] for c in changed])
-        parts["_part"] = np.arange(len(changed), dtype="int32")
-        con.register("snapshot_parts", parts)
-        query = (
-            f"SELECT p._part, {columns} FROM ({spec.select}) t "
-            f"JOIN snapshot_parts p USING ({', '.join(spec.partitions)}) "
-            f"ORDER BY p._part, {spec.order}"
-        )
-    else:
-        query = f"SELECT 0 AS _part, {columns} FROM ({spec.select}) t ORDER BY {spec.order}"
     out: list[tuple[dict[str, Any], Path, str]] = []
     file: _PartFile | None = None
     total = sum(c["rows"] for c in changed)
+    batches = export.batches(spec, [c["partition"] for c in changed])
     with progress_bar(total=total, desc=f"snapshot {spec.name}", unit="rows") as bar:
-        for batch in con.sql(query).to_arrow_reader(_BATCH_ROWS):
+        for batch in batches:
             ids = batch.column(0).to_numpy()
             data = batch.select(range(1, batch.num_columns))
             cuts = [0, *(np.flatnonzero(np.diff(ids)) + 1).tolist(), len(ids)]
@@ -397,8 +307,6 @@ def _write_partitions(
             bar.update(len(ids))
     if file is not None:
         out.append(file.close())
-    if spec.partitions:
-        con.unregister("snapshot_parts")
     if sum(f["rows"] for f, _, _ in out) != total:
         raise RuntimeError(f"snapshot of {spec.name}: the rows written differ from those counted")
     return out

@@ -9,7 +9,9 @@
 - ``news``, ``alerts``, ``forecasts``, ``pipeline``: the tables of news and scores,
   screener alerts and their outbox, the forecast record and the pipeline's record, on
   the same file;
-- ``inventory``: what the store holds, as readable accounts.
+- ``inventory``: what the store holds, as readable accounts;
+- ``export``: the tables read for a snapshot (:mod:`quantdesk.data.snapshot`): one read
+  transaction, partition fingerprints, sorted Arrow batches.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ _SUBMODULES = frozenset(
         "ingest_log",
         "tables",
         "pipeline",
+        "export",
     }
 )
 
