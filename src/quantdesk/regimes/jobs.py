@@ -278,14 +278,14 @@ def fit_regimes(
         **kwargs,
     )
     run.errors.update(run.fits.errors)
+    saved: dict[str, _Saved] = {}
     for symbol, result in run.fits.results.items():
         try:
-            run.symbols[symbol] = _save_and_store(
-                store, registry, run, symbol, result, run.fits.finished[symbol], command
-            )
+            saved[symbol] = _save(registry, run, symbol, result, run.fits.finished[symbol], command)
         except Exception as exc:
             logger.exception("%s: saving the fit failed", symbol)
             run.errors[symbol] = f"{type(exc).__name__}: {exc}"
+    _store_regimes(store, run, saved)
     return run
 
 
@@ -324,16 +324,24 @@ def _labelled(symbol: str, result: Any, bars: pd.DataFrame) -> _Labelled:
     return _Labelled(regimes, data_fingerprint(bars))
 
 
-def _save_and_store(
-    store: MarketStore,
+@dataclass(frozen=True)
+class _Saved:
+    """A symbol's saved model, and its regime rows still to write."""
+
+    record: ModelRecord
+    regimes: pd.DataFrame
+    text: str
+
+
+def _save(
     registry: ModelRegistry,
     run: RegimeFitRun,
     symbol: str,
     result: Any,
     labelled: _Labelled,
     command: str,
-) -> SymbolRegimeFit:
-    """Return one symbol's fit after saving its model and writing its regimes."""
+) -> _Saved:
+    """Return one symbol's model, saved to the registry, and the regime rows to store."""
     from quantdesk.regimes.walkforward import WalkForwardRegimes
 
     regimes = labelled.regimes
@@ -367,11 +375,51 @@ def _save_and_store(
         data_fingerprint=labelled.fingerprint,
         extra={"command": command, **jsonable(extra)},
     )
-    written = store.write_regimes(regimes, source=f"regimes fit {run.model_version}")
+    return _Saved(record, regimes, text or record.summary())
+
+
+# Regime rows per write: one transaction per symbol costs more than the rows (hundreds
+# of ms each under load); a batch bounds the memory of one write.
+_WRITE_ROWS = 500_000
+
+
+def _store_regimes(store: MarketStore, run: RegimeFitRun, saved: dict[str, _Saved]) -> None:
+    """Write the saved symbols' regimes in batches; a failed batch is retried by symbol."""
+    source = f"regimes fit {run.model_version}"
+    batch: list[str] = []
+    rows = 0
+    for position, symbol in enumerate(saved):
+        batch.append(symbol)
+        rows += len(saved[symbol].regimes)
+        if rows < _WRITE_ROWS and position < len(saved) - 1:
+            continue
+        frame = pd.concat([saved[s].regimes for s in batch], ignore_index=True)
+        try:
+            written = store.write_regimes_by_symbol(frame, source=source)
+        except Exception:
+            # One bad symbol must not cost the others their rows: write them one by one.
+            logger.warning("writing %d symbols' regimes failed; one by one now", len(batch))
+            written = {}
+            for symbol in batch:
+                try:
+                    written.update(
+                        store.write_regimes_by_symbol(saved[symbol].regimes, source=source)
+                    )
+                except Exception as exc:
+                    logger.exception("%s: writing the regimes failed", symbol)
+                    run.errors[symbol] = f"{type(exc).__name__}: {exc}"
+        for symbol in batch:
+            if symbol not in run.errors:
+                run.symbols[symbol] = _fitted(symbol, saved[symbol], written.get(symbol, 0))
+        batch, rows = [], 0
+
+
+def _fitted(symbol: str, saved: _Saved, written: int) -> SymbolRegimeFit:
+    regimes = saved.regimes
     latest = regimes.iloc[-1]
     return SymbolRegimeFit(
         symbol=symbol,
-        record=record,
+        record=saved.record,
         rows=len(regimes),
         written=written,
         first=regimes["ts"].iloc[0],
@@ -380,7 +428,7 @@ def _save_and_store(
         probability=float(
             latest[regime_probability_column(latest["vol_label"], latest["trend_label"])]
         ),
-        text=text or record.summary(),
+        text=saved.text,
     )
 
 
