@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -279,12 +280,20 @@ def fit_regimes(
     )
     run.errors.update(run.fits.errors)
     saved: dict[str, _Saved] = {}
-    for symbol, result in run.fits.results.items():
-        try:
-            saved[symbol] = _save(registry, run, symbol, result, run.fits.finished[symbol], command)
-        except Exception as exc:
-            logger.exception("%s: saving the fit failed", symbol)
-            run.errors[symbol] = f"{type(exc).__name__}: {exc}"
+    # Saving is mostly file (or object store) I/O: a few threads overlap it.
+    with ThreadPoolExecutor(_SAVE_THREADS, thread_name_prefix="regimes-save") as pool:
+        futures = {
+            symbol: pool.submit(
+                _save, registry, run, symbol, result, run.fits.finished[symbol], command
+            )
+            for symbol, result in run.fits.results.items()
+        }
+        for symbol, future in futures.items():
+            try:
+                saved[symbol] = future.result()
+            except Exception as exc:
+                logger.error("%s: saving the fit failed: %s", symbol, exc, exc_info=exc)
+                run.errors[symbol] = f"{type(exc).__name__}: {exc}"
     _store_regimes(store, run, saved)
     return run
 
@@ -378,6 +387,8 @@ def _save(
     return _Saved(record, regimes, text or record.summary())
 
 
+# Threads saving models at once (each save writes two files and renames one).
+_SAVE_THREADS = 8
 # Regime rows per write: one transaction per symbol costs more than the rows (hundreds
 # of ms each under load); a batch bounds the memory of one write.
 _WRITE_ROWS = 500_000
