@@ -44,6 +44,8 @@ CREDENTIALS = {
     "AWS_SECRET_ACCESS_KEY": "quantdesk-test-secret-8c41f2",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
+# Set to 1 in every worker's environment (one worker process per core).
+THREADS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 START_TIMEOUT = 180.0  # bounds a hang only; each start waits for its own event
 
 
@@ -188,9 +190,7 @@ class DaskCluster:
                 # QUANTDESK_HOME, which is unreachable here).
                 "QUANTDESK_SNAPSHOT_CACHE": str(cwd / "snapshot-cache"),
                 "HOME": str(cwd),
-                "OMP_NUM_THREADS": "1",
-                "OPENBLAS_NUM_THREADS": "1",
-                "MKL_NUM_THREADS": "1",
+                **dict.fromkeys(THREADS, "1"),
             }
         )
         env.update(self.worker_env)
