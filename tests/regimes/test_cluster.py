@@ -9,6 +9,7 @@ cluster (from the snapshot) must store the same regimes and save the same models
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import shutil
@@ -123,6 +124,7 @@ def test_cli_walk_forward_on_the_cluster_equals_the_local_run(
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG, logger="quantdesk")
     store = _copy(market, tmp_path / "cluster")
     models = tmp_path / "models"
     args = ["regimes", "fit", "--walk-forward", "--window", "330", "--refit", "95"]
