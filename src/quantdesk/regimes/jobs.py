@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -269,32 +269,22 @@ def fit_regimes(
         }
     else:
         kwargs = {"random_state": seed}
-    run.fits = fit_symbols(
-        inputs,
-        walk_forward=walk_forward,
-        executor=scheduler or "process",
-        max_workers=workers,
-        progress=progress,
-        finish=_labelled,
-        **kwargs,
-    )
+    writer = _Writer(store, registry, run, command)
+    try:
+        run.fits = fit_symbols(
+            inputs,
+            walk_forward=walk_forward,
+            executor=scheduler or "process",
+            max_workers=workers,
+            progress=progress,
+            finish=_labelled,
+            on_fit=writer.add,
+            **kwargs,
+        )
+    finally:
+        writer.close()
     run.errors.update(run.fits.errors)
-    saved: dict[str, _Saved] = {}
-    # Saving is mostly file (or object store) I/O: a few threads overlap it.
-    with ThreadPoolExecutor(_SAVE_THREADS, thread_name_prefix="regimes-save") as pool:
-        futures = {
-            symbol: pool.submit(
-                _save, registry, run, symbol, result, run.fits.finished[symbol], command
-            )
-            for symbol, result in run.fits.results.items()
-        }
-        for symbol, future in futures.items():
-            try:
-                saved[symbol] = future.result()
-            except Exception as exc:
-                logger.error("%s: saving the fit failed: %s", symbol, exc, exc_info=exc)
-                run.errors[symbol] = f"{type(exc).__name__}: {exc}"
-    _store_regimes(store, run, saved)
+    run.symbols = dict(sorted(run.symbols.items()))
     return run
 
 
@@ -392,6 +382,52 @@ _SAVE_THREADS = 8
 # Regime rows per write: one transaction per symbol costs more than the rows (hundreds
 # of ms each under load); a batch bounds the memory of one write.
 _WRITE_ROWS = 500_000
+
+
+class _Writer:
+    """The one writer of a fit run: saves each fit as it arrives, writes rows in batches.
+
+    Models are saved on threads as the fits come back (file or object-store I/O that
+    overlaps the fits still running); the regime rows are written once
+    :data:`_WRITE_ROWS` of them are waiting, and the rest at :meth:`close`.  Failures
+    are the symbol's errors; nothing here raises into the run.
+    """
+
+    def __init__(
+        self, store: MarketStore, registry: ModelRegistry, run: RegimeFitRun, command: str
+    ) -> None:
+        self.store, self.registry, self.run, self.command = store, registry, run, command
+        self.pool = ThreadPoolExecutor(_SAVE_THREADS, thread_name_prefix="regimes-save")
+        self.pending: dict[str, Future[_Saved]] = {}
+        self.rows = 0
+
+    def add(self, symbol: str, result: Any, labelled: _Labelled) -> None:
+        """Take one symbol's fit: start saving its model; write when a batch is full."""
+        self.pending[symbol] = self.pool.submit(
+            _save, self.registry, self.run, symbol, result, labelled, self.command
+        )
+        self.rows += len(labelled.regimes)
+        if self.rows >= _WRITE_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Wait for the pending saves, then write their symbols' regimes."""
+        saved: dict[str, _Saved] = {}
+        for symbol, future in self.pending.items():
+            try:
+                saved[symbol] = future.result()
+            except Exception as exc:
+                logger.error("%s: saving the fit failed: %s", symbol, exc, exc_info=exc)
+                self.run.errors[symbol] = f"{type(exc).__name__}: {exc}"
+        self.pending, self.rows = {}, 0
+        _store_regimes(self.store, self.run, saved)
+
+    def close(self) -> None:
+        """Write what is left and stop the threads."""
+        try:
+            self.flush()
+        finally:
+            self.pool.shutdown(wait=True)
 
 
 def _store_regimes(store: MarketStore, run: RegimeFitRun, saved: dict[str, _Saved]) -> None:

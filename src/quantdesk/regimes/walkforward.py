@@ -524,6 +524,7 @@ def fit_symbols(
     max_workers: int | None = None,
     progress: bool = True,
     finish: Callable[[str, Any, pd.DataFrame], Any] | None = None,
+    on_fit: Callable[[str, Any, Any], None] | None = None,
     **kwargs: Any,
 ) -> SymbolFits:
     """Return per-symbol fits (or walk-forwards) run in parallel, with failures collected.
@@ -556,6 +557,9 @@ def fit_symbols(
         A top-level function ``finish(symbol, result, bars)`` run where each symbol was
         fitted, beside its bars; what it returns is in :attr:`SymbolFits.finished`
         (e.g. the regime rows to store, so that no bars come back to this process).
+    on_fit
+        Called here with ``(symbol, result, finished)`` as each symbol's fit arrives
+        (once per symbol), so that results are saved while the other fits run.
 
     Returns
     -------
@@ -572,6 +576,12 @@ def fit_symbols(
     workers = max(1, min(max_workers or cpu_count(), len(tasks)))
     if executor == "process" and workers == 1:
         executor = "serial"  # one worker: no pool start-up cost
+
+    def arrived(task: Any) -> None:
+        if on_fit is not None and task.ok and task.value[2] is None:
+            symbol, result, _, _, output = task.value
+            on_fit(symbol, result, output)
+
     ran = run_tasks(
         _fit_task,
         tasks,
@@ -580,6 +590,7 @@ def fit_symbols(
         initializer=_limit_threads,
         names=list(frames),
         failed=lambda task: not task.ok or task.value[2] is not None,
+        on_final=arrived,
         progress=progress,
         desc="regimes",
         unit="symbol",
