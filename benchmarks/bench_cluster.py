@@ -137,8 +137,8 @@ def run() -> list[dict[str, Any]]:
                 note=(
                     f"{load} (local run {local_load}); fit phase {fit_wall:.1f} s, "
                     f"task {task_s * 1e3:.0f} ms/symbol incl. S3 read (local "
-                    f"{local_task * 1e3:.0f} ms), parent save+write {writer * 1e3:.1f} "
-                    f"ms/symbol; local fit phase {local_fit_wall:.1f} s; "
+                    f"{local_task * 1e3:.0f} ms), client after the last fit (saves, writes) "
+                    f"{writer * 1e3:.1f} ms/symbol; local fit phase {local_fit_wall:.1f} s; "
                     f"failed {failed}; setup {setup:.0f} s, snapshot {snapshot_s:.1f} s"
                 ),
             )
