@@ -33,6 +33,7 @@ MODULES = (
     "bench_panes",
     "bench_forecast",
     "bench_pipeline",
+    "bench_snapshot",
     "bench_cluster",
 )
 

@@ -197,8 +197,10 @@ def test_settings_carry_the_variables_the_modules_read(tmp_path: Path) -> None:
         "JUPYTERHUB_SERVICE_PREFIX": "/user/ann/",
         "QUANTDESK_WEBHOOK_URL": "https://hooks.example.com/T0/s3cr3t",
         "QUANTDESK_WEBHOOK_TOKEN": "tok-s3cr3t",
+        "QUANTDESK_SNAPSHOT_CACHE": "cache",
     }
     cfg = Settings.from_env(env, cwd=tmp_path)
+    assert cfg.snapshot_cache == tmp_path / "cache"  # relative to the working directory
     assert cfg.catalog_path == Path("~/cat.yaml").expanduser()
     assert cfg.finbert_path == tmp_path / "finbert"
     assert cfg.webhook_config == cfg.webhook_file == tmp_path / "hook.yaml"
@@ -212,5 +214,6 @@ def test_settings_carry_the_variables_the_modules_read(tmp_path: Path) -> None:
     assert secret("QUANTDESK_WEBHOOK_TOKEN", {"QUANTDESK_WEBHOOK_TOKEN": ""}) is None
     bare = Settings.from_env({"QUANTDESK_HOME": str(tmp_path)}, cwd=tmp_path)
     assert bare.webhook_file == tmp_path / "webhook.yaml"
+    assert bare.snapshot_cache == tmp_path / "snapshot_cache"
     assert (bare.catalog_path, bare.finbert_path, bare.monitor_rules) == (None, None, None)
     assert (bare.voila_base_url, bare.in_voila, bare.jupyterhub_prefix) == ("/", False, None)

@@ -249,6 +249,11 @@ def test_manifest_records_what_the_version_holds(
         # Each file holds one partition: one timeframe, one symbol bucket, one UTC year.
         part = entry["partition"]
         assert (table["ts"].dt.year == part["year"]).all()
+        # Intraday bars are cut by month as well; days are not.
+        if part["timeframe"] in ("1d", "1w", "1mo"):
+            assert "month" not in part
+        else:
+            assert (table["ts"].dt.month == part["month"]).all()
         assert {symbol_bucket(s) for s in table["symbol"]} == {part["bucket"]}
         assert f"timeframe={part['timeframe']}/" in entry["path"]
         assert entry["sha256"][:32] in entry["path"]
@@ -333,6 +338,24 @@ def test_second_snapshot_writes_only_changed_partitions_and_old_versions_stay(
     assert len(now.bars("AAA")) == len(old.bars("AAA")) + 5
 
 
+def test_a_new_session_of_minute_bars_rewrites_only_its_month(tmp_path: Path) -> None:
+    store = MarketStore(tmp_path / "store.duckdb")
+    for i, symbol in enumerate(["MIN1", "MIN2"]):
+        store.write_bars(minute_bars(symbol, "2021-01-04", "2021-03-10", seed=i), "5min")
+    url = tmp_path / "snap"
+    first = store.snapshot(url)
+    months = {f["partition"]["month"] for f in first.manifest["tables"]["bars"]["files"]}
+    assert months == {1, 2, 3}
+    store.write_bars(minute_bars("MIN1", "2021-03-11 14:30", "2021-03-11 21:00", seed=5), "5min")
+    second = store.snapshot(url)
+    v1 = {f["path"] for f in first.manifest["tables"]["bars"]["files"]}
+    new = [f for f in second.manifest["tables"]["bars"]["files"] if f["path"] not in v1]
+    assert [(f["partition"]["month"], f["min_symbol"]) for f in new] == [(3, "MIN1")]
+    pd.testing.assert_frame_equal(
+        SnapshotReader(url).bars(timeframe="1h"), store.bars(timeframe="1h")
+    )
+
+
 def test_as_of_a_version_that_does_not_exist_says_which_exist(tmp_path: Path) -> None:
     store = MarketStore(tmp_path / "store.duckdb")
     store.write_bars(make_bars(["AAA"], 20), "1d")
@@ -366,6 +389,7 @@ def test_a_failed_snapshot_publishes_nothing_and_leaves_no_files(tmp_path: Path)
     assert SnapshotReader(url).versions() == [1]
     left = sorted(p for p in url.rglob("*") if p.is_file())
     assert left == sorted([*files_v1, blocker])  # what the failed run placed is gone
+    assert not (url / "_staging").exists()
     pd.testing.assert_frame_equal(
         SnapshotReader(url).bars(), store.bars(end="2020-12-31")
     )  # version 1 still reads whole
@@ -473,6 +497,23 @@ def test_an_unreachable_object_store_fails_clearly_and_publishes_nothing(
     assert S3_SECRET not in str(raised.value)
     with pytest.raises(SnapshotStorageError, match="s3://nowhere-bucket/snap"):
         SnapshotReader(url)
+
+
+def test_any_fsspec_url_works_memory_included(tmp_path: Path) -> None:
+    import uuid
+
+    store = MarketStore(tmp_path / "store.duckdb")
+    store.write_bars(make_bars(["AAA", "BBB"], 300, start="2020-06-01"), "1d")
+    url = f"memory://qd-{uuid.uuid4().hex}/snap"
+    assert store.snapshot(url).version == 1
+    for as_of in (None, 1):
+        reader = SnapshotReader(url, as_of=as_of, cache_dir=tmp_path / "cache")
+        pd.testing.assert_frame_equal(reader.bars(), store.bars())
+    file_url = f"file://{tmp_path / 'snap'}"
+    store.snapshot(file_url)
+    local = SnapshotReader(file_url)
+    assert local.location.local  # read in place, no cache
+    pd.testing.assert_frame_equal(local.bars("BBB"), store.bars("BBB"))
 
 
 def test_cli_snapshot_prints_the_version_and_what_changed(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ Layout
 A snapshot at ``URL`` holds hive-partitioned Parquet files and one manifest per version::
 
     URL/bars/timeframe=1d/bucket=07/year=2021/part-<sha256[:32]>.parquet
+    URL/bars/timeframe=1min/bucket=07/year=2021/month=3/part-<...>.parquet
     URL/symbols/part-<...>.parquet          symbol metadata (time zones)
     URL/bar_series/part-<...>.parquet       one row per stored (symbol, timeframe)
     URL/regimes/bucket=07/year=2021/part-<...>.parquet
@@ -15,7 +16,9 @@ A snapshot at ``URL`` holds hive-partitioned Parquet files and one manifest per 
 Partitions
 ----------
 Bars and regimes are cut by timeframe, a *bucket* of the symbol and the UTC year of
-``ts``, so that a read by timeframe, symbols and dates opens only their files.  The
+``ts`` (and intraday bars by month too: a new session rewrites a month of minute
+bars, not a year), so that a read by timeframe, symbols and dates opens only their
+files.  The
 bucket is a stable hash of the symbol (the first 8 hex digits of its MD5, modulo
 :data:`BUCKETS`), not an alphabetical range: a hash spreads 9,000 tickers evenly (an
 alphabetical cut would put S and C in large files and Q and X in tiny ones), a new

@@ -395,21 +395,23 @@ class SnapshotReader:
         con = self._connection()
         entry = self.manifest["tables"][table]
         columns: dict[str, str] = entry["columns"]
-        names = [*entry["partitions"], *columns]
         if files:
+            # The files of one view share their partition levels (a bars view holds one
+            # timeframe; days have no month level).
+            levels = {k: entry["partitions"][k] for k in files[0]["partition"]}
             paths = self._local_paths(files)
             self.files_read.extend(paths)
             listed = ", ".join(_quote(p) for p in paths)
             options = ""
-            if entry["partitions"]:
-                types = ", ".join(f"{_quote(k)}: {v}" for k, v in entry["partitions"].items())
+            if levels:
+                types = ", ".join(f"{_quote(k)}: {v}" for k, v in levels.items())
                 options = f", hive_partitioning = true, hive_types = {{{types}}}"
             source = f"read_parquet([{listed}]{options})"
-            select = ", ".join(names)
+            select = ", ".join([*levels, *columns])
         else:
             types_of = {**entry["partitions"], **columns}
             source = "(SELECT 1) AS _none WHERE false"
-            select = ", ".join(f"CAST(NULL AS {types_of[n]}) AS {n}" for n in names)
+            select = ", ".join(f"CAST(NULL AS {t}) AS {n}" for n, t in types_of.items())
         con.execute(f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT {select} FROM {source}")
 
     def _local_paths(self, files: list[dict[str, Any]]) -> list[str]:

@@ -32,6 +32,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -193,6 +194,9 @@ def write_snapshot(
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if location.local:
+            with contextlib.suppress(OSError):  # another run's staging may be there
+                staging.parent.rmdir()
     result = _result(location, doc, staged, created=True)
     logger.info("%s", result.summary())
     return result
@@ -250,7 +254,8 @@ def _stage_table(
     for row in export.stats(spec).to_dict("records"):
         if not row["rows"]:
             continue
-        partition = {p: _plain(row[p]) for p in spec.partitions}
+        # A NULL partition value (the month of daily bars) is no level of the path.
+        partition = {p: _plain(row[p]) for p in spec.partitions if _plain(row[p]) is not None}
         facts = {
             "partition": partition,
             "rows": int(row["rows"]),
@@ -282,85 +287,76 @@ def _write_partitions(
     changed: list[dict[str, Any]],
     staging: Path,
 ) -> list[tuple[dict[str, Any], Path, str]]:
-    """Write the ``changed`` partitions of a table, one sorted Parquet file each."""
+    """Write the ``changed`` partitions of a table, one sorted Parquet file each.
+
+    The rows arrive sorted by partition (one scan); each partition's rows are gathered
+    and written by a pool of threads (Parquet encoding and compression release the GIL)
+    while the next partitions arrive.  At most two partitions per thread wait in memory.
+    """
     import numpy as np
 
     from quantdesk.core.progress import progress_bar
 
-    out: list[tuple[dict[str, Any], Path, str]] = []
-    file: _PartFile | None = None
+    workers = max(1, min(4, os.cpu_count() or 1))
     total = sum(c["rows"] for c in changed)
-    batches = export.batches(spec, [c["partition"] for c in changed])
-    with progress_bar(total=total, desc=f"snapshot {spec.name}", unit="rows") as bar:
-        for batch in batches:
+    pending: list[Future[tuple[dict[str, Any], Path, str]]] = []
+    out: list[tuple[dict[str, Any], Path, str]] = []
+    rows: list[pa.RecordBatch] = []
+    current = -1
+
+    with (
+        ThreadPoolExecutor(workers, thread_name_prefix="snapshot-write") as pool,
+        progress_bar(total=total, desc=f"snapshot {spec.name}", unit="rows") as bar,
+    ):
+
+        def submit() -> None:
+            facts = changed[current]
+            folder = staging / spec.name / partition_path(facts["partition"])
+            pending.append(pool.submit(_write_file, list(rows), folder, spec.name, facts))
+            rows.clear()
+            while len(pending) > 2 * workers:
+                out.append(pending.pop(0).result())
+
+        for batch in export.batches(spec, [c["partition"] for c in changed]):
             ids = batch.column(0).to_numpy()
             data = batch.select(range(1, batch.num_columns))
             cuts = [0, *(np.flatnonzero(np.diff(ids)) + 1).tolist(), len(ids)]
             for lo, hi in itertools.pairwise(cuts):
                 part = int(ids[lo])
-                if file is None or file.part != part:
-                    if file is not None:
-                        out.append(file.close())
-                    folder = staging / spec.name / partition_path(changed[part]["partition"])
-                    file = _PartFile(part, changed[part], folder, spec.name, data.schema)
-                file.add(data.slice(lo, hi - lo))
+                if part != current and rows:
+                    submit()
+                current = part
+                rows.append(data.slice(lo, hi - lo))
             bar.update(len(ids))
-    if file is not None:
-        out.append(file.close())
+        if rows:
+            submit()
+        out.extend(f.result() for f in pending)
     if sum(f["rows"] for f, _, _ in out) != total:
         raise RuntimeError(f"snapshot of {spec.name}: the rows written differ from those counted")
     return out
 
 
-class _PartFile:
-    """One partition's Parquet file being written: row groups of :data:`ROW_GROUP_ROWS`."""
+def _write_file(
+    rows: list[pa.RecordBatch], folder: Path, table: str, facts: dict[str, Any]
+) -> tuple[dict[str, Any], Path, str]:
+    """Write one partition's rows as a Parquet file named by its content; return its
+    facts (with its SHA-256), its local path and its path in the snapshot."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
-    def __init__(
-        self, part: int, facts: dict[str, Any], folder: Path, table: str, schema: pa.Schema
-    ) -> None:
-        import pyarrow.parquet as pq
-
-        self.part, self.facts, self.folder, self.table = part, facts, folder, table
-        self.schema = schema
-        folder.mkdir(parents=True, exist_ok=True)
-        self.path = folder / "part.parquet.tmp"
-        self.writer = pq.ParquetWriter(self.path, schema, compression="zstd")
-        self.pending: list[pa.RecordBatch] = []
-        self.pending_rows = 0
-        self.rows = 0
-
-    def add(self, rows: pa.RecordBatch) -> None:
-        import pyarrow as pa
-
-        self.pending.append(rows)
-        self.pending_rows += rows.num_rows
-        if self.pending_rows >= ROW_GROUP_ROWS:
-            table = pa.Table.from_batches(self.pending, schema=self.schema)
-            full = (len(table) // ROW_GROUP_ROWS) * ROW_GROUP_ROWS
-            self._write(table.slice(0, full))
-            rest = table.slice(full)
-            self.pending, self.pending_rows = rest.to_batches(), len(rest)
-
-    def _write(self, table: pa.Table) -> None:
-        self.writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
-        self.rows += len(table)
-
-    def close(self) -> tuple[dict[str, Any], Path, str]:
-        """Finish the file and name it by its content; return its facts, path and key."""
-        import pyarrow as pa
-
-        if self.pending_rows:
-            self._write(pa.Table.from_batches(self.pending, schema=self.schema))
-        self.writer.close()
-        digest = _sha256(self.path)
-        final = self.folder / f"part-{digest[:32]}.parquet"
-        os.replace(self.path, final)
-        partition = partition_path(self.facts["partition"])
-        rel = "/".join(p for p in (self.table, partition, final.name) if p)
-        facts = dict(self.facts, sha256=digest)
-        if self.rows != facts["rows"]:
-            raise RuntimeError(f"{rel}: wrote {self.rows} rows, counted {facts['rows']}")
-        return facts, final, rel
+    data = pa.Table.from_batches(rows)
+    if len(data) != facts["rows"]:
+        raise RuntimeError(
+            f"{table} {facts['partition']}: wrote {len(data)} rows, counted {facts['rows']}"
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    temp = folder / f"part.{uuid.uuid4().hex}.tmp"
+    pq.write_table(data, temp, compression="zstd", row_group_size=ROW_GROUP_ROWS)
+    digest = _sha256(temp)
+    final = folder / f"part-{digest[:32]}.parquet"
+    os.replace(temp, final)
+    rel = "/".join(p for p in (table, partition_path(facts["partition"]), final.name) if p)
+    return dict(facts, sha256=digest), final, rel
 
 
 def _file_facts(local: Path, rel: str, version: int) -> dict[str, Any]:

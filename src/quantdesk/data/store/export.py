@@ -82,6 +82,8 @@ class TableSpec:
 
 
 _UTC_YEAR = "year(timezone('UTC', {ts}))"
+# The timeframes of a day or longer (``parse_timeframe`` accepts no others above hours).
+_DAILY = ("1d", "1w", "1mo")
 _BAR_VALUES = ("open", "high", "low", "close", "volume")
 _NEWS_COLUMNS = ("content_hash", "id", "ts", "source", "headline", "body", "symbols")
 _SCORE_COLUMNS = (
@@ -107,12 +109,16 @@ TABLES: dict[str, TableSpec] = {
     for spec in (
         TableSpec(
             "bars",
+            # Intraday bars are cut by month too (none for days, weeks and months):
+            # the evening's new session rewrites a month of minute bars, not a year.
             select=(
                 f"SELECT b.timeframe, k.bucket, {_UTC_YEAR.format(ts='b.ts')} AS year, "
+                f"CASE WHEN b.timeframe IN ({', '.join(repr(t) for t in _DAILY)}) THEN NULL "
+                "ELSE month(timezone('UTC', b.ts)) END AS month, "
                 f"k.ord AS _ord, b.symbol, b.ts, {_prefixed('b', _BAR_VALUES)} "
                 "FROM bars b JOIN snapshot_keys k ON k.key = b.symbol"
             ),
-            partitions=("timeframe", "bucket", "year"),
+            partitions=("timeframe", "bucket", "year", "month"),
             columns=("symbol", "ts", *_BAR_VALUES),
             order="_ord, ts",
             ts="ts",
@@ -250,13 +256,23 @@ class TableExport:
 
         columns = ", ".join(f"t.{c}" for c in spec.columns)
         if spec.partitions:
-            parts = pd.DataFrame(partitions)
+            # A partition leaves out a value that is NULL (the month of daily bars).
+            types = _layout(self.con, spec)["partitions"]
+            parts = pd.DataFrame(
+                {
+                    p: pd.array(
+                        [part.get(p) for part in partitions],
+                        dtype="Int64" if "INT" in types[p] else object,
+                    )
+                    for p in spec.partitions
+                }
+            )
             parts["_part"] = np.arange(len(partitions), dtype="int32")
             self.con.register("export_parts", parts)
+            match = " AND ".join(f"p.{c} IS NOT DISTINCT FROM t.{c}" for c in spec.partitions)
             query = (
                 f"SELECT p._part, {columns} FROM ({spec.select}) t "
-                f"JOIN export_parts p USING ({', '.join(spec.partitions)}) "
-                f"ORDER BY p._part, {spec.order}"
+                f"JOIN export_parts p ON {match} ORDER BY p._part, {spec.order}"
             )
         else:
             query = f"SELECT 0 AS _part, {columns} FROM ({spec.select}) t ORDER BY {spec.order}"
