@@ -34,6 +34,7 @@ MODULES = (
     "bench_forecast",
     "bench_pipeline",
     "bench_snapshot",
+    "bench_cluster",
 )
 
 

@@ -184,25 +184,11 @@ S3_SECRET = "s3cr3t-snapshot-value-7731-do-not-log"
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Start moto's S3-compatible server as its own process (a real HTTP server, as
-    ``moto_server`` runs it); yield its endpoint URL."""
-    import subprocess
-    import sys
+    ``moto_server`` runs it, see tests/cluster_harness.py); yield its endpoint URL."""
+    from .cluster_harness import running_object_store
 
-    port = free_port()
-    log = tmp_path_factory.mktemp("moto") / "server.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(f"{endpoint}/moto-api/", proc, timeout=60)
-        yield endpoint
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    with running_object_store() as server:
+        yield server.endpoint
 
 
 @pytest.fixture
@@ -224,3 +210,26 @@ def s3_bucket(s3_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     fs, _ = url_to_fs(f"s3://{bucket}", skip_instance_cache=True)
     fs.mkdir(bucket)
     return f"s3://{bucket}"
+
+
+# -- a real Dask cluster reading the S3 server (issue 26), one per test module -----------
+
+
+@pytest.fixture(scope="module")
+def object_store(s3_server: str):
+    """A bucket of its own on the S3 server for the module; this process is its client
+    (endpoint from fsspec's configuration, credentials from AWS_* variables)."""
+    from .cluster_harness import ObjectStore, client_environment
+
+    server = ObjectStore.attach(s3_server)
+    with client_environment(server.env):
+        yield server
+
+
+@pytest.fixture(scope="module")
+def dask_cluster(object_store):
+    """A ``dask scheduler`` and two ``dask worker`` processes whose only data is S3."""
+    from .cluster_harness import running_cluster
+
+    with running_cluster(object_store.env) as cluster:
+        yield cluster

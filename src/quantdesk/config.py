@@ -34,6 +34,12 @@ QUANTDESK_REPORTS
     Directory where published reports go (default ``<project>/reports``, see above).
 QUANTDESK_MODELS
     Directory or fsspec URL of the model registry (default ``<home>/models``).
+QUANTDESK_SNAPSHOT, QUANTDESK_SNAPSHOT_VERSION
+    A Parquet snapshot of the store (an fsspec URL) that notebooks read their bars from
+    instead of the store (:func:`quantdesk.data.research.open_research`), at that
+    version (default: its newest): :attr:`Settings.snapshot_url`,
+    :attr:`Settings.snapshot_version`.  A report run pins both for its kernel and
+    records them, so that ``quantdesk report rerun`` reads the same data.
 QUANTDESK_SNAPSHOT_CACHE
     Where files of remote snapshots are cached (default ``<home>/snapshot_cache``):
     :attr:`Settings.snapshot_cache`.
@@ -138,6 +144,17 @@ def _env_path(environ: Mapping[str, str], name: str, cwd: Path) -> Path | None:
 
 
 #: The variables ``quantdesk voila`` and the monitor set for the processes they start.
+def _env_int(environ: Mapping[str, str], name: str) -> int | None:
+    """Return a whole-number variable, None when unset; a bad value names the variable."""
+    text = environ.get(name, "").strip()
+    if not text:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, not {text!r}") from None
+
+
 MONITOR_RULES_ENV = "QUANTDESK_MONITOR_RULES"
 VOILA_STATIC_ENV = "QUANTDESK_VOILA_STATIC"
 
@@ -163,6 +180,10 @@ class Settings:
     home_source: str = "given"
     #: Which rule chose :attr:`store_path` ("QUANTDESK_STORE", else as home_source).
     store_source: str = "given"
+    #: ``QUANTDESK_SNAPSHOT``: the snapshot URL notebooks read bars from instead of the store.
+    snapshot_url: str | None = None
+    #: ``QUANTDESK_SNAPSHOT_VERSION``: the version of :attr:`snapshot_url` read (None: newest).
+    snapshot_version: int | None = None
     #: ``QUANTDESK_CATALOG``: the report catalog file, when set (else the project's).
     catalog_path: Path | None = None
     #: ``QUANTDESK_FINBERT_PATH``: a local FinBERT directory standing in for the hub id.
@@ -231,6 +252,8 @@ class Settings:
             numba_cache_dir=numba if numba is not None else Path(default_numba_cache_dir(env)),
             home_source=home_source,
             store_source="QUANTDESK_STORE" if store is not None else home_source,
+            snapshot_url=env.get("QUANTDESK_SNAPSHOT") or None,
+            snapshot_version=_env_int(env, "QUANTDESK_SNAPSHOT_VERSION"),
             catalog_path=_env_user_path(env, "QUANTDESK_CATALOG"),
             finbert_path=_env_user_path(env, "QUANTDESK_FINBERT_PATH"),
             webhook_config=_env_user_path(env, "QUANTDESK_WEBHOOK_CONFIG"),

@@ -132,3 +132,20 @@ def test_unreachable_dask_scheduler_is_a_connection_error() -> None:
         pytest.raises(ConnectionError, match="cannot reach the Dask scheduler"),
     ):
         run_tasks(abs, [(1,)], executor=f"tcp://127.0.0.1:{port}", progress=False)
+
+
+def test_on_final_sees_each_final_outcome_once_as_it_arrives() -> None:
+    seen: list[tuple[int, object]] = []
+    tries: dict[int, int] = {}
+
+    def again(outcome: TaskOutcome) -> bool:
+        tries[outcome.index] = tries.get(outcome.index, 0) + 1
+        return outcome.index == 1 and tries[1] < 3  # task 1 is run three times
+
+    result = run_tasks(
+        divmod, [(7, 2), (9, 4), (1, 0)], executor="serial", progress=False,
+        again=again, on_final=lambda o: seen.append((o.index, o.value)),
+    )  # fmt: skip
+    assert tries[1] == 3
+    assert sorted(seen) == [(0, (3, 1)), (1, (2, 1)), (2, None)]
+    assert [o.value for o in result.outcomes] == [(3, 1), (2, 1), None]

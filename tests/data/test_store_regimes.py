@@ -81,6 +81,18 @@ def test_changed_rows_are_updated_and_counted(store: MarketStore) -> None:
     assert len(store.regimes()) == 30
 
 
+def test_counts_by_symbol_of_one_write(store: MarketStore) -> None:
+    spx, ixic = regimes("SPX"), regimes("IXIC", seed=1)
+    assert store.write_regimes_by_symbol(pd.concat([spx, ixic])) == {"SPX": 30, "IXIC": 30}
+    fixed = ixic.copy()
+    fixed.loc[4, list(REGIME_PROBABILITY_COLUMNS)] = [1.0] + [0.0] * 8
+    fixed.loc[4, ["state", "vol_label", "trend_label"]] = [0, "low", "bearish"]
+    more = regimes("DJI", days=5, seed=2)
+    counts = store.write_regimes_by_symbol(pd.concat([spx, fixed, more]))
+    assert counts == {"SPX": 0, "IXIC": 1, "DJI": 5}
+    assert store.write_regimes(pd.concat([spx, fixed, more])) == 0
+
+
 def test_versions_newest_written_wins_and_globs_select(store: MarketStore) -> None:
     store.write_regimes(regimes(version="regimes/v1"))
     # written_at must differ: wait for the clock itself to pass the stored time (a fixed

@@ -123,3 +123,10 @@ def test_a_registry_url_without_its_filesystem_fails_clearly() -> None:
         pytest.skip("s3fs is installed")
     code, out = run("regimes", "models", "--models", "s3://bucket/models")
     assert code == 1 and "s3fs" in out
+
+
+def test_fit_from_a_snapshot_that_is_not_there_names_it(tmp_path: Path) -> None:
+    missing = tmp_path / "no-snapshot-here"
+    code, out = run("regimes", "fit", "--snapshot", str(missing), "--store", str(tmp_path / "s"))
+    assert code == 1
+    assert out.startswith("error: ") and str(missing) in out and "Traceback" not in out

@@ -128,3 +128,32 @@ def test_snapshot_of_stored_regimes(goog_store: MarketStore, tmp_path: Path) -> 
     assert text.startswith(f"GOOG {stored['ts'].iloc[-1]:%Y-%m-%d}:")
     assert "last 4 bars:" in text and "mean_stay" in text
     assert np.isfinite(snapshot.stats["frequency"]).all()
+
+
+def test_a_symbol_whose_rows_cannot_be_written_fails_alone(tmp_path: Path) -> None:
+    # The regimes of a run are written in batches; a batch that fails is written again
+    # symbol by symbol, so only the bad symbol fails.
+    from quantdesk.regimes.jobs import RegimeFitRun, _Saved, _store_regimes
+
+    store = MarketStore(tmp_path / "store.duckdb")
+    store.write_bars(simulate(n_symbols=3, n_days=400, seed=2).bars, "1d")
+    registry = ModelRegistry(str(tmp_path / "models"))
+    good = fit_regimes(store, registry=registry, workers=1, progress=False)
+    saved = {
+        s: _Saved(fit.record, store.regimes(s).drop(columns="written_at"), fit.text)
+        for s, fit in good.symbols.items()
+    }
+    broken = saved["SIM001"].regimes.copy()
+    broken.loc[3, "p_low_bearish"] = float("nan")
+    saved["SIM001"] = _Saved(saved["SIM001"].record, broken.assign(model_version="x/v2"), "")
+    for symbol in ("SIM000", "SIM002"):
+        saved[symbol] = _Saved(
+            saved[symbol].record, saved[symbol].regimes.assign(model_version="x/v2"), ""
+        )
+    run = RegimeFitRun("x", "v2")
+    _store_regimes(store, run, saved)
+    assert set(run.errors) == {"SIM001"} and "p_low_bearish" in run.errors["SIM001"]
+    assert sorted(run.symbols) == ["SIM000", "SIM002"]
+    stored = store.regimes(model_version="x/v2")
+    assert sorted(stored["symbol"].unique()) == ["SIM000", "SIM002"]
+    assert all(run.symbols[s].written == run.symbols[s].rows for s in run.symbols)

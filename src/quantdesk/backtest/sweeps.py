@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -33,11 +33,11 @@ from quantdesk.backtest.engine import (
     simulate_fills,
 )
 from quantdesk.core.html import summary_html, summary_text
-from quantdesk.core.parallel import cpu_count
+from quantdesk.core.parallel import Executor, cpu_count, run_tasks
 from quantdesk.data.frequency import resolve_periods_per_year
 from quantdesk.strategies import DEFAULT_LOOKBACKS, size_trend, trend_inputs, trend_signal
 
-__all__ = ["SweepResult", "WalkForwardResult", "sweep", "walk_forward"]
+__all__ = ["ClosesSource", "SweepResult", "WalkForwardResult", "sweep", "walk_forward"]
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +99,16 @@ class SweepResult:
         return summary_html(title, self._headline(), {"all combinations, best first": table})
 
 
+class ClosesSource(Protocol):
+    """Where a sweep task reads the close panel itself (a pinned snapshot, on a worker)."""
+
+    def panels(
+        self, fields: Sequence[str], symbols: str | Sequence[str] | None = None
+    ) -> dict[str, pd.DataFrame]:
+        """Return one wide panel per field of ``symbols``."""
+        ...
+
+
 class _Grid:
     """The inputs every combination shares: each lookback's signal once, the volatility once.
 
@@ -128,6 +138,77 @@ class _Grid:
         return size_trend(signal, self.vol, target_vol=float(target_vol), **self.sizing)
 
 
+def _grid_equity(
+    close: pd.DataFrame,
+    keys: Sequence[tuple[int, float]],
+    strategy_kwargs: dict[str, Any],
+    costs: dict[str, float],
+    chunk_cells: int,
+    threads: int | None,
+) -> np.ndarray:
+    """Return the equity of each combination in ``keys`` (bars x combinations).
+
+    Each combination is its own group of columns with shared cash, so a combination's
+    equity does not depend on which others run beside it: any split of the grid gives
+    the same columns.
+    """
+    lookbacks = list(dict.fromkeys(int(lb) for lb, _ in keys))
+    grid = _Grid(close, lookbacks, strategy_kwargs)
+    n_assets = close.shape[1]
+    valuation = close.ffill().bfill().to_numpy(dtype=np.float64)
+    missing = close.isna().to_numpy()
+    # Broadcast a chunk of combinations per simulation: one run over the whole grid
+    # moves arrays of bars x combos x assets through memory several times, which on a
+    # large grid costs more than the per-run overhead it saves.  Each chunk sizes its
+    # own combinations, so the grid's weights are never all in memory at once.
+    chunk = max(1, chunk_cells // max(1, valuation.size))
+
+    def simulate(first: int) -> np.ndarray:
+        part = keys[first : first + chunk]
+        orders = np.empty((len(close), len(part) * n_assets))
+        for k, key in enumerate(part):
+            weights = grid.weights(*key).to_numpy(dtype=np.float64, copy=True)
+            weights[missing] = np.nan  # no order where the asset has no price
+            orders[:, k * n_assets : (k + 1) * n_assets] = weights
+        fills = simulate_fills(
+            valuation,  # one group wide: every combination trades the same prices
+            orders,
+            group_size=n_assets,
+            commission_bps=costs["commission_bps"],
+            slippage_bps=costs["slippage_bps"],
+            init_cash=costs["init_cash"],
+        )
+        equity: np.ndarray = fills.equity(valuation, len(part), costs["init_cash"])
+        return equity
+
+    firsts = range(0, len(keys), chunk)
+    workers = min(len(firsts), threads if threads is not None else cpu_count())
+    if workers > 1:
+        with ThreadPoolExecutor(workers, thread_name_prefix="sweep") as pool:
+            parts = list(pool.map(simulate, firsts))  # in the grid's order
+    else:
+        parts = [simulate(first) for first in firsts]
+    return np.hstack(parts)
+
+
+def _grid_task(
+    close: pd.DataFrame | ClosesSource,
+    symbols: list[str],
+    keys: list[tuple[int, float]],
+    strategy_kwargs: dict[str, Any],
+    costs: dict[str, float],
+    chunk_cells: int,
+) -> np.ndarray:
+    """Return one task's share of a sweep: the equity of ``keys``.
+
+    ``close`` is the panel, or a source the task reads it from where it runs (a pinned
+    snapshot on a Dask worker).  Top level so that process pools and Dask pickle it.
+    """
+    if not isinstance(close, pd.DataFrame):
+        close = close.panels(["close"], symbols)["close"]
+    return _grid_equity(close, keys, strategy_kwargs, costs, chunk_cells, threads=1)
+
+
 def sweep(
     close: pd.DataFrame,
     *,
@@ -139,6 +220,8 @@ def sweep(
     periods_per_year: float | None = None,
     chunk_cells: int = 1_000_000,
     threads: int | None = None,
+    executor: Executor | None = None,
+    source: ClosesSource | None = None,
     **strategy_kwargs: Any,
 ) -> SweepResult:
     """Return the metrics of :func:`~quantdesk.strategies.vol_target_trend` on a grid.
@@ -154,6 +237,12 @@ def sweep(
     The chunks run on ``threads`` threads (default: one per core; the compiled kernels
     release the GIL), with the same result as one thread.
 
+    With ``executor`` (``"process"``, a Dask scheduler address or client, see
+    :func:`quantdesk.core.parallel.run_tasks`) the grid is split by lookback into tasks
+    that run there instead, with the same result; each task reads the close panel from
+    ``source`` where it runs (a :class:`~quantdesk.data.pinned.SnapshotBars`, so that a
+    Dask worker reads the snapshot itself), or is sent ``close`` when there is none.
+
     Examples
     --------
     >>> result = sweep(close, lookbacks=[63, 126, 252], target_vols=[0.1, 0.2])  # doctest: +SKIP
@@ -163,45 +252,21 @@ def sweep(
     _check_close(close)
     periods_per_year = resolve_periods_per_year(periods_per_year, close, what="close")
     strategy_kwargs = {**strategy_kwargs, "periods_per_year": periods_per_year}
-    grid = _Grid(close, lookbacks, strategy_kwargs)
+    if not lookbacks:
+        raise ValueError("lookbacks must name at least one lookback")
     keys = [(int(lb), float(tv)) for lb in lookbacks for tv in target_vols]
-    n_assets, n_combos = close.shape[1], len(keys)
-    valuation = close.ffill().bfill().to_numpy(dtype=np.float64)
-    missing = close.isna().to_numpy()
+    costs = {
+        "commission_bps": float(commission_bps),
+        "slippage_bps": float(slippage_bps),
+        "init_cash": float(init_cash),
+    }
     combos = pd.MultiIndex.from_tuples(keys, names=list(PARAMS))
-    # Broadcast a chunk of combinations per simulation: one run over the whole grid
-    # moves arrays of bars x combos x assets through memory several times, which on a
-    # large grid costs more than the per-run overhead it saves.  Each chunk sizes its
-    # own combinations, so the grid's weights are never all in memory at once.
-    chunk = max(1, chunk_cells // max(1, valuation.size))
-    logger.info("sweep: %d combinations x %d assets x %d bars", n_combos, n_assets, len(close))
-
-    def simulate(first: int) -> np.ndarray:
-        part = keys[first : first + chunk]
-        orders = np.empty((len(close), len(part) * n_assets))
-        for k, key in enumerate(part):
-            weights = grid.weights(*key).to_numpy(dtype=np.float64, copy=True)
-            weights[missing] = np.nan  # no order where the asset has no price
-            orders[:, k * n_assets : (k + 1) * n_assets] = weights
-        fills = simulate_fills(
-            valuation,  # one group wide: every combination trades the same prices
-            orders,
-            group_size=n_assets,
-            commission_bps=commission_bps,
-            slippage_bps=slippage_bps,
-            init_cash=init_cash,
-        )
-        equity: np.ndarray = fills.equity(valuation, len(part), init_cash)
-        return equity
-
-    firsts = range(0, n_combos, chunk)
-    workers = min(len(firsts), threads if threads is not None else cpu_count())
-    if workers > 1:
-        with ThreadPoolExecutor(workers, thread_name_prefix="sweep") as pool:
-            equity_parts = list(pool.map(simulate, firsts))  # in the grid's order
+    logger.info("sweep: %d combinations x %d assets x %d bars", len(keys), *close.shape[::-1])
+    if executor is None:
+        values = _grid_equity(close, keys, strategy_kwargs, costs, chunk_cells, threads)
     else:
-        equity_parts = [simulate(first) for first in firsts]
-    equity = pd.DataFrame(np.hstack(equity_parts), index=close.index, columns=combos)
+        values = _run_grid(close, keys, strategy_kwargs, costs, chunk_cells, executor, source)
+    equity = pd.DataFrame(values, index=close.index, columns=combos)
     returns = equity / equity.shift(1).fillna(init_cash) - 1.0
     rows = []
     for key in combos:
@@ -219,6 +284,46 @@ def sweep(
             }
         )
     return SweepResult(table=pd.DataFrame(rows), returns=returns, equity=equity)
+
+
+def _run_grid(
+    close: pd.DataFrame,
+    keys: list[tuple[int, float]],
+    strategy_kwargs: dict[str, Any],
+    costs: dict[str, float],
+    chunk_cells: int,
+    executor: Executor,
+    source: ClosesSource | None,
+) -> np.ndarray:
+    """Return the grid's equity computed by one task per lookback on ``executor``."""
+    by_lookback: dict[int, list[tuple[int, float]]] = {}
+    for key in keys:
+        by_lookback.setdefault(key[0], []).append(key)
+    symbols = [str(c) for c in close.columns]
+    panel: pd.DataFrame | ClosesSource = close if source is None else source
+    tasks = [
+        (panel, symbols, part, strategy_kwargs, costs, chunk_cells) for part in by_lookback.values()
+    ]
+    ran = run_tasks(
+        _grid_task,
+        tasks,
+        executor=executor,
+        names=[f"lookback{lb}" for lb in by_lookback],
+        progress=False,
+        desc="sweep",
+        unit="lookback",
+    )
+    failed = [o for o in ran.outcomes if not o.ok]
+    if failed:
+        raise RuntimeError(
+            f"sweep: {len(failed)} of {len(tasks)} tasks failed on {ran.executor}: "
+            f"{failed[0].reason}"
+        )
+    # Tasks are grouped by lookback; put the columns back in the grid's order.
+    order = [key for part in by_lookback.values() for key in part]
+    values = np.hstack([o.value for o in ran.outcomes])
+    position = {key: i for i, key in enumerate(order)}
+    return values[:, [position[key] for key in keys]]
 
 
 @dataclass
@@ -283,6 +388,8 @@ def walk_forward(
     slippage_bps: float = DEFAULT_SLIPPAGE_BPS,
     init_cash: float = 1_000_000.0,
     periods_per_year: float | None = None,
+    executor: Executor | None = None,
+    source: ClosesSource | None = None,
     **strategy_kwargs: Any,
 ) -> WalkForwardResult:
     """Return a rolling walk-forward evaluation: choose in sample, trade out of sample.
@@ -292,7 +399,8 @@ def walk_forward(
     ``test`` bars.  The out-of-sample weights are stitched into one panel and
     backtested once with the given costs, so switching between choices pays its
     trades.  ``train`` and ``test`` are in bars (the defaults are three years and six
-    months of daily bars); ``periods_per_year`` as in :func:`sweep`.
+    months of daily bars); ``periods_per_year``, ``executor`` and ``source`` as in
+    :func:`sweep` (the grid runs there; the choices and the stitched run here).
     """
     if metric not in _SELECTABLE:
         raise ValueError(f"metric must be one of {sorted(_SELECTABLE)}")
@@ -306,6 +414,8 @@ def walk_forward(
         slippage_bps=slippage_bps,
         init_cash=init_cash,
         periods_per_year=periods_per_year,
+        executor=executor,
+        source=source,
         **strategy_kwargs,
     )
     start = max(lookbacks) + 1

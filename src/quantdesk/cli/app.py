@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from quantdesk.cli.backtest import backtest
+from quantdesk.cli.backtest import backtest, sweep
 from quantdesk.cli.data import data_app, ingest_app
 from quantdesk.cli.forecast import forecast_app
 from quantdesk.cli.news import news_app, sentiment_app
@@ -51,6 +51,7 @@ for group, name in (
 ):
     app.add_typer(group, name=name)
 app.command("backtest")(backtest)
+app.command("sweep")(sweep)
 app.command("dashboard")(dashboard)
 app.command("voila")(voila)
 app.command("lab", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(lab)

@@ -1,4 +1,4 @@
-"""The ``quantdesk forecast`` commands: fit, run, score, show.
+"""The ``quantdesk forecast`` commands: fit, run, backfill, score, show.
 
 Each parses its options, calls one job of :mod:`quantdesk.forecast.jobs` and prints its
 ``.summary()`` (or, with ``--json``, exactly one JSON document on stdout).  Registered
@@ -14,6 +14,8 @@ import typer
 from quantdesk.cli.options import (
     JsonOption,
     ModelsOption,
+    SchedulerOption,
+    SnapshotOption,
     StoreOption,
     echo_result,
     fail,
@@ -36,6 +38,41 @@ TargetsOption = Annotated[
     str | None,
     typer.Option("--targets", help="Comma-separated targets (default: all four)."),
 ]
+
+
+@forecast_app.command("backfill")
+def forecast_backfill(
+    start: Annotated[str, typer.Option("--start", help="First session forecast.")],
+    end: Annotated[str | None, typer.Option("--end", help="Last session forecast.")] = None,
+    symbols: SymbolsOption = None,
+    targets: TargetsOption = None,
+    refit: Annotated[
+        str, typer.Option("--refit", help="Sessions between refits, or monthly/quarterly/yearly.")
+    ] = "quarterly",
+    snapshot: SnapshotOption = None,
+    scheduler: SchedulerOption = None,
+    as_json: JsonOption = False,
+    store: StoreOption = None,
+) -> None:
+    """Record the walk-forward's forecasts of --start..--end as origin 'backfill'.
+
+    With --snapshot URL (taken with --tables bars,regimes,news,scores) each model's
+    walk-forward is a task that reads its panels from the snapshot, on the Dask cluster
+    at --scheduler if given; the rows are recorded here.
+    """
+    from quantdesk.data.snapshot import SnapshotError
+    from quantdesk.data.store.market import UnknownSymbolError
+    from quantdesk.forecast.jobs import backfill_forecasts
+
+    every: int | str = int(refit) if refit.isdigit() else refit
+    try:
+        run = backfill_forecasts(
+            open_store(store), symbols, start, end, targets=targets, refit=every,
+            snapshot=snapshot, scheduler=scheduler,
+        )  # fmt: skip
+    except (UnknownSymbolError, ValueError, OSError, RuntimeError, SnapshotError) as exc:
+        fail(str(exc))
+    echo_result(run, as_json)
 
 
 @forecast_app.command("fit")

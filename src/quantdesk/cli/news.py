@@ -10,6 +10,7 @@ import typer
 
 from quantdesk.cli.options import (
     JsonOption,
+    SnapshotOption,
     StoreOption,
     echo_result,
     fail,
@@ -91,10 +92,16 @@ def sentiment_score(
             "(default: in this process, torch uses every core).",
         ),
     ] = None,
+    snapshot: SnapshotOption = None,
     store: StoreOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Score the stored news that this model has not scored yet (the cache makes it incremental)."""
+    """Score the stored news that this model has not scored yet (the cache makes it incremental).
+
+    With --snapshot URL (a snapshot taken with --tables bars,news) each task reads its
+    batch of stories from the snapshot itself; scores are written here either way.
+    """
+    from quantdesk.data.snapshot import SnapshotError
     from quantdesk.sentiment.finbert import FinBertUnavailableError
     from quantdesk.sentiment.jobs import score_news
 
@@ -105,10 +112,11 @@ def sentiment_score(
             model,
             rescore=rescore,
             scheduler=scheduler,
+            snapshot=snapshot,
             progress=not as_json,
             **options,
         )
-    except (FinBertUnavailableError, ImportError, ValueError) as exc:
+    except (FinBertUnavailableError, ImportError, ValueError, OSError, SnapshotError) as exc:
         fail(str(exc))
     echo_result(result, as_json)
     if result.failed:

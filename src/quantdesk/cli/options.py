@@ -18,6 +18,8 @@ __all__ = [
     "CatalogOption",
     "JsonOption",
     "ModelsOption",
+    "SchedulerOption",
+    "SnapshotOption",
     "StoreOption",
     "echo_result",
     "fail",
@@ -38,6 +40,21 @@ ModelsOption = Annotated[
     str | None,
     typer.Option(
         "--models", help="Model registry directory or fsspec URL (default $QUANTDESK_MODELS)."
+    ),
+]
+SchedulerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--scheduler",
+        help="Dask scheduler address tcp://HOST:PORT to run on (default: local processes).",
+    ),
+]
+SnapshotOption = Annotated[
+    str | None,
+    typer.Option(
+        "--snapshot",
+        help="Read the bars from this Parquet snapshot URL (`quantdesk data snapshot`) "
+        "instead of the store, its newest version pinned when the command starts.",
     ),
 ]
 CatalogOption = Annotated[

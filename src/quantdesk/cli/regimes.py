@@ -9,6 +9,8 @@ import typer
 from quantdesk.cli.options import (
     JsonOption,
     ModelsOption,
+    SchedulerOption,
+    SnapshotOption,
     StoreOption,
     echo_result,
     fail,
@@ -61,10 +63,8 @@ def regimes_fit(
     workers: Annotated[
         int | None, typer.Option("--workers", help="Local worker processes (default: CPUs).")
     ] = None,
-    scheduler: Annotated[
-        str | None,
-        typer.Option("--scheduler", help="Dask scheduler address (tcp://...) to fit on instead."),
-    ] = None,
+    scheduler: SchedulerOption = None,
+    snapshot: SnapshotOption = None,
     models: ModelsOption = None,
     as_json: JsonOption = False,
     store: StoreOption = None,
@@ -75,7 +75,12 @@ def regimes_fit(
     parameters, causal filtering); --walk-forward labels each period with a model fitted
     before it (out of sample).  Models go to the registry as NAME/VERSION/SYMBOL, regime
     rows to the store with model_version NAME/VERSION (plus /wf-YYYYMMDD per refit).
+    With --snapshot URL the bars come from that Parquet snapshot (its newest version,
+    pinned now) and each worker reads its own symbols from it; with --scheduler
+    tcp://HOST:PORT the fits run on that Dask cluster.  Models and regimes are written
+    here either way.
     """
+    from quantdesk.data.snapshot import SnapshotError
     from quantdesk.regimes.jobs import fit_regimes
 
     try:
@@ -94,9 +99,10 @@ def regimes_fit(
             registry=models,
             workers=workers,
             scheduler=scheduler,
+            snapshot=snapshot,
             command="quantdesk regimes fit",
         )
-    except (LookupError, ValueError) as exc:
+    except (LookupError, ValueError, OSError, SnapshotError) as exc:
         fail(str(exc))
     echo_result(run, as_json)
     for symbol, error in sorted(run.errors.items()):

@@ -1,6 +1,7 @@
 """The ``quantdesk report`` and ``quantdesk schedule`` commands.
 
-``report run`` executes one notebook into ``reports/``; ``report batch`` runs a catalog
+``report run`` executes one notebook into ``reports/``; ``report rerun`` runs a past
+report again on the snapshot version it read; ``report batch`` runs a catalog
 job's grid; ``report list`` shows the catalog's jobs and their last runs; ``schedule
 run`` fires catalog jobs at their times; ``schedule crontab`` prints cron lines.
 """
@@ -15,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
-from quantdesk.cli.options import CatalogOption, fail
+from quantdesk.cli.options import CatalogOption, JsonOption, SnapshotOption, echo_result, fail
 
 __all__ = ["report_app", "schedule_app"]
 
@@ -75,21 +76,44 @@ def report_run(
     notebook: Annotated[str, typer.Argument(help="A notebook name under notebooks/ or a path.")],
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds per cell.")] = 600.0,
     reports_dir: ReportsOption = None,
+    snapshot: SnapshotOption = None,
+    snapshot_version: Annotated[
+        int | None,
+        typer.Option("--snapshot-version", help="The snapshot version read (default: newest)."),
+    ] = None,
+    take_snapshot: Annotated[
+        bool,
+        typer.Option(
+            "--take-snapshot",
+            help="Publish the store to --snapshot first and read that new version.",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run record as JSON.")] = False,
 ) -> None:
     """Execute a notebook with papermill and publish it under reports/.
 
     Parameters follow the notebook name as -p NAME VALUE (repeat); VALUE is read as YAML:
     21, 0.1, [SPX, IXIC], true.  Secrets are never parameters: pass them in the
-    environment.
+    environment.  With --snapshot URL (or QUANTDESK_SNAPSHOT) the notebook reads its
+    bars from that snapshot version, recorded in run.json: `quantdesk report rerun
+    RUN_ID` repeats the run on the same data.
     """
+    from quantdesk.data.snapshot import SnapshotError
     from quantdesk.reports.redaction import SecretParameterError
     from quantdesk.reports.runner import run_report
 
     parameters = _parameters(list(ctx.args))
     try:
-        record = run_report(notebook, parameters, reports_dir=reports_dir, timeout=timeout)
-    except (SecretParameterError, FileNotFoundError, FileExistsError, ValueError) as exc:
+        record = run_report(
+            notebook,
+            parameters,
+            reports_dir=reports_dir,
+            timeout=timeout,
+            snapshot=snapshot,
+            snapshot_version=snapshot_version,
+            take_snapshot=take_snapshot,
+        )
+    except (SecretParameterError, OSError, ValueError, SnapshotError) as exc:
         fail(str(exc))
     if as_json:
         typer.echo(json.dumps(record.to_dict(), indent=2, default=str))
@@ -98,6 +122,30 @@ def report_run(
         typer.echo(f"html: {record.html_path}")
         typer.echo(f"index: {Path(record.run_dir).parents[1] / 'index.html'}")
     if not record.ok:
+        raise typer.Exit(1)
+
+
+@report_app.command("rerun")
+def report_rerun(
+    run_id: Annotated[str, typer.Argument(help="The id of a past run (its folder name).")],
+    reports_dir: ReportsOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Run a past report again on the snapshot version it read; say if code or libraries differ.
+
+    The same notebook, parameters and kernel, reading the data the original run read
+    (whatever was ingested since), into a new run folder whose run.json names the
+    original.  Exits non-zero when the rerun fails.
+    """
+    from quantdesk.data.snapshot import SnapshotError
+    from quantdesk.reports.rerun import rerun_report
+
+    try:
+        rerun = rerun_report(run_id, reports_dir=reports_dir)
+    except (LookupError, OSError, ValueError, SnapshotError) as exc:
+        fail(str(exc))
+    echo_result(rerun, as_json)
+    if not rerun.ok:
         raise typer.Exit(1)
 
 

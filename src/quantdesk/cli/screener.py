@@ -8,7 +8,15 @@ from typing import Annotated, Any
 
 import typer
 
-from quantdesk.cli.options import JsonOption, StoreOption, echo_result, fail, open_store
+from quantdesk.cli.options import (
+    JsonOption,
+    SchedulerOption,
+    SnapshotOption,
+    StoreOption,
+    echo_result,
+    fail,
+    open_store,
+)
 from quantdesk.core.coerce import as_symbols
 
 __all__ = ["alerts_app", "screen_app"]
@@ -89,6 +97,8 @@ def screen_run(
         ),
     ] = True,
     queue: QueueOption = "latest",
+    snapshot: SnapshotOption = None,
+    scheduler: SchedulerOption = None,
     store: StoreOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -96,6 +106,9 @@ def screen_run(
 
     Alert times are UTC.  Only the latest session's alerts are queued for the webhook
     unless --queue says otherwise; `quantdesk alerts queue` queues stored ones later.
+    With --snapshot URL the bars are read from that snapshot instead, in batches of
+    symbols, on the Dask cluster at --scheduler tcp://HOST:PORT if given (a backfill);
+    the alerts are stored here either way.
     """
     from quantdesk.screener import scan
     from quantdesk.screener.rulesets import RuleSetError, load_rules
@@ -109,9 +122,30 @@ def screen_run(
     except (RuleSetError, ValueError) as exc:
         fail(str(exc))
     market = open_store(store)
-    alerts = scan(
-        market, rule_set, date=date, start=start, end=end, timeframe=timeframe, new_only=new_only
-    )
+    if snapshot is not None:
+        from quantdesk.data.snapshot import SnapshotError
+        from quantdesk.screener.backfill import backfill_scan
+
+        try:
+            alerts = backfill_scan(
+                rule_set,
+                start=date or start,
+                end=date or end,
+                snapshot=snapshot,
+                scheduler=scheduler,
+                new_only=new_only,
+                timeframe=timeframe,
+                progress=not as_json,
+            )
+        except (ValueError, OSError, RuntimeError, SnapshotError) as exc:
+            fail(str(exc))
+    else:
+        if scheduler is not None:
+            fail("--scheduler needs --snapshot: workers read the snapshot, not the store")
+        alerts = scan(
+            market, rule_set, date=date, start=start, end=end, timeframe=timeframe,
+            new_only=new_only,
+        )  # fmt: skip
     try:
         written = record_alerts(market, alerts, webhook, queue=queue)
     except ValueError as exc:

@@ -292,6 +292,7 @@ def run_tasks(
     names: Sequence[str] | None = None,
     again: Callable[[TaskOutcome], bool] | None = None,
     failed: Callable[[TaskOutcome], bool] | None = None,
+    on_final: Callable[[TaskOutcome], None] | None = None,
     progress: bool = True,
     desc: str = "tasks",
     unit: str = "task",
@@ -321,6 +322,10 @@ def run_tasks(
     failed
         Tells whether a final outcome counts as failed in the progress bar (default:
         the task raised); for functions that return their own failures.
+    on_final
+        Called in this process with each task's final outcome as it arrives, once per
+        task (a task Dask ran again after its worker died still arrives once): to
+        write results while the others run.  An exception it raises stops the run.
     progress
         Show a ``tqdm.auto`` progress bar (on stderr; in a notebook, a widget).
     desc, unit
@@ -377,6 +382,8 @@ def run_tasks(
                 final[index] = outcome
                 if not outcome.ok:
                     logger.error("%s failed: %s", labels[index], outcome.reason)
+                if on_final is not None:
+                    on_final(outcome)
                 bar.update(1)
                 bar.set_postfix(failed=sum(map(is_failure, final.values())), refresh=False)
     finally:

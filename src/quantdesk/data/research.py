@@ -7,6 +7,12 @@ anything is written) and read wide panels over a window, failing with a message 
 names the symbols, the window and the file when the store holds no bars there.
 :func:`open_research` does it once; the notebook tells the story.
 
+The bars may come from a Parquet snapshot of the store instead (``snapshot=``, or
+``QUANTDESK_SNAPSHOT`` and ``QUANTDESK_SNAPSHOT_VERSION`` in the environment, which is
+how a report run pins the data its kernel reads): the same reads, from one immutable
+version, so that ``quantdesk report rerun`` shows the same numbers after new bars were
+ingested.  Everything else (metadata, the ingest log) still comes from the store.
+
 Examples
 --------
 >>> import pathlib, tempfile
@@ -27,7 +33,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -36,6 +42,10 @@ from quantdesk.core.html import summary_html, summary_text
 from quantdesk.data.sources.samples import select_symbols
 from quantdesk.data.store.market import MarketStore, as_store
 from quantdesk.data.wide import VALUE_FIELDS
+
+if TYPE_CHECKING:
+    from quantdesk.data.pinned import SnapshotBars
+    from quantdesk.data.snapshot import SnapshotReader
 
 __all__ = ["Research", "open_research", "span_text"]
 
@@ -77,6 +87,8 @@ class Research:
         The window every read uses (inclusive; ``None``: the first or the last bar).
     timeframe
         The bar length of every read (``"1d"``).
+    snapshot
+        The snapshot version the bars are read from instead of the store, or None.
     """
 
     store: MarketStore
@@ -85,14 +97,24 @@ class Research:
     start: Any = None
     end: Any = None
     timeframe: str = "1d"
+    snapshot: SnapshotBars | None = None
     _cache: dict[tuple[str, ...], dict[str, pd.DataFrame]] = field(
         default_factory=dict, repr=False, compare=False
     )
 
+    def _source(self) -> MarketStore | SnapshotReader:
+        """Return what the bars are read from: the store, or the snapshot's reader."""
+        return self.store if self.snapshot is None else self.snapshot.reader()
+
+    def _where(self) -> str:
+        if self.snapshot is None:
+            return str(self.store.path)
+        return f"snapshot {self.snapshot.url} version {self.snapshot.version}"
+
     def _window(self) -> str:
         start = "the first bar" if self.start is None else str(self.start)
         end = "the last bar" if self.end is None else str(self.end)
-        return f"between {start} and {end} in {self.store.path}"
+        return f"between {start} and {end} in {self._where()}"
 
     def _bars_word(self) -> str:
         return "daily" if self.timeframe == "1d" else self.timeframe
@@ -108,7 +130,7 @@ class Research:
         """
         key = tuple(fields)
         if key not in self._cache:
-            panels = self.store.panels(
+            panels = self._source().panels(
                 list(fields), self.symbols, self.start, self.end, self.timeframe
             )
             if next(iter(panels.values())).empty:
@@ -137,7 +159,7 @@ class Research:
         ValueError
             The store holds no bars of ``symbol`` in the window.
         """
-        bars = self.store.bars(symbol, self.start, self.end, self.timeframe)
+        bars = self._source().bars(symbol, self.start, self.end, self.timeframe)
         if bars.empty:
             raise ValueError(f"no {self._bars_word()} bars for {symbol!r} {self._window()}")
         return bars
@@ -145,7 +167,7 @@ class Research:
     def _headline(self) -> dict[str, Any]:
         shown = ", ".join(self.symbols[:10]) + (" ..." if len(self.symbols) > 10 else "")
         return {
-            "store": str(self.store.path),
+            "store": self._where(),
             "universe": self.universe,
             "symbols": f"{len(self.symbols)}: {shown}",
             "start": "first bar" if self.start is None else self.start,
@@ -173,6 +195,8 @@ def open_research(
     end: Any = None,
     timeframe: str = "1d",
     store: MarketStore | str | Path | None = None,
+    snapshot: str | SnapshotBars | None = None,
+    snapshot_version: int | None = None,
 ) -> Research:
     """Return the store, symbols and window a notebook opens with.
 
@@ -195,6 +219,12 @@ def open_research(
     store
         A :class:`MarketStore` or the path of one; ``None``: the store every process
         finds (``QUANTDESK_HOME``, the project, ...).
+    snapshot, snapshot_version
+        Read the bars from this Parquet snapshot (its URL, or a pinned
+        :class:`~quantdesk.data.pinned.SnapshotBars`) at that version (default: the
+        newest) instead of the store; ``None``: ``QUANTDESK_SNAPSHOT`` and
+        ``QUANTDESK_SNAPSHOT_VERSION`` when set (a report run sets them), else the store.
+        With ``universe="store"`` the symbols are chosen from the snapshot.
 
     Raises
     ------
@@ -207,8 +237,48 @@ def open_research(
         An unknown universe, or a store that holds no symbols.
     """
     market = as_store(store)
-    chosen = select_symbols(
-        market, as_symbols(symbols) or None, universe=universe, n_symbols=n_symbols
-    )
-    logger.info("research on %d symbols of %s", len(chosen), market.path)
-    return Research(market, chosen, universe, start, end, timeframe)
+    pinned = _pinned(snapshot, snapshot_version, timeframe)
+    names = as_symbols(symbols) or None
+    if pinned is not None and universe == "store":
+        chosen = _snapshot_symbols(pinned, names, n_symbols)
+    else:
+        chosen = select_symbols(market, names, universe=universe, n_symbols=n_symbols)
+    research = Research(market, chosen, universe, start, end, timeframe, pinned)
+    logger.info("research on %d symbols of %s", len(chosen), research._where())
+    return research
+
+
+def _pinned(
+    snapshot: str | SnapshotBars | None, version: int | None, timeframe: str
+) -> SnapshotBars | None:
+    """Return the snapshot version to read (given, or from the settings), or None."""
+    from quantdesk.config import settings
+    from quantdesk.data.pinned import SnapshotBars
+
+    if isinstance(snapshot, SnapshotBars):
+        return snapshot
+    if snapshot is None:
+        configured = settings()
+        snapshot, version = configured.snapshot_url, configured.snapshot_version
+        if snapshot is None:
+            return None
+    return SnapshotBars.pin(snapshot, version, timeframe=timeframe)
+
+
+def _snapshot_symbols(
+    pinned: SnapshotBars, names: list[str] | None, n_symbols: int | None
+) -> list[str]:
+    """Return the named symbols, all in the snapshot, or its first ``n_symbols``."""
+    from quantdesk.data.store.market import UnknownSymbolError
+
+    held = pinned.symbols()
+    if names is not None:
+        unknown = [s for s in names if s not in held]
+        if unknown:
+            raise UnknownSymbolError(
+                unknown, held, detail=f" in snapshot {pinned.url} version {pinned.version}"
+            )
+        return names
+    if not held:
+        raise ValueError(f"snapshot {pinned.url} version {pinned.version} holds no bars")
+    return held[:n_symbols] if n_symbols is not None else held

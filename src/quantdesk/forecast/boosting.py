@@ -38,6 +38,7 @@ from quantdesk.forecast.targets import return_1d
 from quantdesk.signals.features import COMMON_FEATURE_NAMES, common_features
 
 if TYPE_CHECKING:
+    from quantdesk.data.snapshot import SnapshotReader
     from quantdesk.data.store.market import MarketStore
 
 __all__ = [
@@ -206,7 +207,7 @@ def with_context(
 
 
 def store_context(
-    store: MarketStore | str,
+    store: MarketStore | SnapshotReader | str,
     panels: Panels,
     *,
     regime_version: str | None = None,
@@ -221,16 +222,32 @@ def store_context(
     before each row: other versions may have been fitted on later bars); the sentiment,
     :meth:`~quantdesk.data.store.news.NewsStore.scored_news` (``score_key``: default the
     latest) through :func:`with_context`.  A store without regimes or scored news gives
-    no such panels (their features are then missing).
+    no such panels (their features are then missing).  ``store`` may be a
+    :class:`~quantdesk.data.snapshot.SnapshotReader` (a task on a cluster), which answers
+    the same reads from its version (a version without regimes or scores has none).
     """
+    from quantdesk.data.snapshot import SnapshotReader
     from quantdesk.data.store.market import as_store
     from quantdesk.data.store.news import NewsStore
 
-    market = as_store(store, read_only=True)
     symbols = [str(c) for c in panels["close"].columns]
     last = panels["close"].index[-1] if len(panels["close"].index) else None
-    regimes = market.regimes(symbols, end=last, model_version=regime_version)
-    news = NewsStore(market, read_only=True).scored_news(symbols, key=score_key)
+    if isinstance(store, SnapshotReader):
+        held = store.tables()
+        regimes = (
+            store.regimes(symbols, end=last, model_version=regime_version)
+            if "regimes" in held
+            else pd.DataFrame()
+        )
+        news = (
+            store.scored_news(symbols, key=score_key)
+            if {"news", "news_scores"} <= set(held)
+            else pd.DataFrame()
+        )
+    else:
+        market = as_store(store, read_only=True)
+        regimes = market.regimes(symbols, end=last, model_version=regime_version)
+        news = NewsStore(market, read_only=True).scored_news(symbols, key=score_key)
     logger.info(
         "lightgbm context: %d regime rows, %d scored stories for %d symbols",
         len(regimes),

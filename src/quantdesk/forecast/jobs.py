@@ -53,6 +53,7 @@ from quantdesk.forecast.base import (
 from quantdesk.forecast.targets import TARGETS, target_horizon
 
 if TYPE_CHECKING:
+    from quantdesk.data.pinned import SnapshotBars
     from quantdesk.data.store.market import MarketStore
     from quantdesk.regimes.registry import ModelRegistry
 
@@ -479,6 +480,8 @@ class ForecastBackfill(_Result):
         ``wf-r{refit}``: the walk-forward's refit interval in sessions.
     recorded, already : dict
         Per target: rows appended, and rows the record already held.
+    snapshot : dict, optional
+        ``{"url", "version"}`` of the snapshot the walk-forward read (None: the store).
     """
 
     start: pd.Timestamp
@@ -486,6 +489,7 @@ class ForecastBackfill(_Result):
     version: str
     recorded: dict[str, int]
     already: dict[str, int]
+    snapshot: dict[str, Any] | None = None
 
     def summary(self) -> str:
         """Return one line for the run and one per target."""
@@ -493,6 +497,11 @@ class ForecastBackfill(_Result):
             f"Backfilled forecasts {self.start:%Y-%m-%d}..{self.end:%Y-%m-%d} as version "
             f"{self.version}: {sum(self.recorded.values())} recorded, "
             f"{sum(self.already.values())} already recorded"
+            + (
+                ""
+                if self.snapshot is None
+                else f" (from snapshot {self.snapshot['url']} version {self.snapshot['version']})"
+            )
         ]
         for target in self.recorded:
             lines.append(
@@ -509,9 +518,74 @@ class ForecastBackfill(_Result):
                 "version": self.version,
                 "recorded": self.recorded,
                 "already": self.already,
+                "snapshot": self.snapshot,
             }
         )
         return doc
+
+
+def _walk_forward_rows(
+    panels: dict[str, pd.DataFrame],
+    fingerprint: Any,
+    target: str,
+    model: str | None,
+    start: Any,
+    end: Any,
+    refit: int | str,
+    version: str,
+) -> pd.DataFrame:
+    """Return the backfill rows of a target's walk-forward (of one model, or of all).
+
+    ``fingerprint(stop)`` gives the data fingerprint of the bars up to a block's end.
+    """
+    from quantdesk.forecast.evaluation import walk_forward
+    from quantdesk.forecast.models import models_for
+
+    by_name = {m.name: m for m in models_for(target)}
+    chosen = None if model is None else [by_name[model]]
+    wf = walk_forward(panels, chosen, target=target, start=start, end=end, refit=refit)
+    block_end = pd.Series(dtype="datetime64[ns, UTC]")
+    fingerprints: dict[pd.Timestamp, str] = {}
+    sessions = panels["close"].index
+    for lo, hi in zip(wf.refits["first"], wf.refits["last"], strict=True):
+        stop = pd.Timestamp(hi)
+        inside = sessions[(sessions >= lo) & (sessions <= stop)]
+        block_end = pd.concat([block_end, pd.Series(stop, index=inside)])
+        if stop not in fingerprints:
+            fingerprints[stop] = fingerprint(stop)
+    parts = []
+    for model_name, predicted in wf.forecasts.groupby("model", sort=False):
+        if model is not None and model_name != model:
+            continue  # a baseline walk_forward added to score against
+        rows = _forecast_rows(by_name[str(model_name)], predicted, version, "backfill")
+        ends = block_end.reindex(pd.DatetimeIndex(rows["as_of"]))
+        rows["data_fingerprint"] = [fingerprints[e] for e in ends]
+        parts.append(rows)
+    return pd.concat(parts, ignore_index=True)
+
+
+def _backfill_task(
+    pinned: Any, symbols: list[str], target: str, model: str, start: Any, refit: int | str
+) -> pd.DataFrame:
+    """Return one model's backfill rows, its panels read from a snapshot where it runs."""
+    from quantdesk.data.wide import VALUE_FIELDS
+    from quantdesk.forecast.boosting import store_context
+    from quantdesk.regimes.registry import data_fingerprint
+
+    reader = pinned.reader()
+    panels = store_context(reader, pinned.panels(VALUE_FIELDS, symbols))
+
+    def fingerprint(stop: pd.Timestamp) -> str:
+        return data_fingerprint(reader.bars(symbols, None, stop, "1d"))
+
+    version = f"wf-r{_refit_every_of(refit)}"
+    return _walk_forward_rows(panels, fingerprint, target, model, start, pinned.end, refit, version)
+
+
+def _refit_every_of(refit: int | str) -> int:
+    from quantdesk.forecast.evaluation import _refit_every
+
+    return _refit_every(refit)
 
 
 def backfill_forecasts(
@@ -522,6 +596,8 @@ def backfill_forecasts(
     *,
     targets: str | Sequence[str] | None = None,
     refit: int | str = "quarterly",
+    snapshot: str | SnapshotBars | None = None,
+    scheduler: str | Any | None = None,
 ) -> ForecastBackfill:
     """Return the run that records walk-forward forecasts of ``start..end`` as ``backfill``.
 
@@ -530,37 +606,41 @@ def backfill_forecasts(
     ``refit`` sessions, each forecast from bars up to its session), and each forecast is
     appended with origin ``backfill`` and version ``wf-r{refit}``.  Rows already recorded
     are skipped, so a rerun records nothing new.
-    """
-    from quantdesk.forecast.evaluation import _refit_every, walk_forward
-    from quantdesk.forecast.models import models_for
 
+    With ``snapshot`` (a Parquet snapshot URL holding the bars, and the regimes, news
+    and scores the LightGBM models read as context: ``--tables
+    bars,regimes,news,scores``) each (target, model) is a task that reads its panels
+    from the snapshot where it runs, on the Dask ``scheduler`` if given (else here);
+    the rows come back and are appended here, the one writer.  The snapshot's URL and
+    pinned version are in :attr:`ForecastBackfill.snapshot`.
+    """
     names = _symbols(symbols)
     chosen = _targets(targets)
-    panels = _panels(store, names, end)
-    columns = [str(c) for c in panels["close"].columns]
-    version = f"wf-r{_refit_every(refit)}"
+    version = f"wf-r{_refit_every_of(refit)}"
     record = ForecastStore(store)
+    pinned = None
+    by_target: dict[str, pd.DataFrame] = {}
+    if snapshot is None:
+        panels = _panels(store, names, end)
+        columns = [str(c) for c in panels["close"].columns]
+        for target in chosen:
+            by_target[target] = _walk_forward_rows(
+                panels,
+                lambda stop: _bars_fingerprint(store, columns, stop),
+                target,
+                None,
+                start,
+                end,
+                refit,
+                version,
+            )
+    else:
+        pinned = _pin_snapshot(snapshot, end)
+        columns = names or pinned.symbols()
+        by_target = _backfill_on(pinned, columns, chosen, start, refit, scheduler)
     recorded, already = {}, {}
-    fingerprints: dict[pd.Timestamp, str] = {}
     first = last = None
-    for target in chosen:
-        wf = walk_forward(panels, target=target, start=start, end=end, refit=refit)
-        by_name = {m.name: m for m in models_for(target)}
-        block_end = pd.Series(dtype="datetime64[ns, UTC]")
-        sessions = panels["close"].index
-        for lo, hi in zip(wf.refits["first"], wf.refits["last"], strict=True):
-            stop = pd.Timestamp(hi)
-            inside = sessions[(sessions >= lo) & (sessions <= stop)]
-            block_end = pd.concat([block_end, pd.Series(stop, index=inside)])
-            if stop not in fingerprints:
-                fingerprints[stop] = _bars_fingerprint(store, columns, stop)
-        parts = []
-        for model_name, predicted in wf.forecasts.groupby("model", sort=False):
-            rows = _forecast_rows(by_name[str(model_name)], predicted, version, "backfill")
-            ends = block_end.reindex(pd.DatetimeIndex(rows["as_of"]))
-            rows["data_fingerprint"] = [fingerprints[e] for e in ends]
-            parts.append(rows)
-        rows = pd.concat(parts, ignore_index=True)
+    for target, rows in by_target.items():
         new = _new_rows(record, rows)
         recorded[target] = record.append(new) if len(new) else 0
         already[target] = len(rows) - len(new)
@@ -569,5 +649,54 @@ def backfill_forecasts(
         last = hi if last is None else max(last, hi)
     assert first is not None and last is not None
     return ForecastBackfill(
-        start=first, end=last, version=version, recorded=recorded, already=already
+        start=first, end=last, version=version, recorded=recorded, already=already,
+        snapshot=None if pinned is None else pinned.to_dict(),
+    )  # fmt: skip
+
+
+def _pin_snapshot(snapshot: str | SnapshotBars, end: Any) -> SnapshotBars:
+    from quantdesk.data.pinned import SnapshotBars
+
+    if isinstance(snapshot, SnapshotBars):
+        return snapshot
+    return SnapshotBars.pin(str(snapshot), end=end)
+
+
+def _backfill_on(
+    pinned: SnapshotBars,
+    symbols: list[str],
+    targets: list[str],
+    start: Any,
+    refit: int | str,
+    scheduler: str | Any | None,
+) -> dict[str, pd.DataFrame]:
+    """Return each target's backfill rows, a task per (target, model) reading the snapshot."""
+    from quantdesk.core.parallel import run_tasks
+    from quantdesk.forecast.models import models_for
+
+    tasks = [
+        (pinned, symbols, target, model.name, start, refit)
+        for target in targets
+        for model in models_for(target)
+    ]
+    ran = run_tasks(
+        _backfill_task,
+        tasks,
+        executor=scheduler or "serial",
+        names=[f"{t[2]}-{t[3]}" for t in tasks],
+        progress=False,
+        desc="forecast-backfill",
+        unit="model",
     )
+    failed = [o for o in ran.outcomes if not o.ok]
+    if failed:
+        task = tasks[failed[0].index]
+        raise RuntimeError(
+            f"forecast backfill: {len(failed)} of {len(tasks)} models failed on "
+            f"{ran.executor} (first {task[2]}/{task[3]}): {failed[0].reason}"
+        )
+    out: dict[str, pd.DataFrame] = {}
+    for target in targets:
+        parts = [o.value for o in ran.outcomes if tasks[o.index][2] == target]
+        out[target] = pd.concat(parts, ignore_index=True)
+    return out

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,7 @@ from quantdesk.core.jsonable import jsonable
 from quantdesk.data.schemas import regime_probability_column
 
 if TYPE_CHECKING:
+    from quantdesk.data.pinned import SnapshotBars
     from quantdesk.data.store.market import MarketStore
     from quantdesk.regimes.registry import ModelRecord, ModelRegistry
     from quantdesk.regimes.walkforward import SymbolFits
@@ -100,6 +102,8 @@ class RegimeFitRun:
     fits : SymbolFits
         The raw fits (models or walk-forwards) from
         :func:`~quantdesk.regimes.walkforward.fit_symbols`.
+    snapshot : dict, optional
+        ``{"url", "version"}`` of the snapshot the bars were read from (None: the store).
     """
 
     name: str
@@ -107,6 +111,7 @@ class RegimeFitRun:
     symbols: dict[str, SymbolRegimeFit] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     fits: SymbolFits | None = None
+    snapshot: dict[str, Any] | None = None
 
     @property
     def model_version(self) -> str:
@@ -126,6 +131,7 @@ class RegimeFitRun:
                 "version": self.version,
                 "symbols": {s: fit.to_dict() for s, fit in self.symbols.items()},
                 "errors": self.errors,
+                "snapshot": self.snapshot,
             }
         )
         return doc
@@ -155,8 +161,10 @@ def fit_regimes(
     seed: int = 0,
     registry: ModelRegistry | str | None = None,
     workers: int | None = None,
-    scheduler: str | None = None,
+    scheduler: str | Any | None = None,
+    snapshot: str | SnapshotBars | None = None,
     command: str = "quantdesk.regimes.fit_regimes",
+    progress: bool = True,
 ) -> RegimeFitRun:
     """Return the run that fits a regime model per symbol, saves it and stores its regimes.
 
@@ -167,10 +175,15 @@ def fit_regimes(
     ``name/version`` (plus ``/wf-YYYYMMDD`` per refit).  A symbol whose fit, save or write
     fails is recorded in :attr:`RegimeFitRun.errors` and the others go on.
 
+    Each symbol is fitted and labelled where it runs (a local process or a Dask worker);
+    the models are saved and the regimes written here, through the store's and the
+    registry's one writer, each symbol's exactly once (a task whose worker died and that
+    Dask ran again still comes back once).
+
     Parameters
     ----------
     store : MarketStore
-        Where the daily bars are read and the regimes written.
+        Where the regimes are written; and the daily bars are read, unless ``snapshot``.
     symbols : str or sequence of str, optional
         Symbol(s) to fit (default: every symbol with daily bars).
     start, end : optional
@@ -190,10 +203,18 @@ def fit_regimes(
         The registry, or its directory or fsspec URL (default ``$QUANTDESK_MODELS``).
     workers : int, optional
         Local worker processes (default: CPUs).
-    scheduler : str, optional
+    scheduler : str or distributed.Client, optional
         Dask scheduler address (``tcp://...``) to fit on instead of local processes.
+    snapshot : str or SnapshotBars, optional
+        Read the bars from this Parquet snapshot (an fsspec URL, see
+        :meth:`MarketStore.snapshot`) instead of the store: its newest version is pinned
+        now, each task reads its own symbol from it where it runs, and the models record
+        the URL and version.  Workers on other machines need only the snapshot's object
+        store (credentials from their environment or fsspec's configuration).
     command : str
         What ran the job, recorded in each saved model's metadata (``extra.command``).
+    progress : bool
+        Show a progress bar over symbols.
 
     Returns
     -------
@@ -211,12 +232,25 @@ def fit_regimes(
     from quantdesk.regimes.walkforward import fit_symbols
 
     names = [symbols] if isinstance(symbols, str) else list(symbols) if symbols else None
-    bars = store.bars(names, start, end, "1d")
-    missing = sorted(set(names or []) - set(bars["symbol"].unique()))
-    if missing:
-        raise ValueError(f"no daily bars for {missing}; see `quantdesk data info`")
-    if bars.empty:
-        raise ValueError("no daily bars for that selection; see `quantdesk data info`")
+    inputs: dict[str, Any]
+    if snapshot is not None:
+        pinned = _pin(snapshot, start, end)
+        held = pinned.symbols()
+        missing = sorted(set(names or []) - set(held))
+        if missing:
+            raise ValueError(f"no daily bars for {missing} in {pinned}")
+        if not (names or held):
+            raise ValueError(f"no daily bars in {pinned}")
+        inputs = dict.fromkeys(sorted(names or held), pinned)
+    else:
+        pinned = None
+        bars = store.bars(names, start, end, "1d")
+        missing = sorted(set(names or []) - set(bars["symbol"].unique()))
+        if missing:
+            raise ValueError(f"no daily bars for {missing}; see `quantdesk data info`")
+        if bars.empty:
+            raise ValueError("no daily bars for that selection; see `quantdesk data info`")
+        inputs = {str(s): g.reset_index(drop=True) for s, g in bars.groupby("symbol", sort=True)}
     if not isinstance(registry, ModelRegistry):
         try:
             registry = ModelRegistry(registry)
@@ -224,7 +258,7 @@ def fit_regimes(
             raise ValueError(f"model registry {registry!r}: {exc}") from exc
     name = name or ("regimes-wf" if walk_forward else "regimes")
     version = version or registry.next_version(name)
-    run = RegimeFitRun(name, version)
+    run = RegimeFitRun(name, version, snapshot=None if pinned is None else pinned.to_dict())
     if walk_forward:
         kwargs: dict[str, Any] = {
             "window": window,
@@ -235,47 +269,85 @@ def fit_regimes(
         }
     else:
         kwargs = {"random_state": seed}
-    run.fits = fit_symbols(
-        bars,
-        walk_forward=walk_forward,
-        executor=scheduler or "process",
-        max_workers=workers,
-        **kwargs,
-    )
+    writer = _Writer(store, registry, run, command)
+    try:
+        run.fits = fit_symbols(
+            inputs,
+            walk_forward=walk_forward,
+            executor=scheduler or "process",
+            max_workers=workers,
+            progress=progress,
+            finish=_labelled,
+            on_fit=writer.add,
+            **kwargs,
+        )
+    finally:
+        writer.close()
     run.errors.update(run.fits.errors)
-    by_symbol = {str(s): g for s, g in bars.groupby("symbol", sort=True)}
-    for symbol, result in run.fits.results.items():
-        try:
-            run.symbols[symbol] = _save_and_store(
-                store, registry, run, symbol, result, by_symbol[symbol], command
-            )
-        except Exception as exc:
-            logger.exception("%s: saving the fit failed", symbol)
-            run.errors[symbol] = f"{type(exc).__name__}: {exc}"
+    run.symbols = dict(sorted(run.symbols.items()))
     return run
 
 
-def _save_and_store(
-    store: MarketStore,
-    registry: ModelRegistry,
-    run: RegimeFitRun,
-    symbol: str,
-    result: Any,
-    symbol_bars: pd.DataFrame,
-    command: str,
-) -> SymbolRegimeFit:
-    """Return one symbol's fit after saving its model and writing its regimes."""
+def _pin(snapshot: str | SnapshotBars, start: Any, end: Any) -> SnapshotBars:
+    """Return the snapshot's daily bars over the window, its version pinned now."""
+    from quantdesk.data.pinned import SnapshotBars
+
+    if isinstance(snapshot, SnapshotBars):
+        return snapshot
+    return SnapshotBars.pin(str(snapshot), timeframe="1d", start=start, end=end)
+
+
+@dataclass(frozen=True)
+class _Labelled:
+    """What a fit's worker computes beside it: the regime rows and the training data's hash."""
+
+    regimes: pd.DataFrame
+    fingerprint: str
+
+
+def _labelled(symbol: str, result: Any, bars: pd.DataFrame) -> _Labelled:
+    """Return a fit's regime rows (without ``model_version`` for a plain fit) and its hash.
+
+    Runs where the symbol was fitted, beside its bars (a Dask worker reading a
+    snapshot), so that only the rows to store come back.
+    """
     from quantdesk.regimes.registry import data_fingerprint
     from quantdesk.regimes.walkforward import WalkForwardRegimes
 
     if isinstance(result, WalkForwardRegimes):
+        last = result.refits.iloc[-1]
+        trained = bars[(bars["ts"] >= last["train_start"]) & (bars["ts"] <= last["train_end"])]
+        return _Labelled(result.regimes, data_fingerprint(trained))
+    regimes = result.filter(bars).reset_index()
+    regimes.insert(0, "symbol", symbol)
+    return _Labelled(regimes, data_fingerprint(bars))
+
+
+@dataclass(frozen=True)
+class _Saved:
+    """A symbol's saved model, and its regime rows still to write."""
+
+    record: ModelRecord
+    regimes: pd.DataFrame
+    text: str
+
+
+def _save(
+    registry: ModelRegistry,
+    run: RegimeFitRun,
+    symbol: str,
+    result: Any,
+    labelled: _Labelled,
+    command: str,
+) -> _Saved:
+    """Return one symbol's model, saved to the registry, and the regime rows to store."""
+    from quantdesk.regimes.walkforward import WalkForwardRegimes
+
+    regimes = labelled.regimes
+    if isinstance(result, WalkForwardRegimes):
         if result.model is None:
             raise ValueError("walk-forward fitted no model")
-        model, regimes = result.model, result.regimes
-        last = result.refits.iloc[-1]
-        trained = symbol_bars[
-            (symbol_bars["ts"] >= last["train_start"]) & (symbol_bars["ts"] <= last["train_end"])
-        ]
+        model = result.model
         extra: dict[str, Any] = {
             "walk_forward": {
                 "window": result.window,
@@ -289,24 +361,112 @@ def _save_and_store(
         }
         text = result.summary()
     else:
-        model, trained, extra = result, symbol_bars, {}
-        regimes = model.filter(symbol_bars).reset_index()
-        regimes.insert(0, "symbol", symbol)
+        model, extra, text = result, {}, ""
+        regimes = regimes.copy()
         regimes.insert(2, "model_version", run.model_version)
-        text = ""
+    if run.snapshot is not None:
+        extra["snapshot"] = run.snapshot
     record = registry.save(
         model,
         run.name,
         symbol,
         version=run.version,
-        data_fingerprint=data_fingerprint(trained),
+        data_fingerprint=labelled.fingerprint,
         extra={"command": command, **jsonable(extra)},
     )
-    written = store.write_regimes(regimes, source=f"regimes fit {run.model_version}")
+    return _Saved(record, regimes, text or record.summary())
+
+
+# Threads saving models at once (each save writes two files and renames one).
+_SAVE_THREADS = 8
+# Regime rows per write: one transaction per symbol costs more than the rows (hundreds
+# of ms each under load); a batch bounds the memory of one write.
+_WRITE_ROWS = 500_000
+
+
+class _Writer:
+    """The one writer of a fit run: saves each fit as it arrives, writes rows in batches.
+
+    Models are saved on threads as the fits come back (file or object-store I/O that
+    overlaps the fits still running); the regime rows are written once
+    :data:`_WRITE_ROWS` of them are waiting, and the rest at :meth:`close`.  Failures
+    are the symbol's errors; nothing here raises into the run.
+    """
+
+    def __init__(
+        self, store: MarketStore, registry: ModelRegistry, run: RegimeFitRun, command: str
+    ) -> None:
+        self.store, self.registry, self.run, self.command = store, registry, run, command
+        self.pool = ThreadPoolExecutor(_SAVE_THREADS, thread_name_prefix="regimes-save")
+        self.pending: dict[str, Future[_Saved]] = {}
+        self.rows = 0
+
+    def add(self, symbol: str, result: Any, labelled: _Labelled) -> None:
+        """Take one symbol's fit: start saving its model; write when a batch is full."""
+        self.pending[symbol] = self.pool.submit(
+            _save, self.registry, self.run, symbol, result, labelled, self.command
+        )
+        self.rows += len(labelled.regimes)
+        if self.rows >= _WRITE_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Wait for the pending saves, then write their symbols' regimes."""
+        saved: dict[str, _Saved] = {}
+        for symbol, future in self.pending.items():
+            try:
+                saved[symbol] = future.result()
+            except Exception as exc:
+                logger.error("%s: saving the fit failed: %s", symbol, exc, exc_info=exc)
+                self.run.errors[symbol] = f"{type(exc).__name__}: {exc}"
+        self.pending, self.rows = {}, 0
+        _store_regimes(self.store, self.run, saved)
+
+    def close(self) -> None:
+        """Write what is left and stop the threads."""
+        try:
+            self.flush()
+        finally:
+            self.pool.shutdown(wait=True)
+
+
+def _store_regimes(store: MarketStore, run: RegimeFitRun, saved: dict[str, _Saved]) -> None:
+    """Write the saved symbols' regimes in batches; a failed batch is retried by symbol."""
+    source = f"regimes fit {run.model_version}"
+    batch: list[str] = []
+    rows = 0
+    for position, symbol in enumerate(saved):
+        batch.append(symbol)
+        rows += len(saved[symbol].regimes)
+        if rows < _WRITE_ROWS and position < len(saved) - 1:
+            continue
+        frame = pd.concat([saved[s].regimes for s in batch], ignore_index=True)
+        try:
+            written = store.write_regimes_by_symbol(frame, source=source)
+        except Exception:
+            # One bad symbol must not cost the others their rows: write them one by one.
+            logger.warning("writing %d symbols' regimes failed; one by one now", len(batch))
+            written = {}
+            for symbol in batch:
+                try:
+                    written.update(
+                        store.write_regimes_by_symbol(saved[symbol].regimes, source=source)
+                    )
+                except Exception as exc:
+                    logger.exception("%s: writing the regimes failed", symbol)
+                    run.errors[symbol] = f"{type(exc).__name__}: {exc}"
+        for symbol in batch:
+            if symbol not in run.errors:
+                run.symbols[symbol] = _fitted(symbol, saved[symbol], written.get(symbol, 0))
+        batch, rows = [], 0
+
+
+def _fitted(symbol: str, saved: _Saved, written: int) -> SymbolRegimeFit:
+    regimes = saved.regimes
     latest = regimes.iloc[-1]
     return SymbolRegimeFit(
         symbol=symbol,
-        record=record,
+        record=saved.record,
         rows=len(regimes),
         written=written,
         first=regimes["ts"].iloc[0],
@@ -315,7 +475,7 @@ def _save_and_store(
         probability=float(
             latest[regime_probability_column(latest["vol_label"], latest["trend_label"])]
         ),
-        text=text or record.summary(),
+        text=saved.text,
     )
 
 

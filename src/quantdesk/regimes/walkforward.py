@@ -24,9 +24,9 @@ import inspect
 import logging
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 import pandas as pd
@@ -43,7 +43,7 @@ from quantdesk.data.schemas import (
 if TYPE_CHECKING:
     from quantdesk.regimes.model import RegimeModel
 
-__all__ = ["SymbolFits", "WalkForwardRegimes", "fit_symbols", "walk_forward"]
+__all__ = ["BarSource", "SymbolFits", "WalkForwardRegimes", "fit_symbols", "walk_forward"]
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +73,14 @@ _REFIT_COLUMNS = (
     "fit_seconds",
     "error",
 )
+
+
+class BarSource(Protocol):
+    """Where a task reads one symbol's bars itself (a pinned snapshot, on a worker)."""
+
+    def bars(self, symbol: str) -> pd.DataFrame:
+        """Return the symbol's long bars (empty when the source has none)."""
+        ...
 
 
 def _one_symbol(bars: pd.DataFrame, symbol: str | None) -> tuple[pd.DataFrame, str]:
@@ -414,6 +422,9 @@ class SymbolFits:
         ``"serial"``, ``"process"`` or the Dask scheduler address.
     wall_seconds
         Elapsed time of the whole batch.
+    finished
+        Symbol -> what ``fit_symbols(finish=...)`` computed beside the fit (empty
+        without ``finish``).
     """
 
     results: dict[str, Any]
@@ -421,6 +432,7 @@ class SymbolFits:
     seconds: dict[str, float]
     executor: str
     wall_seconds: float
+    finished: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -457,15 +469,27 @@ def _limit_threads() -> None:
 
 
 def _fit_task(
-    symbol: str, bars: pd.DataFrame, walk: bool, kwargs: dict[str, Any]
-) -> tuple[str, Any, str | None, float]:
-    """Return ``(symbol, result, error, seconds)`` of one symbol's fit or walk-forward.
+    symbol: str,
+    bars: pd.DataFrame | BarSource,
+    walk: bool,
+    kwargs: dict[str, Any],
+    finish: Callable[[str, Any, pd.DataFrame], Any] | None = None,
+) -> tuple[str, Any, str | None, float, Any]:
+    """Return ``(symbol, result, error, seconds, finished)`` of one symbol's fit or walk-forward.
 
-    Top level so that process pools and Dask can pickle it; errors come back as text so
-    that an exception class the parent cannot unpickle never hides the failure.
+    ``bars`` is the symbol's bars, or a source read here (on the worker): a snapshot
+    pinned at submit time.  ``finished`` is ``finish(symbol, result, bars)`` (None
+    without ``finish``), computed here beside the bars.  Top level so that process pools
+    and Dask can pickle it; errors come back as text so that an exception class the
+    parent cannot unpickle never hides the failure.
     """
     began = time.perf_counter()
     try:
+        if not isinstance(bars, pd.DataFrame):
+            source = bars
+            bars = source.bars(symbol)
+            if bars.empty:
+                raise ValueError(f"{symbol}: no bars in {source}")
         if walk:
             result: Any = walk_forward(bars, symbol=symbol, progress=False, **kwargs)
         else:
@@ -473,12 +497,15 @@ def _fit_task(
 
             frame, _ = _one_symbol(bars, symbol)
             result = RegimeModel(**{"random_state": 0, **kwargs}).fit(frame)
-        return symbol, result, None, time.perf_counter() - began
+        finished = None if finish is None else finish(symbol, result, bars)
+        return symbol, result, None, time.perf_counter() - began, finished
     except Exception:
-        return symbol, None, traceback.format_exc(), time.perf_counter() - began
+        return symbol, None, traceback.format_exc(), time.perf_counter() - began, None
 
 
-def _split(bars_by_symbol: Mapping[str, pd.DataFrame] | pd.DataFrame) -> dict[str, pd.DataFrame]:
+def _split(
+    bars_by_symbol: Mapping[str, pd.DataFrame | BarSource] | pd.DataFrame,
+) -> dict[str, pd.DataFrame | BarSource]:
     if isinstance(bars_by_symbol, pd.DataFrame):
         if "symbol" not in bars_by_symbol.columns:
             raise ValueError("long bars need a 'symbol' column; or pass {symbol: bars}")
@@ -490,12 +517,14 @@ def _split(bars_by_symbol: Mapping[str, pd.DataFrame] | pd.DataFrame) -> dict[st
 
 
 def fit_symbols(
-    bars_by_symbol: Mapping[str, pd.DataFrame] | pd.DataFrame,
+    bars_by_symbol: Mapping[str, pd.DataFrame | BarSource] | pd.DataFrame,
     *,
     walk_forward: bool = False,
     executor: Literal["process", "serial"] | str | Any = "process",
     max_workers: int | None = None,
     progress: bool = True,
+    finish: Callable[[str, Any, pd.DataFrame], Any] | None = None,
+    on_fit: Callable[[str, Any, Any], None] | None = None,
     **kwargs: Any,
 ) -> SymbolFits:
     """Return per-symbol fits (or walk-forwards) run in parallel, with failures collected.
@@ -503,7 +532,10 @@ def fit_symbols(
     Parameters
     ----------
     bars_by_symbol
-        ``{symbol: bars}`` or long bars with a ``symbol`` column.
+        ``{symbol: bars}`` or long bars with a ``symbol`` column.  A value may instead be
+        a source whose ``bars(symbol)`` the task calls where it runs (a
+        :class:`~quantdesk.data.pinned.SnapshotBars`: workers read a pinned snapshot
+        themselves, and no bars travel from this process).
     walk_forward
         Run :func:`walk_forward` per symbol (``kwargs`` are its keywords: ``window``,
         ``refit``, ``expanding``, ``model_kwargs``, ``version_prefix``); otherwise fit one
@@ -521,6 +553,13 @@ def fit_symbols(
         or one symbol runs in this process, without the start-up cost of a pool.
     progress
         Show a progress bar over symbols.
+    finish
+        A top-level function ``finish(symbol, result, bars)`` run where each symbol was
+        fitted, beside its bars; what it returns is in :attr:`SymbolFits.finished`
+        (e.g. the regime rows to store, so that no bars come back to this process).
+    on_fit
+        Called here with ``(symbol, result, finished)`` as each symbol's fit arrives
+        (once per symbol), so that results are saved while the other fits run.
 
     Returns
     -------
@@ -530,11 +569,19 @@ def fit_symbols(
     """
     check_executor(executor)
     frames = _split(bars_by_symbol)
-    tasks = [(symbol, frame, walk_forward, dict(kwargs)) for symbol, frame in frames.items()]
+    tasks = [
+        (symbol, frame, walk_forward, dict(kwargs), finish) for symbol, frame in frames.items()
+    ]
     began = time.perf_counter()
     workers = max(1, min(max_workers or cpu_count(), len(tasks)))
     if executor == "process" and workers == 1:
         executor = "serial"  # one worker: no pool start-up cost
+
+    def arrived(task: Any) -> None:
+        if on_fit is not None and task.ok and task.value[2] is None:
+            symbol, result, _, _, output = task.value
+            on_fit(symbol, result, output)
+
     ran = run_tasks(
         _fit_task,
         tasks,
@@ -543,6 +590,7 @@ def fit_symbols(
         initializer=_limit_threads,
         names=list(frames),
         failed=lambda task: not task.ok or task.value[2] is not None,
+        on_final=arrived,
         progress=progress,
         desc="regimes",
         unit="symbol",
@@ -550,14 +598,17 @@ def fit_symbols(
     results: dict[str, Any] = {}
     errors: dict[str, str] = {}
     seconds: dict[str, float] = {}
+    finished: dict[str, Any] = {}
     for task in ran.outcomes:
         symbol = tasks[task.index][0]
         if not task.ok:  # the worker itself was lost (killed, out of memory)
             errors[symbol] = task.reason or "worker lost"
             continue
-        _, result, error, seconds[symbol] = task.value
+        _, result, error, seconds[symbol], output = task.value
         if error is None:
             results[symbol] = result
+            if finish is not None:
+                finished[symbol] = output
         else:
             errors[symbol] = error
             logger.error("%s failed:\n%s", symbol, error)
@@ -567,6 +618,7 @@ def fit_symbols(
         seconds=seconds,
         executor=ran.executor,
         wall_seconds=time.perf_counter() - began,
+        finished=finished,
     )
     logger.info(fits.summary())
     return fits

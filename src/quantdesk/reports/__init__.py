@@ -23,6 +23,7 @@ from quantdesk._lazy import lazy_attributes
 
 _EXPORTS = {
     "run_report": "quantdesk.reports.runner",
+    "rerun_report": "quantdesk.reports.rerun",
     "RunRecord": "quantdesk.reports.records",
     "SecretParameterError": "quantdesk.reports.redaction",
     "check_parameters": "quantdesk.reports.redaction",
@@ -32,7 +33,7 @@ _EXPORTS = {
     "list_runs": "quantdesk.reports.publish",
 }
 _SUBMODULES = frozenset(
-    {"engine", "fingerprint", "notebooks", "publish", "records", "redaction", "runner"}
+    {"engine", "fingerprint", "notebooks", "publish", "records", "redaction", "rerun", "runner"}
 )
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "check_parameters",
     "list_runs",
     "render_html",
+    "rerun_report",
     "resolve_notebook",
     "run_report",
     "write_index",
@@ -51,6 +53,7 @@ if TYPE_CHECKING:
     from quantdesk.reports.publish import list_runs, render_html, write_index
     from quantdesk.reports.records import RunRecord
     from quantdesk.reports.redaction import SecretParameterError, check_parameters
+    from quantdesk.reports.rerun import rerun_report
     from quantdesk.reports.runner import run_report
 
 

@@ -65,6 +65,16 @@ class RunRecord:
         The catalog job whose batch made the run; ``None`` for a one-off run
         (``quantdesk report run``, a notebook's own call).  ``quantdesk report list``
         counts only a job's own runs as its last run.
+    snapshot
+        ``{"url", "version"}`` of the Parquet snapshot the kernel read its bars from
+        (pinned for the whole run), or ``None`` when it read the store: a run with a
+        snapshot can be rerun on the same data (``quantdesk report rerun``).
+    code
+        The notebook's code: ``commit`` (git ``HEAD`` of its work tree, or None),
+        ``dirty`` (uncommitted changes) and ``sha256`` of the notebook file
+        (:func:`quantdesk.core.provenance.code_version`).
+    rerun_of
+        The run id this run repeated (``quantdesk report rerun``), else ``None``.
     """
 
     notebook: str
@@ -87,6 +97,9 @@ class RunRecord:
     host: str = ""
     redacted: list[str] = field(default_factory=list)
     job: str | None = None
+    snapshot: dict[str, Any] | None = None
+    code: dict[str, Any] = field(default_factory=dict)
+    rerun_of: str | None = None
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -140,6 +153,14 @@ class RunRecord:
         lines += [
             f"  parameters: {params}",
             f"  data:       {self.data_fingerprint}",
+        ]
+        if self.snapshot:
+            lines.append(
+                f"  snapshot:   {self.snapshot.get('url')} version {self.snapshot.get('version')}"
+            )
+        if self.rerun_of:
+            lines.append(f"  rerun of:   {self.rerun_of}")
+        lines += [
             f"  html:       {self.html_path}",
             f"  notebook:   {self.ipynb_path}",
         ]

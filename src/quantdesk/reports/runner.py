@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 
 from quantdesk.config import environment, settings
 from quantdesk.core.jsonable import jsonable
-from quantdesk.core.provenance import library_versions
+from quantdesk.core.provenance import code_version, library_versions
 from quantdesk.reports.engine import kernel_data_env, register_engine
 from quantdesk.reports.fingerprint import store_fingerprint
 from quantdesk.reports.notebooks import check_declared, resolve_notebook
@@ -150,6 +150,10 @@ def run_report(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     job: str | None = None,
+    snapshot: str | None = None,
+    snapshot_version: int | None = None,
+    take_snapshot: bool = False,
+    rerun_of: str | None = None,
 ) -> RunRecord:
     """Return the :class:`RunRecord` of executing a notebook with papermill and publishing it.
 
@@ -179,6 +183,19 @@ def run_report(
     job
         The catalog job this run belongs to, recorded in ``run.json`` (the batch executor
         passes it); ``None`` marks a one-off run.
+    snapshot
+        A Parquet snapshot URL the kernel reads its bars from instead of the store
+        (default ``QUANTDESK_SNAPSHOT`` when set, else none: the store).  The version is
+        pinned before the kernel starts and recorded in ``run.json``, so the run can be
+        repeated on the same data (:func:`quantdesk.reports.rerun.rerun_report`).
+    snapshot_version
+        The version to read (default ``QUANTDESK_SNAPSHOT_VERSION``, else the newest).
+    take_snapshot
+        Publish the store's current bars to ``snapshot`` first (only changed partitions
+        are written) and read that new version: the report shows the store as it is
+        now and can still be rerun on exactly that data later.
+    rerun_of
+        The run id this run repeats, recorded in ``run.json``.
 
     Returns
     -------
@@ -193,7 +210,10 @@ def run_report(
     FileNotFoundError
         The notebook does not exist.
     ValueError
-        An undeclared parameter, a bad ``run_id``, ``timeout`` or ``env``.
+        An undeclared parameter, a bad ``run_id``, ``timeout``, ``env`` or snapshot
+        version, or ``take_snapshot`` without a snapshot URL.
+    OSError
+        The snapshot cannot be read or written (the message names its URL).
     FileExistsError
         An explicit ``run_id`` whose folder exists.
     NotADirectoryError
@@ -224,6 +244,10 @@ def run_report(
         raise NotADirectoryError(f"cwd {kernel_cwd} is not a directory")
     data_env, store_path = kernel_data_env(extra_env, kernel_cwd)
     kernel_env = {**environment(), **data_env, **extra_env}
+    pinned = _pin_snapshot(kernel_env, store_path, snapshot, snapshot_version, take_snapshot)
+    if pinned is not None:
+        kernel_env["QUANTDESK_SNAPSHOT"] = str(pinned["url"])
+        kernel_env["QUANTDESK_SNAPSHOT_VERSION"] = str(pinned["version"])
     secrets = secret_values(kernel_env)
 
     root = Path(reports_dir) if reports_dir is not None else settings().reports_dir
@@ -337,6 +361,9 @@ def run_report(
         data_summary=data_summary,
         host=platform.node(),
         job=job or None,
+        snapshot=pinned,
+        code=code_version(nb_path),
+        rerun_of=rerun_of,
     )
     text = redact_secrets(json.dumps(record.to_dict(), indent=2), secrets, "run record", found)
     record = RunRecord.from_dict(json.loads(text))
@@ -352,6 +379,43 @@ def run_report(
     if interrupted is not None:
         raise interrupted
     return record
+
+
+def _pin_snapshot(
+    kernel_env: Mapping[str, str],
+    store_path: Path,
+    url: str | None,
+    version: int | None,
+    take: bool,
+) -> dict[str, Any] | None:
+    """Return ``{"url", "version"}`` of the snapshot the kernel will read, or None.
+
+    The URL and version come from the arguments, else from the kernel's environment
+    (``QUANTDESK_SNAPSHOT``, ``QUANTDESK_SNAPSHOT_VERSION``); an unversioned URL is
+    pinned to its newest version now, so that every cell reads the same data.
+    """
+    from quantdesk.config import Settings
+
+    configured = Settings.from_env(kernel_env)
+    url = url or configured.snapshot_url
+    if url is None:
+        if take:
+            raise ValueError("take_snapshot needs a snapshot URL (or QUANTDESK_SNAPSHOT)")
+        return None
+    if take:
+        if version is not None:
+            raise ValueError("take_snapshot publishes a new version; do not give one")
+        from quantdesk.data.store.market import MarketStore
+
+        version = int(MarketStore(store_path, read_only=True).snapshot(url))
+        logger.info("published the store %s to %s as version %d", store_path, url, version)
+    else:
+        from quantdesk.data.pinned import SnapshotBars
+
+        if version is None and url == configured.snapshot_url:
+            version = configured.snapshot_version
+        version = SnapshotBars.pin(url, version).version
+    return {"url": url, "version": version}
 
 
 def _fallback_html(stem: str, run_id: str, banner: str) -> str:

@@ -6,6 +6,11 @@ transaction each, so an interrupted run keeps what it finished).  A second run w
 same model scores nothing; a new model, revision or quantisation scores everything,
 beside the old scores.  ``quantdesk sentiment score`` calls it.
 
+On a cluster (``snapshot=URL, scheduler=ADDRESS``) each task is a batch of story
+hashes: the worker reads those stories from the Parquet snapshot itself (its version
+pinned when the job starts), scores them and sends back only the scores, which are
+written here (the store has one writer).
+
 Examples
 --------
 >>> import tempfile, pathlib
@@ -52,11 +57,21 @@ class ScoreResult:
     scored: int
     cached: int
     failed: int = 0
+    #: Stories left unscored because the snapshot read is older than they are.
+    missing: int = 0
+    #: ``{"url", "version"}`` of the snapshot the stories were read from, or None.
+    snapshot: dict[str, Any] | None = None
 
     def summary(self) -> str:
         """Return one line: the model and the counts."""
         line = f"{self.key}: {self.scored} scored, {self.cached} already cached"
-        return line + (f", {self.failed} failed" if self.failed else "")
+        line += f", {self.failed} failed" if self.failed else ""
+        if self.missing and self.snapshot is not None:
+            line += (
+                f", {self.missing} not in snapshot version {self.snapshot['version']} "
+                "(take a new snapshot to score them)"
+            )
+        return line
 
     def to_dict(self) -> dict[str, Any]:
         """Return the result as plain data (for JSON output)."""
@@ -87,12 +102,35 @@ def _score_chunk(
     return _score_stories(_worker_model(name, options), chunk)
 
 
+def _score_snapshot_chunk(
+    name: str,
+    options: tuple[tuple[str, Any], ...],
+    url: str,
+    version: int,
+    hashes: list[str],
+    span: tuple[pd.Timestamp, pd.Timestamp],
+) -> pd.DataFrame:
+    """Return ``content_hash`` and the scores of the stories ``hashes`` read from a snapshot.
+
+    Runs on a worker: it reads the stories of ``span`` (first and last story time of the
+    batch, which prunes the files read) from the snapshot version itself and keeps its
+    batch; stories the version does not hold are left out (the caller counts them).
+    """
+    from quantdesk.data.pinned import snapshot_reader
+
+    stories = snapshot_reader(url, version).news(start=span[0], end=span[1])
+    stories = stories[stories["content_hash"].isin(hashes)].reset_index(drop=True)
+    scores = _score_stories(_worker_model(name, options), stories)
+    return scores.assign(content_hash=stories["content_hash"].to_numpy())
+
+
 def score_news(
     store: NewsStore | MarketStore | str | Path | None = None,
     model: str | Path | SentimentModel = "auto",
     *,
     rescore: bool = False,
     scheduler: str | None = None,
+    snapshot: str | None = None,
     progress: bool = True,
     **options: Any,
 ) -> ScoreResult:
@@ -115,6 +153,12 @@ def score_news(
         :func:`quantdesk.core.parallel.run_tasks` workers, each loading the model once,
         and written here (the store has one writer).  Worth it on a Dask cluster of
         several machines; on one machine it only duplicates the model in memory.
+    snapshot
+        A Parquet snapshot URL holding the news (``quantdesk data snapshot URL --tables
+        bars,news``): each task reads its batch of stories from it (the newest version,
+        pinned now) instead of receiving them from here.  Runs on ``scheduler``, or in
+        this process without one.  Stories newer than the version are left unscored
+        and counted in :attr:`ScoreResult.missing`.
     progress
         Show a progress bar on stderr.
     **options
@@ -128,8 +172,42 @@ def score_news(
     todo = news.unscored(None if rescore else key)
     total = len(news.news()) if not rescore else len(todo)
     chunks = [todo.iloc[i : i + _CHUNK] for i in range(0, len(todo), _CHUNK)]
-    scored = failed = 0
-    if scheduler is not None and chunks:
+    scored = failed = missing = 0
+    pinned: dict[str, Any] | None = None
+    if snapshot is not None and chunks:
+        from quantdesk.core.parallel import run_tasks
+        from quantdesk.data.pinned import SnapshotBars
+
+        if not isinstance(model, str | Path):
+            raise ValueError("snapshot needs the model by name, so that workers can load it")
+        pin = SnapshotBars.pin(str(snapshot))
+        pinned = pin.to_dict()
+        opts = tuple(sorted(options.items()))
+        # Each batch's time span, so that a worker reads only the files that hold it.
+        times = news.news()[["content_hash", "ts"]].set_index("content_hash")["ts"]
+        tasks = []
+        for chunk in chunks:
+            span = times.reindex(chunk["content_hash"])
+            tasks.append(
+                (str(model), opts, pin.url, pin.version, chunk["content_hash"].tolist(),
+                 (span.min(), span.max()))
+            )  # fmt: skip
+        outcome = run_tasks(
+            _score_snapshot_chunk,
+            tasks,
+            executor=scheduler or "serial",
+            progress=progress,
+            desc="sentiment",
+            unit="chunk",
+        )
+        for chunk, task in zip(chunks, outcome.outcomes, strict=True):
+            if task.ok:
+                scored += news.write_scores(task.value, key)
+                missing += len(chunk) - len(task.value)
+            else:
+                failed += len(chunk)
+                logger.error("scoring %d stories failed: %s", len(chunk), task.reason)
+    elif scheduler is not None and chunks:
         from quantdesk.core.parallel import run_tasks
 
         if not isinstance(model, str | Path):
@@ -158,6 +236,6 @@ def score_news(
                 scores = _score_stories(scorer, chunk).set_index(chunk.index)  # type: ignore[arg-type]
                 scored += news.write_scores(scores.assign(content_hash=chunk["content_hash"]), key)
                 bar.update(len(chunk))
-    result = ScoreResult(key, scored, max(total - len(todo), 0), failed)
+    result = ScoreResult(key, scored, max(total - len(todo), 0), failed, missing, pinned)
     logger.info(result.summary())
     return result

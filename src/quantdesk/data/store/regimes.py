@@ -186,6 +186,17 @@ class RegimeTables(StoreFile):
         model_version)``: re-writing the same rows changes nothing (and returns 0); a row
         whose values differ replaces the stored one and gets a new ``written_at``.
         """
+        return sum(self.write_regimes_by_symbol(frame, source=source).values())
+
+    def write_regimes_by_symbol(
+        self, frame: pd.DataFrame, *, source: str = "<regimes>"
+    ) -> dict[str, int]:
+        """Return, per symbol of ``frame``, the regime rows inserted or changed.
+
+        The same validated, idempotent one-transaction upsert as :meth:`write_regimes`
+        (which sums these counts): a job writing many symbols' rows at once (one
+        transaction instead of one per symbol) still says what each symbol changed.
+        """
         good = validate_regimes(frame, source=source)
         good["written_at"] = datetime.now(UTC)
         values = REGIME_ESTIMATE_COLUMNS
@@ -196,12 +207,14 @@ class RegimeTables(StoreFile):
             con.unregister("incoming")
             counts = con.execute(
                 f"""
-                SELECT count(*) FILTER (WHERE r.symbol IS NULL),
+                SELECT s.symbol,
+                       count(*) FILTER (WHERE r.symbol IS NULL),
                        count(*) FILTER (WHERE r.symbol IS NOT NULL AND ({changed}))
                 FROM staged_regimes s
                 LEFT JOIN regimes r USING (symbol, ts, model_version)
+                GROUP BY s.symbol
                 """
-            ).fetchall()[0]
+            ).fetchall()
             assignments = ", ".join(f"{c} = excluded.{c}" for c in [*values, "written_at"])
             distinct = " OR ".join(f"regimes.{c} IS DISTINCT FROM excluded.{c}" for c in values)
             con.execute(
@@ -212,16 +225,17 @@ class RegimeTables(StoreFile):
                 """
             )
             con.execute("DROP TABLE staged_regimes")
-        written = int(counts[0]) + int(counts[1])
+        inserted = sum(int(c[1]) for c in counts)
+        updated = sum(int(c[2]) for c in counts)
         logger.info(
             "%s: %d regime rows in -> %d inserted, %d updated, %d unchanged",
             source,
             len(good),
-            int(counts[0]),
-            int(counts[1]),
-            len(good) - written,
+            inserted,
+            updated,
+            len(good) - inserted - updated,
         )
-        return written
+        return {str(c[0]): int(c[1]) + int(c[2]) for c in counts}
 
     def regimes(
         self,
