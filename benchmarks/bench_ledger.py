@@ -1,17 +1,22 @@
 """The paper ledger: trades per second (validated, one transaction each) and a 500-asset rebalance.
 
 A trade opens a short-lived read-write connection, validates against the cash and
-positions it reads inside the transaction, writes the trade row, the position, the
-cash and a snapshot, and commits.  Peer for trades/s: a bare DuckDB insert of one row
-per transaction over the same kind of short-lived connection (what the connection and
-commit alone cost).  Peer for the rebalance: the same 500-asset bar through the
-backtest's order simulation alone (``rebalance_fills``, no reads or writes).
+positions it reads inside the transaction, writes the trade row, the position, its new
+lot, the cash and a snapshot, and commits; it leaves the checkpoint to a later write
+while the write-ahead log is small (``defer_checkpoint``).  Peer for trades/s: a bare
+DuckDB insert of one row per transaction over the same kind of short-lived connection
+(what the connection, commit and checkpoint alone cost).  A second row puts the ledger
+beside the same bare insert deferring its checkpoint as the ledger does, so the
+table shows how much of the first row's ratio the deferral buys.  The trades run in
+alternating blocks, the ledger's then the bare one's, and each side keeps its best
+block, so load that comes and goes on the machine falls on both.  Peer for the
+rebalance: the same 500-asset bar through the backtest's order simulation alone
+(``rebalance_fills``, no reads or writes).
 """
 
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +26,7 @@ import pandas as pd
 from benchmarks._timing import best_of, row
 
 N_TRADES = 200
+BLOCKS = 4  # N_TRADES per side in this many alternating blocks
 N_ASSETS = 500
 
 
@@ -43,18 +49,33 @@ def run() -> list[dict[str, Any]]:
         ledger = PaperLedger(store, 1e9, "bench")
         ledger.buy("S000", 1, price=100.0)  # warm: the schema exists, the modules are loaded
 
-        t0 = time.perf_counter()
-        for i in range(N_TRADES):
-            ledger.buy(symbols[i % 50], 1, price=float(closes[i % 50]))
-        ours = N_TRADES / (time.perf_counter() - t0)
-
         with transaction(store.path, lock_timeout=60) as con:
             con.execute("CREATE TABLE bare (i BIGINT, symbol VARCHAR, qty DOUBLE, price DOUBLE)")
-        t0 = time.perf_counter()
-        for i in range(N_TRADES):
-            with transaction(store.path, lock_timeout=60) as con:
-                con.execute("INSERT INTO bare VALUES (?, ?, ?, ?)", [i, symbols[i % 50], 1.0, 1.0])
-        bare = N_TRADES / (time.perf_counter() - t0)
+        count = iter(range(10**9))
+
+        def trades() -> None:
+            for _ in range(N_TRADES // BLOCKS):
+                i = next(count)
+                ledger.buy(symbols[i % 50], 1, price=float(closes[i % 50]))
+
+        def inserts(defer: bool) -> None:
+            for _ in range(N_TRADES // BLOCKS):
+                i = next(count)
+                with transaction(store.path, lock_timeout=60, defer_checkpoint=defer) as con:
+                    con.execute(
+                        "INSERT INTO bare VALUES (?, ?, ?, ?)", [i, symbols[i % 50], 1.0, 1.0]
+                    )
+
+        best = {"ours": float("inf"), "bare": float("inf"), "bare deferred": float("inf")}
+        for _ in range(BLOCKS):
+            for side, block in [
+                ("ours", trades),
+                ("bare", lambda: inserts(False)),
+                ("bare deferred", lambda: inserts(True)),
+            ]:
+                seconds, _ = best_of(block, repeat=1)
+                best[side] = min(best[side], seconds)
+        ours, bare, bare_deferred = (N_TRADES // BLOCKS / best[k] for k in best)
 
         book = PaperLedger(store, 1e8, "rebalance")
         prices = pd.Series(closes, index=symbols)
@@ -67,11 +88,18 @@ def run() -> list[dict[str, Any]]:
         peer, _ = best_of(
             lambda: rebalance_fills(prices, targets[0], cash=book.cash, units=units), repeat=3
         )
+    block = f"best of {BLOCKS} blocks of {N_TRADES // BLOCKS} buys"
     return [
         row(
             "paper ledger: trades/s (validated, 1 transaction each)",
-            ours, bare, "trades/s", "-", higher_is_better=True,
-            note=f"{N_TRADES} buys; peer: bare DuckDB insert per transaction",
+            ours, bare, "trades/s", ">= 1/1.2 of peer", higher_is_better=True,
+            met=ours * 1.2 >= bare,
+            note=f"{block}; peer: bare DuckDB insert per transaction",
+        ),
+        row(
+            "paper ledger: trades/s beside a bare insert deferring its checkpoint too",
+            ours, bare_deferred, "trades/s", "-", higher_is_better=True,
+            note=f"{block}; peer: the bare insert with defer_checkpoint=True",
         ),
         row(
             f"paper ledger: rebalance of {N_ASSETS} assets", seconds, peer, "s", "< 1 s",
