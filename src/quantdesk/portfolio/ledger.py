@@ -8,7 +8,11 @@ rebalance, a recorded snapshot) is **one transaction** on a short-lived connecti
 cash and the snapshot move together or not at all, also when the process dies
 mid-trade.  Validation reads cash and positions *inside* that transaction, and DuckDB
 lets one process at a time hold the file for writing, so two processes trading the
-same ledger can never both spend the same cash.
+same ledger can never both spend the same cash.  A committed trade is on disk when
+the call returns, in the store's write-ahead log; folding the log into the file is
+left to a later write while the log is small (``defer_checkpoint``, whose trade-off
+:mod:`quantdesk.data.store.locking` spells out), since that costs a trade more than
+its own statements.
 
 A ledger is created by its first successful write (a trade, a rebalance, a recorded
 snapshot, a watchlist entry), in that write's transaction: a rejected first trade
