@@ -6,6 +6,7 @@ its stdin closes, so the test never waits on a clock.
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,7 +16,14 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from quantdesk.data.store.locking import StoreBusyError, connect, is_lock_conflict, transaction
+from quantdesk.data.store.locking import (
+    DEFERRED_CHECKPOINT_BYTES,
+    StoreBusyError,
+    connect,
+    is_lock_conflict,
+    transaction,
+    wal_bytes,
+)
 from quantdesk.data.store.market import StoreBusyError as StoreBusyErrorFromStore
 
 HOLDER = """
@@ -97,6 +105,44 @@ def test_transaction_commits_or_changes_nothing(tmp_path: Path) -> None:
     # a read-only connection refuses writes
     with pytest.raises(duckdb.Error), connect(path, lock_timeout=1) as con:
         con.execute("INSERT INTO t VALUES (4)")
+
+
+def test_a_deferred_checkpoint_keeps_the_commit_in_the_log_until_a_plain_write(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "s.duckdb"
+    make_store_file(path)
+    assert wal_bytes(path) == 0
+    with transaction(path, lock_timeout=1, defer_checkpoint=True) as con:
+        con.execute("INSERT INTO t VALUES (1)")
+    assert wal_bytes(path) > 0  # committed, in the log only
+    with connect(path, lock_timeout=1) as con:  # a reader replays the log
+        assert con.execute("SELECT list(x) FROM t").fetchone() == ([1],)
+    with transaction(path, lock_timeout=1) as con:
+        con.execute("INSERT INTO t VALUES (2)")
+    assert wal_bytes(path) == 0  # a write that does not defer folds the log in
+    with connect(path, lock_timeout=1) as con:
+        assert con.execute("SELECT list(x ORDER BY x) FROM t").fetchone() == ([1, 2],)
+
+
+def test_deferred_writes_leave_a_log_under_the_bound(tmp_path: Path) -> None:
+    """The log a reader must replay never reaches DEFERRED_CHECKPOINT_BYTES between writes."""
+    path = tmp_path / "s.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE TABLE t (x INTEGER, pad VARCHAR)")
+    sizes = []
+    for i in range(3 * DEFERRED_CHECKPOINT_BYTES // 1000):
+        with transaction(path, lock_timeout=1, defer_checkpoint=True) as con:
+            con.execute("INSERT INTO t VALUES (?, ?)", [i, "x" * 1000])
+        sizes.append(wal_bytes(path))
+    assert max(sizes) < DEFERRED_CHECKPOINT_BYTES
+    assert sizes.count(0) >= 2  # checkpointed every time the log passed the bound
+    assert all(b > a for a, b in itertools.pairwise(sizes) if b)  # grows between writes
+    with connect(path, lock_timeout=1) as con:
+        assert con.execute("SELECT count(*), sum(x) FROM t").fetchone() == (
+            len(sizes),
+            sum(range(len(sizes))),
+        )
 
 
 def test_the_store_names_are_importable_from_the_package() -> None:

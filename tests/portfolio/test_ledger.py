@@ -74,6 +74,47 @@ def test_average_cost_and_fifo_worked_by_hand(store):
         assert book.total_pnl == pytest.approx(350.0)
 
 
+def fifo_twin(trades: list[tuple[float, float]]) -> tuple[list[float], list[list[float]]]:
+    """Plain FIFO over signed (units, price): realised P&L per trade and the lots left."""
+    lots: list[list[float]] = []  # [units (signed), price], oldest first
+    realized = []
+    for units, price in trades:
+        pnl = 0.0
+        while units and lots and (lots[0][0] > 0) != (units > 0):
+            take = min(abs(units), abs(lots[0][0]))
+            side = 1.0 if lots[0][0] > 0 else -1.0
+            pnl += take * (price - lots[0][1]) * side
+            lots[0][0] -= take * side
+            units += take * side
+            if lots[0][0] == 0:
+                lots.pop(0)
+        if units:
+            lots.append([units, price])
+        realized.append(pnl)
+    return realized, lots
+
+
+def test_fifo_lots_across_trades_match_a_plain_twin(store):
+    """Each trade reads only the lots it closes and writes only the ones it changes."""
+    trades = [(10, 100.0), (5, 110.0), (-12, 120.0), (4, 115.0), (-10, 105.0), (5, 100.0)]
+    ledger = PaperLedger(store, 10_000.0, "lots", allow_short=True, cost_method="fifo", **FREE)
+    done = []
+    for units, price in trades:
+        call = ledger.buy if units > 0 else ledger.sell
+        done.append(call("AAA", abs(units), price=price))
+    realized, lots = fifo_twin(trades)
+    assert [t.realized_pnl for t in done] == pytest.approx(realized)
+    assert realized == pytest.approx([0, 0, 220, 0, -55, 15])  # by hand, as a check on the twin
+    stored = store.sql(
+        "SELECT trade_id, qty, cost FROM paper_lots WHERE ledger = 'lots' ORDER BY trade_id"
+    )
+    assert stored[["qty", "cost"]].values.tolist() == lots == [[2.0, 100.0]]
+    assert stored["trade_id"].tolist() == [done[-1].trade_id]  # the flip opened it
+    held = PaperLedger(store, name="lots", cost_method="fifo").positions().set_index("symbol")
+    assert (held.loc["AAA", "qty"], held.loc["AAA", "avg_cost"]) == (2.0, 100.0)
+    assert held.loc["AAA", "realized_pnl"] == pytest.approx(sum(realized))
+
+
 def test_costs_come_from_the_backtest_and_enter_the_cost_basis(store):
     ledger = PaperLedger(store, 10_000.0, "costs", commission_bps=10.0, slippage_bps=20.0)
     trade = ledger.buy("AAA", 10, price=100.0)

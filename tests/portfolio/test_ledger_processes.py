@@ -129,6 +129,44 @@ def test_a_process_killed_mid_trade_leaves_the_ledger_as_it_was(tmp_path, action
     assert after.trade_id == len(before[1]["trade_id"]) + 1
 
 
+COMMITTED = """
+    import sys
+    from quantdesk.portfolio.ledger import PaperLedger
+
+    ledger = PaperLedger(sys.argv[1], name="crash", commission_bps=0.0, slippage_bps=0.0)
+    for qty, price in [(10, 100.0), (5, 110.0), (3, 120.0)]:
+        print(ledger.buy("AAA", qty, price=price).trade_id, flush=True)
+    print("done", flush=True)
+    sys.stdin.readline()  # the test kills the process while it waits here
+"""
+
+
+def test_trades_committed_before_a_kill_survive_it(tmp_path):
+    """A trade leaves its checkpoint to a later write: a crash after it loses nothing."""
+    from quantdesk.data.store.locking import wal_bytes
+
+    store = make_store(tmp_path / "store.duckdb")
+    PaperLedger(store, 10_000.0, "crash").record_snapshot()
+    proc = child(COMMITTED, str(store.path))
+    assert proc.stdout is not None
+    reported = [proc.stdout.readline().strip() for _ in range(4)]
+    assert reported[-1] == "done"
+    assert wal_bytes(store.path) > 0  # the trades are in the write-ahead log, not the file yet
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=TIMEOUT)
+    assert proc.returncode == -signal.SIGKILL
+    # a read-only reader replays the log: every reported trade is there, and the cash
+    reader = MarketStore(store.path, read_only=True)
+    ids = reader.sql("SELECT trade_id FROM paper_trades WHERE ledger = 'crash' ORDER BY 1")
+    assert [str(i) for i in ids["trade_id"]] == reported[:-1]
+    cash = reader.sql("SELECT cash FROM paper_ledgers WHERE ledger = 'crash'")["cash"].iloc[0]
+    assert cash == pytest.approx(10_000.0 - 1000.0 - 550.0 - 360.0)
+    ledger = PaperLedger(store, name="crash", commission_bps=0.0, slippage_bps=0.0)
+    held = ledger.positions().set_index("symbol").loc["AAA"]
+    assert (held["qty"], held["avg_cost"]) == (18.0, pytest.approx(1910.0 / 18))
+    assert ledger.buy("AAA", 1, price=100.0).trade_id == int(reported[-2]) + 1
+
+
 WRITER = """
     import sys
     from quantdesk.portfolio.ledger import PaperLedger

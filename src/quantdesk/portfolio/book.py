@@ -1,10 +1,12 @@
 """A ledger's book inside a write transaction: positions, lots, and their rows in the store.
 
 :func:`load_book` reads a ledger's cash, positions and FIFO lots on the connection of a
-write transaction; :func:`book_fill` books one fill in it, priced by the order rules
+write transaction (:func:`load_lots` reads some symbols' lots, when a trade needs them);
+:func:`book_fill` books one fill in it, priced by the order rules
 (:func:`quantdesk.backtest.order_rules.fill_order`, the backtest's own); :func:`save_book`
-writes the trades, positions, lots and cash back, and :func:`write_snapshot` a
-snapshot, all in that transaction (the tables: :mod:`quantdesk.data.store.ledger`).
+writes the trades, positions, the lots that changed and the cash back, and
+:func:`write_snapshot` a snapshot, all in that transaction (the tables:
+:mod:`quantdesk.data.store.ledger`).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ __all__ = [
     "book_fill",
     "create_ledger",
     "load_book",
-    "next_ids",
+    "load_lots",
     "price_fill",
     "save_book",
     "write_snapshot",
@@ -69,6 +71,11 @@ class Position:
     last_price: float = float("nan")
     last_price_ts: pd.Timestamp | None = None
     lots: list[list[float]] = field(default_factory=list)  # [trade_id, qty, cost], oldest first
+    #: Whether the store holds this position's row, and its lots as the store holds them
+    #: (trade id -> qty, cost): what :func:`save_book` must change.
+    saved: bool = False
+    stored: dict[int, tuple[float, float]] = field(default_factory=dict)
+    lots_read: bool = True  # False: the store holds lots not read yet (load_lots)
 
     def apply(self, trade_id: int, units: float, effective: float) -> tuple[float, float]:
         """Book ``units`` (signed) at effective price ``effective``; return realised (avg, fifo)."""
@@ -76,11 +83,14 @@ class Position:
 
         new_qty = _add(self.qty, units)
         if self.qty == 0 or np.sign(units) == np.sign(self.qty):
+            # adds a lot: the lots held before are neither read nor changed
             total = abs(self.qty) + abs(units)
             self.avg_cost = (abs(self.qty) * self.avg_cost + abs(units) * effective) / total
             self.lots.append([float(trade_id), units, effective])
             self.qty = new_qty
             return 0.0, 0.0
+        if not self.lots_read:
+            raise RuntimeError("closing a position needs its FIFO lots: load_lots first")
         side = float(np.sign(self.qty))
         flips = new_qty != 0 and np.sign(new_qty) != side
         closed = abs(self.qty) if new_qty == 0 or flips else abs(units)
@@ -119,6 +129,8 @@ class Book:
     initial_cash: float
     positions: dict[str, Position]
     new: bool = False  # not in the store yet: the first successful write creates it
+    #: The next trade id and batch id (one batch: the rows of one write), read with the book.
+    ids: tuple[int, int] = (1, 1)
 
 
 @dataclass(frozen=True)
@@ -187,27 +199,63 @@ def book_fill(
     return realized
 
 
-def load_book(con: duckdb.DuckDBPyConnection, ledger: str, initial_cash: float) -> Book:
-    """Return ``ledger``'s book (a ``new`` one with ``initial_cash`` if it is not stored)."""
-    row = con.execute(
-        "SELECT cash, initial_cash FROM paper_ledgers WHERE ledger = ?", [ledger]
-    ).fetchone()
-    if row is None:  # created by its first successful write (create_ledger)
-        return Book(initial_cash, initial_cash, {}, new=True)
+def load_book(
+    con: duckdb.DuckDBPyConnection, ledger: str, initial_cash: float, *, lots: bool = True
+) -> Book:
+    """Return ``ledger``'s book (a ``new`` one with ``initial_cash`` if it is not stored).
+
+    ``lots=False`` leaves the FIFO lots unread (a trade that only adds to a position
+    never needs them; :func:`load_lots` reads a symbol's when one closes some).
+    """
+    # one statement for the ledger's row and the ids (each read is a round trip)
+    head = con.execute(
+        "SELECT 'ledger', cash, initial_cash FROM paper_ledgers WHERE ledger = ? "
+        "UNION ALL SELECT 'trades', max(trade_id), max(batch_id) FROM paper_trades "
+        "UNION ALL SELECT 'snapshots', NULL, max(batch_id) FROM paper_snapshots",
+        [ledger],
+    ).fetchall()
+    found = {str(kind): (a, b) for kind, a, b in head}
+    last_trade, last_batch = (int(v or 0) for v in found["trades"])
+    ids = (last_trade + 1, max(last_batch, int(found["snapshots"][1] or 0)) + 1)
+    if "ledger" not in found:  # created by its first successful write (create_ledger)
+        return Book(initial_cash, initial_cash, {}, new=True, ids=ids)
     positions: dict[str, Position] = {}
     for symbol, qty, avg, r_avg, r_fifo, last, last_ts in con.execute(
         "SELECT symbol, qty, avg_cost, realized_avg, realized_fifo, last_price, last_price_ts "
         "FROM paper_positions WHERE ledger = ?",
         [ledger],
     ).fetchall():
-        positions[symbol] = Position(qty, avg, r_avg, r_fifo, last, instant(last_ts))
+        positions[symbol] = Position(
+            qty, avg, r_avg, r_fifo, last, instant(last_ts), saved=True, lots_read=False
+        )
+    cash, initial = found["ledger"]
+    book = Book(float(cash), float(initial), positions, ids=ids)
+    if lots:
+        load_lots(con, ledger, book)
+    return book
+
+
+def load_lots(
+    con: duckdb.DuckDBPyConnection, ledger: str, book: Book, symbols: Sequence[str] | None = None
+) -> None:
+    """Read the FIFO lots of ``symbols`` (default: every position) into ``book``."""
+    wanted = [s for s in (book.positions if symbols is None else symbols) if s in book.positions]
+    if not wanted:
+        return
+    query = "SELECT symbol, trade_id, qty, cost FROM paper_lots WHERE ledger = ?"
+    params: list[Any] = [ledger]
+    if symbols is not None:
+        query += " AND list_contains(?, symbol)"
+        params.append(wanted)
     for symbol, trade_id, qty, cost in con.execute(
-        "SELECT symbol, trade_id, qty, cost FROM paper_lots WHERE ledger = ? "
-        "ORDER BY symbol, trade_id",
-        [ledger],
+        query + " ORDER BY symbol, trade_id", params
     ).fetchall():
-        positions[symbol].lots.append([float(trade_id), qty, cost])
-    return Book(float(row[0]), float(row[1]), positions)
+        pos = book.positions[symbol]
+        if not pos.lots_read:
+            pos.lots.append([float(trade_id), qty, cost])
+            pos.stored[int(trade_id)] = (float(qty), float(cost))
+    for symbol in wanted:
+        book.positions[symbol].lots_read = True
 
 
 def create_ledger(con: duckdb.DuckDBPyConnection, ledger: str, book: Book) -> None:
@@ -249,31 +297,50 @@ def save_book(
     symbols: Sequence[str],
     trades: Sequence[list[Any]] = (),
 ) -> None:
-    """Write ``trades``, then the positions and lots of ``symbols`` and the cash.
+    """Write ``trades``, then the positions of ``symbols``, their changed lots and the cash.
 
-    The first write of a new ledger creates it (:func:`create_ledger`) before anything else.
+    The first write of a new ledger creates it (:func:`create_ledger`) before anything
+    else.  Only the lots that changed since :func:`load_book` are written (a buy adds
+    one; a sell deletes or shrinks the ones it closed).
     """
     create_ledger(con, ledger, book)
     _insert(con, "paper_trades", trades)
-    names = list(symbols)
-    con.execute(
-        "DELETE FROM paper_positions WHERE ledger = ? AND list_contains(?, symbol)",
-        [ledger, names],
-    )
-    con.execute(
-        "DELETE FROM paper_lots WHERE ledger = ? AND list_contains(?, symbol)", [ledger, names]
-    )
-    positions, lots = [], []
-    for symbol in names:
+    rows, replaced, gone, lots = [], [], [], []
+    for symbol in symbols:
         pos = book.positions[symbol]
-        positions.append(
+        rows.append(
             [
                 ledger, symbol, pos.qty, pos.avg_cost, pos.realized_avg,
                 pos.realized_fifo, pos.last_price, pos.last_price_ts,
             ]
         )  # fmt: skip
-        lots += [[ledger, symbol, int(lot[0]), lot[1], lot[2]] for lot in pos.lots]
-    _insert(con, "paper_positions", positions)
+        replaced += [symbol] if pos.saved else []
+        held = _lot_keys(pos.lots)
+        # a lot that shrank is deleted and written again (a trade id opens one lot)
+        gone += [trade_id for trade_id, lot in pos.stored.items() if held.get(trade_id) != lot]
+        lots += [
+            [ledger, symbol, trade_id, qty, cost]
+            for trade_id, (qty, cost) in held.items()
+            if pos.stored.get(trade_id) != (qty, cost)
+        ]
+        pos.saved, pos.stored = True, held
+    if len(rows) == 1 and replaced:  # one trade of a held symbol: one statement
+        con.execute(
+            "UPDATE paper_positions SET qty = ?, avg_cost = ?, realized_avg = ?, "
+            "realized_fifo = ?, last_price = ?, last_price_ts = ? WHERE ledger = ? AND symbol = ?",
+            rows[0][2:] + rows[0][:2],
+        )
+    else:
+        if replaced:
+            con.execute(
+                "DELETE FROM paper_positions WHERE ledger = ? AND list_contains(?, symbol)",
+                [ledger, replaced],
+            )
+        _insert(con, "paper_positions", rows)
+    if gone:
+        con.execute(
+            "DELETE FROM paper_lots WHERE ledger = ? AND list_contains(?, trade_id)", [ledger, gone]
+        )
     _insert(con, "paper_lots", lots)
     con.execute(
         "UPDATE paper_ledgers SET cash = ?, updated_at = ? WHERE ledger = ?",
@@ -281,14 +348,9 @@ def save_book(
     )
 
 
-def next_ids(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
-    """Return the next trade id and batch id (one batch: the rows of one write)."""
-    row = con.execute(
-        "SELECT coalesce(max(trade_id), 0), coalesce(max(batch_id), 0) FROM paper_trades"
-    ).fetchone()
-    snap = con.execute("SELECT coalesce(max(batch_id), 0) FROM paper_snapshots").fetchone()
-    assert row is not None and snap is not None  # an aggregate always returns a row
-    return int(row[0]) + 1, max(int(row[1]), int(snap[0])) + 1
+def _lot_keys(lots: Sequence[Sequence[float]]) -> dict[int, tuple[float, float]]:
+    """Return FIFO lots keyed by the id of the trade that opened them: (qty, cost)."""
+    return {int(lot[0]): (float(lot[1]), float(lot[2])) for lot in lots}
 
 
 def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: Sequence[list[Any]]) -> None:

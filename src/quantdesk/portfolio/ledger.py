@@ -8,7 +8,11 @@ rebalance, a recorded snapshot) is **one transaction** on a short-lived connecti
 cash and the snapshot move together or not at all, also when the process dies
 mid-trade.  Validation reads cash and positions *inside* that transaction, and DuckDB
 lets one process at a time hold the file for writing, so two processes trading the
-same ledger can never both spend the same cash.
+same ledger can never both spend the same cash.  A committed trade is on disk when
+the call returns, in the store's write-ahead log; folding the log into the file is
+left to a later write while the log is small (``defer_checkpoint``, whose trade-off
+:mod:`quantdesk.data.store.locking` spells out), since that costs a trade more than
+its own statements.
 
 A ledger is created by its first successful write (a trade, a rebalance, a recorded
 snapshot, a watchlist entry), in that write's transaction: a rejected first trade
@@ -71,7 +75,7 @@ from quantdesk.portfolio.book import (
     book_fill,
     create_ledger,
     load_book,
-    next_ids,
+    load_lots,
     price_fill,
     save_book,
     write_snapshot,
@@ -445,7 +449,7 @@ class PaperLedger:
         symbol = str(symbol).strip()
         with self._transaction() as con:
             now = _now()
-            book = self._load(con)
+            book = load_book(con, self.name, self._initial_cash, lots=False)
             if symbol not in book.positions and not self._known(con, symbol, prices):
                 raise TradeRejected(
                     f"{verb} {symbol}: unknown symbol (not in the store, not in the quote cache)",
@@ -461,6 +465,8 @@ class PaperLedger:
             if side < 0 and not self.allow_short:
                 units = min(units, held)  # a rounding hair above the position closes it
             signed = side * units
+            if held * signed < 0:  # closes some of the position: FIFO needs its lots
+                load_lots(con, self.name, book, [symbol])
             fill = self._fill(signed, found)
             cost = -fill.cash_change
             if side > 0 and is_less(book.cash, cost):  # the kernel's rule for a full fill
@@ -485,7 +491,7 @@ class PaperLedger:
                         f"not cover {SHORT_MARGIN:.0%} of the short positions ({shorts:,.2f})",
                         reason="buying_power",
                     )
-            trade_id, batch_id = next_ids(con)
+            trade_id, batch_id = book.ids
             trade_ts = found.ts if found.source == "explicit" else now
             rows: list[list[Any]] = []
             realized = book_fill(
@@ -597,7 +603,7 @@ class PaperLedger:
                 volume=bar_volume, max_volume_share=self.max_volume_share, lot_size=self.lot_size,
             )  # fmt: skip
             cash_before = book.cash
-            trade_id, batch_id = next_ids(con)
+            trade_id, batch_id = book.ids
             trade_ts = now if ts is None else instant(ts)
             records = []
             rows: list[list[Any]] = []
@@ -665,7 +671,7 @@ class PaperLedger:
                 pos = book.positions[str(symbol)]
                 pos.last_price, pos.last_price_ts = float(price), instant(price_ts)
             save_book(con, self.name, book, list(book.positions))
-            _, batch_id = next_ids(con)
+            _, batch_id = book.ids
             write_snapshot(con, self.name, book, now, batch_id)
         return LedgerSnapshot(self.name, now, book.initial_cash, book.cash, frame, self.cost_method)
 

@@ -121,12 +121,18 @@ class StoreFile:
             yield con
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """Yield a read-write connection inside one transaction (all or nothing)."""
+    def _transaction(self, defer_checkpoint: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Yield a read-write connection inside one transaction (all or nothing).
+
+        ``defer_checkpoint``: leave the write in the write-ahead log while the log is
+        small (:func:`~quantdesk.data.store.locking.transaction`).
+        """
         if self.read_only:
             raise PermissionError(f"{self!r} was opened read-only")
         self.create()
-        with transaction(self.path, lock_timeout=self.lock_timeout) as con:
+        with transaction(
+            self.path, lock_timeout=self.lock_timeout, defer_checkpoint=defer_checkpoint
+        ) as con:
             yield con
 
     def sql(self, query: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pd.DataFrame:

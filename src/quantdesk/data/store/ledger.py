@@ -135,9 +135,12 @@ class LedgerTables(StoreTables):
         """Yield a connection inside one write transaction of the store, tables created.
 
         The block's writes commit together when it ends and roll back if it raises;
-        this process's ledger writes to the file run one at a time.
+        this process's ledger writes to the file run one at a time.  A ledger write is
+        small, so it defers the checkpoint (:func:`~quantdesk.data.store.locking.transaction`):
+        committed, it stays in the write-ahead log until the log reaches
+        :data:`~quantdesk.data.store.locking.DEFERRED_CHECKPOINT_BYTES`.
         """
-        with _write_lock(self.path), self._transaction() as con:
+        with _write_lock(self.path), self._transaction(defer_checkpoint=True) as con:
             yield con
 
     @contextlib.contextmanager

@@ -69,14 +69,15 @@ class StoreTables:
         return f"{type(self).__name__}({str(self.path)!r})"
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def _transaction(self, defer_checkpoint: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         """Yield a connection in one transaction of the market store, with the tables made.
 
         Creates the file (and the market's tables) on a first write, then this family's
         tables, all inside the transaction: a failed write changes nothing (and the
-        tables are made again by the next write).
+        tables are made again by the next write).  ``defer_checkpoint``: as
+        :func:`~quantdesk.data.store.locking.transaction`.
         """
-        with self.market._transaction() as con:
+        with self.market._transaction(defer_checkpoint) as con:
             if not self._tables_ready:
                 create_tables(con, self.DDL)
             yield con
