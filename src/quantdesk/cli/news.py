@@ -81,7 +81,14 @@ def sentiment_score(
         bool, typer.Option("--rescore", help="Score every story again under this model.")
     ] = False,
     quantize: Annotated[
-        str, typer.Option("--quantize", help="FinBERT on CPU: auto, none or int8.")
+        str, typer.Option("--quantize", help="FinBERT on CPU: auto (int8), none or int8.")
+    ] = "auto",
+    backend: Annotated[
+        str,
+        typer.Option(
+            "--backend",
+            help="FinBERT: auto (ONNX Runtime on CPU when installed, else torch), torch or onnx.",
+        ),
     ] = "auto",
     scheduler: Annotated[
         str | None,
@@ -97,8 +104,9 @@ def sentiment_score(
     """Score the stored news that this model has not scored yet (the cache makes it incremental)."""
     from quantdesk.sentiment.finbert import FinBertUnavailableError
     from quantdesk.sentiment.jobs import score_news
+    from quantdesk.sentiment.onnx_runtime import OnnxExportError
 
-    options = {} if model == "lexicon" else {"quantize": quantize}
+    options = {} if model == "lexicon" else {"quantize": quantize, "backend": backend}
     try:
         result = score_news(
             open_store(store),
@@ -108,7 +116,7 @@ def sentiment_score(
             progress=not as_json,
             **options,
         )
-    except (FinBertUnavailableError, ImportError, ValueError) as exc:
+    except (FinBertUnavailableError, ImportError, ValueError, OnnxExportError) as exc:
         fail(str(exc))
     echo_result(result, as_json)
     if result.failed:
