@@ -217,3 +217,16 @@ def test_settings_carry_the_variables_the_modules_read(tmp_path: Path) -> None:
     assert bare.snapshot_cache == tmp_path / "snapshot_cache"
     assert (bare.catalog_path, bare.finbert_path, bare.monitor_rules) == (None, None, None)
     assert (bare.voila_base_url, bare.in_voila, bare.jupyterhub_prefix) == ("/", False, None)
+
+
+def test_the_onnx_cache_follows_the_numba_cache_rule(tmp_path: Path) -> None:
+    """Exports of sentiment models live beside compiled kernels, never in the store."""
+    home = Settings.from_env({"QUANTDESK_HOME": str(tmp_path / "home")}, cwd=tmp_path)
+    assert home.onnx_cache_dir == tmp_path / "home" / "onnx_cache"
+    assert home.onnx_cache_dir.parent == home.numba_cache_dir.parent == home.store_path.parent
+    user = Settings.from_env({"XDG_CACHE_HOME": str(tmp_path / "xdg")}, cwd=tmp_path)
+    assert user.onnx_cache_dir == tmp_path / "xdg" / "quantdesk" / "onnx"
+    given = Settings.from_env(
+        {"QUANTDESK_HOME": str(tmp_path), "QUANTDESK_ONNX_CACHE": "exports"}, cwd=tmp_path
+    )
+    assert given.onnx_cache_dir == tmp_path / "exports"

@@ -52,6 +52,10 @@ QUANTDESK_CATALOG
     :attr:`Settings.catalog_path`.
 QUANTDESK_FINBERT_PATH
     A local FinBERT directory used instead of the hub id: :attr:`Settings.finbert_path`.
+QUANTDESK_ONNX_CACHE
+    Where FinBERT's ONNX exports are kept (:attr:`Settings.onnx_cache_dir`); default
+    ``$QUANTDESK_HOME/onnx_cache`` if ``QUANTDESK_HOME`` is set, else ``quantdesk/onnx``
+    in the user's cache directory (the rule of ``NUMBA_CACHE_DIR`` below).
 QUANTDESK_WEBHOOK_CONFIG
     The alert webhook's YAML file (default ``$QUANTDESK_HOME/webhook.yaml``):
     :attr:`Settings.webhook_config`.
@@ -86,7 +90,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from quantdesk.core.paths import find_quantdesk_project, is_quantdesk_project, package_checkout
-from quantdesk.numba_cache import default_numba_cache_dir
+from quantdesk.numba_cache import default_numba_cache_dir, quantdesk_cache_dir
 
 __all__ = [
     "DEFAULT_COMMISSION_BPS",
@@ -188,6 +192,8 @@ class Settings:
     catalog_path: Path | None = None
     #: ``QUANTDESK_FINBERT_PATH``: a local FinBERT directory standing in for the hub id.
     finbert_path: Path | None = None
+    #: ``QUANTDESK_ONNX_CACHE``: where sentiment models exported to ONNX are kept.
+    onnx_cache_dir: Path | None = None
     #: ``QUANTDESK_WEBHOOK_CONFIG``: the webhook's YAML file, when set explicitly.
     webhook_config: Path | None = None
     #: ``QUANTDESK_MONITOR_RULES``: the rule set of the market monitor's live scan.
@@ -256,6 +262,8 @@ class Settings:
             snapshot_version=_env_int(env, "QUANTDESK_SNAPSHOT_VERSION"),
             catalog_path=_env_user_path(env, "QUANTDESK_CATALOG"),
             finbert_path=_env_user_path(env, "QUANTDESK_FINBERT_PATH"),
+            onnx_cache_dir=_env_path(env, "QUANTDESK_ONNX_CACHE", here)
+            or Path(quantdesk_cache_dir("onnx", env)),
             webhook_config=_env_user_path(env, "QUANTDESK_WEBHOOK_CONFIG"),
             monitor_rules=_env_user_path(env, MONITOR_RULES_ENV),
             voila_static_dir=_env_user_path(env, VOILA_STATIC_ENV),

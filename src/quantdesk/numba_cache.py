@@ -24,6 +24,10 @@ Setting it costs microseconds and imports nothing heavy.
 
 ``quantdesk.backtest.warmup.warm_numba_cache`` (run by ``make demo``) compiles the
 kernels a first backtest needs into that directory.
+
+Other caches of built artefacts follow the same rule through :func:`quantdesk_cache_dir`
+(the ONNX exports of sentiment models: ``$QUANTDESK_HOME/onnx_cache`` or
+``quantdesk/onnx`` in the user's cache directory).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import os
 import sys
 from collections.abc import Mapping
 
-__all__ = ["configure_numba_cache", "default_numba_cache_dir"]
+__all__ = ["configure_numba_cache", "default_numba_cache_dir", "quantdesk_cache_dir"]
 
 _VARIABLE = "NUMBA_CACHE_DIR"
 
@@ -49,17 +53,31 @@ def _user_cache_root(environ: Mapping[str, str]) -> str:
     return xdg if os.path.isabs(xdg) else os.path.join(home, ".cache")
 
 
+def quantdesk_cache_dir(name: str, environ: Mapping[str, str] | None = None) -> str:
+    """Return the directory of quantdesk's ``name`` cache (compiled or exported artefacts).
+
+    ``$QUANTDESK_HOME/<name>_cache`` if ``QUANTDESK_HOME`` is set, else ``quantdesk/<name>``
+    under the user's cache directory.
+
+    Examples
+    --------
+    >>> quantdesk_cache_dir("onnx", {"QUANTDESK_HOME": "/srv/qd"}).replace("\\\\", "/")
+    '/srv/qd/onnx_cache'
+    """
+    env = os.environ if environ is None else environ
+    home = env.get("QUANTDESK_HOME")
+    if home:
+        return os.path.join(os.path.expanduser(home), f"{name}_cache")
+    return os.path.join(_user_cache_root(env), "quantdesk", name)
+
+
 def default_numba_cache_dir(environ: Mapping[str, str] | None = None) -> str:
     """Return the cache directory quantdesk gives numba when ``NUMBA_CACHE_DIR`` is unset.
 
     ``$QUANTDESK_HOME/numba_cache`` if ``QUANTDESK_HOME`` is set, else ``quantdesk/numba``
     under the user's cache directory.
     """
-    env = os.environ if environ is None else environ
-    home = env.get("QUANTDESK_HOME")
-    if home:
-        return os.path.join(os.path.expanduser(home), "numba_cache")
-    return os.path.join(_user_cache_root(env), "quantdesk", "numba")
+    return quantdesk_cache_dir("numba", environ)
 
 
 def configure_numba_cache() -> str:

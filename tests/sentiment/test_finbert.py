@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import shutil
 import socket
 from pathlib import Path
 
@@ -13,9 +11,12 @@ import pytest
 
 from quantdesk.sentiment import FinBertSentiment, FinBertUnavailableError, load_model
 
-from .tiny_bert import LABELS, build_tiny_bert
+from .tiny_bert import LABELS, PERMUTED, build_tiny_bert, relabelled_copy
 
 pytest.importorskip("transformers")
+
+# The torch path at full precision (the CPU default is ONNX int8: test_finbert_onnx.py).
+TORCH_FP32 = {"backend": "torch", "quantize": "none"}
 
 TEXTS = [
     "Acme profits improve as sales beat estimates",
@@ -38,7 +39,7 @@ def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def tiny(tiny_dir: Path) -> FinBertSentiment:
-    return FinBertSentiment(model=tiny_dir, device="cpu", batch_size=32)
+    return FinBertSentiment(model=tiny_dir, device="cpu", batch_size=32, **TORCH_FP32)
 
 
 @pytest.fixture(autouse=True)
@@ -70,8 +71,8 @@ def test_order_is_the_input_order(tiny: FinBertSentiment) -> None:
 
 def test_batching_and_length_sorting_change_nothing(tiny_dir: Path) -> None:
     texts = TEXTS * 3
-    one = FinBertSentiment(model=tiny_dir, batch_size=1).score(texts)
-    seven = FinBertSentiment(model=tiny_dir, batch_size=7).score(texts)
+    one = FinBertSentiment(model=tiny_dir, batch_size=1, **TORCH_FP32).score(texts)
+    seven = FinBertSentiment(model=tiny_dir, batch_size=7, **TORCH_FP32).score(texts)
     np.testing.assert_allclose(one.to_numpy(), seven.to_numpy(), atol=1e-5)
 
 
@@ -80,16 +81,10 @@ def test_columns_follow_id2label_not_positions(
 ) -> None:
     # The same saved weights, labels permuted (and cased differently) in config.json:
     # logit 0 is now "negative", and so on.
-    permuted = {0: "Negative", 1: "NEUTRAL", 2: "positive"}
-    copy = Path(shutil.copytree(tiny_dir, tmp_path / "permuted"))
-    config = json.loads((copy / "config.json").read_text())
-    config["id2label"] = {str(k): v for k, v in permuted.items()}
-    config["label2id"] = {v: k for k, v in permuted.items()}
-    (copy / "config.json").write_text(json.dumps(config))
-    other = FinBertSentiment(model=copy)
+    other = FinBertSentiment(model=relabelled_copy(tiny_dir, tmp_path / "permuted"), **TORCH_FP32)
     a, b = tiny.score(TEXTS), other.score(TEXTS)
     for index, label in LABELS.items():
-        np.testing.assert_allclose(b[permuted[index].lower()], a[label], atol=1e-6)
+        np.testing.assert_allclose(b[PERMUTED[index].lower()], a[label], atol=1e-6)
     assert not np.allclose(a["positive"], b["positive"], atol=1e-3)
 
 
@@ -100,18 +95,18 @@ def test_labels_that_are_not_sentiment_are_refused(tmp_path: Path) -> None:
 
 
 def test_texts_are_truncated_to_max_length(tiny_dir: Path) -> None:
-    model = FinBertSentiment(model=tiny_dir, max_length=6)
+    model = FinBertSentiment(model=tiny_dir, max_length=6, **TORCH_FP32)
     head = "Acme profits improve as sales beat estimates"
     out = model.score([head, head + " but warns of losses after weak quarter"])
     np.testing.assert_allclose(out.iloc[0].to_numpy(), out.iloc[1].to_numpy(), atol=1e-6)
-    full = FinBertSentiment(model=tiny_dir, max_length=64).score(
+    full = FinBertSentiment(model=tiny_dir, max_length=64, **TORCH_FP32).score(
         [head, head + " but warns of losses after weak quarter"]
     )
     assert not np.allclose(full.iloc[0].to_numpy(), full.iloc[1].to_numpy(), atol=1e-4)
 
 
 def test_int8_path_is_within_two_hundredths_of_fp32(tiny_dir: Path, tiny: FinBertSentiment):
-    quantised = FinBertSentiment(model=tiny_dir, quantize="int8")
+    quantised = FinBertSentiment(model=tiny_dir, backend="torch", quantize="int8")
     assert quantised.key.quantization == "int8"
     assert tiny.key.quantization == "none"
     assert quantised.key.model_revision == tiny.key.model_revision
@@ -152,7 +147,7 @@ def test_env_path_overrides_the_default_model(
 ) -> None:
     _no_network(monkeypatch)
     monkeypatch.setenv("QUANTDESK_FINBERT_PATH", str(tiny_dir))
-    model = load_model("auto")
+    model = load_model("auto", **TORCH_FP32)
     assert isinstance(model, FinBertSentiment)
     assert model.key.model_id == str(tiny_dir.resolve())
     monkeypatch.setenv("QUANTDESK_FINBERT_PATH", str(tiny_dir / "missing"))

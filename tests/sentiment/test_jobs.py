@@ -60,20 +60,23 @@ def test_second_run_scores_nothing_new_and_new_items_only_are_scored(news: NewsS
 def test_tiny_bert_scores_are_cached_per_model_revision_and_quantisation(
     news: NewsStore, tiny_dir: Path
 ) -> None:
-    fp32 = FinBertSentiment(model=tiny_dir)
+    fp32 = FinBertSentiment(model=tiny_dir, backend="torch", quantize="none")
     assert score_news(news, fp32, progress=False).scored == 4
     assert score_news(news, fp32, progress=False).scored == 0
     # another model id scores everything again, beside the first model's rows
     assert score_news(news, "lexicon", progress=False).scored == 4
     # the same weights quantised are another key too
-    int8 = score_news(news, str(tiny_dir), quantize="int8", progress=False)
+    int8 = score_news(news, str(tiny_dir), quantize="int8", backend="torch", progress=False)
     assert (int8.scored, int8.key.quantization) == (4, "int8")
+    # and the CPU default, ONNX Runtime int8, is a key of its own
+    default = score_news(news, str(tiny_dir), progress=False)
+    assert (default.scored, default.key.quantization) == (4, "onnx-int8")
     keys = news.score_keys()
     assert {str(k.model_id) for k in keys} == {
         str(tiny_dir.resolve()),
         LexiconSentiment().key.model_id,
     }
-    assert len(keys) == 3
+    assert len(keys) == 4
     stored = news.scored_news(key=fp32.key)
     expected = fp32.score(news.news()["headline"].tolist())["score"].to_numpy()
     by_story = stored.drop_duplicates("content_hash")["score"].to_numpy()
@@ -115,7 +118,7 @@ def test_auto_falls_back_to_the_lexicon_with_one_warning(
 
 
 def test_a_path_picks_finbert(tiny_dir: Path) -> None:
-    assert isinstance(load_model(tiny_dir), FinBertSentiment)
+    assert isinstance(load_model(tiny_dir, backend="torch"), FinBertSentiment)
     assert isinstance(load_model("lexicon"), LexiconSentiment)
 
 

@@ -7,6 +7,8 @@ load it through the public path (``FinBertSentiment(model=directory)``).
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 CORPUS = [
@@ -21,6 +23,8 @@ CORPUS = [
 ]
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 LABELS = {0: "positive", 1: "negative", 2: "neutral"}
+#: The same labels permuted and cased differently: logit 0 is "negative", and so on.
+PERMUTED = {0: "Negative", 1: "NEUTRAL", 2: "positive"}
 
 
 def build_tokenizer(directory: Path) -> int:
@@ -88,3 +92,13 @@ def build_tiny_bert(
         model.classifier.bias.copy_(torch.tensor([0.5, -0.3, 0.1]))
     model.save_pretrained(directory)
     return directory
+
+
+def relabelled_copy(directory: Path, target: Path, id2label: dict[int, str] = PERMUTED) -> Path:
+    """Copy a saved model to ``target`` with ``id2label`` in its config (same weights)."""
+    copy = Path(shutil.copytree(directory, target))
+    config = json.loads((copy / "config.json").read_text())
+    config["id2label"] = {str(k): v for k, v in id2label.items()}
+    config["label2id"] = {v: k for k, v in id2label.items()}
+    (copy / "config.json").write_text(json.dumps(config))
+    return copy

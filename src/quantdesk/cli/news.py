@@ -82,7 +82,14 @@ def sentiment_score(
         bool, typer.Option("--rescore", help="Score every story again under this model.")
     ] = False,
     quantize: Annotated[
-        str, typer.Option("--quantize", help="FinBERT on CPU: auto, none or int8.")
+        str, typer.Option("--quantize", help="FinBERT on CPU: auto (int8), none or int8.")
+    ] = "auto",
+    backend: Annotated[
+        str,
+        typer.Option(
+            "--backend",
+            help="FinBERT: auto (ONNX Runtime on CPU when installed, else torch), torch or onnx.",
+        ),
     ] = "auto",
     scheduler: Annotated[
         str | None,
@@ -104,8 +111,9 @@ def sentiment_score(
     from quantdesk.data.snapshot import SnapshotError
     from quantdesk.sentiment.finbert import FinBertUnavailableError
     from quantdesk.sentiment.jobs import score_news
+    from quantdesk.sentiment.onnx_runtime import OnnxExportError
 
-    options = {} if model == "lexicon" else {"quantize": quantize}
+    options = {} if model == "lexicon" else {"quantize": quantize, "backend": backend}
     try:
         result = score_news(
             open_store(store),
@@ -116,7 +124,14 @@ def sentiment_score(
             progress=not as_json,
             **options,
         )
-    except (FinBertUnavailableError, ImportError, ValueError, OSError, SnapshotError) as exc:
+    except (
+        FinBertUnavailableError,
+        ImportError,
+        ValueError,
+        OSError,
+        SnapshotError,
+        OnnxExportError,
+    ) as exc:
         fail(str(exc))
     echo_result(result, as_json)
     if result.failed:

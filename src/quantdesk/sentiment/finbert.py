@@ -15,19 +15,27 @@ When none holds them, :class:`FinBertUnavailableError` is raised at once, saying
 put them and how to fetch them on a connected machine.
 
 Speed: texts are tokenized once (by the Rust tokenizer directly), sorted by length so
-that a batch pads little, truncated to ``max_length`` tokens and run under
-``torch.inference_mode``; on a GPU the model runs in bfloat16 (float16 where bf16 is not
-supported) and results are copied back once.  On a CPU, ``quantize="int8"`` applies
-dynamic int8 quantisation to the linear layers (``torch.ao.quantization.quantize_dynamic``:
-deprecated in favour of torchao, which is not installed here, but present and working in
-torch 2.13; its deprecation warnings are silenced where it is called): 1.5x the fp32
-throughput on BERT-base, class probabilities within 0.01 of fp32 on random BERT-base
-weights (``benchmarks/bench_sentiment.py``, ``benchmarks/RESULTS.md``).  ONNX Runtime and
-torchao are not installed in this environment and were not measured.
+that a batch pads little, and truncated to ``max_length`` tokens.  Where they run:
 
-The default (``quantize="auto"``) stays full precision on a CPU: int8 kernels differ by
-CPU (fbgemm, oneDNN), so fp32 keeps cached scores the same on every machine; the cache
-key records the quantisation, so an int8 run never mixes with fp32 scores.
+- on a CPU, by default (``backend="auto"``, ``quantize="auto"``), ONNX Runtime with int8
+  weights: the model is exported to ONNX once, its attention, embeddings, layer norms
+  and GELUs fused by ONNX Runtime's BERT optimiser, its weights quantised to int8
+  (per channel, activations dynamically), checked against torch fp32 and cached on disk
+  for every later process (:mod:`quantdesk.sentiment.onnx_runtime`).  Speed and the
+  difference from fp32: ``benchmarks/bench_sentiment.py``, ``benchmarks/RESULTS.md``;
+- on a CPU without onnxruntime (or when the export fails), torch, with the reason
+  logged; ``quantize="int8"`` there is torch's dynamic int8 on the linear layers
+  (``torch.ao.quantization.quantize_dynamic``: deprecated in favour of torchao, which is
+  not installed here, but present and working in torch 2.13; its deprecation warnings
+  are silenced where it is called);
+- on a GPU, torch in bfloat16 (float16 where bf16 is not supported), under
+  ``torch.inference_mode``, results copied back once.
+
+``quantize="none"`` keeps full precision on a CPU (ONNX Runtime fp32, or torch fp32 with
+``backend="torch"``).  Int8 scores differ a little by CPU (int8 kernels differ) and by
+batch (activations are scaled per batch), within the 0.02 tolerance; the score cache's
+key records backend and quantisation (``onnx-int8``, ``onnx-fp32``, ``int8``, ``none``,
+``bf16``), so scores of one never mix with another's.
 """
 
 from __future__ import annotations
@@ -38,13 +46,16 @@ import itertools
 import logging
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from quantdesk.config import settings
 from quantdesk.data.store.news import SCORE_COLUMNS, ScoreKey
+
+if TYPE_CHECKING:
+    from quantdesk.sentiment.onnx_runtime import OnnxClassifier
 
 __all__ = [
     "FINBERT_ENV",
@@ -60,6 +71,7 @@ FINBERT_ID = "ProsusAI/finbert"
 FINBERT_ENV = "QUANTDESK_FINBERT_PATH"
 _LABELS = ("positive", "negative", "neutral")
 _QUANTIZATIONS = ("none", "int8")
+_BACKENDS = ("auto", "torch", "onnx")
 
 
 class FinBertUnavailableError(FileNotFoundError):
@@ -167,16 +179,25 @@ class FinBertSentiment:
     max_length
         Tokens kept per text (headlines fit in 64; longer text is truncated).
     quantize
-        ``"int8"``: dynamic int8 linear layers on CPU; ``"none"``: full precision;
-        ``"auto"``: ``"none"`` (fp32 on CPU, bf16/fp16 on GPU).  Ignored on a GPU, where
-        half precision is used.
+        On a CPU: ``"int8"`` (int8 weights), ``"none"`` (full precision) or ``"auto"``
+        (``"int8"``).  Ignored on a GPU, where bf16 (or fp16) is used.
+    backend
+        ``"auto"``: ONNX Runtime on a CPU when onnxruntime is installed (the model is
+        exported once and cached), else torch, saying why in a log line; torch on a GPU.
+        ``"onnx"``: ONNX Runtime or an error (CPU only).  ``"torch"``: torch.
 
     Raises
     ------
     FinBertUnavailableError
         The weights are not on this machine (raised at once, nothing is downloaded).
     ValueError
-        The model's labels are not positive, negative and neutral.
+        The model's labels are not positive, negative and neutral; an unknown option;
+        ``backend="onnx"`` on a GPU.
+    ImportError
+        ``backend="onnx"`` without onnxruntime and onnx installed.
+    quantdesk.sentiment.onnx_runtime.OnnxExportError
+        ``backend="onnx"`` and the model cannot be exported, or its export disagrees
+        with torch fp32 (``backend="auto"`` falls back to torch then).
 
     Examples
     --------
@@ -191,39 +212,92 @@ class FinBertSentiment:
         batch_size: int = 32,
         max_length: int = 64,
         quantize: str = "auto",
+        backend: str = "auto",
     ) -> None:
         if batch_size < 1 or max_length < 2:
             raise ValueError("batch_size must be >= 1 and max_length >= 2")
-        quantize = "none" if quantize == "auto" else quantize
-        if quantize not in _QUANTIZATIONS:
+        if quantize not in ("auto", *_QUANTIZATIONS):
             raise ValueError(f"quantize must be 'auto', 'none' or 'int8', not {quantize!r}")
+        if backend not in _BACKENDS:
+            raise ValueError(f"backend must be 'auto', 'torch' or 'onnx', not {backend!r}")
         # Before torch loads: a missing model fails at once and cheaply.
         path, model_id, revision = find_weights(str(model))
 
         import torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoConfig, AutoTokenizer
 
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
+        on_cpu = self.device.type == "cpu"
+        if backend == "onnx" and not on_cpu:
+            raise ValueError(
+                f"backend='onnx' runs on the CPU (onnxruntime's CPU build); on {device} use "
+                "backend='torch' or 'auto'"
+            )
+        if quantize == "auto":
+            quantize = "int8" if on_cpu else "none"
         self.batch_size = batch_size
         self.max_length = max_length
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         self._token_types = "token_type_ids" in self.tokenizer.model_input_names
-        backend = getattr(self.tokenizer, "backend_tokenizer", None)
-        if backend is not None:
-            backend = copy.deepcopy(backend)  # the tokenizer's own settings stay untouched
-            backend.no_padding()
-            backend.enable_truncation(max_length)
-        self._backend = backend
+        fast = getattr(self.tokenizer, "backend_tokenizer", None)
+        if fast is not None:
+            fast = copy.deepcopy(fast)  # the tokenizer's own settings stay untouched
+            fast.no_padding()
+            fast.enable_truncation(max_length)
+        self._backend = fast
+        # From the config, before any export: a model with other labels fails at once.
+        config = AutoConfig.from_pretrained(path, local_files_only=True)
+        self._order = _label_columns(config.id2label)
+        self.model: Any = None
+        self.onnx: OnnxClassifier | None = None
+        if on_cpu and backend != "torch":
+            self.onnx = self._load_onnx(path, quantize, required=backend == "onnx")
+        if self.onnx is not None:
+            self.backend = "onnx"
+            quantization = f"onnx-{'int8' if quantize == 'int8' else 'fp32'}"
+        else:
+            self.backend = "torch"
+            self.model, quantization = self._load_torch(path, quantize)
+        self.key = ScoreKey(model_id, revision, quantization)
+        logger.info("FinBERT %s on %s (%s)", self.key, self.device, self.backend)
+
+    @staticmethod
+    def _load_onnx(path: Path, quantize: str, required: bool) -> OnnxClassifier | None:
+        """Return the model on ONNX Runtime; None (saying why) when it cannot be had."""
+        from quantdesk.sentiment.onnx_runtime import OnnxExportError, load_onnx_classifier
+
+        try:
+            return load_onnx_classifier(path, "int8" if quantize == "int8" else "fp32")
+        except ImportError as exc:
+            if required:
+                raise ImportError(
+                    f"backend='onnx' needs onnxruntime and onnx ({exc}); install them with "
+                    "pip install 'quantdesk[sentiment]'"
+                ) from exc
+            logger.warning(
+                "FinBERT runs on torch, not ONNX Runtime: %s (pip install 'quantdesk[sentiment]' "
+                "for the faster CPU path)",
+                exc,
+            )
+        except (OnnxExportError, OSError) as exc:
+            if required:
+                raise
+            logger.warning("FinBERT runs on torch, not ONNX Runtime: %s", exc)
+        return None
+
+    def _load_torch(self, path: Path, quantize: str) -> tuple[Any, str]:
+        """Return the torch model on this device and the name of its precision."""
+        import torch
+        from transformers import AutoModelForSequenceClassification
+
         net = AutoModelForSequenceClassification.from_pretrained(path, local_files_only=True)
-        self._order = _label_columns(net.config.id2label)
         net.eval()
         if self.device.type == "cuda":
             half = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-            net = net.to(self.device, dtype=half)
-            quantize = "bf16" if half == torch.bfloat16 else "fp16"
-        elif quantize == "int8":
+            return net.to(self.device, dtype=half), "bf16" if half == torch.bfloat16 else "fp16"
+        if quantize == "int8":
             with warnings.catch_warnings():
                 # torch.ao.quantization warns that it is deprecated (torchao is its
                 # successor, not installed here); it still works in torch 2.13.
@@ -232,14 +306,14 @@ class FinBertSentiment:
                 net = torch.ao.quantization.quantize_dynamic(
                     net, {torch.nn.Linear}, dtype=torch.qint8
                 )
-        else:
-            net = net.to(self.device)
-        self.model = net
-        self.key = ScoreKey(model_id, revision, quantize)
-        logger.info("FinBERT %s on %s", self.key, self.device)
+            return net, "int8"
+        return net.to(self.device), "none"
 
     def __repr__(self) -> str:
-        return f"FinBertSentiment({self.key}, device={self.device}, batch_size={self.batch_size})"
+        return (
+            f"FinBertSentiment({self.key}, device={self.device}, backend={self.backend}, "
+            f"batch_size={self.batch_size})"
+        )
 
     def _encode(self, texts: list[str]) -> tuple[list[list[int]], list[list[int]]]:
         """Return the token ids and token type ids of each text, truncated, unpadded."""
@@ -254,14 +328,33 @@ class FinBertSentiment:
         types = encoded.get("token_type_ids") or [[0] * len(x) for x in ids]
         return ids, [list(x) for x in types]
 
+    def _run_torch(self, batches: list[dict[str, np.ndarray]]) -> np.ndarray:
+        """Return the class probabilities of padded batches, on the torch model."""
+        import torch
+
+        outputs = []
+        with torch.inference_mode():
+            for arrays in batches:
+                batch = {
+                    k: torch.from_numpy(v).to(self.device, non_blocking=True)
+                    for k, v in arrays.items()
+                }
+                logits = self.model(**batch).logits.float()
+                # Kept on the device: one copy back at the end, no sync per batch.
+                outputs.append(torch.softmax(logits, dim=-1))
+            return torch.cat(outputs).cpu().numpy()
+
+    def _run_onnx(self, batches: list[dict[str, np.ndarray]]) -> np.ndarray:
+        """Return the class probabilities of padded batches, on ONNX Runtime."""
+        assert self.onnx is not None
+        return np.concatenate([self.onnx.probabilities(arrays) for arrays in batches])
+
     def score(self, texts: list[str]) -> pd.DataFrame:
         """Return ``positive, negative, neutral, score`` for each text, in input order.
 
         Probabilities come from a softmax over the model's three labels, in float32
         whatever precision the model ran in; ``score = positive - negative``.
         """
-        import torch
-
         texts = [str(t) for t in texts]
         probs = np.zeros((len(texts), 3), dtype=np.float64)
         if texts:
@@ -284,22 +377,15 @@ class FinBertSentiment:
             arrays = {"input_ids": input_ids, "attention_mask": valid.astype(np.int64)}
             if self._token_types:
                 arrays["token_type_ids"] = token_types
-            outputs = []
-            with torch.inference_mode():
-                for start in range(0, len(order), self.batch_size):
-                    stop = min(start + self.batch_size, len(order))
-                    width = int(sorted_lengths[start])
-                    batch = {
-                        k: torch.from_numpy(np.ascontiguousarray(v[start:stop, :width])).to(
-                            self.device, non_blocking=True
-                        )
-                        for k, v in arrays.items()
-                    }
-                    logits = self.model(**batch).logits.float()
-                    # Kept on the device: one copy back at the end, no sync per batch.
-                    outputs.append(torch.softmax(logits, dim=-1))
-                stacked = torch.cat(outputs).cpu().numpy()
-            probs[order] = stacked[:, self._order]
+            batches = []
+            for start in range(0, len(order), self.batch_size):
+                stop = min(start + self.batch_size, len(order))
+                width = int(sorted_lengths[start])
+                batches.append(
+                    {k: np.ascontiguousarray(v[start:stop, :width]) for k, v in arrays.items()}
+                )
+            run = self._run_onnx if self.onnx is not None else self._run_torch
+            probs[order] = run(batches)[:, self._order]
         frame = pd.DataFrame(probs, columns=list(_LABELS))
         frame["score"] = frame["positive"] - frame["negative"]
         return frame[list(SCORE_COLUMNS)]

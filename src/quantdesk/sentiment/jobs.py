@@ -162,7 +162,7 @@ def score_news(
     progress
         Show a progress bar on stderr.
     **options
-        Passed to the model (``device``, ``batch_size``, ``max_length``, ``quantize``).
+        Passed to the model (``device``, ``batch_size``, ``max_length``, ``quantize``, ``backend``).
     """
     from quantdesk.core.progress import progress_bar
 

@@ -47,7 +47,7 @@ def load_model(name: str | Path = "auto", **options: Any) -> SentimentModel:
         other value is a FinBERT directory or hub id.
     **options
         Passed to :class:`~quantdesk.sentiment.finbert.FinBertSentiment` (``device``,
-        ``batch_size``, ``max_length``, ``quantize``).
+        ``batch_size``, ``max_length``, ``quantize``, ``backend``).
 
     Examples
     --------
