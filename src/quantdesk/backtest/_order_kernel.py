@@ -4,6 +4,14 @@ Importing this module imports numba and compiles the kernel, or loads it from nu
 on-disk cache; :func:`quantdesk.backtest.orders.fill_target_percent` imports it on its
 first call so that ``import quantdesk.backtest`` stays light.  The rules are written out
 in that module's docstring.
+
+A first backtest in a new process with a cold cache pays for everything compiled here,
+so the kernel asks numba for little beyond its own loops: the caller allocates every
+array (no NumPy constructor is compiled); holdings are copied element by element (a
+slice assignment between arrays compiles numba's shape-mismatch message, string
+formatting included: seconds); and the call order comes from a plain merge sort,
+:func:`stable_argsort`, instead of numba's generic ``np.argsort(kind="mergesort")``
+(over a second to compile).
 """
 
 from __future__ import annotations
@@ -11,7 +19,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["fill_target_percent"]
+__all__ = ["fill_target_percent", "stable_argsort"]
 
 from quantdesk.backtest.order_rules import add, fill_order, is_close, is_less, settle, snap
 
@@ -22,13 +30,50 @@ _MIN_SIZE = 1e-8
 
 
 @_jit  # type: ignore[misc]
-def _count_orders(orders: np.ndarray) -> int:
-    n = 0
-    for t in range(orders.shape[0]):
-        for c in range(orders.shape[1]):
-            if not np.isnan(orders[t, c]):
-                n += 1
-    return n
+def stable_argsort(keys: np.ndarray, order: np.ndarray, scratch: np.ndarray) -> None:
+    """Write into ``order`` the indices that sort ``keys`` as ``np.argsort(kind="stable")``.
+
+    Ascending, ties in index order, NaN last.  A bottom-up merge sort; ``order`` and
+    ``scratch`` are int64 buffers as long as ``keys``, so nothing is allocated.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> order, scratch = np.empty(5, np.int64), np.empty(5, np.int64)
+    >>> stable_argsort(np.array([2.0, np.nan, 1.0, 2.0, -np.inf]), order, scratch)
+    >>> order.tolist()
+    [4, 2, 0, 3, 1]
+    """
+    n = keys.shape[0]
+    for i in range(n):
+        order[i] = i
+    width = 1
+    in_order = True  # which buffer holds the runs merged so far
+    while width < n:
+        src, dst = (order, scratch) if in_order else (scratch, order)
+        for lo in range(0, n, 2 * width):
+            # (conditionals, not min(): each builtin is one more thing to compile)
+            mid = lo + width if lo + width < n else n
+            hi = lo + 2 * width if lo + 2 * width < n else n
+            i, j = lo, mid
+            for k in range(lo, hi):
+                take_right = j < hi
+                if take_right and i < mid:
+                    a, b = keys[src[i]], keys[src[j]]
+                    # the right run goes first only when strictly before: ties keep index
+                    # order; NaN sorts after everything, as in NumPy
+                    take_right = b < a or (a != a and b == b)
+                if take_right:
+                    dst[k] = src[j]
+                    j += 1
+                else:
+                    dst[k] = src[i]
+                    i += 1
+        in_order = not in_order
+        width *= 2
+    if not in_order:
+        for i in range(n):
+            order[i] = scratch[i]
 
 
 @_jit  # type: ignore[misc]
@@ -42,31 +87,35 @@ def fill_target_percent(
     granularity: float,
     init_cash: float,
     init_position: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    fill_ints: np.ndarray,
+    fill_floats: np.ndarray,
+    work: np.ndarray,
+    sort_work: np.ndarray,
+) -> int:
+    # Outputs, one column per fill (as many as there are orders): fill_ints rows bar and
+    # column, fill_floats rows signed units, price and commission.  Scratch, one group
+    # wide: work rows units, valuation price and order value (float64); sort_work rows
+    # call order and the sort's buffer (int64).  Returns the number of fills.
     n_bars, n_cols = orders.shape
     n_groups = n_cols // group_size
-    capacity = _count_orders(orders)
-    out_bar = np.empty(capacity, dtype=np.int64)
-    out_col = np.empty(capacity, dtype=np.int64)
-    out_signed = np.empty(capacity, dtype=np.float64)
-    out_price = np.empty(capacity, dtype=np.float64)
-    out_fees = np.empty(capacity, dtype=np.float64)
     # valuation and max_size are either as wide as the orders or one group wide (a sweep
     # reuses one price panel for every group); max_size may also be one scalar cell.
     val_full = valuation.shape[1] == n_cols
     ms_rows = max_size.shape[0] > 1
     ms_cols = max_size.shape[1]
-    position = np.zeros(group_size)
-    val_price = np.empty(group_size)
-    order_value = np.empty(group_size)
+    position = work[0]
+    val_price = work[1]
+    order_value = work[2]
+    call = sort_work[0]
     n = 0
     for g in range(n_groups):
         first = g * group_size
         cash = init_cash
         # every group starts from the same holdings (flat in a backtest; the paper
         # ledger's current book when it trades one bar)
-        position[:] = init_position
-        val_price[:] = np.nan
+        for k in range(group_size):
+            position[k] = init_position[k]
+            val_price[k] = np.nan
         for t in range(n_bars):
             active = False
             for k in range(group_size):
@@ -87,7 +136,7 @@ def fill_target_percent(
                 order_value[k] = np.inf if np.isnan(v) else v
             # A stable sort, sells first, ties in column order: the order vectorbt's
             # insertion sort gives, in n log n (a 500-asset book sorts every bar).
-            call = np.argsort(order_value, kind="mergesort")
+            stable_argsort(order_value, call, sort_work[1])
             value_now = snap(value)
             for j in range(group_size):
                 k = call[j]
@@ -111,7 +160,7 @@ def fill_target_percent(
                 if size > 0:
                     if cash == 0:
                         continue
-                    want = min(size, cap)
+                    want = cap if cap < size else size  # min(size, cap)
                     if not np.isnan(granularity):
                         want = want // granularity * granularity
                     if is_close(want, 0.0):
@@ -138,7 +187,7 @@ def fill_target_percent(
                     position[k] = add(position[k], units)
                     signed = units
                 else:
-                    units = min(-size, cap)
+                    units = cap if cap < -size else -size  # min(-size, cap)
                     if not np.isnan(granularity):
                         units = units // granularity * granularity
                     if is_close(units, 0.0) or is_less(units, _MIN_SIZE):
@@ -149,10 +198,10 @@ def fill_target_percent(
                     cash = settle(cash, received)
                     position[k] = add(position[k], -units)
                     signed = -units
-                out_bar[n] = t
-                out_col[n] = col
-                out_signed[n] = signed
-                out_price[n] = fill_price
-                out_fees[n] = fee_paid
+                fill_ints[0, n] = t
+                fill_ints[1, n] = col
+                fill_floats[0, n] = signed
+                fill_floats[1, n] = fill_price
+                fill_floats[2, n] = fee_paid
                 n += 1
-    return out_bar[:n], out_col[:n], out_signed[:n], out_price[:n], out_fees[:n]
+    return n

@@ -35,7 +35,7 @@ import numpy as np
 __all__ = ["fill_target_percent"]
 
 
-def _kernel() -> Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+def _kernel() -> Callable[..., int]:
     """Return the compiled simulation (first call: numba compiles it or loads its cache)."""
     from quantdesk.backtest._order_kernel import fill_target_percent as kernel
 
@@ -99,8 +99,15 @@ def fill_target_percent(
     start = np.ascontiguousarray(start, dtype=np.float64)
     if start.shape != (group_size,) or not np.isfinite(start).all():
         raise ValueError(f"init_position must be {group_size} finite units (one group wide)")
-    return _kernel()(
+    # every array the kernel writes is allocated here, in NumPy (see _order_kernel)
+    capacity = int(np.count_nonzero(~np.isnan(orders)))  # at most one fill per order
+    fill_ints = np.empty((2, capacity), dtype=np.int64)
+    fill_floats = np.empty((3, capacity), dtype=np.float64)
+    n = _kernel()(
         valuation, orders, np.ascontiguousarray(cap), int(group_size), float(fees),
         float(slippage), np.nan if granularity is None else float(granularity), float(init_cash),
-        start,
+        start, fill_ints, fill_floats, np.empty((3, group_size)),
+        np.empty((2, group_size), dtype=np.int64),
     )  # fmt: skip
+    signed, price, commission = fill_floats[:, :n]
+    return fill_ints[0, :n], fill_ints[1, :n], signed, price, commission
