@@ -28,22 +28,23 @@ def test_stable_argsort_is_numpys_stable_argsort() -> None:
     """Every length from 0 to 70 (odd and even numbers of merge passes), 40 draws each."""
     rng = np.random.default_rng(25)
     for n in range(71):
-        order, scratch = np.empty(n, np.int64), np.empty(n, np.int64)
+        rows = np.empty((2, n), np.int64)
         for _ in range(40):
             keys = _keys(rng, n)
-            _order_kernel.stable_argsort(keys, order, scratch)
+            order = rows[_order_kernel.stable_argsort(keys, rows)]
             np.testing.assert_array_equal(order, np.argsort(keys, kind="stable"), err_msg=keys)
 
 
 def test_stable_argsort_keeps_ties_in_index_order() -> None:
-    order, scratch = np.empty(6, np.int64), np.empty(6, np.int64)
-    _order_kernel.stable_argsort(np.array([1.0, 0.0, 1.0, -0.0, np.nan, 1.0]), order, scratch)
-    assert order.tolist() == [1, 3, 0, 2, 5, 4]
+    rows = np.empty((2, 6), np.int64)
+    row = _order_kernel.stable_argsort(np.array([1.0, 0.0, 1.0, -0.0, np.nan, 1.0]), rows)
+    assert rows[row].tolist() == [1, 3, 0, 2, 5, 4]
 
 
-def _numpy_call_order(keys: np.ndarray, order: np.ndarray, scratch: np.ndarray) -> None:
+def _numpy_call_order(keys: np.ndarray, rows: np.ndarray) -> int:
     """The kernel's former call order: NumPy's stable (merge) sort of the order values."""
-    order[:] = np.argsort(keys, kind="stable")
+    rows[0] = np.argsort(keys, kind="stable")
+    return 0
 
 
 def _case(seed: int) -> tuple[dict, bool]:
@@ -106,3 +107,17 @@ def test_random_cases_fill_and_tie() -> None:
     assert sum(n > 1 and ties for n, (_, ties) in zip(fills, cases, strict=True)) >= 15
     assert sum(case["granularity"] is not None for case, _ in cases) >= 15
     assert sum(np.ndim(case["max_size"]) == 2 for case, _ in cases) >= 15
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_no_cap_compiles_out_exactly_what_an_infinite_cap_does(seed) -> None:
+    """Without caps the kernel is compiled without their code; an infinite cap in every
+    cell (the code kept) and a scalar cap spread over every cell fill the same bits."""
+    case, _ = _case(seed)
+    shape = case["orders"].shape
+    for scalar in (np.inf, 40.0):
+        spread = fill_target_percent(**{**case, "max_size": np.full(shape, scalar)})
+        for ours, theirs in zip(
+            fill_target_percent(**{**case, "max_size": scalar}), spread, strict=True
+        ):
+            np.testing.assert_array_equal(ours, theirs)
