@@ -25,23 +25,24 @@ def _keys(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 def test_stable_argsort_is_numpys_stable_argsort() -> None:
-    """Every length from 0 to 70 (odd and even numbers of merge passes), 40 draws each."""
+    """Lengths 0 to 70 and a few longer, 40 draws each: runs sorted by insertion alone,
+    then odd and even numbers of merge passes."""
     rng = np.random.default_rng(25)
-    for n in range(71):
-        rows = np.empty((2, n), np.int64)
+    for n in [*range(71), 100, 257, 500]:
+        rows, values = np.empty((2, n), np.int64), np.empty((2, n))
         for _ in range(40):
             keys = _keys(rng, n)
-            order = rows[_order_kernel.stable_argsort(keys, rows)]
+            order = rows[_order_kernel.stable_argsort(keys, rows, values)]
             np.testing.assert_array_equal(order, np.argsort(keys, kind="stable"), err_msg=keys)
 
 
 def test_stable_argsort_keeps_ties_in_index_order() -> None:
-    rows = np.empty((2, 6), np.int64)
-    row = _order_kernel.stable_argsort(np.array([1.0, 0.0, 1.0, -0.0, np.nan, 1.0]), rows)
+    rows, values = np.empty((2, 6), np.int64), np.empty((2, 6))
+    row = _order_kernel.stable_argsort(np.array([1.0, 0.0, 1.0, -0.0, np.nan, 1.0]), rows, values)
     assert rows[row].tolist() == [1, 3, 0, 2, 5, 4]
 
 
-def _numpy_call_order(keys: np.ndarray, rows: np.ndarray) -> int:
+def _numpy_call_order(keys: np.ndarray, rows: np.ndarray, values: np.ndarray) -> int:
     """The kernel's former call order: NumPy's stable (merge) sort of the order values."""
     rows[0] = np.argsort(keys, kind="stable")
     return 0

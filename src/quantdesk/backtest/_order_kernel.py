@@ -36,50 +36,77 @@ _jit = numba.njit(cache=True, nogil=True)
 _MIN_SIZE = 1e-8
 
 
+# Runs this short are sorted by insertion before merging (NumPy's mergesort does the same).
+_RUN = 16
+
+
 @_jit  # type: ignore[misc]
-def stable_argsort(keys: np.ndarray, rows: np.ndarray) -> int:
+def stable_argsort(keys: np.ndarray, rows: np.ndarray, values: np.ndarray) -> int:
     """Return which row of ``rows`` holds the order that sorts ``keys``, stably.
 
     The row holds ``np.argsort(keys, kind="stable")``: ascending, ties in index order,
-    NaN last.  A bottom-up merge sort; ``rows`` is an int64 buffer of shape
-    ``(2, len(keys))`` (the runs move from one row to the other each pass), so nothing
-    is allocated.
+    NaN last.  Insertion sort of short runs, then bottom-up merges; ``rows`` (int64) and
+    ``values`` (float64) are buffers of shape ``(2, len(keys))``: the runs move from one
+    row to the other each pass, each index with its key (comparisons then read memory
+    in order, as fast as numba's own argsort), and nothing is allocated.
 
     Examples
     --------
     >>> import numpy as np
-    >>> rows = np.empty((2, 5), np.int64)
-    >>> rows[stable_argsort(np.array([2.0, np.nan, 1.0, 2.0, -np.inf]), rows)].tolist()
+    >>> keys = np.array([2.0, np.nan, 1.0, 2.0, -np.inf])
+    >>> rows, values = np.empty((2, 5), np.int64), np.empty((2, 5))
+    >>> rows[stable_argsort(keys, rows, values)].tolist()
     [4, 2, 0, 3, 1]
     """
     n = keys.shape[0]
-    for i in range(n):
-        rows[0, i] = i
+    # "b before a" is b < a, or a NaN and b not: NaN sorts after everything, as in
+    # NumPy, and equal keys never swap, so ties keep index order
+    for lo in range(0, n, _RUN):
+        hi = lo + _RUN if lo + _RUN < n else n
+        for i in range(lo, hi):
+            b = keys[i]
+            j = i
+            while j > lo:
+                a = values[0, j - 1]
+                if not (b < a or (a != a and b == b)):
+                    break
+                rows[0, j] = rows[0, j - 1]
+                values[0, j] = a
+                j -= 1
+            rows[0, j] = i
+            values[0, j] = b
     src = 0
-    width = 1
+    width = _RUN
     while width < n:
         dst = 1 - src
-        lo = 0
-        while lo < n:
+        for lo in range(0, n, 2 * width):
             mid = lo + width if lo + width < n else n
             hi = mid + width if mid + width < n else n
             i = lo
             j = mid
-            for k in range(lo, hi):
-                take_right = j < hi
-                if take_right and i < mid:
-                    a = keys[rows[src, i]]
-                    b = keys[rows[src, j]]
-                    # the right run goes first only when strictly before: ties keep
-                    # index order; NaN sorts after everything, as in NumPy
-                    take_right = b < a or (a != a and b == b)
-                if take_right:
+            k = lo
+            while i < mid and j < hi:
+                a = values[src, i]
+                b = values[src, j]
+                if b < a or (a != a and b == b):
                     rows[dst, k] = rows[src, j]
+                    values[dst, k] = b
                     j += 1
                 else:
                     rows[dst, k] = rows[src, i]
+                    values[dst, k] = a
                     i += 1
-            lo = hi
+                k += 1
+            while i < mid:
+                rows[dst, k] = rows[src, i]
+                values[dst, k] = values[src, i]
+                i += 1
+                k += 1
+            while j < hi:
+                rows[dst, k] = rows[src, j]
+                values[dst, k] = values[src, j]
+                j += 1
+                k += 1
         src = dst
         width *= 2
     return src
@@ -102,10 +129,11 @@ def fill_target_percent(
     val_price: np.ndarray,
     order_value: np.ndarray,
     call_rows: np.ndarray,
+    call_values: np.ndarray,
 ) -> int:
     # Outputs, one column per fill (as many as there are orders): fill_ints rows bar and
     # column, fill_floats rows signed units, price and commission.  Scratch, one group
-    # wide: units held, valuation prices, order values and the sort's two rows.
+    # wide: units held, valuation prices, order values and the sort's buffers.
     # max_size (bars x columns, as wide as the orders or one group wide) and granularity
     # are None when there is no cap or no lot.  Returns the number of fills, or -1 when
     # cash is NaN or negative.
@@ -144,7 +172,7 @@ def fill_target_percent(
                 order_value[k] = v if v == v else np.inf
             # A stable sort, sells first, ties in column order: the order vectorbt's
             # insertion sort gives, in n log n (a 500-asset book sorts every bar).
-            call = stable_argsort(order_value, call_rows)
+            call = stable_argsort(order_value, call_rows, call_values)
             value_now = snap(value)
             for j in range(group_size):
                 k = call_rows[call, j]

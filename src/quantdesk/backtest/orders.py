@@ -111,6 +111,7 @@ def fill_target_percent(
         valuation, orders, limit, int(group_size), float(fees), float(slippage), lot,
         float(init_cash), start, fill_ints, fill_floats, np.empty(group_size),
         np.empty(group_size), np.empty(group_size), np.empty((2, group_size), dtype=np.int64),
+        np.empty((2, group_size)),
     )  # fmt: skip
     if n < 0:
         raise ValueError("cash cannot be NaN and must be greater than 0")
