@@ -168,3 +168,19 @@ def test_warm_numba_cache_compiles_the_first_backtest_kernels(tmp_path) -> None:
         "windows._kernels.locals.mean_kernel",
         "kernels._fill_candles",
     } <= cached
+    # lots and volume caps have order-kernel specialisations of their own: warmed too
+    code = (
+        "import numpy as np, pandas as pd; from quantdesk.backtest import run; "
+        "from quantdesk.backtest._order_kernel import fill_target_percent as k; "
+        "i = pd.date_range('2024-01-01', periods=30, freq='D', tz='UTC'); "
+        "c = pd.DataFrame({'A': np.linspace(10, 20, 30), 'B': 5.0}, index=i); "
+        "v = c * 0 + 1e3; "
+        "[run(c, c * 0 + 0.4, **o).equity for o in ({}, {'lot_size': 2.0}, "
+        "{'volume': v, 'max_volume_share': 0.5}, "
+        "{'volume': v, 'max_volume_share': 0.5, 'lot_size': 2.0})]; "
+        "print(len(k.signatures), sum(k.stats.cache_hits.values()), len(k.stats.cache_misses))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    assert out.stdout.split() == ["4", "4", "0"]

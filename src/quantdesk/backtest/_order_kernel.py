@@ -4,6 +4,21 @@ Importing this module imports numba and compiles the kernel, or loads it from nu
 on-disk cache; :func:`quantdesk.backtest.orders.fill_target_percent` imports it on its
 first call so that ``import quantdesk.backtest`` stays light.  The rules are written out
 in that module's docstring.
+
+A first backtest in a new process with a cold cache pays for everything compiled here,
+so the kernel asks numba for little beyond its own loops:
+
+- the caller allocates every array, so no NumPy constructor is compiled;
+- holdings are copied element by element: a slice assignment between arrays compiles
+  numba's shape-mismatch message (string formatting of integers: seconds);
+- the call order comes from a plain merge sort, :func:`stable_argsort`, instead of
+  numba's generic ``np.argsort(kind="mergesort")`` (over a second to compile);
+- lots and order caps are code that a plain backtest never runs: given as None they are
+  left out of the compiled kernel (numba prunes a branch on an argument that is None),
+  so that a backtest without them compiles about two thirds of the kernel, and a run
+  with them compiles its own specialisation on first use;
+- cash gone NaN or negative returns -1 for the caller to raise, rather than compiling
+  numba's exception machinery into the kernel.
 """
 
 from __future__ import annotations
@@ -11,7 +26,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["fill_target_percent"]
+__all__ = ["fill_target_percent", "stable_argsort"]
 
 from quantdesk.backtest.order_rules import add, fill_order, is_close, is_less, settle, snap
 
@@ -21,59 +36,129 @@ _jit = numba.njit(cache=True, nogil=True)
 _MIN_SIZE = 1e-8
 
 
+# Runs this short are sorted by insertion before merging (NumPy's mergesort does the same).
+_RUN = 16
+
+
 @_jit  # type: ignore[misc]
-def _count_orders(orders: np.ndarray) -> int:
-    n = 0
-    for t in range(orders.shape[0]):
-        for c in range(orders.shape[1]):
-            if not np.isnan(orders[t, c]):
-                n += 1
-    return n
+def stable_argsort(keys: np.ndarray, rows: np.ndarray, values: np.ndarray) -> int:
+    """Return which row of ``rows`` holds the order that sorts ``keys``, stably.
+
+    The row holds ``np.argsort(keys, kind="stable")``: ascending, ties in index order,
+    NaN last.  Insertion sort of short runs, then bottom-up merges; ``rows`` (int64) and
+    ``values`` (float64) are buffers of shape ``(2, len(keys))``: the runs move from one
+    row to the other each pass, each index with its key (comparisons then read memory
+    in order, as fast as numba's own argsort), and nothing is allocated.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> keys = np.array([2.0, np.nan, 1.0, 2.0, -np.inf])
+    >>> rows, values = np.empty((2, 5), np.int64), np.empty((2, 5))
+    >>> rows[stable_argsort(keys, rows, values)].tolist()
+    [4, 2, 0, 3, 1]
+    """
+    n = keys.shape[0]
+    # "b before a" is b < a, or a NaN and b not: NaN sorts after everything, as in
+    # NumPy, and equal keys never swap, so ties keep index order
+    for lo in range(0, n, _RUN):
+        hi = lo + _RUN if lo + _RUN < n else n
+        for i in range(lo, hi):
+            b = keys[i]
+            j = i
+            while j > lo:
+                a = values[0, j - 1]
+                if not (b < a or (a != a and b == b)):
+                    break
+                rows[0, j] = rows[0, j - 1]
+                values[0, j] = a
+                j -= 1
+            rows[0, j] = i
+            values[0, j] = b
+    src = 0
+    width = _RUN
+    while width < n:
+        dst = 1 - src
+        for lo in range(0, n, 2 * width):
+            mid = lo + width if lo + width < n else n
+            hi = mid + width if mid + width < n else n
+            i = lo
+            j = mid
+            k = lo
+            while i < mid and j < hi:
+                a = values[src, i]
+                b = values[src, j]
+                if b < a or (a != a and b == b):
+                    rows[dst, k] = rows[src, j]
+                    values[dst, k] = b
+                    j += 1
+                else:
+                    rows[dst, k] = rows[src, i]
+                    values[dst, k] = a
+                    i += 1
+                k += 1
+            while i < mid:
+                rows[dst, k] = rows[src, i]
+                values[dst, k] = values[src, i]
+                i += 1
+                k += 1
+            while j < hi:
+                rows[dst, k] = rows[src, j]
+                values[dst, k] = values[src, j]
+                j += 1
+                k += 1
+        src = dst
+        width *= 2
+    return src
 
 
 @_jit  # type: ignore[misc]
 def fill_target_percent(
     valuation: np.ndarray,
     orders: np.ndarray,
-    max_size: np.ndarray,
+    max_size: np.ndarray | None,
     group_size: int,
     fees: float,
     slippage: float,
-    granularity: float,
+    granularity: float | None,
     init_cash: float,
     init_position: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    fill_ints: np.ndarray,
+    fill_floats: np.ndarray,
+    position: np.ndarray,
+    val_price: np.ndarray,
+    order_value: np.ndarray,
+    call_rows: np.ndarray,
+    call_values: np.ndarray,
+) -> int:
+    # Outputs, one column per fill (as many as there are orders): fill_ints rows bar and
+    # column, fill_floats rows signed units, price and commission.  Scratch, one group
+    # wide: units held, valuation prices, order values and the sort's buffers.
+    # max_size (bars x columns, as wide as the orders or one group wide) and granularity
+    # are None when there is no cap or no lot.  Returns the number of fills, or -1 when
+    # cash is NaN or negative.
     n_bars, n_cols = orders.shape
     n_groups = n_cols // group_size
-    capacity = _count_orders(orders)
-    out_bar = np.empty(capacity, dtype=np.int64)
-    out_col = np.empty(capacity, dtype=np.int64)
-    out_signed = np.empty(capacity, dtype=np.float64)
-    out_price = np.empty(capacity, dtype=np.float64)
-    out_fees = np.empty(capacity, dtype=np.float64)
-    # valuation and max_size are either as wide as the orders or one group wide (a sweep
-    # reuses one price panel for every group); max_size may also be one scalar cell.
-    val_full = valuation.shape[1] == n_cols
-    ms_rows = max_size.shape[0] > 1
-    ms_cols = max_size.shape[1]
-    position = np.zeros(group_size)
-    val_price = np.empty(group_size)
-    order_value = np.empty(group_size)
+    # valuation is either as wide as the orders or one group wide (a sweep reuses one
+    # price panel for every group)
+    val_group = 1 if valuation.shape[1] == n_cols else 0
     n = 0
     for g in range(n_groups):
         first = g * group_size
+        val_first = first * val_group
         cash = init_cash
         # every group starts from the same holdings (flat in a backtest; the paper
         # ledger's current book when it trades one bar)
-        position[:] = init_position
-        val_price[:] = np.nan
+        for k in range(group_size):
+            position[k] = init_position[k]
+            val_price[k] = np.nan
         for t in range(n_bars):
             active = False
             for k in range(group_size):
-                p = valuation[t, first + k if val_full else k]
-                if not np.isnan(p):
+                p = valuation[t, val_first + k]
+                if p == p:  # not NaN
                     val_price[k] = p
-                if not np.isnan(orders[t, first + k]):
+                if orders[t, first + k] == orders[t, first + k]:
                     active = True
             if not active:  # NaN orders change nothing: skip the bar
                 continue
@@ -84,47 +169,51 @@ def fill_target_percent(
             for k in range(group_size):
                 v = orders[t, first + k] * value - position[k] * val_price[k]
                 # NaN (no order) sorts last; order values are finite otherwise
-                order_value[k] = np.inf if np.isnan(v) else v
+                order_value[k] = v if v == v else np.inf
             # A stable sort, sells first, ties in column order: the order vectorbt's
             # insertion sort gives, in n log n (a 500-asset book sorts every bar).
-            call = np.argsort(order_value, kind="mergesort")
+            call = stable_argsort(order_value, call_rows, call_values)
             value_now = snap(value)
             for j in range(group_size):
-                k = call[j]
+                k = call_rows[call, j]
                 col = first + k
                 cash = snap(cash)
                 position[k] = snap(position[k])
                 weight = orders[t, col]
-                price = valuation[t, col if val_full else k]
-                if np.isnan(weight) or np.isnan(price):
+                price = valuation[t, val_first + k]
+                if weight != weight or price != price:  # NaN
                     continue
-                if np.isnan(cash) or cash < 0:
-                    raise ValueError("cash cannot be NaN and must be greater than 0")
+                if not cash >= 0:  # NaN or negative
+                    return -1
                 if not value_now > 0:  # a wiped-out portfolio places no orders
                     continue
                 vp = snap(val_price[k])
                 size = weight * value_now / vp - position[k]
-                cap = max_size[
-                    t if ms_rows else 0,
-                    (col if ms_cols == n_cols else k) if ms_cols > 1 else 0,
-                ]
+                # min(|size|, cap): the cap is a cell of max_size, if any
+                units = size if size > 0 else -size
+                if max_size is not None:
+                    cap = max_size[
+                        t if max_size.shape[0] > 1 else 0,
+                        (col if max_size.shape[1] == n_cols else k) if max_size.shape[1] > 1 else 0,
+                    ]  # fmt: skip
+                    if cap < units:
+                        units = cap
+                if granularity is not None:
+                    units = units // granularity * granularity
                 if size > 0:
                     if cash == 0:
                         continue
-                    want = min(size, cap)
-                    if not np.isnan(granularity):
-                        want = want // granularity * granularity
+                    want = units
                     if is_close(want, 0.0):
                         continue
                     fill_price, fee_paid, change = fill_order(want, price, fees, slippage)
-                    if is_close(-change, cash) or -change < cash:
-                        units = want
-                    else:  # cash runs out: buy what it covers, commission included
+                    if not (is_close(-change, cash) or -change < cash):
+                        # cash runs out: buy what it covers, commission included
                         max_req_cash = cash / (1 + fees)
                         if max_req_cash <= 0:
                             continue
                         units = max_req_cash / fill_price
-                        if not np.isnan(granularity):
+                        if granularity is not None:
                             units = units // granularity * granularity
                             if is_less(units, _MIN_SIZE):
                                 continue
@@ -138,9 +227,6 @@ def fill_target_percent(
                     position[k] = add(position[k], units)
                     signed = units
                 else:
-                    units = min(-size, cap)
-                    if not np.isnan(granularity):
-                        units = units // granularity * granularity
                     if is_close(units, 0.0) or is_less(units, _MIN_SIZE):
                         continue
                     fill_price, fee_paid, received = fill_order(-units, price, fees, slippage)
@@ -149,10 +235,10 @@ def fill_target_percent(
                     cash = settle(cash, received)
                     position[k] = add(position[k], -units)
                     signed = -units
-                out_bar[n] = t
-                out_col[n] = col
-                out_signed[n] = signed
-                out_price[n] = fill_price
-                out_fees[n] = fee_paid
+                fill_ints[0, n] = t
+                fill_ints[1, n] = col
+                fill_floats[0, n] = signed
+                fill_floats[1, n] = fill_price
+                fill_floats[2, n] = fee_paid
                 n += 1
-    return out_bar[:n], out_col[:n], out_signed[:n], out_price[:n], out_fees[:n]
+    return n

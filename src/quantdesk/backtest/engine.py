@@ -85,20 +85,18 @@ def _bar_length(index: pd.Index) -> pd.Timedelta | None:
 def _equity_kernel() -> Any:
     import numba
 
+    # The caller allocates and fills the starting arrays (units, cash, cursors), so
+    # numba compiles the loops only, no NumPy constructor (see _order_kernel).
     @numba.njit(cache=True, nogil=True)  # type: ignore[misc]
-    def equity_by_group(bar, col, signed, price, fees, starts, close, init_cash):  # type: ignore[no-untyped-def]
+    def equity_by_group(bar, col, signed, price, fees, ends, close, units, cash, cursor, out):  # type: ignore[no-untyped-def]
         # vectorbt writes fills group by group, in bar order within a group: one cursor
         # per group walks that group's fills as the bars advance.
         n_bars, n_assets = close.shape
-        n_groups = starts.shape[0] - 1
-        units = np.zeros(n_groups * n_assets)
-        cash = np.full(n_groups, init_cash)
-        cursor = starts[:-1].copy()
-        out = np.empty((n_bars, n_groups))
+        n_groups = cash.shape[0]
         for t in range(n_bars):
             for g in range(n_groups):
                 k = cursor[g]
-                while k < starts[g + 1] and bar[k] == t:
+                while k < ends[g] and bar[k] == t:
                     units[col[k]] += signed[k]
                     cash[g] -= signed[k] * price[k] + fees[k]
                     k += 1
@@ -109,7 +107,6 @@ def _equity_kernel() -> Any:
                     if u != 0.0:
                         value += u * close[t, a]
                 out[t, g] = value
-        return out
 
     return equity_by_group
 
@@ -141,9 +138,12 @@ class Fills:
         if group.size and np.any(np.diff(group) < 0):
             raise ValueError("fills must be ordered group by group, as vectorbt writes them")
         starts = np.searchsorted(group, np.arange(n_groups + 1))
-        value: np.ndarray = _equity_kernel()(
-            self.bar, self.col, self.signed, self.price, self.fees, starts,
-            np.ascontiguousarray(close, dtype=np.float64), float(init_cash),
+        close = np.ascontiguousarray(close, dtype=np.float64)
+        value = np.empty((close.shape[0], n_groups))
+        _equity_kernel()(
+            self.bar, self.col, self.signed, self.price, self.fees, starts[1:], close,
+            np.zeros(n_groups * close.shape[1]), np.full(n_groups, float(init_cash)),
+            starts[:-1].copy(), value,
         )  # fmt: skip
         return value
 

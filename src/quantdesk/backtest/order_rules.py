@@ -48,7 +48,10 @@ def is_close(a: float, b: float) -> bool:
         return False
     if a == b:
         return True
-    return abs(a - b) <= max(REL_TOL * max(abs(a), abs(b)), ABS_TOL)
+    # max(REL_TOL * max(|a|, |b|), ABS_TOL), without compiling the max() builtin
+    scale = abs(b) if abs(b) > abs(a) else abs(a)
+    tol = REL_TOL * scale
+    return abs(a - b) <= (ABS_TOL if tol < ABS_TOL else tol)
 
 
 @_jit  # type: ignore[misc]

@@ -1,7 +1,8 @@
 """Fills of target-percent orders: the backtest engine's compiled order simulation.
 
-One numba kernel (compiled on first use, cached on disk) turns a panel of target
-weights into fills.  Its rules are vectorbt's ``Portfolio.from_orders`` with
+One numba kernel (compiled on first use, cached on disk; runs with lots or order caps
+compile a specialisation of their own, see :mod:`quantdesk.backtest._order_kernel`)
+turns a panel of target weights into fills.  Its rules are vectorbt's ``Portfolio.from_orders`` with
 ``size_type="targetpercent"``, ``direction="both"``, grouped columns with shared cash
 and ``call_seq="auto"``, step for step and in the same floating-point order, so the two
 agree to rounding (``tests/backtest/test_engine.py`` checks it, and against the
@@ -35,7 +36,7 @@ import numpy as np
 __all__ = ["fill_target_percent"]
 
 
-def _kernel() -> Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+def _kernel() -> Callable[..., int]:
     """Return the compiled simulation (first call: numba compiles it or loads its cache)."""
     from quantdesk.backtest._order_kernel import fill_target_percent as kernel
 
@@ -99,8 +100,20 @@ def fill_target_percent(
     start = np.ascontiguousarray(start, dtype=np.float64)
     if start.shape != (group_size,) or not np.isfinite(start).all():
         raise ValueError(f"init_position must be {group_size} finite units (one group wide)")
-    return _kernel()(
-        valuation, orders, np.ascontiguousarray(cap), int(group_size), float(fees),
-        float(slippage), np.nan if granularity is None else float(granularity), float(init_cash),
-        start,
+    # No cap and no lots leave their code out of the kernel (see _order_kernel).
+    limit = None if cap.shape == (1, 1) and cap[0, 0] == np.inf else np.ascontiguousarray(cap)
+    lot = None if granularity is None else float(granularity)
+    # every array the kernel writes is allocated here, in NumPy
+    capacity = int(np.count_nonzero(~np.isnan(orders)))  # at most one fill per order
+    fill_ints = np.empty((2, capacity), dtype=np.int64)
+    fill_floats = np.empty((3, capacity), dtype=np.float64)
+    n = _kernel()(
+        valuation, orders, limit, int(group_size), float(fees), float(slippage), lot,
+        float(init_cash), start, fill_ints, fill_floats, np.empty(group_size),
+        np.empty(group_size), np.empty(group_size), np.empty((2, group_size), dtype=np.int64),
+        np.empty((2, group_size)),
     )  # fmt: skip
+    if n < 0:
+        raise ValueError("cash cannot be NaN and must be greater than 0")
+    signed, price, commission = fill_floats[:, :n]
+    return fill_ints[0, :n], fill_ints[1, :n], signed, price, commission
