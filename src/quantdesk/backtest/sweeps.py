@@ -183,15 +183,16 @@ def sweep(
             weights = grid.weights(*key).to_numpy(dtype=np.float64, copy=True)
             weights[missing] = np.nan  # no order where the asset has no price
             orders[:, k * n_assets : (k + 1) * n_assets] = weights
-        fills = simulate_fills(
+        equity = np.empty((len(close), len(part)))  # each combination's value per bar
+        simulate_fills(
             valuation,  # one group wide: every combination trades the same prices
             orders,
             group_size=n_assets,
             commission_bps=commission_bps,
             slippage_bps=slippage_bps,
             init_cash=init_cash,
+            values=equity,
         )
-        equity: np.ndarray = fills.equity(valuation, len(part), init_cash)
         return equity
 
     firsts = range(0, n_combos, chunk)
