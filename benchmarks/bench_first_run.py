@@ -10,6 +10,10 @@ line of the script to the last (interpreter start-up excluded).  Rows:
 - peer: the previous engine path, ``vectorbt.Portfolio.from_orders`` on the same
   orders (``import vectorbt`` included), warm and cold alike;
 - the floor: ``import pandas`` alone in a fresh process (median of 5).
+
+The cold row's note lists what numba compiled in one more cold run (not the timed one),
+each function with its compile time, callees inside their caller's time: a kernel
+that starts compiling more shows there beside the time it costs.
 """
 
 from __future__ import annotations
@@ -66,13 +70,51 @@ summary_metrics(value.pct_change().fillna(value.iloc[0] / 1e6 - 1))
 """
 
 
-def _fresh(code: str, cache: str) -> dict[str, Any]:
+# Prepended to the script for the compile profile: a numba event listener that records
+# every compile (start to end, so a caller's time includes its callees').
+COMPILES = """
+import json as _json, time as _time
+from numba.core import event as _event
+
+class _Compiles(_event.Listener):
+    def __init__(self):
+        self.open, self.done = [], []
+
+    def on_start(self, ev):
+        self.open.append(_time.perf_counter())
+
+    def on_end(self, ev):
+        seconds = _time.perf_counter() - self.open.pop()
+        func = getattr(ev.data.get("dispatcher"), "py_func", None)
+        name = func.__qualname__.replace(".<locals>", "") if func else "?"
+        self.done.append((len(self.open), name, seconds))
+
+_compiles = _Compiles()
+_event.register("numba:compile", _compiles)
+"""
+
+
+def _compile_note(code: str, cache: str) -> str:
+    """Return what numba compiles running ``code`` cold: name and seconds, callees in []."""
+    tail = "\nprint(_json.dumps(_compiles.done))\n"
+    done = _fresh(COMPILES + code + tail, cache)
+    parts: list[str] = []
+    callees: list[str] = []  # a caller's compile ends after its callees' (depth 1)
+    for depth, name, seconds in done:
+        if depth == 1:
+            callees.append(f"{name} {seconds:.2f}")
+        elif depth == 0:
+            parts.append(f"{name} {seconds:.2f}" + (f" [{', '.join(callees)}]" if callees else ""))
+            callees = []
+    return "; ".join(parts)
+
+
+def _fresh(code: str, cache: str) -> Any:
     env = dict(os.environ, NUMBA_CACHE_DIR=cache)
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
-    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
-    return result
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def _import_pandas() -> float:
@@ -96,6 +138,7 @@ def run(repeat: int = 5) -> list[dict[str, Any]]:
         peer = textwrap.dedent(SCRIPT).format(path=str(path), engine=VECTORBT)
         cold_cache, warm_cache = Path(tmp) / "cold", Path(tmp) / "warm"
         cold = _fresh(ours, str(cold_cache))
+        compiled = _compile_note(ours, str(Path(tmp) / "cold_profile"))
         cold_peer = _fresh(peer, str(Path(tmp) / "cold_peer"))
         _fresh(peer, str(warm_cache))  # fill the warm cache for both engines
         _fresh(ours, str(warm_cache))
@@ -114,7 +157,7 @@ def run(repeat: int = 5) -> list[dict[str, Any]]:
                  f"from_orders path; final equity gap {gap:.1e}"),
         row(f"first backtest in a fresh process, {shape}, cold", cold["seconds"],
             cold_peer["seconds"], "s", "report", met=None,
-            note="empty NUMBA_CACHE_DIR: numba compiles every kernel"),
+            note=f"empty NUMBA_CACHE_DIR; compiles (s): {compiled}"),
         row("import pandas in a fresh process (the floor)", _import_pandas(), float("nan"),
             "s", "report", met=None, note=f"median of {repeat}"),
     ]  # fmt: skip

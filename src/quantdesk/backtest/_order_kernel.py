@@ -18,7 +18,9 @@ so the kernel asks numba for little beyond its own loops:
   so that a backtest without them compiles about two thirds of the kernel, and a run
   with them compiles its own specialisation on first use;
 - cash gone NaN or negative returns -1 for the caller to raise, rather than compiling
-  numba's exception machinery into the kernel.
+  numba's exception machinery into the kernel;
+- each group's value at every close comes out of the same loop (a separate replay of
+  the fills is one more kernel to compile).
 """
 
 from __future__ import annotations
@@ -130,13 +132,18 @@ def fill_target_percent(
     order_value: np.ndarray,
     call_rows: np.ndarray,
     call_values: np.ndarray,
+    values: np.ndarray,
+    held: np.ndarray,
 ) -> int:
     # Outputs, one column per fill (as many as there are orders): fill_ints rows bar and
     # column, fill_floats rows signed units, price and commission.  Scratch, one group
     # wide: units held, valuation prices, order values and the sort's buffers.
     # max_size (bars x columns, as wide as the orders or one group wide) and granularity
-    # are None when there is no cap or no lot.  Returns the number of fills, or -1 when
-    # cash is NaN or negative.
+    # are None when there is no cap or no lot.  values (bars x groups) receives each
+    # group's value at every close, cash plus units at the valuation prices, with cash
+    # and units replayed from the fills exactly as Fills.equity replays them (same
+    # operations, same order: the same bits), from units held in the scratch held.
+    # Returns the number of fills, or -1 when cash is NaN or negative.
     n_bars, n_cols = orders.shape
     n_groups = n_cols // group_size
     # valuation is either as wide as the orders or one group wide (a sweep reuses one
@@ -149,8 +156,10 @@ def fill_target_percent(
         cash = init_cash
         # every group starts from the same holdings (flat in a backtest; the paper
         # ledger's current book when it trades one bar)
+        replay_cash = init_cash
         for k in range(group_size):
             position[k] = init_position[k]
+            held[k] = init_position[k]
             val_price[k] = np.nan
         for t in range(n_bars):
             active = False
@@ -160,85 +169,97 @@ def fill_target_percent(
                     val_price[k] = p
                 if orders[t, first + k] == orders[t, first + k]:
                     active = True
-            if not active:  # NaN orders change nothing: skip the bar
-                continue
-            value = cash
-            for k in range(group_size):
-                if position[k] != 0:
-                    value += position[k] * val_price[k]
-            for k in range(group_size):
-                v = orders[t, first + k] * value - position[k] * val_price[k]
-                # NaN (no order) sorts last; order values are finite otherwise
-                order_value[k] = v if v == v else np.inf
-            # A stable sort, sells first, ties in column order: the order vectorbt's
-            # insertion sort gives, in n log n (a 500-asset book sorts every bar).
-            call = stable_argsort(order_value, call_rows, call_values)
-            value_now = snap(value)
-            for j in range(group_size):
-                k = call_rows[call, j]
-                col = first + k
-                cash = snap(cash)
-                position[k] = snap(position[k])
-                weight = orders[t, col]
-                price = valuation[t, val_first + k]
-                if weight != weight or price != price:  # NaN
-                    continue
-                if not cash >= 0:  # NaN or negative
-                    return -1
-                if not value_now > 0:  # a wiped-out portfolio places no orders
-                    continue
-                vp = snap(val_price[k])
-                size = weight * value_now / vp - position[k]
-                # min(|size|, cap): the cap is a cell of max_size, if any
-                units = size if size > 0 else -size
-                if max_size is not None:
-                    cap = max_size[
-                        t if max_size.shape[0] > 1 else 0,
-                        (col if max_size.shape[1] == n_cols else k) if max_size.shape[1] > 1 else 0,
-                    ]  # fmt: skip
-                    if cap < units:
-                        units = cap
-                if granularity is not None:
-                    units = units // granularity * granularity
-                if size > 0:
-                    if cash == 0:
+            # NaN orders change nothing: a bar without one only gets its value
+            if active:
+                value = cash
+                for k in range(group_size):
+                    if position[k] != 0:
+                        value += position[k] * val_price[k]
+                for k in range(group_size):
+                    v = orders[t, first + k] * value - position[k] * val_price[k]
+                    # NaN (no order) sorts last; order values are finite otherwise
+                    order_value[k] = v if v == v else np.inf
+                # A stable sort, sells first, ties in column order: the order vectorbt's
+                # insertion sort gives, in n log n (a 500-asset book sorts every bar).
+                call = stable_argsort(order_value, call_rows, call_values)
+                value_now = snap(value)
+                for j in range(group_size):
+                    k = call_rows[call, j]
+                    col = first + k
+                    cash = snap(cash)
+                    position[k] = snap(position[k])
+                    weight = orders[t, col]
+                    price = valuation[t, val_first + k]
+                    if weight != weight or price != price:  # NaN
                         continue
-                    want = units
-                    if is_close(want, 0.0):
+                    if not cash >= 0:  # NaN or negative
+                        return -1
+                    if not value_now > 0:  # a wiped-out portfolio places no orders
                         continue
-                    fill_price, fee_paid, change = fill_order(want, price, fees, slippage)
-                    if not (is_close(-change, cash) or -change < cash):
-                        # cash runs out: buy what it covers, commission included
-                        max_req_cash = cash / (1 + fees)
-                        if max_req_cash <= 0:
+                    vp = snap(val_price[k])
+                    size = weight * value_now / vp - position[k]
+                    # min(|size|, cap): the cap is a cell of max_size, if any
+                    units = size if size > 0 else -size
+                    if max_size is not None:
+                        cap_col = col if max_size.shape[1] == n_cols else k
+                        cap = max_size[
+                            t if max_size.shape[0] > 1 else 0,
+                            cap_col if max_size.shape[1] > 1 else 0,
+                        ]
+                        if cap < units:
+                            units = cap
+                    if granularity is not None:
+                        units = units // granularity * granularity
+                    if size > 0:
+                        if cash == 0:
                             continue
-                        units = max_req_cash / fill_price
-                        if granularity is not None:
-                            units = units // granularity * granularity
-                            if is_less(units, _MIN_SIZE):
+                        want = units
+                        if is_close(want, 0.0):
+                            continue
+                        fill_price, fee_paid, change = fill_order(want, price, fees, slippage)
+                        if not (is_close(-change, cash) or -change < cash):
+                            # cash runs out: buy what it covers, commission included
+                            max_req_cash = cash / (1 + fees)
+                            if max_req_cash <= 0:
                                 continue
-                            fill_price, fee_paid, change = fill_order(units, price, fees, slippage)
-                        else:  # the whole cash: what is not the commission buys units
-                            fee_paid = cash - max_req_cash
-                            change = -cash
-                    if is_less(units, _MIN_SIZE):
-                        continue
-                    cash = settle(cash, change)
-                    position[k] = add(position[k], units)
-                    signed = units
-                else:
-                    if is_close(units, 0.0) or is_less(units, _MIN_SIZE):
-                        continue
-                    fill_price, fee_paid, received = fill_order(-units, price, fees, slippage)
-                    if received < 0:
-                        continue
-                    cash = settle(cash, received)
-                    position[k] = add(position[k], -units)
-                    signed = -units
-                fill_ints[0, n] = t
-                fill_ints[1, n] = col
-                fill_floats[0, n] = signed
-                fill_floats[1, n] = fill_price
-                fill_floats[2, n] = fee_paid
-                n += 1
+                            units = max_req_cash / fill_price
+                            if granularity is not None:
+                                units = units // granularity * granularity
+                                if is_less(units, _MIN_SIZE):
+                                    continue
+                                fill_price, fee_paid, change = fill_order(
+                                    units, price, fees, slippage
+                                )
+                            else:  # the whole cash: what is not the commission buys units
+                                fee_paid = cash - max_req_cash
+                                change = -cash
+                        if is_less(units, _MIN_SIZE):
+                            continue
+                        cash = settle(cash, change)
+                        position[k] = add(position[k], units)
+                        signed = units
+                    else:
+                        if is_close(units, 0.0) or is_less(units, _MIN_SIZE):
+                            continue
+                        fill_price, fee_paid, received = fill_order(-units, price, fees, slippage)
+                        if received < 0:
+                            continue
+                        cash = settle(cash, received)
+                        position[k] = add(position[k], -units)
+                        signed = -units
+                    fill_ints[0, n] = t
+                    fill_ints[1, n] = col
+                    fill_floats[0, n] = signed
+                    fill_floats[1, n] = fill_price
+                    fill_floats[2, n] = fee_paid
+                    # the fills replayed as Fills.equity replays them, in its order
+                    held[k] += signed
+                    replay_cash -= signed * fill_price + fee_paid
+                    n += 1
+            # the group's value at the close: Fills.equity's sum, term for term
+            worth = replay_cash
+            for k in range(group_size):
+                if held[k] != 0.0:
+                    worth += held[k] * valuation[t, val_first + k]
+            values[t, g] = worth
     return n

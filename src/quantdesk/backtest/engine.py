@@ -223,20 +223,23 @@ def simulate_fills(
     max_size: Any = np.inf,
     lot_size: float | None = None,
     init_position: np.ndarray | None = None,
+    values: np.ndarray | None = None,
 ) -> Fills:
     """Return the fills of target-percent ``orders`` from the compiled simulation.
 
     The same orders, costs and limits as :func:`simulate_orders`, with the same fills
     (to rounding), without importing vectorbt.  ``valuation`` may be one group wide
     when every group trades the same assets (a sweep).  ``init_position`` is the units
-    each group holds before the first bar (default flat).
+    each group holds before the first bar (default flat).  ``values`` (bars x groups),
+    if given, receives each group's value at every close from the same run, bit for
+    bit :meth:`Fills.equity` (see :func:`~quantdesk.backtest.orders.fill_target_percent`).
     """
     from quantdesk.backtest.orders import fill_target_percent
 
     bar, col, signed, price, fees = fill_target_percent(
         valuation, orders, group_size=group_size, fees=commission_bps * BPS,
         slippage=slippage_bps * BPS, init_cash=init_cash, max_size=max_size,
-        granularity=lot_size, init_position=init_position,
+        granularity=lot_size, init_position=init_position, values=values,
     )  # fmt: skip
     return Fills(bar=bar, col=col, signed=signed, price=price, fees=fees)
 
@@ -259,6 +262,7 @@ class BacktestResult:
     periods_per_year: float = 252.0
     options: Mapping[str, Any] = field(default_factory=dict)
     reference: Callable[[], Any] | None = field(default=None, repr=False, compare=False)
+    values: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @functools.cached_property
     def portfolio(self) -> Any:
@@ -270,7 +274,9 @@ class BacktestResult:
     @functools.cached_property
     def equity(self) -> pd.Series:
         """Total portfolio value at each bar's close."""
-        value = self.fills.equity(self.close.to_numpy(), 1, self.init_cash)[:, 0]
+        value = self.values  # from the simulation, when run() made it
+        if value is None:
+            value = self.fills.equity(self.close.to_numpy(), 1, self.init_cash)[:, 0]
         return pd.Series(value, index=self.close.index, name="equity")
 
     @functools.cached_property
@@ -514,7 +520,8 @@ def run(
         "max_size": max_size,
         "lot_size": lot_size,
     }
-    fills = simulate_fills(**inputs)
+    values = np.empty((len(close), 1))  # the equity, from the simulation's own loop
+    fills = simulate_fills(**inputs, values=values)
     logger.debug(
         "backtest: %d assets x %d bars, %d fills", close.shape[1], len(close), len(fills.bar)
     )
@@ -533,6 +540,7 @@ def run(
         periods_per_year=float(periods_per_year),
         options={"max_volume_share": max_volume_share, "lot_size": lot_size},
         reference=reference,
+        values=values[:, 0],
     )
 
 

@@ -54,6 +54,7 @@ def fill_target_percent(
     max_size: Any = np.inf,
     granularity: float | None = None,
     init_position: np.ndarray | None = None,
+    values: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Return the fills ``(bar, col, signed units, price, commission)`` of target weights.
 
@@ -80,6 +81,11 @@ def fill_target_percent(
         Units each group holds before the first bar, one group wide (default flat).  With
         ``init_cash`` it lets one bar of a running book (the paper ledger's rebalance) go
         through the same simulation as a whole backtest.
+    values
+        Where to write each group's value at every bar's close (bars x groups, float64,
+        C-ordered), if wanted: cash plus units at the valuation prices, bit for bit what
+        :meth:`quantdesk.backtest.engine.Fills.equity` replays from the fills (which
+        starts flat: so do these when ``init_position`` is flat).
 
     Fills come group by group, in bar order within a group, in call order within a bar.
     """
@@ -103,6 +109,15 @@ def fill_target_percent(
     # No cap and no lots leave their code out of the kernel (see _order_kernel).
     limit = None if cap.shape == (1, 1) and cap[0, 0] == np.inf else np.ascontiguousarray(cap)
     lot = None if granularity is None else float(granularity)
+    n_groups = orders.shape[1] // group_size
+    if values is None:
+        values = np.empty((orders.shape[0], n_groups))
+    elif (
+        values.shape != (len(orders), n_groups)
+        or values.dtype != np.float64
+        or not (values.flags.c_contiguous and values.flags.writeable)
+    ):
+        raise ValueError(f"values must be a writable C-ordered float64 {len(orders)} x {n_groups}")
     # every array the kernel writes is allocated here, in NumPy
     capacity = int(np.count_nonzero(~np.isnan(orders)))  # at most one fill per order
     fill_ints = np.empty((2, capacity), dtype=np.int64)
@@ -111,7 +126,7 @@ def fill_target_percent(
         valuation, orders, limit, int(group_size), float(fees), float(slippage), lot,
         float(init_cash), start, fill_ints, fill_floats, np.empty(group_size),
         np.empty(group_size), np.empty(group_size), np.empty((2, group_size), dtype=np.int64),
-        np.empty((2, group_size)),
+        np.empty((2, group_size)), values, np.empty(group_size),
     )  # fmt: skip
     if n < 0:
         raise ValueError("cash cannot be NaN and must be greater than 0")

@@ -170,15 +170,16 @@ def _grid_equity(
             weights = grid.weights(*key).to_numpy(dtype=np.float64, copy=True)
             weights[missing] = np.nan  # no order where the asset has no price
             orders[:, k * n_assets : (k + 1) * n_assets] = weights
-        fills = simulate_fills(
+        equity = np.empty((len(close), len(part)))  # each combination's value per bar
+        simulate_fills(
             valuation,  # one group wide: every combination trades the same prices
             orders,
             group_size=n_assets,
             commission_bps=costs["commission_bps"],
             slippage_bps=costs["slippage_bps"],
             init_cash=costs["init_cash"],
+            values=equity,
         )
-        equity: np.ndarray = fills.equity(valuation, len(part), costs["init_cash"])
         return equity
 
     firsts = range(0, len(keys), chunk)

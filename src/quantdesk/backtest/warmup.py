@@ -14,10 +14,10 @@ __all__ = ["warm_numba_cache"]
 def warm_numba_cache() -> str:
     """Return the cache directory after compiling the kernels of a first backtest into it.
 
-    Runs a tiny backtest (order simulation and equity replay; with lots, volume caps and
-    both, which compile their own specialisations of the order kernel), the rolling
-    windows of the signals and a candle aggregation; each kernel compiles once, or loads
-    from the cache when it is already there.
+    Runs a tiny backtest (the order simulation, which writes the equity too; again with
+    lots, volume caps and both, which compile their own specialisations of it), the
+    rolling windows of the signals and a candle aggregation; each kernel compiles once,
+    or loads from the cache when it is already there.
     """
     import numpy as np
     import pandas as pd
@@ -29,9 +29,8 @@ def warm_numba_cache() -> str:
     directory = configure_numba_cache()
     index = pd.date_range("2024-01-01", periods=8, freq="D", tz="UTC")
     close = pd.DataFrame({"A": np.linspace(10.0, 12.0, 8), "B": np.linspace(20.0, 18.0, 8)}, index)
-    run(close, close * 0 + 0.4).equity  # noqa: B018 (the equity replay is a kernel too)
-    # lots and volume caps each compile their own specialisation of the order kernel
     volume = close * 0 + 1e6
+    run(close, close * 0 + 0.4)
     run(close, close * 0 + 0.4, lot_size=1.0)
     run(close, close * 0 + 0.4, volume=volume, max_volume_share=0.1)
     run(close, close * 0 + 0.4, volume=volume, max_volume_share=0.1, lot_size=1.0)
