@@ -18,10 +18,13 @@ What :func:`voila_argv` asks Voila 0.5 for, and why:
   first on ``JUPYTER_PATH``), and the ``@pyviz/jupyterlab_pyviz`` lab extension left
   out (built for a newer JupyterLab than Voila's, it fails to load and logs an error;
   HoloViews output renders without it).  The template's ``static/`` folder, served at
-  ``/voila/static/``, receives BokehJS and Panel's files from the kernels
-  (:func:`quantdesk.dashboards.explorers.load_bokeh` rewrites the CDN URLs of every
-  output to it), so an app needs no network and the browser caches BokehJS instead
-  of parsing 3 MB of inline script on every visit.
+  ``/voila/static/``, receives BokehJS from the kernels
+  (:func:`quantdesk.dashboards.explorers.load_bokeh` copies it there, and rewrites the
+  CDN URLs of every other output to it), so an app needs no network and the browser
+  caches BokehJS instead of parsing megabytes of inline script on every visit.  An
+  output of :func:`page_scripts` becomes ``<script defer>`` tags of the page itself:
+  the browser loads BokehJS alongside Voila's own code, not after it, and before any
+  chart widget needs it.
 
 Examples
 --------
@@ -45,8 +48,10 @@ __all__ = [
     "DEFAULT_POOL_SIZE",
     "DEFAULT_PORT",
     "JUPYTER_DATA",
+    "PAGE_SCRIPTS_MIME",
     "TEMPLATE",
     "TOKEN_ENV",
+    "page_scripts",
     "prepare_jupyter_data",
     "serve_voila",
     "voila_argv",
@@ -61,6 +66,8 @@ TOKEN_ENV = "QUANTDESK_VOILA_TOKEN"
 JUPYTER_DATA = Path(__file__).resolve().parent / "jupyter_data"
 """A Jupyter data folder holding quantdesk's Voila template."""
 TEMPLATE = "quantdesk"
+PAGE_SCRIPTS_MIME = "application/vnd.quantdesk.page-scripts+json"
+"""The output type quantdesk's template turns into the page's own ``<script defer>`` tags."""
 # Lab extensions that cannot load in Voila 0.5.13's JupyterLab 4.2 core.
 _DENIED_EXTENSIONS = ["@pyviz/jupyterlab_pyviz"]
 
@@ -77,6 +84,25 @@ def prepare_jupyter_data(folder: str | Path) -> Path:
     static = target / "static"
     static.mkdir(exist_ok=True)
     return static
+
+
+def page_scripts(urls: list[str]) -> dict[str, dict[str, list[str]]]:
+    """Return an output that has the page served by ``quantdesk voila`` load ``urls`` itself.
+
+    Displayed by a kernel, it becomes ``<script defer src=...>`` tags in the page
+    quantdesk's template writes, in order: the browser fetches them with the page and
+    runs them before the page's ``DOMContentLoaded``, while Voila's own code is still
+    loading, so a library the widgets need (BokehJS for ``jupyter_bokeh``) is there
+    before any widget renders, and its loading overlaps Voila's.  A frontend that
+    renders outputs itself (JupyterLab, Voila's other templates) has no renderer for
+    the type and shows nothing.
+
+    Examples
+    --------
+    >>> page_scripts(["/voila/static/a.js"])
+    {'application/vnd.quantdesk.page-scripts+json': {'scripts': ['/voila/static/a.js']}}
+    """
+    return {PAGE_SCRIPTS_MIME: {"scripts": list(urls)}}
 
 
 def voila_argv(
