@@ -4,7 +4,8 @@
   canvas of non-zero size exists, with a preheated kernel (``quantdesk voila``'s
   default; the request comes once the kernel has run the notebook, i.e. its CPU went
   quiet) and cold (``--pool-size 0``).  Peer: a markdown-only notebook served the
-  same way, until its text shows.  One request per server start (a preheated kernel
+  same way (its metadata skips the lab extensions the app's skips, so both pages load
+  the same ones), until its text shows.  One request per server start (a preheated kernel
   serves one visitor; the pool then refills): the preheated figures are the best of
   :data:`PAINTS` server starts, the app's and its peer's taken in turn; cold ones are
   single samples.
@@ -223,6 +224,7 @@ def run() -> list[dict[str, Any]]:
     from playwright.sync_api import sync_playwright
 
     from quantdesk.dashboards.explorers import run_strategy
+    from quantdesk.dashboards.voila import SKIP_EXTENSIONS, skipped_extensions
     from quantdesk.data import MarketStore
     from quantdesk.data.sources import samples
 
@@ -245,6 +247,9 @@ def run() -> list[dict[str, Any]]:
 
         nb = new_notebook(cells=[new_markdown_cell("# Markdown only\nbaseline-text")])
         nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+        # Served the same way: the same lab extensions as the app's page.
+        skipped = skipped_extensions(APPS / "regime_explorer.ipynb")
+        nb.metadata["quantdesk"] = {SKIP_EXTENSIONS: skipped}
         nbformat.write(nb, baseline)
         text_js = "() => document.body.innerText.includes('baseline-text')"
 

@@ -13,6 +13,12 @@ What :func:`voila_argv` asks Voila 0.5 for, and why:
   tree, no other notebooks), and ``/voila/files/`` serves images under that folder
   alone; notebooks and ``.py`` files are refused (Voila's deny list).
 * ``--no-browser``: a server started from a terminal on a research box has no browser.
+* ``--VoilaConfiguration.extension_denylist``: the lab extensions that cannot load in
+  Voila's JupyterLab core, and those the notebook's metadata says its page does not use
+  (``"quantdesk": {"skip_lab_extensions": [...]}``).  Voila loads every installed lab
+  extension into every page before it shows a cell; vectorbt's dependencies install
+  plotly's (a 4.8 MB renderer) and anywidget's, which an app that draws with Bokeh
+  only pays for at every visit.  Other notebooks keep them all.
 * ``--template=quantdesk``: Voila's lab page without its Font Awesome stylesheets from
   a CDN (shipped in ``jupyter_data/``, copied into a temporary Jupyter data folder put
   first on ``JUPYTER_PATH``), and the ``@pyviz/jupyterlab_pyviz`` lab extension left
@@ -36,6 +42,7 @@ Examples
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -49,11 +56,13 @@ __all__ = [
     "DEFAULT_PORT",
     "JUPYTER_DATA",
     "PAGE_SCRIPTS_MIME",
+    "SKIP_EXTENSIONS",
     "TEMPLATE",
     "TOKEN_ENV",
     "page_scripts",
     "prepare_jupyter_data",
     "serve_voila",
+    "skipped_extensions",
     "voila_argv",
 ]
 
@@ -66,6 +75,8 @@ TOKEN_ENV = "QUANTDESK_VOILA_TOKEN"
 JUPYTER_DATA = Path(__file__).resolve().parent / "jupyter_data"
 """A Jupyter data folder holding quantdesk's Voila template."""
 TEMPLATE = "quantdesk"
+SKIP_EXTENSIONS = "skip_lab_extensions"
+"""The notebook metadata field (under ``quantdesk``) naming lab extensions its page skips."""
 PAGE_SCRIPTS_MIME = "application/vnd.quantdesk.page-scripts+json"
 """The output type quantdesk's template turns into the page's own ``<script defer>`` tags."""
 # Lab extensions that cannot load in Voila 0.5.13's JupyterLab 4.2 core.
@@ -105,6 +116,30 @@ def page_scripts(urls: list[str]) -> dict[str, dict[str, list[str]]]:
     return {PAGE_SCRIPTS_MIME: {"scripts": list(urls)}}
 
 
+def skipped_extensions(notebook: str | Path) -> list[str]:
+    """Return the lab extensions ``notebook``'s metadata says its page does not use.
+
+    They are listed under ``metadata.quantdesk.skip_lab_extensions`` (none if absent).
+
+    Raises
+    ------
+    ValueError
+        The field is there but not a list of extension names.
+    """
+    path = Path(notebook)
+    try:
+        metadata = json.loads(path.read_text(encoding="utf-8")).get("metadata", {})
+    except (OSError, ValueError):
+        return []  # Voila reports an unreadable notebook itself
+    names = metadata.get("quantdesk", {}).get(SKIP_EXTENSIONS, [])
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ValueError(
+            f"{path}: metadata.quantdesk.{SKIP_EXTENSIONS} must be a list of lab extension "
+            f"names, not {names!r}"
+        )
+    return names
+
+
 def voila_argv(
     notebook: str | Path,
     *,
@@ -136,6 +171,7 @@ def voila_argv(
     path = Path(notebook).expanduser().resolve()
     if not path.is_file() or path.suffix != ".ipynb":
         raise FileNotFoundError(f"no notebook at {str(notebook)!r}")
+    denied = [*_DENIED_EXTENSIONS, *skipped_extensions(path)]
     return [
         str(path),
         "--no-browser",
@@ -146,7 +182,7 @@ def voila_argv(
         f"--pool_size={int(pool_size) if preheat else 0}",
         "--show_tracebacks=False",
         f"--template={TEMPLATE}",
-        f"--VoilaConfiguration.extension_denylist={_DENIED_EXTENSIONS!r}",
+        f"--VoilaConfiguration.extension_denylist={denied!r}",
     ]
 
 
