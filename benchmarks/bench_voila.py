@@ -4,12 +4,17 @@
   canvas of non-zero size exists, with a preheated kernel (``quantdesk voila``'s
   default; the request comes once the kernel has run the notebook, i.e. its CPU went
   quiet) and cold (``--pool-size 0``).  Peer: a markdown-only notebook served the
-  same way, until its text shows.  One request per server start (a preheated kernel
-  serves one visitor; the pool then refills), so each figure is a single sample.
+  same way (its metadata skips the lab extensions the app's skips, so both pages load
+  the same ones), until its text shows.  One request per server start (a preheated kernel
+  serves one visitor; the pool then refills): the preheated figures are the best of
+  :data:`PAINTS` server starts, the app's and its peer's taken in turn; cold ones are
+  single samples.
 * A strategy explorer slider change (target volatility, typed in the readout) to the
-  redrawn metrics and equity, in the browser, on a 50-symbol universe.  Peer: the
-  package function the callback runs (:func:`~quantdesk.dashboards.explorers.run_strategy`
-  on the same closes, in this process), so the difference is rendering and transport.
+  redrawn equity, in the browser, on a 50-symbol universe: until the metrics show the
+  new run and a chart data source holds an equity curve the page did not hold before,
+  then two animation frames (so the canvas has painted it).  Peer: the package
+  function the callback runs (:func:`~quantdesk.dashboards.explorers.run_strategy` on
+  the same closes, in this process), so the difference is rendering and transport.
 * The size of one published report and of ``reports/`` after the demo batch
   (``research/reports.yaml``, job ``demo``).  Peer: what inlining BokehJS and Panel's
   JavaScript would cost each page (the shared ``_static`` folder).
@@ -42,6 +47,26 @@ CANVAS_DRAWN_JS = """() => {
   return out.length > 0;
 }"""
 VOLATILITY = 'tr[data-metric="Annual volatility"] td.value'
+# The last value of every equity curve ("growth" column) in the page's Bokeh documents.
+EQUITY_JS = """() => {
+  const out = [];
+  for (const doc of (window.Bokeh && window.Bokeh.documents) || []) {
+    for (const m of doc.all_models) {
+      if (m.constructor.__name__ === 'ColumnDataSource' && 'growth' in m.data) {
+        const growth = m.data.growth;
+        out.push(growth[growth.length - 1]);
+      }
+    }
+  }
+  return out;
+}"""
+REDRAWN_JS = (
+    "([sel, old, before]) => { const el = document.querySelector(sel);"
+    " if (!el || el.textContent.trim() === old) return false;"
+    " return (" + EQUITY_JS + ")().some((v) => !before.includes(v)); }"
+)
+PAINTED_JS = "() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))"
+PAINTS = 3
 
 
 def _free_port() -> int:
@@ -148,6 +173,7 @@ def _slider(browser: Any, env: dict[str, str]) -> float:
         times = []
         for value in ("0.20", "0.15", "0.25"):
             old = page.locator(VOLATILITY).inner_text()
+            before = page.evaluate(EQUITY_JS)
             readout = page.locator(".widget-hslider", has_text="Target volatility").locator(
                 ".widget-readout"
             )
@@ -156,13 +182,8 @@ def _slider(browser: Any, env: dict[str, str]) -> float:
             page.keyboard.type(value)
             t0 = time.perf_counter()
             page.keyboard.press("Enter")
-            page.wait_for_function(
-                "([sel, old]) => { const el = document.querySelector(sel);"
-                " return el && el.textContent.trim() !== old; }",
-                arg=[VOLATILITY, old],
-                timeout=300_000,
-            )
-            page.wait_for_function(CANVAS_DRAWN_JS, timeout=300_000)
+            page.wait_for_function(REDRAWN_JS, arg=[VOLATILITY, old, before], timeout=300_000)
+            page.evaluate(PAINTED_JS)
             times.append(time.perf_counter() - t0)
         page.close()
         return min(times)
@@ -203,7 +224,9 @@ def run() -> list[dict[str, Any]]:
     from playwright.sync_api import sync_playwright
 
     from quantdesk.dashboards.explorers import run_strategy
-    from quantdesk.data import MarketStore, samples
+    from quantdesk.dashboards.voila import SKIP_EXTENSIONS, skipped_extensions
+    from quantdesk.data import MarketStore
+    from quantdesk.data.sources import samples
 
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
@@ -224,6 +247,9 @@ def run() -> list[dict[str, Any]]:
 
         nb = new_notebook(cells=[new_markdown_cell("# Markdown only\nbaseline-text")])
         nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+        # Served the same way: the same lab extensions as the app's page.
+        skipped = skipped_extensions(APPS / "regime_explorer.ipynb")
+        nb.metadata["quantdesk"] = {SKIP_EXTENSIONS: skipped}
         nbformat.write(nb, baseline)
         text_js = "() => document.body.innerText.includes('baseline-text')"
 
@@ -232,9 +258,12 @@ def run() -> list[dict[str, Any]]:
                 executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
             )
             regime = APPS / "regime_explorer.ipynb"
-            hot = _paint(browser, regime, env, 1, CANVAS_DRAWN_JS)
+            hots, base_hots = [], []
+            for _ in range(PAINTS):
+                hots.append(_paint(browser, regime, env, 1, CANVAS_DRAWN_JS))
+                base_hots.append(_paint(browser, baseline, env, 1, text_js))
+            hot, base_hot = min(hots), min(base_hots)
             cold = _paint(browser, regime, env, 0, CANVAS_DRAWN_JS)
-            base_hot = _paint(browser, baseline, env, 1, text_js)
             base_cold = _paint(browser, baseline, env, 0, text_js)
             redraw = _slider(browser, env)
             browser.close()
@@ -255,12 +284,15 @@ def run() -> list[dict[str, Any]]:
 
     note = "one request per server start"
     return [
-        row("voila regime explorer: first paint, preheated", hot, base_hot, "s", "< 4 s",
-            f"peer: markdown-only notebook, preheated; {note}", met=hot < 4),
+        row("voila regime explorer: first paint, preheated", hot, base_hot, "s",
+            "< 4 s, within 1.5x of the peer",
+            f"peer: markdown-only notebook, preheated; best of {PAINTS} server starts each",
+            met=hot < 4 and hot <= 1.5 * base_hot),
         row("voila regime explorer: first paint, cold", cold, base_cold, "s", "-",
             f"peer: markdown-only notebook, cold; {note}"),
-        row("voila strategy explorer: slider to redraw (50 symbols)", redraw, compute, "s",
-            "< 1 s", "browser, best of 3; peer: run_strategy alone in-process", met=redraw < 1),
+        row("voila strategy explorer: slider to redrawn equity (50 symbols)", redraw, compute,
+            "s", "< 1 s", "browser, best of 3; peer: run_strategy alone in-process",
+            met=redraw < 1),
         row("published regime report HTML", page_size / 1e6, (page_size + static_size) / 1e6,
             "MB", "-", "peer: the page with BokehJS/Panel inlined (page + _static)"),
         row("reports/ after the demo batch", total / 1e6, static_size / 1e6, "MB", "-",

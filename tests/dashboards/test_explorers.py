@@ -79,19 +79,27 @@ def test_regime_explorer_follows_its_symbol_picker(sample_store: MarketStore) ->
     assert "IXIC" in tables.value
 
 
+def explorer_growth(close: pd.DataFrame, target_vol: float) -> pd.Series:
+    """Return the growth of 1 the strategy explorer shows for ``target_vol`` (its defaults)."""
+    equity = explorer_run(close, target_vol).equity
+    return equity / equity.iloc[0]
+
+
+def explorer_run(close: pd.DataFrame, target_vol: float):
+    """Return the backtest the strategy explorer runs at ``target_vol`` (other defaults)."""
+    return run_strategy(
+        close,
+        lookbacks=[21, 252],
+        target_vol=target_vol,
+        rebalance="weekly",
+        commission_bps=1.0,
+        slippage_bps=2.0,
+    )
+
+
 def test_run_strategy_scales_with_the_target_volatility(sample_store: MarketStore) -> None:
     close = sample_store.panel("close", symbols=["SPX", "IXIC"], start="2005-01-01")
-    vols = [
-        run_strategy(
-            close,
-            lookbacks=[21, 252],
-            target_vol=target,
-            rebalance="weekly",
-            commission_bps=1.0,
-            slippage_bps=2.0,
-        ).metrics()["Annual volatility"]
-        for target in (0.05, 0.10)
-    ]
+    vols = [explorer_run(close, target).metrics()["Annual volatility"] for target in (0.05, 0.10)]
     assert vols[1] > vols[0] * 1.5
 
 
@@ -112,3 +120,68 @@ def test_metrics_html_escapes_names() -> None:
     page = metrics_html(pd.Series({"<b>x</b>": 0.5, "Sharpe": np.nan}))
     assert "<b>x</b>" not in page and "&lt;b&gt;x&lt;/b&gt;" in page
     assert 'data-metric="Sharpe"' in page
+
+
+def _chart_events(chart_box) -> tuple[object, list]:
+    """Return the chart's jupyter_bokeh widget and the list its document's changes go to."""
+    widget = chart_box.children[0]
+    events: list = []
+    widget._document.on_change(events.append)
+    return widget, events
+
+
+def _sources(widget, column: str) -> list:
+    from bokeh.models import ColumnDataSource
+
+    return [
+        m for m in widget._document.models if isinstance(m, ColumnDataSource) and column in m.data
+    ]
+
+
+def test_strategy_explorer_patches_the_equity_in_place(sample_store: MarketStore) -> None:
+    from bokeh.document.events import ColumnDataChangedEvent, RootAddedEvent, RootRemovedEvent
+    from bokeh.models import Plot
+
+    close = sample_store.panel("close", symbols=["SPX", "IXIC"], start="2010-01-01")
+    app = strategy_explorer(close, target_vol=0.05)
+    controls, chart, _metrics = app.children
+    widget, events = _chart_events(chart)
+    bundle = widget.render_bundle
+    [source] = _sources(widget, "growth")
+
+    controls.children[1].value = 0.2
+
+    # The same document and data source, patched: nothing rebuilt or re-sent whole.
+    assert widget.render_bundle is bundle
+    assert not [e for e in events if isinstance(e, RootAddedEvent | RootRemovedEvent)]
+    assert any(isinstance(e, ColumnDataChangedEvent) and e.model is source for e in events)
+    growth = explorer_growth(close, 0.2).to_numpy()
+    np.testing.assert_allclose(np.asarray(source.data["growth"]), growth, rtol=1e-12)
+    # The y axis follows the new curve (three times the volatility: a wider range).
+    [y_range] = [
+        p.y_range
+        for p in widget._document.models
+        if isinstance(p, Plot) and p.title.text == "Equity (growth of 1)"
+    ]
+    assert y_range.start <= growth.min() and y_range.end >= growth.max()
+
+
+def test_regime_explorer_patches_the_price_in_place(sample_store: MarketStore) -> None:
+    from bokeh.document.events import RootAddedEvent, RootRemovedEvent
+    from bokeh.models import Plot
+
+    app = regime_explorer(sample_store, ["SPX", "IXIC"], start="2017-01-01")
+    symbol_pick, _model_pick, _status, chart, _tables = app.children
+    widget, events = _chart_events(chart)
+    [line] = [s for s in _sources(widget, "close") if "regime" not in s.data]
+
+    symbol_pick.value = "IXIC"
+
+    assert not [e for e in events if isinstance(e, RootAddedEvent | RootRemovedEvent)]
+    view = regime_view(sample_store, "IXIC", start="2017-01-01")
+    ixic = view.close.loc[view.regimes.index].to_numpy()
+    np.testing.assert_allclose(np.asarray(line.data["close"]), ixic)
+    titles = {m.text for m in widget._document.models if type(m).__name__ == "Title"}
+    assert "IXIC: price by regime" in titles
+    [y_range] = [p.y_range for p in widget._document.models if isinstance(p, Plot)]
+    assert y_range.start <= ixic.min() and y_range.end >= ixic.max()

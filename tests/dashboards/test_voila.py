@@ -194,3 +194,30 @@ def test_argv_serves_the_notebook_folder_with_preheated_kernels(tmp_path: Path) 
     assert f"--Voila.root_dir={tmp_path.resolve()}" in argv
     assert {"--preheat_kernel=True", "--pool_size=1", "--no-browser", "--port=9999"} <= set(argv)
     assert "--Voila.ip=127.0.0.1" in argv
+
+
+def test_argv_skips_the_lab_extensions_the_notebook_says_it_does_not_use(tmp_path: Path) -> None:
+    import nbformat
+
+    notebook = markdown_notebook(tmp_path / "hello.ipynb")
+    plain = voila_argv(notebook)
+    nb = nbformat.read(notebook, as_version=4)
+    nb.metadata["quantdesk"] = {"skip_lab_extensions": ["jupyterlab-plotly", "anywidget"]}
+    nbformat.write(nb, notebook)
+    [denied] = [a for a in voila_argv(notebook) if a.startswith("--VoilaConfiguration.ext")]
+    assert denied.endswith("['@pyviz/jupyterlab_pyviz', 'jupyterlab-plotly', 'anywidget']")
+    assert [a for a in plain if a.startswith("--VoilaConfiguration.ext")] == [
+        "--VoilaConfiguration.extension_denylist=['@pyviz/jupyterlab_pyviz']"
+    ]
+    nb.metadata["quantdesk"] = {"skip_lab_extensions": "jupyterlab-plotly"}
+    nbformat.write(nb, notebook)
+    with pytest.raises(ValueError, match=r"hello\.ipynb: metadata\.quantdesk\.skip_lab_extensions"):
+        voila_argv(notebook)
+
+
+def test_the_explorer_apps_skip_the_plotly_and_anywidget_extensions() -> None:
+    from quantdesk.dashboards.voila import skipped_extensions
+
+    apps = Path(__file__).resolve().parents[2] / "notebooks" / "dashboards"
+    for name in ("regime_explorer", "strategy_explorer"):
+        assert skipped_extensions(apps / f"{name}.ipynb") == ["jupyterlab-plotly", "anywidget"]

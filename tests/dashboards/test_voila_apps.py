@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from ..conftest import CANVAS_SIZES_JS, free_port, wait_for_http
+from .test_explorers import explorer_growth
 from .test_voila import start_voila, stop
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,6 +35,38 @@ TITLES_JS = """() => {
 }"""
 DRAWN_JS = "() => (" + CANVAS_SIZES_JS + ")().some(([w, h]) => w * h > 0)"
 VOLATILITY = 'tr[data-metric="Annual volatility"] td.value'
+# What the browser draws: every Bokeh document's sources that hold `column` (length,
+# first, last, min and max), and the y range of each plot titled `title`.
+SERIES_JS = """([column, title]) => {
+  const docs = (window.Bokeh && window.Bokeh.documents) || [];
+  const series = [], ranges = [];
+  for (const doc of docs) {
+    for (const m of doc.all_models) {
+      const name = m.constructor.__name__;
+      if (name === 'ColumnDataSource' && column in m.data && !('regime' in m.data)) {
+        const v = Array.from(m.data[column]);
+        series.push([v.length, v[0], v[v.length - 1], Math.min(...v), Math.max(...v)]);
+      }
+      if (m.title && m.title.text === title && m.y_range) {
+        ranges.push([m.y_range.start, m.y_range.end]);
+      }
+    }
+  }
+  return {documents: docs.length, series, ranges};
+}"""
+
+
+def _assert_draws(page, column: str, title: str, expected) -> None:
+    """Assert the page draws ``expected`` (a Series) in one document, inside its y axis."""
+    drawn = page.evaluate(SERIES_JS, [column, title])
+    # One document, patched in place: a redraw that built a new one would leave two.
+    assert drawn["documents"] == 1, drawn
+    [(length, first, last, low, high)] = drawn["series"]
+    assert length == len(expected)
+    assert (first, last) == pytest.approx((expected.iloc[0], expected.iloc[-1]), rel=1e-9)
+    [(start, end)] = drawn["ranges"]
+    assert start <= low <= high <= end, (drawn, expected.min(), expected.max())
+    assert (low, high) == pytest.approx((expected.min(), expected.max()), rel=1e-9)
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +93,12 @@ def app_env(project: Path) -> dict[str, str]:
     """The servers' environment: this one without any QUANTDESK_* store setting."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("QUANTDESK_")}
     return {**env, "QUANTDESK_REPORTS": str(project / "reports")}
+
+
+def _store(project: Path):
+    from quantdesk.data import MarketStore
+
+    return MarketStore(project / "data" / "quantdesk.duckdb")
 
 
 def _serve(name: str, env: dict[str, str], cwd: Path) -> Iterator[str]:
@@ -99,7 +138,9 @@ def _only_local(page, url: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_regime_explorer_draws_and_follows_the_symbol_picker(page, regime_app: str) -> None:
+def test_regime_explorer_draws_and_follows_the_symbol_picker(
+    page, regime_app: str, project: Path
+) -> None:
     refused = _only_local(page, regime_app)
     page.goto(regime_app, timeout=120_000)
     page.wait_for_function(DRAWN_JS, timeout=120_000)
@@ -118,12 +159,20 @@ def test_regime_explorer_draws_and_follows_the_symbol_picker(page, regime_app: s
     page.wait_for_function(DRAWN_JS, timeout=60_000)
     # the chart's title and the text beside it are separate outputs: wait for the text
     page.get_by_text("SPX on ").wait_for(state="visible", timeout=60_000)
+    # The price line now holds SPX's closes over its filtered regimes (from the
+    # notebook's start, after the features' warm-up), inside the axis.
+    from quantdesk.dashboards.explorers import regime_view
+
+    spx = regime_view(_store(project), "SPX", start="2010-01-01")
+    _assert_draws(page, "close", "SPX: price by regime", spx.close.loc[spx.regimes.index])
     assert not refused, refused
     assert not page.console_errors, page.console_errors
 
 
 @pytest.mark.slow
-def test_strategy_explorer_target_vol_changes_the_volatility(page, strategy_app: str) -> None:
+def test_strategy_explorer_target_vol_changes_the_volatility(
+    page, strategy_app: str, project: Path
+) -> None:
     refused = _only_local(page, strategy_app)
     page.goto(strategy_app, timeout=120_000)
     page.wait_for_function(DRAWN_JS, timeout=120_000)
@@ -150,6 +199,12 @@ def test_strategy_explorer_target_vol_changes_the_volatility(page, strategy_app:
     # caps on weights and gross exposure bind).
     assert after > before * 1.5, (before, after)
     page.wait_for_function(DRAWN_JS, timeout=60_000)
+    # The equity curve is the backtest at the new target, computed here on the closes
+    # the notebook reads (the kernel sends the chart's patch before the metrics).
+    from quantdesk.data.research import open_research
+
+    close = open_research(None, n_symbols=50, store=_store(project)).panel("close")
+    _assert_draws(page, "growth", "Equity (growth of 1)", explorer_growth(close, 0.30))
     assert not refused, refused
     assert not page.console_errors, page.console_errors
 

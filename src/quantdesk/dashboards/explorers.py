@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FIT_NOW",
     "FilteredRegimes",
+    "LiveChart",
     "load_bokeh",
     "metrics_html",
     "regime_explorer",
@@ -55,6 +56,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+_BOKEH_CDN = "https://cdn.bokeh.org/"
+
 FIT_NOW = "fit now"
 """The model choice that fits a fresh model on the symbol's bars."""
 
@@ -65,56 +68,110 @@ def served_by_voila() -> bool:
 
 
 def load_bokeh() -> Any:
-    """Return ``holoviews`` with its bokeh backend and Panel's notebook extension loaded.
+    """Return ``holoviews`` with its bokeh backend loaded, after sending BokehJS to the page.
 
-    BokehJS reaches the browser once, through ``panel.extension`` (HoloViews' own
-    ``hv.extension`` would emit a second loader).  Served by ``quantdesk voila``, every
-    output's CDN URLs are rewritten as it is sent to point at files the Voila server
-    serves itself (:attr:`~quantdesk.config.Settings.voila_static_dir`), so the app needs
-    no network and the browser caches BokehJS; elsewhere the CDN URLs stay and
-    publishing localises them.  Call it before ``import hvplot.pandas`` or anything else that draws.
+    The explorers' charts are plain Bokeh documents in ``jupyter_bokeh`` widgets
+    (:class:`LiveChart`), drawn on a canvas, so the page needs BokehJS alone
+    (``bokeh.min.js``), not Panel's or HoloViews' notebook extensions, which would add
+    BokehJS's widget, table and WebGL bundles and Panel's own (2.9 MB of JavaScript
+    instead of 1.3 MB).
+
+    Served by ``quantdesk voila``, the page loads BokehJS itself, from files the Voila
+    server serves (:attr:`~quantdesk.config.Settings.voila_static_dir`): the output is
+    :func:`~quantdesk.dashboards.voila.page_scripts`, so the browser fetches and runs
+    BokehJS while Voila's own code loads, before the chart widgets render (which need
+    it), and the app needs no network; every other output's CDN URLs are rewritten to
+    that folder too.  Elsewhere (JupyterLab, papermill) it displays Bokeh's notebook
+    loader with CDN URLs, which :mod:`quantdesk.dashboards.jupyter` points at the
+    Jupyter server and publishing localises.  Call it before anything draws.
     """
     import holoviews as hv
     import holoviews.plotting.bokeh
-    import panel as pn
+    from IPython.display import display
 
+    hv.Store.set_current_backend("bokeh")
+    # Canvas, not HoloViews' default WebGL: the charts draw a few thousand points, which
+    # a canvas draws in milliseconds, without bokeh-gl.min.js or a WebGL context (which
+    # a browser without a GPU emulates in software, slowly).
+    hv.renderer("bokeh").webgl = False
+    urls = _bokehjs_urls()
     current = settings()
     if current.in_voila and current.voila_static_dir is not None:
-        _rewrite_outputs(str(current.voila_static_dir), current.voila_base_url)
-    pn.extension()
-    hv.Store.set_current_backend("bokeh")
+        from quantdesk.dashboards.voila import page_scripts
+        from quantdesk.reports.offline import localise_assets
+
+        static_dir, prefix = str(current.voila_static_dir), _static_prefix(current.voila_base_url)
+        _rewrite_outputs(static_dir, prefix)
+        local = [localise_assets(url, static_dir, url_prefix=prefix) for url in urls]
+        display(page_scripts(local), raw=True)
+    else:
+        _send_loader(urls)
     return hv
 
 
-def _rewrite_outputs(static_dir: str, base_url: str) -> None:
+def _bokehjs_urls() -> list[str]:
+    from bokeh.resources import Resources
+
+    # js_files also lists the __javascript__ of every registered model class (Panel's
+    # es-module-shims, at a path only a Panel server serves): keep BokehJS's own file.
+    files = Resources(mode="cdn", components=["bokeh"]).js_files
+    return [url for url in files if url.startswith(_BOKEH_CDN)]
+
+
+def _send_loader(urls: list[str]) -> None:
+    # bokeh.io.output_notebook's loader for ``urls`` alone: output_notebook's would also
+    # load the extensions of every imported package with Bokeh models (Panel's, from
+    # unpkg.com), which the charts do not use.
+    from bokeh.core.templates import AUTOLOAD_NB_JS
+    from bokeh.embed.bundle import URL, Bundle
+    from bokeh.io.notebook import JS_MIME_TYPE, LOAD_MIME_TYPE, publish_display_data
+
+    bundle = Bundle(js_files=[URL(url) for url in urls])
+
+    def loader(register_mime: bool) -> str:
+        return str(
+            AUTOLOAD_NB_JS.render(
+                bundle=bundle, elementid=None, force=True, timeout=5000, register_mime=register_mime
+            )
+        )
+
+    publish_display_data({JS_MIME_TYPE: loader(True), LOAD_MIME_TYPE: loader(False)})
+
+
+def _static_prefix(base_url: str) -> str:
+    return f"{base_url.rstrip('/')}/voila/static"
+
+
+def _rewrite_outputs(static_dir: str, prefix: str) -> None:
     from IPython import get_ipython
 
     from quantdesk.dashboards.jupyter import rewrite_outputs
     from quantdesk.reports.offline import localise_assets
 
-    prefix = f"{base_url.rstrip('/')}/voila/static"
     rewrite_outputs(
         get_ipython(), lambda text: localise_assets(text, static_dir, url_prefix=prefix)
     )
 
 
-def _show(figure: Any) -> None:
-    # Through a Panel pane: load_bokeh loads Panel's notebook extension only, not
-    # HoloViews' display hooks (whose loader would send BokehJS a second time).
-    import panel as pn
-    from IPython.display import display
-
-    display(pn.panel(figure))
-
-
 def _figure_html(figure: Any) -> str:
-    """Return a self-contained HTML embed of ``figure`` (it needs BokehJS on the page)."""
-    import panel as pn
+    """Return a static HTML embed of ``figure`` that draws once BokehJS is on the page.
 
-    pane: Any = pn.panel(figure)
-    data = pane._repr_mimebundle_()
-    bundle = data[0] if isinstance(data, tuple) else data
-    return str(bundle.get("text/html", ""))
+    Bokeh's own embed script expects BokehJS loaded before it runs; in a published
+    notebook BokehJS arrives through the loader output, which adds its script tag
+    without holding the page back, so the embed waits for it (up to 30 s).
+    """
+    import holoviews as hv
+    from bokeh.embed import components
+
+    script, div = components(hv.renderer("bokeh").get_plot(figure).state, wrap_script=False)
+    wait = (
+        "(function embed(tries) {\n"
+        "  if (window.Bokeh !== undefined) {\n" + script + "\n  }\n"
+        "  else if (tries > 0) { setTimeout(function () { embed(tries - 1); }, 50); }\n"
+        '  else { console.warn("quantdesk: BokehJS did not load; a chart cannot draw"); }\n'
+        "})(600);"
+    )
+    return f'{div}\n<script type="text/javascript">\n{wait}\n</script>'
 
 
 def _with_snapshot(box: Any, snapshot: Callable[[], str]) -> Any:
@@ -123,8 +180,12 @@ def _with_snapshot(box: Any, snapshot: Callable[[], str]) -> Any:
     A frontend with a widget manager (JupyterLab, Voila) shows the live widget; a page
     published by :mod:`quantdesk.reports` has none, and its template shows the
     ``text/html`` snapshot instead, so an app notebook run by papermill still publishes
-    its charts and tables.
+    its charts and tables.  Under Voila the snapshot is left out: the page always has a
+    widget manager and is never saved, and the copy would only add a rendering to the
+    kernel's start and its bytes to every page.
     """
+    if served_by_voila():
+        return box  # a Voila page always has a widget manager, and nothing saves it
     widget_bundle = box._repr_mimebundle_
 
     def _repr_mimebundle_(**kwargs: Any) -> dict[str, Any]:
@@ -293,12 +354,10 @@ def regime_explorer(
         options=[FIT_NOW, *stored_models(symbols[0], models_url)], description="Model"
     )
     status = widgets.HTML()
-    chart = widgets.Output()
     tables = widgets.HTML()
-    shown: dict[str, Any] = {}
 
-    def draw() -> None:
-        view = regime_view(
+    def view_now() -> FilteredRegimes:
+        return regime_view(
             store,
             symbol_pick.value,
             model=model_pick.value,
@@ -307,12 +366,10 @@ def regime_explorer(
             end=end,
             n_init=n_init,
         )
+
+    def show_text(view: FilteredRegimes) -> None:
         now = view.current
         status.value = escape(f"{view.symbol} on {now.as_of:%Y-%m-%d}: {now.label} ({now.source})")
-        shown["figure"] = regime_figure(view)
-        with chart:
-            chart.clear_output(wait=True)
-            _show(shown["figure"])
         tables.value = "".join(
             [
                 element("h4", "Current regime probabilities"),
@@ -322,6 +379,13 @@ def regime_explorer(
             ]
         )
 
+    chart = LiveChart([regime_figure])
+
+    def draw() -> None:
+        view = view_now()
+        chart.update(view)
+        show_text(view)
+
     def on_symbol(*_: Any) -> None:
         choices = [FIT_NOW, *stored_models(symbol_pick.value, models_url)]
         if list(model_pick.options) != choices:
@@ -330,15 +394,14 @@ def regime_explorer(
                 return
         draw()
 
-    symbol_pick.observe(_guarded(on_symbol, chart), "value")
-    model_pick.observe(_guarded(draw, chart), "value")
-    _guarded(draw, chart)()
+    symbol_pick.observe(_guarded(on_symbol, chart.errors), "value")
+    model_pick.observe(_guarded(draw, chart.errors), "value")
+    _guarded(draw, chart.errors)()
 
     def snapshot() -> str:
-        figure = _figure_html(shown["figure"]) if "figure" in shown else ""
-        return "".join([element("p", Html(status.value)), figure, str(tables.value)])
+        return "".join([element("p", Html(status.value)), chart.snapshot(), str(tables.value)])
 
-    box = widgets.VBox([symbol_pick, model_pick, status, chart, tables])
+    box = widgets.VBox([symbol_pick, model_pick, status, chart.widget, tables])
     return _with_snapshot(box, snapshot)
 
 
@@ -370,13 +433,98 @@ def run_strategy(
     return result
 
 
-def strategy_figure(result: BacktestResult) -> Any:
-    """Return the equity curve above the drawdown, one column."""
+def _equity_panel(result: BacktestResult) -> Any:
     from quantdesk.backtest import figures
 
-    equity = figures.equity_figure(result.equity).opts(title="Equity (growth of 1)")
-    drawdown = figures.drawdown_figure(result.returns)
-    return (equity + drawdown).cols(1)
+    return figures.equity_figure(result.equity).opts(title="Equity (growth of 1)")
+
+
+def _drawdown_panel(result: BacktestResult) -> Any:
+    from quantdesk.backtest import figures
+
+    return figures.drawdown_figure(result.returns)
+
+
+def strategy_figure(result: BacktestResult) -> Any:
+    """Return the equity curve above the drawdown, one column."""
+    return _column([_equity_panel(result), _drawdown_panel(result)])
+
+
+def _column(figures: list[Any]) -> Any:
+    import holoviews as hv
+
+    return hv.Layout(figures).cols(1) if len(figures) > 1 else figures[0]
+
+
+class LiveChart:
+    """A HoloViews chart inside a widget that redraws in place when given new data.
+
+    The first :meth:`update` draws the chart: each of ``panels`` (a function of the
+    data returning a HoloViews element or overlay) becomes a ``DynamicMap`` fed by one
+    ``Pipe`` stream, shown in a ``jupyter_bokeh`` widget.  Later updates send the data
+    through the pipe: HoloViews refreshes the figure's data sources and axis ranges, and
+    the widget sends the browser only those changes, so BokehJS redraws the canvases it
+    already has instead of building a new document.
+
+    ``widget`` is an ``ipywidgets.VBox``: the chart once drawn, then ``errors``, an
+    ``Output`` where a failed update says why (the chart keeps its last data).
+    """
+
+    def __init__(self, panels: Sequence[Callable[[Any], Any]]) -> None:
+        import ipywidgets as widgets
+
+        self.panels = list(panels)
+        self.figure: Any = None
+        self.errors = widgets.Output()
+        self.widget = widgets.VBox([self.errors])
+        self._plot: Any = None
+        self._pipe: Any = None
+        self._data: Any = None
+
+    def update(self, data: Any) -> None:
+        """Redraw the chart for ``data`` (the first call draws it)."""
+        if self._pipe is None:
+            self._draw(data)
+        else:
+            self._pipe.send(data)
+        self._data = data
+        self.errors.clear_output()
+
+    def _draw(self, data: Any) -> None:
+        import holoviews as hv
+        from bokeh.document import Document
+        from jupyter_bokeh.widgets import BokehModel
+
+        pipe = hv.streams.Pipe(data=data)
+
+        def framewise(figure: Any) -> Any:
+            # On every element (an overlay's own option does not reach its curves): the
+            # axes follow each update's data, not the first one's.
+            return figure.map(lambda element: element.opts(framewise=True), hv.Element)
+
+        def live(panel: Callable[[Any], Any]) -> Any:
+            return hv.DynamicMap(lambda data: framewise(panel(data)), streams=[pipe])
+
+        figure = _column([live(panel) for panel in self.panels])
+        # A plain Bokeh document of its own (no Panel layout around it; HoloViews would
+        # otherwise attach the plot to curdoc(), which every chart of the kernel shares):
+        # the plot subscribes to the pipe and changes the document's models, which the
+        # widget forwards.
+        renderer = hv.renderer("bokeh")
+        plot = renderer.get_plot(figure)
+        plot.document = Document(theme=renderer.theme) if renderer.theme else Document()
+        plot.document.add_root(plot.state)
+        chart = BokehModel(plot.state, combine_events=True)
+        self.figure, self._plot, self._pipe = figure, plot, pipe
+        self.widget.children = [chart, self.errors]
+
+    def snapshot(self) -> str:
+        """Return a static HTML embed of the chart as drawn now ("" before it is drawn)."""
+        if self._pipe is None:
+            return ""
+        # Built afresh, not from the live figure: a Bokeh model in its options (a tick
+        # formatter) can belong to one document only, the widget's.
+        return _figure_html(_column([panel(self._data) for panel in self.panels]))
 
 
 def metrics_html(metrics: pd.Series) -> Html:
@@ -458,9 +606,8 @@ def strategy_explorer(
         layout=layout,
         style=style,
     )
-    chart = widgets.Output()
     metrics = widgets.HTML()
-    shown: dict[str, Any] = {}
+    chart = LiveChart([_equity_panel, _drawdown_panel])
 
     def draw() -> None:
         low, high = lookback_pick.value
@@ -472,20 +619,17 @@ def strategy_explorer(
             commission_bps=float(commission_pick.value),
             slippage_bps=float(slippage_pick.value),
         )
-        shown["figure"] = strategy_figure(result)
-        with chart:
-            chart.clear_output(wait=True)
-            _show(shown["figure"])
+        chart.update(result)
         metrics.value = metrics_html(result.metrics())
 
     controls = [lookback_pick, vol_pick, rebalance_pick, commission_pick, slippage_pick]
-    callback = _guarded(draw, chart)
+    callback = _guarded(draw, chart.errors)
     for control in controls:
         control.observe(callback, "value")
     callback()
 
     def snapshot() -> str:
-        figure = _figure_html(shown["figure"]) if "figure" in shown else ""
-        return figure + str(metrics.value)
+        return chart.snapshot() + str(metrics.value)
 
-    return _with_snapshot(widgets.VBox([widgets.VBox(controls), chart, metrics]), snapshot)
+    box = widgets.VBox([widgets.VBox(controls), chart.widget, metrics])
+    return _with_snapshot(box, snapshot)

@@ -13,15 +13,24 @@ What :func:`voila_argv` asks Voila 0.5 for, and why:
   tree, no other notebooks), and ``/voila/files/`` serves images under that folder
   alone; notebooks and ``.py`` files are refused (Voila's deny list).
 * ``--no-browser``: a server started from a terminal on a research box has no browser.
+* ``--VoilaConfiguration.extension_denylist``: the lab extensions that cannot load in
+  Voila's JupyterLab core, and those the notebook's metadata says its page does not use
+  (``"quantdesk": {"skip_lab_extensions": [...]}``).  Voila loads every installed lab
+  extension into every page before it shows a cell; vectorbt's dependencies install
+  plotly's (a 4.8 MB renderer) and anywidget's, which an app that draws with Bokeh
+  only pays for at every visit.  Other notebooks keep them all.
 * ``--template=quantdesk``: Voila's lab page without its Font Awesome stylesheets from
   a CDN (shipped in ``jupyter_data/``, copied into a temporary Jupyter data folder put
   first on ``JUPYTER_PATH``), and the ``@pyviz/jupyterlab_pyviz`` lab extension left
   out (built for a newer JupyterLab than Voila's, it fails to load and logs an error;
   HoloViews output renders without it).  The template's ``static/`` folder, served at
-  ``/voila/static/``, receives BokehJS and Panel's files from the kernels
-  (:func:`quantdesk.dashboards.explorers.load_bokeh` rewrites the CDN URLs of every
-  output to it), so an app needs no network and the browser caches BokehJS instead
-  of parsing 3 MB of inline script on every visit.
+  ``/voila/static/``, receives BokehJS from the kernels
+  (:func:`quantdesk.dashboards.explorers.load_bokeh` copies it there, and rewrites the
+  CDN URLs of every other output to it), so an app needs no network and the browser
+  caches BokehJS instead of parsing megabytes of inline script on every visit.  An
+  output of :func:`page_scripts` becomes ``<script defer>`` tags of the page itself:
+  the browser loads BokehJS alongside Voila's own code, not after it, and before any
+  chart widget needs it.
 
 Examples
 --------
@@ -33,6 +42,7 @@ Examples
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -45,10 +55,14 @@ __all__ = [
     "DEFAULT_POOL_SIZE",
     "DEFAULT_PORT",
     "JUPYTER_DATA",
+    "PAGE_SCRIPTS_MIME",
+    "SKIP_EXTENSIONS",
     "TEMPLATE",
     "TOKEN_ENV",
+    "page_scripts",
     "prepare_jupyter_data",
     "serve_voila",
+    "skipped_extensions",
     "voila_argv",
 ]
 
@@ -61,6 +75,10 @@ TOKEN_ENV = "QUANTDESK_VOILA_TOKEN"
 JUPYTER_DATA = Path(__file__).resolve().parent / "jupyter_data"
 """A Jupyter data folder holding quantdesk's Voila template."""
 TEMPLATE = "quantdesk"
+SKIP_EXTENSIONS = "skip_lab_extensions"
+"""The notebook metadata field (under ``quantdesk``) naming lab extensions its page skips."""
+PAGE_SCRIPTS_MIME = "application/vnd.quantdesk.page-scripts+json"
+"""The output type quantdesk's template turns into the page's own ``<script defer>`` tags."""
 # Lab extensions that cannot load in Voila 0.5.13's JupyterLab 4.2 core.
 _DENIED_EXTENSIONS = ["@pyviz/jupyterlab_pyviz"]
 
@@ -77,6 +95,49 @@ def prepare_jupyter_data(folder: str | Path) -> Path:
     static = target / "static"
     static.mkdir(exist_ok=True)
     return static
+
+
+def page_scripts(urls: list[str]) -> dict[str, dict[str, list[str]]]:
+    """Return an output that has the page served by ``quantdesk voila`` load ``urls`` itself.
+
+    Displayed by a kernel, it becomes ``<script defer src=...>`` tags in the page
+    quantdesk's template writes, in order: the browser fetches them with the page and
+    runs them before the page's ``DOMContentLoaded``, while Voila's own code is still
+    loading, so a library the widgets need (BokehJS for ``jupyter_bokeh``) is there
+    before any widget renders, and its loading overlaps Voila's.  A frontend that
+    renders outputs itself (JupyterLab, Voila's other templates) has no renderer for
+    the type and shows nothing.
+
+    Examples
+    --------
+    >>> page_scripts(["/voila/static/a.js"])
+    {'application/vnd.quantdesk.page-scripts+json': {'scripts': ['/voila/static/a.js']}}
+    """
+    return {PAGE_SCRIPTS_MIME: {"scripts": list(urls)}}
+
+
+def skipped_extensions(notebook: str | Path) -> list[str]:
+    """Return the lab extensions ``notebook``'s metadata says its page does not use.
+
+    They are listed under ``metadata.quantdesk.skip_lab_extensions`` (none if absent).
+
+    Raises
+    ------
+    ValueError
+        The field is there but not a list of extension names.
+    """
+    path = Path(notebook)
+    try:
+        metadata = json.loads(path.read_text(encoding="utf-8")).get("metadata", {})
+    except (OSError, ValueError):
+        return []  # Voila reports an unreadable notebook itself
+    names = metadata.get("quantdesk", {}).get(SKIP_EXTENSIONS, [])
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ValueError(
+            f"{path}: metadata.quantdesk.{SKIP_EXTENSIONS} must be a list of lab extension "
+            f"names, not {names!r}"
+        )
+    return names
 
 
 def voila_argv(
@@ -110,6 +171,7 @@ def voila_argv(
     path = Path(notebook).expanduser().resolve()
     if not path.is_file() or path.suffix != ".ipynb":
         raise FileNotFoundError(f"no notebook at {str(notebook)!r}")
+    denied = [*_DENIED_EXTENSIONS, *skipped_extensions(path)]
     return [
         str(path),
         "--no-browser",
@@ -120,7 +182,7 @@ def voila_argv(
         f"--pool_size={int(pool_size) if preheat else 0}",
         "--show_tracebacks=False",
         f"--template={TEMPLATE}",
-        f"--VoilaConfiguration.extension_denylist={_DENIED_EXTENSIONS!r}",
+        f"--VoilaConfiguration.extension_denylist={denied!r}",
     ]
 
 
