@@ -329,7 +329,7 @@ class SnapshotReader:
         if self._con is None:
             import duckdb
 
-            con = duckdb.connect()
+            con = duckdb.connect(":memory:")
             con.execute("SET TimeZone = 'UTC'")
             self._con = con
             for table in ("symbols", "bar_series"):

@@ -60,7 +60,7 @@ from quantdesk.data.store.export import (
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from quantdesk.data.store.market import MarketStore
+    from quantdesk.data.store.file import StoreFile
 
 __all__ = ["ROW_GROUP_ROWS", "SnapshotVersion", "TableAccount", "write_snapshot"]
 
@@ -139,7 +139,7 @@ class _Staged:
 
 
 def write_snapshot(
-    store: MarketStore,
+    store: StoreFile,
     url: str | os.PathLike[str],
     tables: str | Sequence[str] = ("bars",),
     *,
@@ -212,7 +212,7 @@ def _staging_folder(location: SnapshotLocation) -> Path:
 
 
 def _read_store(
-    store: MarketStore,
+    store: StoreFile,
     names: list[str],
     previous: dict[str, Any] | None,
     method: str,

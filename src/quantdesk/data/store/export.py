@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     import duckdb
     import pyarrow as pa
 
-    from quantdesk.data.store.market import MarketStore
+    from quantdesk.data.store.file import StoreFile
 
 __all__ = [
     "BUCKETS",
@@ -211,12 +211,12 @@ class TableExport:
             return _layout(self.con, spec)
         import duckdb
 
-        from quantdesk.data.store.news import NewsStore
+        from quantdesk.data.store.news_ddl import NEWS_DDL
         from quantdesk.data.store.schema import create_schema
 
-        scratch = duckdb.connect()
+        scratch = duckdb.connect(":memory:")
         try:
-            create_schema(scratch, NewsStore.DDL)
+            create_schema(scratch, NEWS_DDL)
             _register_keys(scratch, set())
             return _layout(scratch, spec)
         finally:
@@ -284,7 +284,7 @@ class TableExport:
 
 
 @contextlib.contextmanager
-def export_tables(store: MarketStore) -> Iterator[TableExport]:
+def export_tables(store: StoreFile) -> Iterator[TableExport]:
     """Yield a :class:`TableExport` on one read transaction of ``store``'s file.
 
     Every table is read from the same state of the store; other processes' writes wait

@@ -31,6 +31,7 @@ from quantdesk.data.schemas import NEWS_COLUMNS
 from quantdesk.data.store.file import fetch_frame
 from quantdesk.data.store.ingest_log import IngestReport
 from quantdesk.data.store.market import MarketStore
+from quantdesk.data.store.news_ddl import NEWS_DDL as _NEWS_DDL
 from quantdesk.data.store.tables import StoreTables
 from quantdesk.data.timestamps import utc_ns_column
 from quantdesk.data.validation import ValidationResult
@@ -51,31 +52,6 @@ if TYPE_CHECKING:
 
 #: The columns every sentiment scorer returns, one row per text.
 SCORE_COLUMNS: tuple[str, ...] = ("positive", "negative", "neutral", "score")
-
-_NEWS_DDL = """
-CREATE TABLE IF NOT EXISTS news (
-    content_hash VARCHAR PRIMARY KEY,
-    id VARCHAR NOT NULL,
-    ts TIMESTAMPTZ NOT NULL,
-    source VARCHAR NOT NULL,
-    headline VARCHAR NOT NULL,
-    body VARCHAR,
-    symbols VARCHAR[] NOT NULL,
-    ingest_id BIGINT
-);
-CREATE TABLE IF NOT EXISTS news_scores (
-    content_hash VARCHAR NOT NULL,
-    model_id VARCHAR NOT NULL,
-    model_revision VARCHAR NOT NULL,
-    quantization VARCHAR NOT NULL,
-    positive DOUBLE NOT NULL,
-    negative DOUBLE NOT NULL,
-    neutral DOUBLE NOT NULL,
-    score DOUBLE NOT NULL,
-    scored_at TIMESTAMPTZ NOT NULL,
-    PRIMARY KEY (content_hash, model_id, model_revision, quantization)
-);
-"""
 
 
 @dataclass(frozen=True)
